@@ -1,0 +1,22 @@
+//! mcpod: build, inspect and launch isolated MCP-server containers for an agent.
+//!
+//! The pipeline flows one way; a module uses only the modules listed below it:
+//!
+//! - [`server`]: the MCP stdio server (rmcp), translating requests into library calls
+//! - [`image`]: build_image (cache probe, buildah build, label stamping) and inspect
+//! - [`labels`]: the `io.mcpod.*` label schema (and outrig's `org.outrig.mcp`)
+//! - [`cache`]: the content-addressed cache key and the build-context walk
+//! - [`engine`]: the only code that spawns podman, buildah and skopeo
+//! - [`error`]: the one error type
+
+pub mod cache;
+pub mod doctor;
+pub mod engine;
+pub mod error;
+pub mod image;
+pub mod labels;
+pub mod schema;
+pub mod server;
+pub mod workspace;
+
+pub use error::{Error, Result};
