@@ -1,1 +1,161 @@
-//! (in progress)
+//! `mcpod doctor`: can this host build and run what mcpod needs, and if not,
+//! what fixes it.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::engine::process::Invocation;
+use crate::engine::{buildah, podman, skopeo};
+
+/// The image the run probes use: busybox-static in a scratch image, built locally.
+pub const PROBE_IMAGE: &str = "localhost/mcpod-probe:1";
+const BUSYBOX: &str = "/bin/busybox";
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do when the check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &str, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+const SETUP: &str = "run scripts/setup";
+
+pub async fn run() -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (name, version) in [
+        ("podman", podman::version().await),
+        ("buildah", buildah::version().await),
+        ("skopeo", skopeo::version().await),
+    ] {
+        checks.push(match version {
+            Ok(v) => Check::pass(name, v),
+            Err(e) => Check::fail(name, e.to_string(), SETUP),
+        });
+    }
+    if !checks[0].ok {
+        return checks;
+    }
+    match podman::host_info().await {
+        Ok(info) => checks.push(Check::pass(
+            "runtime",
+            format!(
+                "{} (cgroups {}, {})",
+                info.runtime,
+                info.cgroups,
+                if info.rootless { "rootless" } else { "rootful" }
+            ),
+        )),
+        Err(e) => checks.push(Check::fail("runtime", e.to_string(), SETUP)),
+    }
+    for program in ["catatonit", "runc"] {
+        checks.push(match which(program) {
+            Some(path) => Check::pass(program, path),
+            None => Check::fail(program, "not found", SETUP),
+        });
+    }
+    if let Err(e) = ensure_probe_image().await {
+        checks.push(Check::fail(
+            "probe image",
+            e,
+            format!("install busybox-static ({SETUP}), then retry"),
+        ));
+        return checks;
+    }
+    checks.push(
+        match podman::run_probe(&[], PROBE_IMAGE, &[BUSYBOX, "true"]).await {
+            Ok((status, _)) if status.success() => Check::pass("container start", "a container ran"),
+            Ok((_, out)) => Check::fail(
+                "container start",
+                out.stderr_tail,
+                "run scripts/setup: it detects crun on hybrid cgroups and ulimits above the hard limit, and writes the containers.conf override that fixes them",
+            ),
+            Err(e) => Check::fail("container start", e.to_string(), SETUP),
+        },
+    );
+    checks.push(
+        match podman::run_probe(&["--userns=auto"], PROBE_IMAGE, &[BUSYBOX, "cat", "/proc/self/uid_map"]).await {
+            Ok((status, out)) if status.success() && maps_root_away(&out.stdout) => Check::pass(
+                "userns=auto",
+                format!("container root is host uid {}", out.stdout.split_whitespace().nth(1).unwrap_or("?")),
+            ),
+            Ok((_, out)) => Check::fail(
+                "userns=auto",
+                format!("not available: {}", out.stderr_tail),
+                "add subordinate IDs for the `containers` user to /etc/subuid and /etc/subgid (scripts/setup does); sessions fall back to a non-root --user",
+            ),
+            Err(e) => Check::fail("userns=auto", e.to_string(), SETUP),
+        },
+    );
+    checks
+}
+
+/// True when a `/proc/self/uid_map` maps container uid 0 to a host uid other than 0.
+fn maps_root_away(uid_map: &str) -> bool {
+    let mut fields = uid_map.split_whitespace();
+    fields.next() == Some("0") && fields.next().is_some_and(|host| host != "0")
+}
+
+fn which(program: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}
+
+/// Build the probe image from the host's busybox-static if it is not there.
+pub async fn ensure_probe_image() -> Result<(), String> {
+    if buildah::inspect_image(PROBE_IMAGE)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    if !std::path::Path::new(BUSYBOX).is_file() {
+        return Err(format!("{BUSYBOX} is missing"));
+    }
+    let quick = Duration::from_secs(60);
+    let name = format!("mcpod-probe-{}", crate::engine::nonce());
+    let steps: [Vec<&str>; 3] = [
+        vec!["from", "--quiet", "--name", &name, "scratch"],
+        vec!["copy", &name, BUSYBOX, BUSYBOX],
+        vec!["commit", "--rm", "--quiet", &name, PROBE_IMAGE],
+    ];
+    for step in steps {
+        if let Err(e) = Invocation::new("buildah")
+            .args(step)
+            .timeout(quick)
+            .run()
+            .await
+        {
+            buildah::remove_container(&name).await;
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
+}

@@ -8,11 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An external program (podman, buildah, skopeo) is not installed.
-    #[error("`{program}` was not found on PATH. Fix: run scripts/setup, or `apt-get install {package}`")]
-    ToolMissing {
-        program: String,
-        package: String,
-    },
+    #[error(
+        "`{program}` was not found on PATH. Fix: run scripts/setup, or `apt-get install {package}`"
+    )]
+    ToolMissing { program: String, package: String },
 
     /// An external program ran and failed.
     #[error("`{command}` failed ({status}): {stderr_tail}{hint}")]
@@ -25,7 +24,9 @@ pub enum Error {
     },
 
     /// An external program ran past its deadline and was stopped.
-    #[error("`{command}` did not finish within {secs} s and was stopped. Fix: retry, or raise the timeout")]
+    #[error(
+        "`{command}` did not finish within {secs} s and was stopped. Fix: retry, or raise the timeout"
+    )]
     Timeout { command: String, secs: u64 },
 
     /// The caller cancelled the operation; everything it started was cleaned up.
@@ -42,7 +43,9 @@ pub enum Error {
     },
 
     /// A path the caller gave resolves outside the workspace root.
-    #[error("path `{input}` resolves outside the workspace root `{root}`. Fix: pass a path inside the root, or start mcpod with --root covering it")]
+    #[error(
+        "path `{input}` resolves outside the workspace root `{root}`. Fix: pass a path inside the root, or start mcpod with --root covering it"
+    )]
     PathOutsideRoot { input: String, root: PathBuf },
 
     /// Invalid input from the caller (a tool argument or a CLI flag).
@@ -55,7 +58,9 @@ pub enum Error {
     },
 
     /// A `${VAR}` build-arg value names a host variable that is not set.
-    #[error("build arg `{arg}` of image `{image}` refers to host variable `{var}`, which is not set. Fix: export {var}, or pass the value literally")]
+    #[error(
+        "build arg `{arg}` of image `{image}` refers to host variable `{var}`, which is not set. Fix: export {var}, or pass the value literally"
+    )]
     MissingBuildArgVar {
         image: String,
         arg: String,

@@ -1,1 +1,284 @@
-fn main() {}
+//! The mcpod command line: `mcpod serve` (the default) speaks MCP over stdio;
+//! the other subcommands mirror the MCP tools for humans and scripts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use mcpod::labels::Servers;
+use mcpod::server::tools::{BuildImageInput, InspectLabelsInput};
+use mcpod::workspace::Workspace;
+use mcpod::{doctor, image, schema, server};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "mcpod",
+    version,
+    about = "Build, inspect and launch isolated MCP-server containers for an agent"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Speak MCP over stdio (the default with no subcommand).
+    Serve(ServeArgs),
+    /// Build an image behind the content-addressed cache (the build_image tool).
+    Build(BuildArgs),
+    /// Read an image's labels and the MCP servers they declare (the inspect_labels tool).
+    Inspect(InspectArgs),
+    /// Check podman, buildah and skopeo on this host, and say how to fix what is wrong.
+    Doctor(JsonFlag),
+    /// Print the JSON Schemas of the labels and tools, or write them into a directory.
+    Schema(SchemaArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// The workspace root: paths from the agent resolve inside it.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Image name without a tag.
+    #[arg(long)]
+    name: String,
+    /// Build context, relative to --root.
+    #[arg(long, default_value = ".")]
+    context: String,
+    /// Containerfile, relative to --root (default: Containerfile or Dockerfile in the context).
+    #[arg(long, short = 'f')]
+    containerfile: Option<String>,
+    /// A build arg, KEY=VALUE (VALUE may use ${NAME} from the environment). Repeatable.
+    #[arg(long = "build-arg", value_parser = parse_key_value)]
+    build_args: Vec<(String, String)>,
+    /// MCP servers to declare, as JSON: {"name": ["argv", ...]} or {"name": {"command": [...], ...}}.
+    #[arg(long)]
+    servers: Option<String>,
+    /// Build even when the cache has the image.
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A local reference, or docker://REF for a registry.
+    reference: String,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Args, Default)]
+struct JsonFlag {
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SchemaArgs {
+    /// Write the schema files into this directory (e.g. schemas/).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "schemas")]
+    write: Option<PathBuf>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    init_logging(serving);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpod: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::default()))));
+    // Do not wait for a blocking stdin read that can never finish.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mcpod: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPOD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => {
+            let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
+            tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
+            server::serve_stdio(workspace)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Build(args) => build(args).await,
+        Command::Inspect(args) => {
+            let input = InspectLabelsInput {
+                reference: args.reference,
+            };
+            let inspected = image::inspect_labels(&input.reference)
+                .await
+                .map_err(|e| e.to_string())?;
+            print(&inspected, args.out.json, || {
+                let mut text = format!(
+                    "{} ({}, {})\n",
+                    inspected.reference, inspected.source, inspected.id
+                );
+                text.push_str(&servers_text(
+                    &inspected.servers,
+                    inspected.servers_source.as_deref(),
+                ));
+                text.push_str(&warnings_text(&inspected.warnings));
+                text
+            })
+        }
+        Command::Doctor(out) => {
+            let checks = doctor::run().await;
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            print(&checks, out.json, || {
+                checks
+                    .iter()
+                    .map(|c| {
+                        let mark = if c.ok { "ok  " } else { "FAIL" };
+                        let fix = c
+                            .fix
+                            .as_deref()
+                            .map(|f| format!("\n       fix: {f}"))
+                            .unwrap_or_default();
+                        format!("{mark} {:<16} {}{fix}\n", c.name, c.detail)
+                    })
+                    .collect()
+            })?;
+            if failed > 0 {
+                return Err(format!("{failed} check(s) failed"));
+            }
+            Ok(())
+        }
+        Command::Schema(args) => match args.write {
+            Some(dir) => {
+                let written = schema::write(&dir).map_err(|e| e.to_string())?;
+                eprintln!("wrote {} schema files to {}", written.len(), dir.display());
+                Ok(())
+            }
+            None => {
+                let all: BTreeMap<String, serde_json::Value> = schema::all().into_iter().collect();
+                print(&all, true, String::new)
+            }
+        },
+    }
+}
+
+async fn build(args: BuildArgs) -> Result<(), String> {
+    let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
+    let servers: Servers = match &args.servers {
+        Some(json) => serde_json::from_str(json).map_err(|e| {
+            format!("invalid --servers `{json}`: {e}. Fix: pass a JSON object such as '{{\"hello\": [\"/bin/hello\"]}}'")
+        })?,
+        None => Servers::new(),
+    };
+    let input = BuildImageInput {
+        name: args.name,
+        context: args.context,
+        containerfile: args.containerfile,
+        build_args: args.build_args.into_iter().collect(),
+        servers,
+        no_cache: args.no_cache,
+    };
+    let spec = input.into_spec(&workspace).map_err(|e| e.to_string())?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let quiet = args.out.json;
+    let progress: image::Progress = Arc::new(move |line: String| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    });
+    let built = image::build_image(spec, progress, cancel)
+        .await
+        .map_err(|e| e.to_string())?;
+    print(&built, args.out.json, || {
+        let what = if built.cache_hit {
+            "cache hit"
+        } else {
+            "built"
+        };
+        let mut text = format!("{what}: {} in {} ms\n", built.tag, built.duration_ms);
+        text.push_str(&servers_text(
+            &built.servers,
+            built.servers_source.as_deref(),
+        ));
+        text.push_str(&warnings_text(&built.warnings));
+        text
+    })
+}
+
+fn servers_text(servers: &Servers, source: Option<&str>) -> String {
+    if servers.is_empty() {
+        return "declares no MCP servers\n".into();
+    }
+    let mut text = format!("MCP servers ({}):\n", source.unwrap_or("labels"));
+    for (name, spec) in servers {
+        text.push_str(&format!("  {name}: {}\n", spec.command.join(" ")));
+    }
+    text
+}
+
+fn warnings_text(warnings: &[String]) -> String {
+    warnings.iter().map(|w| format!("warning: {w}\n")).collect()
+}
+
+fn print<T: Serialize>(
+    value: &T,
+    json: bool,
+    human: impl FnOnce() -> String,
+) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", human());
+    }
+    Ok(())
+}

@@ -1,9 +1,44 @@
-//! STUB: replaced by the cache work. Interface only.
+//! The build-context digest: walk the context as buildah would send it (ignore
+//! rules applied), hash every file in parallel, and fold the entries, sorted by
+//! path, into one blake3 digest.
+//!
+//! What goes in, per entry, each field framed so the stream decodes one way:
+//!
+//! - a directory (empty or not, unless excluded): `d`, path;
+//! - a symlink (never followed): `l`, path, target text;
+//! - a regular file: `f`, path, its three executable bits (`mode & 0o111`),
+//!   size, blake3 of the content.
+//!
+//! Paths are relative to the root with `/` separators, as raw bytes. Sockets,
+//! fifos and devices are skipped; mtime, ownership, the other permission bits
+//! and the order the file system lists entries in do not count. The ignore file
+//! itself is part of the context unless it excludes itself, as with buildah.
+//!
+//! With a stat cache, a file whose (size, mtime, ctime, inode, mode) is
+//! unchanged since the last run is not read; see [`super::statcache`] for the
+//! racy-clean rule. If the cache file lies inside the context it is left out of
+//! the walk, since it changes whenever it is written.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::Result;
+use super::ignore::{IgnoreRules, ParentMatches};
+use super::statcache::{self, FileStat, Lookup, StatCache};
+use crate::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Ignore files looked for in the context root, in order; the first one found applies.
+pub const IGNORE_FILES: [&str; 2] = [".containerignore", ".dockerignore"];
+
+const DOMAIN: &[u8] = b"mcpod-context-v1";
+/// Read buffer per hashing thread.
+const READ_BUF: usize = 256 * 1024;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContextDigest {
     pub digest: [u8; 32],
     /// Regular files hashed (after ignore rules).
@@ -12,11 +47,544 @@ pub struct ContextDigest {
     pub bytes: u64,
     /// The ignore file that applied, if any.
     pub ignore_file: Option<PathBuf>,
+    /// Files whose digest came from the stat cache (not read this time).
+    pub cached_files: u64,
+    /// Bytes actually read this time.
+    pub read_bytes: u64,
+}
+
+impl ContextDigest {
+    /// The digest as 64 hex digits.
+    pub fn hex(&self) -> String {
+        blake3::Hash::from_bytes(self.digest).to_hex().to_string()
+    }
 }
 
 /// Hash the build context at `root` as buildah would send it.
 /// `stat_cache`: where to keep the persistent (path,size,mtime,inode)→digest cache, if any.
 pub fn hash_context(root: &Path, stat_cache: Option<&Path>) -> Result<ContextDigest> {
-    let _ = (root, stat_cache);
-    Ok(ContextDigest { digest: [0; 32], files: 0, bytes: 0, ignore_file: None })
+    let scanned_ns = now_ns();
+    check_root(root)?;
+    let (rules, ignore_file) = load_ignore(root)?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 16);
+
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let root_id = canonical.as_os_str().as_bytes();
+    let skip = stat_cache.and_then(|p| relative_inside(&canonical, p));
+
+    let mut entries = walk(root, &rules, skip.as_deref(), threads)?;
+    entries.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+
+    // Take what the stat cache can vouch for; the rest is read.
+    let cache = stat_cache
+        .map(|p| StatCache::load(p, root_id))
+        .unwrap_or_default();
+    let mut rewrite = stat_cache.is_some() && !cache.is_valid();
+    let mut jobs = Vec::new();
+    let mut racy = Vec::new();
+    let mut known = 0usize;
+    let mut cached_files = 0u64;
+    for (idx, entry) in entries.iter_mut().enumerate() {
+        let Kind::File { stat, digest } = &mut entry.kind else {
+            continue;
+        };
+        match cache.lookup(&entry.rel, stat) {
+            Lookup::Hit(d) => {
+                *digest = Some(d);
+                known += 1;
+                cached_files += 1;
+            }
+            Lookup::Racy(d) => {
+                known += 1;
+                racy.push((idx, d));
+                jobs.push(idx);
+            }
+            Lookup::Miss => {
+                rewrite = true;
+                jobs.push(idx);
+            }
+        }
+    }
+    // Entries for files that are gone: drop them from the cache file.
+    rewrite |= known != cache.len();
+
+    // Biggest first, so that no thread is left with a large file at the end.
+    jobs.sort_unstable_by_key(|&i| std::cmp::Reverse(entries[i].size()));
+    let hashed = hash_files(root, &entries, &jobs, threads)?;
+    let mut read_bytes = 0;
+    for (idx, digest, n) in hashed {
+        if let Kind::File { digest: slot, .. } = &mut entries[idx].kind {
+            *slot = Some(digest);
+        }
+        read_bytes += n;
+    }
+    // A racy entry whose content is unchanged: rewriting the cache (with a newer
+    // scan time) lets the next run trust it, once the file is old enough.
+    for (idx, old) in racy {
+        if let Kind::File { stat, digest } = &entries[idx].kind {
+            rewrite |= *digest != Some(old) || stat.settled_before(scanned_ns);
+        }
+    }
+
+    let result = fold(&entries, ignore_file, cached_files, read_bytes);
+    if let (Some(path), true) = (stat_cache, rewrite) {
+        let files = entries.iter().filter_map(|e| match &e.kind {
+            Kind::File {
+                stat,
+                digest: Some(d),
+            } => Some((e.rel.as_slice(), *stat, *d)),
+            _ => None,
+        });
+        let files: Vec<_> = files.collect();
+        let bytes = statcache::encode(root_id, scanned_ns, files.into_iter());
+        if let Err(e) = statcache::write_atomic(path, &bytes) {
+            // The digest is right either way; the next walk will just read more.
+            tracing::warn!(path = %path.display(), error = %e, "could not write the build-context stat cache");
+        }
+    }
+    Ok(result)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn check_root(root: &Path) -> Result<()> {
+    let fix = "pass the directory that holds the files the Containerfile copies";
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::invalid(
+            "context",
+            root.display().to_string(),
+            "it is not a directory",
+            fix,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::invalid(
+            "context",
+            root.display().to_string(),
+            "it does not exist",
+            fix,
+        )),
+        Err(e) => Err(Error::io("reading the build context", root, e)),
+    }
+}
+
+/// The first ignore file that exists in the root, compiled.
+fn load_ignore(root: &Path) -> Result<(IgnoreRules, Option<PathBuf>)> {
+    for name in IGNORE_FILES {
+        let path = root.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let rules =
+                    IgnoreRules::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| match e {
+                        Error::InvalidInput {
+                            value, reason, fix, ..
+                        } => Error::InvalidInput {
+                            field: format!("pattern in {}", path.display()),
+                            value,
+                            reason,
+                            fix,
+                        },
+                        other => other,
+                    })?;
+                return Ok((rules, Some(path)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("reading", path, e)),
+        }
+    }
+    Ok((IgnoreRules::default(), None))
+}
+
+/// The path of `file` relative to the (canonical) root, if it lies inside it.
+fn relative_inside(root: &Path, file: &Path) -> Option<Vec<u8>> {
+    let name = file.file_name()?;
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let parent = std::fs::canonicalize(parent).ok()?;
+    let rel = parent.join(name);
+    let rel = rel.strip_prefix(root).ok()?;
+    Some(rel.as_os_str().as_bytes().to_vec())
+}
+
+/// Whether `rel` is the stat cache file or one of its temporary files.
+fn is_cache_file(rel: &[u8], cache: &[u8]) -> bool {
+    rel.strip_prefix(cache)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b".tmp."))
+}
+
+struct Entry {
+    rel: Vec<u8>,
+    kind: Kind,
+}
+
+enum Kind {
+    Dir,
+    Symlink(Vec<u8>),
+    File {
+        stat: FileStat,
+        digest: Option<[u8; 32]>,
+    },
+}
+
+impl Entry {
+    fn size(&self) -> u64 {
+        match &self.kind {
+            Kind::File { stat, .. } => stat.size,
+            _ => 0,
+        }
+    }
+}
+
+fn file_stat(meta: &std::fs::Metadata) -> FileStat {
+    FileStat {
+        size: meta.size(),
+        mtime_ns: meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+        ctime_ns: meta
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec()),
+        ino: meta.ino(),
+        mode: meta.mode(),
+    }
+}
+
+/// Fold the sorted entries into the digest.
+fn fold(
+    entries: &[Entry],
+    ignore_file: Option<PathBuf>,
+    cached_files: u64,
+    read_bytes: u64,
+) -> ContextDigest {
+    fn frame(buf: &mut Vec<u8>, bytes: &[u8]) {
+        buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        buf.extend_from_slice(bytes);
+    }
+    let mut h = blake3::Hasher::new();
+    let mut buf = Vec::with_capacity(128 * 1024);
+    frame(&mut buf, DOMAIN);
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for e in entries {
+        match &e.kind {
+            Kind::Dir => {
+                buf.push(b'd');
+                frame(&mut buf, &e.rel);
+            }
+            Kind::Symlink(target) => {
+                buf.push(b'l');
+                frame(&mut buf, &e.rel);
+                frame(&mut buf, target);
+            }
+            Kind::File { stat, digest } => {
+                buf.push(b'f');
+                frame(&mut buf, &e.rel);
+                buf.push((stat.mode & 0o111) as u8);
+                buf.extend_from_slice(&stat.size.to_le_bytes());
+                // Every file has a digest by now; an absent one would be a bug,
+                // and the zero digest still keeps the stream decodable.
+                buf.extend_from_slice(&digest.unwrap_or_default());
+                files += 1;
+                bytes += stat.size;
+            }
+        }
+        if buf.len() >= 120 * 1024 {
+            h.update(&buf);
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    h.update(&buf);
+    ContextDigest {
+        digest: *h.finalize().as_bytes(),
+        files,
+        bytes,
+        ignore_file,
+        cached_files,
+        read_bytes,
+    }
+}
+
+/// A directory waiting to be read.
+struct DirJob {
+    abs: PathBuf,
+    rel: Vec<u8>,
+    parent: ParentMatches,
+}
+
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+struct QueueState {
+    jobs: Vec<DirJob>,
+    /// Workers reading a directory right now (they may add jobs).
+    busy: usize,
+    failed: Option<Error>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Walk the tree from `root` on `threads` threads; entries come back unsorted.
+fn walk(
+    root: &Path,
+    rules: &IgnoreRules,
+    skip: Option<&[u8]>,
+    threads: usize,
+) -> Result<Vec<Entry>> {
+    let queue = Queue {
+        state: Mutex::new(QueueState {
+            jobs: vec![DirJob {
+                abs: root.to_path_buf(),
+                rel: Vec::new(),
+                parent: rules.root(),
+            }],
+            busy: 0,
+            failed: None,
+        }),
+        wake: Condvar::new(),
+    };
+    let parts: Vec<Vec<Entry>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| walk_worker(&queue, rules, skip)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    if let Some(e) = queue.lock().failed.take() {
+        return Err(e);
+    }
+    let mut entries = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        entries.extend(part);
+    }
+    Ok(entries)
+}
+
+fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut found = Vec::new();
+    loop {
+        let job = {
+            let mut st = queue.lock();
+            loop {
+                if st.failed.is_some() {
+                    return out;
+                }
+                if let Some(job) = st.jobs.pop() {
+                    st.busy += 1;
+                    break job;
+                }
+                if st.busy == 0 {
+                    return out;
+                }
+                st = queue
+                    .wake
+                    .wait(st)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        };
+        let result = read_dir(&job, rules, skip, &mut out, &mut found);
+        let mut st = queue.lock();
+        st.busy -= 1;
+        match result {
+            Ok(()) => st.jobs.append(&mut found),
+            Err(e) => {
+                found.clear();
+                st.failed.get_or_insert(e);
+            }
+        }
+        drop(st);
+        queue.wake.notify_all();
+    }
+}
+
+/// Read one directory: its entries go to `out`, its subdirectories to `found`.
+fn read_dir(
+    job: &DirJob,
+    rules: &IgnoreRules,
+    skip: Option<&[u8]>,
+    out: &mut Vec<Entry>,
+    found: &mut Vec<DirJob>,
+) -> Result<()> {
+    let listing =
+        std::fs::read_dir(&job.abs).map_err(|e| Error::io("reading the directory", &job.abs, e))?;
+    for item in listing {
+        let item = item.map_err(|e| Error::io("reading the directory", &job.abs, e))?;
+        let name = item.file_name();
+        let mut rel = Vec::with_capacity(job.rel.len() + 1 + name.len());
+        rel.extend_from_slice(&job.rel);
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name.as_bytes());
+        if skip.is_some_and(|cache| is_cache_file(&rel, cache)) {
+            continue;
+        }
+        let file_type = item
+            .file_type()
+            .map_err(|e| Error::io("reading the type of", item.path(), e))?;
+        if file_type.is_dir() {
+            let (excluded, state) = if rules.is_empty() {
+                (false, ParentMatches::default())
+            } else {
+                rules.check_dir(&rel, &job.parent)
+            };
+            if excluded && !rules.may_reinclude_under(&rel) {
+                continue;
+            }
+            if !excluded {
+                out.push(Entry {
+                    rel: rel.clone(),
+                    kind: Kind::Dir,
+                });
+            }
+            found.push(DirJob {
+                abs: item.path(),
+                rel,
+                parent: state,
+            });
+            continue;
+        }
+        if !rules.is_empty() && rules.check_file(&rel, &job.parent) {
+            continue;
+        }
+        if file_type.is_symlink() {
+            let path = item.path();
+            let target = std::fs::read_link(&path)
+                .map_err(|e| Error::io("reading the symlink", &path, e))?;
+            out.push(Entry {
+                rel,
+                kind: Kind::Symlink(target.into_os_string().into_vec()),
+            });
+        } else if file_type.is_file() {
+            let meta = item
+                .metadata()
+                .map_err(|e| Error::io("reading the metadata of", item.path(), e))?;
+            out.push(Entry {
+                rel,
+                kind: Kind::File {
+                    stat: file_stat(&meta),
+                    digest: None,
+                },
+            });
+        }
+        // Sockets, fifos and devices are not part of a build context.
+    }
+    Ok(())
+}
+
+/// Hash the content of `entries[jobs[..]]` on up to `threads` threads.
+/// Returns (entry index, digest, bytes read).
+fn hash_files(
+    root: &Path,
+    entries: &[Entry],
+    jobs: &[usize],
+    threads: usize,
+) -> Result<Vec<(usize, [u8; 32], u64)>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let work = || -> Result<Vec<(usize, [u8; 32], u64)>> {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut done = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Some(&idx) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let path = root.join(OsStr::from_bytes(&entries[idx].rel));
+            match hash_file(&path, &mut buf) {
+                Ok((digest, n)) => done.push((idx, digest, n)),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    };
+    let threads = threads.min(jobs.len());
+    if threads <= 1 {
+        return work();
+    }
+    let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(jobs.len());
+    for r in results {
+        all.extend(r?);
+    }
+    Ok(all)
+}
+
+/// blake3 of a file's content, streamed through `buf`.
+fn hash_file(path: &Path, buf: &mut [u8]) -> Result<([u8; 32], u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading", path, e)),
+        }
+    }
+    Ok((*hasher.finalize().as_bytes(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_file_names() {
+        assert!(is_cache_file(b"state/stat", b"state/stat"));
+        assert!(is_cache_file(b"state/stat.tmp.12.0", b"state/stat"));
+        assert!(!is_cache_file(b"state/stats", b"state/stat"));
+        assert!(!is_cache_file(b"state", b"state/stat"));
+    }
+
+    #[test]
+    fn root_must_be_a_directory() {
+        let missing =
+            std::env::temp_dir().join(format!("mcpod-no-such-context-{}", std::process::id()));
+        assert!(matches!(
+            hash_context(&missing, None),
+            Err(Error::InvalidInput { ref field, .. }) if field == "context"
+        ));
+    }
 }

@@ -1,8 +1,12 @@
 //! The content-addressed cache key: what goes in ([`key`]) and the build
-//! context walk ([`context`]). Knows nothing of podman or buildah.
+//! context walk ([`context`], with the ignore rules of [`ignore`]). Knows
+//! nothing of podman or buildah.
 
 pub mod context;
+pub mod ignore;
 pub mod key;
+mod statcache;
 
-pub use context::{ContextDigest, hash_context};
+pub use context::{ContextDigest, IGNORE_FILES, hash_context};
+pub use ignore::IgnoreRules;
 pub use key::{CacheKey, KeyInputs};

@@ -1,1 +1,19 @@
-//! (in progress)
+//! The only code that spawns podman, buildah and skopeo. Knows nothing of MCP.
+
+pub mod buildah;
+pub mod podman;
+pub mod process;
+pub mod skopeo;
+
+/// A short random-enough suffix for temporary names (pid, time, counter).
+pub fn nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let h = blake3::hash(format!("{}-{t}-{n}", std::process::id()).as_bytes());
+    h.to_hex()[..12].to_string()
+}

@@ -1,1 +1,10 @@
-//! (in progress)
+//! Images: build_image behind the content-addressed cache, and inspect_labels.
+
+pub mod build;
+pub mod containerfile;
+pub mod inspect;
+pub mod reference;
+pub mod store;
+
+pub use build::{BuildSpec, Built, Progress, build_image};
+pub use inspect::{Inspected, inspect_labels};

@@ -1,62 +1,56 @@
-//! STUB: replaced by the labels work. Interface only.
 //! The v1 label schema: `io.mcpod.servers`, `io.mcpod.schema`, `io.mcpod.requests`,
-//! and outrig's `org.outrig.mcp` read as a compatible source.
-use std::collections::BTreeMap;
+//! and outrig's `org.outrig.mcp`, read as a compatible source of servers.
+//!
+//! The data flows one way through the files of this module:
+//!
+//! - `spec`: the types. The normalised [`ServerSpec`], [`Requests`], [`Declared`], and the
+//!   wire types of each label value (serde + schemars) from which the JSON Schemas are made.
+//! - `json`: JSON paths, type names and the canonical writer the other files share.
+//! - `validate`: the rules a server name, a spec and a request must satisfy.
+//! - `parse`: walks one label value (a `serde_json::Value`) into the normalised types,
+//!   reporting errors and warnings with the JSON path they concern.
+//! - `read`: a whole label set into a [`Declared`] (schema version, precedence, outrig).
+//! - `env`: `${NAME}` references in a spec's env, and their resolution on the host.
+//! - `stamp`: the labels to stamp on a built image, serialised canonically.
+//! - `schema`: the JSON Schemas of the label values.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+mod env;
+mod json;
+mod parse;
+mod read;
+mod schema;
+mod spec;
+mod stamp;
+mod validate;
 
-use crate::Result;
+pub use env::{all_env_refs, env_ref, is_env_name};
+pub use read::read;
+pub use schema::json_schemas;
+pub use spec::{
+    Declared, Network, OutrigServerSpecWire, OutrigServersLabel, Requests, RequestsLabel,
+    SchemaLabel, ServerSpec, ServerSpecObject, ServerSpecWire, Servers, ServersLabel,
+};
+pub use stamp::{canonical_servers_json, stamp};
+pub use validate::{is_server_name, validate_servers};
 
+/// The label holding the servers an image declares (JSON object, name → spec).
 pub const SERVERS: &str = "io.mcpod.servers";
+/// The label holding the schema version of the `io.mcpod.*` labels.
 pub const SCHEMA: &str = "io.mcpod.schema";
+/// The label holding what an image asks of its session (JSON object).
 pub const REQUESTS: &str = "io.mcpod.requests";
+/// outrig's servers label, read when an image has no `io.mcpod.servers`.
 pub const OUTRIG_MCP: &str = "org.outrig.mcp";
 
-/// One declared MCP server, normalised (an argv array in a label becomes `command`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct ServerSpec {
-    pub command: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workdir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_timeout_secs: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-pub type Servers = BTreeMap<String, ServerSpec>;
-
-/// What an image asks of its session; the operator's policy grants.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Requests {}
-
-/// What a set of image labels declares.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Declared {
-    pub servers: Servers,
-    pub requests: Option<Requests>,
-    /// Which label the servers came from.
-    pub source: Option<String>,
-    pub warnings: Vec<String>,
-}
-
-/// Read and validate what `labels` declare.
-pub fn read(labels: &BTreeMap<String, String>) -> Result<Declared> {
-    let _ = labels;
-    Ok(Declared::default())
-}
-
-/// Validate servers an agent passes in.
-pub fn validate_servers(servers: &Servers) -> Result<()> {
-    let _ = servers;
-    Ok(())
-}
-
-/// The labels to stamp: `servers` merged over what `existing` already declares.
-pub fn stamp(existing: &BTreeMap<String, String>, servers: &Servers) -> Result<BTreeMap<String, String>> {
-    let _ = (existing, servers);
-    Ok(BTreeMap::new())
-}
+/// The schema version this build stamps.
+pub const SCHEMA_VERSION: &str = "1";
+/// The largest label value read, in bytes; checked before parsing.
+pub const MAX_LABEL_BYTES: usize = 64 * 1024;
+/// The most servers one image may declare.
+pub const MAX_SERVERS: usize = 64;
+/// The longest server name.
+pub const MAX_SERVER_NAME_LEN: usize = 32;
+/// The range of `call_timeout_secs`.
+pub const CALL_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 1..=3600;
+/// The server name outrig reserves for itself (an error in `org.outrig.mcp` only).
+pub const OUTRIG_RESERVED_NAME: &str = "outrig";

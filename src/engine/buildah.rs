@@ -1,0 +1,253 @@
+//! buildah: list and inspect local images, build, stamp labels, remove.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::process::{Invocation, LineSink};
+use crate::{Error, Result};
+
+const PROGRAM: &str = "buildah";
+/// Quick metadata commands (list, inspect, config, rm).
+const QUICK: Duration = Duration::from_secs(60);
+
+/// An image in local storage.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LocalImage {
+    pub id: String,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+}
+
+impl LocalImage {
+    pub fn names(&self) -> &[String] {
+        self.names.as_deref().unwrap_or_default()
+    }
+}
+
+/// The part of an image's configuration mcpod reads.
+#[derive(Clone, Debug, Default)]
+pub struct ImageConfig {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Every image in local storage, with its full ID and names (one process).
+pub async fn images() -> Result<Vec<LocalImage>> {
+    let inv = Invocation::new(PROGRAM)
+        .args(["images", "--json", "--no-trunc"])
+        .timeout(QUICK);
+    let display = inv.display();
+    let out = inv.run().await?;
+    let parsed: Option<Vec<LocalImage>> = if out.stdout.trim().is_empty() {
+        None
+    } else {
+        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
+            command: display,
+            reason: e.to_string(),
+        })?
+    };
+    let mut images = parsed.unwrap_or_default();
+    for image in &mut images {
+        if let Some(id) = image.id.strip_prefix("sha256:") {
+            image.id = id.to_string();
+        }
+    }
+    Ok(images)
+}
+
+/// The ID and labels of a local image; `Ok(None)` when it is not there.
+pub async fn inspect_image(reference: &str) -> Result<Option<ImageConfig>> {
+    #[derive(Deserialize)]
+    struct Inspect {
+        #[serde(rename = "FromImageID")]
+        id: String,
+        #[serde(rename = "OCIv1")]
+        oci: Oci,
+    }
+    #[derive(Deserialize)]
+    struct Oci {
+        #[serde(default)]
+        config: OciConfig,
+    }
+    #[derive(Default, Deserialize)]
+    struct OciConfig {
+        #[serde(rename = "Labels", default)]
+        labels: Option<BTreeMap<String, String>>,
+    }
+    let inv = Invocation::new(PROGRAM)
+        .args(["inspect", "--type", "image", "--", reference])
+        .timeout(QUICK);
+    let display = inv.display();
+    let (status, out) = inv.status().await?;
+    if !status.success() {
+        if out.stderr_tail.contains("image not known") || out.stderr_tail.contains("not found") {
+            return Ok(None);
+        }
+        return Err(Error::CommandFailed {
+            command: display,
+            status: format!("{status}"),
+            stderr_tail: out.stderr_tail,
+            hint: String::new(),
+        });
+    }
+    let parsed: Inspect =
+        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
+            command: display,
+            reason: e.to_string(),
+        })?;
+    Ok(Some(ImageConfig {
+        id: parsed.id,
+        labels: parsed.oci.config.labels.unwrap_or_default(),
+    }))
+}
+
+/// What to build.
+pub struct BuildRequest<'a> {
+    pub containerfile: &'a Path,
+    pub context: &'a Path,
+    pub tag: &'a str,
+    pub build_args: &'a BTreeMap<String, String>,
+    pub no_cache: bool,
+}
+
+/// `buildah build`, streaming its output lines to `on_line`.
+pub async fn build(
+    req: &BuildRequest<'_>,
+    cancel: CancellationToken,
+    on_line: LineSink,
+) -> Result<()> {
+    let mut inv = Invocation::new(PROGRAM)
+        .args(["build", "--layers", "--pull=missing", "--force-rm", "-f"])
+        .arg(req.containerfile)
+        .args(["-t", req.tag]);
+    for (k, v) in req.build_args {
+        inv = inv.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    if req.no_cache {
+        inv = inv.arg("--no-cache");
+    }
+    inv.arg("--")
+        .arg(req.context)
+        .cancel_on(cancel)
+        .on_line(on_line)
+        .run()
+        .await
+        .map(drop)
+}
+
+/// Commit `from` with `labels` set as `to`: a metadata-only change.
+/// The working container is removed on every path.
+pub async fn stamp_labels(
+    from: &str,
+    labels: &BTreeMap<String, String>,
+    to: &str,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let name = format!("mcpod-stamp-{}", super::nonce());
+    Invocation::new(PROGRAM)
+        .args([
+            "from",
+            "--pull=never",
+            "--quiet",
+            "--name",
+            &name,
+            "--",
+            from,
+        ])
+        .timeout(QUICK)
+        .cancel_on(cancel.clone())
+        .run()
+        .await?;
+    let result = async {
+        let mut config = Invocation::new(PROGRAM).arg("config");
+        for (k, v) in labels {
+            config = config.arg("--label").arg(format!("{k}={v}"));
+        }
+        config
+            .arg(&name)
+            .timeout(QUICK)
+            .cancel_on(cancel.clone())
+            .run()
+            .await?;
+        Invocation::new(PROGRAM)
+            .args(["commit", "--rm", "--quiet", &name, to])
+            .timeout(QUICK)
+            .cancel_on(cancel)
+            .run()
+            .await
+            .map(drop)
+    }
+    .await;
+    if result.is_err() {
+        remove_container(&name).await;
+    }
+    result
+}
+
+/// Remove a working container, ignoring "not there".
+pub async fn remove_container(name: &str) {
+    let _ = Invocation::new(PROGRAM)
+        .args(["rm", name])
+        .timeout(QUICK)
+        .run()
+        .await;
+}
+
+/// Remove an image name (the image goes with its last name); "not there" is fine.
+pub async fn remove_image(reference: &str) -> Result<()> {
+    let (status, out) = Invocation::new(PROGRAM)
+        .args(["rmi", "--", reference])
+        .timeout(QUICK)
+        .status()
+        .await?;
+    if status.success() || out.stderr_tail.contains("image not known") {
+        Ok(())
+    } else {
+        Err(Error::CommandFailed {
+            command: format!("buildah rmi {reference}"),
+            status: format!("{status}"),
+            stderr_tail: out.stderr_tail,
+            hint: String::new(),
+        })
+    }
+}
+
+/// A buildah working container.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WorkingContainer {
+    pub id: String,
+    #[serde(rename = "containername")]
+    pub name: String,
+}
+
+/// Every buildah working container (one process).
+pub async fn containers() -> Result<Vec<WorkingContainer>> {
+    let inv = Invocation::new(PROGRAM)
+        .args(["containers", "--all", "--json"])
+        .timeout(QUICK);
+    let display = inv.display();
+    let out = inv.run().await?;
+    // buildah prints `null` (or nothing) when there are none.
+    let parsed: Option<Vec<WorkingContainer>> = if out.stdout.trim().is_empty() {
+        None
+    } else {
+        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
+            command: display,
+            reason: e.to_string(),
+        })?
+    };
+    Ok(parsed.unwrap_or_default())
+}
+
+pub async fn version() -> Result<String> {
+    let out = Invocation::new(PROGRAM)
+        .arg("--version")
+        .timeout(QUICK)
+        .run()
+        .await?;
+    Ok(out.stdout.trim().to_string())
+}

@@ -1,0 +1,370 @@
+//! Running one external program: argv only (never a shell string), a deadline,
+//! cancellation that asks the program to stop (SIGTERM, then SIGKILL after a
+//! grace period), line streaming for progress, and a bounded stderr tail.
+
+use std::ffi::OsString;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, Result};
+
+/// How many bytes of stderr an error keeps.
+const STDERR_TAIL_BYTES: usize = 2048;
+/// How long a program gets to exit after SIGTERM before it is killed.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// A callback that sees every output line (stdout and stderr) as it arrives.
+pub type LineSink = Box<dyn FnMut(&str) + Send>;
+
+/// One invocation of an external program.
+pub struct Invocation {
+    program: &'static str,
+    args: Vec<OsString>,
+    timeout: Option<Duration>,
+    cancel: Option<CancellationToken>,
+    on_line: Option<LineSink>,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What a finished program printed.
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr_tail: String,
+}
+
+impl Invocation {
+    pub fn new(program: &'static str) -> Self {
+        Invocation {
+            program,
+            args: Vec::new(),
+            timeout: None,
+            cancel: None,
+            on_line: None,
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn cancel_on(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Stream every line of stdout and stderr to `sink` (stdout is then not kept).
+    pub fn on_line(mut self, sink: LineSink) -> Self {
+        self.on_line = Some(sink);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// The command line, for messages (quoted where needed).
+    pub fn display(&self) -> String {
+        let mut out = String::from(self.program);
+        for arg in &self.args {
+            let arg = arg.to_string_lossy();
+            out.push(' ');
+            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'') {
+                out.push_str(&format!("{arg:?}"));
+            } else {
+                out.push_str(&arg);
+            }
+        }
+        out
+    }
+
+    /// Run to completion; a non-zero exit is [`Error::CommandFailed`].
+    pub async fn run(self) -> Result<Output> {
+        let display = self.display();
+        let (status, output) = self.run_inner(&display).await?;
+        if status.success() {
+            Ok(output)
+        } else {
+            Err(failed(&display, status, output.stderr_tail))
+        }
+    }
+
+    /// Run to completion and return the exit status with the output, whatever it was.
+    pub async fn status(self) -> Result<(std::process::ExitStatus, Output)> {
+        let display = self.display();
+        self.run_inner(&display).await
+    }
+
+    async fn run_inner(mut self, display: &str) -> Result<(std::process::ExitStatus, Output)> {
+        let mut command = Command::new(self.program);
+        command
+            .args(&self.args)
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|e| spawn_error(self.program, e))?;
+
+        if let (Some(bytes), Some(mut pipe)) = (self.stdin.take(), child.stdin.take()) {
+            use tokio::io::AsyncWriteExt;
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&bytes).await;
+            });
+        }
+
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(self.on_line.take()));
+        let keep_stdout = sink.lock().map(|s| s.is_none()).unwrap_or(true);
+        let out_task = tokio::spawn(read_lines(stdout, sink.clone(), keep_stdout, usize::MAX));
+        let err_task = tokio::spawn(read_lines(stderr, sink, true, STDERR_TAIL_BYTES));
+
+        let cancel = self.cancel.clone().unwrap_or_default();
+        let deadline = async {
+            match self.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let status = tokio::select! {
+            status = child.wait() => status.map_err(|e| Error::io("waiting for", self.program, e))?,
+            _ = cancel.cancelled() => {
+                stop(&mut child).await;
+                return Err(Error::Cancelled { what: format!("`{display}`") });
+            }
+            _ = deadline => {
+                stop(&mut child).await;
+                return Err(Error::Timeout {
+                    command: display.to_string(),
+                    secs: self.timeout.map(|t| t.as_secs()).unwrap_or_default(),
+                });
+            }
+        };
+        let stdout = out_task.await.unwrap_or_default();
+        let stderr_tail = err_task.await.unwrap_or_default();
+        Ok((
+            status,
+            Output {
+                stdout,
+                stderr_tail,
+            },
+        ))
+    }
+}
+
+/// Ask the program to stop (SIGTERM, so buildah can remove its working
+/// containers), then kill it if it does not exit within the grace period.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+async fn read_lines(
+    pipe: Option<impl AsyncRead + Unpin>,
+    sink: std::sync::Arc<std::sync::Mutex<Option<LineSink>>>,
+    keep: bool,
+    keep_limit: usize,
+) -> String {
+    let Some(pipe) = pipe else {
+        return String::new();
+    };
+    let mut reader = BufReader::new(pipe);
+    let mut kept = String::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        if let Ok(mut guard) = sink.lock()
+            && let Some(f) = guard.as_mut()
+        {
+            f(line.trim_end());
+        }
+        if keep {
+            kept.push_str(&line);
+            if kept.len() > keep_limit.saturating_mul(2) {
+                kept = tail(&kept, keep_limit).to_string();
+            }
+        }
+    }
+    if keep_limit == usize::MAX {
+        kept
+    } else {
+        tail(&kept, keep_limit).trim().to_string()
+    }
+}
+
+/// The last `limit` bytes of `s`, cut at a character boundary.
+pub fn tail(s: &str, limit: usize) -> &str {
+    if s.len() <= limit {
+        return s;
+    }
+    let mut start = s.len() - limit;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+fn spawn_error(program: &'static str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::ToolMissing {
+            program: program.to_string(),
+            package: program.to_string(),
+        }
+    } else {
+        Error::io("starting", program, e)
+    }
+}
+
+fn failed(display: &str, status: std::process::ExitStatus, stderr_tail: String) -> Error {
+    let status = match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "killed by a signal".to_string(),
+    };
+    let hint = hint_for(&stderr_tail);
+    Error::CommandFailed {
+        command: display.to_string(),
+        status,
+        stderr_tail,
+        hint,
+    }
+}
+
+/// The remedy for failures whose cause is known on this kind of machine.
+fn hint_for(stderr: &str) -> String {
+    let fix = if stderr.contains("error setting rlimit") {
+        "podman's default ulimits exceed this host's hard limit; run scripts/setup (it writes a containers.conf override)"
+    } else if stderr.contains("crun") && stderr.contains("cgroup") {
+        "crun cannot run on this host's cgroups; run scripts/setup (it switches the runtime to runc)"
+    } else if stderr.contains("image not known") || stderr.contains("no such image") {
+        "the image is not in local storage; build it first (no registry is reachable)"
+    } else if stderr.contains("pinging container registry") || stderr.contains("dial tcp") {
+        "no container registry is reachable; use a base image from local storage"
+    } else {
+        return String::new();
+    };
+    format!("\nFix: {fix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn captures_stdout_and_fails_with_stderr_tail() {
+        let out = Invocation::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .run()
+            .await
+            .expect("sh runs");
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr_tail, "err");
+
+        let err = Invocation::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .run()
+            .await
+            .expect_err("exit 3 fails");
+        let msg = err.to_string();
+        assert!(msg.contains("exit code 3") && msg.contains("boom"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn missing_program_names_the_fix() {
+        let err = Invocation::new("mcpod-no-such-program")
+            .run()
+            .await
+            .expect_err("missing");
+        assert!(matches!(err, Error::ToolMissing { .. }), "{err}");
+        assert!(err.to_string().contains("scripts/setup"));
+    }
+
+    #[tokio::test]
+    async fn cancellation_and_timeout_stop_the_program() {
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            t.cancel();
+        });
+        let started = std::time::Instant::now();
+        let err = Invocation::new("sleep")
+            .arg("30")
+            .cancel_on(token)
+            .run()
+            .await
+            .expect_err("cancelled");
+        assert!(err.is_cancelled(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        let err = Invocation::new("sleep")
+            .arg("30")
+            .timeout(Duration::from_millis(100))
+            .run()
+            .await
+            .expect_err("timed out");
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn lines_stream_to_the_sink() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let s = seen.clone();
+        Invocation::new("sh")
+            .args(["-c", "echo one; echo two >&2; echo three"])
+            .on_line(Box::new(move |l| {
+                if let Ok(mut v) = s.lock() {
+                    v.push(l.to_string())
+                }
+            }))
+            .run()
+            .await
+            .expect("runs");
+        let mut got = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        got.sort();
+        assert_eq!(got, ["one", "three", "two"]);
+    }
+
+    #[test]
+    fn tail_cuts_at_char_boundary() {
+        assert_eq!(tail("héllo", 4), "llo");
+        assert_eq!(tail("abc", 10), "abc");
+    }
+}

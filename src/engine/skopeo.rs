@@ -1,0 +1,44 @@
+//! skopeo: labels of an image in a registry, without pulling it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::process::Invocation;
+use crate::{Error, Result};
+
+const PROGRAM: &str = "skopeo";
+const REMOTE: Duration = Duration::from_secs(120);
+
+/// The digest and labels of `docker://REF` (the only transport accepted).
+pub async fn remote_labels(reference: &str) -> Result<(String, BTreeMap<String, String>)> {
+    #[derive(Deserialize)]
+    struct Inspect {
+        #[serde(rename = "Digest", default)]
+        digest: String,
+        #[serde(rename = "Labels", default)]
+        labels: Option<BTreeMap<String, String>>,
+    }
+    let inv = Invocation::new(PROGRAM)
+        .args(["inspect", "--no-tags"])
+        .arg(format!("docker://{reference}"))
+        .timeout(REMOTE);
+    let display = inv.display();
+    let out = inv.run().await?;
+    let parsed: Inspect =
+        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
+            command: display,
+            reason: e.to_string(),
+        })?;
+    Ok((parsed.digest, parsed.labels.unwrap_or_default()))
+}
+
+pub async fn version() -> Result<String> {
+    let out = Invocation::new(PROGRAM)
+        .arg("--version")
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(out.stdout.trim().to_string())
+}

@@ -1,0 +1,425 @@
+//! build_image: key → probe → (on a miss) buildah build → stamp labels.
+//!
+//! A hit costs one context walk and one `buildah images` call. A miss builds to
+//! a temporary tag, stamps the merged labels with a metadata-only commit onto the
+//! final tag, and removes the temporary tag on every path (success, failure,
+//! cancellation, and the caller going away).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{containerfile, reference, store};
+use crate::cache::{CacheKey, KeyInputs, hash_context};
+use crate::engine::{self, buildah};
+use crate::labels::{self, Declared, Servers};
+use crate::{Error, Result};
+
+/// Receives human-readable progress messages.
+pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
+
+/// What to build. Paths are already resolved and checked against the workspace root.
+#[derive(Clone, Debug)]
+pub struct BuildSpec {
+    /// Image name without a tag; the tag is the cache key.
+    pub name: String,
+    pub containerfile: PathBuf,
+    pub context: PathBuf,
+    /// Values may reference host variables as `${NAME}`.
+    pub build_args: BTreeMap<String, String>,
+    /// Servers to declare, merged over what the Containerfile's labels declare.
+    pub servers: Servers,
+    pub no_cache: bool,
+}
+
+/// The result of build_image.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Built {
+    /// The image tag: `<name>:<first 16 hex of the key>`.
+    pub tag: String,
+    /// The full cache key (64 hex).
+    pub key: String,
+    /// True when no build ran: the image for this key already existed.
+    pub cache_hit: bool,
+    /// True when this call waited for a concurrent build of the same key.
+    pub waited_for_concurrent_build: bool,
+    pub duration_ms: u64,
+    pub image_id: String,
+    /// The MCP servers the image declares (after merging).
+    pub servers: Servers,
+    /// Where the servers were declared (label key), if anywhere.
+    pub servers_source: Option<String>,
+    /// Files in the build context after ignore rules.
+    pub context_files: u64,
+    pub context_bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Build `spec` (or find it in the cache). Cancelling `cancel`, or dropping the
+/// returned future, stops buildah and removes everything the build created.
+pub async fn build_image(
+    spec: BuildSpec,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<Built> {
+    let token = cancel.child_token();
+    let guard = token.clone().drop_guard();
+    let result = tokio::spawn(build_inner(spec, progress, token)).await;
+    guard.disarm();
+    result.map_err(|e| Error::UnexpectedOutput {
+        command: "build_image".into(),
+        reason: format!("the build task failed: {e}"),
+    })?
+}
+
+async fn build_inner(
+    spec: BuildSpec,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<Built> {
+    let started = Instant::now();
+    reference::validate_name(&spec.name)?;
+    labels::validate_servers(&spec.servers)?;
+    let text = std::fs::read(&spec.containerfile)
+        .map_err(|e| Error::io("reading the Containerfile", &spec.containerfile, e))?;
+    let build_args = resolve_build_args(&spec.name, &spec.build_args, |v| std::env::var(v).ok())?;
+    let bases = containerfile::base_images(&String::from_utf8_lossy(&text), &build_args);
+
+    // The context walk and the image listing are independent: run them together.
+    let context = spec.context.clone();
+    let stat_cache = store::stat_cache_path(&context);
+    let walk = tokio::task::spawn_blocking(move || hash_context(&context, Some(&stat_cache)));
+    let images = buildah::images().await?;
+    let digest = walk.await.map_err(|e| Error::UnexpectedOutput {
+        command: "hashing the build context".into(),
+        reason: e.to_string(),
+    })??;
+
+    let mut warnings = Vec::new();
+    let base_images: Vec<(String, String)> = bases
+        .into_iter()
+        .map(|base| {
+            let id = match reference::find(&images, &base) {
+                Some(image) => image.id.clone(),
+                None => {
+                    warnings.push(format!(
+                        "base image `{base}` is not in local storage; buildah will try to pull it, and the next build will get a new key once it is local"
+                    ));
+                    String::new()
+                }
+            };
+            (base, id)
+        })
+        .collect();
+    let requested: BTreeMap<String, String> = if spec.servers.is_empty() {
+        BTreeMap::new()
+    } else {
+        BTreeMap::from([(
+            labels::SERVERS.to_string(),
+            labels::canonical_servers_json(&spec.servers),
+        )])
+    };
+    let key = CacheKey::compute(&KeyInputs {
+        containerfile: &text,
+        build_args: &build_args,
+        labels: &requested,
+        base_images: &base_images,
+        context: &digest,
+    });
+    let key_hex = key.hex();
+    let name = reference::qualified(&spec.name);
+    let tag = format!("{name}:{}", key.tag());
+    let finish = |image_id: String,
+                  declared: Declared,
+                  cache_hit: bool,
+                  waited: bool,
+                  mut warnings: Vec<String>| {
+        warnings.extend(declared.warnings.iter().cloned());
+        Built {
+            tag: tag.clone(),
+            key: key_hex.clone(),
+            cache_hit,
+            waited_for_concurrent_build: waited,
+            duration_ms: started.elapsed().as_millis() as u64,
+            image_id,
+            servers: declared.servers,
+            servers_source: declared.source,
+            context_files: digest.files,
+            context_bytes: digest.bytes,
+            warnings,
+        }
+    };
+
+    if !spec.no_cache
+        && let Some(image) = reference::find(&images, &tag)
+    {
+        let declared = declared_of(&key_hex, &image.id).await?;
+        return Ok(finish(image.id.clone(), declared, true, false, warnings));
+    }
+
+    (progress)(format!("cache miss for {tag}; waiting for the build lock"));
+    let lock = tokio::select! {
+        lock = store::lock_key(&key_hex) => lock?,
+        _ = cancel.cancelled() => return Err(Error::Cancelled { what: format!("the build of {tag}") }),
+    };
+    let waited = !spec.no_cache;
+    if waited && let Some(found) = buildah::inspect_image(&tag).await? {
+        let declared = declared_of(&key_hex, &found.id).await?;
+        return Ok(finish(found.id, declared, true, true, warnings));
+    }
+
+    let temp = format!("{name}:mcpod-tmp-{}-{}", key.tag(), engine::nonce());
+    (progress)(format!("building {tag}"));
+    let bases: Vec<String> = base_images.iter().map(|(b, _)| b.clone()).collect();
+    let working = WorkingContainers::snapshot(&bases).await?;
+    let built = build_and_stamp(&spec, &build_args, &temp, &tag, progress.clone(), cancel).await;
+    // Runs on every path: this task is never dropped mid-way (see build_image).
+    if built.is_err() {
+        working.remove_new().await;
+    }
+    if let Err(e) = buildah::remove_image(&temp).await {
+        tracing::warn!("could not remove the temporary image {temp}: {e}");
+    }
+    let (image_id, declared) = built?;
+    store::write_record(
+        &key_hex,
+        &store::Record {
+            image_id: image_id.clone(),
+            tag: tag.clone(),
+            declared: declared.clone(),
+        },
+    )?;
+    drop(lock);
+    (progress)(format!("built {tag}"));
+    Ok(finish(image_id, declared, false, false, warnings))
+}
+
+async fn build_and_stamp(
+    spec: &BuildSpec,
+    build_args: &BTreeMap<String, String>,
+    temp: &str,
+    tag: &str,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<(String, Declared)> {
+    let lines = progress.clone();
+    buildah::build(
+        &buildah::BuildRequest {
+            containerfile: &spec.containerfile,
+            context: &spec.context,
+            tag: temp,
+            build_args,
+            no_cache: spec.no_cache,
+        },
+        cancel.clone(),
+        Box::new(move |line| (lines)(line.to_string())),
+    )
+    .await?;
+    let inherited = buildah::inspect_image(temp)
+        .await?
+        .ok_or_else(|| Error::UnexpectedOutput {
+            command: format!("buildah inspect {temp}"),
+            reason: "the image buildah just built is not there".into(),
+        })?;
+    let stamped = labels::stamp(&inherited.labels, &spec.servers)?;
+    let mut all = inherited.labels.clone();
+    all.extend(stamped.clone());
+    let declared = labels::read(&all)?;
+    (progress)(format!("stamping labels onto {tag}"));
+    buildah::stamp_labels(temp, &stamped, tag, cancel).await?;
+    let image = buildah::inspect_image(tag)
+        .await?
+        .ok_or_else(|| Error::UnexpectedOutput {
+            command: format!("buildah inspect {tag}"),
+            reason: "the stamped image is not there".into(),
+        })?;
+    Ok((image.id, declared))
+}
+
+/// The working containers a build may create, for removal when buildah is
+/// stopped before it could remove them itself (it names them
+/// `<base name>-working-container[-N]`, and `working-container` for scratch).
+struct WorkingContainers {
+    before: HashSet<String>,
+    in_flight: InFlight,
+}
+
+impl WorkingContainers {
+    async fn snapshot(bases: &[String]) -> Result<Self> {
+        let mut prefixes: Vec<String> = bases
+            .iter()
+            .map(|b| {
+                let path = b.split('@').next().unwrap_or(b);
+                let last = path.rsplit('/').next().unwrap_or(path);
+                let name = last.split(':').next().unwrap_or(last);
+                format!("{name}-working-container")
+            })
+            .collect();
+        prefixes.push("working-container".into());
+        let before = buildah::containers()
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let in_flight = InFlight::enter(&prefixes);
+        Ok(WorkingContainers { before, in_flight })
+    }
+
+    /// Remove containers that appeared since the snapshot and carry one of this
+    /// build's names, unless another build in this process could own them.
+    async fn remove_new(&self) {
+        let Ok(now) = buildah::containers().await else {
+            return;
+        };
+        for c in now {
+            // A name another build of this process is using now is left alone.
+            let ours = self.in_flight.exclusive().iter().any(|p| {
+                c.name == *p
+                    || c.name
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            });
+            if ours && !self.before.contains(&c.id) {
+                tracing::info!(
+                    "removing working container {} left by a stopped build",
+                    c.name
+                );
+                buildah::remove_container(&c.id).await;
+            }
+        }
+    }
+}
+
+/// Counts the builds of this process per working-container name.
+struct InFlight {
+    prefixes: Vec<String>,
+}
+
+fn in_flight_map() -> &'static Mutex<HashMap<String, usize>> {
+    static MAP: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+impl InFlight {
+    fn enter(prefixes: &[String]) -> InFlight {
+        let mut map = in_flight_map().lock().unwrap_or_else(|p| p.into_inner());
+        for p in prefixes {
+            *map.entry(p.clone()).or_default() += 1;
+        }
+        InFlight {
+            prefixes: prefixes.to_vec(),
+        }
+    }
+
+    /// The prefixes no other build of this process is using right now.
+    fn exclusive(&self) -> Vec<String> {
+        let map = in_flight_map().lock().unwrap_or_else(|p| p.into_inner());
+        self.prefixes
+            .iter()
+            .filter(|p| map.get(*p).copied().unwrap_or_default() <= 1)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = in_flight_map().lock().unwrap_or_else(|p| p.into_inner());
+        for p in &self.prefixes {
+            if let Some(n) = map.get_mut(p) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// What a cached image declares: from mcpod's record, else from its labels.
+async fn declared_of(key_hex: &str, image_id: &str) -> Result<Declared> {
+    if let Some(record) = store::read_record(key_hex, image_id) {
+        return Ok(record.declared);
+    }
+    let config = buildah::inspect_image(image_id).await?.unwrap_or_default();
+    labels::read(&config.labels)
+}
+
+/// Substitute `${NAME}` in build-arg values from the host environment.
+pub fn resolve_build_args(
+    image: &str,
+    args: &BTreeMap<String, String>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (arg, value) in args {
+        if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::invalid(
+                "build arg name",
+                arg,
+                "it must be letters, digits and '_'",
+                "rename the build arg",
+            ));
+        }
+        let mut resolved = String::new();
+        let mut rest = value.as_str();
+        while let Some(start) = rest.find("${") {
+            let after = &rest[start + 2..];
+            let end = after.find('}');
+            let name = end.map(|e| &after[..e]);
+            match name {
+                Some(var) if is_var_name(var) => {
+                    let value = lookup(var).ok_or_else(|| Error::MissingBuildArgVar {
+                        image: image.to_string(),
+                        arg: arg.clone(),
+                        var: var.to_string(),
+                    })?;
+                    resolved.push_str(&rest[..start]);
+                    resolved.push_str(&value);
+                    rest = &after[var.len() + 1..];
+                }
+                _ => {
+                    resolved.push_str(&rest[..start + 2]);
+                    rest = after;
+                }
+            }
+        }
+        resolved.push_str(rest);
+        out.insert(arg.clone(), resolved);
+    }
+    Ok(out)
+}
+
+fn is_var_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_resolve_from_the_host() {
+        let args = BTreeMap::from([
+            ("A".to_string(), "${HOME_DIR}/x".to_string()),
+            ("B".to_string(), "literal $X ${1} ${".to_string()),
+        ]);
+        let env = |v: &str| (v == "HOME_DIR").then(|| "/h".to_string());
+        let out = resolve_build_args("img", &args, env).expect("resolves");
+        assert_eq!(out["A"], "/h/x");
+        assert_eq!(out["B"], "literal $X ${1} ${");
+
+        let missing = BTreeMap::from([("TOKEN".to_string(), "${NOPE}".to_string())]);
+        let err = resolve_build_args("img", &missing, env)
+            .expect_err("unset")
+            .to_string();
+        assert!(
+            err.contains("`img`") && err.contains("`TOKEN`") && err.contains("`NOPE`"),
+            "{err}"
+        );
+    }
+}

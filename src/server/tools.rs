@@ -1,0 +1,95 @@
+//! The inputs of the meta-tools (their outputs are the library's result types).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::labels::Servers;
+
+/// Arguments of `build_image`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildImageInput {
+    /// Image name without a tag, e.g. `localhost/my-tools`; the tag is the cache key.
+    pub name: String,
+    /// The build context directory, relative to the workspace root. Default: the root.
+    #[serde(default = "default_context")]
+    pub context: String,
+    /// The Containerfile, relative to the workspace root. Default: `Containerfile`,
+    /// else `Dockerfile`, in the context.
+    #[serde(default)]
+    pub containerfile: Option<String>,
+    /// Build args. A value may use `${NAME}` to take a variable from mcpod's environment.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// MCP servers to declare in the image's labels, merged over (and winning against)
+    /// what the Containerfile's labels already declare.
+    #[serde(default)]
+    pub servers: Servers,
+    /// Build even when the cache has the image.
+    #[serde(default)]
+    pub no_cache: bool,
+}
+
+fn default_context() -> String {
+    ".".to_string()
+}
+
+/// Arguments of `inspect_labels`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectLabelsInput {
+    /// A local image reference (a tag from build_image, a name, or an ID), or
+    /// `docker://REF` to read the labels from a registry with skopeo.
+    pub reference: String,
+}
+
+impl BuildImageInput {
+    /// Resolve the paths against the workspace root into a library build spec.
+    pub fn into_spec(
+        self,
+        workspace: &crate::workspace::Workspace,
+    ) -> crate::Result<crate::image::BuildSpec> {
+        let context = workspace.resolve("context", &self.context)?;
+        if !context.is_dir() {
+            return Err(crate::Error::invalid(
+                "context",
+                &self.context,
+                "it is not a directory",
+                "pass the build context directory",
+            ));
+        }
+        let containerfile = match &self.containerfile {
+            Some(path) => workspace.resolve("containerfile", path)?,
+            None => ["Containerfile", "Dockerfile"]
+                .iter()
+                .map(|f| context.join(f))
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    crate::Error::invalid(
+                        "containerfile",
+                        format!("{}/Containerfile", self.context),
+                        "the context has neither a Containerfile nor a Dockerfile",
+                        "add one, or pass `containerfile`",
+                    )
+                })?,
+        };
+        if !containerfile.is_file() {
+            return Err(crate::Error::invalid(
+                "containerfile",
+                self.containerfile.as_deref().unwrap_or_default(),
+                "it is not a file",
+                "pass the path of a Containerfile",
+            ));
+        }
+        Ok(crate::image::BuildSpec {
+            name: self.name,
+            containerfile,
+            context,
+            build_args: self.build_args,
+            servers: self.servers,
+            no_cache: self.no_cache,
+        })
+    }
+}

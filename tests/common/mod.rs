@@ -1,0 +1,85 @@
+//! Shared helpers for tests that drive the real buildah and podman.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+/// A name no other test (or earlier run) uses: `mcpod-test-<what>-<nonce>`.
+pub fn unique(what: &str) -> String {
+    format!("mcpod-test-{what}-{}", mcpod::engine::nonce())
+}
+
+/// A build context directory with `files` (path, content) in it.
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, content) in files {
+        write(dir.path(), path, content);
+    }
+    dir
+}
+
+pub fn write(root: &Path, path: &str, content: &str) {
+    let full = root.join(path);
+    if let Some(parent) = full.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(full, content).expect("write");
+}
+
+fn lines(program: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new(program).args(args).output().expect(program);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Local image names containing `needle`.
+pub fn images_named(needle: &str) -> Vec<String> {
+    lines("buildah", &["images", "--format", "{{.Name}}:{{.Tag}}"])
+        .into_iter()
+        .filter(|n| n.contains(needle))
+        .collect()
+}
+
+/// buildah working containers (of any builder) whose name or image contains `needle`.
+pub fn containers_named(needle: &str) -> Vec<String> {
+    lines(
+        "buildah",
+        &[
+            "containers",
+            "--all",
+            "--format",
+            "{{.ContainerName}} {{.ImageName}}",
+        ],
+    )
+    .into_iter()
+    .filter(|n| n.contains(needle))
+    .collect()
+}
+
+/// Tag the busybox probe image as `localhost/<name>:1`, so a test's working
+/// containers carry a name no other test shares.
+pub async fn busybox_base(name: &str) -> String {
+    mcpod::doctor::ensure_probe_image()
+        .await
+        .expect("the probe image builds (run scripts/setup)");
+    let tag = format!("localhost/{name}:1");
+    let status = Command::new("buildah")
+        .args(["tag", mcpod::doctor::PROBE_IMAGE, &tag])
+        .status()
+        .expect("buildah tag");
+    assert!(status.success());
+    tag
+}
+
+/// Removes every image whose name contains the guard's needle when dropped.
+pub struct ImageCleanup(pub String);
+
+impl Drop for ImageCleanup {
+    fn drop(&mut self) {
+        for name in images_named(&self.0) {
+            let _ = Command::new("buildah").args(["rmi", "-f", &name]).output();
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The real mcpod binary over stdio, spoken to in raw JSON-RPC lines.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<Value>,
+    /// Notifications seen while waiting for responses.
+    notifications: Vec<Value>,
+}
+
+impl Server {
+    fn start(root: &std::path::Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .args(["serve", "--root"])
+            .arg(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mcpod starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Every stdout line must be JSON-RPC: stdout is the protocol.
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            stdin,
+            lines,
+            notifications: Vec::new(),
+        }
+    }
+
+    fn send_raw(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn send(&mut self, message: Value) {
+        self.send_raw(&message.to_string());
+    }
+
+    /// Send a request and wait for the response with its id.
+    fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response(id)
+    }
+
+    fn response(&mut self, id: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(msg) if msg.get("id") == Some(&json!(id)) => return msg,
+                Ok(msg) if msg.get("id").is_none() => self.notifications.push(msg),
+                Ok(other) => panic!("unexpected message while waiting for {id}: {other}"),
+                Err(RecvTimeoutError::Timeout) => panic!("no response to request {id}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("mcpod exited before answering {id}"),
+            }
+        }
+    }
+
+    fn call(&mut self, id: u64, tool: &str, arguments: Value) -> Value {
+        let response = self.request(
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": arguments}),
+        );
+        response["result"].clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn initialize(server: &mut Server, version: &str) -> Value {
+    let init = server.request(
+        0,
+        "initialize",
+        json!({
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "mcpod-test", "version": "0"}
+        }),
+    );
+    server.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    init
+}
+
+fn text_of(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn initialize_negotiates_the_supported_versions() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for version in ["2025-06-18", "2025-11-25"] {
+        let mut server = Server::start(root.path());
+        let init = initialize(&mut server, version);
+        assert_eq!(init["result"]["protocolVersion"], version, "{init}");
+        assert_eq!(init["result"]["serverInfo"]["name"], "mcpod");
+        assert_eq!(
+            init["result"]["serverInfo"]["version"],
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    // An unknown older version is answered with one mcpod speaks.
+    let mut server = Server::start(root.path());
+    let init = initialize(&mut server, "2024-11-05");
+    let offered = init["result"]["protocolVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ["2025-06-18", "2025-11-25", "2026-07-28"].contains(&offered.as_str()),
+        "{init}"
+    );
+}
+
+#[test]
+fn build_inspect_and_bad_requests_over_stdio() {
+    let name = unique("stdio");
+    let _cleanup = ImageCleanup(name.clone());
+    let root = tempfile::tempdir().expect("tempdir");
+    write(
+        root.path(),
+        "hello/Containerfile",
+        "FROM scratch\nCOPY greeting.txt /greeting.txt\n",
+    );
+    write(root.path(), "hello/greeting.txt", "hi");
+    std::fs::write(
+        root.path()
+            .parent()
+            .expect("parent")
+            .join(format!("{name}-outside")),
+        "x",
+    )
+    .ok();
+
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+
+    // tools/list: both tools with input and output schemas and annotations.
+    let list = server.request(1, "tools/list", json!({}));
+    let tools = list["result"]["tools"].as_array().expect("tools").clone();
+    let tool = |n: &str| {
+        tools
+            .iter()
+            .find(|t| t["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {n} in {list}"))
+    };
+    let build = tool("build_image");
+    assert_eq!(build["inputSchema"]["type"], "object");
+    assert!(build["inputSchema"]["properties"]["context"].is_object());
+    assert!(build["outputSchema"]["properties"]["cache_hit"].is_object());
+    assert_eq!(build["annotations"]["idempotentHint"], true);
+    let inspect = tool("inspect_labels");
+    assert_eq!(inspect["annotations"]["readOnlyHint"], true);
+    assert!(inspect["outputSchema"]["properties"]["servers"].is_object());
+
+    // build_image: a miss (with progress), then a hit.
+    let args = json!({
+        "name": format!("localhost/{name}"),
+        "context": "hello",
+        "servers": {"greeter": {"command": ["/bin/greet", "--stdio"], "call_timeout_secs": 30}}
+    });
+    server.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "build_image", "arguments": args, "_meta": {"progressToken": "build-1"}}}));
+    let miss = server.response(2)["result"].clone();
+    assert_ne!(miss["isError"], true, "{miss}");
+    let built = &miss["structuredContent"];
+    assert_eq!(built["cache_hit"], false, "{miss}");
+    assert_eq!(
+        built["servers"]["greeter"]["command"],
+        json!(["/bin/greet", "--stdio"])
+    );
+    let tag = built["tag"].as_str().expect("tag").to_string();
+    assert!(tag.starts_with(&format!("localhost/{name}:")), "{tag}");
+    let progress: Vec<&Value> = server
+        .notifications
+        .iter()
+        .filter(|n| {
+            n["method"] == "notifications/progress" && n["params"]["progressToken"] == "build-1"
+        })
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "no progress notifications for the build"
+    );
+    assert!(
+        progress.iter().any(|p| p["params"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("STEP")),
+        "buildah's lines are not in the progress messages: {progress:?}"
+    );
+
+    let hit = server.call(3, "build_image", args.clone());
+    assert_eq!(hit["structuredContent"]["cache_hit"], true, "{hit}");
+    assert_eq!(hit["structuredContent"]["tag"], tag.as_str());
+
+    // inspect_labels reads the servers back.
+    let inspected = server.call(4, "inspect_labels", json!({"reference": tag}));
+    assert_eq!(
+        inspected["structuredContent"]["servers"]["greeter"]["call_timeout_secs"], 30,
+        "{inspected}"
+    );
+    assert_eq!(inspected["structuredContent"]["source"], "local");
+
+    // Bad requests get errors, and the server keeps serving after each.
+    let unknown = server.request(
+        5,
+        "tools/call",
+        json!({"name": "no_such_tool", "arguments": {}}),
+    );
+    assert!(
+        unknown["error"].is_object() || unknown["result"]["isError"] == true,
+        "{unknown}"
+    );
+
+    let wrong_type = server.request(
+        6,
+        "tools/call",
+        json!({"name": "build_image", "arguments": {"name": 42}}),
+    );
+    assert!(
+        wrong_type["error"].is_object() || wrong_type["result"]["isError"] == true,
+        "{wrong_type}"
+    );
+
+    let outside = server.call(7, "build_image", json!({"name": "x", "context": ".."}));
+    assert_eq!(outside["isError"], true, "{outside}");
+    assert!(
+        text_of(&outside).contains("outside the workspace root"),
+        "{outside}"
+    );
+
+    let absolute = server.call(8, "build_image", json!({"name": "x", "context": "/etc"}));
+    assert!(
+        text_of(&absolute).contains("outside the workspace root"),
+        "{absolute}"
+    );
+
+    let missing = server.call(
+        9,
+        "build_image",
+        json!({"name": "x", "context": "hello", "containerfile": "hello/Nope"}),
+    );
+    assert_eq!(missing["isError"], true);
+    assert!(
+        text_of(&missing).contains("hello/Nope") && text_of(&missing).contains("does not exist"),
+        "{missing}"
+    );
+
+    let not_there = server.call(
+        10,
+        "inspect_labels",
+        json!({"reference": format!("localhost/{name}:nope")}),
+    );
+    assert_eq!(not_there["isError"], true);
+    assert!(text_of(&not_there).contains("not found"), "{not_there}");
+
+    server.send_raw("{this is not json");
+    let bad_name = server.call(
+        11,
+        "build_image",
+        json!({"name": "Bad Name", "context": "hello"}),
+    );
+    assert!(text_of(&bad_name).contains("image name"), "{bad_name}");
+
+    // Still alive and correct after all of that.
+    let again = server.call(12, "build_image", args);
+    assert_eq!(again["structuredContent"]["cache_hit"], true, "{again}");
+}
