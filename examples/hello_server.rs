@@ -57,6 +57,8 @@ struct CrashInput {
 #[derive(Serialize, JsonSchema)]
 struct Sandbox {
     uid: String,
+    /// /proc/self/uid_map on one line: container uid, host uid, count (repeated per range).
+    uid_map: String,
     cap_eff: String,
     no_new_privs: String,
     network_interfaces: Vec<String>,
@@ -140,19 +142,27 @@ impl Hello {
             })
             .unwrap_or_default();
         let root_writable = std::fs::write("/.mcpod-write-probe", b"x").is_ok();
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
+        // cgroup v2 paths first, then v1.
+        let read = |paths: &[&str]| {
+            paths
+                .iter()
+                .find_map(|p| std::fs::read_to_string(p).ok())
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         };
+        let uid_map = read(&["/proc/self/uid_map"]);
         Json(Sandbox {
             uid: field("Uid:"),
+            uid_map: uid_map.split_whitespace().collect::<Vec<_>>().join(" "),
             cap_eff: field("CapEff:"),
             no_new_privs: field("NoNewPrivs:"),
             network_interfaces,
             root_writable,
-            pids_max: read("/sys/fs/cgroup/pids.max"),
-            memory_max: read("/sys/fs/cgroup/memory.max"),
+            pids_max: read(&["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"]),
+            memory_max: read(&[
+                "/sys/fs/cgroup/memory.max",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ]),
         })
     }
 }

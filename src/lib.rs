@@ -3,6 +3,8 @@
 //! The pipeline flows one way; a module uses only the modules listed below it:
 //!
 //! - [`server`]: the MCP stdio server (rmcp), translating requests into library calls
+//! - [`session`]: launch_session and the lifecycle of session containers
+//! - [`proxy`]: child MCP connections, tool names, call routing
 //! - [`image`]: build_image (cache probe, buildah build, label stamping) and inspect
 //! - [`labels`]: the `io.mcpod.*` label schema (and outrig's `org.outrig.mcp`)
 //! - [`cache`]: the content-addressed cache key and the build-context walk
@@ -15,8 +17,10 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod labels;
+pub mod proxy;
 pub mod schema;
 pub mod server;
+pub mod session;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use mcpod::labels::Servers;
 use mcpod::server::tools::{BuildImageInput, InspectLabelsInput};
+use mcpod::session::Policy;
 use mcpod::workspace::Workspace;
 use mcpod::{doctor, image, schema, server};
 use serde::Serialize;
@@ -44,6 +45,67 @@ struct ServeArgs {
     /// The workspace root: paths from the agent resolve inside it.
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// The operator's policy: what sessions may be granted. No tool can change it.
+#[derive(Args, Default, Clone)]
+struct PolicyArgs {
+    /// A host directory sessions may mount: PATH (read-only) or PATH:rw. Repeatable.
+    #[arg(long = "allow-mount", value_name = "PATH[:ro|rw]")]
+    allow_mount: Vec<mcpod::session::policy::MountRoot>,
+    /// Let a session ask for network egress (default: no network at all).
+    #[arg(long)]
+    allow_network: bool,
+    /// A host variable a label's ${NAME} or a launch may use. Repeatable.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    allow_env: Vec<String>,
+    /// Sessions at once.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Memory ceiling per session, MiB.
+    #[arg(long)]
+    max_memory_mb: Option<u32>,
+    /// CPU ceiling per session.
+    #[arg(long)]
+    max_cpus: Option<f64>,
+    /// Process ceiling per session.
+    #[arg(long)]
+    max_pids: Option<u32>,
+    /// Lease of a session when it asks for none, seconds.
+    #[arg(long)]
+    default_ttl: Option<u64>,
+    /// Longest lease a session may ask for, seconds.
+    #[arg(long)]
+    max_ttl: Option<u64>,
+    /// Seconds each server gets to answer `initialize`.
+    #[arg(long)]
+    handshake_timeout: Option<u64>,
+}
+
+impl PolicyArgs {
+    fn policy(self) -> Policy {
+        let d = Policy::default();
+        Policy {
+            mount_roots: self.allow_mount,
+            allow_network: self.allow_network,
+            allowed_env: self.allow_env,
+            max_sessions: self.max_sessions.unwrap_or(d.max_sessions),
+            max_memory_mb: self.max_memory_mb.unwrap_or(d.max_memory_mb),
+            max_cpus: self.max_cpus.unwrap_or(d.max_cpus),
+            max_pids: self.max_pids.unwrap_or(d.max_pids),
+            default_memory_mb: d
+                .default_memory_mb
+                .min(self.max_memory_mb.unwrap_or(u32::MAX)),
+            default_cpus: d.default_cpus.min(self.max_cpus.unwrap_or(f64::MAX)),
+            default_pids: d.default_pids.min(self.max_pids.unwrap_or(u32::MAX)),
+            default_ttl_secs: self.default_ttl.unwrap_or(d.default_ttl_secs),
+            max_ttl_secs: self.max_ttl.unwrap_or(d.max_ttl_secs),
+            handshake_secs: self.handshake_timeout.unwrap_or(d.handshake_secs),
+            default_call_secs: d.default_call_secs,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -144,7 +206,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Serve(args) => {
             let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
             tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
-            server::serve_stdio(workspace)
+            server::serve_stdio(workspace, args.policy.policy())
                 .await
                 .map_err(|e| e.to_string())
         }

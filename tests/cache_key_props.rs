@@ -61,7 +61,9 @@ impl Flat {
     /// Two maps cannot hold one key twice: a flat form that would collapse
     /// entries does not describe the same kind of input.
     fn keys_unique(&self) -> bool {
-        let unique = |l: &[(String, String)]| l.iter().map(|(k, _)| k).collect::<BTreeSet<_>>().len() == l.len();
+        let unique = |l: &[(String, String)]| {
+            l.iter().map(|(k, _)| k).collect::<BTreeSet<_>>().len() == l.len()
+        };
         unique(&self.args) && unique(&self.labels)
     }
 }

@@ -98,3 +98,110 @@ pub async fn run_probe(
         .status()
         .await
 }
+
+/// `podman run -d` with `args` (flags, image, command); the new container's ID.
+pub async fn run_detached(args: Vec<std::ffi::OsString>) -> Result<String> {
+    let out = Invocation::new(PROGRAM)
+        .args(["run", "-d"])
+        .args(args)
+        .timeout(QUICK)
+        .run()
+        .await?;
+    Ok(out.stdout.trim().to_string())
+}
+
+/// Remove containers at once, killing what runs in them; missing ones are fine.
+pub async fn remove(containers: &[String]) -> Result<()> {
+    if containers.is_empty() {
+        return Ok(());
+    }
+    Invocation::new(PROGRAM)
+        .args(["rm", "--force", "--ignore", "--time", "0", "--"])
+        .args(containers.iter())
+        .timeout(QUICK)
+        .run()
+        .await
+        .map(drop)
+}
+
+/// A container as `podman ps` lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContainerSummary {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Names", default)]
+    pub names: Vec<String>,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "State", default)]
+    pub state: String,
+    #[serde(rename = "Image", default)]
+    pub image: String,
+}
+
+impl ContainerSummary {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// Every container (running or not) that carries the label `key`.
+pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
+    let inv = Invocation::new(PROGRAM)
+        .args(["ps", "--all", "--format", "json", "--filter"])
+        .arg(format!("label={key}"))
+        .timeout(QUICK);
+    let display = inv.display();
+    let out = inv.run().await?;
+    if out.stdout.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let parsed: Option<Vec<ContainerSummary>> =
+        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
+            command: display,
+            reason: e.to_string(),
+        })?;
+    Ok(parsed.unwrap_or_default())
+}
+
+/// What to start inside a running container.
+pub struct ExecSpec<'a> {
+    pub container: &'a str,
+    pub argv: &'a [String],
+    /// Passed by name (`--env NAME`), values through podman's environment, so
+    /// they never appear in a process listing.
+    pub env: &'a BTreeMap<String, String>,
+    pub workdir: Option<&'a str>,
+}
+
+/// Start `podman exec -i` with stdin, stdout and stderr piped. Killing the
+/// returned child ends the exec session, not always the process inside: close
+/// its stdin, or remove the container.
+pub fn exec_stdio(spec: &ExecSpec<'_>) -> Result<tokio::process::Child> {
+    let mut command = tokio::process::Command::new(PROGRAM);
+    command.args(["exec", "-i"]);
+    for (name, value) in spec.env {
+        command.arg("--env").arg(name).env(name, value);
+    }
+    if let Some(dir) = spec.workdir {
+        command.args(["--workdir", dir]);
+    }
+    command
+        .arg("--")
+        .arg(spec.container)
+        .args(spec.argv)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::ToolMissing {
+                program: PROGRAM.into(),
+                package: PROGRAM.into(),
+            }
+        } else {
+            Error::io("starting", PROGRAM, e)
+        }
+    })
+}

@@ -36,30 +36,31 @@ pub struct Inspected {
 
 /// Read the labels of `reference`: `docker://REF` from a registry, else local storage.
 pub async fn inspect_labels(reference: &str) -> Result<Inspected> {
-    let (source, id, raw) = if let Some(remote) = reference.strip_prefix(REGISTRY_PREFIX) {
-        reference::validate_reference(remote)?;
-        let (digest, labels) = skopeo::remote_labels(remote).await?;
-        ("registry", digest, labels)
-    } else {
-        if let Some((transport, _)) = reference.split_once("://") {
-            return Err(Error::invalid(
-                "image reference",
-                reference,
-                format!("the `{transport}://` transport is not supported"),
-                "pass a local reference, or `docker://REF` for a registry",
-            ));
-        }
-        reference::validate_reference(reference)?;
-        let (id, labels) = podman::image_labels(reference).await?.ok_or_else(|| {
-            Error::ImageNotFound {
+    let (source, id, raw) =
+        if let Some(remote) = reference.strip_prefix(REGISTRY_PREFIX) {
+            reference::validate_reference(remote)?;
+            let (digest, labels) = skopeo::remote_labels(remote).await?;
+            ("registry", digest, labels)
+        } else {
+            if let Some((transport, _)) = reference.split_once("://") {
+                return Err(Error::invalid(
+                    "image reference",
+                    reference,
+                    format!("the `{transport}://` transport is not supported"),
+                    "pass a local reference, or `docker://REF` for a registry",
+                ));
+            }
+            reference::validate_reference(reference)?;
+            let (id, labels) = podman::image_labels(reference).await?.ok_or_else(|| {
+                Error::ImageNotFound {
                 reference: reference.to_string(),
                 place: "in local storage",
                 fix: "build it with build_image, or pass `docker://REF` to read it from a registry"
                     .into(),
             }
-        })?;
-        ("local", id, labels)
-    };
+            })?;
+            ("local", id, labels)
+        };
     let declared = labels::read(&raw)?;
     Ok(Inspected {
         reference: reference.to_string(),

@@ -1,23 +1,33 @@
 //! The MCP stdio server: translation between MCP requests and the library.
 //! No container logic lives here.
 
+mod progress;
 pub mod tools;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    Implementation, ProgressNotificationParam, ProtocolVersion, RequestMetaObject,
-    ServerCapabilities, ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestMetaObject,
+    Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    Tool,
 };
-use rmcp::{Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
 use tokio_util::sync::CancellationToken;
 
-use crate::image::{self, Built, Inspected, Progress};
+use crate::image::{self, Built, Inspected};
+use crate::session::{LaunchInput, Logs, LogsInput, Policy, SessionInfo, Sessions, sweep};
 use crate::workspace::Workspace;
-use tools::{BuildImageInput, InspectLabelsInput};
+use progress::{forward_progress, progress_messages};
+use tools::{
+    BuildImageInput, CallToolInput, InspectLabelsInput, SessionList, StopSessionInput, Stopped,
+};
 
 /// The protocol versions mcpod speaks.
 pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
@@ -27,32 +37,67 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
 ];
 
 const INSTRUCTIONS: &str = "mcpod builds container images that carry MCP servers \
-(build_image, content-addressed: a repeat build is a cache hit), reads the MCP server \
-configs an image declares in its labels (inspect_labels). Paths are relative to the \
+(build_image, content-addressed: a repeat build is a cache hit), reads the MCP servers an \
+image declares in its labels (inspect_labels), and launches an image as a hardened session \
+(launch_session) whose servers' tools then appear here as `<session>_<server>__<tool>`; \
+call_tool reaches them too. Stop sessions with stop_session. Paths are relative to the \
 workspace root the operator gave mcpod.";
+
+const LOGS_URI: &str = "mcpod://sessions/";
 
 #[derive(Clone)]
 pub struct McpodServer {
     workspace: Arc<Workspace>,
+    sessions: Arc<Sessions>,
     tool_router: ToolRouter<Self>,
 }
 
-/// Serve MCP on stdin/stdout until the client goes away.
+/// Serve MCP on stdin/stdout until the client goes away or a signal arrives,
+/// then remove every container this process started.
 pub async fn serve_stdio(
     workspace: Workspace,
+    policy: Policy,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let running = McpodServer::new(workspace)
-        .serve(rmcp::transport::io::stdio_pipes())
-        .await?;
-    running.waiting().await?;
-    Ok(())
+    match sweep::sweep_orphans().await {
+        Ok(swept) if !swept.is_empty() => tracing::info!(
+            "removed {} orphaned session container(s): {}",
+            swept.len(),
+            swept.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
+    }
+    let sessions = Arc::new(Sessions::new(policy)?);
+    let server = McpodServer::new(workspace, sessions.clone());
+    let served = async {
+        let running = server.serve(rmcp::transport::io::stdio_pipes()).await?;
+        running.waiting().await?;
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        r = served => r,
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); Ok(()) }
+        _ = term.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
+    };
+    match sessions.stop_all().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} session container(s)"),
+        Err(e) => tracing::error!("could not remove every session container: {e}"),
+    }
+    result
+}
+
+fn text_error(e: impl std::fmt::Display) -> String {
+    e.to_string()
 }
 
 #[tool_router]
 impl McpodServer {
-    pub fn new(workspace: Workspace) -> Self {
+    pub fn new(workspace: Workspace, sessions: Arc<Sessions>) -> Self {
         McpodServer {
             workspace: Arc::new(workspace),
+            sessions,
             tool_router: Self::tool_router(),
         }
     }
@@ -80,14 +125,11 @@ cancelling the request stops buildah and removes what it created.",
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
     ) -> Result<Json<Built>, String> {
-        let spec = input
-            .into_spec(&self.workspace)
-            .map_err(|e| e.to_string())?;
-        let progress = progress_sender(meta, peer);
-        image::build_image(spec, progress, cancel)
+        let spec = input.into_spec(&self.workspace).map_err(text_error)?;
+        image::build_image(spec, progress_messages(meta, peer), cancel)
             .await
             .map(Json)
-            .map_err(|e| e.to_string())
+            .map_err(text_error)
     }
 
     /// Read an image's labels and the MCP servers they declare.
@@ -110,42 +152,311 @@ outrig's org.outrig.mcp), validated, with the session requests and any warnings.
         image::inspect_labels(&input.reference)
             .await
             .map(Json)
-            .map_err(|e| e.to_string())
+            .map_err(text_error)
+    }
+
+    /// Launch an image as a hardened session and start its MCP servers.
+    #[tool(
+        description = "Start an image as a hardened podman container (no network, all capabilities \
+dropped, no-new-privileges, read-only root, pids/memory/cpu limits, a lease, never host root), start \
+the MCP servers its labels declare inside it, and connect to them. Their tools then appear in this \
+server's tool list as `<session>_<server>__<tool>` (also reachable with call_tool). Returns the \
+effective isolation, each server's status and tools, and an `mcpServers` block for connecting directly. \
+Mounts, network egress and env values are granted only within the operator's policy.",
+        annotations(
+            title = "Launch session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn launch_session(
+        &self,
+        Parameters(input): Parameters<LaunchInput>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> Result<Json<SessionInfo>, String> {
+        self.sessions
+            .launch(input, progress_messages(meta, peer), cancel)
+            .await
+            .map(Json)
+            .map_err(text_error)
+    }
+
+    #[tool(
+        description = "List this mcpod's sessions with their isolation, servers, status and tools.",
+        annotations(
+            title = "List sessions",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn list_sessions(&self) -> Json<SessionList> {
+        Json(SessionList {
+            sessions: self.sessions.list(),
+        })
+    }
+
+    #[tool(
+        description = "Stop a session: its container is removed with every server in it, and its tools are withdrawn.",
+        annotations(
+            title = "Stop session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn stop_session(
+        &self,
+        Parameters(input): Parameters<StopSessionInput>,
+    ) -> Result<Json<Stopped>, String> {
+        self.sessions
+            .stop(&input.session)
+            .await
+            .map_err(text_error)?;
+        Ok(Json(Stopped {
+            session: input.session,
+            stopped: true,
+        }))
+    }
+
+    #[tool(
+        description = "The last lines each server of a session wrote to stderr (also readable as the resource mcpod://sessions/<id>/logs/<server>).",
+        annotations(
+            title = "Session logs",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn session_logs(
+        &self,
+        Parameters(input): Parameters<LogsInput>,
+    ) -> Result<Json<Logs>, String> {
+        self.sessions.logs(&input).map(Json).map_err(text_error)
+    }
+
+    #[tool(
+        description = "Call a tool of a session's server by session, server and the tool's own name: the same as \
+calling its exported `<session>_<server>__<tool>` name, for clients that do not refresh their tool list.",
+        annotations(
+            title = "Call a session tool",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn call_tool(
+        &self,
+        Parameters(input): Parameters<CallToolInput>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, String> {
+        self.sessions
+            .call(
+                &input.session,
+                &input.server,
+                &input.tool,
+                input.arguments,
+                forward_progress(&meta, peer),
+                cancel,
+            )
+            .await
     }
 }
 
-#[tool_handler(router = self.tool_router)]
+impl McpodServer {
+    /// A proxied call under its exported name, as a tool result.
+    async fn call_proxied(
+        &self,
+        name: &str,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some((session, server, tool)) = self.sessions.resolve(name) else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{name}`; list the tools again (sessions may have stopped), or use call_tool"
+                ),
+                None,
+            ));
+        };
+        let progress = forward_progress(&context.meta, context.peer.clone());
+        let result = self
+            .sessions
+            .call(
+                &session,
+                &server,
+                &tool,
+                request.arguments,
+                progress,
+                context.ct.clone(),
+            )
+            .await;
+        Ok(match result {
+            Ok(result) => result,
+            Err(message) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]),
+        }
+        .into())
+    }
+}
+
 impl ServerHandler for McpodServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("mcpod", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("mcpod", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         Cow::Borrowed(PROTOCOL_VERSIONS)
     }
-}
 
-/// Progress messages become `notifications/progress` when the caller sent a
-/// progress token; without one they only go to the log.
-fn progress_sender(meta: RequestMetaObject, peer: Peer<RoleServer>) -> Progress {
-    let Some(token) = meta.get_progress_token() else {
-        return Arc::new(|msg: String| tracing::debug!("{msg}"));
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let mut step = 0u32;
-        while let Some(message) = rx.recv().await {
-            step += 1;
-            let param = ProgressNotificationParam::new(token.clone(), f64::from(step))
-                .with_message(message);
-            if peer.notify_progress(param).await.is_err() {
-                break;
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        tools.extend(self.sessions.tools());
+        let mut result = ListToolsResult::with_all_items(tools);
+        if context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+        {
+            // The list changes with sessions: never cache it.
+            result.ttl_ms = Some(0);
+            result.cache_scope = Some(CacheScope::Private);
+        }
+        result.result_type = Some(ResultType::COMPLETE);
+        Ok(result)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tool_router.get(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tool_router.has_route(&request.name) {
+            return self
+                .tool_router
+                .call(ToolCallContext::new(self, request, context))
+                .await;
+        }
+        let name = request.name.to_string();
+        self.call_proxied(&name, request, context).await
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut resources = Vec::new();
+        for s in self.sessions.list() {
+            for server in s.servers.keys() {
+                let uri = format!("{LOGS_URI}{}/logs/{server}", s.session);
+                resources.push(
+                    Resource::new(uri, format!("{} {server} stderr", s.session))
+                        .with_description(format!(
+                            "stderr of server `{server}` in session {}",
+                            s.session
+                        ))
+                        .with_mime_type("text/plain"),
+                );
             }
         }
-    });
-    Arc::new(move |msg: String| {
-        let _ = tx.send(msg);
-    })
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let parsed = uri
+            .strip_prefix(LOGS_URI)
+            .and_then(|rest| rest.split_once("/logs/"));
+        let Some((session, server)) = parsed else {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource `{uri}`; logs are mcpod://sessions/<id>/logs/<server>"),
+                None,
+            ));
+        };
+        let logs = self
+            .sessions
+            .logs(&LogsInput {
+                session: session.into(),
+                server: Some(server.into()),
+                tail: Some(1000),
+            })
+            .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))?;
+        let text = logs
+            .servers
+            .get(server)
+            .map(|l| l.join("\n"))
+            .unwrap_or_default();
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri)]).into())
+    }
+
+    /// Clients of the initialize handshake get `notifications/tools/list_changed`.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let mut changes = self.sessions.subscribe();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            while changes.recv().await.is_ok() {
+                while changes.try_recv().is_ok() {}
+                if peer.notify_tool_list_changed().await.is_err()
+                    || peer.notify_resource_list_changed().await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// 2026-07-28 clients listen for list changes with `subscriptions/listen`.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.sessions.subscribe();
+        let wants_tools = context.accepted().tools_list_changed == Some(true);
+        let wants_resources = context.accepted().resources_list_changed == Some(true);
+        loop {
+            tokio::select! {
+                changed = changes.recv() => {
+                    if changed.is_err() { return Ok(()); }
+                    while changes.try_recv().is_ok() {}
+                    if wants_tools && context.sink().notify_tool_list_changed().await.is_err() { return Ok(()); }
+                    if wants_resources && context.sink().notify_resource_list_changed().await.is_err() { return Ok(()); }
+                }
+                _ = context.cancelled() => return Ok(()),
+            }
+        }
+    }
 }

@@ -93,3 +93,37 @@ impl BuildImageInput {
         })
     }
 }
+
+/// Arguments of `stop_session`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopSessionInput {
+    /// The session id from launch_session.
+    pub session: String,
+}
+
+/// Arguments of `call_tool`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallToolInput {
+    pub session: String,
+    pub server: String,
+    /// The tool's own name on that server (not the exported one).
+    pub tool: String,
+    #[serde(default)]
+    pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The result of `list_sessions`.
+#[derive(Clone, Debug, serde::Serialize, JsonSchema)]
+pub struct SessionList {
+    pub sessions: Vec<crate::session::SessionInfo>,
+}
+
+/// The result of `stop_session`.
+#[derive(Clone, Debug, serde::Serialize, JsonSchema)]
+pub struct Stopped {
+    pub session: String,
+    /// The container is removed, with everything that ran in it.
+    pub stopped: bool,
+}

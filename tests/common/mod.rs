@@ -1,6 +1,8 @@
 //! Shared helpers for tests that drive the real buildah and podman.
 #![allow(dead_code)]
 
+pub mod rpc;
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,0 +1,415 @@
+//! One child MCP server: `podman exec -i` into the session's container, an rmcp
+//! client on its stdio, its stderr kept, its exit noticed, and calls passed
+//! through with progress, cancellation and a deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, ResultType, ServerResult, Tool,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::podman::{self, ExecSpec};
+use crate::session::logs::LogRing;
+
+/// Receives the child's progress for one call, already re-addressed to the caller.
+pub type ProgressSink = Arc<dyn Fn(ProgressNotificationParam) + Send + Sync>;
+
+/// Lines of stderr an error message quotes.
+const TAIL_LINES: usize = 20;
+
+/// How a child server is doing.
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Ready,
+    Failed {
+        /// Why, in one sentence.
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        stderr_tail: String,
+    },
+}
+
+/// What the child said about itself in the handshake.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Handshake {
+    pub protocol_version: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// State shared between the child's connection handler and its owner.
+struct Shared {
+    name: String,
+    tools: RwLock<Vec<Tool>>,
+    routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
+    /// Fires whenever this child's tool list changes or the child dies.
+    changed: tokio::sync::broadcast::Sender<()>,
+}
+
+/// The rmcp client side of the child's connection.
+struct Handler {
+    shared: Arc<Shared>,
+}
+
+impl ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("mcpod", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        let sink = self
+            .shared
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&params.progress_token)
+            .cloned();
+        if let Some(sink) = sink {
+            sink(params);
+        }
+    }
+
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            match context.peer.list_all_tools().await {
+                Ok(tools) => {
+                    *shared.tools.write().unwrap_or_else(|p| p.into_inner()) = tools;
+                    let _ = shared.changed.send(());
+                }
+                Err(e) => tracing::warn!(server = %shared.name, "re-listing tools failed: {e}"),
+            }
+        });
+    }
+}
+
+/// A started (or failed) child server.
+pub struct Child {
+    shared: Arc<Shared>,
+    pub log: Arc<LogRing>,
+    status: RwLock<Status>,
+    pub handshake: Option<Handshake>,
+    peer: Option<Peer<RoleClient>>,
+    /// Cancelled when the child process exits.
+    died: CancellationToken,
+    exit_code: Mutex<Option<i32>>,
+    call_timeout: Duration,
+    /// Kept so the connection lives as long as the child; closing it ends the server.
+    service: tokio::sync::Mutex<Option<RunningService<RoleClient, Handler>>>,
+}
+
+/// How to start one server.
+pub struct StartSpec<'a> {
+    pub name: &'a str,
+    pub container: &'a str,
+    pub argv: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub workdir: Option<&'a str>,
+    pub handshake: Duration,
+    pub call_timeout: Duration,
+    pub changed: tokio::sync::broadcast::Sender<()>,
+}
+
+impl Child {
+    /// Start the server and connect. Never fails: a server that cannot start is
+    /// returned with a `Failed` status that says why.
+    pub async fn start(spec: StartSpec<'_>) -> Arc<Child> {
+        let shared = Arc::new(Shared {
+            name: spec.name.to_string(),
+            tools: RwLock::new(Vec::new()),
+            routes: Mutex::new(HashMap::new()),
+            changed: spec.changed,
+        });
+        let log = Arc::new(LogRing::new(1000));
+        let failed = |reason: String, exit_code: Option<i32>, log: &Arc<LogRing>| {
+            Arc::new(Child {
+                shared: shared.clone(),
+                log: log.clone(),
+                status: RwLock::new(Status::Failed {
+                    reason,
+                    exit_code,
+                    stderr_tail: log.tail_text(TAIL_LINES),
+                }),
+                handshake: None,
+                peer: None,
+                died: CancellationToken::new(),
+                exit_code: Mutex::new(exit_code),
+                call_timeout: spec.call_timeout,
+                service: tokio::sync::Mutex::new(None),
+            })
+        };
+
+        let mut process = match podman::exec_stdio(&ExecSpec {
+            container: spec.container,
+            argv: spec.argv,
+            env: spec.env,
+            workdir: spec.workdir,
+        }) {
+            Ok(p) => p,
+            Err(e) => return failed(e.to_string(), None, &log),
+        };
+        let (Some(stdout), Some(stdin), Some(stderr)) = (
+            process.stdout.take(),
+            process.stdin.take(),
+            process.stderr.take(),
+        ) else {
+            return failed("the server's pipes could not be opened".into(), None, &log);
+        };
+        let stderr_done = tokio::spawn(copy_lines(stderr, log.clone()));
+
+        let handler = Handler {
+            shared: shared.clone(),
+        };
+        let connected = tokio::time::timeout(spec.handshake, handler.serve((stdout, stdin))).await;
+        let service = match connected {
+            Ok(Ok(service)) => service,
+            Ok(Err(e)) => {
+                // Usually the process exited: report its code and stderr.
+                let code = exit_code_soon(&mut process).await;
+                let _ = stderr_done.await;
+                let reason = match code {
+                    Some(c) => format!(
+                        "server `{}` exited with code {c} during the MCP handshake",
+                        spec.name
+                    ),
+                    None => format!("server `{}` failed the MCP handshake: {e}", spec.name),
+                };
+                return failed(reason, code, &log);
+            }
+            Err(_) => {
+                let _ = process.start_kill();
+                return failed(
+                    format!(
+                        "server `{}` did not answer `initialize` within {} s",
+                        spec.name,
+                        spec.handshake.as_secs()
+                    ),
+                    None,
+                    &log,
+                );
+            }
+        };
+        let handshake = service.peer_info().map(|info| {
+            let server = info.server_info.clone().unwrap_or_default();
+            Handshake {
+                protocol_version: info.protocol_version.to_string(),
+                name: server.name,
+                version: server.version,
+            }
+        });
+        let peer = service.peer().clone();
+        match tokio::time::timeout(spec.handshake, peer.list_all_tools()).await {
+            Ok(Ok(tools)) => *shared.tools.write().unwrap_or_else(|p| p.into_inner()) = tools,
+            Ok(Err(e)) => {
+                let _ = process.start_kill();
+                return failed(
+                    format!("server `{}` failed tools/list: {e}", spec.name),
+                    None,
+                    &log,
+                );
+            }
+            Err(_) => {
+                let _ = process.start_kill();
+                return failed(
+                    format!(
+                        "server `{}` did not answer tools/list within {} s",
+                        spec.name,
+                        spec.handshake.as_secs()
+                    ),
+                    None,
+                    &log,
+                );
+            }
+        }
+
+        let child = Arc::new(Child {
+            shared: shared.clone(),
+            log: log.clone(),
+            status: RwLock::new(Status::Ready),
+            handshake,
+            peer: Some(peer),
+            died: CancellationToken::new(),
+            exit_code: Mutex::new(None),
+            call_timeout: spec.call_timeout,
+            service: tokio::sync::Mutex::new(Some(service)),
+        });
+        // Notice the child's death: withdraw its tools and say so.
+        let watched = Arc::downgrade(&child);
+        tokio::spawn(async move {
+            let status = process.wait().await;
+            let _ = stderr_done.await;
+            let Some(child) = watched.upgrade() else {
+                return;
+            };
+            let code = status.ok().and_then(|s| s.code());
+            *child.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = code;
+            *child.status.write().unwrap_or_else(|p| p.into_inner()) = Status::Failed {
+                reason: match code {
+                    Some(c) => format!("server `{}` exited with code {c}", child.shared.name),
+                    None => format!("server `{}` was killed", child.shared.name),
+                },
+                exit_code: code,
+                stderr_tail: child.log.tail_text(TAIL_LINES),
+            };
+            child.died.cancel();
+            let _ = child.shared.changed.send(());
+        });
+        child
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.status(), Status::Ready)
+    }
+
+    /// The child's tools (empty once it has died).
+    pub fn tools(&self) -> Vec<Tool> {
+        if !self.is_ready() {
+            return Vec::new();
+        }
+        self.shared
+            .tools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Call `tool`; progress goes to `progress`, `cancel` cancels the child's request.
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: Option<JsonObject>,
+        progress: Option<ProgressSink>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, String> {
+        let name = &self.shared.name;
+        let Some(peer) = self.peer.as_ref().filter(|_| self.is_ready()) else {
+            return Err(self.dead_message(tool));
+        };
+        let mut params = CallToolRequestParams::new(tool.to_string());
+        params.arguments = arguments;
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| format!("could not send the call to server `{name}`: {e}"))?;
+        let token = handle.progress_token.clone();
+        let id = handle.id.clone();
+        if let Some(sink) = progress {
+            self.shared
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.clone(), sink);
+        }
+        let cancel_child = |reason: String| {
+            let peer = peer.clone();
+            let id = id.clone();
+            async move {
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason)))
+                    .await;
+            }
+        };
+        let outcome = tokio::select! {
+            response = handle.await_response() => match response {
+                Ok(ServerResult::CallToolResult(mut result)) => {
+                    // Older children leave resultType out; newer callers need it.
+                    result.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(result)
+                }
+                Ok(other) => Err(format!("server `{name}` answered tools/call with an unexpected result: {other:?}")),
+                Err(rmcp::ServiceError::McpError(e)) => Err(format!("server `{name}` rejected the call of `{tool}`: {}", e.message)),
+                Err(_) => {
+                    // The connection closed: wait a moment for the exit code.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), self.died.cancelled()).await;
+                    Err(self.dead_message(tool))
+                }
+            },
+            _ = cancel.cancelled() => {
+                cancel_child("cancelled by the caller".into()).await;
+                Err(format!("the call of `{tool}` on server `{name}` was cancelled; the server was told to stop it"))
+            }
+            _ = self.died.cancelled() => Err(self.dead_message(tool)),
+            _ = tokio::time::sleep(self.call_timeout) => {
+                cancel_child("mcpod call deadline".into()).await;
+                Err(format!(
+                    "server `{name}` did not answer `{tool}` within {} s; the call was cancelled. Fix: raise call_timeout_secs in the image's label, or make the call smaller",
+                    self.call_timeout.as_secs()
+                ))
+            }
+        };
+        self.shared
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+        outcome
+    }
+
+    fn dead_message(&self, tool: &str) -> String {
+        let name = &self.shared.name;
+        let tail = self.log.tail_text(TAIL_LINES);
+        let code = *self.exit_code.lock().unwrap_or_else(|p| p.into_inner());
+        let how = match code {
+            Some(c) => format!("exited with code {c}"),
+            None => "is not running".to_string(),
+        };
+        format!("server `{name}` {how}; the call of `{tool}` failed. Its stderr ends with:\n{tail}")
+    }
+
+    /// Close the connection (the server sees EOF on stdin).
+    pub async fn close(&self) {
+        if let Some(service) = self.service.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), service.cancel()).await;
+        }
+    }
+}
+
+/// The exit code if the process ends within a moment.
+async fn exit_code_soon(process: &mut tokio::process::Child) -> Option<i32> {
+    match tokio::time::timeout(Duration::from_secs(3), process.wait()).await {
+        Ok(Ok(status)) => status.code(),
+        _ => {
+            let _ = process.start_kill();
+            None
+        }
+    }
+}
+
+async fn copy_lines(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        log.push(&line);
+    }
+}

@@ -1,0 +1,7 @@
+//! Child MCP connections and what passes through them: tool names, calls,
+//! progress and cancellation. Knows MCP; knows podman only through the engine.
+
+pub mod child;
+pub mod names;
+
+pub use child::{Child, ProgressSink, StartSpec, Status};

@@ -1,0 +1,136 @@
+//! The session container: hardened `podman run` flags, the owner labels the
+//! sweep reads, start and removal.
+
+use std::ffi::OsString;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::policy::Isolation;
+use crate::engine::podman;
+use crate::{Error, Result};
+
+/// Container labels (on the container, not the image).
+pub const SESSION_LABEL: &str = "io.mcpod.session";
+pub const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
+pub const OWNER_START_LABEL: &str = "io.mcpod.owner-start";
+pub const BOOT_ID_LABEL: &str = "io.mcpod.boot-id";
+pub const LEASE_LABEL: &str = "io.mcpod.lease-until";
+
+/// Where the pause process is mounted in every session container.
+const PAUSE: &str = "/.mcpod/catatonit";
+
+/// Who owns a container: a process, identified across pid reuse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    /// The process start time in clock ticks since boot (/proc/PID/stat field 22).
+    pub start: String,
+    pub boot_id: String,
+}
+
+impl Owner {
+    pub fn current() -> Owner {
+        let pid = std::process::id();
+        Owner {
+            pid,
+            start: process_start(pid).unwrap_or_default(),
+            boot_id: boot_id(),
+        }
+    }
+
+    /// True when the process this names still runs (same boot, same start time).
+    pub fn is_alive(&self) -> bool {
+        self.boot_id == boot_id() && process_start(self.pid).as_deref() == Some(self.start.as_str())
+    }
+}
+
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// The static pause binary that keeps images without a shell or `sleep` alive.
+pub fn pause_binary() -> Result<String> {
+    [
+        "/usr/bin/catatonit",
+        "/usr/libexec/podman/catatonit",
+        "/usr/local/bin/catatonit",
+    ]
+    .iter()
+    .find(|p| std::path::Path::new(p).is_file())
+    .map(|p| p.to_string())
+    .ok_or_else(|| Error::ToolMissing {
+        program: "catatonit".into(),
+        package: "catatonit".into(),
+    })
+}
+
+/// The full `podman run -d` arguments for a session.
+pub fn run_args(
+    session: &str,
+    name: &str,
+    image_id: &str,
+    isolation: &Isolation,
+    owner: &Owner,
+    pause: &str,
+) -> Vec<OsString> {
+    let lease_until = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        + isolation.lease_secs;
+    let mut a: Vec<String> = vec![
+        "--rm".into(),
+        "--name".into(),
+        name.into(),
+        "--pull=never".into(),
+        "--init".into(),
+        format!("--label={SESSION_LABEL}={session}"),
+        format!("--label={OWNER_PID_LABEL}={}", owner.pid),
+        format!("--label={OWNER_START_LABEL}={}", owner.start),
+        format!("--label={BOOT_ID_LABEL}={}", owner.boot_id),
+        format!("--label={LEASE_LABEL}={lease_until}"),
+        format!(
+            "--network={}",
+            if isolation.network == "egress" {
+                "bridge"
+            } else {
+                "none"
+            }
+        ),
+        "--cap-drop=all".into(),
+        "--security-opt=no-new-privileges".into(),
+        "--read-only".into(),
+        format!("--pids-limit={}", isolation.pids_limit),
+        format!("--memory={}m", isolation.memory_mb),
+        format!("--cpus={}", isolation.cpus),
+        format!("--timeout={}", isolation.lease_secs),
+    ];
+    for (path, size) in &isolation.tmpfs {
+        a.push(format!("--tmpfs={path}:rw,size={size},mode=1777"));
+    }
+    match isolation.user.strip_prefix("user=") {
+        Some(user) => a.push(format!("--user={user}")),
+        None => a.push("--userns=auto".into()),
+    }
+    for m in &isolation.mounts {
+        let mode = if m.read_only { "ro" } else { "rw" };
+        a.push(format!("--volume={}:{}:{mode}", m.source, m.target));
+    }
+    a.push(format!("--volume={pause}:{PAUSE}:ro"));
+    a.push(format!("--entrypoint=[\"{PAUSE}\",\"-P\"]"));
+    a.push(image_id.into());
+    a.into_iter().map(OsString::from).collect()
+}
+
+/// Start the container; its ID.
+pub async fn start(args: Vec<OsString>) -> Result<String> {
+    podman::run_detached(args).await
+}

@@ -1,0 +1,67 @@
+//! A bounded buffer of a server's stderr lines.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// Keeps the last `capacity` lines.
+#[derive(Debug)]
+pub struct LogRing {
+    lines: Mutex<VecDeque<String>>,
+    capacity: usize,
+}
+
+impl LogRing {
+    pub fn new(capacity: usize) -> Self {
+        LogRing {
+            lines: Mutex::new(VecDeque::with_capacity(capacity.min(256))),
+            capacity,
+        }
+    }
+
+    pub fn push(&self, line: &str) {
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == self.capacity {
+            lines.pop_front();
+        }
+        // A single line is capped too, so one huge line cannot hold the memory.
+        let line = if line.len() > 4096 {
+            let mut end = 4096;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &line[..end])
+        } else {
+            line.to_string()
+        };
+        lines.push_back(line);
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .iter()
+            .skip(lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+
+    /// The last `n` lines joined, for error messages.
+    pub fn tail_text(&self, n: usize) -> String {
+        self.tail(n).join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keeps_the_last_lines() {
+        let ring = super::LogRing::new(3);
+        for i in 0..5 {
+            ring.push(&format!("line {i}"));
+        }
+        assert_eq!(ring.tail(10), ["line 2", "line 3", "line 4"]);
+        assert_eq!(ring.tail(1), ["line 4"]);
+        assert_eq!(ring.tail_text(2), "line 3\nline 4");
+    }
+}

@@ -1,0 +1,126 @@
+//! Sessions: an image launched as a hardened container running the MCP servers
+//! its labels declare, owned by this mcpod process.
+//!
+//! - [`policy`]: the operator's policy and what it grants
+//! - [`container`]: hardened `podman run` flags, owner labels
+//! - [`registry`]: launch, list, stop, logs, calls
+//! - [`sweep`]: containers whose owner is gone
+//! - [`logs`]: each server's stderr
+
+pub mod container;
+pub mod logs;
+pub mod policy;
+pub mod registry;
+pub mod sweep;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use policy::{Ask, Isolation, MountRequest, Policy};
+pub use registry::Sessions;
+
+use crate::labels::Network;
+use crate::proxy::child::{Handshake, Status};
+
+/// Arguments of launch_session (and `mcpod launch`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchInput {
+    /// The image: a tag from build_image, a local name, or an image ID.
+    pub image: String,
+    /// Which declared servers to start (default: all of them).
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
+    /// Values for the `${NAME}` references of the image's servers; each NAME
+    /// must be one the operator allowed (--allow-env).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host directories to mount, within the operator's mount roots.
+    #[serde(default)]
+    pub mounts: Vec<MountRequest>,
+    /// `none` (default) or `egress` (only if the operator allows it).
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// Seconds the session may live (its lease); default and ceiling are the operator's.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub pids: Option<u32>,
+}
+
+impl LaunchInput {
+    pub fn ask(&self) -> Ask {
+        Ask {
+            mounts: self.mounts.clone(),
+            network: self.network,
+            ttl_secs: self.ttl_secs,
+            memory_mb: self.memory_mb,
+            cpus: self.cpus,
+            pids: self.pids,
+        }
+    }
+}
+
+/// One tool of a child server as mcpod exports it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ToolReport {
+    /// The name to call through mcpod: `<session>_<server>__<tool>`.
+    pub name: String,
+    /// The child's own name for it.
+    pub upstream: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One server of a session.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ServerReport {
+    #[serde(flatten)]
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<Handshake>,
+    pub tools: Vec<ToolReport>,
+}
+
+/// What launch_session returns, and list_sessions lists.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SessionInfo {
+    pub session: String,
+    pub container: String,
+    pub container_id: String,
+    pub image: String,
+    pub image_id: String,
+    pub isolation: Isolation,
+    /// Unix time at which the lease ends and the container is killed.
+    pub lease_until: u64,
+    pub servers: BTreeMap<String, ServerReport>,
+    /// A ready `mcpServers` block that connects a client straight to each server.
+    pub client_config: serde_json::Value,
+    pub warnings: Vec<String>,
+}
+
+/// Arguments of session_logs.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsInput {
+    pub session: String,
+    /// One server (default: all of the session's servers).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// How many of the last lines (default 100).
+    #[serde(default)]
+    pub tail: Option<usize>,
+}
+
+/// Each server's last stderr lines.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Logs {
+    pub session: String,
+    pub servers: BTreeMap<String, Vec<String>>,
+}

@@ -1,0 +1,353 @@
+//! The operator's policy (flags of `mcpod serve`) and how it grants what a
+//! launch request and an image's labels ask for. Nothing an agent or a label
+//! says can widen it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::labels::{Network, Requests};
+use crate::{Error, Result};
+
+/// A host directory the operator lets sessions mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountRoot {
+    pub path: PathBuf,
+    pub writable: bool,
+}
+
+impl std::str::FromStr for MountRoot {
+    type Err = String;
+    /// `PATH`, `PATH:ro` or `PATH:rw`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (path, writable) = match s.rsplit_once(':') {
+            Some((p, "rw")) => (p, true),
+            Some((p, "ro")) => (p, false),
+            _ => (s, false),
+        };
+        let path = Path::new(path)
+            .canonicalize()
+            .map_err(|e| format!("mount root `{path}`: {e}"))?;
+        Ok(MountRoot { path, writable })
+    }
+}
+
+/// What the operator allows. Built once from `mcpod serve` flags.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub mount_roots: Vec<MountRoot>,
+    pub allow_network: bool,
+    /// Env names a label's `${NAME}` (or a launch request) may use.
+    pub allowed_env: Vec<String>,
+    pub max_sessions: usize,
+    pub max_memory_mb: u32,
+    pub max_cpus: f64,
+    pub max_pids: u32,
+    pub default_memory_mb: u32,
+    pub default_cpus: f64,
+    pub default_pids: u32,
+    pub default_ttl_secs: u64,
+    pub max_ttl_secs: u64,
+    /// Seconds each server gets to answer `initialize`.
+    pub handshake_secs: u64,
+    /// Seconds a proxied call may take when the label sets no call timeout.
+    pub default_call_secs: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mount_roots: Vec::new(),
+            allow_network: false,
+            allowed_env: Vec::new(),
+            max_sessions: 16,
+            max_memory_mb: 2048,
+            max_cpus: 2.0,
+            max_pids: 1024,
+            default_memory_mb: 512,
+            default_cpus: 1.0,
+            default_pids: 256,
+            default_ttl_secs: 3600,
+            max_ttl_secs: 24 * 3600,
+            handshake_secs: 30,
+            default_call_secs: 300,
+        }
+    }
+}
+
+/// A mount an agent asks for.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MountRequest {
+    /// Host path; must lie inside a mount root the operator allowed.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: String,
+    /// Read-only unless set to false (and the root allows writing).
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the agent asks for at launch (besides the image and servers).
+#[derive(Clone, Debug, Default)]
+pub struct Ask {
+    pub mounts: Vec<MountRequest>,
+    pub network: Option<Network>,
+    pub ttl_secs: Option<u64>,
+    pub memory_mb: Option<u32>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+}
+
+/// The isolation a session actually gets; every field is visible to the agent.
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
+pub struct Isolation {
+    /// `none` (only loopback), or `egress` (podman's default network).
+    pub network: String,
+    pub cap_drop: String,
+    pub no_new_privileges: bool,
+    pub read_only_root: bool,
+    /// Writable tmpfs mounts (path → size).
+    pub tmpfs: BTreeMap<String, String>,
+    /// `userns=auto` (container root is an unprivileged host uid), or `user=UID:GID`.
+    pub user: String,
+    pub pids_limit: u32,
+    pub memory_mb: u32,
+    pub cpus: f64,
+    /// The container is killed after this many seconds, even if mcpod is gone.
+    pub lease_secs: u64,
+    pub mounts: Vec<GrantedMount>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct GrantedMount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl Policy {
+    /// Grant `ask` and the image's `requests` within this policy. An explicit
+    /// ask beyond the policy is an error; a label's request beyond it is a warning.
+    pub fn grant(
+        &self,
+        ask: &Ask,
+        requests: Option<&Requests>,
+        userns_auto: bool,
+    ) -> Result<Isolation> {
+        let mut warnings = Vec::new();
+        let label = requests.cloned().unwrap_or_default();
+
+        let wants_egress = match ask.network {
+            Some(Network::Egress) => {
+                if !self.allow_network {
+                    return Err(Error::invalid(
+                        "network",
+                        "egress",
+                        "the operator does not allow network egress",
+                        "launch without `network`, or ask the operator to start mcpod with --allow-network",
+                    ));
+                }
+                true
+            }
+            Some(Network::None) => false,
+            None => {
+                if label.network == Network::Egress && !self.allow_network {
+                    warnings.push("the image requests network egress; the operator's policy does not allow it, so the session has no network".into());
+                }
+                label.network == Network::Egress && self.allow_network
+            }
+        };
+
+        let memory_mb = self.limit(
+            "memory_mb",
+            ask.memory_mb.or(label.memory_mb),
+            self.default_memory_mb,
+            self.max_memory_mb,
+            &mut warnings,
+            ask.memory_mb.is_some(),
+        )?;
+        let pids = self.limit(
+            "pids",
+            ask.pids.or(label.pids),
+            self.default_pids,
+            self.max_pids,
+            &mut warnings,
+            ask.pids.is_some(),
+        )?;
+        let label_cpus = label.millicpus.map(|m| f64::from(m) / 1000.0);
+        let cpus = match ask.cpus.or(label_cpus) {
+            None => self.default_cpus,
+            Some(c) if c > 0.0 && c <= self.max_cpus => c,
+            Some(c) if ask.cpus.is_some() => {
+                return Err(Error::invalid(
+                    "cpus",
+                    c.to_string(),
+                    format!("it must be above 0 and at most {}", self.max_cpus),
+                    "ask for fewer cpus",
+                ));
+            }
+            Some(c) => {
+                warnings.push(format!(
+                    "the image requests {c} cpus; granted {}",
+                    self.max_cpus
+                ));
+                self.max_cpus
+            }
+        };
+        let lease_secs = match ask.ttl_secs {
+            None => self.default_ttl_secs,
+            Some(t) if (1..=self.max_ttl_secs).contains(&t) => t,
+            Some(t) => {
+                return Err(Error::invalid(
+                    "ttl_secs",
+                    t.to_string(),
+                    format!("it must be 1..={}", self.max_ttl_secs),
+                    "ask for a shorter time to live",
+                ));
+            }
+        };
+
+        let mut tmpfs = BTreeMap::from([
+            ("/tmp".to_string(), "64m".to_string()),
+            ("/run".to_string(), "16m".to_string()),
+        ]);
+        for path in &label.writable_paths {
+            tmpfs
+                .entry(path.clone())
+                .or_insert_with(|| "64m".to_string());
+        }
+
+        let mut mounts = Vec::new();
+        for m in &ask.mounts {
+            mounts.push(self.grant_mount(m)?);
+        }
+
+        Ok(Isolation {
+            network: if wants_egress { "egress" } else { "none" }.into(),
+            cap_drop: "all".into(),
+            no_new_privileges: true,
+            read_only_root: true,
+            tmpfs,
+            user: if userns_auto {
+                "userns=auto".into()
+            } else {
+                "user=65534:65534".into()
+            },
+            pids_limit: pids,
+            memory_mb,
+            cpus,
+            lease_secs,
+            mounts,
+            warnings,
+        })
+    }
+
+    fn limit(
+        &self,
+        field: &str,
+        asked: Option<u32>,
+        default: u32,
+        max: u32,
+        warnings: &mut Vec<String>,
+        explicit: bool,
+    ) -> Result<u32> {
+        match asked {
+            None => Ok(default),
+            Some(v) if v >= 1 && v <= max => Ok(v),
+            Some(v) if explicit => Err(Error::invalid(
+                field,
+                v.to_string(),
+                format!("the operator allows 1..={max}"),
+                format!("ask for at most {max}"),
+            )),
+            Some(v) => {
+                warnings.push(format!("the image requests {field} {v}; granted {max}"));
+                Ok(max)
+            }
+        }
+    }
+
+    fn grant_mount(&self, m: &MountRequest) -> Result<GrantedMount> {
+        let target_ok = m.target.starts_with('/')
+            && m.target != "/"
+            && !m.target.contains([':', ',', '\0'])
+            && !m.target.split('/').any(|c| c == ".." || c == ".");
+        if !target_ok {
+            return Err(Error::invalid(
+                "mount target",
+                &m.target,
+                "it must be an absolute path other than `/`, without `.`, `..`, `:` or `,`",
+                "pass a path such as /data",
+            ));
+        }
+        let source = Path::new(&m.source).canonicalize().map_err(|e| {
+            Error::invalid(
+                "mount source",
+                &m.source,
+                e.to_string(),
+                "pass an existing host path inside a mount root the operator allowed",
+            )
+        })?;
+        if source.to_string_lossy().contains([':', ',']) {
+            return Err(Error::invalid(
+                "mount source",
+                &m.source,
+                "it contains `:` or `,`",
+                "rename the directory",
+            ));
+        }
+        let root = self
+            .mount_roots
+            .iter()
+            .filter(|r| source.starts_with(&r.path))
+            .max_by_key(|r| r.path.as_os_str().len())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "mount source",
+                    &m.source,
+                    if self.mount_roots.is_empty() {
+                        "the operator allows no mounts".to_string()
+                    } else {
+                        "it is outside every mount root the operator allowed".to_string()
+                    },
+                    "ask the operator to start mcpod with --allow-mount covering it",
+                )
+            })?;
+        if !m.read_only && !root.writable {
+            return Err(Error::invalid(
+                "mount read_only",
+                "false",
+                format!("the operator allows `{}` read-only", root.path.display()),
+                "mount it read-only",
+            ));
+        }
+        Ok(GrantedMount {
+            source: source.display().to_string(),
+            target: m.target.clone(),
+            read_only: m.read_only,
+        })
+    }
+
+    /// Check that every env name a launch request passes is allowed.
+    pub fn check_env_names<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+        for name in names {
+            if !self.allowed_env.contains(name) {
+                return Err(Error::invalid(
+                    "env",
+                    name,
+                    "the operator does not allow this variable",
+                    "ask the operator to start mcpod with --allow-env NAME",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

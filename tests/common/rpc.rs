@@ -1,0 +1,159 @@
+//! A JSON-RPC line client for the real mcpod binary.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub struct Server {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    /// Notifications seen while waiting for responses.
+    pub notifications: Vec<Value>,
+}
+
+impl Server {
+    pub fn start(root: &std::path::Path) -> Server {
+        Self::start_with(root, &[])
+    }
+
+    /// Start `mcpod serve --root ROOT EXTRA...`.
+    pub fn start_with(root: &std::path::Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .args(["serve", "--root"])
+            .arg(root)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mcpod starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Every stdout line must be JSON-RPC: stdout is the protocol.
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            stdin: Some(stdin),
+            lines,
+            notifications: Vec::new(),
+        }
+    }
+
+    pub fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    /// Close stdin (the client goes away) and wait for mcpod to exit.
+    pub fn close(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        self.stdin.take();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Wait for a notification with `method` (seen before, or arriving within `within`).
+    pub fn wait_notification(&mut self, method: &str, within: Duration) -> Option<Value> {
+        if let Some(i) = self
+            .notifications
+            .iter()
+            .position(|n| n["method"] == method)
+        {
+            return Some(self.notifications.remove(i));
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(msg) if msg["method"] == method => return Some(msg),
+                Ok(msg) => self.notifications.push(msg),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn send(&mut self, message: Value) {
+        self.send_raw(&message.to_string());
+    }
+
+    /// Send a request and wait for the response with its id.
+    pub fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response(id)
+    }
+
+    pub fn response(&mut self, id: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(msg) if msg.get("id") == Some(&json!(id)) => return msg,
+                Ok(msg) if msg.get("id").is_none() => self.notifications.push(msg),
+                Ok(other) => panic!("unexpected message while waiting for {id}: {other}"),
+                Err(RecvTimeoutError::Timeout) => panic!("no response to request {id}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("mcpod exited before answering {id}"),
+            }
+        }
+    }
+
+    pub fn call(&mut self, id: u64, tool: &str, arguments: Value) -> Value {
+        let response = self.request(
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": arguments}),
+        );
+        response["result"].clone()
+    }
+}
+
+impl Drop for Server {
+    /// Like a client going away: close stdin and let mcpod clean up, then kill.
+    fn drop(&mut self) {
+        if self.close(Duration::from_secs(15)).is_none() {
+            eprintln!("mcpod did not exit within 15 s of stdin EOF; killing it");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn initialize(server: &mut Server, version: &str) -> Value {
+    let init = server.request(
+        0,
+        "initialize",
+        json!({
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "mcpod-test", "version": "0"}
+        }),
+    );
+    server.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    init
+}
+
+pub fn text_of(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,263 @@
+//! Sessions end to end through the real mcpod binary over stdio, with the real
+//! podman and the repo's fixture server (`examples/hello`, FROM scratch).
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::rpc::{Server, initialize, text_of};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Build the hello image (a cache hit after the first time); its tag.
+fn hello_image() -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ctx = repo.join("examples/hello");
+    assert!(
+        ctx.join("bin/hello-server").is_file(),
+        "examples/hello/bin/hello-server is missing: run scripts/build-hello (scripts/test does)"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let built = runtime
+        .block_on(mcpod::image::build_image(
+            mcpod::image::BuildSpec {
+                name: "localhost/mcpod-hello".into(),
+                containerfile: ctx.join("Containerfile"),
+                context: ctx,
+                build_args: Default::default(),
+                servers: Default::default(),
+                no_cache: false,
+            },
+            Arc::new(|_| {}),
+            CancellationToken::new(),
+        ))
+        .expect("the hello image builds");
+    built.tag
+}
+
+/// Session containers (any owner) whose session label is `session`.
+fn containers_of(session: &str) -> Vec<String> {
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=io.mcpod.session={session}"))
+        .output()
+        .expect("podman ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn launch(server: &mut Server, id: u64, args: Value) -> Value {
+    let result = server.call(id, "launch_session", args);
+    assert_ne!(result["isError"], true, "launch failed: {result}");
+    result["structuredContent"].clone()
+}
+
+fn tool_names(server: &mut Server, id: u64) -> Vec<String> {
+    let list = server.request(id, "tools/list", json!({}));
+    list["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn launch_call_progress_cancel_stop() {
+    let image = hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+
+    server.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "launch_session", "arguments": {"image": image}, "_meta": {"progressToken": "launch"}}}));
+    let launched = server.response(1)["result"].clone();
+    assert_ne!(launched["isError"], true, "{launched}");
+    let info = launched["structuredContent"].clone();
+    let session = info["session"].as_str().expect("session id").to_string();
+    let hello = &info["servers"]["hello"];
+    assert_eq!(hello["status"], "ready", "{info}");
+    assert_eq!(hello["handshake"]["name"], "hello-server");
+    let exported: Vec<&str> = hello["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        exported.contains(&format!("{session}_hello__greet").as_str()),
+        "{exported:?}"
+    );
+    // The effective isolation is reported.
+    let iso = &info["isolation"];
+    assert_eq!(
+        (
+            iso["network"].as_str(),
+            iso["cap_drop"].as_str(),
+            iso["read_only_root"].as_bool()
+        ),
+        (Some("none"), Some("all"), Some(true))
+    );
+    // A ready client config: podman exec -i into the container.
+    let direct = &info["client_config"]["mcpServers"][format!("{session}-hello")];
+    assert_eq!(direct["command"], "podman");
+    assert_eq!(direct["args"][0], "exec");
+    // Progress reported each server as it came up.
+    assert!(
+        server
+            .notifications
+            .iter()
+            .any(|n| n["params"]["progressToken"] == "launch"
+                && n["params"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("server hello: ready")),
+        "{:?}",
+        server.notifications
+    );
+    // The session's start changed the tool list.
+    assert!(
+        server
+            .wait_notification("notifications/tools/list_changed", Duration::from_secs(5))
+            .is_some()
+    );
+
+    // tools/list shows the proxied tools next to the meta-tools.
+    let names = tool_names(&mut server, 2);
+    for t in [
+        "launch_session",
+        "call_tool",
+        "stop_session",
+        &format!("{session}_hello__add"),
+    ] {
+        assert!(names.iter().any(|n| n == t), "{t} missing from {names:?}");
+    }
+
+    // A proxied call with structured output.
+    let sum = server.call(
+        3,
+        &format!("{session}_hello__add"),
+        json!({"a": 40, "b": 2}),
+    );
+    assert_eq!(sum["structuredContent"]["sum"], 42, "{sum}");
+    // The call_tool fallback does the same.
+    let greet = server.call(4, "call_tool", json!({"session": session, "server": "hello", "tool": "greet", "arguments": {"name": "mcpod"}}));
+    assert_eq!(text_of(&greet), "Hello, mcpod!", "{greet}");
+
+    // Progress passes through with the caller's token.
+    server.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": format!("{session}_hello__slow"), "arguments": {"steps": 3}, "_meta": {"progressToken": 77}}}));
+    let slow = server.response(5)["result"].clone();
+    assert_eq!(slow["structuredContent"]["completed_steps"], 3, "{slow}");
+    let steps: Vec<String> = server
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress" && n["params"]["progressToken"] == 77)
+        .filter_map(|n| n["params"]["message"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        steps.contains(&"step 1 of 3".to_string()) && steps.contains(&"step 3 of 3".to_string()),
+        "{steps:?}"
+    );
+
+    // Cancelling a long call cancels it in the child (its stderr says so).
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
+        "name": format!("{session}_hello__slow"), "arguments": {"steps": 600}}}),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    server.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 6, "reason": "test"}}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut cancelled_in_child = false;
+    while Instant::now() < deadline && !cancelled_in_child {
+        let logs = server.call(
+            7,
+            "session_logs",
+            json!({"session": session, "server": "hello"}),
+        );
+        cancelled_in_child = logs["structuredContent"]["servers"]["hello"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l.as_str().unwrap_or_default().contains("slow cancelled"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cancelled_in_child, "the child never saw the cancellation");
+
+    // The same logs as a resource.
+    let resource = server.request(
+        8,
+        "resources/read",
+        json!({"uri": format!("mcpod://sessions/{session}/logs/hello")}),
+    );
+    assert!(
+        resource["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("slow cancelled"),
+        "{resource}"
+    );
+
+    // Stop: the container is gone and the tools are withdrawn.
+    let stopped = server.call(9, "stop_session", json!({"session": session}));
+    assert_eq!(stopped["structuredContent"]["stopped"], true, "{stopped}");
+    assert_eq!(containers_of(&session), Vec::<String>::new());
+    assert!(
+        !tool_names(&mut server, 10)
+            .iter()
+            .any(|n| n.starts_with(&session))
+    );
+    assert!(
+        server.close(Duration::from_secs(20)).is_some(),
+        "mcpod did not exit on stdin EOF"
+    );
+}
+
+#[test]
+fn isolation_is_observed_from_inside() {
+    let image = hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({"image": image, "pids": 64, "memory_mb": 128}),
+    );
+    let session = info["session"].as_str().expect("session").to_string();
+    let seen = server.call(2, &format!("{session}_hello__whoami"), json!({}));
+    let s = &seen["structuredContent"];
+    assert_eq!(s["network_interfaces"], json!(["lo"]), "{s}");
+    assert_eq!(s["cap_eff"], "0000000000000000", "{s}");
+    assert_eq!(s["no_new_privs"], "1", "{s}");
+    assert_eq!(s["root_writable"], false, "{s}");
+    assert_eq!(s["pids_max"], "64", "{s}");
+    assert_eq!(s["memory_max"], (128u64 * 1024 * 1024).to_string(), "{s}");
+    // Container root maps to an unprivileged host uid (userns=auto), or runs as a non-root uid.
+    let uid_map: Vec<&str> = s["uid_map"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let uid: Vec<&str> = s["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let host_root =
+        uid_map.first() == Some(&"0") && uid_map.get(1) == Some(&"0") && uid.first() == Some(&"0");
+    assert!(
+        !host_root,
+        "server runs as host root: uid {uid:?}, uid_map {uid_map:?}"
+    );
+    assert!(server.close(Duration::from_secs(20)).is_some());
+    assert_eq!(
+        containers_of(&session),
+        Vec::<String>::new(),
+        "stdin EOF left the container"
+    );
+}
