@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 const PROGRAM: &str = "buildah";
 /// Quick metadata commands (list, inspect, config, rm).
-const QUICK: Duration = Duration::from_secs(60);
+const QUICK: Duration = Duration::from_secs(120);
 
 /// An image in local storage.
 #[derive(Clone, Debug, Deserialize)]
@@ -20,6 +20,9 @@ pub struct LocalImage {
     pub id: String,
     #[serde(default)]
     pub names: Option<Vec<String>>,
+    /// Creation time, Unix seconds.
+    #[serde(default)]
+    pub created: i64,
 }
 
 impl LocalImage {

@@ -9,7 +9,7 @@ use super::process::Invocation;
 use crate::{Error, Result};
 
 const PROGRAM: &str = "podman";
-const QUICK: Duration = Duration::from_secs(60);
+const QUICK: Duration = Duration::from_secs(120);
 
 /// The labels and ID of a local image; `Ok(None)` when it is not in local storage.
 pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<String, String>)>> {
