@@ -4,38 +4,11 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::hello_image;
 use common::rpc::{Server, initialize, text_of};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-/// Build the hello image (a cache hit after the first time); its tag.
-fn hello_image() -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ctx = repo.join("examples/hello");
-    assert!(
-        ctx.join("bin/hello-server").is_file(),
-        "examples/hello/bin/hello-server is missing: run scripts/build-hello (scripts/test does)"
-    );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let built = runtime
-        .block_on(mcpod::image::build_image(
-            mcpod::image::BuildSpec {
-                name: "localhost/mcpod-hello".into(),
-                containerfile: ctx.join("Containerfile"),
-                context: ctx,
-                build_args: Default::default(),
-                servers: Default::default(),
-                no_cache: false,
-            },
-            Arc::new(|_| {}),
-            CancellationToken::new(),
-        ))
-        .expect("the hello image builds");
-    built.tag
-}
 
 /// Session containers (any owner) whose session label is `session`.
 fn containers_of(session: &str) -> Vec<String> {
@@ -260,4 +233,86 @@ fn isolation_is_observed_from_inside() {
         Vec::<String>::new(),
         "stdin EOF left the container"
     );
+}
+
+#[test]
+fn npm_reference_servers_through_mcpod() {
+    let image = common::node_reference_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("data dir");
+    std::fs::write(data.path().join("notes.txt"), "hello from the host").expect("write");
+    let allow = data.path().display().to_string();
+    let mut server = Server::start_with(root.path(), &["--allow-mount", &allow]);
+    initialize(&mut server, "2025-06-18");
+    let info = launch(
+        &mut server,
+        1,
+        json!({
+            "image": image,
+            "mounts": [{"source": allow, "target": "/data"}]
+        }),
+    );
+    let session = info["session"].as_str().expect("session").to_string();
+    for name in ["everything", "memory", "filesystem"] {
+        assert_eq!(info["servers"][name]["status"], "ready", "{name}: {info}");
+    }
+    assert_eq!(info["isolation"]["mounts"][0]["read_only"], true);
+
+    let echo = server.call(
+        2,
+        &format!("{session}_everything__echo"),
+        json!({"message": "through mcpod"}),
+    );
+    assert!(text_of(&echo).contains("through mcpod"), "{echo}");
+    let sum = server.call(
+        3,
+        &format!("{session}_everything__get-sum"),
+        json!({"a": 2, "b": 3}),
+    );
+    assert!(text_of(&sum).contains('5'), "{sum}");
+
+    let created = server.call(
+        4,
+        &format!("{session}_memory__create_entities"),
+        json!({"entities": [
+        {"name": "mcpod", "entityType": "project", "observations": ["proxies MCP servers"]}]}),
+    );
+    assert_ne!(created["isError"], true, "{created}");
+    let graph = server.call(5, &format!("{session}_memory__read_graph"), json!({}));
+    assert!(graph.to_string().contains("proxies MCP servers"), "{graph}");
+
+    let file = server.call(
+        6,
+        &format!("{session}_filesystem__read_text_file"),
+        json!({"path": "/data/notes.txt"}),
+    );
+    assert!(text_of(&file).contains("hello from the host"), "{file}");
+    // The mount is read-only: writing fails inside the container.
+    let write = server.call(
+        7,
+        &format!("{session}_filesystem__write_file"),
+        json!({"path": "/data/new.txt", "content": "x"}),
+    );
+    assert_eq!(write["isError"], true, "{write}");
+    assert!(!data.path().join("new.txt").exists());
+
+    // A long-running operation reports progress through mcpod and can be cancelled.
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+        "name": format!("{session}_everything__trigger-long-running-operation"),
+        "arguments": {"duration": 30, "steps": 30}, "_meta": {"progressToken": "long"}}}),
+    );
+    assert!(
+        server
+            .wait_notification("notifications/progress", Duration::from_secs(10))
+            .is_some(),
+        "no progress from server-everything"
+    );
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 8}}),
+    );
+
+    let stopped = server.call(9, "stop_session", json!({"session": session}));
+    assert_eq!(stopped["structuredContent"]["stopped"], true);
+    assert_eq!(containers_of(&session), Vec::<String>::new());
 }

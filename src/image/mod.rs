@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod containerfile;
+pub mod gc;
 pub mod inspect;
 pub mod reference;
 pub mod store;

@@ -116,6 +116,7 @@ mod tests {
         LocalImage {
             id: id.to_string(),
             names: Some(names.iter().map(|s| s.to_string()).collect()),
+            created: 0,
         }
     }
 

@@ -85,3 +85,55 @@ impl Drop for ImageCleanup {
         }
     }
 }
+
+/// Build the hello image (a cache hit after the first time); its tag.
+pub fn hello_image() -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ctx = repo.join("examples/hello");
+    assert!(
+        ctx.join("bin/hello-server").is_file(),
+        "examples/hello/bin/hello-server is missing: run scripts/build-hello (scripts/test does)"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let built = runtime
+        .block_on(mcpod::image::build_image(
+            mcpod::image::BuildSpec {
+                name: "localhost/mcpod-hello".into(),
+                containerfile: ctx.join("Containerfile"),
+                context: ctx,
+                build_args: Default::default(),
+                servers: Default::default(),
+                no_cache: false,
+            },
+            std::sync::Arc::new(|_| {}),
+            tokio_util::sync::CancellationToken::new(),
+        ))
+        .expect("the hello image builds");
+    built.tag
+}
+
+/// Build the node-reference image (npm reference servers on the host's node).
+pub fn node_reference_image() -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ctx = repo.join("examples/node-reference");
+    assert!(
+        ctx.join("stage/app/node_modules").is_dir(),
+        "examples/node-reference/stage is missing: run scripts/build-node-reference (scripts/test does)"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(mcpod::image::build_image(
+            mcpod::image::BuildSpec {
+                name: "localhost/mcpod-node-reference".into(),
+                containerfile: ctx.join("Containerfile"),
+                context: ctx,
+                build_args: Default::default(),
+                servers: Default::default(),
+                no_cache: false,
+            },
+            std::sync::Arc::new(|_| {}),
+            tokio_util::sync::CancellationToken::new(),
+        ))
+        .expect("the node-reference image builds")
+        .tag
+}

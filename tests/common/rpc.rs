@@ -116,6 +116,39 @@ impl Server {
         }
     }
 
+    /// Wait for the responses to every id in `ids`, in whatever order they
+    /// arrive (for requests sent without waiting); by id.
+    pub fn responses(
+        &mut self,
+        ids: &[u64],
+        within: Duration,
+    ) -> std::collections::BTreeMap<u64, Value> {
+        let mut got = std::collections::BTreeMap::new();
+        let deadline = Instant::now() + within;
+        while got.len() < ids.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(msg) => match msg.get("id").and_then(Value::as_u64) {
+                    Some(id) if ids.contains(&id) && !got.contains_key(&id) => {
+                        got.insert(id, msg);
+                    }
+                    None if msg.get("id").is_none() => self.notifications.push(msg),
+                    _ => panic!("unexpected message while waiting for {ids:?}: {msg}"),
+                },
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no response to {:?} within {within:?}",
+                    ids.iter()
+                        .filter(|i| !got.contains_key(i))
+                        .collect::<Vec<_>>()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("mcpod exited before answering all of {ids:?}")
+                }
+            }
+        }
+        got
+    }
+
     pub fn call(&mut self, id: u64, tool: &str, arguments: Value) -> Value {
         let response = self.request(
             id,
