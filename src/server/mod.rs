@@ -126,10 +126,10 @@ cancelling the request stops buildah and removes what it created.",
         cancel: CancellationToken,
     ) -> Result<Json<Built>, String> {
         let spec = input.into_spec(&self.workspace).map_err(text_error)?;
-        image::build_image(spec, progress_messages(meta, peer), cancel)
-            .await
-            .map(Json)
-            .map_err(text_error)
+        let (progress, flush) = progress_messages(&meta, peer);
+        let built = image::build_image(spec, progress, cancel).await;
+        flush.done().await;
+        built.map(Json).map_err(text_error)
     }
 
     /// Read an image's labels and the MCP servers they declare.
@@ -178,11 +178,10 @@ Mounts, network egress and env values are granted only within the operator's pol
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
     ) -> Result<Json<SessionInfo>, String> {
-        self.sessions
-            .launch(input, progress_messages(meta, peer), cancel)
-            .await
-            .map(Json)
-            .map_err(text_error)
+        let (progress, flush) = progress_messages(&meta, peer);
+        let launched = self.sessions.launch(input, progress, cancel).await;
+        flush.done().await;
+        launched.map(Json).map_err(text_error)
     }
 
     #[tool(
@@ -260,16 +259,20 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, String> {
-        self.sessions
+        let (progress, flush) = forward_progress(&meta, peer);
+        let result = self
+            .sessions
             .call(
                 &input.session,
                 &input.server,
                 &input.tool,
                 input.arguments,
-                forward_progress(&meta, peer),
+                progress,
                 cancel,
             )
-            .await
+            .await;
+        flush.done().await;
+        result
     }
 }
 
@@ -289,7 +292,7 @@ impl McpodServer {
                 None,
             ));
         };
-        let progress = forward_progress(&context.meta, context.peer.clone());
+        let (progress, flush) = forward_progress(&context.meta, context.peer.clone());
         let result = self
             .sessions
             .call(
@@ -301,6 +304,7 @@ impl McpodServer {
                 context.ct.clone(),
             )
             .await;
+        flush.done().await;
         Ok(match result {
             Ok(result) => result,
             Err(message) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]),

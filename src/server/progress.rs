@@ -1,42 +1,38 @@
 //! Progress toward the caller: messages from the library, and a child's own
-//! progress re-addressed to the caller's token.
+//! progress re-addressed to the caller's token. Each forwarder is flushed
+//! before the response goes out, so no progress arrives after its result.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use rmcp::model::{ProgressNotificationParam, RequestMetaObject};
+use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestMetaObject};
 use rmcp::{Peer, RoleServer};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
 
 use crate::image::Progress;
 use crate::proxy::ProgressSink;
 
-/// Library progress messages become `notifications/progress` when the caller
-/// sent a progress token; without one they only go to the log.
-pub fn progress_messages(meta: RequestMetaObject, peer: Peer<RoleServer>) -> Progress {
-    let Some(token) = meta.get_progress_token() else {
-        return Arc::new(|msg: String| tracing::debug!("{msg}"));
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let mut step = 0u32;
-        while let Some(message) = rx.recv().await {
-            step += 1;
-            let param = ProgressNotificationParam::new(token.clone(), f64::from(step))
-                .with_message(message);
-            if peer.notify_progress(param).await.is_err() {
-                break;
-            }
+/// Waits until every progress notification of one request has been sent.
+pub struct Flush(Option<JoinHandle<()>>);
+
+impl Flush {
+    /// Call once the library has returned (and dropped its progress callback).
+    pub async fn done(self) {
+        if let Some(task) = self.0 {
+            // A callback kept alive elsewhere must not hold the response back.
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
-    });
-    Arc::new(move |msg: String| {
-        let _ = tx.send(msg);
-    })
+    }
 }
 
-/// A child's progress notifications, in order, under the caller's token.
-pub fn forward_progress(meta: &RequestMetaObject, peer: Peer<RoleServer>) -> Option<ProgressSink> {
-    let token = meta.get_progress_token()?;
+/// Forward notifications from a channel to the caller under `token`, in order.
+fn forwarder(
+    token: ProgressToken,
+    peer: Peer<RoleServer>,
+) -> (UnboundedSender<ProgressNotificationParam>, Flush) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(mut param) = rx.recv().await {
             param.progress_token = token.clone();
             if peer.notify_progress(param).await.is_err() {
@@ -44,7 +40,40 @@ pub fn forward_progress(meta: &RequestMetaObject, peer: Peer<RoleServer>) -> Opt
             }
         }
     });
-    Some(Arc::new(move |param| {
+    (tx, Flush(Some(task)))
+}
+
+/// Library progress messages become `notifications/progress` when the caller
+/// sent a progress token; without one they only go to the log.
+pub fn progress_messages(meta: &RequestMetaObject, peer: Peer<RoleServer>) -> (Progress, Flush) {
+    let Some(token) = meta.get_progress_token() else {
+        return (
+            Arc::new(|msg: String| tracing::debug!("{msg}")),
+            Flush(None),
+        );
+    };
+    let (tx, flush) = forwarder(token.clone(), peer);
+    let step = std::sync::atomic::AtomicU32::new(0);
+    let progress: Progress = Arc::new(move |message: String| {
+        let n = step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let _ = tx.send(
+            ProgressNotificationParam::new(token.clone(), f64::from(n)).with_message(message),
+        );
+    });
+    (progress, flush)
+}
+
+/// A child's progress notifications, in order, under the caller's token.
+pub fn forward_progress(
+    meta: &RequestMetaObject,
+    peer: Peer<RoleServer>,
+) -> (Option<ProgressSink>, Flush) {
+    let Some(token) = meta.get_progress_token() else {
+        return (None, Flush(None));
+    };
+    let (tx, flush) = forwarder(token, peer);
+    let sink: ProgressSink = Arc::new(move |param| {
         let _ = tx.send(param);
-    }))
+    });
+    (Some(sink), flush)
 }
