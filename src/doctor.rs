@@ -110,6 +110,22 @@ pub async fn run() -> Vec<Check> {
             Err(e) => Check::fail("userns=auto", e.to_string(), SETUP),
         },
     );
+    let mode = crate::session::container::UserMode::detect();
+    checks.push(match mode {
+        crate::session::container::UserMode::Nobody => Check::fail(
+            "session user",
+            "user=65534:65534 (no subordinate IDs for podman)",
+            "run scripts/setup: it adds a `containers` range to /etc/subuid and /etc/subgid",
+        ),
+        crate::session::container::UserMode::Map { .. } => Check::pass(
+            "session user",
+            format!(
+                "{} (podman before 4.4: --userns=auto can deadlock, podman#16062)",
+                mode.describe()
+            ),
+        ),
+        crate::session::container::UserMode::Auto => Check::pass("session user", mode.describe()),
+    });
     checks
 }
 

@@ -12,6 +12,7 @@
 //! - [`error`]: the one error type
 
 pub mod cache;
+pub mod clients;
 pub mod doctor;
 pub mod engine;
 pub mod error;

@@ -43,6 +43,8 @@ enum Command {
     Stop(StopArgs),
     /// Remove orphaned session containers, old cache tags and leftover temporary tags.
     Gc(GcArgs),
+    /// Print (or --write) the entry that registers mcpod with an MCP client.
+    Config(ConfigArgs),
     /// Check podman, buildah and skopeo on this host, and say how to fix what is wrong.
     Doctor(JsonFlag),
     /// Print the JSON Schemas of the labels and tools, or write them into a directory.
@@ -94,6 +96,39 @@ struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// The same policy as `mcpod serve` flags.
+    fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for root in &self.allow_mount {
+            let mode = if root.writable { ":rw" } else { "" };
+            a.push(format!("--allow-mount={}{mode}", root.path.display()));
+        }
+        if self.allow_network {
+            a.push("--allow-network".into());
+        }
+        for name in &self.allow_env {
+            a.push(format!("--allow-env={name}"));
+        }
+        let numbers = [
+            ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
+            ("--max-memory-mb", self.max_memory_mb.map(|v| v.to_string())),
+            ("--max-cpus", self.max_cpus.map(|v| v.to_string())),
+            ("--max-pids", self.max_pids.map(|v| v.to_string())),
+            ("--default-ttl", self.default_ttl.map(|v| v.to_string())),
+            ("--max-ttl", self.max_ttl.map(|v| v.to_string())),
+            (
+                "--handshake-timeout",
+                self.handshake_timeout.map(|v| v.to_string()),
+            ),
+        ];
+        for (flag, value) in numbers {
+            if let Some(v) = value {
+                a.push(format!("{flag}={v}"));
+            }
+        }
+        a
+    }
+
     fn policy(self) -> Policy {
         let d = Policy::default();
         Policy {
@@ -172,6 +207,24 @@ struct LaunchArgs {
     policy: PolicyArgs,
     #[command(flatten)]
     out: JsonFlag,
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// The client to register with.
+    #[arg(long, value_enum)]
+    client: mcpod::clients::Client,
+    /// The workspace root mcpod serves (made absolute).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Merge the entry into the client's file (keeping what is there, with a .bak backup).
+    #[arg(long)]
+    write: bool,
+    /// The file to write instead of the client's default.
+    #[arg(long)]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 #[derive(Args)]
@@ -293,6 +346,7 @@ async fn run(command: Command) -> Result<(), String> {
             })
         }
         Command::Launch(args) => launch(args).await,
+        Command::Config(args) => config(args),
         Command::Sessions(out) => {
             let all = sweep::session_containers()
                 .await
@@ -469,6 +523,45 @@ async fn build(args: BuildArgs) -> Result<(), String> {
         text.push_str(&warnings_text(&built.warnings));
         text
     })
+}
+
+fn config(args: ConfigArgs) -> Result<(), String> {
+    let root = args
+        .root
+        .canonicalize()
+        .map_err(|e| format!("--root `{}`: {e}", args.root.display()))?;
+    let command = std::env::current_exe()
+        .map_err(|e| format!("cannot tell where the mcpod binary is: {e}"))?
+        .display()
+        .to_string();
+    let mut mcpod_args = vec![
+        "serve".to_string(),
+        "--root".to_string(),
+        root.display().to_string(),
+    ];
+    mcpod_args.extend(args.policy.to_args());
+    let launch = mcpod::clients::Launch {
+        command,
+        args: mcpod_args,
+    };
+    if !args.write {
+        print!("{}", args.client.render(&launch));
+        return Ok(());
+    }
+    let path = args.path.unwrap_or_else(|| args.client.default_path());
+    let backup = args
+        .client
+        .write(&path, &launch)
+        .map_err(|e| e.to_string())?;
+    match backup {
+        Some(b) => eprintln!(
+            "registered mcpod in {} (previous file kept as {})",
+            path.display(),
+            b.display()
+        ),
+        None => eprintln!("registered mcpod in {} (new file)", path.display()),
+    }
+    Ok(())
 }
 
 async fn launch(args: LaunchArgs) -> Result<(), String> {

@@ -56,6 +56,83 @@ fn process_start(pid: u32) -> Option<String> {
     after.split_whitespace().nth(19).map(str::to_string)
 }
 
+/// Container uids 0..MAPPED map onto a host range (with subordinate IDs).
+const MAPPED: u64 = 65536;
+
+/// How server processes avoid running as host root, chosen once per process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserMode {
+    /// `--userns=auto`: podman gives each container its own range.
+    Auto,
+    /// `--uidmap/--gidmap 0:BASE:65536`: one fixed unprivileged range. Used on
+    /// podman older than 4.4, whose `--userns=auto` can deadlock against a
+    /// concurrent `container cleanup` (podman#16062: userns.lock, layers.lock
+    /// and storage.lock taken in opposite orders; seen here with 4.3.1).
+    Map { uid_base: u64, gid_base: u64 },
+    /// No subordinate IDs: run as nobody.
+    Nobody,
+}
+
+impl UserMode {
+    pub fn detect() -> UserMode {
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "containers".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_default()
+        };
+        let (Some(uid_base), Some(gid_base)) = (
+            subordinate_base("/etc/subuid", &user),
+            subordinate_base("/etc/subgid", &user),
+        ) else {
+            return UserMode::Nobody;
+        };
+        let version = std::process::Command::new("podman")
+            .args(["version", "--format", "{{.Client.Version}}"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) >= (4, 4) {
+            UserMode::Auto
+        } else {
+            UserMode::Map { uid_base, gid_base }
+        }
+    }
+
+    /// As reported in a session's isolation.
+    pub fn describe(&self) -> String {
+        match self {
+            UserMode::Auto => "userns=auto".into(),
+            UserMode::Map { uid_base, .. } => format!("uidmap=0:{uid_base}:{MAPPED}"),
+            UserMode::Nobody => "user=65534:65534".into(),
+        }
+    }
+
+    fn flags(&self) -> Vec<String> {
+        match self {
+            UserMode::Auto => vec!["--userns=auto".into()],
+            UserMode::Map { uid_base, gid_base } => vec![
+                format!("--uidmap=0:{uid_base}:{MAPPED}"),
+                format!("--gidmap=0:{gid_base}:{MAPPED}"),
+            ],
+            UserMode::Nobody => vec!["--user=65534:65534".into()],
+        }
+    }
+}
+
+/// The first ID of `user`'s subordinate range in `file`, if it has room for the map.
+fn subordinate_base(file: &str, user: &str) -> Option<u64> {
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some(user)).then_some(())?;
+        let start: u64 = f.next()?.trim().parse().ok()?;
+        let count: u64 = f.next()?.trim().parse().ok()?;
+        (count >= MAPPED).then_some(start)
+    })
+}
+
 /// The static pause binary that keeps images without a shell or `sleep` alive.
 pub fn pause_binary() -> Result<String> {
     [
@@ -78,6 +155,7 @@ pub fn run_args(
     name: &str,
     image_id: &str,
     isolation: &Isolation,
+    user: &UserMode,
     owner: &Owner,
     pause: &str,
 ) -> Vec<OsString> {
@@ -116,10 +194,7 @@ pub fn run_args(
     for (path, size) in &isolation.tmpfs {
         a.push(format!("--tmpfs={path}:rw,size={size},mode=1777"));
     }
-    match isolation.user.strip_prefix("user=") {
-        Some(user) => a.push(format!("--user={user}")),
-        None => a.push("--userns=auto".into()),
-    }
+    a.extend(user.flags());
     for m in &isolation.mounts {
         let mode = if m.read_only { "ro" } else { "rw" };
         a.push(format!("--volume={}:{}:{mode}", m.source, m.target));

@@ -115,7 +115,8 @@ pub struct Isolation {
     pub read_only_root: bool,
     /// Writable tmpfs mounts (path → size).
     pub tmpfs: BTreeMap<String, String>,
-    /// `userns=auto` (container root is an unprivileged host uid), or `user=UID:GID`.
+    /// `userns=auto` or `uidmap=0:BASE:COUNT` (container root is an unprivileged
+    /// host uid), or `user=65534:65534` where the host has no subordinate IDs.
     pub user: String,
     pub pids_limit: u32,
     pub memory_mb: u32,
@@ -136,12 +137,7 @@ pub struct GrantedMount {
 impl Policy {
     /// Grant `ask` and the image's `requests` within this policy. An explicit
     /// ask beyond the policy is an error; a label's request beyond it is a warning.
-    pub fn grant(
-        &self,
-        ask: &Ask,
-        requests: Option<&Requests>,
-        userns_auto: bool,
-    ) -> Result<Isolation> {
+    pub fn grant(&self, ask: &Ask, requests: Option<&Requests>, user: String) -> Result<Isolation> {
         let mut warnings = Vec::new();
         let label = requests.cloned().unwrap_or_default();
 
@@ -236,11 +232,7 @@ impl Policy {
             no_new_privileges: true,
             read_only_root: true,
             tmpfs,
-            user: if userns_auto {
-                "userns=auto".into()
-            } else {
-                "user=65534:65534".into()
-            },
+            user,
             pids_limit: pids,
             memory_mb,
             cpus,

@@ -37,7 +37,7 @@ struct Session {
 pub struct Sessions {
     policy: Policy,
     owner: Owner,
-    userns_auto: bool,
+    user: container::UserMode,
     pause: String,
     map: Mutex<HashMap<String, Arc<Session>>>,
     /// Fires when the set of exported tools may have changed.
@@ -50,7 +50,7 @@ impl Sessions {
         Ok(Sessions {
             policy,
             owner: Owner::current(),
-            userns_auto: subordinate_ids_available(),
+            user: container::UserMode::detect(),
             pause: container::pause_binary()?,
             map: Mutex::new(HashMap::new()),
             changed,
@@ -180,9 +180,11 @@ impl Sessions {
             })?;
             envs.insert(name.clone(), env);
         }
-        let isolation =
-            self.policy
-                .grant(&input.ask(), inspected.requests.as_ref(), self.userns_auto)?;
+        let isolation = self.policy.grant(
+            &input.ask(),
+            inspected.requests.as_ref(),
+            self.user.describe(),
+        )?;
 
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
@@ -191,6 +193,7 @@ impl Sessions {
             &name,
             &inspected.id,
             &isolation,
+            &self.user,
             &self.owner,
             &self.pause,
         );
@@ -478,21 +481,4 @@ fn client_config(s: &Session) -> serde_json::Value {
         servers.insert(format!("{}-{name}", s.id), entry);
     }
     json!({ "mcpServers": servers })
-}
-
-/// True when podman can give containers their own user namespace (`--userns=auto`).
-fn subordinate_ids_available() -> bool {
-    let user = if unsafe { libc::geteuid() } == 0 {
-        "containers".to_string()
-    } else {
-        std::env::var("USER").unwrap_or_default()
-    };
-    ["/etc/subuid", "/etc/subgid"].iter().all(|f| {
-        std::fs::read_to_string(f)
-            .map(|t| {
-                t.lines()
-                    .any(|l| l.split(':').next() == Some(user.as_str()))
-            })
-            .unwrap_or(false)
-    })
 }
