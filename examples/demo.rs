@@ -1,5 +1,7 @@
 //! The demo: an MCP client (rmcp) that starts `mcpod serve` over stdio and walks
-//! through the tools on the bundled `examples/hello` image, printing a transcript.
+//! through a whole session on the bundled `examples/hello` image — build (a
+//! fresh build, then a cache hit), inspect, launch, list the proxied tools, call
+//! them, stop — printing a transcript with timings.
 //!
 //! Run with `scripts/demo` (which sets the host up first), or
 //! `cargo run --example demo -- [path to the mcpod binary]`.
@@ -55,37 +57,108 @@ async fn main() -> Result<(), Error> {
         "name": "localhost/mcpod-hello",
         "context": "examples/hello",
     });
-    for attempt in ["first build", "second build"] {
-        let result = call(&client, "build_image", build_args.clone()).await?;
-        let built = structured(&result)?;
+    let mut tag = Value::Null;
+    for (attempt, no_cache) in [("first build, no_cache", true), ("second build", false)] {
+        let mut args = build_args.clone();
+        args["no_cache"] = json!(no_cache);
+        let t = Instant::now();
+        let built = structured(&call(&client, "build_image", args).await?)?;
         println!(
-            "\n> build_image ({attempt}): {} -> {} in {} ms",
+            "\n> build_image ({attempt}): {} {} in {} ms",
             if built["cache_hit"] == true {
                 "cache HIT"
             } else {
                 "cache miss, built"
             },
             built["tag"].as_str().unwrap_or("?"),
-            built["duration_ms"]
+            t.elapsed().as_millis()
         );
+        tag = built["tag"].clone();
     }
 
-    let tag = structured(&call(&client, "build_image", build_args).await?)?["tag"].clone();
+    let t = Instant::now();
     let inspected =
         structured(&call(&client, "inspect_labels", json!({ "reference": tag })).await?)?;
-    println!("\n> inspect_labels {}", tag.as_str().unwrap_or("?"));
     println!(
-        "  servers declared in `{}`:",
-        inspected["servers_source"].as_str().unwrap_or("-")
+        "\n> inspect_labels {} ({} ms)",
+        tag.as_str().unwrap_or("?"),
+        t.elapsed().as_millis()
     );
     if let Some(servers) = inspected["servers"].as_object() {
         for (name, spec) in servers {
-            println!("    {name}: {}", spec["command"]);
+            println!("  declares {name}: {}", spec["command"]);
         }
     }
-    for warning in inspected["warnings"].as_array().into_iter().flatten() {
-        println!("  warning: {warning}");
+
+    let t = Instant::now();
+    let session = structured(&call(&client, "launch_session", json!({ "image": tag })).await?)?;
+    let id = session["session"].as_str().unwrap_or("?").to_string();
+    println!(
+        "\n> launch_session: session {id} in container {} ({} ms)",
+        session["container"].as_str().unwrap_or("?"),
+        t.elapsed().as_millis()
+    );
+    let iso = &session["isolation"];
+    println!(
+        "  isolation: network {}, cap-drop {}, read-only root {}, {}, pids {}, memory {} MiB, lease {} s",
+        text(&iso["network"]),
+        text(&iso["cap_drop"]),
+        iso["read_only_root"],
+        text(&iso["user"]),
+        iso["pids_limit"],
+        iso["memory_mb"],
+        iso["lease_secs"]
+    );
+    for (name, server) in session["servers"].as_object().into_iter().flatten() {
+        println!(
+            "  server {name}: {} ({} {}, protocol {})",
+            text(&server["status"]),
+            text(&server["handshake"]["name"]),
+            text(&server["handshake"]["version"]),
+            text(&server["handshake"]["protocol_version"])
+        );
     }
+
+    let t = Instant::now();
+    let proxied: Vec<String> = client
+        .list_all_tools()
+        .await?
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .filter(|n| n.starts_with(&id))
+        .collect();
+    println!(
+        "\n> tools/list ({} ms): {}",
+        t.elapsed().as_millis(),
+        proxied.join(", ")
+    );
+
+    let t = Instant::now();
+    let sum = call(
+        &client,
+        &format!("{id}_hello__add"),
+        json!({"a": 40, "b": 2}),
+    )
+    .await?;
+    println!(
+        "\n> {id}_hello__add {{a: 40, b: 2}} -> {} ({} ms)",
+        sum.structured_content.clone().unwrap_or_default(),
+        t.elapsed().as_millis()
+    );
+    let t = Instant::now();
+    let seen = structured(&call(&client, &format!("{id}_hello__whoami"), json!({})).await?)?;
+    println!(
+        "> {id}_hello__whoami -> interfaces {}, CapEff {}, NoNewPrivs {}, uid map {} ({} ms)",
+        seen["network_interfaces"],
+        text(&seen["cap_eff"]),
+        text(&seen["no_new_privs"]),
+        text(&seen["uid_map"]),
+        t.elapsed().as_millis()
+    );
+
+    let t = Instant::now();
+    call(&client, "stop_session", json!({ "session": id })).await?;
+    println!("\n> stop_session {id} ({} ms)", t.elapsed().as_millis());
     client.cancel().await?;
     println!("\ndone in {} ms", started.elapsed().as_millis());
     Ok(())
@@ -93,19 +166,23 @@ async fn main() -> Result<(), Error> {
 
 async fn call(
     client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    tool: &'static str,
+    tool: &str,
     arguments: Value,
 ) -> Result<CallToolResult, Error> {
     let Value::Object(arguments) = arguments else {
         return Err("arguments must be an object".into());
     };
     let result = client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
         .await?;
     if result.is_error == Some(true) {
         return Err(format!("{tool} failed: {:?}", result.content).into());
     }
     Ok(result)
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("?")
 }
 
 fn structured(result: &CallToolResult) -> Result<Value, Error> {

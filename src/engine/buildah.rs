@@ -40,11 +40,26 @@ pub struct ImageConfig {
 
 /// Every image in local storage, with its full ID and names (one process).
 pub async fn images() -> Result<Vec<LocalImage>> {
-    let inv = Invocation::new(PROGRAM)
-        .args(["images", "--json", "--no-trunc"])
-        .timeout(QUICK);
-    let display = inv.display();
-    let out = inv.run().await?;
+    let list = || {
+        Invocation::new(PROGRAM)
+            .args(["images", "--json", "--no-trunc"])
+            .timeout(QUICK)
+    };
+    let display = list().display();
+    // buildah fails the whole listing when another process removes an image
+    // while it reads ("locating image with ID ...: image not known"): retry.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        match list().run().await {
+            Err(Error::CommandFailed { stderr_tail, .. })
+                if attempt < 4 && stderr_tail.contains("image not known") =>
+            {
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            other => break other?,
+        }
+    };
     let parsed: Option<Vec<LocalImage>> = if out.stdout.trim().is_empty() {
         None
     } else {

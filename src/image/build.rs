@@ -173,6 +173,8 @@ async fn build_inner(
         return Ok(finish(found.id, declared, true, true, warnings));
     }
 
+    // A forced rebuild moves the tag; the image it leaves nameless goes too.
+    let previous = reference::find(&images, &tag).map(|i| i.id.clone());
     let temp = format!("{name}:mcpod-tmp-{}-{}", key.tag(), engine::nonce());
     (progress)(format!("building {tag}"));
     let bases: Vec<String> = base_images.iter().map(|(b, _)| b.clone()).collect();
@@ -186,6 +188,10 @@ async fn build_inner(
         tracing::warn!("could not remove the temporary image {temp}: {e}");
     }
     let (image_id, declared) = built?;
+    if let Some(old) = previous.filter(|old| *old != image_id) {
+        // Refused (and kept) if a container uses it or it has other names.
+        let _ = buildah::remove_image(&old).await;
+    }
     store::write_record(
         &key_hex,
         &store::Record {
