@@ -316,3 +316,78 @@ fn npm_reference_servers_through_mcpod() {
     assert_eq!(stopped["structuredContent"]["stopped"], true);
     assert_eq!(containers_of(&session), Vec::<String>::new());
 }
+
+#[test]
+fn pypi_time_and_git_servers_through_mcpod() {
+    let image = common::python_time_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    // A small git repository for mcp-server-git, mounted read-only at /repo.
+    let repos = tempfile::tempdir().expect("repos");
+    let repo = repos.path().join("repo");
+    std::fs::create_dir(&repo).expect("mkdir");
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("a.txt"), "one\n").expect("write");
+    git(&["add", "a.txt"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-qm",
+        "first commit",
+    ]);
+    std::fs::write(repo.join("a.txt"), "two\n").expect("write");
+    let allow = repos.path().display().to_string();
+
+    let mut server = Server::start_with(root.path(), &["--allow-mount", &allow]);
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({
+            "image": image,
+            "mounts": [{"source": repo.display().to_string(), "target": "/repo"}]
+        }),
+    );
+    let session = info["session"].as_str().expect("session").to_string();
+    assert_eq!(info["servers"]["time"]["status"], "ready", "{info}");
+    assert_eq!(info["servers"]["git"]["status"], "ready", "{info}");
+
+    let now = server.call(
+        2,
+        &format!("{session}_time__get_current_time"),
+        json!({"timezone": "UTC"}),
+    );
+    assert_ne!(now["isError"], true, "{now}");
+    assert!(
+        now.to_string().contains("\"timezone\":\"UTC\"") || text_of(&now).contains("UTC"),
+        "{now}"
+    );
+
+    let log = server.call(
+        3,
+        &format!("{session}_git__git_log"),
+        json!({"repo_path": "/repo"}),
+    );
+    assert!(text_of(&log).contains("first commit"), "{log}");
+    let status = server.call(
+        4,
+        &format!("{session}_git__git_status"),
+        json!({"repo_path": "/repo"}),
+    );
+    assert!(text_of(&status).contains("a.txt"), "{status}");
+
+    let stopped = server.call(5, "stop_session", json!({"session": session}));
+    assert_eq!(stopped["structuredContent"]["stopped"], true);
+    assert_eq!(containers_of(&session), Vec::<String>::new());
+}

@@ -86,45 +86,20 @@ impl Drop for ImageCleanup {
     }
 }
 
-/// Build the hello image (a cache hit after the first time); its tag.
-pub fn hello_image() -> String {
+/// Build `examples/<dir>` as `localhost/<name>` (a cache hit after the first
+/// time); its tag. `staged` is a path inside the example that its script makes.
+pub fn example_image(dir: &str, name: &str, staged: &str, script: &str) -> String {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ctx = repo.join("examples/hello");
+    let ctx = repo.join("examples").join(dir);
     assert!(
-        ctx.join("bin/hello-server").is_file(),
-        "examples/hello/bin/hello-server is missing: run scripts/build-hello (scripts/test does)"
-    );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let built = runtime
-        .block_on(mcpod::image::build_image(
-            mcpod::image::BuildSpec {
-                name: "localhost/mcpod-hello".into(),
-                containerfile: ctx.join("Containerfile"),
-                context: ctx,
-                build_args: Default::default(),
-                servers: Default::default(),
-                no_cache: false,
-            },
-            std::sync::Arc::new(|_| {}),
-            tokio_util::sync::CancellationToken::new(),
-        ))
-        .expect("the hello image builds");
-    built.tag
-}
-
-/// Build the node-reference image (npm reference servers on the host's node).
-pub fn node_reference_image() -> String {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ctx = repo.join("examples/node-reference");
-    assert!(
-        ctx.join("stage/app/node_modules").is_dir(),
-        "examples/node-reference/stage is missing: run scripts/build-node-reference (scripts/test does)"
+        ctx.join(staged).exists(),
+        "examples/{dir}/{staged} is missing: run {script} (scripts/test does)"
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime
         .block_on(mcpod::image::build_image(
             mcpod::image::BuildSpec {
-                name: "localhost/mcpod-node-reference".into(),
+                name: format!("localhost/{name}"),
                 containerfile: ctx.join("Containerfile"),
                 context: ctx,
                 build_args: Default::default(),
@@ -134,6 +109,36 @@ pub fn node_reference_image() -> String {
             std::sync::Arc::new(|_| {}),
             tokio_util::sync::CancellationToken::new(),
         ))
-        .expect("the node-reference image builds")
+        .unwrap_or_else(|e| panic!("the {dir} image builds: {e}"))
         .tag
+}
+
+/// The fixture server's image (examples/hello).
+pub fn hello_image() -> String {
+    example_image(
+        "hello",
+        "mcpod-hello",
+        "bin/hello-server",
+        "scripts/build-hello",
+    )
+}
+
+/// The npm reference servers (examples/node-reference).
+pub fn node_reference_image() -> String {
+    example_image(
+        "node-reference",
+        "mcpod-node-reference",
+        "stage/app/node_modules",
+        "scripts/build-node-reference",
+    )
+}
+
+/// The PyPI time and git servers (examples/python-time).
+pub fn python_time_image() -> String {
+    example_image(
+        "python-time",
+        "mcpod-python-time",
+        "stage/site",
+        "scripts/build-debian-base && scripts/build-python-time",
+    )
 }
