@@ -382,6 +382,7 @@ impl Child {
         let tail = self.log.tail_text(TAIL_LINES);
         let code = *self.exit_code.lock().unwrap_or_else(|p| p.into_inner());
         let how = match code {
+            Some(137) => "was killed (exit code 137: its container was stopped or removed, its lease ended, or it ran out of memory)".to_string(),
             Some(c) => format!("exited with code {c}"),
             None => "is not running".to_string(),
         };

@@ -49,11 +49,16 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// The start time of a live process; `None` when it is gone or a zombie.
 fn process_start(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19).map(str::to_string)
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18).map(str::to_string)
 }
 
 /// Container uids 0..MAPPED map onto a host range (with subordinate IDs).
@@ -208,4 +213,39 @@ pub fn run_args(
 /// Start the container; its ID.
 pub async fn start(args: Vec<OsString>) -> Result<String> {
     podman::run_detached(args).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_gone_one_is_not() {
+        let me = Owner::current();
+        assert!(!me.start.is_empty() && !me.boot_id.is_empty());
+        assert!(me.is_alive());
+        let reused = Owner {
+            start: "1".into(),
+            ..me.clone()
+        };
+        assert!(
+            !reused.is_alive(),
+            "a different start time means a reused pid"
+        );
+        let other_boot = Owner {
+            boot_id: "x".into(),
+            ..me
+        };
+        assert!(!other_boot.is_alive());
+    }
+
+    #[test]
+    fn a_zombie_owner_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        // Unreaped: a zombie once it exits.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(process_start(pid), None);
+        let _ = child.wait();
+    }
 }

@@ -2,6 +2,7 @@
 //! to their servers. Every container started here is removed by `stop_all`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,8 @@ pub struct Sessions {
     user: container::UserMode,
     pause: String,
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Launches under way: they count against `max_sessions` before they are in `map`.
+    launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
     changed: tokio::sync::broadcast::Sender<()>,
 }
@@ -53,6 +56,7 @@ impl Sessions {
             user: container::UserMode::detect(),
             pause: container::pause_binary()?,
             map: Mutex::new(HashMap::new()),
+            launching: AtomicUsize::new(0),
             changed,
         })
     }
@@ -119,18 +123,25 @@ impl Sessions {
         progress: Progress,
         cancel: CancellationToken,
     ) -> Result<SessionInfo> {
-        let running = self.map.lock().unwrap_or_else(|p| p.into_inner()).len();
-        if running >= self.policy.max_sessions {
-            return Err(Error::invalid(
-                "session count",
-                running.to_string(),
-                format!(
-                    "the operator allows {} sessions at once",
-                    self.policy.max_sessions
-                ),
-                "stop a session first (stop_session)",
-            ));
-        }
+        // Checked and reserved under the map's lock, so launches at once cannot
+        // all pass the check before any of them is in the map.
+        let _slot = {
+            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let running = map.len() + self.launching.load(Ordering::SeqCst);
+            if running >= self.policy.max_sessions {
+                return Err(Error::invalid(
+                    "session count",
+                    running.to_string(),
+                    format!(
+                        "the operator allows {} sessions at once",
+                        self.policy.max_sessions
+                    ),
+                    "stop a session first (stop_session)",
+                ));
+            }
+            self.launching.fetch_add(1, Ordering::SeqCst);
+            LaunchSlot(&self.launching)
+        };
         let inspected = image::inspect_labels(&input.image).await?;
         if inspected.servers.is_empty() {
             return Err(Error::invalid(
@@ -445,6 +456,16 @@ impl Sessions {
             )
         })?;
         child.call(tool, arguments, progress, cancel).await
+    }
+}
+
+/// A launch under way, counted in `Sessions::launching` until it ends (the
+/// session is in the map by then, or the launch failed).
+struct LaunchSlot<'a>(&'a AtomicUsize);
+
+impl Drop for LaunchSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
