@@ -1,0 +1,121 @@
+//! The command line: `mcpod serve` (the default) speaks MCP over stdio; the
+//! other subcommands mirror the MCP tools for humans and scripts.
+
+mod config;
+mod doctor;
+mod image;
+mod output;
+mod policy;
+mod session;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use mcpod::workspace::Workspace;
+use mcpod::{schema, server};
+
+use output::print;
+use policy::PolicyArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "mcpod",
+    version,
+    about = "Build, inspect and launch isolated MCP-server containers for an agent"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Speak MCP over stdio (the default with no subcommand).
+    Serve(ServeArgs),
+    /// Build an image behind the content-addressed cache (the build_image tool).
+    Build(image::BuildArgs),
+    /// Read an image's labels and the MCP servers they declare (the inspect_labels tool).
+    Inspect(image::InspectArgs),
+    /// Launch an image as a session, list its tools, optionally call one, then stop it.
+    Launch(session::LaunchArgs),
+    /// List the session containers on this host (of every mcpod process).
+    Sessions(JsonFlag),
+    /// Stop session containers by session id (of any mcpod process).
+    Stop(session::StopArgs),
+    /// Remove orphaned session containers, old cache tags and leftover temporary tags.
+    Gc(session::GcArgs),
+    /// Print (or --write) the entry that registers mcpod with an MCP client.
+    Config(config::ConfigArgs),
+    /// Check podman, buildah and skopeo on this host, and say how to fix what is wrong.
+    Doctor(JsonFlag),
+    /// Print the JSON Schemas of the labels and tools, or write them into a directory.
+    Schema(SchemaArgs),
+}
+
+#[derive(Args, Default)]
+pub struct ServeArgs {
+    /// The workspace root: paths from the agent resolve inside it.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+#[derive(Args, Default)]
+pub struct JsonFlag {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SchemaArgs {
+    /// Write the schema files into this directory (e.g. schemas/).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "schemas")]
+    write: Option<PathBuf>,
+}
+
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+impl Command {
+    /// True for `serve` (and no subcommand): stdout is then the protocol.
+    pub fn is_serve(command: &Option<Command>) -> bool {
+        matches!(command, None | Some(Command::Serve(_)))
+    }
+}
+
+pub async fn run(command: Option<Command>) -> Result<(), String> {
+    match command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
+            tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
+            server::serve_stdio(workspace, args.policy.policy())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Build(args) => image::build(args).await,
+        Command::Inspect(args) => image::inspect(args).await,
+        Command::Launch(args) => session::launch(args).await,
+        Command::Sessions(out) => session::sessions(out).await,
+        Command::Stop(args) => session::stop(args).await,
+        Command::Gc(args) => session::gc(args).await,
+        Command::Config(args) => config::config(args),
+        Command::Doctor(out) => doctor::doctor(out).await,
+        Command::Schema(args) => match args.write {
+            Some(dir) => {
+                let written = schema::write(&dir).map_err(|e| e.to_string())?;
+                eprintln!("wrote {} schema files to {}", written.len(), dir.display());
+                Ok(())
+            }
+            None => {
+                let all: BTreeMap<String, serde_json::Value> = schema::all().into_iter().collect();
+                print(&all, true, String::new)
+            }
+        },
+    }
+}

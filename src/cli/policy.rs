@@ -1,0 +1,96 @@
+//! The operator policy as command-line flags (of `serve`, `launch` and `config`).
+
+use clap::Args;
+use mcpod::session::Policy;
+
+/// The operator's policy: what sessions may be granted. No tool can change it.
+#[derive(Args, Default, Clone)]
+pub struct PolicyArgs {
+    /// A host directory sessions may mount: PATH (read-only) or PATH:rw. Repeatable.
+    #[arg(long = "allow-mount", value_name = "PATH[:ro|rw]")]
+    allow_mount: Vec<mcpod::session::policy::MountRoot>,
+    /// Let a session ask for network egress (default: no network at all).
+    #[arg(long)]
+    allow_network: bool,
+    /// A host variable a label's ${NAME} or a launch may use. Repeatable.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    allow_env: Vec<String>,
+    /// Sessions at once.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Memory ceiling per session, MiB.
+    #[arg(long)]
+    max_memory_mb: Option<u32>,
+    /// CPU ceiling per session.
+    #[arg(long)]
+    max_cpus: Option<f64>,
+    /// Process ceiling per session.
+    #[arg(long)]
+    max_pids: Option<u32>,
+    /// Lease of a session when it asks for none, seconds.
+    #[arg(long)]
+    default_ttl: Option<u64>,
+    /// Longest lease a session may ask for, seconds.
+    #[arg(long)]
+    max_ttl: Option<u64>,
+    /// Seconds each server gets to answer `initialize`.
+    #[arg(long)]
+    handshake_timeout: Option<u64>,
+}
+
+impl PolicyArgs {
+    /// The same policy as `mcpod serve` flags.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for root in &self.allow_mount {
+            let mode = if root.writable { ":rw" } else { "" };
+            a.push(format!("--allow-mount={}{mode}", root.path.display()));
+        }
+        if self.allow_network {
+            a.push("--allow-network".into());
+        }
+        for name in &self.allow_env {
+            a.push(format!("--allow-env={name}"));
+        }
+        let numbers = [
+            ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
+            ("--max-memory-mb", self.max_memory_mb.map(|v| v.to_string())),
+            ("--max-cpus", self.max_cpus.map(|v| v.to_string())),
+            ("--max-pids", self.max_pids.map(|v| v.to_string())),
+            ("--default-ttl", self.default_ttl.map(|v| v.to_string())),
+            ("--max-ttl", self.max_ttl.map(|v| v.to_string())),
+            (
+                "--handshake-timeout",
+                self.handshake_timeout.map(|v| v.to_string()),
+            ),
+        ];
+        for (flag, value) in numbers {
+            if let Some(v) = value {
+                a.push(format!("{flag}={v}"));
+            }
+        }
+        a
+    }
+
+    pub fn policy(self) -> Policy {
+        let d = Policy::default();
+        Policy {
+            mount_roots: self.allow_mount,
+            allow_network: self.allow_network,
+            allowed_env: self.allow_env,
+            max_sessions: self.max_sessions.unwrap_or(d.max_sessions),
+            max_memory_mb: self.max_memory_mb.unwrap_or(d.max_memory_mb),
+            max_cpus: self.max_cpus.unwrap_or(d.max_cpus),
+            max_pids: self.max_pids.unwrap_or(d.max_pids),
+            default_memory_mb: d
+                .default_memory_mb
+                .min(self.max_memory_mb.unwrap_or(u32::MAX)),
+            default_cpus: d.default_cpus.min(self.max_cpus.unwrap_or(f64::MAX)),
+            default_pids: d.default_pids.min(self.max_pids.unwrap_or(u32::MAX)),
+            default_ttl_secs: self.default_ttl.unwrap_or(d.default_ttl_secs),
+            max_ttl_secs: self.max_ttl.unwrap_or(d.max_ttl_secs),
+            handshake_secs: self.handshake_timeout.unwrap_or(d.handshake_secs),
+            default_call_secs: d.default_call_secs,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Session commands: `launch`, `sessions`, `stop` and `gc`.
+
+use std::sync::Arc;
+
+use clap::Args;
+use mcpod::image;
+use mcpod::session::container;
+use mcpod::session::{LaunchInput, MountRequest, Sessions, sweep};
+use tokio_util::sync::CancellationToken;
+
+use super::output::print;
+use super::policy::PolicyArgs;
+use super::{JsonFlag, parse_key_value};
+
+#[derive(Args)]
+pub struct LaunchArgs {
+    /// A local image reference (e.g. a tag `mcpod build` printed).
+    image: String,
+    /// Start only these declared servers. Repeatable.
+    #[arg(long = "server")]
+    servers: Vec<String>,
+    /// A value for a `${NAME}` reference, NAME=VALUE (NAME must be --allow-env'ed). Repeatable.
+    #[arg(long = "env", value_parser = parse_key_value)]
+    env: Vec<(String, String)>,
+    /// Mount SRC:TARGET[:rw] (read-only by default; SRC inside an --allow-mount root). Repeatable.
+    #[arg(long = "mount")]
+    mounts: Vec<String>,
+    /// Ask for network egress (needs --allow-network).
+    #[arg(long)]
+    network: bool,
+    /// Lease in seconds.
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Call SERVER/TOOL after the launch.
+    #[arg(long)]
+    call: Option<String>,
+    /// JSON arguments for --call.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Session ids.
+    sessions: Vec<String>,
+    /// Stop every session container on this host.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args)]
+pub struct GcArgs {
+    /// Cache tags to keep per image name (newest first).
+    #[arg(long, default_value_t = 3)]
+    keep: usize,
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+pub async fn launch(args: LaunchArgs) -> Result<(), String> {
+    let mounts = args
+        .mounts
+        .iter()
+        .map(|m| {
+            let parts: Vec<&str> = m.split(':').collect();
+            match parts.as_slice() {
+                [source, target] => Ok(MountRequest {
+                    source: source.to_string(),
+                    target: target.to_string(),
+                    read_only: true,
+                }),
+                [source, target, "rw"] => Ok(MountRequest {
+                    source: source.to_string(),
+                    target: target.to_string(),
+                    read_only: false,
+                }),
+                [source, target, "ro"] => Ok(MountRequest {
+                    source: source.to_string(),
+                    target: target.to_string(),
+                    read_only: true,
+                }),
+                _ => Err(format!(
+                    "invalid --mount `{m}`. Fix: pass SRC:TARGET or SRC:TARGET:rw"
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let input = LaunchInput {
+        image: args.image,
+        servers: (!args.servers.is_empty()).then_some(args.servers),
+        env: args.env.into_iter().collect(),
+        mounts,
+        network: args.network.then_some(mcpod::labels::Network::Egress),
+        ttl_secs: args.ttl,
+        memory_mb: None,
+        cpus: None,
+        pids: None,
+    };
+    let call = match &args.call {
+        Some(c) => {
+            let (server, tool) = c
+                .split_once('/')
+                .ok_or_else(|| format!("invalid --call `{c}`. Fix: pass SERVER/TOOL"))?;
+            let arguments: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&args.args).map_err(|e| {
+                    format!(
+                        "invalid --args `{}`: {e}. Fix: pass a JSON object",
+                        args.args
+                    )
+                })?;
+            Some((server.to_string(), tool.to_string(), arguments))
+        }
+        None => None,
+    };
+    let sessions = Arc::new(Sessions::new(args.policy.policy()).map_err(|e| e.to_string())?);
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let quiet = args.out.json;
+    let progress: image::Progress = Arc::new(move |line: String| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    });
+    let info = sessions
+        .launch(input, progress, cancel.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = async {
+        let result = match call {
+            Some((server, tool, arguments)) => Some(
+                sessions
+                    .call(
+                        &info.session,
+                        &server,
+                        &tool,
+                        Some(arguments),
+                        None,
+                        cancel.clone(),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
+        let report = serde_json::json!({"session": info, "call": result});
+        print(&report, args.out.json, || {
+            let mut text = format!("session {} in container {}\n", info.session, info.container);
+            for (name, server) in &info.servers {
+                match &server.status {
+                    mcpod::proxy::Status::Ready => {
+                        text.push_str(&format!("  {name}: ready, {} tools\n", server.tools.len()));
+                        for t in &server.tools {
+                            text.push_str(&format!("    {}\n", t.upstream));
+                        }
+                    }
+                    mcpod::proxy::Status::Failed {
+                        reason,
+                        stderr_tail,
+                        ..
+                    } => {
+                        text.push_str(&format!("  {name}: FAILED: {reason}\n{stderr_tail}\n"));
+                    }
+                }
+            }
+            if let Some(result) = &result {
+                text.push_str(&format!(
+                    "call result:\n{}\n",
+                    serde_json::to_string_pretty(result).unwrap_or_default()
+                ));
+            }
+            text
+        })
+    }
+    .await;
+    let stopped = sessions.stop_all().await.map_err(|e| e.to_string());
+    outcome?;
+    stopped.map(drop)
+}
+
+pub async fn sessions(out: JsonFlag) -> Result<(), String> {
+    let all = sweep::session_containers()
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<serde_json::Value> = all
+        .iter()
+        .map(|(c, alive)| {
+            serde_json::json!({
+                "session": c.label(container::SESSION_LABEL),
+                "container": c.names.first(),
+                "state": c.state,
+                "owner_pid": c.label(container::OWNER_PID_LABEL),
+                "owner_alive": alive,
+                "lease_until": c.label(container::LEASE_LABEL),
+            })
+        })
+        .collect();
+    print(&rows, out.json, || {
+        if rows.is_empty() {
+            return "no sessions\n".into();
+        }
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{}  {}  {}  owner pid {} ({})\n",
+                    r["session"].as_str().unwrap_or("?"),
+                    r["container"].as_str().unwrap_or("?"),
+                    r["state"].as_str().unwrap_or("?"),
+                    r["owner_pid"].as_str().unwrap_or("?"),
+                    if r["owner_alive"] == true {
+                        "alive"
+                    } else {
+                        "gone: an orphan"
+                    }
+                )
+            })
+            .collect()
+    })
+}
+
+pub async fn stop(args: StopArgs) -> Result<(), String> {
+    let all = sweep::session_containers()
+        .await
+        .map_err(|e| e.to_string())?;
+    let chosen: Vec<String> = all
+        .iter()
+        .filter(|(c, _)| {
+            args.all
+                || c.label(container::SESSION_LABEL)
+                    .is_some_and(|s| args.sessions.iter().any(|a| a == s))
+        })
+        .filter_map(|(c, _)| c.names.first().cloned())
+        .collect();
+    if chosen.is_empty() {
+        return Err("no such session container. Fix: list them with `mcpod sessions`".into());
+    }
+    mcpod::engine::podman::remove(&chosen)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("removed {}", chosen.join(", "));
+    Ok(())
+}
+
+pub async fn gc(args: GcArgs) -> Result<(), String> {
+    let swept = if args.dry_run {
+        Vec::new()
+    } else {
+        sweep::sweep_orphans().await.map_err(|e| e.to_string())?
+    };
+    let collected = mcpod::image::gc::collect(args.keep, args.dry_run)
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = serde_json::json!({"orphans_removed": swept, "images": collected});
+    print(&report, args.out.json, || {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let mut text = format!("{} orphaned session container(s) removed\n", swept.len());
+        text.push_str(&format!(
+            "{verb} {} image tag(s)\n",
+            collected.removed.len()
+        ));
+        for t in &collected.removed {
+            text.push_str(&format!("  {t}\n"));
+        }
+        for t in &collected.kept {
+            text.push_str(&format!("  kept {t}\n"));
+        }
+        text
+    })
+}
