@@ -110,7 +110,7 @@ pub async fn run() -> Vec<Check> {
             Err(e) => Check::fail("userns=auto", e.to_string(), SETUP),
         },
     );
-    let mode = crate::session::container::UserMode::detect();
+    let mode = crate::session::container::UserMode::detect().await;
     checks.push(match mode {
         crate::session::container::UserMode::Nobody => Check::fail(
             "session user",

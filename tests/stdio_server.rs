@@ -188,3 +188,47 @@ fn build_inspect_and_bad_requests_over_stdio() {
     let again = server.call(12, "build_image", args);
     assert_eq!(again["structuredContent"]["cache_hit"], true, "{again}");
 }
+
+/// A podman that answers slowly (a fault a real engine cannot be made to
+/// produce on demand: a storage lock held elsewhere) must not delay the handshake.
+#[test]
+fn the_handshake_does_not_wait_for_podman() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bin = tempfile::tempdir().expect("bin dir");
+    let real = ["/usr/bin/podman", "/usr/local/bin/podman"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("podman is installed");
+    let fake = bin.path().join("podman");
+    let marker = bin.path().join("a-podman-call-finished");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nsleep 8\ntouch {}\nexec {real} \"$@\"\n",
+            marker.display()
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut server = Server::start_env(root.path(), &[], &[("PATH", path)]);
+    let init = initialize(&mut server, "2025-11-25");
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcpod");
+    // No podman call had finished: the answer did not wait for one.
+    assert!(
+        !marker.exists(),
+        "initialize was answered only after a podman call finished"
+    );
+    let list = server.request(1, "tools/list", json!({}));
+    assert!(
+        list["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.len() >= 7),
+        "{list}"
+    );
+}

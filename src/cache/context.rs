@@ -15,7 +15,7 @@
 //! itself is part of the context unless it excludes itself, as with buildah.
 //!
 //! With a stat cache, a file whose (size, mtime, ctime, inode, mode) is
-//! unchanged since the last run is not read; see [`super::statcache`] for the
+//! unchanged since the last run is not read; see `statcache.rs` for the
 //! racy-clean rule. If the cache file lies inside the context it is left out of
 //! the walk, since it changes whenever it is written.
 
@@ -60,8 +60,16 @@ impl ContextDigest {
     }
 }
 
-/// Hash the build context at `root` as buildah would send it.
-/// `stat_cache`: where to keep the persistent (path,size,mtime,inode)→digest cache, if any.
+/// Hash the build context at `root` as buildah would send it (see the module docs).
+///
+/// `stat_cache`: where to keep the persistent (path, size, mtime, ctime, inode,
+/// mode) → content-digest cache, if any. It is read if usable (a missing or
+/// corrupt file is ignored), and rewritten atomically only when something
+/// changed; failing to write it is logged, not an error.
+///
+/// Errors: [`Error::InvalidInput`] when `root` is not an existing directory or
+/// the ignore file has an invalid pattern; [`Error::Io`], naming the path, when
+/// something in the context cannot be read.
 pub fn hash_context(root: &Path, stat_cache: Option<&Path>) -> Result<ContextDigest> {
     let scanned_ns = now_ns();
     check_root(root)?;
@@ -74,23 +82,36 @@ pub fn hash_context(root: &Path, stat_cache: Option<&Path>) -> Result<ContextDig
     let root_id = canonical.as_os_str().as_bytes();
     let skip = stat_cache.and_then(|p| relative_inside(&canonical, p));
 
-    let mut entries = walk(root, &rules, skip.as_deref(), threads)?;
-    entries.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    // Load the stat cache while the tree is walked.
+    let (walked, cache) = std::thread::scope(|s| {
+        let loader = stat_cache.map(|p| s.spawn(move || StatCache::load(p, root_id)));
+        let walked = walk(root, &rules, skip.as_deref(), threads);
+        let cache = match loader {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => StatCache::default(),
+        };
+        (walked, cache)
+    });
+    let Tree { names, mut entries } = walked?;
+    // Each walker sorted its own part: a stable sort just merges those runs.
+    entries.sort_by(|a, b| a.rel(&names).cmp(b.rel(&names)));
 
-    // Take what the stat cache can vouch for; the rest is read.
-    let cache = stat_cache
-        .map(|p| StatCache::load(p, root_id))
-        .unwrap_or_default();
+    // Take what the stat cache can vouch for (a merge of two sorted lists);
+    // the rest is read.
     let mut rewrite = stat_cache.is_some() && !cache.is_valid();
     let mut jobs = Vec::new();
     let mut racy = Vec::new();
     let mut known = 0usize;
     let mut cached_files = 0u64;
+    let mut cursor = 0;
     for (idx, entry) in entries.iter_mut().enumerate() {
+        let rel = entry.rel(&names);
         let Kind::File { stat, digest } = &mut entry.kind else {
             continue;
         };
-        match cache.lookup(&entry.rel, stat) {
+        match cache.lookup(&mut cursor, rel, stat) {
             Lookup::Hit(d) => {
                 *digest = Some(d);
                 known += 1;
@@ -112,7 +133,7 @@ pub fn hash_context(root: &Path, stat_cache: Option<&Path>) -> Result<ContextDig
 
     // Biggest first, so that no thread is left with a large file at the end.
     jobs.sort_unstable_by_key(|&i| std::cmp::Reverse(entries[i].size()));
-    let hashed = hash_files(root, &entries, &jobs, threads)?;
+    let hashed = hash_files(root, &names, &entries, &jobs, threads)?;
     let mut read_bytes = 0;
     for (idx, digest, n) in hashed {
         if let Kind::File { digest: slot, .. } = &mut entries[idx].kind {
@@ -128,13 +149,13 @@ pub fn hash_context(root: &Path, stat_cache: Option<&Path>) -> Result<ContextDig
         }
     }
 
-    let result = fold(&entries, ignore_file, cached_files, read_bytes);
+    let result = fold(&names, &entries, ignore_file, cached_files, read_bytes);
     if let (Some(path), true) = (stat_cache, rewrite) {
         let files = entries.iter().filter_map(|e| match &e.kind {
             Kind::File {
                 stat,
                 digest: Some(d),
-            } => Some((e.rel.as_slice(), *stat, *d)),
+            } => Some((e.rel(&names), *stat, *d)),
             _ => None,
         });
         let files: Vec<_> = files.collect();
@@ -219,8 +240,15 @@ fn is_cache_file(rel: &[u8], cache: &[u8]) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(b".tmp."))
 }
 
+/// The entries of a walk; their paths live in one buffer.
+struct Tree {
+    names: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
 struct Entry {
-    rel: Vec<u8>,
+    /// (start, length) of the path in [`Tree::names`].
+    rel: (usize, usize),
     kind: Kind,
 }
 
@@ -234,6 +262,10 @@ enum Kind {
 }
 
 impl Entry {
+    fn rel<'a>(&self, names: &'a [u8]) -> &'a [u8] {
+        &names[self.rel.0..self.rel.0 + self.rel.1]
+    }
+
     fn size(&self) -> u64 {
         match &self.kind {
             Kind::File { stat, .. } => stat.size,
@@ -260,6 +292,7 @@ fn file_stat(meta: &std::fs::Metadata) -> FileStat {
 
 /// Fold the sorted entries into the digest.
 fn fold(
+    names: &[u8],
     entries: &[Entry],
     ignore_file: Option<PathBuf>,
     cached_files: u64,
@@ -277,16 +310,16 @@ fn fold(
         match &e.kind {
             Kind::Dir => {
                 buf.push(b'd');
-                frame(&mut buf, &e.rel);
+                frame(&mut buf, e.rel(names));
             }
             Kind::Symlink(target) => {
                 buf.push(b'l');
-                frame(&mut buf, &e.rel);
+                frame(&mut buf, e.rel(names));
                 frame(&mut buf, target);
             }
             Kind::File { stat, digest } => {
                 buf.push(b'f');
-                frame(&mut buf, &e.rel);
+                frame(&mut buf, e.rel(names));
                 buf.push((stat.mode & 0o111) as u8);
                 buf.extend_from_slice(&stat.size.to_le_bytes());
                 // Every file has a digest by now; an absent one would be a bug,
@@ -340,13 +373,9 @@ impl Queue {
     }
 }
 
-/// Walk the tree from `root` on `threads` threads; entries come back unsorted.
-fn walk(
-    root: &Path,
-    rules: &IgnoreRules,
-    skip: Option<&[u8]>,
-    threads: usize,
-) -> Result<Vec<Entry>> {
+/// Walk the tree from `root` on `threads` threads. The entries come back as one
+/// sorted run per thread.
+fn walk(root: &Path, rules: &IgnoreRules, skip: Option<&[u8]>, threads: usize) -> Result<Tree> {
     let queue = Queue {
         state: Mutex::new(QueueState {
             jobs: vec![DirJob {
@@ -359,7 +388,7 @@ fn walk(
         }),
         wake: Condvar::new(),
     };
-    let parts: Vec<Vec<Entry>> = std::thread::scope(|s| {
+    let parts: Vec<Tree> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| s.spawn(|| walk_worker(&queue, rules, skip)))
             .collect();
@@ -374,16 +403,31 @@ fn walk(
     if let Some(e) = queue.lock().failed.take() {
         return Err(e);
     }
-    let mut entries = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    // One buffer for all paths; shift each part's offsets by where it lands.
+    let mut tree = Tree {
+        names: Vec::with_capacity(parts.iter().map(|p| p.names.len()).sum()),
+        entries: Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum()),
+    };
     for part in parts {
-        entries.extend(part);
+        let base = tree.names.len();
+        tree.names.extend_from_slice(&part.names);
+        tree.entries.extend(part.entries.into_iter().map(|mut e| {
+            e.rel.0 += base;
+            e
+        }));
     }
-    Ok(entries)
+    Ok(tree)
 }
 
-fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Vec<Entry> {
-    let mut out = Vec::new();
+/// One walking thread: reads directories off the queue until none are left,
+/// and returns its entries sorted by path.
+fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Tree {
+    let mut out = Tree {
+        names: Vec::new(),
+        entries: Vec::new(),
+    };
     let mut found = Vec::new();
+    let mut rel = Vec::new();
     loop {
         let job = {
             let mut st = queue.lock();
@@ -396,6 +440,10 @@ fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Vec<E
                     break job;
                 }
                 if st.busy == 0 {
+                    drop(st);
+                    let names = &out.names;
+                    out.entries
+                        .sort_unstable_by(|a, b| a.rel(names).cmp(b.rel(names)));
                     return out;
                 }
                 st = queue
@@ -404,41 +452,57 @@ fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Vec<E
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
         };
-        let result = read_dir(&job, rules, skip, &mut out, &mut found);
+        let result = read_dir(&job, rules, skip, &mut rel, &mut out, &mut found);
         let mut st = queue.lock();
         st.busy -= 1;
-        match result {
-            Ok(()) => st.jobs.append(&mut found),
+        let wake = match result {
+            Ok(()) => {
+                st.jobs.append(&mut found);
+                !st.jobs.is_empty() || st.busy == 0
+            }
             Err(e) => {
                 found.clear();
                 st.failed.get_or_insert(e);
+                true
             }
-        }
+        };
         drop(st);
-        queue.wake.notify_all();
+        if wake {
+            queue.wake.notify_all();
+        }
     }
 }
 
 /// Read one directory: its entries go to `out`, its subdirectories to `found`.
+/// `rel` is scratch space for the paths.
 fn read_dir(
     job: &DirJob,
     rules: &IgnoreRules,
     skip: Option<&[u8]>,
-    out: &mut Vec<Entry>,
+    rel: &mut Vec<u8>,
+    out: &mut Tree,
     found: &mut Vec<DirJob>,
 ) -> Result<()> {
     let listing =
         std::fs::read_dir(&job.abs).map_err(|e| Error::io("reading the directory", &job.abs, e))?;
+    rel.clear();
+    rel.extend_from_slice(&job.rel);
+    if !rel.is_empty() {
+        rel.push(b'/');
+    }
+    let prefix = rel.len();
+    let push = |out: &mut Tree, rel: &[u8], kind: Kind| {
+        out.entries.push(Entry {
+            rel: (out.names.len(), rel.len()),
+            kind,
+        });
+        out.names.extend_from_slice(rel);
+    };
     for item in listing {
         let item = item.map_err(|e| Error::io("reading the directory", &job.abs, e))?;
-        let name = item.file_name();
-        let mut rel = Vec::with_capacity(job.rel.len() + 1 + name.len());
-        rel.extend_from_slice(&job.rel);
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(name.as_bytes());
-        if skip.is_some_and(|cache| is_cache_file(&rel, cache)) {
+        rel.truncate(prefix);
+        rel.extend_from_slice(item.file_name().as_bytes());
+        if skip.is_some_and(|cache| is_cache_file(rel, cache)) {
             continue;
         }
         let file_type = item
@@ -448,46 +512,38 @@ fn read_dir(
             let (excluded, state) = if rules.is_empty() {
                 (false, ParentMatches::default())
             } else {
-                rules.check_dir(&rel, &job.parent)
+                rules.check_dir(rel, &job.parent)
             };
-            if excluded && !rules.may_reinclude_under(&rel) {
+            if excluded && !rules.may_reinclude_under(rel) {
                 continue;
             }
             if !excluded {
-                out.push(Entry {
-                    rel: rel.clone(),
-                    kind: Kind::Dir,
-                });
+                push(out, rel, Kind::Dir);
             }
             found.push(DirJob {
                 abs: item.path(),
-                rel,
+                rel: rel.clone(),
                 parent: state,
             });
             continue;
         }
-        if !rules.is_empty() && rules.check_file(&rel, &job.parent) {
+        if !rules.is_empty() && rules.check_file(rel, &job.parent) {
             continue;
         }
         if file_type.is_symlink() {
             let path = item.path();
             let target = std::fs::read_link(&path)
                 .map_err(|e| Error::io("reading the symlink", &path, e))?;
-            out.push(Entry {
-                rel,
-                kind: Kind::Symlink(target.into_os_string().into_vec()),
-            });
+            push(out, rel, Kind::Symlink(target.into_os_string().into_vec()));
         } else if file_type.is_file() {
             let meta = item
                 .metadata()
                 .map_err(|e| Error::io("reading the metadata of", item.path(), e))?;
-            out.push(Entry {
-                rel,
-                kind: Kind::File {
-                    stat: file_stat(&meta),
-                    digest: None,
-                },
-            });
+            let kind = Kind::File {
+                stat: file_stat(&meta),
+                digest: None,
+            };
+            push(out, rel, kind);
         }
         // Sockets, fifos and devices are not part of a build context.
     }
@@ -498,6 +554,7 @@ fn read_dir(
 /// Returns (entry index, digest, bytes read).
 fn hash_files(
     root: &Path,
+    names: &[u8],
     entries: &[Entry],
     jobs: &[usize],
     threads: usize,
@@ -514,7 +571,7 @@ fn hash_files(
             let Some(&idx) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            let path = root.join(OsStr::from_bytes(&entries[idx].rel));
+            let path = root.join(OsStr::from_bytes(entries[idx].rel(names)));
             match hash_file(&path, &mut buf) {
                 Ok((digest, n)) => done.push((idx, digest, n)),
                 Err(e) => {

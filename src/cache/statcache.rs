@@ -24,7 +24,6 @@
 //! ctime are unchanged) must then have happened before `scanned - RACY_NS`,
 //! that is before the stat: the entry describes the content after that write.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"MCPODSC1";
@@ -64,12 +63,22 @@ pub enum Lookup {
     Miss,
 }
 
+/// A loaded cache: its records sorted by path, the paths left in the file's bytes.
 #[derive(Debug, Default)]
 pub struct StatCache {
-    entries: HashMap<Vec<u8>, (FileStat, [u8; 32])>,
+    bytes: Vec<u8>,
+    records: Vec<Record>,
     scanned_ns: i64,
     /// False when the file was missing, corrupt or for another root.
     valid: bool,
+}
+
+#[derive(Debug)]
+struct Record {
+    /// Where the path lies in `StatCache::bytes`.
+    path: (u32, u32),
+    stat: FileStat,
+    digest: [u8; 32],
 }
 
 impl StatCache {
@@ -80,12 +89,18 @@ impl StatCache {
             Ok(meta) if meta.is_file() && meta.len() <= MAX_FILE => std::fs::read(path).ok(),
             _ => None,
         };
-        match bytes.as_deref().and_then(|b| parse(b, root)) {
-            Some(cache) => cache,
+        let Some(bytes) = bytes else {
+            return StatCache::default();
+        };
+        match parse(&bytes, root) {
+            Some((records, scanned_ns)) => StatCache {
+                bytes,
+                records,
+                scanned_ns,
+                valid: true,
+            },
             None => {
-                if bytes.is_some() {
-                    tracing::debug!(path = %path.display(), "ignoring an unusable stat cache");
-                }
+                tracing::debug!(path = %path.display(), "ignoring an unusable stat cache");
                 StatCache::default()
             }
         }
@@ -97,42 +112,70 @@ impl StatCache {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.records.len()
     }
 
-    pub fn lookup(&self, rel: &[u8], stat: &FileStat) -> Lookup {
-        match self.entries.get(rel) {
-            Some((cached, digest)) if cached == stat => {
-                if stat.settled_before(self.scanned_ns) {
-                    Lookup::Hit(*digest)
-                } else {
-                    Lookup::Racy(*digest)
+    fn path(&self, r: &Record) -> &[u8] {
+        let (start, len) = (r.path.0 as usize, r.path.1 as usize);
+        &self.bytes[start..start + len]
+    }
+
+    /// Look `rel` up. Lookups must come in increasing path order, each with
+    /// the same `cursor` (start at 0): the cache is merged with the sorted
+    /// walk, no hashing or allocation per file.
+    pub fn lookup(&self, cursor: &mut usize, rel: &[u8], stat: &FileStat) -> Lookup {
+        while let Some(r) = self.records.get(*cursor) {
+            match self.path(r).cmp(rel) {
+                std::cmp::Ordering::Less => *cursor += 1,
+                std::cmp::Ordering::Greater => return Lookup::Miss,
+                std::cmp::Ordering::Equal => {
+                    *cursor += 1;
+                    return if r.stat != *stat {
+                        Lookup::Miss
+                    } else if stat.settled_before(self.scanned_ns) {
+                        Lookup::Hit(r.digest)
+                    } else {
+                        Lookup::Racy(r.digest)
+                    };
                 }
             }
-            _ => Lookup::Miss,
         }
+        Lookup::Miss
     }
 }
 
-fn parse(bytes: &[u8], root: &[u8]) -> Option<StatCache> {
+/// Check and parse a cache file: its records (sorted, as written) and scan time.
+fn parse(bytes: &[u8], root: &[u8]) -> Option<(Vec<Record>, i64)> {
     let body_len = bytes.len().checked_sub(32)?;
     let (body, check) = bytes.split_at(body_len);
     if blake3::hash(body).as_bytes() != check {
         return None;
     }
-    let mut r = Reader { bytes: body };
+    let mut r = Reader {
+        bytes: body,
+        pos: 0,
+    };
     if r.take(8)? != MAGIC || r.bytes_u32()? != root {
         return None;
     }
     let scanned_ns = r.i64()?;
     let count = r.u64()?;
     // Every entry takes at least ENTRY_FIXED bytes: refuse absurd counts up front.
-    if count > (r.bytes.len() / ENTRY_FIXED) as u64 {
+    if count > ((body.len() - r.pos) / ENTRY_FIXED) as u64 {
         return None;
     }
-    let mut entries = HashMap::with_capacity(count as usize);
+    let mut records: Vec<Record> = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let path = r.bytes_u32()?.to_vec();
+        let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+        let start = u32::try_from(r.pos).ok()?;
+        let path = r.take(len as usize)?;
+        // Strictly increasing paths, as written; anything else is not ours.
+        if let Some(prev) = records.last() {
+            let (ps, pl) = (prev.path.0 as usize, prev.path.1 as usize);
+            if body[ps..ps + pl] >= *path {
+                return None;
+            }
+        }
         let stat = FileStat {
             size: r.u64()?,
             mtime_ns: r.i64()?,
@@ -141,30 +184,29 @@ fn parse(bytes: &[u8], root: &[u8]) -> Option<StatCache> {
             mode: u32::from_le_bytes(r.take(4)?.try_into().ok()?),
         };
         let digest: [u8; 32] = r.take(32)?.try_into().ok()?;
-        entries.insert(path, (stat, digest));
+        records.push(Record {
+            path: (start, len),
+            stat,
+            digest,
+        });
     }
-    if !r.bytes.is_empty() {
+    if r.pos != body.len() {
         return None;
     }
-    Some(StatCache {
-        entries,
-        scanned_ns,
-        valid: true,
-    })
+    Some((records, scanned_ns))
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
+    pos: usize,
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Some(head)
+        let end = self.pos.checked_add(n)?;
+        let out = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(out)
     }
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
@@ -178,7 +220,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Serialize entries (sorted by the caller or not; order does not matter).
+/// Serialize entries, which must come sorted by path, without duplicates
+/// (a file that is not sorted does not load).
 pub fn encode<'a>(
     root: &[u8],
     scanned_ns: i64,
@@ -269,23 +312,37 @@ mod tests {
         let cache = StatCache::load(&path, b"/root");
         assert!(cache.is_valid());
         assert_eq!(cache.len(), 2);
-        assert_eq!(cache.lookup(b"a", &old), Lookup::Hit([1; 32]));
-        assert_eq!(cache.lookup(b"b/c", &recent), Lookup::Racy([2; 32]));
+        let one = |rel: &[u8], stat: &FileStat| cache.lookup(&mut 0, rel, stat);
+        assert_eq!(one(b"a", &old), Lookup::Hit([1; 32]));
+        assert_eq!(one(b"b/c", &recent), Lookup::Racy([2; 32]));
+        assert_eq!(one(b"a", &FileStat { ino: 43, ..old }), Lookup::Miss);
+        let touched = FileStat {
+            ctime_ns: old.ctime_ns + 1,
+            ..old
+        };
+        assert_eq!(one(b"a", &touched), Lookup::Miss);
+        assert_eq!(one(b"zzz", &old), Lookup::Miss);
+        assert_eq!(one(b"", &old), Lookup::Miss);
+
+        // Merged with a sorted walk: one cursor, paths in increasing order.
+        let mut cursor = 0;
+        assert_eq!(cache.lookup(&mut cursor, b"0", &old), Lookup::Miss);
+        assert_eq!(cache.lookup(&mut cursor, b"a", &old), Lookup::Hit([1; 32]));
+        assert_eq!(cache.lookup(&mut cursor, b"b", &old), Lookup::Miss);
         assert_eq!(
-            cache.lookup(b"a", &FileStat { ino: 43, ..old }),
-            Lookup::Miss
+            cache.lookup(&mut cursor, b"b/c", &recent),
+            Lookup::Racy([2; 32])
         );
-        assert_eq!(
-            cache.lookup(
-                b"a",
-                &FileStat {
-                    ctime_ns: old.ctime_ns + 1,
-                    ..old
-                }
-            ),
-            Lookup::Miss
-        );
-        assert_eq!(cache.lookup(b"zzz", &old), Lookup::Miss);
+        assert_eq!(cache.lookup(&mut cursor, b"c", &old), Lookup::Miss);
+
+        // Records out of order are not ours.
+        let unsorted = encode(b"/root", now, entries.iter().rev().copied());
+        assert!(write_atomic(&path, &unsorted).is_ok());
+        assert!(!StatCache::load(&path, b"/root").is_valid());
+        let duplicate = encode(b"/root", now, [entries[0], entries[0]].into_iter());
+        assert!(write_atomic(&path, &duplicate).is_ok());
+        assert!(!StatCache::load(&path, b"/root").is_valid());
+        assert!(write_atomic(&path, &bytes).is_ok());
 
         // Another root: nothing is trusted.
         assert!(!StatCache::load(&path, b"/elsewhere").is_valid());

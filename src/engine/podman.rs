@@ -58,6 +58,21 @@ pub async fn version() -> Result<String> {
     Ok(out.stdout.trim().to_string())
 }
 
+/// podman's (major, minor) version.
+pub async fn client_version() -> Result<(u32, u32)> {
+    let out = Invocation::new(PROGRAM)
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    let mut parts = out
+        .stdout
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+}
+
 /// Facts from `podman info` that decide whether containers can run here.
 #[derive(Clone, Debug, Default)]
 pub struct HostInfo {

@@ -58,15 +58,18 @@ pub async fn serve_stdio(
     workspace: Workspace,
     policy: Policy,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    match sweep::sweep_orphans().await {
-        Ok(swept) if !swept.is_empty() => tracing::info!(
-            "removed {} orphaned session container(s): {}",
-            swept.len(),
-            swept.join(", ")
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
-    }
+    // In the background: the handshake must not wait for podman.
+    tokio::spawn(async {
+        match sweep::sweep_orphans().await {
+            Ok(swept) if !swept.is_empty() => tracing::info!(
+                "removed {} orphaned session container(s): {}",
+                swept.len(),
+                swept.join(", ")
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
+        }
+    });
     let sessions = Arc::new(Sessions::new(policy)?);
     let server = McpodServer::new(workspace, sessions.clone());
     let served = async {

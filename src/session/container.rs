@@ -79,7 +79,8 @@ pub enum UserMode {
 }
 
 impl UserMode {
-    pub fn detect() -> UserMode {
+    /// Decide from the host's subordinate IDs and podman's version.
+    pub async fn detect() -> UserMode {
         let user = if unsafe { libc::geteuid() } == 0 {
             "containers".to_string()
         } else {
@@ -91,18 +92,9 @@ impl UserMode {
         ) else {
             return UserMode::Nobody;
         };
-        let version = std::process::Command::new("podman")
-            .args(["version", "--format", "{{.Client.Version}}"])
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        if (major, minor) >= (4, 4) {
-            UserMode::Auto
-        } else {
-            UserMode::Map { uid_base, gid_base }
+        match podman::client_version().await {
+            Ok(version) if version >= (4, 4) => UserMode::Auto,
+            _ => UserMode::Map { uid_base, gid_base },
         }
     }
 

@@ -38,7 +38,8 @@ struct Session {
 pub struct Sessions {
     policy: Policy,
     owner: Owner,
-    user: container::UserMode,
+    /// Decided on the first launch (it asks podman), not at start-up.
+    user: tokio::sync::OnceCell<container::UserMode>,
     pause: String,
     map: Mutex<HashMap<String, Arc<Session>>>,
     /// Launches under way: they count against `max_sessions` before they are in `map`.
@@ -53,7 +54,7 @@ impl Sessions {
         Ok(Sessions {
             policy,
             owner: Owner::current(),
-            user: container::UserMode::detect(),
+            user: tokio::sync::OnceCell::new(),
             pause: container::pause_binary()?,
             map: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
@@ -191,11 +192,10 @@ impl Sessions {
             })?;
             envs.insert(name.clone(), env);
         }
-        let isolation = self.policy.grant(
-            &input.ask(),
-            inspected.requests.as_ref(),
-            self.user.describe(),
-        )?;
+        let user = self.user.get_or_init(container::UserMode::detect).await;
+        let isolation =
+            self.policy
+                .grant(&input.ask(), inspected.requests.as_ref(), user.describe())?;
 
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
@@ -204,7 +204,7 @@ impl Sessions {
             &name,
             &inspected.id,
             &isolation,
-            &self.user,
+            user,
             &self.owner,
             &self.pause,
         );

@@ -22,10 +22,16 @@ impl Server {
 
     /// Start `mcpod serve --root ROOT EXTRA...`.
     pub fn start_with(root: &std::path::Path, extra: &[&str]) -> Server {
+        Self::start_env(root, extra, &[])
+    }
+
+    /// Start `mcpod serve --root ROOT EXTRA...` with extra environment variables.
+    pub fn start_env(root: &std::path::Path, extra: &[&str], env: &[(&str, String)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
             .args(["serve", "--root"])
             .arg(root)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
