@@ -1,16 +1,14 @@
 //! Image commands: `build` and `inspect` (the build_image and inspect_labels tools).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use mcpod::image;
 use mcpod::labels::Servers;
 use mcpod::server::tools::BuildImageInput;
 use mcpod::workspace::Workspace;
-use tokio_util::sync::CancellationToken;
 
-use super::output::{print, servers_text, warnings_text};
+use super::output::{cancel_on_ctrl_c, print, progress_to_stderr, servers_text, warnings_text};
 use super::{JsonFlag, parse_key_value};
 
 #[derive(Args)]
@@ -64,19 +62,8 @@ pub async fn build(args: BuildArgs) -> Result<(), String> {
         no_cache: args.no_cache,
     };
     let spec = input.into_spec(&workspace).map_err(|e| e.to_string())?;
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
-    let quiet = args.out.json;
-    let progress: image::Progress = Arc::new(move |line: String| {
-        if !quiet {
-            eprintln!("  {line}");
-        }
-    });
+    let cancel = cancel_on_ctrl_c();
+    let progress = progress_to_stderr(args.out.json);
     let built = image::build_image(spec, progress, cancel)
         .await
         .map_err(|e| e.to_string())?;

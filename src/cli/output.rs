@@ -31,3 +31,24 @@ pub fn print<T: Serialize>(
     }
     Ok(())
 }
+
+/// A token cancelled by Ctrl-C, so a long command stops cleanly.
+pub fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    cancel
+}
+
+/// Progress lines to stderr, unless the output is JSON for a script.
+pub fn progress_to_stderr(quiet: bool) -> mcpod::image::Progress {
+    std::sync::Arc::new(move |line: String| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    })
+}

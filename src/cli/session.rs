@@ -3,12 +3,10 @@
 use std::sync::Arc;
 
 use clap::Args;
-use mcpod::image;
 use mcpod::session::container;
 use mcpod::session::{LaunchInput, MountRequest, Sessions, sweep};
-use tokio_util::sync::CancellationToken;
 
-use super::output::print;
+use super::output::{cancel_on_ctrl_c, print, progress_to_stderr};
 use super::policy::PolicyArgs;
 use super::{JsonFlag, parse_key_value};
 
@@ -120,19 +118,8 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
         None => None,
     };
     let sessions = Arc::new(Sessions::new(args.policy.policy()).map_err(|e| e.to_string())?);
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
-    let quiet = args.out.json;
-    let progress: image::Progress = Arc::new(move |line: String| {
-        if !quiet {
-            eprintln!("  {line}");
-        }
-    });
+    let cancel = cancel_on_ctrl_c();
+    let progress = progress_to_stderr(args.out.json);
     let info = sessions
         .launch(input, progress, cancel.clone())
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{Invocation, LineSink};
+use super::process::{Invocation, LineSink, parse_json};
 use crate::{Error, Result};
 
 const PROGRAM: &str = "buildah";
@@ -60,15 +60,11 @@ pub async fn images() -> Result<Vec<LocalImage>> {
             other => break other?,
         }
     };
-    let parsed: Option<Vec<LocalImage>> = if out.stdout.trim().is_empty() {
-        None
+    let mut images: Vec<LocalImage> = if out.stdout.trim().is_empty() {
+        Vec::new()
     } else {
-        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
-            command: display,
-            reason: e.to_string(),
-        })?
+        parse_json::<Option<Vec<LocalImage>>>(&display, &out.stdout)?.unwrap_or_default()
     };
-    let mut images = parsed.unwrap_or_default();
     for image in &mut images {
         if let Some(id) = image.id.strip_prefix("sha256:") {
             image.id = id.to_string();
@@ -96,27 +92,14 @@ pub async fn inspect_image(reference: &str) -> Result<Option<ImageConfig>> {
         #[serde(rename = "Labels", default)]
         labels: Option<BTreeMap<String, String>>,
     }
-    let inv = Invocation::new(PROGRAM)
+    let parsed: Option<Inspect> = Invocation::new(PROGRAM)
         .args(["inspect", "--type", "image", "--", reference])
-        .timeout(QUICK);
-    let display = inv.display();
-    let (status, out) = inv.status().await?;
-    if !status.success() {
-        if out.stderr_tail.contains("image not known") || out.stderr_tail.contains("not found") {
-            return Ok(None);
-        }
-        return Err(Error::CommandFailed {
-            command: display,
-            status: format!("{status}"),
-            stderr_tail: out.stderr_tail,
-            hint: String::new(),
-        });
-    }
-    let parsed: Inspect =
-        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
-            command: display,
-            reason: e.to_string(),
-        })?;
+        .timeout(QUICK)
+        .lookup(&["image not known", "not found"])
+        .await?;
+    let Some(parsed) = parsed else {
+        return Ok(None);
+    };
     Ok(Some(ImageConfig {
         id: parsed.id,
         labels: parsed.oci.config.labels.unwrap_or_default(),
@@ -244,21 +227,12 @@ pub struct WorkingContainer {
 
 /// Every buildah working container (one process).
 pub async fn containers() -> Result<Vec<WorkingContainer>> {
-    let inv = Invocation::new(PROGRAM)
-        .args(["containers", "--all", "--json"])
-        .timeout(QUICK);
-    let display = inv.display();
-    let out = inv.run().await?;
     // buildah prints `null` (or nothing) when there are none.
-    let parsed: Option<Vec<WorkingContainer>> = if out.stdout.trim().is_empty() {
-        None
-    } else {
-        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
-            command: display,
-            reason: e.to_string(),
-        })?
-    };
-    Ok(parsed.unwrap_or_default())
+    Invocation::new(PROGRAM)
+        .args(["containers", "--all", "--json"])
+        .timeout(QUICK)
+        .json_list()
+        .await
 }
 
 pub async fn version() -> Result<String> {

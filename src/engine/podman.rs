@@ -20,31 +20,14 @@ pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<St
         #[serde(rename = "Labels", default)]
         labels: Option<BTreeMap<String, String>>,
     }
-    let inv = Invocation::new(PROGRAM)
+    let found: Option<Vec<Inspect>> = Invocation::new(PROGRAM)
         .args(["image", "inspect", "--", reference])
-        .timeout(QUICK);
-    let display = inv.display();
-    let (status, out) = inv.status().await?;
-    if !status.success() {
-        if out.stderr_tail.contains("image not known") || out.stderr_tail.contains("no such") {
-            return Ok(None);
-        }
-        return Err(Error::CommandFailed {
-            command: display,
-            status: format!("{status}"),
-            stderr_tail: out.stderr_tail,
-            hint: String::new(),
-        });
-    }
-    let mut parsed: Vec<Inspect> =
-        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
-            command: display.clone(),
-            reason: e.to_string(),
-        })?;
-    let first = parsed.pop().ok_or_else(|| Error::UnexpectedOutput {
-        command: display,
-        reason: "empty result".into(),
-    })?;
+        .timeout(QUICK)
+        .lookup(&["image not known", "no such"])
+        .await?;
+    let Some(first) = found.and_then(|mut all| all.pop()) else {
+        return Ok(None);
+    };
     Ok(Some((first.id, first.labels.unwrap_or_default())))
 }
 
@@ -162,21 +145,12 @@ impl ContainerSummary {
 
 /// Every container (running or not) that carries the label `key`.
 pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
-    let inv = Invocation::new(PROGRAM)
+    Invocation::new(PROGRAM)
         .args(["ps", "--all", "--format", "json", "--filter"])
         .arg(format!("label={key}"))
-        .timeout(QUICK);
-    let display = inv.display();
-    let out = inv.run().await?;
-    if out.stdout.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let parsed: Option<Vec<ContainerSummary>> =
-        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
-            command: display,
-            reason: e.to_string(),
-        })?;
-    Ok(parsed.unwrap_or_default())
+        .timeout(QUICK)
+        .json_list()
+        .await
 }
 
 /// What to start inside a running container.

@@ -110,6 +110,40 @@ impl Invocation {
         }
     }
 
+    /// Run and parse stdout as JSON.
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        let display = self.display();
+        let out = self.run().await?;
+        parse_json(&display, &out.stdout)
+    }
+
+    /// Run and parse stdout as a JSON list, where empty output or `null` is none.
+    pub async fn json_list<T: serde::de::DeserializeOwned>(self) -> Result<Vec<T>> {
+        let display = self.display();
+        let out = self.run().await?;
+        if out.stdout.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        parse_json::<Option<Vec<T>>>(&display, &out.stdout).map(Option::unwrap_or_default)
+    }
+
+    /// Run a lookup: `Ok(None)` when it fails because the thing is not there
+    /// (stderr says one of `absent`), the parsed stdout when it succeeds.
+    pub async fn lookup<T: serde::de::DeserializeOwned>(
+        self,
+        absent: &[&str],
+    ) -> Result<Option<T>> {
+        let display = self.display();
+        let (status, out) = self.status().await?;
+        if status.success() {
+            return parse_json(&display, &out.stdout).map(Some);
+        }
+        if absent.iter().any(|a| out.stderr_tail.contains(a)) {
+            return Ok(None);
+        }
+        Err(failed(&display, status, out.stderr_tail))
+    }
+
     /// Run to completion and return the exit status with the output, whatever it was.
     pub async fn status(self) -> Result<(std::process::ExitStatus, Output)> {
         let display = self.display();
@@ -240,6 +274,14 @@ pub fn tail(s: &str, limit: usize) -> &str {
         start += 1;
     }
     &s[start..]
+}
+
+/// Parse a program's stdout as JSON; what fails names the command.
+pub fn parse_json<T: serde::de::DeserializeOwned>(command: &str, stdout: &str) -> Result<T> {
+    serde_json::from_str(stdout).map_err(|e| Error::UnexpectedOutput {
+        command: command.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn spawn_error(program: &'static str, e: std::io::Error) -> Error {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::process::Invocation;
-use crate::{Error, Result};
+use crate::Result;
 
 const PROGRAM: &str = "skopeo";
 const REMOTE: Duration = Duration::from_secs(120);
@@ -20,17 +20,12 @@ pub async fn remote_labels(reference: &str) -> Result<(String, BTreeMap<String, 
         #[serde(rename = "Labels", default)]
         labels: Option<BTreeMap<String, String>>,
     }
-    let inv = Invocation::new(PROGRAM)
+    let parsed: Inspect = Invocation::new(PROGRAM)
         .args(["inspect", "--no-tags"])
         .arg(format!("docker://{reference}"))
-        .timeout(REMOTE);
-    let display = inv.display();
-    let out = inv.run().await?;
-    let parsed: Inspect =
-        serde_json::from_str(&out.stdout).map_err(|e| Error::UnexpectedOutput {
-            command: display,
-            reason: e.to_string(),
-        })?;
+        .timeout(REMOTE)
+        .json()
+        .await?;
     Ok((parsed.digest, parsed.labels.unwrap_or_default()))
 }
 
