@@ -7,7 +7,10 @@ use schemars::schema_for;
 use serde_json::Value;
 
 use crate::image::{Built, Inspected};
-use crate::server::tools::{BuildImageInput, InspectLabelsInput};
+use crate::server::tools::{
+    BuildImageInput, CallToolInput, InspectLabelsInput, SessionList, StopSessionInput, Stopped,
+};
+use crate::session::{LaunchInput, Logs, LogsInput, SessionInfo};
 use crate::{Error, Result, labels};
 
 /// Every schema mcpod publishes: (file name, schema).
@@ -24,6 +27,17 @@ pub fn all() -> Vec<(String, Value)> {
             schema_for!(InspectLabelsInput),
         ),
         ("tool.inspect_labels.output.json", schema_for!(Inspected)),
+        ("tool.launch_session.input.json", schema_for!(LaunchInput)),
+        ("tool.launch_session.output.json", schema_for!(SessionInfo)),
+        ("tool.list_sessions.output.json", schema_for!(SessionList)),
+        (
+            "tool.stop_session.input.json",
+            schema_for!(StopSessionInput),
+        ),
+        ("tool.stop_session.output.json", schema_for!(Stopped)),
+        ("tool.session_logs.input.json", schema_for!(LogsInput)),
+        ("tool.session_logs.output.json", schema_for!(Logs)),
+        ("tool.call_tool.input.json", schema_for!(CallToolInput)),
     ];
     out.extend(
         tools
@@ -64,6 +78,23 @@ pub fn stale(dir: &Path) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    /// README's tool reference names every tool the server offers, and each has
+    /// its input schema in schemas/.
+    #[test]
+    fn readme_and_schemas_cover_every_tool() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+        for tool in crate::server::McpodServer::tool_names() {
+            assert!(
+                readme.contains(&format!("| `{tool}` |")),
+                "README's tool table lacks `{tool}`"
+            );
+            let input = format!("tool.{tool}.input.json");
+            let listed = tool == "list_sessions" || super::all().iter().any(|(n, _)| *n == input);
+            assert!(listed, "no {input} among the published schemas");
+        }
+    }
+
     #[test]
     fn checked_in_schemas_are_fresh() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");

@@ -280,6 +280,15 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
 }
 
 impl McpodServer {
+    /// The names of the meta-tools (for docs and their checks).
+    pub fn tool_names() -> Vec<String> {
+        Self::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
     /// A proxied call under its exported name, as a tool result.
     async fn call_proxied(
         &self,
