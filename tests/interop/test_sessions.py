@@ -203,3 +203,28 @@ async def test_closing_the_connection_removes_the_session(tmp_path, mode):
     assert podman_session_containers(session) == []
     assert "removed 1 session container(s)" in conn.stderr_log.read_text(), conn.stderr_tail()
     report(f"mode {mode}: closing the client without stop_session removed session {session}")
+
+
+PYTHON_TIME = "localhost/mcpod-python-time"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_python_time_session(tmp_path, mode):
+    """The PyPI mcp-server-time (examples/python-time) through mcpod: get_current_time."""
+    async with connect(tmp_path, mode) as conn:
+        built = await conn.call("build_image", {"name": PYTHON_TIME, "context": "examples/python-time"})
+        tag = built["structuredContent"]["tag"]
+        assert {"time", "git"} <= set(built["structuredContent"]["servers"]), built["structuredContent"]
+        info = await launch(conn, tag, ["time"])
+        session = info["session"]
+        assert info["servers"]["time"]["handshake"]["name"], info["servers"]["time"]
+        now = await conn.call(f"{session}_time__get_current_time", {"timezone": "UTC"})
+        assert now["structuredContent"]["timezone"] == "UTC", now
+        assert re.match(r"\d{4}-\d{2}-\d{2}T", now["structuredContent"]["datetime"]), now
+        converted = await conn.call(
+            f"{session}_time__convert_time",
+            {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
+        )
+        assert "21:00" in text_of(converted), converted
+        await stop_and_check(conn, session)
+        report(f"mode {mode}: python-time session {session}: get_current_time, convert_time, stop ok")
