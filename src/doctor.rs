@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::engine::process::Invocation;
-use crate::engine::{buildah, podman, skopeo};
+use crate::engine::{buildah, podman};
 
 /// The image the run probes use: busybox-static in a scratch image, built locally.
 pub const PROBE_IMAGE: &str = "localhost/mcpod-probe:1";
@@ -47,9 +47,9 @@ const SETUP: &str = "run scripts/setup";
 pub async fn run() -> Vec<Check> {
     let mut checks = Vec::new();
     for (name, version) in [
-        ("podman", podman::version().await),
-        ("buildah", buildah::version().await),
-        ("skopeo", skopeo::version().await),
+        ("podman", crate::engine::version("podman").await),
+        ("buildah", crate::engine::version("buildah").await),
+        ("skopeo", crate::engine::version("skopeo").await),
     ] {
         checks.push(match version {
             Ok(v) => Check::pass(name, v),

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::ImageCleanup;
 use common::rpc::{Server, initialize, text_of};
+use common::{ImageCleanup, containers_of};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -122,21 +122,6 @@ fn servers_keys(servers: &Value) -> Vec<String> {
         .expect("object")
         .keys()
         .cloned()
-        .collect()
-}
-
-/// Session containers (any owner, any state) whose session label is `session`.
-fn containers_of(session: &str) -> Vec<String> {
-    let out = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label=io.mcpod.session={session}"))
-        .output()
-        .expect("podman ps");
-    assert!(out.status.success(), "podman ps: {out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
         .collect()
 }
 

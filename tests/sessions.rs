@@ -6,22 +6,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::hello_image;
 use common::rpc::{Server, initialize, text_of};
+use common::{containers_of, hello_image};
 use serde_json::{Value, json};
-
-/// Session containers (any owner) whose session label is `session`.
-fn containers_of(session: &str) -> Vec<String> {
-    let out = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label=io.mcpod.session={session}"))
-        .output()
-        .expect("podman ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 fn launch(server: &mut Server, id: u64, args: Value) -> Value {
     let result = server.call(id, "launch_session", args);

@@ -234,12 +234,3 @@ pub async fn containers() -> Result<Vec<WorkingContainer>> {
         .json_list()
         .await
 }
-
-pub async fn version() -> Result<String> {
-    let out = Invocation::new(PROGRAM)
-        .arg("--version")
-        .timeout(QUICK)
-        .run()
-        .await?;
-    Ok(out.stdout.trim().to_string())
-}

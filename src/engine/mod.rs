@@ -5,6 +5,16 @@ pub mod podman;
 pub mod process;
 pub mod skopeo;
 
+/// `PROGRAM --version`, trimmed (for doctor).
+pub async fn version(program: &'static str) -> crate::Result<String> {
+    let out = process::Invocation::new(program)
+        .arg("--version")
+        .timeout(std::time::Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(out.stdout.trim().to_string())
+}
+
 /// A short random-enough suffix for temporary names (pid, time, counter).
 pub fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

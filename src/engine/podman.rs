@@ -31,16 +31,6 @@ pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<St
     Ok(Some((first.id, first.labels.unwrap_or_default())))
 }
 
-/// `podman --version`.
-pub async fn version() -> Result<String> {
-    let out = Invocation::new(PROGRAM)
-        .arg("--version")
-        .timeout(QUICK)
-        .run()
-        .await?;
-    Ok(out.stdout.trim().to_string())
-}
-
 /// podman's (major, minor) version.
 pub async fn client_version() -> Result<(u32, u32)> {
     let out = Invocation::new(PROGRAM)

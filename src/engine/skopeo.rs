@@ -28,12 +28,3 @@ pub async fn remote_labels(reference: &str) -> Result<(String, BTreeMap<String, 
         .await?;
     Ok((parsed.digest, parsed.labels.unwrap_or_default()))
 }
-
-pub async fn version() -> Result<String> {
-    let out = Invocation::new(PROGRAM)
-        .arg("--version")
-        .timeout(Duration::from_secs(30))
-        .run()
-        .await?;
-    Ok(out.stdout.trim().to_string())
-}

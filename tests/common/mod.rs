@@ -142,3 +142,18 @@ pub fn python_time_image() -> String {
         "scripts/build-debian-base && scripts/build-python-time",
     )
 }
+
+/// Session containers (any owner, any state) whose session label is `session`.
+pub fn containers_of(session: &str) -> Vec<String> {
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=io.mcpod.session={session}"))
+        .output()
+        .expect("podman ps");
+    assert!(out.status.success(), "podman ps: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
