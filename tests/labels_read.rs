@@ -1,27 +1,14 @@
 //! Reading image labels through the public API: both spec forms, outrig compatibility,
 //! schema versions, warnings, every validation rule with its message, env references.
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::labels::{labels, read_ok};
 use mcpod::Error;
 use mcpod::labels::{
-    self, Declared, Network, OUTRIG_MCP, OutrigServersLabel, REQUESTS, Requests, SCHEMA, SERVERS,
-    ServerSpec, Servers, ServersLabel,
+    self, Network, OUTRIG_MCP, OutrigServersLabel, REQUESTS, Requests, SCHEMA, SERVERS, ServerSpec,
+    Servers, ServersLabel,
 };
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn read_ok(pairs: &[(&str, &str)]) -> Declared {
-    match labels::read(&labels(pairs)) {
-        Ok(d) => d,
-        Err(e) => panic!("read failed: {e}"),
-    }
-}
 
 fn read_err(pairs: &[(&str, &str)]) -> String {
     match labels::read(&labels(pairs)) {

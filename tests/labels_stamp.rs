@@ -1,25 +1,14 @@
 //! The label schema on the way in from an agent and out to an image: validate_servers,
 //! ServerSpec deserialisation, stamp and the canonical servers JSON.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::labels::{labels, read_ok};
 use mcpod::Error;
 use mcpod::labels::{self, Declared, OUTRIG_MCP, REQUESTS, SCHEMA, SERVERS, ServerSpec, Servers};
 use proptest::prelude::*;
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn read_ok(pairs: &[(&str, &str)]) -> Declared {
-    match labels::read(&labels(pairs)) {
-        Ok(d) => d,
-        Err(e) => panic!("read failed: {e}"),
-    }
-}
 
 fn spec(command: &[&str]) -> ServerSpec {
     ServerSpec::argv(command.iter().copied())

@@ -468,14 +468,7 @@ fn server_crashing_mid_call_is_withdrawn_alone() {
     );
 
     // list_sessions reports it failed, with its code and stderr.
-    let list = mcpod.call(8, "list_sessions", json!({}));
-    let listed = list["structuredContent"]["sessions"]
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .find(|s| s["session"] == session.as_str())
-        .unwrap_or_else(|| panic!("{session} is not listed: {list}"))
-        .clone();
+    let listed = listed_session(&mut mcpod, 8, &session);
     let a = &listed["servers"]["a"];
     assert_eq!(a["status"], "failed", "{listed}");
     assert_eq!(a["exit_code"], 7, "{listed}");
@@ -552,14 +545,7 @@ fn container_removed_from_outside() {
         "{message}"
     );
 
-    let list = mcpod.call(102, "list_sessions", json!({}));
-    let listed = list["structuredContent"]["sessions"]
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .find(|s| s["session"] == session.as_str())
-        .unwrap_or_else(|| panic!("{session} is not listed: {list}"))
-        .clone();
+    let listed = listed_session(&mut mcpod, 102, &session);
     assert_eq!(listed["servers"]["hello"]["status"], "failed", "{listed}");
 
     stop(&mut mcpod, 103, &session);
@@ -782,4 +768,16 @@ fn concurrent_launches_respect_max_sessions() {
     for refusal in &refusals {
         assert!(refusal.contains("allows 2 sessions at once"), "{refusal}");
     }
+}
+
+/// The `list_sessions` entry of `session` (it must be listed).
+fn listed_session(mcpod: &mut Server, id: u64, session: &str) -> serde_json::Value {
+    let list = mcpod.call(id, "list_sessions", json!({}));
+    list["structuredContent"]["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["session"] == session)
+        .unwrap_or_else(|| panic!("{session} is not listed: {list}"))
+        .clone()
 }

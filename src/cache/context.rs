@@ -373,6 +373,20 @@ impl Queue {
     }
 }
 
+/// Run `work` on `threads` scoped threads; their results (a panic is re-raised).
+fn on_threads<T: Send>(threads: usize, work: impl Fn() -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// Walk the tree from `root` on `threads` threads. The entries come back as one
 /// sorted run per thread.
 fn walk(root: &Path, rules: &IgnoreRules, skip: Option<&[u8]>, threads: usize) -> Result<Tree> {
@@ -388,18 +402,7 @@ fn walk(root: &Path, rules: &IgnoreRules, skip: Option<&[u8]>, threads: usize) -
         }),
         wake: Condvar::new(),
     };
-    let parts: Vec<Tree> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| s.spawn(|| walk_worker(&queue, rules, skip)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let parts: Vec<Tree> = on_threads(threads, || walk_worker(&queue, rules, skip));
     if let Some(e) = queue.lock().failed.take() {
         return Err(e);
     }
@@ -586,16 +589,7 @@ fn hash_files(
     if threads <= 1 {
         return work();
     }
-    let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let results: Vec<Result<Vec<_>>> = on_threads(threads, work);
     let mut all = Vec::with_capacity(jobs.len());
     for r in results {
         all.extend(r?);

@@ -294,14 +294,15 @@ impl Child {
 
     /// The child's tools (empty once it has died).
     pub fn tools(&self) -> Vec<Tool> {
+        self.with_tools(<[Tool]>::to_vec)
+    }
+
+    /// Look at the child's tools (none once it has died) without copying them.
+    pub fn with_tools<R>(&self, f: impl FnOnce(&[Tool]) -> R) -> R {
         if !self.is_ready() {
-            return Vec::new();
+            return f(&[]);
         }
-        self.shared
-            .tools
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        f(&self.shared.tools.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Call `tool`; progress goes to `progress`, `cancel` cancels the child's request.

@@ -428,14 +428,14 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .get(session)
             .cloned()?;
-        for (name, child) in &s.servers {
-            for tool in child.tools() {
-                if names::exported(&s.id, name, &tool.name) == exported {
-                    return Some((s.id.clone(), name.clone(), tool.name.to_string()));
-                }
-            }
-        }
-        None
+        s.servers.iter().find_map(|(name, child)| {
+            child.with_tools(|tools| {
+                tools
+                    .iter()
+                    .find(|t| names::exported(&s.id, name, &t.name) == exported)
+                    .map(|t| (s.id.clone(), name.clone(), t.name.to_string()))
+            })
+        })
     }
 
     /// Call `tool` on `server` of `session`.
