@@ -15,6 +15,7 @@ async fn discover_list_and_listen_for_tool_changes() {
     let image = tokio::task::spawn_blocking(common::hello_image)
         .await
         .expect("image");
+    let _host = common::host::HostLock::shared();
     let root = tempfile::tempdir().expect("tempdir");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpod"));
     command

@@ -5,31 +5,21 @@
 //! launches at once.
 //!
 //! Every `mcpod serve` sweeps orphaned session containers when it starts. The
-//! tests that leave an orphan on purpose hold `ORPHANS` for writing while it
-//! exists, and every other test starts its mcpod under a read lock, so no
-//! mcpod of this binary sweeps an orphan another test is watching.
+//! tests that leave an orphan on purpose hold [`HostLock`] exclusively while
+//! it exists, so no other test's mcpod sweeps it.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::host::HostLock;
 use common::rpc::{Server, initialize, text_of};
 use common::{ImageCleanup, containers_of};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-static ORPHANS: RwLock<()> = RwLock::new(());
-
-fn orphans_read() -> RwLockReadGuard<'static, ()> {
-    ORPHANS.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn orphans_write() -> RwLockWriteGuard<'static, ()> {
-    ORPHANS.write().unwrap_or_else(|p| p.into_inner())
-}
 
 /// An mcpod serving a fresh workspace root (kept alive as long as it).
 struct Mcpod {
@@ -50,10 +40,21 @@ impl std::ops::DerefMut for Mcpod {
     }
 }
 
-/// `mcpod serve EXTRA...`, initialized. Its startup sweep has run when this returns.
-fn start_unlocked(extra: &[&str]) -> Mcpod {
+/// `mcpod serve EXTRA...`, initialized, holding [`HostLock`] shared.
+fn start(extra: &[&str]) -> Mcpod {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start_with(root.path(), extra);
+    let server = Server::start_with(root.path(), extra);
+    initialized(server, root)
+}
+
+/// Like [`start`], for a test that holds [`HostLock`] exclusively.
+fn start_holding_host(extra: &[&str]) -> Mcpod {
+    let root = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_holding_host(root.path(), extra);
+    initialized(server, root)
+}
+
+fn initialized(mut server: Server, root: tempfile::TempDir) -> Mcpod {
     let init = initialize(&mut server, "2025-11-25");
     assert_eq!(
         init["result"]["serverInfo"]["name"], "mcpod",
@@ -63,12 +64,6 @@ fn start_unlocked(extra: &[&str]) -> Mcpod {
         server,
         _root: root,
     }
-}
-
-/// Like [`start_unlocked`], while no test is watching an orphan.
-fn start(extra: &[&str]) -> Mcpod {
-    let _guard = orphans_read();
-    start_unlocked(extra)
 }
 
 fn hello_context() -> std::path::PathBuf {
@@ -559,13 +554,13 @@ fn container_removed_from_outside() {
 #[test]
 fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     let image = common::hello_image();
-    let mut first = start(&[]);
+    let _orphan_watched = HostLock::exclusive();
+    let mut first = start_holding_host(&[]);
     let info = launch(&mut first, 1, json!({"image": image}));
     let session = session_of(&info);
     let container = info["container"].as_str().expect("container").to_string();
     let pid = first.child.id();
 
-    let _watching = orphans_write();
     first.child.kill().expect("SIGKILL mcpod");
     first.child.wait().expect("reap mcpod");
     // Nothing cleaned up after the killed mcpod: the container is there, still
@@ -586,7 +581,7 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     );
 
     let began = Instant::now();
-    let mut second = start_unlocked(&[]);
+    let mut second = start_holding_host(&[]);
     assert!(
         eventually(Duration::from_secs(10), || containers_of(&session)
             .is_empty()),
@@ -608,7 +603,8 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
 #[test]
 fn sigkilled_mcpod_container_dies_with_its_lease() {
     let image = common::hello_image();
-    let mut mcpod = start(&["--default-ttl", "3"]);
+    let _orphan_watched = HostLock::exclusive();
+    let mut mcpod = start_holding_host(&["--default-ttl", "3"]);
     let began = Instant::now();
     let asked = now_secs();
     let info = launch(&mut mcpod, 1, json!({"image": image}));
@@ -621,7 +617,6 @@ fn sigkilled_mcpod_container_dies_with_its_lease() {
     );
     assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
 
-    let _watching = orphans_write();
     mcpod.child.kill().expect("SIGKILL mcpod");
     mcpod.child.wait().expect("reap mcpod");
     let killed_at = began.elapsed();

@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::host::HostLock;
+
 pub struct Server {
     pub child: Child,
+    /// Held shared while this mcpod runs (see [`HostLock`]); `None` when the
+    /// test holds it exclusively itself.
+    _host: Option<HostLock>,
     stdin: Option<ChildStdin>,
     lines: Receiver<Value>,
     /// Notifications seen while waiting for responses.
@@ -27,6 +32,21 @@ impl Server {
 
     /// Start `mcpod serve --root ROOT EXTRA...` with extra environment variables.
     pub fn start_env(root: &std::path::Path, extra: &[&str], env: &[(&str, String)]) -> Server {
+        Self::spawn(root, extra, env, Some(HostLock::shared()))
+    }
+
+    /// Start `mcpod serve --root ROOT EXTRA...` for a test that holds
+    /// [`HostLock::exclusive`] itself.
+    pub fn start_holding_host(root: &std::path::Path, extra: &[&str]) -> Server {
+        Self::spawn(root, extra, &[], None)
+    }
+
+    fn spawn(
+        root: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+        host: Option<HostLock>,
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
             .args(["serve", "--root"])
             .arg(root)
@@ -53,6 +73,7 @@ impl Server {
         });
         Server {
             child,
+            _host: host,
             stdin: Some(stdin),
             lines,
             notifications: Vec::new(),
