@@ -10,14 +10,15 @@
 //!
 //! 1. launch to "tools listed": `launch_session` + `tools/list` through mcpod
 //!    (N=10, after one warm-up) against `podman run -i --rm` + `initialize` +
-//!    `tools/list` (N=10, interleaved). The baseline's flags are the exact
-//!    `podman run -d` argv mcpod used (podman's `CreateCommand` of the warm-up
-//!    session) minus what only a detached, owned session needs: its name, the
-//!    `io.mcpod.*` labels, the pause entrypoint and its volume. Stopping is
-//!    timed separately (`stop_session` against the baseline's stdin EOF to
-//!    exit). To show where the launch goes, mcpod's steps are also redone by
-//!    hand in the same loop: `podman image inspect`, `podman run -d` with
-//!    mcpod's argv, `podman exec -i` + initialize + tools/list, `podman rm`.
+//!    `tools/list` (N=10, interleaved). A one-server session runs its server
+//!    as the container's process, so the baseline's flags are the exact
+//!    `podman run -i` argv mcpod used (podman's `CreateCommand` of the warm-up
+//!    session) minus what only an owned session needs: its name, the
+//!    `io.mcpod.*` labels, its cidfile and the entrypoint (the baseline names
+//!    the same command). Stopping is timed separately (`stop_session` against
+//!    the baseline's stdin EOF to exit). In the same loop, a session of the
+//!    image with a second server declared (a paused container, each server
+//!    started with `podman exec -i`) shows what several servers cost.
 //! 2. a proxied `tools/call` of `<session>_hello__add`, 2000 times in a row,
 //!    against the same call on a direct `podman exec -i <container>
 //!    /bin/hello-server` connection into the same container (interleaved in
@@ -50,6 +51,8 @@ type Client = RunningService<RoleClient, ()>;
 
 const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
 const IMAGE_NAME: &str = "localhost/mcpod-hello";
+/// The hello image with a second server declared.
+const TWO_SERVER_IMAGE: &str = "localhost/mcpod-bench-two-servers";
 /// Baseline containers carry this label (value: the bench's pid).
 const BENCH_LABEL: &str = "io.mcpod.bench";
 const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
@@ -206,6 +209,19 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         .as_str()
         .ok_or("build_image returned no tag")?
         .to_string();
+    let two = structured(
+        &call(
+            &mcpod,
+            "build_image",
+            json!({"name": TWO_SERVER_IMAGE, "context": "examples/hello",
+                   "servers": {"second": {"command": ["/bin/hello-server"]}}}),
+        )
+        .await?,
+    )?;
+    let two_image = two["tag"]
+        .as_str()
+        .ok_or("build_image returned no tag")?
+        .to_string();
 
     println!(
         "mcpod sessions bench: {} cores, {}, load avg {}",
@@ -239,14 +255,15 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         shell_words(&flags)
     );
     baseline_once(&flags, &image, 0).await?;
-    by_hand_once(&create, &image, 0).await?;
+    let warm = launch(&mcpod, &two_image).await?;
+    stop(&mcpod, &warm.session).await?;
 
     // 1. Launch to tools listed, interleaved.
     let mut m_ready = Vec::new();
     let mut m_stop = Vec::new();
     let mut b_ready = Vec::new();
     let mut b_stop = Vec::new();
-    let mut steps: [Vec<Duration>; 5] = Default::default();
+    let mut two_ready = Vec::new();
     for i in 0..plan.launches {
         let t = Instant::now();
         let s = launch(&mcpod, &image).await?;
@@ -264,10 +281,15 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         b_ready.push(ready);
         b_stop.push(teardown);
 
-        let by_hand = by_hand_once(&create, &image, i + 1).await?;
-        for (all, one) in steps.iter_mut().zip(by_hand) {
-            all.push(one);
+        let t = Instant::now();
+        let s = launch(&mcpod, &two_image).await?;
+        let tools = mcpod.list_all_tools().await?;
+        let second = format!("{}_second__add", s.session);
+        if !tools.iter().any(|t| t.name == second) {
+            return Err(format!("tools/list after launch lacks {second}").into());
         }
+        two_ready.push(t.elapsed());
+        stop(&mcpod, &s.session).await?;
     }
 
     // 2. Proxied calls against a direct connection into the same container.
@@ -342,9 +364,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     b_ready.sort();
     m_stop.sort();
     b_stop.sort();
-    for s in &mut steps {
-        s.sort();
-    }
+    two_ready.sort();
     m_call.sort();
     d_call.sort();
     let overhead = (median(&m_ready).as_secs_f64() / median(&b_ready).as_secs_f64() - 1.0) * 100.0;
@@ -369,22 +389,14 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     );
     row_ms("   stop: mcpod stop_session (not in the above)", &m_stop);
     row_ms("   stop: baseline stdin EOF -> podman exits", &b_stop);
-    println!("   mcpod's launch redone by hand (same podman calls, no mcpod), interleaved:");
-    let names = [
-        "podman image inspect",
-        "podman run -d (mcpod's run_args)",
-        "podman exec -i + initialize + tools/list",
-        "sum of the above (per run)",
-        "podman rm --force --time 0 (stop)",
-    ];
-    for (name, sorted) in names.iter().zip(&steps) {
-        row_ms(&format!("     {name}"), sorted);
-    }
-    println!(
-        "     mcpod launch_session + tools/list minus the by-hand sum, at the median: {:+.1} ms",
-        ms(median(&m_ready)) - ms(median(&steps[3]))
+    row_ms(
+        "   two servers: mcpod launch_session + tools/list",
+        &two_ready,
     );
-
+    println!(
+        "   two servers (paused container + podman exec each) against the one-server baseline: {:+.1} % at the median",
+        (median(&two_ready).as_secs_f64() / median(&b_ready).as_secs_f64() - 1.0) * 100.0
+    );
     println!();
     println!(
         "2. tools/call add, sequential (N={} each, blocks of {})   median        p90        p99        max",
@@ -486,7 +498,7 @@ async fn stop(client: &Client, session: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The exact `podman run -d` argv mcpod used for `container` (podman keeps it).
+/// The exact `podman run -i` argv mcpod used for `container` (podman keeps it).
 async fn create_command(container: &str) -> Result<Vec<String>, Error> {
     let out = tokio::process::Command::new("podman")
         .args([
@@ -500,117 +512,33 @@ async fn create_command(container: &str) -> Result<Vec<String>, Error> {
         .await?;
     let argv: Vec<String> = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("podman inspect {container}: {e}"))?;
-    if argv.len() < 4 || argv[1..3] != ["run", "-d"] {
+    if argv.len() < 4 || argv[1..3] != ["run", "-i"] {
         return Err(format!("unexpected create command of {container}: {argv:?}").into());
     }
     Ok(argv)
 }
 
-/// Split mcpod's `podman run -d` argv into what a session needs only because
-/// it is detached and owned (its name, `io.mcpod.*` labels, the pause
-/// entrypoint and its volume) and the rest: (the rest of the flags, image).
+/// Split mcpod's `podman run -i` argv (`podman run -i FLAGS... IMAGE`) into
+/// what only an owned session needs (its name, `io.mcpod.*` labels, cidfile
+/// and entrypoint) and the rest: (the rest of the flags, image).
 fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
     let flags = &create[3..create.len() - 1];
-    let pause = flags
-        .iter()
-        .find_map(|f| f.strip_prefix("--entrypoint="))
-        .and_then(|e| serde_json::from_str::<Vec<String>>(e).ok())
-        .and_then(|e| e.into_iter().next());
     let mut kept = Vec::new();
     let mut skip_next = false;
     for f in flags {
         if skip_next {
             skip_next = false;
-        } else if f == "--name" {
+        } else if f == "--name" || f == "--cidfile" {
             skip_next = true;
-        } else if f.starts_with("--name=")
+        } else if !(f.starts_with("--name=")
+            || f.starts_with("--cidfile=")
             || f.starts_with("--label=io.mcpod.")
-            || f.starts_with("--entrypoint=")
-            || pause
-                .as_ref()
-                .is_some_and(|p| f.starts_with("--volume=") && f.contains(&format!(":{p}:")))
+            || f.starts_with("--entrypoint="))
         {
-        } else {
             kept.push(f.clone());
         }
     }
     (kept, create[create.len() - 1].clone())
-}
-
-/// What `launch_session` + `stop_session` do in podman, by hand: image
-/// inspect, `podman run -d` with mcpod's exact arguments (its name and
-/// `io.mcpod.*` labels swapped for the bench's), `podman exec -i` +
-/// initialize + tools/list, and the sum of those three; then `podman rm`.
-async fn by_hand_once(create: &[String], image: &str, i: usize) -> Result<[Duration; 5], Error> {
-    let bench = std::process::id();
-    let name = format!("mcpod-bench-{bench}-byhand-{i}");
-    let t0 = Instant::now();
-    let out = tokio::process::Command::new("podman")
-        .args(["image", "inspect", "--format", "{{.Id}}", "--", image])
-        .output()
-        .await?;
-    let image_id = String::from_utf8(out.stdout)?.trim().to_string();
-    if !out.status.success() || image_id.is_empty() {
-        return Err(format!("podman image inspect {image} failed").into());
-    }
-    let inspect = t0.elapsed();
-
-    let t = Instant::now();
-    let flags = &create[3..create.len() - 1];
-    let mut args: Vec<String> = Vec::new();
-    let mut rename = false;
-    for f in flags {
-        if rename {
-            args.push(name.clone());
-            rename = false;
-        } else if f == "--name" {
-            args.push(f.clone());
-            rename = true;
-        } else if f.starts_with("--name=") {
-            args.push(format!("--name={name}"));
-        } else if !f.starts_with("--label=io.mcpod.") {
-            args.push(f.clone());
-        }
-    }
-    args.push(format!("--label={BENCH_LABEL}={bench}"));
-    args.push(image_id);
-    let out = tokio::process::Command::new("podman")
-        .args(["run", "-d"])
-        .args(&args)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "podman run -d: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    let run = t.elapsed();
-
-    let t = Instant::now();
-    let mut exec = tokio::process::Command::new("podman");
-    exec.args(["exec", "-i", "--", &name, "/bin/hello-server"]);
-    let client = connect(exec).await?;
-    let tools = client.list_all_tools().await?;
-    if !tools.iter().any(|t| t.name == "add") {
-        return Err("the by-hand tools/list lacks add".into());
-    }
-    let exec = t.elapsed();
-    let total = t0.elapsed();
-
-    let t = Instant::now();
-    let status = tokio::process::Command::new("podman")
-        .args(["rm", "--force", "--ignore", "--time", "0", "--", &name])
-        .stdout(Stdio::null())
-        .status()
-        .await?;
-    let rm = t.elapsed();
-    drop(client);
-    if !status.success() {
-        return Err(format!("podman rm {name} failed").into());
-    }
-    Ok([inspect, run, exec, total, rm])
 }
 
 /// One baseline run: time to tools listed, then time from stdin EOF to exit.

@@ -553,7 +553,7 @@ fn container_removed_from_outside() {
 /// `mcpod serve` sweeps it as an orphan.
 #[test]
 fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
-    let image = common::hello_image();
+    let (image, _cleanup) = two_server_image("orphan");
     let _orphan_watched = HostLock::exclusive();
     let mut first = start_holding_host(&[]);
     let info = launch(&mut first, 1, json!({"image": image}));
@@ -598,11 +598,46 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     );
 }
 
+/// The hello image declaring a second server: its session runs a paused
+/// container with both servers exec'd in, which outlives a killed mcpod (a
+/// one-server session ends with its server, see below).
+fn two_server_image(what: &str) -> (String, ImageCleanup) {
+    image_with_servers(what, json!({"second": {"command": ["/bin/hello-server"]}}))
+}
+
+/// A one-server session runs its server as the container's own process: when
+/// mcpod is SIGKILLed the server reads EOF and the container goes with it, no
+/// sweep or lease needed (no other mcpod may run meanwhile).
+#[test]
+fn sigkilled_mcpod_one_server_session_ends_with_its_server() {
+    let image = common::hello_image();
+    let _orphan_watched = HostLock::exclusive();
+    let mut mcpod = start_holding_host(&[]);
+    let info = launch(&mut mcpod, 1, json!({"image": image}));
+    let session = session_of(&info);
+    assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
+    assert!(
+        info["isolation"]["lease_secs"].as_u64() > Some(60),
+        "{info}"
+    );
+    assert_eq!(containers_of(&session).len(), 1);
+
+    let began = Instant::now();
+    mcpod.child.kill().expect("SIGKILL mcpod");
+    mcpod.child.wait().expect("reap mcpod");
+    assert!(
+        eventually(Duration::from_secs(15), || containers_of(&session)
+            .is_empty()),
+        "the container outlived its killed mcpod by 15 s"
+    );
+    eprintln!("container gone {:?} after mcpod's SIGKILL", began.elapsed());
+}
+
 /// SIGKILL mcpod and start no other: the session's lease still kills its
 /// container.
 #[test]
 fn sigkilled_mcpod_container_dies_with_its_lease() {
-    let image = common::hello_image();
+    let (image, _cleanup) = two_server_image("lease");
     let _orphan_watched = HostLock::exclusive();
     let mut mcpod = start_holding_host(&["--default-ttl", "3"]);
     let began = Instant::now();
@@ -616,6 +651,7 @@ fn sigkilled_mcpod_container_dies_with_its_lease() {
         "lease_until {lease_until} is not 3 s after the launch ({asked})"
     );
     assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
+    assert_eq!(info["servers"]["second"]["status"], "ready", "{info}");
 
     mcpod.child.kill().expect("SIGKILL mcpod");
     mcpod.child.wait().expect("reap mcpod");
@@ -634,6 +670,65 @@ fn sigkilled_mcpod_container_dies_with_its_lease() {
         gone_at >= Duration::from_secs(2),
         "gone at {gone_at:?}, well before its 3 s lease"
     );
+}
+
+/// A tag this mcpod built launches without asking podman what it names (the
+/// build said). When that image is gone and the tag names another, the launch
+/// asks podman again and runs the image the tag names now.
+#[test]
+fn a_built_tag_that_moved_is_resolved_again() {
+    let hello = common::hello_image();
+    let name = format!("localhost/{}", common::unique("moved"));
+    let _cleanup = ImageCleanup(name.clone());
+    let root = tempfile::tempdir().expect("tempdir");
+    let example = hello_context();
+    for file in ["Containerfile", ".containerignore", "bin/hello-server"] {
+        let to = root.path().join("hello").join(file);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(example.join(file), &to).expect("copy the hello example");
+    }
+    let server = Server::start(root.path());
+    let mut mcpod = initialized(server, root);
+    let built = mcpod.call(1, "build_image", json!({"name": name, "context": "hello"}));
+    assert_ne!(built["isError"], true, "{built}");
+    let tag = built["structuredContent"]["tag"]
+        .as_str()
+        .expect("tag")
+        .to_string();
+    let built_id = built["structuredContent"]["image_id"]
+        .as_str()
+        .expect("image_id")
+        .to_string();
+
+    let info = launch(&mut mcpod, 2, json!({"image": tag}));
+    assert_eq!(info["image_id"], built_id.as_str(), "{info}");
+    stop(&mut mcpod, 3, &session_of(&info));
+
+    // Move the tag: remove the built image, put the tag on the hello image.
+    let hello_id = podman(&["image", "inspect", "--format", "{{.Id}}", &hello]);
+    assert_ne!(hello_id, built_id, "each build commits an image of its own");
+    podman(&["rmi", "--force", &built_id]);
+    podman(&["tag", &hello, &tag]);
+
+    let info = launch(&mut mcpod, 4, json!({"image": tag}));
+    assert_eq!(info["image_id"], hello_id.as_str(), "{info}");
+    assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
+    let session = session_of(&info);
+    let greet = mcpod.call(
+        5,
+        &format!("{session}_hello__greet"),
+        json!({"name": "moved"}),
+    );
+    assert!(text_of(&greet).contains("moved"), "{greet}");
+    stop(&mut mcpod, 6, &session);
+    podman(&["untag", &hello, &tag]);
+}
+
+/// `podman ARGS...`, which must succeed; its stdout, trimmed.
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().expect("podman");
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Ten launches at once: all ready, each its own container, all stopped at

@@ -87,10 +87,9 @@ pub async fn run_probe(
         .await
 }
 
-/// `podman run -d` with `args` (flags, image, command); the new container's ID.
+/// `podman run -d ...` (`args` from `run` on); the new container's ID.
 pub async fn run_detached(args: Vec<std::ffi::OsString>) -> Result<String> {
     let out = Invocation::new(PROGRAM)
-        .args(["run", "-d"])
         .args(args)
         .timeout(QUICK)
         .run()
@@ -143,32 +142,19 @@ pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
         .await
 }
 
-/// What to start inside a running container.
-pub struct ExecSpec<'a> {
-    pub container: &'a str,
-    pub argv: &'a [String],
-    /// Passed by name (`--env NAME`), values through podman's environment, so
-    /// they never appear in a process listing.
-    pub env: &'a BTreeMap<String, String>,
-    pub workdir: Option<&'a str>,
-}
-
-/// Start `podman exec -i` with stdin, stdout and stderr piped. Killing the
-/// returned child ends the exec session, not always the process inside: close
-/// its stdin, or remove the container.
-pub fn exec_stdio(spec: &ExecSpec<'_>) -> Result<tokio::process::Child> {
+/// Start `podman ARGS...` with stdin, stdout and stderr piped: a server
+/// attached to `podman run -i` or `podman exec -i`. `env` holds the values of
+/// the variables ARGS pass by name (`--env NAME`), so they never appear in a
+/// process listing. Killing the returned child ends podman's side, not always
+/// the process inside: close its stdin, or remove the container.
+pub fn spawn_stdio(
+    args: &[std::ffi::OsString],
+    env: &BTreeMap<String, String>,
+) -> Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(PROGRAM);
-    command.args(["exec", "-i"]);
-    for (name, value) in spec.env {
-        command.arg("--env").arg(name).env(name, value);
-    }
-    if let Some(dir) = spec.workdir {
-        command.args(["--workdir", dir]);
-    }
     command
-        .arg("--")
-        .arg(spec.container)
-        .args(spec.argv)
+        .args(args)
+        .envs(env)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{containerfile, reference, store};
 use crate::cache::{CacheKey, KeyInputs, hash_context};
 use crate::engine::{self, buildah};
-use crate::labels::{self, Declared, Servers};
+use crate::labels::{self, Declared, Requests, Servers};
 use crate::{Error, Result};
 
 /// Receives human-readable progress messages.
@@ -54,10 +54,18 @@ pub struct Built {
     pub servers: Servers,
     /// Where the servers were declared (label key), if anywhere.
     pub servers_source: Option<String>,
+    /// What the image asks of a session (`io.mcpod.requests`), if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
     /// Files in the build context after ignore rules.
     pub context_files: u64,
     pub context_bytes: u64,
     pub warnings: Vec<String>,
+    /// The labels' own warnings (also in `warnings`), which a session of this
+    /// image reports.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub label_warnings: Vec<String>,
 }
 
 /// Build `spec` (or find it in the cache). Cancelling `cancel`, or dropping the
@@ -141,6 +149,8 @@ async fn build_inner(
                   mut warnings: Vec<String>| {
         warnings.extend(declared.warnings.iter().cloned());
         Built {
+            requests: declared.requests,
+            label_warnings: declared.warnings,
             tag: tag.clone(),
             key: key_hex.clone(),
             cache_hit,

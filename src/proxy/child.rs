@@ -1,5 +1,5 @@
-//! One child MCP server: `podman exec -i` into the session's container, an rmcp
-//! client on its stdio, its stderr kept, its exit noticed, and calls passed
+//! One child MCP server: `podman run -i` or `podman exec -i`, an rmcp client
+//! on its stdio, its stderr kept, its exit noticed, and calls passed
 //! through with progress, cancellation and a deadline.
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::podman::{self, ExecSpec};
+use crate::engine::podman;
 use crate::session::logs::LogRing;
 
 /// Receives the child's progress for one call, already re-addressed to the caller.
@@ -119,12 +119,12 @@ pub struct Child {
 }
 
 /// How to start one server.
-pub struct StartSpec<'a> {
-    pub name: &'a str,
-    pub container: &'a str,
-    pub argv: &'a [String],
-    pub env: &'a BTreeMap<String, String>,
-    pub workdir: Option<&'a str>,
+pub struct StartSpec {
+    pub name: String,
+    /// The podman argv that starts it with the server on its stdio.
+    pub podman: Vec<std::ffi::OsString>,
+    /// Values of the variables `podman` passes by name.
+    pub env: BTreeMap<String, String>,
     pub handshake: Duration,
     pub call_timeout: Duration,
     pub changed: tokio::sync::broadcast::Sender<()>,
@@ -133,9 +133,9 @@ pub struct StartSpec<'a> {
 impl Child {
     /// Start the server and connect. Never fails: a server that cannot start is
     /// returned with a `Failed` status that says why.
-    pub async fn start(spec: StartSpec<'_>) -> Arc<Child> {
+    pub async fn start(spec: StartSpec) -> Arc<Child> {
         let shared = Arc::new(Shared {
-            name: spec.name.to_string(),
+            name: spec.name.clone(),
             tools: RwLock::new(Vec::new()),
             routes: Mutex::new(HashMap::new()),
             changed: spec.changed,
@@ -159,12 +159,7 @@ impl Child {
             })
         };
 
-        let mut process = match podman::exec_stdio(&ExecSpec {
-            container: spec.container,
-            argv: spec.argv,
-            env: spec.env,
-            workdir: spec.workdir,
-        }) {
+        let mut process = match podman::spawn_stdio(&spec.podman, &spec.env) {
             Ok(p) => p,
             Err(e) => return failed(e.to_string(), None, &log),
         };

@@ -132,6 +132,9 @@ cancelling the request stops buildah and removes what it created.",
         let (progress, flush) = progress_messages(&meta, peer);
         let built = image::build_image(spec, progress, cancel).await;
         flush.done().await;
+        if let Ok(built) = &built {
+            self.sessions.remember_build(built);
+        }
         built.map(Json).map_err(text_error)
     }
 

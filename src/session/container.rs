@@ -1,7 +1,9 @@
 //! The session container: hardened `podman run` flags, the owner labels the
 //! sweep reads, start and removal.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::policy::Isolation;
@@ -146,31 +148,80 @@ pub fn pause_binary() -> Result<String> {
     })
 }
 
-/// The full `podman run -d` arguments for a session.
-pub fn run_args(
-    session: &str,
-    name: &str,
-    image_id: &str,
-    isolation: &Isolation,
-    user: &UserMode,
-    owner: &Owner,
-    pause: &str,
-) -> Vec<OsString> {
+/// A session container: everything `podman run` needs but what it runs.
+pub struct Plan<'a> {
+    pub session: &'a str,
+    pub name: &'a str,
+    pub image_id: &'a str,
+    pub isolation: &'a Isolation,
+    pub user: &'a UserMode,
+    pub owner: &'a Owner,
+}
+
+/// What a session container runs as its own process.
+pub enum Entry<'a> {
+    /// The static pause process (`catatonit -P`, mounted from the host, so
+    /// images without a shell or `sleep` work): the container idles, and each
+    /// server starts with `podman exec -i`.
+    Pause { binary: &'a str },
+    /// The session's one server, attached to `podman run -i`: no exec, so a
+    /// launch costs what a hand-run `podman run -i` does. The container lives
+    /// as long as the server.
+    Server(&'a ServerCommand<'a>),
+}
+
+/// A server's command in the container.
+pub struct ServerCommand<'a> {
+    pub argv: &'a [String],
+    /// Passed by name (`--env NAME`); the values go through podman's environment.
+    pub env: &'a BTreeMap<String, String>,
+    pub workdir: Option<&'a str>,
+}
+
+impl ServerCommand<'_> {
+    fn flags(&self) -> Vec<OsString> {
+        let mut a = Vec::new();
+        for name in self.env.keys() {
+            a.push("--env".into());
+            a.push(name.into());
+        }
+        if let Some(dir) = self.workdir {
+            a.push("--workdir".into());
+            a.push(dir.into());
+        }
+        a
+    }
+}
+
+/// Where `podman run -i` writes the ID of the container `name`.
+pub fn cidfile(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{name}.cid"))
+}
+
+/// The full `podman run` argv of a session container.
+pub fn run_args(plan: &Plan<'_>, entry: &Entry<'_>) -> Vec<OsString> {
+    let isolation = plan.isolation;
     let lease_until = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
         + isolation.lease_secs;
+    let mode = match entry {
+        Entry::Pause { .. } => "-d",
+        Entry::Server(_) => "-i",
+    };
     let mut a: Vec<String> = vec![
+        "run".into(),
+        mode.into(),
         "--rm".into(),
         "--name".into(),
-        name.into(),
+        plan.name.into(),
         "--pull=never".into(),
         "--init".into(),
-        format!("--label={SESSION_LABEL}={session}"),
-        format!("--label={OWNER_PID_LABEL}={}", owner.pid),
-        format!("--label={OWNER_START_LABEL}={}", owner.start),
-        format!("--label={BOOT_ID_LABEL}={}", owner.boot_id),
+        format!("--label={SESSION_LABEL}={}", plan.session),
+        format!("--label={OWNER_PID_LABEL}={}", plan.owner.pid),
+        format!("--label={OWNER_START_LABEL}={}", plan.owner.start),
+        format!("--label={BOOT_ID_LABEL}={}", plan.owner.boot_id),
         format!("--label={LEASE_LABEL}={lease_until}"),
         format!(
             "--network={}",
@@ -191,20 +242,40 @@ pub fn run_args(
     for (path, size) in &isolation.tmpfs {
         a.push(format!("--tmpfs={path}:rw,size={size},mode=1777"));
     }
-    a.extend(user.flags());
+    a.extend(plan.user.flags());
     for m in &isolation.mounts {
         let mode = if m.read_only { "ro" } else { "rw" };
         a.push(format!("--volume={}:{}:{mode}", m.source, m.target));
     }
-    a.push(format!("--volume={pause}:{PAUSE}:ro"));
-    a.push(format!("--entrypoint=[\"{PAUSE}\",\"-P\"]"));
-    a.push(image_id.into());
-    a.into_iter().map(OsString::from).collect()
+    let mut a: Vec<OsString> = a.into_iter().map(OsString::from).collect();
+    match entry {
+        Entry::Pause { binary } => {
+            a.push(format!("--volume={binary}:{PAUSE}:ro").into());
+            a.push(format!("--entrypoint=[\"{PAUSE}\",\"-P\"]").into());
+            a.push(plan.image_id.into());
+        }
+        Entry::Server(command) => {
+            a.push("--cidfile".into());
+            a.push(cidfile(plan.name).into());
+            a.extend(command.flags());
+            // The whole command is the entrypoint (JSON, so no shell parses
+            // it); the image's own entrypoint and cmd are replaced.
+            let argv = serde_json::to_string(command.argv).unwrap_or_default();
+            a.push(format!("--entrypoint={argv}").into());
+            a.push(plan.image_id.into());
+        }
+    }
+    a
 }
 
-/// Start the container; its ID.
-pub async fn start(args: Vec<OsString>) -> Result<String> {
-    podman::run_detached(args).await
+/// The `podman exec -i` argv that starts `command` in a running container.
+pub fn exec_args(container: &str, command: &ServerCommand<'_>) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["exec".into(), "-i".into()];
+    a.extend(command.flags());
+    a.push("--".into());
+    a.push(container.into());
+    a.extend(command.argv.iter().map(OsString::from));
+    a
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! to their servers. Every container started here is removed by `stop_all`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,9 +16,9 @@ use super::{
     Isolation, LaunchInput, Logs, LogsInput, Policy, ServerReport, SessionInfo, ToolReport,
 };
 use crate::engine::{self, podman};
-use crate::image::{self, Progress};
-use crate::labels::ServerSpec;
-use crate::proxy::{Child, ProgressSink, StartSpec, names};
+use crate::image::{self, Built, Inspected, Progress};
+use crate::labels::{Requests, ServerSpec, Servers};
+use crate::proxy::{Child, ProgressSink, StartSpec, Status, names};
 use crate::{Error, Result};
 
 /// One running session.
@@ -42,6 +43,8 @@ pub struct Sessions {
     user: tokio::sync::OnceCell<container::UserMode>,
     pause: String,
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Tags built by this process: what they named then (see `remember_build`).
+    resolved: Mutex<HashMap<String, Arc<Resolved>>>,
     /// Launches under way: they count against `max_sessions` before they are in `map`.
     launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
@@ -57,6 +60,7 @@ impl Sessions {
             user: tokio::sync::OnceCell::new(),
             pause: container::pause_binary()?,
             map: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
             changed,
         })
@@ -143,8 +147,48 @@ impl Sessions {
             self.launching.fetch_add(1, Ordering::SeqCst);
             LaunchSlot(&self.launching)
         };
-        let inspected = image::inspect_labels(&input.image).await?;
-        if inspected.servers.is_empty() {
+        let key = image::reference::qualified(&input.image);
+        let remembered = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(image) = remembered {
+            match self.launch_image(&input, &image, &progress, &cancel).await {
+                // The image this tag named when it was built may be gone (gc,
+                // a rebuild elsewhere): ask podman again, once.
+                Err(Error::CommandFailed { .. }) => {
+                    self.resolved
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
+                }
+                done => return done,
+            }
+        }
+        let image = Resolved::from(image::inspect_labels(&input.image).await?);
+        self.launch_image(&input, &image, &progress, &cancel).await
+    }
+
+    /// Remember what a build produced, so launching its tag needs no
+    /// `podman image inspect`: the tag is content-addressed and the image ID
+    /// names immutable content (labels included).
+    pub fn remember_build(&self, built: &Built) {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(built.tag.clone(), Arc::new(Resolved::from(built)));
+    }
+
+    async fn launch_image(
+        &self,
+        input: &LaunchInput,
+        image: &Resolved,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<SessionInfo> {
+        if image.servers.is_empty() {
             return Err(Error::invalid(
                 "image",
                 &input.image,
@@ -153,11 +197,11 @@ impl Sessions {
             ));
         }
         let chosen: BTreeMap<String, ServerSpec> = match &input.servers {
-            None => inspected.servers.clone(),
+            None => image.servers.clone(),
             Some(names) => names
                 .iter()
                 .map(|n| {
-                    inspected
+                    image
                         .servers
                         .get(n)
                         .map(|s| (n.clone(), s.clone()))
@@ -168,12 +212,7 @@ impl Sessions {
                                 "the image does not declare it",
                                 format!(
                                     "choose from: {}",
-                                    inspected
-                                        .servers
-                                        .keys()
-                                        .cloned()
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    image.servers.keys().cloned().collect::<Vec<_>>().join(", ")
                                 ),
                             )
                         })
@@ -195,39 +234,28 @@ impl Sessions {
         let user = self.user.get_or_init(container::UserMode::detect).await;
         let isolation =
             self.policy
-                .grant(&input.ask(), inspected.requests.as_ref(), user.describe())?;
+                .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
 
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
-        let args = container::run_args(
-            &id,
-            &name,
-            &inspected.id,
-            &isolation,
+        let plan = container::Plan {
+            session: &id,
+            name: &name,
+            image_id: &image.id,
+            isolation: &isolation,
             user,
-            &self.owner,
-            &self.pause,
-        );
-        (progress)(format!("starting container {name} from {}", input.image));
-        let container_id = tokio::select! {
-            started = container::start(args) => match started {
-                Ok(cid) => cid,
-                Err(e) => {
-                    let _ = podman::remove(std::slice::from_ref(&name)).await;
-                    return Err(e);
-                }
-            },
-            _ = cancel.cancelled() => {
-                let _ = podman::remove(std::slice::from_ref(&name)).await;
-                return Err(Error::Cancelled { what: "launch_session".into() });
-            }
+            owner: &self.owner,
         };
-
+        (progress)(format!("starting container {name} from {}", input.image));
         let started = tokio::select! {
-            servers = self.start_servers(&name, &chosen, &envs, &progress) => servers,
-            _ = cancel.cancelled() => {
+            started = self.start_container(&plan, &chosen, &envs, progress) => started,
+            _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
+        };
+        let (container_id, servers) = match started {
+            Ok(started) => started,
+            Err(e) => {
                 let _ = podman::remove(std::slice::from_ref(&name)).await;
-                return Err(Error::Cancelled { what: "launch_session".into() });
+                return Err(e);
             }
         };
         let lease_until = SystemTime::now()
@@ -235,18 +263,18 @@ impl Sessions {
             .map(|d| d.as_secs())
             .unwrap_or_default()
             + isolation.lease_secs;
-        let mut warnings = inspected.warnings.clone();
+        let mut warnings = image.warnings.clone();
         warnings.extend(isolation.warnings.iter().cloned());
         let session = Arc::new(Session {
             id: id.clone(),
             container: name,
             container_id,
             image: input.image.clone(),
-            image_id: inspected.id.clone(),
+            image_id: image.id.clone(),
             isolation,
             lease_until,
             specs: chosen,
-            servers: started,
+            servers,
             warnings,
         });
         self.map
@@ -257,54 +285,88 @@ impl Sessions {
         Ok(self.info(&session))
     }
 
-    /// Start every server in parallel; report each as it comes up.
-    async fn start_servers(
+    /// Start the container and its servers: the container ID and each server.
+    /// One server runs as the container's own process; several share a paused
+    /// container and start with `podman exec`, so one failing leaves the others.
+    async fn start_container(
         &self,
-        container: &str,
-        specs: &BTreeMap<String, ServerSpec>,
+        plan: &container::Plan<'_>,
+        chosen: &BTreeMap<String, ServerSpec>,
         envs: &BTreeMap<String, BTreeMap<String, String>>,
         progress: &Progress,
-    ) -> BTreeMap<String, Arc<Child>> {
+    ) -> Result<(String, BTreeMap<String, Arc<Child>>)> {
+        let no_env = BTreeMap::new();
+        if let (1, Some((server, spec))) = (chosen.len(), chosen.iter().next()) {
+            let env = envs.get(server).unwrap_or(&no_env);
+            let command = server_command(spec, env);
+            let cidfile = container::cidfile(plan.name);
+            let _ = std::fs::remove_file(&cidfile);
+            let podman = container::run_args(plan, &container::Entry::Server(&command));
+            let child = Child::start(self.child_spec(server, spec, podman, env.clone())).await;
+            let container_id = std::fs::read_to_string(&cidfile)
+                .map(|id| id.trim().to_string())
+                .unwrap_or_default();
+            let _ = std::fs::remove_file(&cidfile);
+            // 125: podman itself failed (the container never ran).
+            if let Status::Failed {
+                exit_code: Some(125),
+                stderr_tail,
+                ..
+            } = child.status()
+            {
+                return Err(Error::CommandFailed {
+                    command: "podman run".into(),
+                    status: "exit code 125".into(),
+                    stderr_tail,
+                    hint: String::new(),
+                });
+            }
+            report(progress, server, &child);
+            return Ok((container_id, BTreeMap::from([(server.clone(), child)])));
+        }
+
+        let pause = container::Entry::Pause {
+            binary: &self.pause,
+        };
+        let container_id = podman::run_detached(container::run_args(plan, &pause)).await?;
         let mut set = tokio::task::JoinSet::new();
-        for (name, spec) in specs {
-            let (name, spec, container) = (name.clone(), spec.clone(), container.to_string());
-            let env = envs.get(&name).cloned().unwrap_or_default();
-            let handshake = Duration::from_secs(self.policy.handshake_secs);
-            let call_timeout = Duration::from_secs(
-                spec.call_timeout_secs
-                    .map(u64::from)
-                    .unwrap_or(self.policy.default_call_secs),
-            );
-            let changed = self.changed.clone();
-            set.spawn(async move {
-                let child = Child::start(StartSpec {
-                    name: &name,
-                    container: &container,
-                    argv: &spec.command,
-                    env: &env,
-                    workdir: spec.workdir.as_deref(),
-                    handshake,
-                    call_timeout,
-                    changed,
-                })
-                .await;
-                (name, child)
-            });
+        for (server, spec) in chosen {
+            let env = envs.get(server).cloned().unwrap_or_default();
+            let podman = container::exec_args(plan.name, &server_command(spec, &env));
+            let start = self.child_spec(server, spec, podman, env);
+            let server = server.clone();
+            set.spawn(async move { (server, Child::start(start).await) });
         }
         let mut started = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
-            if let Ok((name, child)) = joined {
-                let state = match child.status() {
-                    crate::proxy::Status::Ready => {
-                        format!("ready with {} tools", child.tools().len())
-                    }
-                    crate::proxy::Status::Failed { reason, .. } => format!("failed: {reason}"),
-                };
-                (progress)(format!("server {name}: {state}"));
-                started.insert(name, child);
+            if let Ok((server, child)) = joined {
+                report(progress, &server, &child);
+                started.insert(server, child);
             }
         }
-        started
+        Ok((container_id, started))
+    }
+
+    /// How to start and talk to `server`.
+    fn child_spec(
+        &self,
+        server: &str,
+        spec: &ServerSpec,
+        podman: Vec<OsString>,
+        env: BTreeMap<String, String>,
+    ) -> StartSpec {
+        StartSpec {
+            name: server.to_string(),
+            podman,
+            env,
+            handshake: Duration::from_secs(self.policy.handshake_secs),
+            call_timeout: Duration::from_secs(
+                spec.call_timeout_secs
+                    .map(u64::from)
+                    .unwrap_or(self.policy.default_call_secs),
+            ),
+            changed: self.changed.clone(),
+        }
     }
 
     fn info(&self, s: &Session) -> SessionInfo {
@@ -456,6 +518,57 @@ impl Sessions {
             )
         })?;
         child.call(tool, arguments, progress, cancel).await
+    }
+}
+
+/// A server's command as the container runs it.
+fn server_command<'a>(
+    spec: &'a ServerSpec,
+    env: &'a BTreeMap<String, String>,
+) -> container::ServerCommand<'a> {
+    container::ServerCommand {
+        argv: &spec.command,
+        env,
+        workdir: spec.workdir.as_deref(),
+    }
+}
+
+/// Say how a server came up.
+fn report(progress: &Progress, server: &str, child: &Child) {
+    let state = match child.status() {
+        Status::Ready => format!("ready with {} tools", child.tools().len()),
+        Status::Failed { reason, .. } => format!("failed: {reason}"),
+    };
+    (progress)(format!("server {server}: {state}"));
+}
+
+/// What a launch needs of an image: its ID and what its labels declare.
+struct Resolved {
+    id: String,
+    servers: Servers,
+    requests: Option<Requests>,
+    warnings: Vec<String>,
+}
+
+impl From<Inspected> for Resolved {
+    fn from(i: Inspected) -> Self {
+        Resolved {
+            id: i.id,
+            servers: i.servers,
+            requests: i.requests,
+            warnings: i.warnings,
+        }
+    }
+}
+
+impl From<&Built> for Resolved {
+    fn from(b: &Built) -> Self {
+        Resolved {
+            id: b.image_id.clone(),
+            servers: b.servers.clone(),
+            requests: b.requests.clone(),
+            warnings: b.label_warnings.clone(),
+        }
     }
 }
 
