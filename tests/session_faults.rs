@@ -475,9 +475,68 @@ fn server_crashing_mid_call_is_withdrawn_alone() {
         "{listed}"
     );
     assert_eq!(listed["servers"]["b"]["status"], "ready", "{listed}");
+    assert_eq!(listed["state"], "running", "{listed}");
 
-    stop(&mut mcpod, 9, &session);
+    // With its last server gone the session ends: its paused container is
+    // removed now, not at its lease, and it stays listed, ended, until stopped.
+    failed_call(
+        &mut mcpod,
+        9,
+        &format!("{session}_b__crash"),
+        json!({"code": 3}),
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || containers_of(&session)
+            .is_empty()),
+        "the ended session's container is still there"
+    );
+    let listed = listed_session(&mut mcpod, 10, &session);
+    assert_eq!(listed["state"], "ended", "{listed}");
+    assert_eq!(listed["servers"]["b"]["exit_code"], 3, "{listed}");
+
+    stop(&mut mcpod, 11, &session);
     assert_no_containers(&session);
+    let list = mcpod.call(12, "list_sessions", json!({}));
+    assert_eq!(list["structuredContent"]["sessions"], json!([]), "{list}");
+}
+
+/// A one-server session whose server exits has ended: its container went with
+/// the server, and it no longer counts against `--max-sessions`.
+#[test]
+fn an_ended_session_frees_its_slot() {
+    let image = common::hello_image();
+    let mut mcpod = start(&["--max-sessions", "1"]);
+    let first = session_of(&launch(&mut mcpod, 1, json!({"image": image})));
+    let refused = mcpod.call(2, "launch_session", json!({"image": image}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        text_of(&refused).contains("allows 1 sessions at once"),
+        "{refused}"
+    );
+
+    let message = failed_call(
+        &mut mcpod,
+        3,
+        &format!("{first}_hello__crash"),
+        json!({"code": 5}),
+    );
+    assert!(message.contains("exited with code 5"), "{message}");
+    assert!(
+        eventually(Duration::from_secs(15), || containers_of(&first).is_empty()),
+        "the container outlived its only server"
+    );
+    let listed = listed_session(&mut mcpod, 4, &first);
+    assert_eq!(listed["state"], "ended", "{listed}");
+    assert_eq!(listed["servers"]["hello"]["exit_code"], 5, "{listed}");
+
+    let second = launch(&mut mcpod, 5, json!({"image": image}));
+    assert_eq!(second["state"], "running", "{second}");
+    let second = session_of(&second);
+    stop(&mut mcpod, 6, &second);
+    stop(&mut mcpod, 7, &first);
+    assert_no_containers(&second);
+    let list = mcpod.call(8, "list_sessions", json!({}));
+    assert_eq!(list["structuredContent"]["sessions"], json!([]), "{list}");
 }
 
 /// The session's container removed behind mcpod's back: its tools are

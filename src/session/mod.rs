@@ -88,10 +88,23 @@ pub struct ServerReport {
     pub tools: Vec<ToolReport>,
 }
 
+/// Whether a session still has a server to talk to.
+#[derive(Clone, Copy, Debug, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// At least one server is ready.
+    Running,
+    /// No server is left (each failed or exited; see `servers`). Its container
+    /// has been removed, it no longer counts against the session limit, and
+    /// stop_session forgets it.
+    Ended,
+}
+
 /// What launch_session returns, and list_sessions lists.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct SessionInfo {
     pub session: String,
+    pub state: SessionState,
     pub container: String,
     pub container_id: String,
     pub image: String,

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmcp::model::{CallToolResult, JsonObject, Tool};
@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::container::{self, Owner};
 use super::{
-    Isolation, LaunchInput, Logs, LogsInput, Policy, ServerReport, SessionInfo, ToolReport,
+    Isolation, LaunchInput, Logs, LogsInput, Policy, ServerReport, SessionInfo, SessionState,
+    ToolReport,
 };
 use crate::engine::{self, podman};
 use crate::image::{self, Built, Inspected, Progress};
@@ -33,6 +34,19 @@ struct Session {
     specs: BTreeMap<String, ServerSpec>,
     servers: BTreeMap<String, Arc<Child>>,
     warnings: Vec<String>,
+    /// Set once its container has been removed because no server is left.
+    reaped: AtomicBool,
+}
+
+impl Session {
+    /// Running while at least one server is ready.
+    fn state(&self) -> SessionState {
+        if self.servers.values().any(|c| c.is_ready()) {
+            SessionState::Running
+        } else {
+            SessionState::Ended
+        }
+    }
 }
 
 /// All sessions of this process.
@@ -49,6 +63,8 @@ pub struct Sessions {
     launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
     changed: tokio::sync::broadcast::Sender<()>,
+    /// The task that removes the containers of ended sessions (see `reap`).
+    reaper: std::sync::Once,
 }
 
 impl Sessions {
@@ -62,6 +78,7 @@ impl Sessions {
             map: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
+            reaper: std::sync::Once::new(),
             changed,
         })
     }
@@ -110,6 +127,9 @@ impl Sessions {
         progress: Progress,
         cancel: CancellationToken,
     ) -> Result<SessionInfo> {
+        self.reaper.call_once(|| {
+            tokio::spawn(reap(Arc::downgrade(self), self.changed.subscribe()));
+        });
         let token = cancel.child_token();
         let guard = token.clone().drop_guard();
         let this = self.clone();
@@ -132,7 +152,11 @@ impl Sessions {
         // all pass the check before any of them is in the map.
         let _slot = {
             let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            let running = map.len() + self.launching.load(Ordering::SeqCst);
+            let running = map
+                .values()
+                .filter(|s| s.state() == SessionState::Running)
+                .count()
+                + self.launching.load(Ordering::SeqCst);
             if running >= self.policy.max_sessions {
                 return Err(Error::invalid(
                     "session count",
@@ -276,6 +300,7 @@ impl Sessions {
             specs: chosen,
             servers,
             warnings,
+            reaped: AtomicBool::new(false),
         });
         self.map
             .lock()
@@ -395,6 +420,7 @@ impl Sessions {
             .collect();
         SessionInfo {
             session: s.id.clone(),
+            state: s.state(),
             container: s.container.clone(),
             container_id: s.container_id.clone(),
             image: s.image.clone(),
@@ -518,6 +544,37 @@ impl Sessions {
             )
         })?;
         child.call(tool, arguments, progress, cancel).await
+    }
+}
+
+/// Whenever a child dies: remove the containers of sessions left without a
+/// ready server (a paused container would idle until its lease; a hung one
+/// would keep running). The session stays listed, `ended`, until stopped.
+async fn reap(sessions: Weak<Sessions>, mut changed: tokio::sync::broadcast::Receiver<()>) {
+    loop {
+        match changed.recv().await {
+            Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+        let Some(sessions) = sessions.upgrade() else {
+            return;
+        };
+        let ended: Vec<String> = sessions
+            .all()
+            .iter()
+            .filter(|s| s.state() == SessionState::Ended && !s.reaped.swap(true, Ordering::SeqCst))
+            .map(|s| s.container.clone())
+            .collect();
+        drop(sessions);
+        if !ended.is_empty() {
+            tracing::info!(
+                "removing the containers of ended sessions: {}",
+                ended.join(", ")
+            );
+            if let Err(e) = podman::remove(&ended).await {
+                tracing::warn!("could not remove ended sessions' containers: {e}");
+            }
+        }
     }
 }
 
