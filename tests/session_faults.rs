@@ -790,6 +790,51 @@ fn podman(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Cancelling a launch mid-way (its one server never answers `initialize`)
+/// removes the container it had started, and nothing of it is listed.
+#[test]
+fn a_cancelled_launch_leaves_nothing() {
+    let (image, _cleanup) = image_with_servers(
+        "cancel-launch",
+        json!({"mute": ["/bin/hello-server", "--never-initialize"]}),
+    );
+    let mut mcpod = start(&["--handshake-timeout", "60"]);
+    let owner = mcpod.child.id().to_string();
+    let owned = || {
+        common::podman_lines(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=io.mcpod.owner-pid={owner}"),
+        ])
+    };
+    mcpod.send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "launch_session", "arguments": {"image": image, "servers": ["mute"]}}}),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || owned().len() == 1),
+        "the launch started no container"
+    );
+    mcpod.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 1, "reason": "test"}}),
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || owned().is_empty()),
+        "the cancelled launch left {:?}",
+        owned()
+    );
+    let list = mcpod.call(2, "list_sessions", json!({}));
+    assert_eq!(list["structuredContent"]["sessions"], json!([]), "{list}");
+    // mcpod goes on serving.
+    let info = launch(&mut mcpod, 3, json!({"image": image, "servers": ["hello"]}));
+    assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
+    stop(&mut mcpod, 4, &session_of(&info));
+}
+
 /// Ten launches at once: all ready, each its own container, all stopped at
 /// once, nothing left.
 #[test]

@@ -279,6 +279,7 @@ impl Sessions {
             Ok(started) => started,
             Err(e) => {
                 let _ = podman::remove(std::slice::from_ref(&name)).await;
+                let _ = std::fs::remove_file(container::cidfile(&name));
                 return Err(e);
             }
         };

@@ -30,6 +30,11 @@ pub fn write(root: &Path, path: &str, content: &str) {
     std::fs::write(full, content).expect("write");
 }
 
+/// The lines `podman ARGS...` prints.
+pub fn podman_lines(args: &[&str]) -> Vec<String> {
+    lines("podman", args)
+}
+
 fn lines(program: &str, args: &[&str]) -> Vec<String> {
     let out = Command::new(program).args(args).output().expect(program);
     String::from_utf8_lossy(&out.stdout)
