@@ -95,9 +95,9 @@ fn run() -> BoxResult<()> {
     }
     if std::env::var("MCPOD_BENCH_ONLY").is_ok_and(|v| v == "warm") {
         // For profiling: only the warm path, many times.
-        hash_context(&tree, Some(&stat_cache))?;
+        hash_context(&tree, None, Some(&stat_cache))?;
         let warm_t = time(runs, || {
-            hash_context(&tree, Some(&stat_cache))
+            hash_context(&tree, None, Some(&stat_cache))
                 .map(|_| ())
                 .map_err(Into::into)
         })?;
@@ -121,7 +121,7 @@ fn run() -> BoxResult<()> {
     for _ in 0..runs {
         t[0].push(timed(|| baseline(&tree).map(|_| ()))?);
         t[1].push(timed(|| {
-            cold = Some(hash_context(&tree, None)?);
+            cold = Some(hash_context(&tree, None, None)?);
             Ok(())
         })?);
         t[2].push(timed(|| {
@@ -129,11 +129,11 @@ fn run() -> BoxResult<()> {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
-            populate = Some(hash_context(&tree, Some(&stat_cache))?);
+            populate = Some(hash_context(&tree, None, Some(&stat_cache))?);
             Ok(())
         })?);
         t[3].push(timed(|| {
-            warm = Some(hash_context(&tree, Some(&stat_cache))?);
+            warm = Some(hash_context(&tree, None, Some(&stat_cache))?);
             Ok(())
         })?);
         t[4].push(timed(|| stat_floor(&tree, threads).map(|_| ()))?);

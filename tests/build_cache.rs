@@ -266,3 +266,56 @@ async fn concurrent_builds_of_one_key_run_buildah_once() {
     assert!(!built.cache_hit);
     assert!(waited.cache_hit && waited.waited_for_concurrent_build);
 }
+
+/// A Containerfile's own ignore file (`Containerfile.containerignore`)
+/// replaces the context's `.containerignore`, in buildah and in the key alike:
+/// a file only the context's file excludes is copied and keyed.
+#[tokio::test]
+async fn the_containerfiles_own_ignore_file_applies() {
+    let name = unique("own-ignore");
+    let _cleanup = ImageCleanup(name.clone());
+    let ctx = context(&[
+        ("Containerfile", "FROM scratch\nCOPY . /app\n"),
+        ("kept.txt", "1"),
+        ("dropped.txt", "1"),
+        (".containerignore", "kept.txt\n"),
+        ("Containerfile.containerignore", "dropped.txt\n"),
+    ]);
+    let s = spec(&name, ctx.path());
+    let base = build(&s).await;
+
+    write(ctx.path(), "dropped.txt", "2");
+    assert_eq!(
+        build(&s).await.tag,
+        base.tag,
+        "a file buildah ignores changed the key"
+    );
+    write(ctx.path(), "kept.txt", "2");
+    let changed = build(&s).await;
+    assert_ne!(
+        changed.tag, base.tag,
+        "a file buildah copies did not change the key"
+    );
+
+    // What buildah really copied.
+    let files = image_files(&changed.tag);
+    assert!(files.contains(&"app/kept.txt".to_string()), "{files:?}");
+    assert!(!files.contains(&"app/dropped.txt".to_string()), "{files:?}");
+}
+
+/// The paths in an image's root filesystem.
+fn image_files(image: &str) -> Vec<String> {
+    let created = podman_lines(&["create", "--entrypoint", "/none", image]);
+    let container = created.last().expect("podman create printed an id").clone();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("podman export {container} | tar -t"))
+        .output()
+        .expect("podman export");
+    podman_lines(&["rm", &container]);
+    assert!(out.status.success(), "podman export: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect()
+}

@@ -34,7 +34,7 @@ fn set_mtime(root: &Path, rel: &str, when: SystemTime) -> std::io::Result<()> {
 }
 
 fn digest(root: &Path) -> Result<[u8; 32], Error> {
-    Ok(hash_context(root, None)?.digest)
+    Ok(hash_context(root, None, None)?.digest)
 }
 
 /// A small tree with a bit of everything.
@@ -53,7 +53,7 @@ fn content_exec_bit_and_name_change_the_digest() -> TestResult {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     sample(root)?;
-    let base = hash_context(root, None)?;
+    let base = hash_context(root, None, None)?;
     assert_eq!(base.files, 4);
     assert_eq!(base.bytes, 25 + 6 + 18 + 14);
     assert_eq!(base.ignore_file, None);
@@ -174,7 +174,7 @@ fn ignored_files_do_not_count() -> TestResult {
     write(root, ".containerignore", b"# build output\n*.log\n/build\n")?;
     write(root, "debug.log", b"1\n")?;
     write(root, "build/out/app", b"binary")?;
-    let base = hash_context(root, None)?;
+    let base = hash_context(root, None, None)?;
     assert_eq!(
         base.ignore_file.as_deref(),
         Some(root.join(".containerignore").as_path())
@@ -214,7 +214,7 @@ fn the_ignore_file_is_part_of_the_context() -> TestResult {
 
     // Unless it excludes itself: then only a change of the file set counts.
     write(root, ".containerignore", b"*.log\n.containerignore\n")?;
-    let self_excluded = hash_context(root, None)?;
+    let self_excluded = hash_context(root, None, None)?;
     assert_eq!(self_excluded.files, 4);
     write(
         root,
@@ -247,7 +247,7 @@ fn containerignore_wins_over_dockerignore() -> TestResult {
     let root = dir.path();
     sample(root)?;
     write(root, ".dockerignore", b"a.txt\n.dockerignore\n")?;
-    let docker = hash_context(root, None)?;
+    let docker = hash_context(root, None, None)?;
     assert_eq!(
         docker.ignore_file.as_deref(),
         Some(root.join(".dockerignore").as_path())
@@ -259,7 +259,7 @@ fn containerignore_wins_over_dockerignore() -> TestResult {
         ".containerignore",
         b".containerignore\n.dockerignore\n",
     )?;
-    let container = hash_context(root, None)?;
+    let container = hash_context(root, None, None)?;
     assert_eq!(
         container.ignore_file.as_deref(),
         Some(root.join(".containerignore").as_path())
@@ -268,6 +268,39 @@ fn containerignore_wins_over_dockerignore() -> TestResult {
         container.files, 4,
         ".dockerignore is not read, a.txt is back"
     );
+    Ok(())
+}
+
+/// `<Containerfile>.dockerignore`, else `<Containerfile>.containerignore`,
+/// replaces the context's ignore files (buildah's precedence); a relative
+/// Containerfile path is taken from the context root.
+#[test]
+fn the_containerfiles_own_ignore_file_wins() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    sample(root)?;
+    write(root, ".containerignore", b"a.txt\n")?;
+    let cf = Path::new("Containerfile");
+    assert_eq!(hash_context(root, Some(cf), None)?.files, 4, "a.txt is out");
+
+    write(root, "Containerfile.containerignore", b"bin/\n")?;
+    let own = hash_context(root, Some(cf), None)?;
+    assert_eq!(
+        own.ignore_file.as_deref(),
+        Some(root.join("Containerfile.containerignore").as_path())
+    );
+    // a.txt is back, bin/run.sh is out, the new ignore file itself is in.
+    assert_eq!(own.files, 5);
+
+    write(root, "Containerfile.dockerignore", b"src/\n")?;
+    let docker = hash_context(root, Some(&root.join("Containerfile")), None)?;
+    assert_eq!(
+        docker.ignore_file.as_deref(),
+        Some(root.join("Containerfile.dockerignore").as_path())
+    );
+    assert_eq!(docker.files, 6, "src/ is out, everything else is in");
+    // Without a Containerfile, the context's own file applies.
+    assert_eq!(hash_context(root, None, None)?.files, 6);
     Ok(())
 }
 
@@ -284,7 +317,7 @@ fn reinclude_inside_an_excluded_directory() -> TestResult {
     write(root, "docs/drop.md", b"drop")?;
     write(root, "vendor/x/y/mod.go", b"package y")?;
     write(root, "vendor/x/y/mod.c", b"int y;")?;
-    let base = hash_context(root, None)?;
+    let base = hash_context(root, None, None)?;
     assert_eq!(base.files, 2, "docs/keep.md and vendor/x/y/mod.go");
 
     write(root, "docs/drop.md", b"changed")?;
@@ -304,7 +337,7 @@ fn invalid_ignore_pattern_is_an_error_naming_the_file() -> TestResult {
     let root = dir.path();
     sample(root)?;
     write(root, ".dockerignore", b"ok\nbad[\n")?;
-    match hash_context(root, None) {
+    match hash_context(root, None, None) {
         Err(Error::InvalidInput { field, value, .. }) => {
             assert!(field.contains(".dockerignore"), "{field}");
             assert_eq!(value, "bad[");
@@ -319,12 +352,12 @@ fn context_root_must_be_a_directory() -> TestResult {
     let dir = tempfile::tempdir()?;
     let missing = dir.path().join("missing");
     assert!(matches!(
-        hash_context(&missing, None),
+        hash_context(&missing, None, None),
         Err(Error::InvalidInput { ref field, ref value, .. }) if field == "context" && value.contains("missing")
     ));
     write(dir.path(), "file", b"x")?;
     assert!(matches!(
-        hash_context(&dir.path().join("file"), None),
+        hash_context(&dir.path().join("file"), None, None),
         Err(Error::InvalidInput { ref field, .. }) if field == "context"
     ));
     Ok(())
@@ -341,7 +374,7 @@ fn unreadable_file_is_an_io_error_naming_it() -> TestResult {
         // Running with CAP_DAC_OVERRIDE (root): permissions cannot make this fail.
         return Ok(());
     }
-    match hash_context(root, None) {
+    match hash_context(root, None, None) {
         Err(Error::Io { path, .. }) => assert_eq!(path, root.join("secret")),
         other => panic!("expected an I/O error, got {other:?}"),
     }
@@ -352,7 +385,7 @@ fn unreadable_file_is_an_io_error_naming_it() -> TestResult {
 #[test]
 fn empty_context() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let empty = hash_context(dir.path(), None)?;
+    let empty = hash_context(dir.path(), None, None)?;
     assert_eq!((empty.files, empty.bytes), (0, 0));
     fs::create_dir(dir.path().join("d"))?;
     assert_ne!(digest(dir.path())?, empty.digest);
@@ -360,7 +393,7 @@ fn empty_context() -> TestResult {
 }
 
 fn cached(root: &Path, cache: &Path) -> Result<ContextDigest, Error> {
-    hash_context(root, Some(cache))
+    hash_context(root, None, Some(cache))
 }
 
 #[test]
@@ -376,7 +409,7 @@ fn stat_cache_warm_runs_read_nothing_and_notice_changes() -> TestResult {
             format!("file {i}\n").as_bytes(),
         )?;
     }
-    let cold = hash_context(&root, None)?;
+    let cold = hash_context(&root, None, None)?;
     assert_eq!(cold.cached_files, 0);
     assert_eq!(cold.read_bytes, cold.bytes);
 

@@ -31,8 +31,15 @@ use super::ignore::{IgnoreRules, ParentMatches};
 use super::statcache::{self, FileStat, Lookup, StatCache};
 use crate::{Error, Result};
 
-/// Ignore files looked for in the context root, in order; the first one found applies.
+/// Ignore files looked for in the context root, in order, when the
+/// Containerfile has none of its own; the first one found applies.
 pub const IGNORE_FILES: [&str; 2] = [".containerignore", ".dockerignore"];
+
+/// Suffixes of a Containerfile's own ignore file (`Containerfile.dockerignore`
+/// beside it), in buildah's order of precedence. One found replaces the
+/// context's: buildah checks `.containerignore`, then lets `.dockerignore`
+/// override it.
+pub const CONTAINERFILE_IGNORE_SUFFIXES: [&str; 2] = [".dockerignore", ".containerignore"];
 
 const DOMAIN: &[u8] = b"mcpod-context-v1";
 /// Read buffer per hashing thread.
@@ -60,7 +67,8 @@ impl ContextDigest {
     }
 }
 
-/// Hash the build context at `root` as buildah would send it (see the module docs).
+/// Hash the build context at `root` as buildah would send it when it builds
+/// `containerfile` (see the module docs; relative to `root` when relative).
 ///
 /// `stat_cache`: where to keep the persistent (path, size, mtime, ctime, inode,
 /// mode) → content-digest cache, if any. It is read if usable (a missing or
@@ -70,10 +78,14 @@ impl ContextDigest {
 /// Errors: [`Error::InvalidInput`] when `root` is not an existing directory or
 /// the ignore file has an invalid pattern; [`Error::Io`], naming the path, when
 /// something in the context cannot be read.
-pub fn hash_context(root: &Path, stat_cache: Option<&Path>) -> Result<ContextDigest> {
+pub fn hash_context(
+    root: &Path,
+    containerfile: Option<&Path>,
+    stat_cache: Option<&Path>,
+) -> Result<ContextDigest> {
     let scanned_ns = now_ns();
     check_root(root)?;
-    let (rules, ignore_file) = load_ignore(root)?;
+    let (rules, ignore_file) = load_ignore(root, containerfile)?;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 16);
@@ -194,10 +206,21 @@ fn check_root(root: &Path) -> Result<()> {
     }
 }
 
-/// The first ignore file that exists in the root, compiled.
-fn load_ignore(root: &Path) -> Result<(IgnoreRules, Option<PathBuf>)> {
-    for name in IGNORE_FILES {
-        let path = root.join(name);
+/// The ignore file buildah applies, compiled: the Containerfile's own, else
+/// the first that exists in the root.
+fn load_ignore(
+    root: &Path,
+    containerfile: Option<&Path>,
+) -> Result<(IgnoreRules, Option<PathBuf>)> {
+    let own = containerfile.into_iter().flat_map(|cf| {
+        let cf = root.join(cf);
+        CONTAINERFILE_IGNORE_SUFFIXES.map(|suffix| {
+            let mut path = cf.clone().into_os_string();
+            path.push(suffix);
+            PathBuf::from(path)
+        })
+    });
+    for path in own.chain(IGNORE_FILES.map(|name| root.join(name))) {
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let rules =
@@ -634,7 +657,7 @@ mod tests {
         let missing =
             std::env::temp_dir().join(format!("mcpod-no-such-context-{}", std::process::id()));
         assert!(matches!(
-            hash_context(&missing, None),
+            hash_context(&missing, None, None),
             Err(Error::InvalidInput { ref field, .. }) if field == "context"
         ));
     }

@@ -1,4 +1,5 @@
-//! Ignore rules of a build context (`.containerignore`, else `.dockerignore`),
+//! Ignore rules of a build context (the Containerfile's own ignore file, else
+//! the context's `.containerignore`, else `.dockerignore`; see `context.rs`),
 //! with the semantics buildah applies when it sends the context:
 //!
 //! - the file is read like imagebuilder's `ParseIgnore`: split on `\n`, a line
@@ -229,7 +230,7 @@ fn invalid(pattern: &str, reason: &str) -> Error {
         "ignore pattern",
         pattern,
         reason,
-        "correct the line in .containerignore/.dockerignore (Go filepath.Match syntax)",
+        "correct the line in the ignore file (Go filepath.Match syntax)",
     )
 }
 

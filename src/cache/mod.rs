@@ -7,6 +7,6 @@ pub mod ignore;
 pub mod key;
 mod statcache;
 
-pub use context::{ContextDigest, IGNORE_FILES, hash_context};
+pub use context::{CONTAINERFILE_IGNORE_SUFFIXES, ContextDigest, IGNORE_FILES, hash_context};
 pub use ignore::IgnoreRules;
 pub use key::{CacheKey, KeyInputs};

@@ -100,8 +100,11 @@ async fn build_inner(
 
     // The context walk and the image listing are independent: run them together.
     let context = spec.context.clone();
+    let containerfile = spec.containerfile.clone();
     let stat_cache = store::stat_cache_path(&context);
-    let walk = tokio::task::spawn_blocking(move || hash_context(&context, Some(&stat_cache)));
+    let walk = tokio::task::spawn_blocking(move || {
+        hash_context(&context, Some(&containerfile), Some(&stat_cache))
+    });
     let images = buildah::images().await?;
     let digest = walk.await.map_err(|e| Error::UnexpectedOutput {
         command: "hashing the build context".into(),
