@@ -8,6 +8,7 @@
 //! - [`logs`]: each server's stderr
 
 pub mod container;
+mod launch;
 pub mod logs;
 pub mod policy;
 pub mod registry;

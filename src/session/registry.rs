@@ -1,11 +1,10 @@
-//! The sessions this process owns: launch, list, stop, logs and routing calls
-//! to their servers. Every container started here is removed by `stop_all`.
+//! The sessions this process owns: list, stop, logs and routing calls to their
+//! servers (launching is in `launch.rs`). Every container started here is
+//! removed by `stop_all`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
@@ -13,34 +12,32 @@ use tokio_util::sync::CancellationToken;
 
 use super::container::{self, Owner};
 use super::{
-    Isolation, LaunchInput, Logs, LogsInput, Policy, ServerReport, SessionInfo, SessionState,
-    ToolReport,
+    Isolation, Logs, LogsInput, Policy, ServerReport, SessionInfo, SessionState, ToolReport,
 };
-use crate::engine::{self, podman};
-use crate::image::{self, Built, Inspected, Progress};
-use crate::labels::{Requests, ServerSpec, Servers};
-use crate::proxy::{Child, ProgressSink, StartSpec, Status, names};
+use crate::engine::podman;
+use crate::labels::ServerSpec;
+use crate::proxy::{Child, ProgressSink, names};
 use crate::{Error, Result};
 
 /// One running session.
-struct Session {
-    id: String,
-    container: String,
-    container_id: String,
-    image: String,
-    image_id: String,
-    isolation: Isolation,
-    lease_until: u64,
-    specs: BTreeMap<String, ServerSpec>,
-    servers: BTreeMap<String, Arc<Child>>,
-    warnings: Vec<String>,
+pub(super) struct Session {
+    pub(super) id: String,
+    pub(super) container: String,
+    pub(super) container_id: String,
+    pub(super) image: String,
+    pub(super) image_id: String,
+    pub(super) isolation: Isolation,
+    pub(super) lease_until: u64,
+    pub(super) specs: BTreeMap<String, ServerSpec>,
+    pub(super) servers: BTreeMap<String, Arc<Child>>,
+    pub(super) warnings: Vec<String>,
     /// Set once its container has been removed because no server is left.
-    reaped: AtomicBool,
+    pub(super) reaped: AtomicBool,
 }
 
 impl Session {
     /// Running while at least one server is ready.
-    fn state(&self) -> SessionState {
+    pub(super) fn state(&self) -> SessionState {
         if self.servers.values().any(|c| c.is_ready()) {
             SessionState::Running
         } else {
@@ -51,20 +48,20 @@ impl Session {
 
 /// All sessions of this process.
 pub struct Sessions {
-    policy: Policy,
-    owner: Owner,
+    pub(super) policy: Policy,
+    pub(super) owner: Owner,
     /// Decided on the first launch (it asks podman), not at start-up.
-    user: tokio::sync::OnceCell<container::UserMode>,
-    pause: String,
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    pub(super) user: tokio::sync::OnceCell<container::UserMode>,
+    pub(super) pause: String,
+    pub(super) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Tags built by this process: what they named then (see `remember_build`).
-    resolved: Mutex<HashMap<String, Arc<Resolved>>>,
+    pub(super) resolved: Mutex<HashMap<String, Arc<super::launch::Resolved>>>,
     /// Launches under way: they count against `max_sessions` before they are in `map`.
-    launching: AtomicUsize,
+    pub(super) launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
-    changed: tokio::sync::broadcast::Sender<()>,
+    pub(super) changed: tokio::sync::broadcast::Sender<()>,
     /// The task that removes the containers of ended sessions (see `reap`).
-    reaper: std::sync::Once,
+    pub(super) reaper: std::sync::Once,
 }
 
 impl Sessions {
@@ -108,7 +105,7 @@ impl Sessions {
             })
     }
 
-    fn all(&self) -> Vec<Arc<Session>> {
+    pub(super) fn all(&self) -> Vec<Arc<Session>> {
         let mut all: Vec<_> = self
             .map
             .lock()
@@ -120,282 +117,7 @@ impl Sessions {
         all
     }
 
-    /// Launch a session. Cancelling (or dropping the future) removes the container.
-    pub async fn launch(
-        self: &Arc<Self>,
-        input: LaunchInput,
-        progress: Progress,
-        cancel: CancellationToken,
-    ) -> Result<SessionInfo> {
-        self.reaper.call_once(|| {
-            tokio::spawn(reap(Arc::downgrade(self), self.changed.subscribe()));
-        });
-        let token = cancel.child_token();
-        let guard = token.clone().drop_guard();
-        let this = self.clone();
-        let result =
-            tokio::spawn(async move { this.launch_inner(input, progress, token).await }).await;
-        guard.disarm();
-        result.map_err(|e| Error::UnexpectedOutput {
-            command: "launch_session".into(),
-            reason: e.to_string(),
-        })?
-    }
-
-    async fn launch_inner(
-        &self,
-        input: LaunchInput,
-        progress: Progress,
-        cancel: CancellationToken,
-    ) -> Result<SessionInfo> {
-        // Checked and reserved under the map's lock, so launches at once cannot
-        // all pass the check before any of them is in the map.
-        let _slot = {
-            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            let running = map
-                .values()
-                .filter(|s| s.state() == SessionState::Running)
-                .count()
-                + self.launching.load(Ordering::SeqCst);
-            if running >= self.policy.max_sessions {
-                return Err(Error::invalid(
-                    "session count",
-                    running.to_string(),
-                    format!(
-                        "the operator allows {} sessions at once",
-                        self.policy.max_sessions
-                    ),
-                    "stop a session first (stop_session)",
-                ));
-            }
-            self.launching.fetch_add(1, Ordering::SeqCst);
-            LaunchSlot(&self.launching)
-        };
-        let key = image::reference::qualified(&input.image);
-        let remembered = self
-            .resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(image) = remembered {
-            match self.launch_image(&input, &image, &progress, &cancel).await {
-                // The image this tag named when it was built may be gone (gc,
-                // a rebuild elsewhere): ask podman again, once.
-                Err(Error::CommandFailed { .. }) => {
-                    self.resolved
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&key);
-                }
-                done => return done,
-            }
-        }
-        let image = Resolved::from(image::inspect_labels(&input.image).await?);
-        self.launch_image(&input, &image, &progress, &cancel).await
-    }
-
-    /// Remember what a build produced, so launching its tag needs no
-    /// `podman image inspect`: the tag is content-addressed and the image ID
-    /// names immutable content (labels included).
-    pub fn remember_build(&self, built: &Built) {
-        self.resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(built.tag.clone(), Arc::new(Resolved::from(built)));
-    }
-
-    async fn launch_image(
-        &self,
-        input: &LaunchInput,
-        image: &Resolved,
-        progress: &Progress,
-        cancel: &CancellationToken,
-    ) -> Result<SessionInfo> {
-        if image.servers.is_empty() {
-            return Err(Error::invalid(
-                "image",
-                &input.image,
-                "its labels declare no MCP servers",
-                "build it with build_image and `servers`, or add an io.mcpod.servers label",
-            ));
-        }
-        let chosen: BTreeMap<String, ServerSpec> = match &input.servers {
-            None => image.servers.clone(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    image
-                        .servers
-                        .get(n)
-                        .map(|s| (n.clone(), s.clone()))
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                "server",
-                                n,
-                                "the image does not declare it",
-                                format!(
-                                    "choose from: {}",
-                                    image.servers.keys().cloned().collect::<Vec<_>>().join(", ")
-                                ),
-                            )
-                        })
-                })
-                .collect::<Result<_>>()?,
-        };
-        self.policy.check_env_names(input.env.keys())?;
-        let mut envs = BTreeMap::new();
-        for (name, spec) in &chosen {
-            let env = spec.resolve_env(name, &self.policy.allowed_env, |var| {
-                input
-                    .env
-                    .get(var)
-                    .cloned()
-                    .or_else(|| std::env::var(var).ok())
-            })?;
-            envs.insert(name.clone(), env);
-        }
-        let user = self.user.get_or_init(container::UserMode::detect).await;
-        let isolation =
-            self.policy
-                .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
-
-        let id = format!("s{}", &engine::nonce()[..5]);
-        let name = format!("mcpod-{id}");
-        let plan = container::Plan {
-            session: &id,
-            name: &name,
-            image_id: &image.id,
-            isolation: &isolation,
-            user,
-            owner: &self.owner,
-        };
-        (progress)(format!("starting container {name} from {}", input.image));
-        let started = tokio::select! {
-            started = self.start_container(&plan, &chosen, &envs, progress) => started,
-            _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
-        };
-        let (container_id, servers) = match started {
-            Ok(started) => started,
-            Err(e) => {
-                let _ = podman::remove(std::slice::from_ref(&name)).await;
-                let _ = std::fs::remove_file(container::cidfile(&name));
-                return Err(e);
-            }
-        };
-        let lease_until = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default()
-            + isolation.lease_secs;
-        let mut warnings = image.warnings.clone();
-        warnings.extend(isolation.warnings.iter().cloned());
-        let session = Arc::new(Session {
-            id: id.clone(),
-            container: name,
-            container_id,
-            image: input.image.clone(),
-            image_id: image.id.clone(),
-            isolation,
-            lease_until,
-            specs: chosen,
-            servers,
-            warnings,
-            reaped: AtomicBool::new(false),
-        });
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, session.clone());
-        let _ = self.changed.send(());
-        Ok(self.info(&session))
-    }
-
-    /// Start the container and its servers: the container ID and each server.
-    /// One server runs as the container's own process; several share a paused
-    /// container and start with `podman exec`, so one failing leaves the others.
-    async fn start_container(
-        &self,
-        plan: &container::Plan<'_>,
-        chosen: &BTreeMap<String, ServerSpec>,
-        envs: &BTreeMap<String, BTreeMap<String, String>>,
-        progress: &Progress,
-    ) -> Result<(String, BTreeMap<String, Arc<Child>>)> {
-        let no_env = BTreeMap::new();
-        if let (1, Some((server, spec))) = (chosen.len(), chosen.iter().next()) {
-            let env = envs.get(server).unwrap_or(&no_env);
-            let command = server_command(spec, env);
-            let cidfile = container::cidfile(plan.name);
-            let _ = std::fs::remove_file(&cidfile);
-            let podman = container::run_args(plan, &container::Entry::Server(&command));
-            let child = Child::start(self.child_spec(server, spec, podman, env.clone())).await;
-            let container_id = std::fs::read_to_string(&cidfile)
-                .map(|id| id.trim().to_string())
-                .unwrap_or_default();
-            let _ = std::fs::remove_file(&cidfile);
-            // 125: podman itself failed (the container never ran).
-            if let Status::Failed {
-                exit_code: Some(125),
-                stderr_tail,
-                ..
-            } = child.status()
-            {
-                return Err(Error::CommandFailed {
-                    command: "podman run".into(),
-                    status: "exit code 125".into(),
-                    stderr_tail,
-                    hint: String::new(),
-                });
-            }
-            report(progress, server, &child);
-            return Ok((container_id, BTreeMap::from([(server.clone(), child)])));
-        }
-
-        let pause = container::Entry::Pause {
-            binary: &self.pause,
-        };
-        let container_id = podman::run_detached(container::run_args(plan, &pause)).await?;
-        let mut set = tokio::task::JoinSet::new();
-        for (server, spec) in chosen {
-            let env = envs.get(server).cloned().unwrap_or_default();
-            let podman = container::exec_args(plan.name, &server_command(spec, &env));
-            let start = self.child_spec(server, spec, podman, env);
-            let server = server.clone();
-            set.spawn(async move { (server, Child::start(start).await) });
-        }
-        let mut started = BTreeMap::new();
-        while let Some(joined) = set.join_next().await {
-            if let Ok((server, child)) = joined {
-                report(progress, &server, &child);
-                started.insert(server, child);
-            }
-        }
-        Ok((container_id, started))
-    }
-
-    /// How to start and talk to `server`.
-    fn child_spec(
-        &self,
-        server: &str,
-        spec: &ServerSpec,
-        podman: Vec<OsString>,
-        env: BTreeMap<String, String>,
-    ) -> StartSpec {
-        StartSpec {
-            name: server.to_string(),
-            podman,
-            env,
-            handshake: Duration::from_secs(self.policy.handshake_secs),
-            call_timeout: Duration::from_secs(
-                spec.call_timeout_secs
-                    .map(u64::from)
-                    .unwrap_or(self.policy.default_call_secs),
-            ),
-            changed: self.changed.clone(),
-        }
-    }
-
-    fn info(&self, s: &Session) -> SessionInfo {
+    pub(super) fn info(&self, s: &Session) -> SessionInfo {
         let servers = s
             .servers
             .iter()
@@ -551,7 +273,10 @@ impl Sessions {
 /// Whenever a child dies: remove the containers of sessions left without a
 /// ready server (a paused container would idle until its lease; a hung one
 /// would keep running). The session stays listed, `ended`, until stopped.
-async fn reap(sessions: Weak<Sessions>, mut changed: tokio::sync::broadcast::Receiver<()>) {
+pub(super) async fn reap(
+    sessions: Weak<Sessions>,
+    mut changed: tokio::sync::broadcast::Receiver<()>,
+) {
     loop {
         match changed.recv().await {
             Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -576,67 +301,6 @@ async fn reap(sessions: Weak<Sessions>, mut changed: tokio::sync::broadcast::Rec
                 tracing::warn!("could not remove ended sessions' containers: {e}");
             }
         }
-    }
-}
-
-/// A server's command as the container runs it.
-fn server_command<'a>(
-    spec: &'a ServerSpec,
-    env: &'a BTreeMap<String, String>,
-) -> container::ServerCommand<'a> {
-    container::ServerCommand {
-        argv: &spec.command,
-        env,
-        workdir: spec.workdir.as_deref(),
-    }
-}
-
-/// Say how a server came up.
-fn report(progress: &Progress, server: &str, child: &Child) {
-    let state = match child.status() {
-        Status::Ready => format!("ready with {} tools", child.tools().len()),
-        Status::Failed { reason, .. } => format!("failed: {reason}"),
-    };
-    (progress)(format!("server {server}: {state}"));
-}
-
-/// What a launch needs of an image: its ID and what its labels declare.
-struct Resolved {
-    id: String,
-    servers: Servers,
-    requests: Option<Requests>,
-    warnings: Vec<String>,
-}
-
-impl From<Inspected> for Resolved {
-    fn from(i: Inspected) -> Self {
-        Resolved {
-            id: i.id,
-            servers: i.servers,
-            requests: i.requests,
-            warnings: i.warnings,
-        }
-    }
-}
-
-impl From<&Built> for Resolved {
-    fn from(b: &Built) -> Self {
-        Resolved {
-            id: b.image_id.clone(),
-            servers: b.servers.clone(),
-            requests: b.requests.clone(),
-            warnings: b.label_warnings.clone(),
-        }
-    }
-}
-
-/// A launch under way, counted in `Sessions::launching` until it ends (the
-/// session is in the map by then, or the launch failed).
-struct LaunchSlot<'a>(&'a AtomicUsize);
-
-impl Drop for LaunchSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -1,0 +1,357 @@
+//! launch_session: resolve the image, grant its requests, start the container
+//! and its servers, and add the session to [`Sessions`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use super::container;
+use super::registry::{Session, Sessions, reap};
+use super::{LaunchInput, SessionInfo, SessionState};
+use crate::engine::{self, podman};
+use crate::image::{self, Built, Inspected, Progress};
+use crate::labels::{Requests, ServerSpec, Servers};
+use crate::proxy::{Child, StartSpec, Status};
+use crate::{Error, Result};
+
+impl Sessions {
+    /// Launch a session. Cancelling (or dropping the future) removes the container.
+    pub async fn launch(
+        self: &Arc<Self>,
+        input: LaunchInput,
+        progress: Progress,
+        cancel: CancellationToken,
+    ) -> Result<SessionInfo> {
+        self.reaper.call_once(|| {
+            tokio::spawn(reap(Arc::downgrade(self), self.changed.subscribe()));
+        });
+        let token = cancel.child_token();
+        let guard = token.clone().drop_guard();
+        let this = self.clone();
+        let result =
+            tokio::spawn(async move { this.launch_inner(input, progress, token).await }).await;
+        guard.disarm();
+        result.map_err(|e| Error::UnexpectedOutput {
+            command: "launch_session".into(),
+            reason: e.to_string(),
+        })?
+    }
+
+    async fn launch_inner(
+        &self,
+        input: LaunchInput,
+        progress: Progress,
+        cancel: CancellationToken,
+    ) -> Result<SessionInfo> {
+        // Checked and reserved under the map's lock, so launches at once cannot
+        // all pass the check before any of them is in the map.
+        let _slot = {
+            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let running = map
+                .values()
+                .filter(|s| s.state() == SessionState::Running)
+                .count()
+                + self.launching.load(Ordering::SeqCst);
+            if running >= self.policy.max_sessions {
+                return Err(Error::invalid(
+                    "session count",
+                    running.to_string(),
+                    format!(
+                        "the operator allows {} sessions at once",
+                        self.policy.max_sessions
+                    ),
+                    "stop a session first (stop_session)",
+                ));
+            }
+            self.launching.fetch_add(1, Ordering::SeqCst);
+            LaunchSlot(&self.launching)
+        };
+        let key = image::reference::qualified(&input.image);
+        let remembered = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(image) = remembered {
+            match self.launch_image(&input, &image, &progress, &cancel).await {
+                // The image this tag named when it was built may be gone (gc,
+                // a rebuild elsewhere): ask podman again, once.
+                Err(Error::CommandFailed { .. }) => {
+                    self.resolved
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
+                }
+                done => return done,
+            }
+        }
+        let image = Resolved::from(image::inspect_labels(&input.image).await?);
+        self.launch_image(&input, &image, &progress, &cancel).await
+    }
+
+    /// Remember what a build produced, so launching its tag needs no
+    /// `podman image inspect`: the tag is content-addressed and the image ID
+    /// names immutable content (labels included).
+    pub fn remember_build(&self, built: &Built) {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(built.tag.clone(), Arc::new(Resolved::from(built)));
+    }
+
+    async fn launch_image(
+        &self,
+        input: &LaunchInput,
+        image: &Resolved,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<SessionInfo> {
+        if image.servers.is_empty() {
+            return Err(Error::invalid(
+                "image",
+                &input.image,
+                "its labels declare no MCP servers",
+                "build it with build_image and `servers`, or add an io.mcpod.servers label",
+            ));
+        }
+        let chosen: BTreeMap<String, ServerSpec> = match &input.servers {
+            None => image.servers.clone(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    image
+                        .servers
+                        .get(n)
+                        .map(|s| (n.clone(), s.clone()))
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "server",
+                                n,
+                                "the image does not declare it",
+                                format!(
+                                    "choose from: {}",
+                                    image.servers.keys().cloned().collect::<Vec<_>>().join(", ")
+                                ),
+                            )
+                        })
+                })
+                .collect::<Result<_>>()?,
+        };
+        self.policy.check_env_names(input.env.keys())?;
+        let mut envs = BTreeMap::new();
+        for (name, spec) in &chosen {
+            let env = spec.resolve_env(name, &self.policy.allowed_env, |var| {
+                input
+                    .env
+                    .get(var)
+                    .cloned()
+                    .or_else(|| std::env::var(var).ok())
+            })?;
+            envs.insert(name.clone(), env);
+        }
+        let user = self.user.get_or_init(container::UserMode::detect).await;
+        let isolation =
+            self.policy
+                .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
+
+        let id = format!("s{}", &engine::nonce()[..5]);
+        let name = format!("mcpod-{id}");
+        let plan = container::Plan {
+            session: &id,
+            name: &name,
+            image_id: &image.id,
+            isolation: &isolation,
+            user,
+            owner: &self.owner,
+        };
+        (progress)(format!("starting container {name} from {}", input.image));
+        let started = tokio::select! {
+            started = self.start_container(&plan, &chosen, &envs, progress) => started,
+            _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
+        };
+        let (container_id, servers) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = podman::remove(std::slice::from_ref(&name)).await;
+                let _ = std::fs::remove_file(container::cidfile(&name));
+                return Err(e);
+            }
+        };
+        let lease_until = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+            + isolation.lease_secs;
+        let mut warnings = image.warnings.clone();
+        warnings.extend(isolation.warnings.iter().cloned());
+        let session = Arc::new(Session {
+            id: id.clone(),
+            container: name,
+            container_id,
+            image: input.image.clone(),
+            image_id: image.id.clone(),
+            isolation,
+            lease_until,
+            specs: chosen,
+            servers,
+            warnings,
+            reaped: AtomicBool::new(false),
+        });
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, session.clone());
+        let _ = self.changed.send(());
+        Ok(self.info(&session))
+    }
+
+    /// Start the container and its servers: the container ID and each server.
+    /// One server runs as the container's own process; several share a paused
+    /// container and start with `podman exec`, so one failing leaves the others.
+    async fn start_container(
+        &self,
+        plan: &container::Plan<'_>,
+        chosen: &BTreeMap<String, ServerSpec>,
+        envs: &BTreeMap<String, BTreeMap<String, String>>,
+        progress: &Progress,
+    ) -> Result<(String, BTreeMap<String, Arc<Child>>)> {
+        let no_env = BTreeMap::new();
+        if let (1, Some((server, spec))) = (chosen.len(), chosen.iter().next()) {
+            let env = envs.get(server).unwrap_or(&no_env);
+            let command = server_command(spec, env);
+            let cidfile = container::cidfile(plan.name);
+            let _ = std::fs::remove_file(&cidfile);
+            let podman = container::run_args(plan, &container::Entry::Server(&command));
+            let child = Child::start(self.child_spec(server, spec, podman, env.clone())).await;
+            let container_id = std::fs::read_to_string(&cidfile)
+                .map(|id| id.trim().to_string())
+                .unwrap_or_default();
+            let _ = std::fs::remove_file(&cidfile);
+            // 125: podman itself failed (the container never ran).
+            if let Status::Failed {
+                exit_code: Some(125),
+                stderr_tail,
+                ..
+            } = child.status()
+            {
+                return Err(Error::CommandFailed {
+                    command: "podman run".into(),
+                    status: "exit code 125".into(),
+                    stderr_tail,
+                    hint: String::new(),
+                });
+            }
+            report(progress, server, &child);
+            return Ok((container_id, BTreeMap::from([(server.clone(), child)])));
+        }
+
+        let pause = container::Entry::Pause {
+            binary: &self.pause,
+        };
+        let container_id = podman::run_detached(container::run_args(plan, &pause)).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for (server, spec) in chosen {
+            let env = envs.get(server).cloned().unwrap_or_default();
+            let podman = container::exec_args(plan.name, &server_command(spec, &env));
+            let start = self.child_spec(server, spec, podman, env);
+            let server = server.clone();
+            set.spawn(async move { (server, Child::start(start).await) });
+        }
+        let mut started = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((server, child)) = joined {
+                report(progress, &server, &child);
+                started.insert(server, child);
+            }
+        }
+        Ok((container_id, started))
+    }
+
+    /// How to start and talk to `server`.
+    fn child_spec(
+        &self,
+        server: &str,
+        spec: &ServerSpec,
+        podman: Vec<OsString>,
+        env: BTreeMap<String, String>,
+    ) -> StartSpec {
+        StartSpec {
+            name: server.to_string(),
+            podman,
+            env,
+            handshake: Duration::from_secs(self.policy.handshake_secs),
+            call_timeout: Duration::from_secs(
+                spec.call_timeout_secs
+                    .map(u64::from)
+                    .unwrap_or(self.policy.default_call_secs),
+            ),
+            changed: self.changed.clone(),
+        }
+    }
+}
+
+/// A server's command as the container runs it.
+fn server_command<'a>(
+    spec: &'a ServerSpec,
+    env: &'a BTreeMap<String, String>,
+) -> container::ServerCommand<'a> {
+    container::ServerCommand {
+        argv: &spec.command,
+        env,
+        workdir: spec.workdir.as_deref(),
+    }
+}
+
+/// Say how a server came up.
+fn report(progress: &Progress, server: &str, child: &Child) {
+    let state = match child.status() {
+        Status::Ready => format!("ready with {} tools", child.tools().len()),
+        Status::Failed { reason, .. } => format!("failed: {reason}"),
+    };
+    (progress)(format!("server {server}: {state}"));
+}
+
+/// What a launch needs of an image: its ID and what its labels declare.
+pub(super) struct Resolved {
+    id: String,
+    servers: Servers,
+    requests: Option<Requests>,
+    warnings: Vec<String>,
+}
+
+impl From<Inspected> for Resolved {
+    fn from(i: Inspected) -> Self {
+        Resolved {
+            id: i.id,
+            servers: i.servers,
+            requests: i.requests,
+            warnings: i.warnings,
+        }
+    }
+}
+
+impl From<&Built> for Resolved {
+    fn from(b: &Built) -> Self {
+        Resolved {
+            id: b.image_id.clone(),
+            servers: b.servers.clone(),
+            requests: b.requests.clone(),
+            warnings: b.label_warnings.clone(),
+        }
+    }
+}
+
+/// A launch under way, counted in `Sessions::launching` until it ends (the
+/// session is in the map by then, or the launch failed).
+struct LaunchSlot<'a>(&'a AtomicUsize);
+
+impl Drop for LaunchSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
