@@ -835,6 +835,43 @@ fn a_cancelled_launch_leaves_nothing() {
     stop(&mut mcpod, 4, &session_of(&info));
 }
 
+/// stop_session is the MCP stdio shutdown: the server reads EOF and exits by
+/// itself (code 0, not 137 from a kill), and its container goes with it.
+#[test]
+fn stop_closes_stdin_and_the_server_exits_by_itself() {
+    let image = common::hello_image();
+    let mut mcpod = start(&[]);
+    let since = now_secs().to_string();
+    let info = launch(&mut mcpod, 1, json!({"image": image}));
+    let session = session_of(&info);
+    let container = info["container"].as_str().expect("container").to_string();
+    stop(&mut mcpod, 2, &session);
+    assert_no_containers(&session);
+    let died = || {
+        common::podman_lines(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &(now_secs() + 1).to_string(),
+            "--filter",
+            &format!("container={container}"),
+            "--filter",
+            "event=died",
+            "--format",
+            "{{.ContainerExitCode}}",
+        ])
+    };
+    // podman writes its event log on its own schedule: wait for the entry.
+    eventually(Duration::from_secs(10), || !died().is_empty());
+    let died = died();
+    assert_eq!(
+        died,
+        vec!["0".to_string()],
+        "the server did not exit by itself"
+    );
+}
+
 /// Ten launches at once: all ready, each its own container, all stopped at
 /// once, nothing left.
 #[test]

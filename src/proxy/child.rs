@@ -391,6 +391,17 @@ impl Child {
             let _ = tokio::time::timeout(Duration::from_secs(2), service.cancel()).await;
         }
     }
+
+    /// Close the connection and give the server `grace` to exit, as the MCP
+    /// stdio shutdown asks; whether it has exited. A server that never
+    /// connected is not waited for (`false`: it may still run).
+    pub async fn shut_down(&self, grace: Duration) -> bool {
+        self.close().await;
+        self.peer.is_some()
+            && tokio::time::timeout(grace, self.died.cancelled())
+                .await
+                .is_ok()
+    }
 }
 
 /// The exit code if the process ends within a moment.

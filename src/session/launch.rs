@@ -197,6 +197,7 @@ impl Sessions {
             image_id: image.id.clone(),
             isolation,
             lease_until,
+            attached: runs_attached(chosen.len()),
             specs: chosen,
             servers,
             warnings,
@@ -221,7 +222,9 @@ impl Sessions {
         progress: &Progress,
     ) -> Result<(String, BTreeMap<String, Arc<Child>>)> {
         let no_env = BTreeMap::new();
-        if let (1, Some((server, spec))) = (chosen.len(), chosen.iter().next()) {
+        if runs_attached(chosen.len())
+            && let Some((server, spec)) = chosen.iter().next()
+        {
             let env = envs.get(server).unwrap_or(&no_env);
             let command = server_command(spec, env);
             let cidfile = container::cidfile(plan.name);
@@ -293,6 +296,12 @@ impl Sessions {
             changed: self.changed.clone(),
         }
     }
+}
+
+/// Whether a session of `servers` servers runs its server as the container's
+/// own process (else a pause process, with each server exec'd in).
+fn runs_attached(servers: usize) -> bool {
+    servers == 1
 }
 
 /// A server's command as the container runs it.

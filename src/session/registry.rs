@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
@@ -31,6 +32,9 @@ pub(super) struct Session {
     pub(super) specs: BTreeMap<String, ServerSpec>,
     pub(super) servers: BTreeMap<String, Arc<Child>>,
     pub(super) warnings: Vec<String>,
+    /// Its one server is the container's own process (else the container
+    /// runs a pause process and the servers are exec'd into it).
+    pub(super) attached: bool,
     /// Set once its container has been removed because no server is left.
     pub(super) reaped: AtomicBool,
 }
@@ -160,7 +164,7 @@ impl Sessions {
         self.all().iter().map(|s| self.info(s)).collect()
     }
 
-    /// Stop one session: its container is removed with everything in it.
+    /// Stop one session (see [`shut_down`]).
     pub async fn stop(&self, id: &str) -> Result<()> {
         let session = self.get(id)?;
         self.map
@@ -168,10 +172,10 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
         let _ = self.changed.send(());
-        podman::remove(std::slice::from_ref(&session.container)).await
+        shut_down(&[session]).await
     }
 
-    /// Stop every session of this process (one podman call).
+    /// Stop every session of this process at once (see [`shut_down`]).
     pub async fn stop_all(&self) -> Result<usize> {
         let all: Vec<Arc<Session>> = self
             .map
@@ -180,9 +184,8 @@ impl Sessions {
             .drain()
             .map(|(_, s)| s)
             .collect();
-        let names: Vec<String> = all.iter().map(|s| s.container.clone()).collect();
-        podman::remove(&names).await?;
-        Ok(names.len())
+        shut_down(&all).await?;
+        Ok(all.len())
     }
 
     pub fn logs(&self, input: &LogsInput) -> Result<Logs> {
@@ -268,6 +271,37 @@ impl Sessions {
         })?;
         child.call(tool, arguments, progress, cancel).await
     }
+}
+
+/// How long a stopped server gets to exit after its stdin closes.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// The MCP stdio shutdown, for every server of `sessions` at once: close its
+/// stdin, give it [`GRACE`] to exit, then remove the containers that are
+/// still there with whatever still runs in them. A one-server session whose
+/// server exited needs no podman call: `podman run --rm` has removed it.
+async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
+    let mut exits = tokio::task::JoinSet::new();
+    for (i, session) in sessions.iter().enumerate() {
+        for child in session.servers.values() {
+            let child = child.clone();
+            exits.spawn(async move { (i, child.shut_down(GRACE).await) });
+        }
+    }
+    let mut lingering = vec![false; sessions.len()];
+    while let Some(joined) = exits.join_next().await {
+        match joined {
+            Ok((i, exited)) => lingering[i] |= !exited,
+            Err(_) => lingering.iter_mut().for_each(|l| *l = true),
+        }
+    }
+    let remove: Vec<String> = sessions
+        .iter()
+        .zip(lingering)
+        .filter(|(s, lingering)| *lingering || !s.attached)
+        .map(|(s, _)| s.container.clone())
+        .collect();
+    podman::remove(&remove).await
 }
 
 /// Whenever a child dies: remove the containers of sessions left without a
