@@ -232,3 +232,62 @@ fn the_handshake_does_not_wait_for_podman() {
         "{list}"
     );
 }
+
+/// Cancelling build_image over the wire (`notifications/cancelled` once
+/// buildah's RUN step has started) stops buildah and leaves no image or
+/// working container; the server goes on serving.
+#[test]
+fn cancelling_build_image_over_stdio_leaves_nothing() {
+    let name = unique("wire-cancel");
+    let _cleanup = ImageCleanup(name.clone());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let base = runtime.block_on(busybox_base(&format!("{name}-bb")));
+    let root = tempfile::tempdir().expect("tempdir");
+    write(
+        root.path(),
+        "slow/Containerfile",
+        &format!(
+            "FROM {base}\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 60\"]\n"
+        ),
+    );
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let started = std::time::Instant::now();
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "build_image",
+        "arguments": {"name": format!("localhost/{name}"), "context": "slow"},
+        "_meta": {"progressToken": "slow"}}}),
+    );
+    let mut running = false;
+    while !running && started.elapsed() < std::time::Duration::from_secs(120) {
+        let Some(progress) =
+            server.wait_notification("notifications/progress", std::time::Duration::from_secs(5))
+        else {
+            continue;
+        };
+        running = progress["params"]["message"]
+            .as_str()
+            .is_some_and(|m| m.trim() == "started");
+    }
+    assert!(running, "buildah never reported the RUN step");
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 2, "reason": "test"}}),
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    while std::time::Instant::now() < deadline
+        && !(images_named(&format!("{name}:")).is_empty() && containers_named(&name).is_empty())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(images_named(&format!("{name}:")), Vec::<String>::new());
+    assert_eq!(containers_named(&name), Vec::<String>::new());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(55),
+        "cancellation did not stop buildah's 60 s RUN"
+    );
+    let listed = server.request(3, "tools/list", json!({}));
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+}
