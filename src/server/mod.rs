@@ -191,7 +191,7 @@ Mounts, network egress and env values are granted only within the operator's pol
     }
 
     #[tool(
-        description = "List this mcpod's sessions with their isolation, servers, status and tools.",
+        description = "List this mcpod's sessions with their state (running, or ended once no server is left), isolation, servers, status and tools.",
         annotations(
             title = "List sessions",
             read_only_hint = true,
@@ -207,7 +207,7 @@ Mounts, network egress and env values are granted only within the operator's pol
     }
 
     #[tool(
-        description = "Stop a session: its container is removed with every server in it, and its tools are withdrawn.",
+        description = "Stop a session: each server's stdin is closed and it gets a second to exit, then its container is removed with whatever still runs in it, and its tools are withdrawn. Also forgets an ended session.",
         annotations(
             title = "Stop session",
             read_only_hint = false,
