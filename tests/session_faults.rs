@@ -799,17 +799,8 @@ fn a_cancelled_launch_leaves_nothing() {
         json!({"mute": ["/bin/hello-server", "--never-initialize"]}),
     );
     let mut mcpod = start(&["--handshake-timeout", "60"]);
-    let owner = mcpod.child.id().to_string();
-    let owned = || {
-        common::podman_lines(&[
-            "ps",
-            "-a",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            &format!("label=io.mcpod.owner-pid={owner}"),
-        ])
-    };
+    let owner = mcpod.child.id();
+    let owned = || owned_by(owner);
     mcpod.send(
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "launch_session", "arguments": {"image": image, "servers": ["mute"]}}}),
@@ -870,6 +861,50 @@ fn stop_closes_stdin_and_the_server_exits_by_itself() {
         vec!["0".to_string()],
         "the server did not exit by itself"
     );
+}
+
+/// mcpod's stdin closing while a launch is under way (its one server never
+/// answers `initialize`): mcpod cancels the launch, removes the container it
+/// had started, and only then exits.
+#[test]
+fn closing_mcpod_mid_launch_leaves_nothing() {
+    let (image, _cleanup) = image_with_servers(
+        "close-mid-launch",
+        json!({"mute": ["/bin/hello-server", "--never-initialize"]}),
+    );
+    let mut mcpod = start(&["--handshake-timeout", "60"]);
+    let owner = mcpod.child.id();
+    mcpod.send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "launch_session", "arguments": {"image": image, "servers": ["mute"]}}}),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || owned_by(owner).len() == 1),
+        "the launch started no container"
+    );
+    let closing = Instant::now();
+    let exited = mcpod.close(Duration::from_secs(45));
+    assert!(
+        exited.is_some(),
+        "mcpod did not exit after its stdin closed"
+    );
+    eprintln!(
+        "mcpod exited {:?} after its stdin closed",
+        closing.elapsed()
+    );
+    assert_eq!(owned_by(owner), Vec::<String>::new(), "left behind");
+}
+
+/// Session containers (any state) whose owner label names `pid`.
+fn owned_by(pid: u32) -> Vec<String> {
+    common::podman_lines(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=io.mcpod.owner-pid={pid}"),
+    ])
 }
 
 /// Ten launches at once: all ready, each its own container, all stopped at

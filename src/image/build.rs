@@ -191,10 +191,13 @@ async fn build_inner(
     let temp = format!("{name}:mcpod-tmp-{}-{}", key.tag(), engine::nonce());
     (progress)(format!("building {tag}"));
     let bases: Vec<String> = base_images.iter().map(|(b, _)| b.clone()).collect();
-    let working = WorkingContainers::snapshot(&bases).await?;
+    let from_scratch = containerfile::builds_from_scratch(&String::from_utf8_lossy(&text));
+    let working = WorkingContainers::snapshot(&bases, from_scratch).await?;
     let built = build_and_stamp(&spec, &build_args, &temp, &tag, progress.clone(), cancel).await;
     // Runs on every path: this task is never dropped mid-way (see build_image).
-    if built.is_err() {
+    // A failing buildah removes its own containers (--force-rm); only one
+    // stopped mid-way leaves its working container behind.
+    if built.as_ref().is_err_and(Error::is_cancelled) {
         working.remove_new().await;
     }
     if let Err(e) = buildah::remove_image(&temp).await {
@@ -269,7 +272,7 @@ struct WorkingContainers {
 }
 
 impl WorkingContainers {
-    async fn snapshot(bases: &[String]) -> Result<Self> {
+    async fn snapshot(bases: &[String], from_scratch: bool) -> Result<Self> {
         let mut prefixes: Vec<String> = bases
             .iter()
             .map(|b| {
@@ -279,7 +282,9 @@ impl WorkingContainers {
                 format!("{name}-working-container")
             })
             .collect();
-        prefixes.push("working-container".into());
+        if from_scratch {
+            prefixes.push("working-container".into());
+        }
         let before = buildah::containers()
             .await?
             .into_iter()

@@ -3,6 +3,20 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+/// Whether a stage of the Containerfile starts `FROM scratch` (buildah then
+/// names its working container `working-container`).
+pub fn builds_from_scratch(containerfile: &str) -> bool {
+    instructions(containerfile).iter().any(|instruction| {
+        let mut words = instruction.split_whitespace();
+        words
+            .next()
+            .is_some_and(|op| op.eq_ignore_ascii_case("FROM"))
+            && words
+                .find(|w| !w.starts_with("--"))
+                .is_some_and(|image| image.eq_ignore_ascii_case("scratch"))
+    })
+}
+
 /// The external images a Containerfile uses, in order of first use, without
 /// `scratch` and without references to its own stages.
 pub fn base_images(containerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<String> {
@@ -154,6 +168,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn tells_a_scratch_stage() {
+        assert!(builds_from_scratch("FROM scratch\nCOPY a /a\n"));
+        assert!(builds_from_scratch(
+            "FROM localhost/x:1 AS b\nfrom --platform=linux/amd64 SCRATCH\n"
+        ));
+        assert!(!builds_from_scratch(
+            "FROM localhost/scratchy:1\nRUN echo scratch\n"
+        ));
     }
 
     #[test]

@@ -29,11 +29,22 @@ impl Sessions {
         self.reaper.call_once(|| {
             tokio::spawn(reap(Arc::downgrade(self), self.changed.subscribe()));
         });
-        let token = cancel.child_token();
+        // Cancelled by the caller, by dropping this future, or by `stop_all`;
+        // the launch then removes what it started, in its own task.
+        let token = self.closing.child_token();
         let guard = token.clone().drop_guard();
         let this = self.clone();
-        let result =
-            tokio::spawn(async move { this.launch_inner(input, progress, token).await }).await;
+        let inner = token.clone();
+        let mut launched = self
+            .launches
+            .spawn(async move { this.launch_inner(input, progress, inner).await });
+        let result = tokio::select! {
+            result = &mut launched => result,
+            _ = cancel.cancelled() => {
+                token.cancel();
+                launched.await
+            }
+        };
         guard.disarm();
         result.map_err(|e| Error::UnexpectedOutput {
             command: "launch_session".into(),
@@ -171,8 +182,9 @@ impl Sessions {
         };
         (progress)(format!("starting container {name} from {}", input.image));
         let started = tokio::select! {
-            started = self.start_container(&plan, &chosen, &envs, progress) => started,
+            biased;
             _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
+            started = self.start_container(&plan, &chosen, &envs, progress) => started,
         };
         let (container_id, servers) = match started {
             Ok(started) => started,

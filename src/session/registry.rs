@@ -64,6 +64,10 @@ pub struct Sessions {
     pub(super) launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
     pub(super) changed: tokio::sync::broadcast::Sender<()>,
+    /// Launches under way, each in its own task; `stop_all` cancels them with
+    /// `closing` and waits for them to clean up.
+    pub(super) launches: tokio_util::task::TaskTracker,
+    pub(super) closing: tokio_util::sync::CancellationToken,
     /// The task that removes the containers of ended sessions (see `reap`).
     pub(super) reaper: std::sync::Once,
 }
@@ -79,6 +83,8 @@ impl Sessions {
             map: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
+            launches: tokio_util::task::TaskTracker::new(),
+            closing: tokio_util::sync::CancellationToken::new(),
             reaper: std::sync::Once::new(),
             changed,
         })
@@ -175,8 +181,18 @@ impl Sessions {
         shut_down(&[session]).await
     }
 
-    /// Stop every session of this process at once (see [`shut_down`]).
+    /// Stop every session of this process at once (see [`shut_down`]), after
+    /// cancelling the launches under way and letting them remove what they
+    /// had started. Launches asked for after this are cancelled at once.
     pub async fn stop_all(&self) -> Result<usize> {
+        self.closing.cancel();
+        self.launches.close();
+        if tokio::time::timeout(LAUNCH_CLEANUP, self.launches.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("launches under way did not finish within {LAUNCH_CLEANUP:?}");
+        }
         let all: Vec<Arc<Session>> = self
             .map
             .lock()
@@ -272,6 +288,9 @@ impl Sessions {
         child.call(tool, arguments, progress, cancel).await
     }
 }
+
+/// How long `stop_all` waits for cancelled launches to clean up.
+const LAUNCH_CLEANUP: Duration = Duration::from_secs(30);
 
 /// How long a stopped server gets to exit after its stdin closes.
 const GRACE: Duration = Duration::from_secs(1);
