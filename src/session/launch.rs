@@ -232,39 +232,60 @@ impl Sessions {
         chosen: &BTreeMap<String, ServerSpec>,
         envs: &BTreeMap<String, BTreeMap<String, String>>,
         progress: &Progress,
-    ) -> Result<(String, BTreeMap<String, Arc<Child>>)> {
-        let no_env = BTreeMap::new();
-        if runs_attached(chosen.len())
-            && let Some((server, spec)) = chosen.iter().next()
-        {
-            let env = envs.get(server).unwrap_or(&no_env);
-            let command = server_command(spec, env);
-            let cidfile = container::cidfile(plan.name);
-            let _ = std::fs::remove_file(&cidfile);
-            let podman = container::run_args(plan, &container::Entry::Server(&command));
-            let child = Child::start(self.child_spec(server, spec, podman, env.clone())).await;
-            let container_id = std::fs::read_to_string(&cidfile)
-                .map(|id| id.trim().to_string())
-                .unwrap_or_default();
-            let _ = std::fs::remove_file(&cidfile);
-            // 125: podman itself failed (the container never ran).
-            if let Status::Failed {
-                exit_code: Some(125),
-                stderr_tail,
-                ..
-            } = child.status()
-            {
-                return Err(Error::CommandFailed {
-                    command: "podman run".into(),
-                    status: "exit code 125".into(),
-                    stderr_tail,
-                    hint: String::new(),
-                });
+    ) -> Result<Started> {
+        match chosen.iter().next() {
+            Some((server, spec)) if runs_attached(chosen.len()) => {
+                let env = envs.get(server).cloned().unwrap_or_default();
+                self.start_attached(plan, server, spec, env, progress).await
             }
-            report(progress, server, &child);
-            return Ok((container_id, BTreeMap::from([(server.clone(), child)])));
+            _ => self.start_paused(plan, chosen, envs, progress).await,
         }
+    }
 
+    /// `podman run -i` with the server as the container's process.
+    async fn start_attached(
+        &self,
+        plan: &container::Plan<'_>,
+        server: &str,
+        spec: &ServerSpec,
+        env: BTreeMap<String, String>,
+        progress: &Progress,
+    ) -> Result<Started> {
+        let cidfile = container::cidfile(plan.name);
+        let _ = std::fs::remove_file(&cidfile);
+        let podman =
+            container::run_args(plan, &container::Entry::Server(&server_command(spec, &env)));
+        let child = Child::start(self.child_spec(server, spec, podman, env)).await;
+        let container_id = std::fs::read_to_string(&cidfile)
+            .map(|id| id.trim().to_string())
+            .unwrap_or_default();
+        let _ = std::fs::remove_file(&cidfile);
+        // 125: podman itself failed (the container never ran).
+        if let Status::Failed {
+            exit_code: Some(125),
+            stderr_tail,
+            ..
+        } = child.status()
+        {
+            return Err(Error::CommandFailed {
+                command: "podman run".into(),
+                status: "exit code 125".into(),
+                stderr_tail,
+                hint: String::new(),
+            });
+        }
+        report(progress, server, &child);
+        Ok((container_id, BTreeMap::from([(server.to_string(), child)])))
+    }
+
+    /// A paused container, then `podman exec -i` of each server in parallel.
+    async fn start_paused(
+        &self,
+        plan: &container::Plan<'_>,
+        chosen: &BTreeMap<String, ServerSpec>,
+        envs: &BTreeMap<String, BTreeMap<String, String>>,
+        progress: &Progress,
+    ) -> Result<Started> {
         let pause = container::Entry::Pause {
             binary: &self.pause,
         };
@@ -309,6 +330,9 @@ impl Sessions {
         }
     }
 }
+
+/// A started container: its ID, and each server.
+type Started = (String, BTreeMap<String, Arc<Child>>);
 
 /// Whether a session of `servers` servers runs its server as the container's
 /// own process (else a pause process, with each server exec'd in).
