@@ -10,6 +10,7 @@ use std::time::Duration;
 use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::container::{self, Owner};
 use super::{
@@ -66,8 +67,8 @@ pub struct Sessions {
     pub(super) changed: tokio::sync::broadcast::Sender<()>,
     /// Launches under way, each in its own task; `stop_all` cancels them with
     /// `closing` and waits for them to clean up.
-    pub(super) launches: tokio_util::task::TaskTracker,
-    pub(super) closing: tokio_util::sync::CancellationToken,
+    pub(super) launches: TaskTracker,
+    pub(super) closing: CancellationToken,
     /// The task that removes the containers of ended sessions (see `reap`).
     pub(super) reaper: std::sync::Once,
 }
@@ -83,8 +84,8 @@ impl Sessions {
             map: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
-            launches: tokio_util::task::TaskTracker::new(),
-            closing: tokio_util::sync::CancellationToken::new(),
+            launches: TaskTracker::new(),
+            closing: CancellationToken::new(),
             reaper: std::sync::Once::new(),
             changed,
         })
