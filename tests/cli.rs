@@ -58,16 +58,11 @@ fn build_inspect_launch_call_from_the_command_line() {
         "{launched}"
     );
     let session = launched["session"]["session"].as_str().expect("session id");
-    let left = Command::new("podman")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=io.mcpod.session={session}"),
-        ])
-        .output()
-        .expect("podman ps");
-    assert!(left.stdout.is_empty(), "mcpod launch left its container");
+    assert_eq!(
+        common::containers_of(session),
+        Vec::<String>::new(),
+        "mcpod launch left its container"
+    );
 
     let (ok, _, err) = mcpod(&["launch", &tag, "--call", "hello", "--json"]);
     assert!(!ok && err.contains("SERVER/TOOL"), "{err}");

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -556,11 +555,7 @@ fn container_removed_from_outside() {
     );
     mcpod.notifications.clear();
 
-    let removed = Command::new("podman")
-        .args(["rm", "-f", &container])
-        .output()
-        .expect("podman rm");
-    assert!(removed.status.success(), "podman rm -f: {removed:?}");
+    common::podman_lines(&["rm", "-f", &container]);
 
     let mut id = 10;
     let withdrawn = eventually(Duration::from_secs(10), || {
@@ -625,19 +620,13 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     // Nothing cleaned up after the killed mcpod: the container is there, still
     // naming it as its owner.
     assert_eq!(containers_of(&session), vec![container.clone()]);
-    let owner = Command::new("podman")
-        .args([
-            "inspect",
-            "--format",
-            "{{index .Config.Labels \"io.mcpod.owner-pid\"}}",
-            &container,
-        ])
-        .output()
-        .expect("podman inspect");
-    assert_eq!(
-        String::from_utf8_lossy(&owner.stdout).trim(),
-        pid.to_string()
-    );
+    let owner = common::podman_lines(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"io.mcpod.owner-pid\"}}",
+        &container,
+    ]);
+    assert_eq!(owner, vec![pid.to_string()]);
 
     let began = Instant::now();
     let mut second = start_holding_host(&[]);
@@ -764,10 +753,11 @@ fn a_built_tag_that_moved_is_resolved_again() {
     stop(&mut mcpod, 3, &session_of(&info));
 
     // Move the tag: remove the built image, put the tag on the hello image.
-    let hello_id = podman(&["image", "inspect", "--format", "{{.Id}}", &hello]);
+    let hello_id =
+        common::podman_lines(&["image", "inspect", "--format", "{{.Id}}", &hello]).concat();
     assert_ne!(hello_id, built_id, "each build commits an image of its own");
-    podman(&["rmi", "--force", &built_id]);
-    podman(&["tag", &hello, &tag]);
+    common::podman_lines(&["rmi", "--force", &built_id]);
+    common::podman_lines(&["tag", &hello, &tag]);
 
     let info = launch(&mut mcpod, 4, json!({"image": tag}));
     assert_eq!(info["image_id"], hello_id.as_str(), "{info}");
@@ -780,14 +770,7 @@ fn a_built_tag_that_moved_is_resolved_again() {
     );
     assert!(text_of(&greet).contains("moved"), "{greet}");
     stop(&mut mcpod, 6, &session);
-    podman(&["untag", &hello, &tag]);
-}
-
-/// `podman ARGS...`, which must succeed; its stdout, trimmed.
-fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman").args(args).output().expect("podman");
-    assert!(out.status.success(), "podman {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::podman_lines(&["untag", &hello, &tag]);
 }
 
 /// Cancelling a launch mid-way (its one server never answers `initialize`)
@@ -897,14 +880,7 @@ fn closing_mcpod_mid_launch_leaves_nothing() {
 
 /// Session containers (any state) whose owner label names `pid`.
 fn owned_by(pid: u32) -> Vec<String> {
-    common::podman_lines(&[
-        "ps",
-        "-a",
-        "--format",
-        "{{.Names}}",
-        "--filter",
-        &format!("label=io.mcpod.owner-pid={pid}"),
-    ])
+    common::containers_labelled(&format!("io.mcpod.owner-pid={pid}"))
 }
 
 /// Ten launches at once: all ready, each its own container, all stopped at

@@ -385,18 +385,14 @@ impl Child {
         format!("server `{name}` {how}; the call of `{tool}` failed. Its stderr ends with:\n{tail}")
     }
 
-    /// Close the connection (the server sees EOF on stdin).
-    pub async fn close(&self) {
+    /// Close the connection (the server sees EOF on stdin) and give the
+    /// server `grace` to exit, as the MCP stdio shutdown asks; whether it has
+    /// exited. A server that never connected is not waited for (`false`: it
+    /// may still run).
+    pub async fn shut_down(&self, grace: Duration) -> bool {
         if let Some(service) = self.service.lock().await.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), service.cancel()).await;
         }
-    }
-
-    /// Close the connection and give the server `grace` to exit, as the MCP
-    /// stdio shutdown asks; whether it has exited. A server that never
-    /// connected is not waited for (`false`: it may still run).
-    pub async fn shut_down(&self, grace: Duration) -> bool {
-        self.close().await;
         self.peer.is_some()
             && tokio::time::timeout(grace, self.died.cancelled())
                 .await

@@ -30,9 +30,27 @@ pub fn write(root: &Path, path: &str, content: &str) {
     std::fs::write(full, content).expect("write");
 }
 
-/// The lines `podman ARGS...` prints.
+/// `podman ARGS...`, which must succeed; the lines it prints.
 pub fn podman_lines(args: &[&str]) -> Vec<String> {
-    lines("podman", args)
+    let out = Command::new("podman").args(args).output().expect("podman");
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Containers (any state) carrying the label `KEY=VALUE`.
+pub fn containers_labelled(label: &str) -> Vec<String> {
+    podman_lines(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label={label}"),
+    ])
 }
 
 fn lines(program: &str, args: &[&str]) -> Vec<String> {
@@ -152,15 +170,5 @@ pub fn python_time_image() -> String {
 
 /// Session containers (any owner, any state) whose session label is `session`.
 pub fn containers_of(session: &str) -> Vec<String> {
-    let out = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label=io.mcpod.session={session}"))
-        .output()
-        .expect("podman ps");
-    assert!(out.status.success(), "podman ps: {out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
+    containers_labelled(&format!("io.mcpod.session={session}"))
 }
