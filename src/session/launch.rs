@@ -88,20 +88,28 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
-        if let Some(image) = remembered {
-            match self.launch_image(&input, &image, &progress, &cancel).await {
-                // The image this tag named when it was built may be gone (gc,
-                // a rebuild elsewhere): ask podman again, once.
-                Err(Error::CommandFailed { .. }) => {
-                    self.resolved
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&key);
-                }
-                done => return done,
-            }
-        }
+        let Some(remembered) = remembered else {
+            let image = Resolved::from(image::inspect_labels(&input.image).await?);
+            return self.launch_image(&input, &image, &progress, &cancel).await;
+        };
+        let failed = match self
+            .launch_image(&input, &remembered, &progress, &cancel)
+            .await
+        {
+            Err(e @ Error::CommandFailed { .. }) => e,
+            done => return done,
+        };
+        // The image this tag named when it was built may be gone (gc, a
+        // rebuild elsewhere): ask podman, and run again only if the tag now
+        // names another image.
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
         let image = Resolved::from(image::inspect_labels(&input.image).await?);
+        if image.id == remembered.id {
+            return Err(failed);
+        }
         self.launch_image(&input, &image, &progress, &cancel).await
     }
 
