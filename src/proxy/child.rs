@@ -386,17 +386,21 @@ impl Child {
     }
 
     /// Close the connection (the server sees EOF on stdin) and give the
-    /// server `grace` to exit, as the MCP stdio shutdown asks; whether it has
-    /// exited. A server that never connected is not waited for (`false`: it
-    /// may still run).
-    pub async fn shut_down(&self, grace: Duration) -> bool {
+    /// server `grace` to exit, as the MCP stdio shutdown asks. A server that
+    /// never connected is not waited for.
+    pub async fn shut_down(&self, grace: Duration) {
         if let Some(service) = self.service.lock().await.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), service.cancel()).await;
         }
-        self.peer.is_some()
-            && tokio::time::timeout(grace, self.died.cancelled())
-                .await
-                .is_ok()
+        if self.peer.is_some() {
+            let _ = tokio::time::timeout(grace, self.died.cancelled()).await;
+        }
+    }
+
+    /// Whether its process (`podman run` or `podman exec`) has exited. A
+    /// server that failed to start counts as not exited: it may still run.
+    pub fn exited(&self) -> bool {
+        self.died.is_cancelled()
     }
 }
 

@@ -41,6 +41,12 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// Whether its container is gone already: a one-server session whose
+    /// server exited (`podman run --rm` removed it).
+    fn container_gone(&self) -> bool {
+        self.attached && self.servers.values().all(|c| c.exited())
+    }
+
     /// Running while at least one server is ready.
     pub(super) fn state(&self) -> SessionState {
         if self.servers.values().any(|c| c.is_ready()) {
@@ -302,24 +308,15 @@ const GRACE: Duration = Duration::from_secs(1);
 /// server exited needs no podman call: `podman run --rm` has removed it.
 async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
     let mut exits = tokio::task::JoinSet::new();
-    for (i, session) in sessions.iter().enumerate() {
-        for child in session.servers.values() {
-            let child = child.clone();
-            exits.spawn(async move { (i, child.shut_down(GRACE).await) });
-        }
+    for child in sessions.iter().flat_map(|s| s.servers.values()) {
+        let child = child.clone();
+        exits.spawn(async move { child.shut_down(GRACE).await });
     }
-    let mut lingering = vec![false; sessions.len()];
-    while let Some(joined) = exits.join_next().await {
-        match joined {
-            Ok((i, exited)) => lingering[i] |= !exited,
-            Err(_) => lingering.iter_mut().for_each(|l| *l = true),
-        }
-    }
+    while exits.join_next().await.is_some() {}
     let remove: Vec<String> = sessions
         .iter()
-        .zip(lingering)
-        .filter(|(s, lingering)| *lingering || !s.attached)
-        .map(|(s, _)| s.container.clone())
+        .filter(|s| !s.container_gone())
+        .map(|s| s.container.clone())
         .collect();
     podman::remove(&remove).await
 }
@@ -343,6 +340,7 @@ pub(super) async fn reap(
             .all()
             .iter()
             .filter(|s| s.state() == SessionState::Ended && !s.reaped.swap(true, Ordering::SeqCst))
+            .filter(|s| !s.container_gone())
             .map(|s| s.container.clone())
             .collect();
         drop(sessions);
