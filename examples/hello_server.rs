@@ -65,6 +65,8 @@ struct Sandbox {
     root_writable: bool,
     pids_max: String,
     memory_max: String,
+    /// The process's environment, `NAME=VALUE` each.
+    env: Vec<String>,
 }
 
 #[tool_router]
@@ -122,7 +124,7 @@ impl Hello {
     }
 
     #[tool(
-        description = "Report what this process sees of its sandbox: uid, capabilities, no_new_privs, network interfaces, whether / is writable, pids and memory limits.",
+        description = "Report what this process sees of its sandbox: uid, capabilities, no_new_privs, network interfaces, whether / is writable, pids and memory limits, and its environment.",
         annotations(read_only_hint = true)
     )]
     async fn whoami(&self) -> Json<Sandbox> {
@@ -163,6 +165,9 @@ impl Hello {
                 "/sys/fs/cgroup/memory.max",
                 "/sys/fs/cgroup/memory/memory.limit_in_bytes",
             ]),
+            env: std::env::vars_os()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                .collect(),
         })
     }
 }

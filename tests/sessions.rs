@@ -62,10 +62,13 @@ fn launch_call_progress_cancel_stop() {
         ),
         (Some("none"), Some("all"), Some(true))
     );
-    // A ready client config: podman exec -i into the container.
+    // A ready client config: `mcpod connect` to the container's server.
     let direct = &info["client_config"]["mcpServers"][format!("{session}-hello")];
-    assert_eq!(direct["command"], "podman");
-    assert_eq!(direct["args"][0], "exec");
+    assert_eq!(direct["command"], env!("CARGO_BIN_EXE_mcpod"), "{direct}");
+    assert_eq!(
+        direct["args"],
+        json!(["connect", format!("mcpod-{session}"), "hello"])
+    );
     // Progress reported each server as it came up.
     assert!(
         server

@@ -43,6 +43,8 @@ pub enum Command {
     Sessions(JsonFlag),
     /// Stop session containers by session id (of any mcpod process).
     Stop(session::StopArgs),
+    /// Connect stdio to a server of a running session (what a session's client_config runs).
+    Connect(session::ConnectArgs),
     /// Remove orphaned session containers, old cache tags and leftover temporary tags.
     Gc(session::GcArgs),
     /// Print (or --write) the entry that registers mcpod with an MCP client.
@@ -104,6 +106,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Sessions(out) => session::sessions(out).await,
         Command::Stop(args) => session::stop(args).await,
         Command::Gc(args) => session::gc(args).await,
+        Command::Connect(args) => session::connect(args).await,
         Command::Config(args) => config::config(args),
         Command::Doctor(out) => doctor::doctor(out).await,
         Command::Schema(args) => match args.write {

@@ -51,6 +51,17 @@ pub struct StopArgs {
 }
 
 #[derive(Args)]
+pub struct ConnectArgs {
+    /// The session's container (`mcpod-<session>`).
+    container: String,
+    /// The server, as the image declares it.
+    server: String,
+    /// A host variable the server's `${NAME}` references may take. Repeatable.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    allow_env: Vec<String>,
+}
+
+#[derive(Args)]
 pub struct GcArgs {
     /// Cache tags to keep per image name (newest first).
     #[arg(long, default_value_t = 3)]
@@ -267,4 +278,12 @@ pub async fn gc(args: GcArgs) -> Result<(), String> {
         }
         text
     })
+}
+
+/// `mcpod connect`: exits with the server connection's exit code.
+pub async fn connect(args: ConnectArgs) -> Result<(), String> {
+    let code = mcpod::session::connect::connect(&args.container, &args.server, &args.allow_env)
+        .await
+        .map_err(|e| e.to_string())?;
+    std::process::exit(code)
 }

@@ -1,6 +1,7 @@
 //! The only code that spawns podman, buildah and skopeo. Knows nothing of MCP.
 
 pub mod buildah;
+pub mod env;
 pub mod podman;
 pub mod process;
 pub mod skopeo;

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::env;
 use super::process::Invocation;
-use crate::{Error, Result};
+use crate::Result;
 
 const PROGRAM: &str = "podman";
 const QUICK: Duration = Duration::from_secs(120);
@@ -143,30 +144,71 @@ pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
 }
 
 /// Start `podman ARGS...` with stdin, stdout and stderr piped: a server
-/// attached to `podman run -i` or `podman exec -i`. `env` holds the values of
-/// the variables ARGS pass by name (`--env NAME`), so they never appear in a
-/// process listing. Killing the returned child ends podman's side, not always
-/// the process inside: close its stdin, or remove the container.
+/// attached to `podman run -i` or `podman exec -i`. `env`, when given, is the
+/// env file ARGS name as `--env-file` [`env::ENV_FILE`]; podman itself gets
+/// only the allow-listed environment. Killing the returned child ends
+/// podman's side, not always the process inside: close its stdin, or remove
+/// the container.
 pub fn spawn_stdio(
     args: &[std::ffi::OsString],
-    env: &BTreeMap<String, String>,
+    env: Option<&env::EnvFile>,
 ) -> Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(PROGRAM);
     command
-        .args(args)
-        .envs(env)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    command.spawn().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::ToolMissing {
-                program: PROGRAM.into(),
-                package: PROGRAM.into(),
-            }
-        } else {
-            Error::io("starting", PROGRAM, e)
-        }
-    })
+    spawn(command, args, env)
+}
+
+/// Run `podman ARGS...` on this process's own stdin, stdout and stderr (as
+/// [`spawn_stdio`] for `env`); its exit status.
+pub async fn run_inheriting(
+    args: &[std::ffi::OsString],
+    env: Option<&env::EnvFile>,
+) -> Result<std::process::ExitStatus> {
+    let mut child = spawn(tokio::process::Command::new(PROGRAM), args, env)?;
+    child
+        .wait()
+        .await
+        .map_err(|e| crate::Error::io("waiting for", PROGRAM, e))
+}
+
+fn spawn(
+    mut command: tokio::process::Command,
+    args: &[std::ffi::OsString],
+    env: Option<&env::EnvFile>,
+) -> Result<tokio::process::Child> {
+    command.args(args).env_clear().envs(env::host_env());
+    let pipe = env.map(|e| e.attach(&mut command)).transpose()?;
+    let spawned = command.spawn();
+    drop(pipe);
+    spawned.map_err(|e| super::process::spawn_error(PROGRAM, e))
+}
+
+/// A container as `podman container inspect` shows it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContainerDetails {
+    /// The image ID.
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "Config")]
+    pub config: ContainerConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContainerConfig {
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// The container `name`; `Ok(None)` when there is none.
+pub async fn container(name: &str) -> Result<Option<ContainerDetails>> {
+    let found: Option<Vec<ContainerDetails>> = Invocation::new(PROGRAM)
+        .args(["container", "inspect", "--", name])
+        .timeout(QUICK)
+        .lookup(&["no such container", "no such object"])
+        .await?;
+    Ok(found.and_then(|mut all| all.pop()))
 }

@@ -1,4 +1,5 @@
-//! Running one external program: argv only (never a shell string), a deadline,
+//! Running one external program: argv only (never a shell string), an
+//! allow-listed environment (see `env.rs`), a deadline,
 //! cancellation that asks the program to stop (SIGTERM, then SIGKILL after a
 //! grace period), line streaming for progress, and a bounded stderr tail.
 
@@ -154,6 +155,8 @@ impl Invocation {
         let mut command = Command::new(self.program);
         command
             .args(&self.args)
+            .env_clear()
+            .envs(super::env::host_env())
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -284,7 +287,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(command: &str, stdout: &str) -
     })
 }
 
-fn spawn_error(program: &'static str, e: std::io::Error) -> Error {
+pub(crate) fn spawn_error(program: &'static str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::ToolMissing {
             program: program.to_string(),

@@ -2,7 +2,7 @@
 //! on its stdio, its stderr kept, its exit noticed, and calls passed
 //! through with progress, cancellation and a deadline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::env::EnvFile;
 use crate::engine::podman;
 use crate::session::logs::LogRing;
 
@@ -123,8 +124,8 @@ pub struct StartSpec {
     pub name: String,
     /// The podman argv that starts it with the server on its stdio.
     pub podman: Vec<std::ffi::OsString>,
-    /// Values of the variables `podman` passes by name.
-    pub env: BTreeMap<String, String>,
+    /// The server's variables, for the `--env-file` that `podman` names.
+    pub env: EnvFile,
     pub handshake: Duration,
     pub call_timeout: Duration,
     pub changed: tokio::sync::broadcast::Sender<()>,
@@ -159,10 +160,11 @@ impl Child {
             })
         };
 
-        let mut process = match podman::spawn_stdio(&spec.podman, &spec.env) {
-            Ok(p) => p,
-            Err(e) => return failed(e.to_string(), None, &log),
-        };
+        let mut process =
+            match podman::spawn_stdio(&spec.podman, Some(&spec.env).filter(|e| !e.is_empty())) {
+                Ok(p) => p,
+                Err(e) => return failed(e.to_string(), None, &log),
+            };
         let (Some(stdout), Some(stdin), Some(stderr)) = (
             process.stdout.take(),
             process.stdin.take(),

@@ -1,12 +1,12 @@
 //! The session container: hardened `podman run` flags, the owner labels the
 //! sweep reads, start and removal.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::policy::Isolation;
+use crate::engine::env::{ENV_FILE, EnvFile};
 use crate::engine::podman;
 use crate::{Error, Result};
 
@@ -173,17 +173,16 @@ pub enum Entry<'a> {
 /// A server's command in the container.
 pub struct ServerCommand<'a> {
     pub argv: &'a [String],
-    /// Passed by name (`--env NAME`); the values go through podman's environment.
-    pub env: &'a BTreeMap<String, String>,
+    /// Its variables, which podman reads from the env-file pipe.
+    pub env: &'a EnvFile,
     pub workdir: Option<&'a str>,
 }
 
 impl ServerCommand<'_> {
     fn flags(&self) -> Vec<OsString> {
         let mut a = Vec::new();
-        for name in self.env.keys() {
-            a.push("--env".into());
-            a.push(name.into());
+        if !self.env.is_empty() {
+            a.push(format!("--env-file={ENV_FILE}").into());
         }
         if let Some(dir) = self.workdir {
             a.push("--workdir".into());
@@ -234,6 +233,8 @@ pub fn run_args(plan: &Plan<'_>, entry: &Entry<'_>) -> Vec<OsString> {
         "--cap-drop=all".into(),
         "--security-opt=no-new-privileges".into(),
         "--read-only".into(),
+        // podman copies the host's proxy variables into a container by default.
+        "--http-proxy=false".into(),
         format!("--pids-limit={}", isolation.pids_limit),
         format!("--memory={}m", isolation.memory_mb),
         format!("--cpus={}", isolation.cpus),

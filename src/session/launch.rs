@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::container;
 use super::registry::{Session, Sessions, reap};
 use super::{LaunchInput, SessionInfo, SessionState};
+use crate::engine::env::EnvFile;
 use crate::engine::{self, podman};
 use crate::image::{self, Built, Inspected, Progress};
 use crate::labels::{Requests, ServerSpec, Servers};
@@ -171,7 +172,7 @@ impl Sessions {
                     .cloned()
                     .or_else(|| std::env::var(var).ok())
             })?;
-            envs.insert(name.clone(), env);
+            envs.insert(name.clone(), EnvFile::new(name, &env)?);
         }
         let user = self.user.get_or_init(container::UserMode::detect).await;
         let isolation =
@@ -238,13 +239,13 @@ impl Sessions {
         &self,
         plan: &container::Plan<'_>,
         chosen: &BTreeMap<String, ServerSpec>,
-        envs: &BTreeMap<String, BTreeMap<String, String>>,
+        envs: &BTreeMap<String, EnvFile>,
         progress: &Progress,
     ) -> Result<Started> {
         match chosen.iter().next() {
             Some((server, spec)) if runs_attached(chosen.len()) => {
-                let env = envs.get(server).cloned().unwrap_or_default();
-                self.start_attached(plan, server, spec, env, progress).await
+                self.start_attached(plan, server, spec, envs, progress)
+                    .await
             }
             _ => self.start_paused(plan, chosen, envs, progress).await,
         }
@@ -256,13 +257,14 @@ impl Sessions {
         plan: &container::Plan<'_>,
         server: &str,
         spec: &ServerSpec,
-        env: BTreeMap<String, String>,
+        envs: &BTreeMap<String, EnvFile>,
         progress: &Progress,
     ) -> Result<Started> {
+        let env = env_of(envs, server);
         let cidfile = container::cidfile(plan.name);
         let _ = std::fs::remove_file(&cidfile);
         let podman =
-            container::run_args(plan, &container::Entry::Server(&server_command(spec, &env)));
+            container::run_args(plan, &container::Entry::Server(&server_command(spec, env)));
         let child = Child::start(self.child_spec(server, spec, podman, env)).await;
         let container_id = std::fs::read_to_string(&cidfile)
             .map(|id| id.trim().to_string())
@@ -291,7 +293,7 @@ impl Sessions {
         &self,
         plan: &container::Plan<'_>,
         chosen: &BTreeMap<String, ServerSpec>,
-        envs: &BTreeMap<String, BTreeMap<String, String>>,
+        envs: &BTreeMap<String, EnvFile>,
         progress: &Progress,
     ) -> Result<Started> {
         let pause = container::Entry::Pause {
@@ -300,8 +302,8 @@ impl Sessions {
         let container_id = podman::run_detached(container::run_args(plan, &pause)).await?;
         let mut set = tokio::task::JoinSet::new();
         for (server, spec) in chosen {
-            let env = envs.get(server).cloned().unwrap_or_default();
-            let podman = container::exec_args(plan.name, &server_command(spec, &env));
+            let env = env_of(envs, server);
+            let podman = container::exec_args(plan.name, &server_command(spec, env));
             let start = self.child_spec(server, spec, podman, env);
             let server = server.clone();
             set.spawn(async move { (server, Child::start(start).await) });
@@ -322,12 +324,12 @@ impl Sessions {
         server: &str,
         spec: &ServerSpec,
         podman: Vec<OsString>,
-        env: BTreeMap<String, String>,
+        env: &EnvFile,
     ) -> StartSpec {
         StartSpec {
             name: server.to_string(),
             podman,
-            env,
+            env: env.clone(),
             handshake: Duration::from_secs(self.policy.handshake_secs),
             call_timeout: Duration::from_secs(
                 spec.call_timeout_secs
@@ -348,11 +350,14 @@ fn runs_attached(servers: usize) -> bool {
     servers == 1
 }
 
+/// The env file of `server` (every chosen server has one).
+fn env_of<'a>(envs: &'a BTreeMap<String, EnvFile>, server: &str) -> &'a EnvFile {
+    static NONE: EnvFile = EnvFile::EMPTY;
+    envs.get(server).unwrap_or(&NONE)
+}
+
 /// A server's command as the container runs it.
-fn server_command<'a>(
-    spec: &'a ServerSpec,
-    env: &'a BTreeMap<String, String>,
-) -> container::ServerCommand<'a> {
+fn server_command<'a>(spec: &'a ServerSpec, env: &'a EnvFile) -> container::ServerCommand<'a> {
     container::ServerCommand {
         argv: &spec.command,
         env,

@@ -168,7 +168,7 @@ impl Sessions {
             isolation: s.isolation.clone(),
             lease_until: s.lease_until,
             servers,
-            client_config: client_config(s),
+            client_config: client_config(s, &self.policy.allowed_env),
             warnings: s.warnings.clone(),
         }
     }
@@ -356,37 +356,19 @@ pub(super) async fn reap(
     }
 }
 
-/// A ready `mcpServers` block: each server through `podman exec -i`. Env
-/// references stay references (`${NAME}`), so no secret is printed.
-fn client_config(s: &Session) -> serde_json::Value {
-    let mut servers = serde_json::Map::new();
-    for (name, spec) in &s.specs {
-        let mut args = vec!["exec".to_string(), "-i".to_string()];
-        let mut env = serde_json::Map::new();
-        for (key, value) in &spec.env {
-            match crate::labels::env_ref(value) {
-                Some(var) => {
-                    args.push("--env".into());
-                    args.push(key.clone());
-                    env.insert(key.clone(), json!(format!("${{{var}}}")));
-                }
-                None => {
-                    args.push("--env".into());
-                    args.push(format!("{key}={value}"));
-                }
-            }
-        }
-        if let Some(dir) = &spec.workdir {
-            args.push("--workdir".into());
-            args.push(dir.clone());
-        }
-        args.push(s.container.clone());
-        args.extend(spec.command.iter().cloned());
-        let mut entry = json!({"command": "podman", "args": args});
-        if !env.is_empty() {
-            entry["env"] = serde_json::Value::Object(env);
-        }
-        servers.insert(format!("{}-{name}", s.id), entry);
-    }
+/// A ready `mcpServers` block: each server through `mcpod connect` (see
+/// `connect.rs`). Env references stay references (`${NAME}`), and literal
+/// values come from the image, so no value is printed or put in argv.
+fn client_config(s: &Session, allowed_env: &[String]) -> serde_json::Value {
+    let servers: serde_json::Map<String, serde_json::Value> = s
+        .specs
+        .iter()
+        .map(|(name, spec)| {
+            (
+                format!("{}-{name}", s.id),
+                super::connect::client_entry(&s.container, name, spec, allowed_env),
+            )
+        })
+        .collect();
     json!({ "mcpServers": servers })
 }
