@@ -5,6 +5,7 @@
 //! - [`server`]: the MCP stdio server (rmcp), translating requests into library calls
 //! - [`session`]: launch_session and the lifecycle of session containers
 //! - [`proxy`]: child MCP connections, tool names, call routing
+//! - [`wire`]: JSON-RPC lines with answered size and depth limits (under server and proxy)
 //! - [`image`]: build_image (cache probe, buildah build, label stamping) and inspect
 //! - [`labels`]: the `io.mcpod.*` label schema (and outrig's `org.outrig.mcp`)
 //! - [`cache`]: the content-addressed cache key and the build-context walk
@@ -22,6 +23,7 @@ pub mod proxy;
 pub mod schema;
 pub mod server;
 pub mod session;
+pub mod wire;
 pub mod workspace;
 
 pub use error::{Error, Result};

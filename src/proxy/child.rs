@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::env::EnvFile;
 use crate::engine::podman;
 use crate::session::logs::LogRing;
+use crate::wire;
 
 /// Receives the child's progress for one call, already re-addressed to the caller.
 pub type ProgressSink = Arc<dyn Fn(ProgressNotificationParam) + Send + Sync>;
@@ -177,7 +178,16 @@ impl Child {
         let handler = Handler {
             shared: shared.clone(),
         };
-        let connected = tokio::time::timeout(spec.handshake, handler.serve((stdout, stdin))).await;
+        let transport = wire::LineTransport::new(
+            stdout,
+            stdin,
+            wire::Limits::default(),
+            wire::Peer {
+                name: format!("server `{}`", spec.name),
+                on_problem: problem_reporter(&spec.name, log.clone()),
+            },
+        );
+        let connected = tokio::time::timeout(spec.handshake, handler.serve(transport)).await;
         let service = match connected {
             Ok(Ok(service)) => service,
             Ok(Err(e)) => {
@@ -347,6 +357,10 @@ impl Child {
                     Ok(result)
                 }
                 Ok(other) => Err(format!("server `{name}` answered tools/call with an unexpected result: {other:?}")),
+                Err(rmcp::ServiceError::McpError(e)) if e.code == wire::TOO_LARGE || e.code == wire::UNPARSABLE => Err(format!(
+                    "{}; the call of `{tool}` failed. Fix: ask for less at once (a smaller range, page or file)",
+                    e.message
+                )),
                 Err(rmcp::ServiceError::McpError(e)) => Err(format!("server `{name}` rejected the call of `{tool}`: {}", e.message)),
                 Err(_) => {
                     // The connection closed: wait a moment for the exit code.
@@ -415,6 +429,16 @@ async fn exit_code_soon(process: &mut tokio::process::Child) -> Option<i32> {
             None
         }
     }
+}
+
+/// Where a child's refused messages are told: its log (what session_logs
+/// shows), and mcpod's stderr.
+fn problem_reporter(server: &str, log: Arc<LogRing>) -> wire::OnProblem {
+    let server = server.to_string();
+    Arc::new(move |problem: String| {
+        log.push(&format!("mcpod: {problem}"));
+        tracing::warn!(server = %server, "{problem}");
+    })
 }
 
 async fn copy_lines(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::{self, Built, Inspected};
 use crate::session::{LaunchInput, Logs, LogsInput, Policy, SessionInfo, Sessions, sweep};
+use crate::wire;
 use crate::workspace::Workspace;
 use progress::{forward_progress, progress_messages};
 use tools::{
@@ -73,7 +74,17 @@ pub async fn serve_stdio(
     let sessions = Arc::new(Sessions::new(policy)?);
     let server = McpodServer::new(workspace, sessions.clone());
     let served = async {
-        let running = server.serve(rmcp::transport::io::stdio_pipes()).await?;
+        let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+        let transport = wire::LineTransport::new(
+            stdin,
+            stdout,
+            wire::Limits::default(),
+            wire::Peer {
+                name: "the client".into(),
+                on_problem: Arc::new(|problem| tracing::warn!("{problem}")),
+            },
+        );
+        let running = server.serve(transport).await?;
         running.waiting().await?;
         Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     };
