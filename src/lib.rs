@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod labels;
+pub mod logging;
 pub mod proxy;
 pub mod schema;
 pub mod server;

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -203,7 +203,14 @@ impl Invocation {
             }
         };
         let stdout = out_task.await.unwrap_or_default();
-        let stderr_tail = err_task.await.unwrap_or_default();
+        let stderr_tail = err_task.await.unwrap_or_default().text;
+        if stdout.overflowed {
+            return Err(Error::UnexpectedOutput {
+                command: display.to_string(),
+                reason: format!("it printed more than {MAX_OUTPUT_BYTES} bytes"),
+            });
+        }
+        let stdout = stdout.text;
         Ok((
             status,
             Output {
@@ -229,41 +236,138 @@ async fn stop(child: &mut Child) {
     let _ = child.kill().await;
 }
 
+/// What a pipe said: what was kept of it, and whether more was dropped.
+#[derive(Default)]
+struct Kept {
+    text: String,
+    overflowed: bool,
+}
+
+/// Stream `pipe` to `sink` a bounded line at a time; keep the last
+/// `keep_limit` bytes (`keep`), or everything up to [`MAX_OUTPUT_BYTES`]
+/// when `keep_limit` is `usize::MAX` (a program's stdout, to be parsed).
 async fn read_lines(
     pipe: Option<impl AsyncRead + Unpin>,
     sink: std::sync::Arc<std::sync::Mutex<Option<LineSink>>>,
     keep: bool,
     keep_limit: usize,
-) -> String {
+) -> Kept {
     let Some(pipe) = pipe else {
-        return String::new();
+        return Kept::default();
     };
-    let mut reader = BufReader::new(pipe);
-    let mut kept = String::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf);
+    let whole = keep_limit == usize::MAX;
+    let mut lines = BoundedLines::new(pipe, if whole { MAX_OUTPUT_BYTES } else { LINE_BYTES });
+    let mut kept = Kept::default();
+    while let Some(line) = lines.next_line().await {
         if let Ok(mut guard) = sink.lock()
             && let Some(f) = guard.as_mut()
         {
-            f(line.trim_end());
+            f(tail(line.trim_end(), LINE_BYTES));
         }
-        if keep {
-            kept.push_str(&line);
-            if kept.len() > keep_limit.saturating_mul(2) {
-                kept = tail(&kept, keep_limit).to_string();
+        if !keep {
+            continue;
+        }
+        if whole {
+            if kept.text.len() + line.len() + 1 > MAX_OUTPUT_BYTES || lines.cut() {
+                kept.overflowed = true;
+                continue;
+            }
+        } else if kept.text.len() > keep_limit.saturating_mul(2) {
+            kept.text = tail(&kept.text, keep_limit).to_string();
+        }
+        kept.text.push_str(&line);
+        if lines.ended_line() {
+            kept.text.push('\n');
+        }
+    }
+    if !whole {
+        kept.text = tail(&kept.text, keep_limit).trim().to_string();
+    }
+    kept
+}
+
+/// Bytes of a program's stdout that are kept for parsing.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of one line passed to a line sink.
+const LINE_BYTES: usize = 4096;
+
+/// Lines of at most `max` bytes from a pipe: a longer line is handed out cut
+/// at `max` as soon as it gets there, and the rest of it, up to its newline,
+/// is skipped unread into any buffer. Memory stays at `max` plus the read
+/// buffer, whatever the pipe sends.
+pub struct BoundedLines<R> {
+    reader: tokio::io::BufReader<R>,
+    max: usize,
+    line: Vec<u8>,
+    /// The last line handed out was cut.
+    cut: bool,
+    /// The last line handed out ended with a newline.
+    ended: bool,
+    /// Skipping the rest of a cut line.
+    skipping: bool,
+}
+
+impl<R: AsyncRead + Unpin> BoundedLines<R> {
+    pub fn new(pipe: R, max: usize) -> Self {
+        BoundedLines {
+            reader: tokio::io::BufReader::with_capacity(64 * 1024, pipe),
+            max,
+            line: Vec::new(),
+            cut: false,
+            ended: false,
+            skipping: false,
+        }
+    }
+
+    /// The next line, without its newline; `None` at the end of the stream.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.line.clear();
+        self.cut = false;
+        loop {
+            let available = match self.reader.fill_buf().await {
+                Ok([]) | Err(_) => {
+                    self.ended = false;
+                    return (!self.line.is_empty())
+                        .then(|| String::from_utf8_lossy(&self.line).into_owned());
+                }
+                Ok(available) => available,
+            };
+            let newline = available.iter().position(|&b| b == b'\n');
+            let chunk = &available[..newline.unwrap_or(available.len())];
+            let consumed = newline.map_or(available.len(), |i| i + 1);
+            if self.skipping {
+                self.reader.consume(consumed);
+                self.skipping = newline.is_none();
+                continue;
+            }
+            let room = self.max - self.line.len();
+            if chunk.len() > room {
+                self.line.extend_from_slice(&chunk[..room]);
+                // Hand the cut line out now; skip the rest of it.
+                let rest_ends = newline.is_some();
+                self.reader.consume(consumed);
+                self.skipping = !rest_ends;
+                self.cut = true;
+                self.ended = rest_ends;
+                return Some(String::from_utf8_lossy(&self.line).into_owned());
+            }
+            self.line.extend_from_slice(chunk);
+            self.reader.consume(consumed);
+            if newline.is_some() {
+                self.ended = true;
+                return Some(String::from_utf8_lossy(&self.line).into_owned());
             }
         }
     }
-    if keep_limit == usize::MAX {
-        kept
-    } else {
-        tail(&kept, keep_limit).trim().to_string()
+
+    /// Whether the last line was cut at the bound.
+    pub fn cut(&self) -> bool {
+        self.cut
+    }
+
+    /// Whether the last line ended with a newline (else the stream ended).
+    pub fn ended_line(&self) -> bool {
+        self.ended
     }
 }
 
@@ -405,6 +509,35 @@ mod tests {
         let mut got = seen.lock().map(|v| v.clone()).unwrap_or_default();
         got.sort();
         assert_eq!(got, ["one", "three", "two"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_is_cut_at_the_bound_and_never_buffered_whole() {
+        let mut input = vec![b'x'; 10 * 1024 * 1024];
+        input.extend_from_slice(b"\nshort\nlast");
+        let mut lines = BoundedLines::new(&input[..], 100);
+        let first = lines.next_line().await.expect("the cut line");
+        assert_eq!((first.len(), lines.cut()), (100, true));
+        assert!(
+            lines.line.capacity() < 64 * 1024,
+            "{}",
+            lines.line.capacity()
+        );
+        assert_eq!(lines.next_line().await.as_deref(), Some("short"));
+        assert!(!lines.cut() && lines.ended_line());
+        assert_eq!(lines.next_line().await.as_deref(), Some("last"));
+        assert!(!lines.ended_line());
+        assert_eq!(lines.next_line().await, None);
+    }
+
+    #[tokio::test]
+    async fn output_past_the_bound_is_an_error() {
+        let err = Invocation::new("head")
+            .args(["-c", &(MAX_OUTPUT_BYTES + 10).to_string(), "/dev/zero"])
+            .run()
+            .await
+            .expect_err("too much output");
+        assert!(err.to_string().contains("more than"), "{err}");
     }
 
     #[test]

@@ -15,12 +15,12 @@ use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use super::log::{self, LogRing};
 use crate::engine::env::EnvFile;
 use crate::engine::podman;
-use crate::session::logs::LogRing;
+use crate::engine::process::BoundedLines;
 use crate::wire;
 
 /// Receives the child's progress for one call, already re-addressed to the caller.
@@ -441,9 +441,10 @@ fn problem_reporter(server: &str, log: Arc<LogRing>) -> wire::OnProblem {
     })
 }
 
+/// Keep the child's stderr in its ring, a bounded line at a time.
 async fn copy_lines(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut lines = BoundedLines::new(stderr, log::LINE_BYTES);
+    while let Some(line) = lines.next_line().await {
         log.push(&line);
     }
 }

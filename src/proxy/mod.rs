@@ -2,6 +2,7 @@
 //! progress and cancellation. Knows MCP; knows podman only through the engine.
 
 pub mod child;
+pub mod log;
 pub mod names;
 
 pub use child::{Child, ProgressSink, StartSpec, Status};

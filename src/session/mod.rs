@@ -6,12 +6,10 @@
 //! - [`registry`]: launch, list, stop, logs, calls
 //! - [`sweep`]: containers whose owner is gone
 //! - [`connect`]: a client's own connection to a session's server
-//! - [`logs`]: each server's stderr
 
 pub mod connect;
 pub mod container;
 mod launch;
-pub mod logs;
 pub mod policy;
 pub mod registry;
 pub mod sweep;

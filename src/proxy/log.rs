@@ -3,6 +3,9 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+/// Bytes of one line that are kept; the rest is cut (see `BoundedLines`).
+pub const LINE_BYTES: usize = 4096;
+
 /// Keeps the last `capacity` lines.
 #[derive(Debug)]
 pub struct LogRing {
@@ -24,16 +27,11 @@ impl LogRing {
             lines.pop_front();
         }
         // A single line is capped too, so one huge line cannot hold the memory.
-        let line = if line.len() > 4096 {
-            let mut end = 4096;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}…", &line[..end])
-        } else {
-            line.to_string()
-        };
-        lines.push_back(line);
+        let mut end = line.len().min(LINE_BYTES);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        lines.push_back(line[..end].to_string());
     }
 
     /// The last `n` lines, oldest first.
