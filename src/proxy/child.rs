@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::log::{self, LogRing};
+use super::tools;
 use crate::engine::env::EnvFile;
 use crate::engine::podman;
 use crate::engine::process::BoundedLines;
@@ -55,9 +56,25 @@ pub struct Handshake {
 struct Shared {
     name: String,
     tools: RwLock<Vec<Tool>>,
+    /// What `tools::admit` left out of the last tool list, and why.
+    warnings: RwLock<Vec<String>>,
+    log: Arc<LogRing>,
     routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
     /// Fires whenever this child's tool list changes or the child dies.
     changed: tokio::sync::broadcast::Sender<()>,
+}
+
+impl Shared {
+    /// Take a tool list from the child, as far as `tools::admit` lets it in.
+    fn set_tools(&self, listed: Vec<Tool>) {
+        let (tools, warnings) = tools::admit(&self.name, listed);
+        for w in &warnings {
+            self.log.push(&format!("mcpod: {w}"));
+            tracing::warn!("{w}");
+        }
+        *self.tools.write().unwrap_or_else(|p| p.into_inner()) = tools;
+        *self.warnings.write().unwrap_or_else(|p| p.into_inner()) = warnings;
+    }
 }
 
 /// The rmcp client side of the child's connection.
@@ -96,7 +113,7 @@ impl ClientHandler for Handler {
         tokio::spawn(async move {
             match context.peer.list_all_tools().await {
                 Ok(tools) => {
-                    *shared.tools.write().unwrap_or_else(|p| p.into_inner()) = tools;
+                    shared.set_tools(tools);
                     let _ = shared.changed.send(());
                 }
                 Err(e) => tracing::warn!(server = %shared.name, "re-listing tools failed: {e}"),
@@ -136,13 +153,15 @@ impl Child {
     /// Start the server and connect. Never fails: a server that cannot start is
     /// returned with a `Failed` status that says why.
     pub async fn start(spec: StartSpec) -> Arc<Child> {
+        let log = Arc::new(LogRing::new(1000));
         let shared = Arc::new(Shared {
             name: spec.name.clone(),
             tools: RwLock::new(Vec::new()),
+            warnings: RwLock::new(Vec::new()),
+            log: log.clone(),
             routes: Mutex::new(HashMap::new()),
             changed: spec.changed,
         });
-        let log = Arc::new(LogRing::new(1000));
         let failed = |reason: String, exit_code: Option<i32>, log: &Arc<LogRing>| {
             Arc::new(Child {
                 shared: shared.clone(),
@@ -226,7 +245,7 @@ impl Child {
         });
         let peer = service.peer().clone();
         match tokio::time::timeout(spec.handshake, peer.list_all_tools()).await {
-            Ok(Ok(tools)) => *shared.tools.write().unwrap_or_else(|p| p.into_inner()) = tools,
+            Ok(Ok(tools)) => shared.set_tools(tools),
             Ok(Err(e)) => {
                 let _ = process.start_kill();
                 return failed(
@@ -297,6 +316,15 @@ impl Child {
 
     pub fn is_ready(&self) -> bool {
         matches!(self.status(), Status::Ready)
+    }
+
+    /// What was left out of the child's tool list, and why.
+    pub fn warnings(&self) -> Vec<String> {
+        self.shared
+            .warnings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The child's tools (empty once it has died).

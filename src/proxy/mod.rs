@@ -4,5 +4,6 @@
 pub mod child;
 pub mod log;
 pub mod names;
+pub mod tools;
 
 pub use child::{Child, ProgressSink, StartSpec, Status};

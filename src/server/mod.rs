@@ -363,7 +363,8 @@ impl ServerHandler for McpodServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = self.tool_router.list_all();
-        tools.extend(self.sessions.tools());
+        let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
+        tools.extend(self.sessions.tools(room));
         let mut result = ListToolsResult::with_all_items(tools);
         if context
             .protocol_version()

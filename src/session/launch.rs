@@ -223,6 +223,7 @@ impl Sessions {
             servers,
             warnings,
             reaped: AtomicBool::new(false),
+            calls: tokio::sync::Semaphore::new(super::registry::MAX_CALLS),
         });
         self.map
             .lock()

@@ -38,7 +38,13 @@ pub(super) struct Session {
     pub(super) attached: bool,
     /// Set once its container has been removed because no server is left.
     pub(super) reaped: AtomicBool,
+    /// Calls in flight (at most [`MAX_CALLS`]).
+    pub(super) calls: tokio::sync::Semaphore,
 }
+
+/// Proxied calls in flight per session; one more is refused at once, so a
+/// burst costs mcpod a bounded amount of memory.
+pub const MAX_CALLS: usize = 64;
 
 impl Session {
     /// Whether its container is gone already: a one-server session whose
@@ -169,7 +175,12 @@ impl Sessions {
             lease_until: s.lease_until,
             servers,
             client_config: client_config(s, &self.policy.allowed_env),
-            warnings: s.warnings.clone(),
+            warnings: s
+                .warnings
+                .iter()
+                .cloned()
+                .chain(s.servers.values().flat_map(|c| c.warnings()))
+                .collect(),
         }
     }
 
@@ -236,12 +247,23 @@ impl Sessions {
         })
     }
 
-    /// Every tool of every ready server, under its exported name.
-    pub fn tools(&self) -> Vec<Tool> {
+    /// The tools of ready servers, under their exported names, at most
+    /// `room` of them (sessions in order of id); the rest are left out with a
+    /// warning, and call_tool still reaches them.
+    pub fn tools(&self, room: usize) -> Vec<Tool> {
         let mut out = Vec::new();
         for s in self.all() {
             for (name, child) in &s.servers {
-                for mut tool in child.tools() {
+                let tools = child.tools();
+                if out.len() + tools.len() > room {
+                    tracing::warn!(
+                        "tools of session {} server {name} are left out of tools/list: it would list more than {} tools; call_tool reaches them",
+                        s.id,
+                        crate::proxy::tools::MAX_LISTED
+                    );
+                    continue;
+                }
+                for mut tool in tools {
                     let upstream = tool.name.to_string();
                     tool.name = names::exported(&s.id, name, &upstream).into();
                     let note = format!("[mcpod session {} server {name}: `{upstream}`]", s.id);
@@ -292,6 +314,11 @@ impl Sessions {
                 s.servers.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
+        let Ok(_permit) = s.calls.try_acquire() else {
+            return Err(format!(
+                "session `{session}` has {MAX_CALLS} calls in flight, mcpod's limit per session; wait for one to finish"
+            ));
+        };
         child.call(tool, arguments, progress, cancel).await
     }
 }
