@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod host;
+pub mod hostile;
 pub mod labels;
 pub mod rpc;
 
@@ -114,11 +115,18 @@ impl Drop for ImageCleanup {
 /// Build `examples/<dir>` as `localhost/<name>` (a cache hit after the first
 /// time); its tag. `staged` is a path inside the example that its script makes.
 pub fn example_image(dir: &str, name: &str, staged: &str, script: &str) -> String {
+    context_image(&format!("examples/{dir}"), name, staged, script)
+}
+
+/// Build the context at `dir` (relative to the repository) as `localhost/<name>`
+/// (a cache hit after the first time); its tag. `staged` is a path inside the
+/// context that `script` makes.
+pub fn context_image(dir: &str, name: &str, staged: &str, script: &str) -> String {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ctx = repo.join("examples").join(dir);
+    let ctx = repo.join(dir);
     assert!(
         ctx.join(staged).exists(),
-        "examples/{dir}/{staged} is missing: run {script} (scripts/test does)"
+        "{dir}/{staged} is missing: run {script} (scripts/test does)"
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime

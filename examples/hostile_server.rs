@@ -1,0 +1,491 @@
+//! `hostile-server`: a child MCP server that misbehaves on request, for the tests that
+//! harden mcpod against what a hostile image can send. Statically linked into the
+//! `tests/fixtures/hostile` image (FROM scratch) by scripts/build-hello.
+//!
+//! Not rmcp: a hand-rolled, synchronous, newline-delimited JSON-RPC server on stdin and
+//! stdout (serde_json and std only), because its output must be byte-exact and as large as
+//! asked, which a real SDK refuses to produce. Large outputs are streamed in 64 KiB chunks,
+//! so the fixture's own memory stays small whatever it is asked to write.
+//!
+//! It answers `initialize` (echoing the client's protocolVersion when it is 2025-06-18 or
+//! 2025-11-25, else 2025-11-25), `ping`, `tools/list` and `tools/call`; it ignores
+//! notifications and responses; any other method gets a JSON-RPC -32601 error, a line that
+//! is not JSON a -32700 error and a message that is not a request object a -32600 error.
+//! Tool arguments that are missing or of the wrong type get a -32602 error.
+//!
+//! Tools:
+//! - `echo {text}`: returns `text`.
+//! - `stderr_flood {bytes, newline?}`: writes `bytes` bytes of `x` to stderr (a newline
+//!   after them only if `newline` is true), then returns `flooded N`.
+//! - `big_reply {bytes}`: one response line whose text content is `bytes` bytes of `a`.
+//! - `deep_reply {depth}`: a response whose result carries, besides its content, a field
+//!   `deep` nested `depth` arrays deep (`[[[]]]` for 3; `null` for 0).
+//! - `notify_flood {count, bytes}`: `count` `notifications/message` whose data is `bytes`
+//!   bytes of `n` and, when the request has `_meta.progressToken`, as many
+//!   `notifications/progress` whose message is `bytes` bytes of `p`; then `notified N`.
+//! - `garbage_then_reply`: one line of non-JSON text on stdout, then the response.
+//! - `slow {ms}`: sleeps `ms` milliseconds (cancellation is not heard), then `slept`.
+//!
+//! Flags: `--duplicate-tools` (`echo` listed twice, with two descriptions),
+//! `--many-tools N` (extra tools `t0`..`t{N-1}`, each answering its own name),
+//! `--stderr-at-start BYTES` (`y`s on stderr, no newline, before reading stdin),
+//! `--banner TEXT` (TEXT as a line on stdout before anything else),
+//! `--echo-stdin` (every line read is written back verbatim, nothing is answered).
+
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+/// The size of each write of a streamed output.
+const CHUNK: usize = 64 * 1024;
+const PROTOCOL_VERSIONS: &[&str] = &["2025-06-18", "2025-11-25"];
+const DEFAULT_PROTOCOL_VERSION: &str = "2025-11-25";
+
+#[derive(Default)]
+struct Flags {
+    duplicate_tools: bool,
+    many_tools: u64,
+    stderr_at_start: u64,
+    banner: Option<String>,
+    echo_stdin: bool,
+}
+
+impl Flags {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--duplicate-tools" => flags.duplicate_tools = true,
+                "--echo-stdin" => flags.echo_stdin = true,
+                "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
+                "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
+                "--banner" => flags.banner = Some(value(&arg)?),
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        Ok(flags)
+    }
+}
+
+fn number(text: &str, flag: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("{flag} wants a whole number, not `{text}`"))
+}
+
+/// Write `len` bytes of `byte` to `out` in chunks of at most [`CHUNK`].
+fn repeat(out: &mut impl Write, byte: u8, len: u64) -> io::Result<()> {
+    let chunk = [byte; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        out.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// A JSON-RPC failure to send back as an error response.
+struct RpcError {
+    code: i64,
+    message: String,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn params(message: impl Into<String>) -> Self {
+        RpcError::new(-32602, message)
+    }
+}
+
+struct Server {
+    flags: Flags,
+    out: io::Stdout,
+}
+
+impl Server {
+    /// One complete message, as one line.
+    fn send(&mut self, message: &Value) -> io::Result<()> {
+        let mut out = self.out.lock();
+        serde_json::to_writer(&mut out, message)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    fn reply(&mut self, id: &Value, result: Value) -> io::Result<()> {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+    }
+
+    fn error(&mut self, id: &Value, error: RpcError) -> io::Result<()> {
+        self.send(&json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": error.code, "message": error.message},
+        }))
+    }
+
+    fn text_result(text: impl Into<String>) -> Value {
+        json!({"content": [{"type": "text", "text": text.into()}], "isError": false})
+    }
+
+    /// Handle one line read from stdin.
+    fn line(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.flags.echo_stdin {
+            let mut out = self.out.lock();
+            out.write_all(line)?;
+            return out.flush();
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let message: Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.error(
+                    &Value::Null,
+                    RpcError::new(-32700, format!("parse error: {e}")),
+                );
+            }
+        };
+        let Value::Object(message) = message else {
+            return self.error(
+                &Value::Null,
+                RpcError::new(-32600, "a message must be a JSON object"),
+            );
+        };
+        let (Some(id), Some(method)) = (message.get("id"), message.get("method")) else {
+            // A notification, or a response to nothing we asked: ignored.
+            return Ok(());
+        };
+        let id = id.clone();
+        let Some(method) = method.as_str() else {
+            return self.error(&id, RpcError::new(-32600, "`method` must be a string"));
+        };
+        let params = message.get("params").cloned().unwrap_or(Value::Null);
+        match method {
+            "initialize" => {
+                let asked = params.get("protocolVersion").and_then(Value::as_str);
+                let version = asked
+                    .filter(|v| PROTOCOL_VERSIONS.contains(v))
+                    .unwrap_or(DEFAULT_PROTOCOL_VERSION);
+                self.reply(
+                    &id,
+                    json!({
+                        "protocolVersion": version,
+                        "capabilities": {"tools": {}},
+                        "serverInfo": {"name": "hostile-server", "version": env!("CARGO_PKG_VERSION")},
+                    }),
+                )
+            }
+            "ping" => self.reply(&id, json!({})),
+            "tools/list" => self.tools_list(&id),
+            "tools/call" => match self.tools_call(&id, &params) {
+                Ok(()) => Ok(()),
+                Err(Failure::Rpc(e)) => self.error(&id, e),
+                Err(Failure::Io(e)) => Err(e),
+            },
+            other => self.error(
+                &id,
+                RpcError::new(-32601, format!("method not found: {other}")),
+            ),
+        }
+    }
+
+    /// The tools, streamed one by one (`--many-tools` may ask for very many).
+    fn tools_list(&mut self, id: &Value) -> io::Result<()> {
+        let mut out = self.out.lock();
+        write!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":["#)?;
+        let mut first = true;
+        let mut tool = |out: &mut io::StdoutLock, tool: Value| -> io::Result<()> {
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(out, &tool).map_err(io::Error::from)
+        };
+        for t in tools() {
+            tool(&mut out, t)?;
+        }
+        if self.flags.duplicate_tools {
+            tool(
+                &mut out,
+                json!({
+                    "name": "echo",
+                    "description": "A second `echo`, with another description.",
+                    "inputSchema": schema(&[("text", "string")], &["text"]),
+                }),
+            )?;
+        }
+        for i in 0..self.flags.many_tools {
+            tool(
+                &mut out,
+                json!({
+                    "name": format!("t{i}"),
+                    "description": format!("Extra tool {i}: answers its own name."),
+                    "inputSchema": {"type": "object", "properties": {}},
+                }),
+            )?;
+        }
+        out.write_all(b"]}}\n")?;
+        out.flush()
+    }
+
+    fn tools_call(&mut self, id: &Value, params: &Value) -> Result<(), Failure> {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpcError::params("tools/call needs a string `name`"))?;
+        let empty = Map::new();
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(RpcError::params("`arguments` must be an object").into()),
+        };
+        match name {
+            "echo" => {
+                let text = args
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| RpcError::params("echo needs a string `text`"))?;
+                self.reply(id, Self::text_result(text))?;
+            }
+            "stderr_flood" => {
+                let bytes = whole(args, "bytes")?;
+                let newline = match args.get("newline") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(RpcError::params("`newline` must be a boolean").into()),
+                };
+                let mut err = io::stderr().lock();
+                repeat(&mut err, b'x', bytes)?;
+                if newline {
+                    err.write_all(b"\n")?;
+                }
+                err.flush()?;
+                drop(err);
+                self.reply(id, Self::text_result(format!("flooded {bytes}")))?;
+            }
+            "big_reply" => {
+                let bytes = whole(args, "bytes")?;
+                let mut out = self.out.lock();
+                write!(
+                    out,
+                    r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":""#
+                )?;
+                repeat(&mut out, b'a', bytes)?;
+                out.write_all(b"\"}],\"isError\":false}}\n")?;
+                out.flush()?;
+            }
+            "deep_reply" => {
+                let depth = whole(args, "depth")?;
+                let mut out = self.out.lock();
+                write!(
+                    out,
+                    r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"deep {depth}"}}],"isError":false,"deep":"#
+                )?;
+                if depth == 0 {
+                    out.write_all(b"null")?;
+                } else {
+                    repeat(&mut out, b'[', depth)?;
+                    repeat(&mut out, b']', depth)?;
+                }
+                out.write_all(b"}}\n")?;
+                out.flush()?;
+            }
+            "notify_flood" => {
+                let count = whole(args, "count")?;
+                let bytes = whole(args, "bytes")?;
+                let token = params
+                    .get("_meta")
+                    .and_then(|m| m.get("progressToken"))
+                    .filter(|t| t.is_string() || t.is_number())
+                    .cloned();
+                let mut out = self.out.lock();
+                for i in 0..count {
+                    out.write_all(
+                        br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","logger":"hostile","data":""#,
+                    )?;
+                    repeat(&mut out, b'n', bytes)?;
+                    out.write_all(b"\"}}\n")?;
+                    if let Some(token) = &token {
+                        write!(
+                            out,
+                            r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{token},"progress":{},"total":{count},"message":""#,
+                            i + 1
+                        )?;
+                        repeat(&mut out, b'p', bytes)?;
+                        out.write_all(b"\"}}\n")?;
+                    }
+                    out.flush()?;
+                }
+                drop(out);
+                self.reply(id, Self::text_result(format!("notified {count}")))?;
+            }
+            "garbage_then_reply" => {
+                {
+                    let mut out = self.out.lock();
+                    out.write_all(b"this line is not JSON-RPC {{{ \x01 garbage\n")?;
+                    out.flush()?;
+                }
+                self.reply(id, Self::text_result("after garbage"))?;
+            }
+            "slow" => {
+                let ms = whole(args, "ms")?;
+                std::thread::sleep(Duration::from_millis(ms));
+                self.reply(id, Self::text_result("slept"))?;
+            }
+            extra if self.is_extra_tool(extra) => {
+                self.reply(id, Self::text_result(extra))?;
+            }
+            other => return Err(RpcError::params(format!("unknown tool `{other}`")).into()),
+        }
+        Ok(())
+    }
+
+    /// `t<i>` with `i` below `--many-tools`.
+    fn is_extra_tool(&self, name: &str) -> bool {
+        name.strip_prefix('t')
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .is_some_and(|i| i < self.flags.many_tools)
+    }
+}
+
+/// Why a tool call did not produce its reply.
+enum Failure {
+    Rpc(RpcError),
+    Io(io::Error),
+}
+
+impl From<RpcError> for Failure {
+    fn from(e: RpcError) -> Self {
+        Failure::Rpc(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+fn whole(args: &Map<String, Value>, name: &str) -> Result<u64, RpcError> {
+    args.get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| RpcError::params(format!("`{name}` must be a whole number")))
+}
+
+/// An object schema with `props` (name, JSON type) and the `required` ones.
+fn schema(props: &[(&str, &str)], required: &[&str]) -> Value {
+    let properties: Map<String, Value> = props
+        .iter()
+        .map(|(name, ty)| {
+            let mut p = json!({"type": ty});
+            if *ty == "integer" {
+                p["minimum"] = json!(0);
+            }
+            (name.to_string(), p)
+        })
+        .collect();
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+fn tools() -> Vec<Value> {
+    let tool = |name: &str, description: &str, input: Value| json!({"name": name, "description": description, "inputSchema": input});
+    vec![
+        tool(
+            "echo",
+            "Return `text`.",
+            schema(&[("text", "string")], &["text"]),
+        ),
+        tool(
+            "stderr_flood",
+            "Write `bytes` bytes of `x` to stderr, then a newline if `newline`.",
+            schema(&[("bytes", "integer"), ("newline", "boolean")], &["bytes"]),
+        ),
+        tool(
+            "big_reply",
+            "Reply with one line whose text is `bytes` bytes of `a`.",
+            schema(&[("bytes", "integer")], &["bytes"]),
+        ),
+        tool(
+            "deep_reply",
+            "Reply with a result field nested `depth` arrays deep.",
+            schema(&[("depth", "integer")], &["depth"]),
+        ),
+        tool(
+            "notify_flood",
+            "Send `count` log notifications (and progress notifications when asked) of `bytes` bytes each.",
+            schema(
+                &[("count", "integer"), ("bytes", "integer")],
+                &["count", "bytes"],
+            ),
+        ),
+        tool(
+            "garbage_then_reply",
+            "Write a line that is not JSON on stdout, then reply.",
+            schema(&[], &[]),
+        ),
+        tool(
+            "slow",
+            "Sleep `ms` milliseconds, then reply.",
+            schema(&[("ms", "integer")], &["ms"]),
+        ),
+    ]
+}
+
+fn run(flags: Flags) -> io::Result<()> {
+    if let Some(banner) = &flags.banner {
+        let mut out = io::stdout().lock();
+        out.write_all(banner.as_bytes())?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+    }
+    if flags.stderr_at_start > 0 {
+        let mut err = io::stderr().lock();
+        repeat(&mut err, b'y', flags.stderr_at_start)?;
+        err.flush()?;
+    }
+    let mut server = Server {
+        flags,
+        out: io::stdout(),
+    };
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        server.line(&line)?;
+    }
+}
+
+fn main() -> ExitCode {
+    let flags = match Flags::parse(std::env::args().skip(1)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("hostile-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The client went away mid-write: nothing left to say to it.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hostile-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
