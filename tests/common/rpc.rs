@@ -18,6 +18,8 @@ pub struct Server {
     lines: Receiver<Value>,
     /// Notifications seen while waiting for responses.
     pub notifications: Vec<Value>,
+    /// Where mcpod's stderr goes, for a server started with [`Server::start_logged`].
+    pub stderr: Option<tempfile::NamedTempFile>,
 }
 
 impl Server {
@@ -35,6 +37,24 @@ impl Server {
         Self::spawn(root, extra, env, Some(HostLock::shared()))
     }
 
+    /// Start `mcpod serve --root ROOT EXTRA...` with its stderr kept in a file.
+    pub fn start_logged(root: &std::path::Path, extra: &[&str]) -> Server {
+        let file = tempfile::NamedTempFile::new().expect("stderr file");
+        let mut server = Self::spawn_to(root, extra, &[], Some(HostLock::shared()), Some(&file));
+        server.stderr = Some(file);
+        server
+    }
+
+    /// Bytes mcpod has written to stderr (a server from [`Server::start_logged`]).
+    pub fn stderr_text(&self) -> String {
+        let path = self
+            .stderr
+            .as_ref()
+            .expect("started with start_logged")
+            .path();
+        std::fs::read_to_string(path).expect("read stderr")
+    }
+
     /// Start `mcpod serve --root ROOT EXTRA...` for a test that holds
     /// [`HostLock::exclusive`] itself.
     pub fn start_holding_host(root: &std::path::Path, extra: &[&str]) -> Server {
@@ -47,6 +67,20 @@ impl Server {
         env: &[(&str, String)],
         host: Option<HostLock>,
     ) -> Server {
+        Self::spawn_to(root, extra, env, host, None)
+    }
+
+    fn spawn_to(
+        root: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+        host: Option<HostLock>,
+        stderr: Option<&tempfile::NamedTempFile>,
+    ) -> Server {
+        let stderr = match stderr {
+            Some(f) => Stdio::from(f.reopen().expect("reopen the stderr file")),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
             .args(["serve", "--root"])
             .arg(root)
@@ -54,7 +88,7 @@ impl Server {
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("mcpod starts");
         let stdin = child.stdin.take().expect("stdin");
@@ -77,6 +111,7 @@ impl Server {
             stdin: Some(stdin),
             lines,
             notifications: Vec::new(),
+            stderr: None,
         }
     }
 

@@ -1,0 +1,357 @@
+//! Hostile input, the child and client classes: what a child server writes on
+//! its stdout and stderr, and what a client sends to mcpod, is read with a
+//! bound, and every limit is an answer (an error naming the size and the
+//! limit, at once), never a hang, a flood of mcpod's stderr or unbounded
+//! memory. The child is tests/fixtures/hostile (examples/hostile_server.rs).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::hostile::hostile_image;
+use common::rpc::{Server, initialize, text_of};
+use common::{ImageCleanup, containers_of, unique};
+use serde_json::{Value, json};
+
+/// mcpod's peak resident memory so far, in MiB (VmHWM).
+fn peak_rss_mib(server: &Server) -> u64 {
+    rss_field(server, "VmHWM:")
+}
+
+fn rss_mib(server: &Server) -> u64 {
+    rss_field(server, "VmRSS:")
+}
+
+fn rss_field(server: &Server, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("mcpod's /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map(|kb| kb / 1024)
+        .expect("the field")
+}
+
+/// Launch the hostile image (or `image`); the session id.
+fn launch(server: &mut Server, id: u64, image: &str) -> String {
+    let launched = server.call(id, "launch_session", json!({"image": image}));
+    assert_ne!(launched["isError"], true, "{launched}");
+    let info = &launched["structuredContent"];
+    assert_eq!(info["servers"]["hostile"]["status"], "ready", "{info}");
+    info["session"].as_str().expect("session").to_string()
+}
+
+/// A proxied call that must answer within `within`; the result and how long it took.
+fn timed_call(server: &mut Server, id: u64, tool: &str, args: Value) -> (Value, Duration) {
+    let started = Instant::now();
+    let result = server.call(id, tool, args);
+    (result, started.elapsed())
+}
+
+fn stop(server: &mut Server, id: u64, session: &str) {
+    let stopped = server.call(id, "stop_session", json!({"session": session}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+    assert_eq!(containers_of(session), Vec::<String>::new());
+}
+
+#[test]
+fn a_stderr_line_with_no_end_keeps_mcpod_small() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let session = launch(&mut server, 1, &image);
+    let before = peak_rss_mib(&server);
+    // 300 MiB on one line: buffered whole, mcpod would grow by as much.
+    let bytes = 300u64 << 20;
+    let flooded = server.call(
+        2,
+        &format!("{session}_hostile__stderr_flood"),
+        json!({"bytes": bytes, "newline": false}),
+    );
+    assert_eq!(text_of(&flooded), format!("flooded {bytes}"), "{flooded}");
+    let echoed = server.call(
+        3,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "still here"}),
+    );
+    assert_eq!(text_of(&echoed), "still here");
+    let peak = peak_rss_mib(&server);
+    assert!(
+        peak < before + 64,
+        "mcpod's peak RSS went from {before} MiB to {peak} MiB reading one stderr line"
+    );
+    // The log keeps the line's start, cut.
+    let logs = server.call(4, "session_logs", json!({"session": session}));
+    let lines = logs["structuredContent"]["servers"]["hostile"].clone();
+    let first = lines[0].as_str().unwrap_or_default();
+    assert!(
+        first.starts_with("xxxx") && first.len() <= 4096,
+        "{}",
+        first.len()
+    );
+    stop(&mut server, 5, &session);
+}
+
+#[test]
+fn a_reply_over_the_limit_fails_the_call_at_once_and_the_session_goes_on() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let session = launch(&mut server, 1, &image);
+    let bytes = 20u64 << 20;
+    let (result, took) = timed_call(
+        &mut server,
+        2,
+        &format!("{session}_hostile__big_reply"),
+        json!({"bytes": bytes}),
+    );
+    assert_eq!(result["isError"], true, "{result}");
+    let text = text_of(&result);
+    assert!(
+        text.contains("server `hostile` sent a response of")
+            && text.contains("limit of 16777216 bytes")
+            && text.contains("`big_reply`"),
+        "{text}"
+    );
+    // Not the 60 s call deadline: the reply's end is the answer.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // Too deep to parse: the same, at once.
+    let (result, _) = timed_call(
+        &mut server,
+        3,
+        &format!("{session}_hostile__deep_reply"),
+        json!({"depth": 100_000}),
+    );
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(text_of(&result).contains("deeper than"), "{result}");
+    // A non-JSON line before a reply is dropped; the reply still arrives.
+    let garbled = server.call(
+        4,
+        &format!("{session}_hostile__garbage_then_reply"),
+        json!({}),
+    );
+    assert_ne!(garbled["isError"], true, "{garbled}");
+    let echoed = server.call(
+        5,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "ok"}),
+    );
+    assert_eq!(text_of(&echoed), "ok");
+    // What was refused is in the session's log.
+    let logs = server.call(6, "session_logs", json!({"session": session}));
+    let log = logs["structuredContent"]["servers"]["hostile"].to_string();
+    assert!(
+        log.contains("mcpod: server `hostile` sent a response of"),
+        "{log}"
+    );
+    assert!(log.contains("not JSON"), "{log}");
+    stop(&mut server, 7, &session);
+}
+
+#[test]
+fn a_request_over_the_limit_or_too_deep_gets_an_error_reply() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    // The id comes last, as the TypeScript SDK writes it.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"list_sessions","arguments":{{"x":"{}"}}}},"id":7}}"#,
+        "a".repeat(17 << 20)
+    );
+    server.send_raw(&big);
+    let reply = server.response(7);
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("of {} bytes", big.len()))
+            && message.contains("limit of 16777216"),
+        "{reply}"
+    );
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"list_sessions","arguments":{{"x":{}{}}}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    server.send_raw(&deep);
+    let reply = server.response(8);
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deeper"),
+        "{reply}"
+    );
+    // Still serving.
+    let listed = server.call(9, "list_sessions", json!({}));
+    assert_ne!(listed["isError"], true, "{listed}");
+}
+
+#[test]
+fn a_notification_flood_does_not_flood_mcpods_stderr() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_logged(root.path(), &[]);
+    initialize(&mut server, "2025-11-25");
+    let session = launch(&mut server, 1, &image);
+    // 100 notifications of 1 MiB (and as many progress notifications).
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": format!("{session}_hostile__notify_flood"),
+        "arguments": {"count": 100, "bytes": 1 << 20},
+        "_meta": {"progressToken": "flood"}}}),
+    );
+    let result = server.response(2)["result"].clone();
+    assert_eq!(text_of(&result), "notified 100", "{result}");
+    let stderr = server.stderr_text();
+    assert!(
+        stderr.len() < 256 * 1024,
+        "mcpod wrote {} bytes to stderr for 200 MiB of notifications",
+        stderr.len()
+    );
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.len() <= mcpod::logging::EVENT_BYTES),
+        "an event over {} bytes",
+        mcpod::logging::EVENT_BYTES
+    );
+    stop(&mut server, 3, &session);
+}
+
+/// Build the hostile image with its server started as `command`.
+fn hostile_with(server: &mut Server, id: u64, root: &std::path::Path, command: Value) -> String {
+    let ctx = root.join(format!("ctx{id}"));
+    std::fs::create_dir(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {}\n", hostile_image()),
+    )
+    .expect("Containerfile");
+    let built = server.call(
+        id,
+        "build_image",
+        json!({"name": format!("localhost/{}", unique("hostile-flags")),
+            "context": format!("ctx{id}"),
+            "servers": {"hostile": {"command": command}}}),
+    );
+    assert_ne!(built["isError"], true, "{built}");
+    built["structuredContent"]["tag"]
+        .as_str()
+        .expect("tag")
+        .to_string()
+}
+
+fn exported_tools(server: &mut Server, id: u64) -> Vec<String> {
+    let listed = server.request(id, "tools/list", json!({}));
+    listed["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let _cleanup = ImageCleanup("hostile-flags".into());
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let dup = hostile_with(
+        &mut server,
+        1,
+        root.path(),
+        json!(["/bin/hostile-server", "--duplicate-tools"]),
+    );
+    let launched = server.call(2, "launch_session", json!({"image": dup}));
+    let info = launched["structuredContent"].clone();
+    let session = info["session"].as_str().expect("session").to_string();
+    let names = exported_tools(&mut server, 3);
+    let echo = format!("{session}_hostile__echo");
+    assert_eq!(names.iter().filter(|n| **n == echo).count(), 1, "{names:?}");
+    assert!(
+        info["warnings"].to_string().contains("more than once"),
+        "{}",
+        info["warnings"]
+    );
+
+    let many = hostile_with(
+        &mut server,
+        4,
+        root.path(),
+        json!(["/bin/hostile-server", "--many-tools", "300"]),
+    );
+    let launched = server.call(5, "launch_session", json!({"image": many}));
+    let info = launched["structuredContent"].clone();
+    let crowd = info["session"].as_str().expect("session").to_string();
+    assert_eq!(
+        info["servers"]["hostile"]["tools"].as_array().map(Vec::len),
+        Some(mcpod::proxy::tools::MAX_PER_SERVER),
+        "{}",
+        info["warnings"]
+    );
+    assert!(
+        info["warnings"].to_string().contains("exports the first"),
+        "{}",
+        info["warnings"]
+    );
+    let names = exported_tools(&mut server, 6);
+    assert!(
+        names.len() <= mcpod::proxy::tools::MAX_LISTED,
+        "{}",
+        names.len()
+    );
+    // A tool left out of tools/list is still reachable.
+    let t = server.call(
+        7,
+        "call_tool",
+        json!({"session": crowd, "server": "hostile", "tool": "t5", "arguments": {}}),
+    );
+    assert_ne!(t["isError"], true, "{t}");
+    stop(&mut server, 8, &session);
+    stop(&mut server, 9, &crowd);
+}
+
+#[test]
+fn a_burst_of_calls_is_capped_and_memory_comes_back() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let session = launch(&mut server, 1, &image);
+    let idle = rss_mib(&server);
+    let ids: Vec<u64> = (100..10_100).collect();
+    for id in &ids {
+        server.send(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": format!("{session}_hostile__slow"), "arguments": {"ms": 200}}}),
+        );
+    }
+    let replies = server.responses(&ids, Duration::from_secs(120));
+    let refused = replies
+        .values()
+        .filter(|r| text_of(&r["result"]).contains("calls in flight"))
+        .count();
+    let done = replies
+        .values()
+        .filter(|r| text_of(&r["result"]) == "slept")
+        .count();
+    assert_eq!(
+        done + refused,
+        ids.len(),
+        "every call answered one way or the other"
+    );
+    assert!(done >= 1 && refused >= 1, "done {done}, refused {refused}");
+    let after = rss_mib(&server);
+    eprintln!(
+        "RSS: idle {idle} MiB, after 10,000 calls {after} MiB, peak {} MiB",
+        peak_rss_mib(&server)
+    );
+    assert!(
+        after < idle + 48,
+        "RSS stayed at {after} MiB after the burst (idle {idle} MiB)"
+    );
+    stop(&mut server, 2, &session);
+}
