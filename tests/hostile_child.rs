@@ -344,14 +344,18 @@ fn a_burst_of_calls_is_capped_and_memory_comes_back() {
         "every call answered one way or the other"
     );
     assert!(done >= 1 && refused >= 1, "done {done}, refused {refused}");
-    let after = rss_mib(&server);
-    eprintln!(
-        "RSS: idle {idle} MiB, after 10,000 calls {after} MiB, peak {} MiB",
-        peak_rss_mib(&server)
-    );
+    let peak = peak_rss_mib(&server);
+    // mcpod gives freed memory back every few seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = rss_mib(&server);
+    while after >= idle + 16 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        after = rss_mib(&server);
+    }
+    eprintln!("RSS: idle {idle} MiB, peak {peak} MiB, after the burst {after} MiB");
     assert!(
-        after < idle + 48,
-        "RSS stayed at {after} MiB after the burst (idle {idle} MiB)"
+        after < idle + 16,
+        "RSS stayed at {after} MiB after the burst (idle {idle} MiB, peak {peak} MiB)"
     );
     stop(&mut server, 2, &session);
 }

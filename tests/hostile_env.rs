@@ -282,3 +282,37 @@ fn an_env_value_the_env_file_cannot_carry_is_an_error_and_leaves_nothing() {
     assert_ne!(listed["isError"], true, "{listed}");
     assert!(server.close(Duration::from_secs(20)).is_some());
 }
+
+#[test]
+fn a_build_arg_takes_only_host_variables_the_operator_allowed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::write(root.path().join("Containerfile"), "FROM scratch\nARG X\n")
+        .expect("Containerfile");
+    let name = format!("localhost/{}", unique("hostile-buildarg"));
+    let _cleanup = ImageCleanup(name.clone());
+    let mut server = Server::start_env(
+        root.path(),
+        &["--allow-env", "TOKEN"],
+        &[("MCPOD_TEST_HOST_SECRET", "s3cret".into())],
+    );
+    initialize(&mut server, "2025-11-25");
+    // The image could carry the value out: an agent may not pick any host variable.
+    let built = server.call(
+        1,
+        "build_image",
+        json!({"name": name, "build_args": {"X": "a-${MCPOD_TEST_HOST_SECRET}"}}),
+    );
+    assert_eq!(built["isError"], true, "{built}");
+    let text = text_of(&built);
+    assert!(
+        text.contains("`MCPOD_TEST_HOST_SECRET`")
+            && text.contains("not allowed")
+            && text.contains("--allow-env"),
+        "{text}"
+    );
+    assert_eq!(
+        common::images_named(&name),
+        Vec::<String>::new(),
+        "buildah ran"
+    );
+}

@@ -71,6 +71,7 @@ pub async fn serve_stdio(
             Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
         }
     });
+    tokio::spawn(release_freed_memory());
     let sessions = Arc::new(Sessions::new(policy)?);
     let server = McpodServer::new(workspace, sessions.clone());
     let served = async {
@@ -100,6 +101,23 @@ pub async fn serve_stdio(
         Err(e) => tracing::error!("could not remove every session container: {e}"),
     }
     result
+}
+
+/// Every few seconds, give the memory freed since back to the system: after
+/// a burst of requests glibc keeps its heap at the peak (measured: 17 MiB
+/// idle, 74 MiB for good after 10,000 calls at once). A trim of a small,
+/// mostly free heap takes well under a millisecond.
+async fn release_freed_memory() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free memory of the allocator.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 fn text_error(e: impl std::fmt::Display) -> String {
@@ -139,6 +157,10 @@ cancelling the request stops buildah and removes what it created.",
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
     ) -> Result<Json<Built>, String> {
+        self.sessions
+            .policy()
+            .check_build_args(&input.build_args)
+            .map_err(text_error)?;
         let spec = input.into_spec(&self.workspace).map_err(text_error)?;
         let (progress, flush) = progress_messages(&meta, peer);
         let built = image::build_image(spec, progress, cancel).await;

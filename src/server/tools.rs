@@ -20,7 +20,8 @@ pub struct BuildImageInput {
     /// else `Dockerfile`, in the context.
     #[serde(default)]
     pub containerfile: Option<String>,
-    /// Build args. A value may use `${NAME}` to take a variable from mcpod's environment.
+    /// Build args. A value may use `${NAME}` to take a variable from mcpod's
+    /// environment, if the operator allowed NAME (--allow-env).
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
     /// MCP servers to declare in the image's labels, merged over (and winning against)

@@ -328,6 +328,38 @@ impl Policy {
         })
     }
 
+    /// Check that every `${NAME}` an agent's build args reference is a
+    /// variable the operator allowed: an image can carry a build arg's value
+    /// out to whoever runs it.
+    pub fn check_build_args(&self, args: &BTreeMap<String, String>) -> Result<()> {
+        for (arg, value) in args {
+            let denied = std::cell::RefCell::new(None);
+            let _ = crate::image::build::resolve_build_args(
+                "",
+                &BTreeMap::from([(arg.clone(), value.clone())]),
+                |var| {
+                    if !self.allowed_env.iter().any(|a| a == var) {
+                        denied.borrow_mut().get_or_insert_with(|| var.to_string());
+                    }
+                    Some(String::new())
+                },
+            );
+            if let Some(var) = denied.into_inner() {
+                return Err(Error::invalid(
+                    "build arg",
+                    arg,
+                    format!(
+                        "its value takes host variable `{var}`, which the operator has not allowed"
+                    ),
+                    format!(
+                        "pass a literal value, or ask the operator to start mcpod with --allow-env {var}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Check that every env name a launch request passes is allowed.
     pub fn check_env_names<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
         for name in names {
