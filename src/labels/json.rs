@@ -6,7 +6,14 @@ use serde_json::Value;
 /// The root path.
 pub(crate) const ROOT: &str = "$";
 
-/// `parent.key`, or `parent["key"]` when the key is not a plain name.
+/// The longest key written out whole in a path.
+const MAX_PLAIN_KEY: usize = 64;
+
+/// `parent.key`, or `parent["key"]` when the key is not a plain name of at most 64
+/// characters. The key is untrusted: in brackets it is shortened to 64 characters, so a
+/// message does not grow with the label, and written as a JSON string with the control
+/// characters JSON leaves as they are (DEL, U+0080..U+009F) escaped too, so a path is one
+/// line of text whatever the key holds.
 pub(crate) fn key_path(parent: &str, key: &str) -> String {
     let plain = key
         .chars()
@@ -14,11 +21,23 @@ pub(crate) fn key_path(parent: &str, key: &str) -> String {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && key
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && key.len() <= MAX_PLAIN_KEY;
     if plain {
         format!("{parent}.{key}")
     } else {
-        format!("{parent}[{}]", Value::String(shorten(key, 64)))
+        let mut quoted = String::new();
+        for c in Value::String(shorten(key, MAX_PLAIN_KEY))
+            .to_string()
+            .chars()
+        {
+            if c.is_control() {
+                quoted.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else {
+                quoted.push(c);
+            }
+        }
+        format!("{parent}[{quoted}]")
     }
 }
 
@@ -118,7 +137,14 @@ mod tests {
         assert_eq!(key_path("$", "a b"), r#"$["a b"]"#);
         assert_eq!(key_path("$", ""), r#"$[""]"#);
         assert_eq!(key_path("$", "a\"b"), r#"$["a\"b"]"#);
+        assert_eq!(
+            key_path("$", "a\n\u{7f}\u{85}\u{9b}b"),
+            r#"$["a\n\u007f\u0085\u009bb"]"#
+        );
         assert_eq!(index_path("$.fs.command", 0), "$.fs.command[0]");
+        let long = "k".repeat(65);
+        assert_eq!(key_path("$", &long[..64]), format!("$.{}", &long[..64]));
+        assert_eq!(key_path("$", &long), format!("$[\"{}…\"]", &long[..64]));
     }
 
     #[test]

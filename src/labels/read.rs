@@ -82,6 +82,10 @@ pub fn read(labels: &BTreeMap<String, String>) -> Result<Declared> {
     Ok(declared)
 }
 
+/// The longest schema version read (`1.<minor>` is a few bytes); a longer value is not a
+/// version, and is not repeated in messages.
+const MAX_SCHEMA_VERSION_LEN: usize = 16;
+
 /// Accept `1` and `1.<minor>`; a newer minor is read with a warning. Anything else is an
 /// error: another major version, or not a version at all.
 fn schema_version(version: &str) -> Result<Option<String>, Problem> {
@@ -90,7 +94,8 @@ fn schema_version(version: &str) -> Result<Option<String>, Problem> {
         None => (version, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(major) || minor.is_some_and(|m| !digits(m)) {
+    if version.len() > MAX_SCHEMA_VERSION_LEN || !digits(major) || minor.is_some_and(|m| !digits(m))
+    {
         return Err(Problem::new(
             ROOT,
             format!(
@@ -128,6 +133,7 @@ mod tests {
     fn schema_versions() {
         assert_eq!(schema_version("1"), Ok(None));
         assert_eq!(schema_version("1.0"), Ok(None));
+        assert_eq!(schema_version("1.00000000000000"), Ok(None));
         let w = schema_version("1.3").unwrap().unwrap();
         assert!(w.contains("`1.3`, newer than the 1.0"), "{w}");
         for (bad, says) in [
@@ -140,6 +146,8 @@ mod tests {
             ("1.x", "is not a schema version"),
             ("1.2.3", "is not a schema version"),
             ("1.", "is not a schema version"),
+            ("1.00000000000000000", "is not a schema version"),
+            (&"1".repeat(17), "is not a schema version"),
         ] {
             let p = schema_version(bad).unwrap_err();
             assert!(p.reason.contains(says), "{bad}: {p:?}");
