@@ -57,6 +57,9 @@ const REQUEST_FIELDS: &[&str] = &[
     "env",
 ];
 
+/// Warnings one label gives, at most (then one saying there were more).
+const MAX_WARNINGS: usize = 20;
+
 /// Where a value comes from, and where its warnings go.
 pub(crate) struct Ctx {
     /// The label key; `None` for agent input, where unknown fields are errors.
@@ -80,9 +83,16 @@ impl Ctx {
     }
 
     fn warn(&mut self, path: &str, message: String) {
-        if let Some(key) = self.label {
-            self.warnings
-                .push(format!("label `{key}` at `{path}`: {message}"));
+        let Some(key) = self.label else { return };
+        // A label of thousands of unknown fields gives a handful of warnings.
+        match self.warnings.len() {
+            n if n < MAX_WARNINGS => self
+                .warnings
+                .push(format!("label `{key}` at `{path}`: {message}")),
+            MAX_WARNINGS => self.warnings.push(format!(
+                "label `{key}`: more warnings than {MAX_WARNINGS}; the rest are not shown"
+            )),
+            _ => {}
         }
     }
 
@@ -510,6 +520,19 @@ mod tests {
         assert_eq!(r.unwrap()["fs"].call_timeout_secs, None);
         assert_eq!(w.len(), 1);
         assert!(w[0].starts_with("label `io.mcpod.servers` at `$.fs.call-timeout-secs`: unknown field `call-timeout-secs` ignored (did you mean `call_timeout_secs`?)"), "{w:?}");
+    }
+
+    #[test]
+    fn thousands_of_unknown_fields_give_a_handful_of_warnings() {
+        let mut spec = serde_json::Map::new();
+        spec.insert("command".into(), json!(["x"]));
+        for i in 0..6000 {
+            spec.insert(format!("u{i}"), json!(1));
+        }
+        let (r, w) = mcpod(json!({ "fs": spec }));
+        assert!(r.is_ok());
+        assert_eq!(w.len(), MAX_WARNINGS + 1, "{}", w.len());
+        assert!(w[MAX_WARNINGS].contains("more warnings than 20"), "{w:?}");
     }
 
     #[test]
