@@ -131,3 +131,16 @@ fn doctor_reports_each_check() {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
 }
+
+#[test]
+fn connect_to_a_container_that_is_no_session_says_so() {
+    for name in ["mcpod-snone0", "--help-me", "x;id"] {
+        let (ok, _, err) = mcpod(&["connect", "--", name, "hello"]);
+        assert!(!ok, "{name}: {err}");
+        assert!(
+            err.contains("no mcpod session container of that name is running")
+                && err.contains("launch_session"),
+            "{name}: {err}"
+        );
+    }
+}
