@@ -30,7 +30,8 @@
 //! `--many-tools N` (extra tools `t0`..`t{N-1}`, each answering its own name),
 //! `--stderr-at-start BYTES` (`y`s on stderr, no newline, before reading stdin),
 //! `--banner TEXT` (TEXT as a line on stdout before anything else),
-//! `--echo-stdin` (every line read is written back verbatim, nothing is answered).
+//! `--echo-stdin` (every line read is written back verbatim, nothing is answered),
+//! `--endless-pages` (every `tools/list` page has a `nextCursor`: pagination never ends).
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ struct Flags {
     stderr_at_start: u64,
     banner: Option<String>,
     echo_stdin: bool,
+    endless_pages: bool,
 }
 
 impl Flags {
@@ -60,6 +62,7 @@ impl Flags {
             match arg.as_str() {
                 "--duplicate-tools" => flags.duplicate_tools = true,
                 "--echo-stdin" => flags.echo_stdin = true,
+                "--endless-pages" => flags.endless_pages = true,
                 "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
                 "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
                 "--banner" => flags.banner = Some(value(&arg)?),
@@ -236,7 +239,13 @@ impl Server {
                 }),
             )?;
         }
-        out.write_all(b"]}}\n")?;
+        if self.flags.endless_pages {
+            // Every page says there is another.
+            out.write_all(br#"],"nextCursor":"more"}}"#)?;
+            out.write_all(b"\n")?;
+        } else {
+            out.write_all(b"]}}\n")?;
+        }
         out.flush()
     }
 

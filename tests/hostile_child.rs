@@ -310,8 +310,30 @@ fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
         json!({"session": crowd, "server": "hostile", "tool": "t5", "arguments": {}}),
     );
     assert_ne!(t["isError"], true, "{t}");
+    // A child whose every page has another: read a bounded number of pages.
+    let endless = hostile_with(
+        &mut server,
+        10,
+        root.path(),
+        json!([
+            "/bin/hostile-server",
+            "--endless-pages",
+            "--many-tools",
+            "20"
+        ]),
+    );
+    let launched = server.call(11, "launch_session", json!({"image": endless}));
+    let info = launched["structuredContent"].clone();
+    assert_eq!(info["servers"]["hostile"]["status"], "ready", "{launched}");
+    let pager = info["session"].as_str().expect("session").to_string();
+    assert!(
+        info["warnings"].to_string().contains("more pages of tools"),
+        "{}",
+        info["warnings"]
+    );
     stop(&mut server, 8, &session);
     stop(&mut server, 9, &crowd);
+    stop(&mut server, 12, &pager);
 }
 
 #[test]

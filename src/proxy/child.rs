@@ -9,7 +9,8 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
     ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
-    ProgressNotificationParam, ProgressToken, ProtocolVersion, ResultType, ServerResult, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion, ResultType,
+    ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
@@ -64,10 +65,42 @@ struct Shared {
     changed: tokio::sync::broadcast::Sender<()>,
 }
 
+/// Pages of `tools/list` asked of a child; a child that always has another
+/// page would otherwise be asked for ever, and its tools kept without bound.
+const MAX_TOOL_PAGES: usize = 16;
+
+/// A child's tools, page after page up to [`MAX_TOOL_PAGES`] or until there
+/// are more than `tools::admit` keeps; and whether pages were left unread.
+async fn list_tools(peer: &Peer<RoleClient>) -> Result<(Vec<Tool>, bool), rmcp::ServiceError> {
+    let mut tools = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_TOOL_PAGES {
+        let page = peer
+            .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+            .await?;
+        tools.extend(page.tools);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return Ok((tools, false));
+        }
+        if tools.len() > tools::MAX_PER_SERVER {
+            break;
+        }
+    }
+    Ok((tools, true))
+}
+
 impl Shared {
     /// Take a tool list from the child, as far as `tools::admit` lets it in.
-    fn set_tools(&self, listed: Vec<Tool>) {
-        let (tools, warnings) = tools::admit(&self.name, listed);
+    fn set_tools(&self, (listed, unread): (Vec<Tool>, bool)) {
+        let (tools, mut warnings) = tools::admit(&self.name, listed);
+        if unread {
+            warnings.push(format!(
+                "server `{}` has more pages of tools than mcpod reads ({MAX_TOOL_PAGES} pages, or past {} tools); the rest are not exported",
+                self.name,
+                tools::MAX_PER_SERVER
+            ));
+        }
         for w in &warnings {
             self.log.push(&format!("mcpod: {w}"));
             tracing::warn!("{w}");
@@ -111,7 +144,7 @@ impl ClientHandler for Handler {
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            match context.peer.list_all_tools().await {
+            match list_tools(&context.peer).await {
                 Ok(tools) => {
                     shared.set_tools(tools);
                     let _ = shared.changed.send(());
@@ -244,7 +277,7 @@ impl Child {
             }
         });
         let peer = service.peer().clone();
-        match tokio::time::timeout(spec.handshake, peer.list_all_tools()).await {
+        match tokio::time::timeout(spec.handshake, list_tools(&peer)).await {
             Ok(Ok(tools)) => shared.set_tools(tools),
             Ok(Err(e)) => {
                 let _ = process.start_kill();
