@@ -25,6 +25,8 @@
 //!   `notifications/progress` whose message is `bytes` bytes of `p`; then `notified N`.
 //! - `garbage_then_reply`: one line of non-JSON text on stdout, then the response.
 //! - `slow {ms}`: sleeps `ms` milliseconds (cancellation is not heard), then `slept`.
+//! - `list_changed_flood {count}`: `count` `notifications/tools/list_changed`, then `sent N`.
+//! - `tools_list_count`: how many `tools/list` requests it has answered.
 //!
 //! Flags: `--duplicate-tools` (`echo` listed twice, with two descriptions),
 //! `--many-tools N` (extra tools `t0`..`t{N-1}`, each answering its own name),
@@ -112,6 +114,8 @@ impl RpcError {
 struct Server {
     flags: Flags,
     out: io::Stdout,
+    /// `tools/list` requests answered so far.
+    lists: u64,
 }
 
 impl Server {
@@ -191,7 +195,10 @@ impl Server {
                 )
             }
             "ping" => self.reply(&id, json!({})),
-            "tools/list" => self.tools_list(&id),
+            "tools/list" => {
+                self.lists += 1;
+                self.tools_list(&id)
+            }
             "tools/call" => match self.tools_call(&id, &params) {
                 Ok(()) => Ok(()),
                 Err(Failure::Rpc(e)) => self.error(&id, e),
@@ -340,6 +347,23 @@ impl Server {
                 drop(out);
                 self.reply(id, Self::text_result(format!("notified {count}")))?;
             }
+            "list_changed_flood" => {
+                let count = whole(args, "count")?;
+                {
+                    let mut out = self.out.lock();
+                    for _ in 0..count {
+                        out.write_all(
+                            b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n",
+                        )?;
+                    }
+                    out.flush()?;
+                }
+                self.reply(id, Self::text_result(format!("sent {count}")))?;
+            }
+            "tools_list_count" => {
+                let lists = self.lists;
+                self.reply(id, Self::text_result(lists.to_string()))?;
+            }
             "garbage_then_reply" => {
                 {
                     let mut out = self.out.lock();
@@ -446,6 +470,16 @@ fn tools() -> Vec<Value> {
             schema(&[], &[]),
         ),
         tool(
+            "list_changed_flood",
+            "Send `count` notifications/tools/list_changed, then reply.",
+            schema(&[("count", "integer")], &["count"]),
+        ),
+        tool(
+            "tools_list_count",
+            "Reply with how many tools/list requests this server has answered.",
+            schema(&[], &[]),
+        ),
+        tool(
             "slow",
             "Sleep `ms` milliseconds, then reply.",
             schema(&[("ms", "integer")], &["ms"]),
@@ -467,6 +501,7 @@ fn run(flags: Flags) -> io::Result<()> {
     }
     let mut server = Server {
         flags,
+        lists: 0,
         out: io::stdout(),
     };
     let mut stdin = io::stdin().lock();

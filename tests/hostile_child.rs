@@ -381,3 +381,38 @@ fn a_burst_of_calls_is_capped_and_memory_comes_back() {
     );
     stop(&mut server, 2, &session);
 }
+
+#[test]
+fn a_list_changed_flood_costs_a_bounded_number_of_relistings() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let session = launch(&mut server, 1, &image);
+    let sent = server.call(
+        2,
+        &format!("{session}_hostile__list_changed_flood"),
+        json!({"count": 10_000}),
+    );
+    assert_eq!(text_of(&sent), "sent 10000", "{sent}");
+    // One re-listing at a time: the notifications that arrive meanwhile
+    // make one more, not one each.
+    std::thread::sleep(Duration::from_secs(1));
+    let count = server.call(
+        3,
+        &format!("{session}_hostile__tools_list_count"),
+        json!({}),
+    );
+    let lists: u64 = text_of(&count).parse().expect("a count");
+    assert!(
+        lists < 100,
+        "10,000 list_changed made {lists} tools/list requests"
+    );
+    let echoed = server.call(
+        4,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "ok"}),
+    );
+    assert_eq!(text_of(&echoed), "ok");
+    stop(&mut server, 5, &session);
+}

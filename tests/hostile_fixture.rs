@@ -134,6 +134,8 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "deep_reply",
             "notify_flood",
             "garbage_then_reply",
+            "list_changed_flood",
+            "tools_list_count",
             "slow"
         ]
     );

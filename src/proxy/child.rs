@@ -3,6 +3,7 @@
 //! through with progress, cancellation and a deadline.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Handshake {
 struct Shared {
     name: String,
     tools: RwLock<Vec<Tool>>,
+    /// list_changed notifications not yet answered by a re-listing.
+    relist: AtomicUsize,
     /// What `tools::admit` left out of the last tool list, and why.
     warnings: RwLock<Vec<String>>,
     log: Arc<LogRing>,
@@ -141,15 +144,32 @@ impl ClientHandler for Handler {
         }
     }
 
+    /// Re-list the child's tools: one re-listing at a time, however many
+    /// notifications arrive (those that come meanwhile make one more).
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
         let shared = self.shared.clone();
+        if shared.relist.fetch_add(1, Ordering::SeqCst) > 0 {
+            return;
+        }
         tokio::spawn(async move {
-            match list_tools(&context.peer).await {
-                Ok(tools) => {
-                    shared.set_tools(tools);
-                    let _ = shared.changed.send(());
+            loop {
+                let asked = shared.relist.load(Ordering::SeqCst);
+                match list_tools(&context.peer).await {
+                    Ok(tools) => {
+                        shared.set_tools(tools);
+                        let _ = shared.changed.send(());
+                    }
+                    Err(e) => tracing::warn!(server = %shared.name, "re-listing tools failed: {e}"),
                 }
-                Err(e) => tracing::warn!(server = %shared.name, "re-listing tools failed: {e}"),
+                // Done unless more notifications came while listing.
+                if shared
+                    .relist
+                    .compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return;
+                }
+                shared.relist.store(1, Ordering::SeqCst);
             }
         });
     }
@@ -191,6 +211,7 @@ impl Child {
             name: spec.name.clone(),
             tools: RwLock::new(Vec::new()),
             warnings: RwLock::new(Vec::new()),
+            relist: AtomicUsize::new(0),
             log: log.clone(),
             routes: Mutex::new(HashMap::new()),
             changed: spec.changed,
