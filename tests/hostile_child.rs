@@ -204,6 +204,26 @@ fn a_notification_flood_does_not_flood_mcpods_stderr() {
     );
     let result = server.response(2)["result"].clone();
     assert_eq!(text_of(&result), "notified 100", "{result}");
+    // What reaches the client is bounded too: each progress message cut.
+    let progress: Vec<&Value> = server
+        .notifications
+        .iter()
+        .filter(|n| n["params"]["progressToken"] == "flood")
+        .collect();
+    assert!(
+        !progress.is_empty() && progress.len() <= 100,
+        "{}",
+        progress.len()
+    );
+    for p in &progress {
+        let len = p["params"]["message"]
+            .as_str()
+            .map_or(0, |m| m.chars().count());
+        assert!(
+            len <= 4096,
+            "a progress message of {len} characters reached the client"
+        );
+    }
     let stderr = server.stderr_text();
     assert!(
         stderr.len() < 256 * 1024,

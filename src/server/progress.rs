@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestMetaObject};
 use rmcp::{Peer, RoleServer};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio::task::JoinHandle;
 
 use crate::image::Progress;
@@ -26,12 +26,19 @@ impl Flush {
     }
 }
 
+/// Notifications of one request waiting to go out; more are dropped (a
+/// progress notification is superseded by the next), so a child that floods
+/// progress faster than the client reads costs mcpod a bounded queue.
+const QUEUE: usize = 64;
+/// Characters of a progress message that are forwarded.
+const MESSAGE_CHARS: usize = 4096;
+
 /// Forward notifications from a channel to the caller under `token`, in order.
 fn forwarder(
     token: ProgressToken,
     peer: Peer<RoleServer>,
-) -> (UnboundedSender<ProgressNotificationParam>, Flush) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
+) -> (Sender<ProgressNotificationParam>, Flush) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ProgressNotificationParam>(QUEUE);
     let task = tokio::spawn(async move {
         while let Some(mut param) = rx.recv().await {
             param.progress_token = token.clone();
@@ -56,7 +63,7 @@ pub fn progress_messages(meta: &RequestMetaObject, peer: Peer<RoleServer>) -> (P
     let step = std::sync::atomic::AtomicU32::new(0);
     let progress: Progress = Arc::new(move |message: String| {
         let n = step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let _ = tx.send(
+        let _ = tx.try_send(
             ProgressNotificationParam::new(token.clone(), f64::from(n)).with_message(message),
         );
     });
@@ -72,8 +79,13 @@ pub fn forward_progress(
         return (None, Flush(None));
     };
     let (tx, flush) = forwarder(token, peer);
-    let sink: ProgressSink = Arc::new(move |param| {
-        let _ = tx.send(param);
+    let sink: ProgressSink = Arc::new(move |mut param: ProgressNotificationParam| {
+        if let Some(m) = param.message.as_mut()
+            && let Some((cut, _)) = m.char_indices().nth(MESSAGE_CHARS)
+        {
+            m.truncate(cut);
+        }
+        let _ = tx.try_send(param);
     });
     (Some(sink), flush)
 }
