@@ -1,7 +1,37 @@
-//! Reading a Containerfile for what the cache key needs: the images it builds
-//! from (`FROM` and `COPY --from=`), after `ARG` substitution.
+//! Reading a Containerfile for what the cache key needs: its bytes (bounded,
+//! and only from where it may be), and the images it builds from (`FROM` and
+//! `COPY --from=`), after `ARG` substitution.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use crate::Result;
+use crate::cache::input::{self, MAX_CONTAINERFILE};
+
+/// The bytes of the Containerfile at `path`, at most [`MAX_CONTAINERFILE`].
+///
+/// It must resolve inside `context`, unless `path` is itself a real file
+/// elsewhere (no symlink on the way; the caller resolved it, as the tools do
+/// against the workspace root): a symlink in the context cannot make buildah
+/// read a host file. Errors name the file and where it leads.
+pub fn read(path: &Path, context: &Path) -> Result<Vec<u8>> {
+    let context = std::fs::canonicalize(context)
+        .map_err(|e| crate::Error::io("resolving the build context", context, e))?;
+    let given = std::path::absolute(path)
+        .map_err(|e| crate::Error::io("resolving the Containerfile", path, e))?;
+    input::read_bounded(path, "Containerfile", MAX_CONTAINERFILE, |real| {
+        if real == given {
+            return Ok(());
+        }
+        input::inside(
+            "Containerfile",
+            path,
+            real,
+            &[&context],
+            &format!("the context `{}`", context.display()),
+        )
+    })
+}
 
 /// Whether a stage of the Containerfile starts `FROM scratch` (buildah then
 /// names its working container `working-container`).
