@@ -156,7 +156,7 @@ fn mtime_and_non_exec_permissions_do_not_count() -> TestResult {
 }
 
 #[test]
-fn sockets_and_fifos_are_skipped() -> TestResult {
+fn sockets_are_skipped_as_buildah_skips_them() -> TestResult {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     sample(root)?;

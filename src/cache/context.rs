@@ -9,10 +9,21 @@
 //! - a regular file: `f`, path, its three executable bits (`mode & 0o111`),
 //!   size, blake3 of the content.
 //!
-//! Paths are relative to the root with `/` separators, as raw bytes. Sockets,
-//! fifos and devices are skipped; mtime, ownership, the other permission bits
-//! and the order the file system lists entries in do not count. The ignore file
-//! itself is part of the context unless it excludes itself, as with buildah.
+//! Paths are relative to the root with `/` separators, as raw bytes. mtime,
+//! ownership, the other permission bits and the order the file system lists
+//! entries in do not count. The ignore file itself is part of the context
+//! unless it excludes itself, as with buildah.
+//!
+//! Special files, as buildah 1.28 treats them in `COPY . /dst`: a socket is
+//! left out (buildah skips it), so it is left out here too. A FIFO or a device
+//! node is copied into the image as one, which the key could only cover by
+//! trusting its node type and numbers; a context with one (not excluded) is
+//! refused instead, naming it. None of them is ever opened: a FIFO blocks its
+//! reader, a device like /dev/zero never ends.
+//!
+//! The ignore file is read with a bound ([`MAX_IGNORE_FILE`]) and refused when
+//! it resolves outside the context (the Containerfile's own one: outside the
+//! context and the Containerfile's directory).
 //!
 //! With a stat cache, a file whose (size, mtime, ctime, inode, mode) is
 //! unchanged since the last run is not read; see `statcache.rs` for the
@@ -28,7 +39,9 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::ignore::{IgnoreRules, ParentMatches};
+use super::input::{self, MAX_IGNORE_FILE};
 use super::statcache::{self, FileStat, Lookup, StatCache};
+use super::verify::HashedContext;
 use crate::{Error, Result};
 
 /// Ignore files looked for in the context root, in order, when the
@@ -83,21 +96,37 @@ pub fn hash_context(
     containerfile: Option<&Path>,
     stat_cache: Option<&Path>,
 ) -> Result<ContextDigest> {
+    hash_context_for_build(root, containerfile, stat_cache).map(|(digest, _)| digest)
+}
+
+/// [`hash_context`], keeping what the walk saw, so that a build can check
+/// that buildah read the same ([`HashedContext::pin`]). Costs nothing more.
+pub fn hash_context_for_build(
+    root: &Path,
+    containerfile: Option<&Path>,
+    stat_cache: Option<&Path>,
+) -> Result<(ContextDigest, HashedContext)> {
     let scanned_ns = now_ns();
     check_root(root)?;
-    let (rules, ignore_file) = load_ignore(root, containerfile)?;
+    let canonical = std::fs::canonicalize(root).map_err(|e| Error::io("resolving", root, e))?;
+    let (rules, ignore_file, ignore_text) = load_ignore(root, &canonical, containerfile)?;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 16);
 
-    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root_id = canonical.as_os_str().as_bytes();
     let skip = stat_cache.and_then(|p| relative_inside(&canonical, p));
 
     // Load the stat cache while the tree is walked.
     let (walked, cache) = std::thread::scope(|s| {
         let loader = stat_cache.map(|p| s.spawn(move || StatCache::load(p, root_id)));
-        let walked = walk(root, &rules, skip.as_deref(), threads);
+        let walker = Walker {
+            root,
+            rules: &rules,
+            skip: skip.as_deref(),
+            stat_all: false,
+        };
+        let walked = walk(&walker, threads);
         let cache = match loader {
             Some(h) => h
                 .join()
@@ -107,8 +136,6 @@ pub fn hash_context(
         (walked, cache)
     });
     let Tree { names, mut entries } = walked?;
-    // Each walker sorted its own part: a stable sort just merges those runs.
-    entries.sort_by(|a, b| a.rel(&names).cmp(b.rel(&names)));
 
     // Take what the stat cache can vouch for (a merge of two sorted lists);
     // the rest is read.
@@ -177,7 +204,16 @@ pub fn hash_context(
             tracing::warn!(path = %path.display(), error = %e, "could not write the build-context stat cache");
         }
     }
-    Ok(result)
+    let hashed = HashedContext {
+        root: root.to_path_buf(),
+        rules,
+        ignore_text,
+        skip,
+        threads,
+        scanned_ns,
+        tree: Tree { names, entries },
+    };
+    Ok((result, hashed))
 }
 
 fn now_ns() -> i64 {
@@ -206,42 +242,65 @@ fn check_root(root: &Path) -> Result<()> {
     }
 }
 
-/// The ignore file buildah applies, compiled: the Containerfile's own, else
-/// the first that exists in the root.
+/// The ignore file buildah applies, compiled, and its text as parsed: the
+/// Containerfile's own, else the first that exists in the root. `canonical`
+/// is the root, resolved.
 fn load_ignore(
     root: &Path,
+    canonical: &Path,
     containerfile: Option<&Path>,
-) -> Result<(IgnoreRules, Option<PathBuf>)> {
+) -> Result<(IgnoreRules, Option<PathBuf>, String)> {
+    // The Containerfile's own ignore file may live beside it, outside the context.
+    let cf_dir = containerfile
+        .and_then(|cf| root.join(cf).parent().map(Path::to_path_buf))
+        .and_then(|dir| std::fs::canonicalize(dir).ok());
     let own = containerfile.into_iter().flat_map(|cf| {
         let cf = root.join(cf);
         CONTAINERFILE_IGNORE_SUFFIXES.map(|suffix| {
             let mut path = cf.clone().into_os_string();
             path.push(suffix);
-            PathBuf::from(path)
+            (PathBuf::from(path), true)
         })
     });
-    for path in own.chain(IGNORE_FILES.map(|name| root.join(name))) {
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let rules =
-                    IgnoreRules::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| match e {
-                        Error::InvalidInput {
-                            value, reason, fix, ..
-                        } => Error::InvalidInput {
-                            field: format!("pattern in {}", path.display()),
-                            value,
-                            reason,
-                            fix,
-                        },
-                        other => other,
-                    })?;
-                return Ok((rules, Some(path)));
+    let in_root = IGNORE_FILES.map(|name| (root.join(name), false));
+    for (path, is_own) in own.chain(in_root) {
+        let (roots, place): (Vec<&Path>, String) = match (&cf_dir, is_own) {
+            (Some(dir), true) => (
+                vec![canonical, dir],
+                format!(
+                    "the context `{}` and the Containerfile's directory `{}`",
+                    root.display(),
+                    dir.display()
+                ),
+            ),
+            _ => (vec![canonical], format!("the context `{}`", root.display())),
+        };
+        let read = input::read_bounded(&path, "ignore file", MAX_IGNORE_FILE, |real| {
+            input::inside("ignore file", &path, real, &roots, &place)
+        });
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            // Absent, or a dangling symlink: buildah looks further too.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("reading", path, e)),
-        }
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let rules = IgnoreRules::parse(&text).map_err(|e| match e {
+            Error::InvalidInput {
+                value, reason, fix, ..
+            } => Error::InvalidInput {
+                field: format!("pattern in {}", path.display()),
+                value,
+                reason,
+                fix,
+            },
+            other => other,
+        })?;
+        return Ok((rules, Some(path), text));
     }
-    Ok((IgnoreRules::default(), None))
+    Ok((IgnoreRules::default(), None, String::new()))
 }
 
 /// The path of `file` relative to the (canonical) root, if it lies inside it.
@@ -263,21 +322,23 @@ fn is_cache_file(rel: &[u8], cache: &[u8]) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(b".tmp."))
 }
 
-/// The entries of a walk; their paths live in one buffer.
-struct Tree {
-    names: Vec<u8>,
-    entries: Vec<Entry>,
+/// The entries of a walk, sorted by path; their paths live in one buffer.
+pub(super) struct Tree {
+    pub(super) names: Vec<u8>,
+    pub(super) entries: Vec<Entry>,
 }
 
-struct Entry {
+pub(super) struct Entry {
     /// (start, length) of the path in [`Tree::names`].
     rel: (usize, usize),
-    kind: Kind,
+    pub(super) kind: Kind,
 }
 
-enum Kind {
-    Dir,
-    Symlink(Vec<u8>),
+/// An entry; the stats of directories and symlinks only when the walk was
+/// asked for them ([`Walker::stat_all`]).
+pub(super) enum Kind {
+    Dir(Option<FileStat>),
+    Symlink(Vec<u8>, Option<FileStat>),
     File {
         stat: FileStat,
         digest: Option<[u8; 32]>,
@@ -285,7 +346,7 @@ enum Kind {
 }
 
 impl Entry {
-    fn rel<'a>(&self, names: &'a [u8]) -> &'a [u8] {
+    pub(super) fn rel<'a>(&self, names: &'a [u8]) -> &'a [u8] {
         &names[self.rel.0..self.rel.0 + self.rel.1]
     }
 
@@ -297,7 +358,7 @@ impl Entry {
     }
 }
 
-fn file_stat(meta: &std::fs::Metadata) -> FileStat {
+pub(super) fn file_stat(meta: &std::fs::Metadata) -> FileStat {
     FileStat {
         size: meta.size(),
         mtime_ns: meta
@@ -331,11 +392,11 @@ fn fold(
     let (mut files, mut bytes) = (0u64, 0u64);
     for e in entries {
         match &e.kind {
-            Kind::Dir => {
+            Kind::Dir(_) => {
                 buf.push(b'd');
                 frame(&mut buf, e.rel(names));
             }
-            Kind::Symlink(target) => {
+            Kind::Symlink(target, _) => {
                 buf.push(b'l');
                 frame(&mut buf, e.rel(names));
                 frame(&mut buf, target);
@@ -410,22 +471,31 @@ fn on_threads<T: Send>(threads: usize, work: impl Fn() -> T + Sync) -> Vec<T> {
     })
 }
 
-/// Walk the tree from `root` on `threads` threads. The entries come back as one
-/// sorted run per thread.
-fn walk(root: &Path, rules: &IgnoreRules, skip: Option<&[u8]>, threads: usize) -> Result<Tree> {
+/// What a walk applies.
+pub(super) struct Walker<'a> {
+    pub(super) root: &'a Path,
+    pub(super) rules: &'a IgnoreRules,
+    /// The stat cache file, when it lies inside the context.
+    pub(super) skip: Option<&'a [u8]>,
+    /// Stat directories and symlinks too (files always are).
+    pub(super) stat_all: bool,
+}
+
+/// Walk the tree on `threads` threads; the entries come back sorted by path.
+pub(super) fn walk(walker: &Walker<'_>, threads: usize) -> Result<Tree> {
     let queue = Queue {
         state: Mutex::new(QueueState {
             jobs: vec![DirJob {
-                abs: root.to_path_buf(),
+                abs: walker.root.to_path_buf(),
                 rel: Vec::new(),
-                parent: rules.root(),
+                parent: walker.rules.root(),
             }],
             busy: 0,
             failed: None,
         }),
         wake: Condvar::new(),
     };
-    let parts: Vec<Tree> = on_threads(threads, || walk_worker(&queue, rules, skip));
+    let parts: Vec<Tree> = on_threads(threads, || walk_worker(&queue, walker));
     if let Some(e) = queue.lock().failed.take() {
         return Err(e);
     }
@@ -442,12 +512,15 @@ fn walk(root: &Path, rules: &IgnoreRules, skip: Option<&[u8]>, threads: usize) -
             e
         }));
     }
+    // Each walker sorted its own part: a stable sort just merges those runs.
+    let names = &tree.names;
+    tree.entries.sort_by(|a, b| a.rel(names).cmp(b.rel(names)));
     Ok(tree)
 }
 
 /// One walking thread: reads directories off the queue until none are left,
 /// and returns its entries sorted by path.
-fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Tree {
+fn walk_worker(queue: &Queue, walker: &Walker<'_>) -> Tree {
     let mut out = Tree {
         names: Vec::new(),
         entries: Vec::new(),
@@ -478,7 +551,7 @@ fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Tree 
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
         };
-        let result = read_dir(&job, rules, skip, &mut rel, &mut out, &mut found);
+        let result = read_dir(&job, walker, &mut rel, &mut out, &mut found);
         let mut st = queue.lock();
         st.busy -= 1;
         let wake = match result {
@@ -503,8 +576,7 @@ fn walk_worker(queue: &Queue, rules: &IgnoreRules, skip: Option<&[u8]>) -> Tree 
 /// `rel` is scratch space for the paths.
 fn read_dir(
     job: &DirJob,
-    rules: &IgnoreRules,
-    skip: Option<&[u8]>,
+    walker: &Walker<'_>,
     rel: &mut Vec<u8>,
     out: &mut Tree,
     found: &mut Vec<DirJob>,
@@ -517,6 +589,16 @@ fn read_dir(
         rel.push(b'/');
     }
     let prefix = rel.len();
+    let (rules, skip) = (walker.rules, walker.skip);
+    let stat = |item: &std::fs::DirEntry| -> Result<Option<FileStat>> {
+        if !walker.stat_all {
+            return Ok(None);
+        }
+        let meta = item
+            .metadata()
+            .map_err(|e| Error::io("reading the metadata of", item.path(), e))?;
+        Ok(Some(file_stat(&meta)))
+    };
     let push = |out: &mut Tree, rel: &[u8], kind: Kind| {
         out.entries.push(Entry {
             rel: (out.names.len(), rel.len()),
@@ -544,7 +626,7 @@ fn read_dir(
                 continue;
             }
             if !excluded {
-                push(out, rel, Kind::Dir);
+                push(out, rel, Kind::Dir(stat(&item)?));
             }
             found.push(DirJob {
                 abs: item.path(),
@@ -560,7 +642,8 @@ fn read_dir(
             let path = item.path();
             let target = std::fs::read_link(&path)
                 .map_err(|e| Error::io("reading the symlink", &path, e))?;
-            push(out, rel, Kind::Symlink(target.into_os_string().into_vec()));
+            let kind = Kind::Symlink(target.into_os_string().into_vec(), stat(&item)?);
+            push(out, rel, kind);
         } else if file_type.is_file() {
             let meta = item
                 .metadata()
@@ -570,15 +653,44 @@ fn read_dir(
                 digest: None,
             };
             push(out, rel, kind);
+        } else if let Some(what) = special_kind(&file_type) {
+            return Err(special_file(walker.root, rel, what));
         }
-        // Sockets, fifos and devices are not part of a build context.
+        // A socket: buildah leaves it out, and so does the key.
     }
     Ok(())
 }
 
+/// What a FIFO or device node is called in an error; `None` for a socket.
+fn special_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else {
+        None
+    }
+}
+
+fn special_file(root: &Path, rel: &[u8], what: &str) -> Error {
+    let rel = String::from_utf8_lossy(rel);
+    Error::invalid(
+        "build context entry",
+        rel.as_ref(),
+        format!(
+            "it is {what} in the context `{}`; buildah would copy it into the image as such, and the cache key does not cover special files",
+            root.display()
+        ),
+        format!("remove it, or exclude it in .containerignore (a line `{rel}`)"),
+    )
+}
+
 /// Hash the content of `entries[jobs[..]]` on up to `threads` threads.
 /// Returns (entry index, digest, bytes read).
-fn hash_files(
+pub(super) fn hash_files(
     root: &Path,
     names: &[u8],
     entries: &[Entry],

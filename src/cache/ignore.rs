@@ -19,6 +19,12 @@
 
 use crate::{Error, Result};
 
+/// The most patterns an ignore file may hold: every entry of the context is
+/// matched against each (real files hold tens).
+pub const MAX_PATTERNS: usize = 10_000;
+/// The longest pattern, in bytes: no path is longer.
+pub const MAX_PATTERN_BYTES: usize = 4096;
+
 /// The compiled rules of one ignore file.
 #[derive(Clone, Debug, Default)]
 pub struct IgnoreRules {
@@ -88,13 +94,34 @@ impl IgnoreRules {
         IgnoreRules::from_patterns(lines)
     }
 
-    /// Compile patterns as they come out of the ignore-file reader.
+    /// Compile patterns as they come out of the ignore-file reader. At most
+    /// [`MAX_PATTERNS`] of at most [`MAX_PATTERN_BYTES`] each.
     pub fn from_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<IgnoreRules> {
         let mut rules = IgnoreRules::default();
+        let mut count = 0usize;
         for raw in patterns {
             let p = raw.trim();
             if p.is_empty() {
                 continue;
+            }
+            count += 1;
+            if count > MAX_PATTERNS {
+                return Err(Error::invalid(
+                    "ignore file",
+                    format!("{MAX_PATTERNS}+ patterns"),
+                    format!("it has more than the limit of {MAX_PATTERNS} patterns"),
+                    "merge patterns (a `**` or `*` covers many paths), or exclude whole directories",
+                ));
+            }
+            if p.len() > MAX_PATTERN_BYTES {
+                let start: String = p.chars().take(64).collect();
+                return Err(invalid(
+                    &format!("{start}…"),
+                    &format!(
+                        "the pattern is {} bytes, over the limit of {MAX_PATTERN_BYTES} bytes",
+                        p.len()
+                    ),
+                ));
             }
             let cleaned = clean(p);
             let Some(rest) = cleaned.strip_prefix('!') else {
@@ -414,90 +441,63 @@ fn decode(s: &[u8], i: usize) -> (char, usize) {
 /// With `under`, answer instead whether some string that starts with `s` and
 /// continues past it could match (used to decide whether to walk an excluded
 /// directory; it errs on the side of "yes").
+///
+/// A table of "tokens `t..` match `s[i..]`", filled from the last token back,
+/// one row at a time: time O(tokens × bytes), memory O(bytes), no recursion,
+/// so no pattern can make a match exponential or deep.
 fn glob(toks: &[Tok], s: &[u8], under: bool) -> bool {
-    let width = s.len() + 1;
-    let mut memo = vec![0u8; (toks.len() + 1) * width];
-    let mut m = Matcher {
-        toks,
-        s,
-        under,
-        memo: &mut memo,
-        width,
-    };
-    m.at(0, 0)
-}
-
-struct Matcher<'a> {
-    toks: &'a [Tok],
-    s: &'a [u8],
-    under: bool,
-    memo: &'a mut [u8],
-    width: usize,
-}
-
-impl Matcher<'_> {
-    fn at(&mut self, t: usize, i: usize) -> bool {
-        let n = self.s.len();
-        if self.under && i == n {
-            return t < self.toks.len();
-        }
-        if t == self.toks.len() {
-            return i == n;
-        }
-        let slot = t * self.width + i;
-        if self.memo[slot] != 0 {
-            return self.memo[slot] == 1;
-        }
-        let r = match &self.toks[t] {
-            Tok::Lit(b) => i < n && self.s[i] == *b && self.at(t + 1, i + 1),
-            Tok::Any => {
-                i < n && {
-                    let (c, len) = decode(self.s, i);
-                    c != '/' && self.at(t + 1, i + len)
-                }
+    let n = s.len();
+    // Past the last token: the whole string must be used (never, `under`).
+    let mut next: Vec<bool> = (0..=n).map(|i| !under && i == n).collect();
+    let mut cur = vec![false; n + 1];
+    for tok in toks.iter().rev() {
+        // Running values, from the end of `s` back to `i`: `*` matching from
+        // `i`; a `/` then the rest matching, from `i` with no newline before
+        // it; no newline in `s[i..]`.
+        let mut star = next[n];
+        let mut slash_then_rest = false;
+        let mut no_newline = true;
+        for i in (0..=n).rev() {
+            if i < n {
+                star = next[i] || (s[i] != b'/' && star);
+                slash_then_rest =
+                    s[i] != b'\n' && ((s[i] == b'/' && next[i + 1]) || slash_then_rest);
+                no_newline &= s[i] != b'\n';
             }
-            Tok::Class { negated, ranges } => {
-                i < n && {
-                    let (c, len) = decode(self.s, i);
-                    let inside = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                    inside != *negated && self.at(t + 1, i + len)
-                }
-            }
-            Tok::Star => {
-                let mut j = i;
-                loop {
-                    if self.at(t + 1, j) {
-                        break true;
-                    }
-                    if j < n && self.s[j] != b'/' {
-                        j += 1;
-                    } else {
-                        break false;
-                    }
-                }
-            }
-            Tok::DirStar if self.under => true,
-            Tok::DirStar => {
-                self.at(t + 1, i) || {
-                    let mut found = false;
-                    let mut j = i;
-                    while j < n && self.s[j] != b'\n' {
-                        if self.s[j] == b'/' && self.at(t + 1, j + 1) {
-                            found = true;
-                            break;
+            cur[i] = if under && i == n {
+                // The continuation past `s` is free to match the rest.
+                true
+            } else {
+                match tok {
+                    Tok::Lit(b) => i < n && s[i] == *b && next[i + 1],
+                    Tok::Any => {
+                        i < n && {
+                            let (c, len) = decode(s, i);
+                            c != '/' && next[i + len]
                         }
-                        j += 1;
                     }
-                    found
+                    Tok::Class { negated, ranges } => {
+                        i < n && {
+                            let (c, len) = decode(s, i);
+                            let inside = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+                            inside != *negated && next[i + len]
+                        }
+                    }
+                    Tok::Star => star,
+                    Tok::DirStar if under => true,
+                    Tok::DirStar => next[i] || slash_then_rest,
+                    Tok::Rest => under || (no_newline && next[n]),
+                    Tok::Caret => i == 0 && next[i],
                 }
-            }
-            Tok::Rest => self.under || (!self.s[i..].contains(&b'\n') && self.at(t + 1, n)),
-            Tok::Caret => i == 0 && self.at(t + 1, i),
-        };
-        self.memo[slot] = if r { 1 } else { 2 };
-        r
+            };
+        }
+        std::mem::swap(&mut cur, &mut next);
     }
+    next[0]
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -645,6 +645,20 @@ mod tests {
         );
         let r = rules("*.txt\n! keep.txt\n");
         assert!(!r.is_excluded("keep.txt"));
+    }
+
+    #[test]
+    fn limits_are_errors_naming_them() {
+        let many = "a\n".repeat(MAX_PATTERNS + 1);
+        let err = IgnoreRules::parse(&many).expect_err("too many").to_string();
+        assert!(err.contains("limit of 10000 patterns"), "{err}");
+        assert!(IgnoreRules::parse(&"a\n".repeat(MAX_PATTERNS)).is_ok());
+        let long = "*".repeat(MAX_PATTERN_BYTES + 1);
+        let err = IgnoreRules::parse(&long).expect_err("too long").to_string();
+        assert!(err.contains("over the limit of 4096 bytes"), "{err}");
+        // Comments and blank lines do not count.
+        let commented = format!("{}a\n", "# c\n\n".repeat(MAX_PATTERNS));
+        assert!(IgnoreRules::parse(&commented).is_ok());
     }
 
     #[test]

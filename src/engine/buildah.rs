@@ -47,13 +47,16 @@ pub async fn images() -> Result<Vec<LocalImage>> {
     };
     let display = list().display();
     // buildah fails the whole listing when another process removes an image
-    // while it reads ("locating image with ID ...: image not known"): retry.
+    // while it reads ("locating image with ID ...: image not known", or
+    // "locating item named \"manifest\" ...: file does not exist"): retry.
     let mut attempt = 0;
     let out = loop {
         attempt += 1;
         match list().run().await {
             Err(Error::CommandFailed { stderr_tail, .. })
-                if attempt < 4 && stderr_tail.contains("image not known") =>
+                if attempt < 4
+                    && (stderr_tail.contains("image not known")
+                        || stderr_tail.contains("locating item named")) =>
             {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
@@ -109,6 +112,8 @@ pub async fn inspect_image(reference: &str) -> Result<Option<ImageConfig>> {
 /// What to build.
 pub struct BuildRequest<'a> {
     pub containerfile: &'a Path,
+    /// The ignore rules to apply, in place of any ignore file buildah would look for.
+    pub ignorefile: &'a Path,
     pub context: &'a Path,
     pub tag: &'a str,
     pub build_args: &'a BTreeMap<String, String>,
@@ -124,6 +129,8 @@ pub async fn build(
     let mut inv = Invocation::new(PROGRAM)
         .args(["build", "--layers", "--pull=missing", "--force-rm", "-f"])
         .arg(req.containerfile)
+        .arg("--ignorefile")
+        .arg(req.ignorefile)
         .args(["-t", req.tag]);
     for (k, v) in req.build_args {
         inv = inv.arg("--build-arg").arg(format!("{k}={v}"));

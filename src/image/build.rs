@@ -4,6 +4,12 @@
 //! a temporary tag, stamps the merged labels with a metadata-only commit onto the
 //! final tag, and removes the temporary tag on every path (success, failure,
 //! cancellation, and the caller going away).
+//!
+//! What buildah builds is what was hashed: it gets private copies of the
+//! Containerfile bytes and of the ignore rules that went into the key, and the
+//! context it reads is pinned before it runs and verified after it finished,
+//! before anything is tagged (see `cache/verify.rs`); a context that changed
+//! in between fails the build and leaves nothing under the key.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,7 +21,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{containerfile, reference, store};
-use crate::cache::{CacheKey, KeyInputs, hash_context};
+use crate::cache::{CacheKey, HashedContext, KeyInputs, hash_context_for_build};
 use crate::engine::{self, buildah};
 use crate::labels::{self, Declared, Requests, Servers};
 use crate::{Error, Result};
@@ -93,8 +99,7 @@ async fn build_inner(
     let started = Instant::now();
     reference::validate_name(&spec.name)?;
     labels::validate_servers(&spec.servers)?;
-    let text = std::fs::read(&spec.containerfile)
-        .map_err(|e| Error::io("reading the Containerfile", &spec.containerfile, e))?;
+    let text = containerfile::read(&spec.containerfile, &spec.context)?;
     let build_args = resolve_build_args(&spec.name, &spec.build_args, |v| std::env::var(v).ok())?;
     let bases = containerfile::base_images(&String::from_utf8_lossy(&text), &build_args);
 
@@ -103,10 +108,10 @@ async fn build_inner(
     let containerfile = spec.containerfile.clone();
     let stat_cache = store::stat_cache_path(&context);
     let walk = tokio::task::spawn_blocking(move || {
-        hash_context(&context, Some(&containerfile), Some(&stat_cache))
+        hash_context_for_build(&context, Some(&containerfile), Some(&stat_cache))
     });
     let images = buildah::images().await?;
-    let digest = walk.await.map_err(|e| Error::UnexpectedOutput {
+    let (digest, hashed) = walk.await.map_err(|e| Error::UnexpectedOutput {
         command: "hashing the build context".into(),
         reason: e.to_string(),
     })??;
@@ -193,7 +198,17 @@ async fn build_inner(
     let bases: Vec<String> = base_images.iter().map(|(b, _)| b.clone()).collect();
     let from_scratch = containerfile::builds_from_scratch(&String::from_utf8_lossy(&text));
     let working = WorkingContainers::snapshot(&bases, from_scratch).await?;
-    let built = build_and_stamp(&spec, &build_args, &temp, &tag, progress.clone(), cancel).await;
+    let inputs = Inputs::stage(&text, hashed)?;
+    let built = build_and_stamp(
+        &spec,
+        &build_args,
+        inputs,
+        &temp,
+        &tag,
+        progress.clone(),
+        cancel,
+    )
+    .await;
     // Runs on every path: this task is never dropped mid-way (see build_image).
     // A failing buildah removes its own containers (--force-rm); only one
     // stopped mid-way leaves its working container behind.
@@ -221,18 +236,63 @@ async fn build_inner(
     Ok(finish(image_id, declared, false, false, warnings))
 }
 
+/// What buildah reads besides the context: private copies of the bytes that
+/// went into the key. Removed when dropped.
+struct Inputs {
+    dir: store::BuildDir,
+    containerfile: PathBuf,
+    ignorefile: PathBuf,
+    hashed: HashedContext,
+}
+
+impl Inputs {
+    fn stage(containerfile: &[u8], hashed: HashedContext) -> Result<Inputs> {
+        let dir = store::BuildDir::create()?;
+        let containerfile = dir.write("Containerfile", containerfile)?;
+        let ignorefile = dir.write("ignore", hashed.ignore_text().as_bytes())?;
+        Ok(Inputs {
+            dir,
+            containerfile,
+            ignorefile,
+            hashed,
+        })
+    }
+}
+
+/// Run a context check off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::UnexpectedOutput {
+            command: what.to_string(),
+            reason: e.to_string(),
+        })?
+}
+
 async fn build_and_stamp(
     spec: &BuildSpec,
     build_args: &BTreeMap<String, String>,
+    inputs: Inputs,
     temp: &str,
     tag: &str,
     progress: Progress,
     cancel: CancellationToken,
 ) -> Result<(String, Declared)> {
+    let Inputs {
+        dir: _dir,
+        containerfile,
+        ignorefile,
+        hashed,
+    } = inputs;
+    let pinned = blocking("pinning the build context", move || hashed.pin()).await?;
     let lines = progress.clone();
     buildah::build(
         &buildah::BuildRequest {
-            containerfile: &spec.containerfile,
+            containerfile: &containerfile,
+            ignorefile: &ignorefile,
             context: &spec.context,
             tag: temp,
             build_args,
@@ -242,6 +302,8 @@ async fn build_and_stamp(
         Box::new(move |line| (lines)(line.to_string())),
     )
     .await?;
+    // Before anything gets a name that stays: what buildah read was what was hashed.
+    blocking("verifying the build context", move || pinned.verify()).await?;
     let inherited = buildah::inspect_image(temp)
         .await?
         .ok_or_else(|| Error::UnexpectedOutput {

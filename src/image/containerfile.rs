@@ -1,7 +1,37 @@
-//! Reading a Containerfile for what the cache key needs: the images it builds
-//! from (`FROM` and `COPY --from=`), after `ARG` substitution.
+//! Reading a Containerfile for what the cache key needs: its bytes (bounded,
+//! and only from where it may be), and the images it builds from (`FROM` and
+//! `COPY --from=`), after `ARG` substitution.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use crate::Result;
+use crate::cache::input::{self, MAX_CONTAINERFILE};
+
+/// The bytes of the Containerfile at `path`, at most [`MAX_CONTAINERFILE`].
+///
+/// It must resolve inside `context`, unless `path` is itself a real file
+/// elsewhere (no symlink on the way; the caller resolved it, as the tools do
+/// against the workspace root): a symlink in the context cannot make buildah
+/// read a host file. Errors name the file and where it leads.
+pub fn read(path: &Path, context: &Path) -> Result<Vec<u8>> {
+    let context = std::fs::canonicalize(context)
+        .map_err(|e| crate::Error::io("resolving the build context", context, e))?;
+    let given = std::path::absolute(path)
+        .map_err(|e| crate::Error::io("resolving the Containerfile", path, e))?;
+    input::read_bounded(path, "Containerfile", MAX_CONTAINERFILE, |real| {
+        if real == given {
+            return Ok(());
+        }
+        input::inside(
+            "Containerfile",
+            path,
+            real,
+            &[&context],
+            &format!("the context `{}`", context.display()),
+        )
+    })
+}
 
 /// Whether a stage of the Containerfile starts `FROM scratch` (buildah then
 /// names its working container `working-container`).
@@ -17,20 +47,26 @@ pub fn builds_from_scratch(containerfile: &str) -> bool {
     })
 }
 
+/// The longest word an `ARG` substitution makes: references cannot multiply
+/// a value without bound (no image reference is this long; buildah refuses
+/// what is cut short).
+pub const MAX_WORD: usize = 64 * 1024;
+
 /// The external images a Containerfile uses, in order of first use, without
 /// `scratch` and without references to its own stages.
 pub fn base_images(containerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<String> {
     let mut global_args: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: HashSet<String> = HashSet::new();
     let mut bases: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut seen_from = false;
-    let push = |base: String, stages: &HashSet<String>, bases: &mut Vec<String>| {
+    let mut push = |base: String, stages: &HashSet<String>, bases: &mut Vec<String>| {
         let lower = base.to_ascii_lowercase();
         let is_stage_index = !base.is_empty() && base.bytes().all(|b| b.is_ascii_digit());
         if base.is_empty() || lower == "scratch" || stages.contains(&lower) || is_stage_index {
             return;
         }
-        if !bases.contains(&base) {
+        if seen.insert(base.clone()) {
             bases.push(base);
         }
     };
@@ -118,11 +154,20 @@ fn unquote(s: &str) -> String {
     s.to_string()
 }
 
-/// Expand `$NAME`, `${NAME}` and `${NAME:-default}` from `vars` (unknown: empty).
+/// Expand `$NAME`, `${NAME}` and `${NAME:-default}` from `vars` (unknown:
+/// empty). Values are not expanded again; the result is cut at [`MAX_WORD`].
 fn substitute(word: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut chars = word.chars().peekable();
     while let Some(c) = chars.next() {
+        if out.len() >= MAX_WORD {
+            let mut end = MAX_WORD;
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            break;
+        }
         if c != '$' {
             out.push(c);
             continue;
@@ -203,6 +248,19 @@ mod tests {
         let cf = "ARG TAG=1\nARG NAME\nFROM localhost/${NAME:-x}:$TAG\n";
         assert_eq!(base_images(cf, &args(&[("TAG", "9")])), ["localhost/x:9"]);
         assert_eq!(base_images(cf, &args(&[("NAME", "y")])), ["localhost/y:1"]);
+    }
+
+    #[test]
+    fn substitution_is_bounded() {
+        let big = "x".repeat(MAX_WORD / 2 + 1);
+        let cf = format!("ARG A\nFROM {}\n", "${A}".repeat(1000));
+        let bases = base_images(&cf, &args(&[("A", &big)]));
+        assert_eq!(bases.len(), 1);
+        assert_eq!(bases[0].len(), MAX_WORD);
+        // Multi-byte text is cut on a character boundary.
+        let wide = "é".repeat(MAX_WORD / 2 + 1);
+        let bases = base_images(&cf, &args(&[("A", &wide)]));
+        assert!(bases[0].len() <= MAX_WORD && bases[0].chars().all(|c| c == 'é'));
     }
 
     #[test]

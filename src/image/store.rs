@@ -29,6 +29,41 @@ pub fn stat_cache_path(context: &Path) -> PathBuf {
     state_dir().join("stat").join(&id.to_hex()[..16])
 }
 
+/// A directory of mcpod's own for one build (mode 0700, under the state
+/// directory), removed with what is in it when dropped.
+pub struct BuildDir {
+    path: PathBuf,
+}
+
+impl BuildDir {
+    pub fn create() -> Result<BuildDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let parent = state_dir().join("build");
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io("creating", &parent, e))?;
+        let path = parent.join(crate::engine::nonce());
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| Error::io("creating", &path, e))?;
+        Ok(BuildDir { path })
+    }
+
+    /// Write `bytes` as `name` in the directory; its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let path = self.path.join(name);
+        std::fs::write(&path, bytes).map_err(|e| Error::io("writing", &path, e))?;
+        Ok(path)
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove a build directory");
+        }
+    }
+}
+
 /// What a cached image declares, written after a successful build.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {

@@ -63,18 +63,7 @@ impl BuildImageInput {
         }
         let containerfile = match &self.containerfile {
             Some(path) => workspace.resolve("containerfile", path)?,
-            None => ["Containerfile", "Dockerfile"]
-                .iter()
-                .map(|f| context.join(f))
-                .find(|p| p.is_file())
-                .ok_or_else(|| {
-                    crate::Error::invalid(
-                        "containerfile",
-                        format!("{}/Containerfile", self.context),
-                        "the context has neither a Containerfile nor a Dockerfile",
-                        "add one, or pass `containerfile`",
-                    )
-                })?,
+            None => default_containerfile(workspace, &context, &self.context)?,
         };
         if !containerfile.is_file() {
             return Err(crate::Error::invalid(
@@ -93,6 +82,49 @@ impl BuildImageInput {
             no_cache: self.no_cache,
         })
     }
+}
+
+/// The context's `Containerfile`, else its `Dockerfile`, resolved like a path
+/// the caller named: a symlink may not lead out of the workspace root.
+fn default_containerfile(
+    workspace: &crate::workspace::Workspace,
+    context: &std::path::Path,
+    input: &str,
+) -> crate::Result<std::path::PathBuf> {
+    for name in ["Containerfile", "Dockerfile"] {
+        let path = context.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            continue;
+        }
+        let shown = format!("{}/{name}", input.trim_end_matches('/'));
+        let resolved = match path.canonicalize() {
+            Ok(resolved) => resolved,
+            // A dangling symlink: as if there were none.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(crate::Error::io("resolving", &path, e)),
+        };
+        if !resolved.starts_with(workspace.root()) {
+            return Err(crate::Error::invalid(
+                "containerfile",
+                shown,
+                format!(
+                    "it is a symlink to `{}`, outside the workspace root `{}`",
+                    resolved.display(),
+                    workspace.root().display()
+                ),
+                "replace the symlink with the Containerfile itself, or pass `containerfile`",
+            ));
+        }
+        if resolved.is_file() {
+            return Ok(resolved);
+        }
+    }
+    Err(crate::Error::invalid(
+        "containerfile",
+        format!("{input}/Containerfile"),
+        "the context has neither a Containerfile nor a Dockerfile",
+        "add one, or pass `containerfile`",
+    ))
 }
 
 /// Arguments of `stop_session`.
