@@ -54,8 +54,18 @@ pub fn containers_labelled(label: &str) -> Vec<String> {
     ])
 }
 
+/// What `program ARGS...` prints, a line each. A listing that fails (buildah
+/// races a concurrent image removal) is tried again, so a cleanup that lists
+/// first never removes nothing by mistake.
 fn lines(program: &str, args: &[&str]) -> Vec<String> {
-    let out = Command::new(program).args(args).output().expect(program);
+    let mut out = Command::new(program).args(args).output().expect(program);
+    for _ in 0..5 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        out = Command::new(program).args(args).output().expect(program);
+    }
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
