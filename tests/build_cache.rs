@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,21 +10,6 @@ use common::*;
 use mcpod::image::{BuildSpec, Built, Progress, build_image};
 use mcpod::labels::{ServerSpec, Servers};
 use tokio_util::sync::CancellationToken;
-
-fn spec(name: &str, ctx: &std::path::Path) -> BuildSpec {
-    BuildSpec {
-        name: format!("localhost/{name}"),
-        containerfile: ctx.join("Containerfile"),
-        context: ctx.to_path_buf(),
-        build_args: BTreeMap::new(),
-        servers: Servers::new(),
-        no_cache: false,
-    }
-}
-
-fn quiet() -> Progress {
-    Arc::new(|_| {})
-}
 
 async fn build(spec: &BuildSpec) -> Built {
     build_image(spec.clone(), quiet(), CancellationToken::new())
@@ -50,7 +34,7 @@ async fn second_build_is_a_hit_and_labels_are_stamped() {
         ),
         ("hello.txt", "hello"),
     ]);
-    let mut s = spec(&name, ctx.path());
+    let mut s = build_spec(&name, ctx.path());
     s.servers = servers("hello", &["/bin/hello", "--stdio"]);
 
     let first = build(&s).await;
@@ -100,7 +84,7 @@ async fn what_changes_the_key_and_what_does_not() {
         ("logs/debug.log", "noise"),
         (".containerignore", "logs/\n"),
     ]);
-    let s = spec(&name, ctx.path());
+    let s = build_spec(&name, ctx.path());
     let base = build(&s).await.tag;
 
     // An ignored file does not change the key.
@@ -143,7 +127,7 @@ async fn a_retagged_base_gives_a_new_key() {
                 ("Containerfile", "FROM scratch\nCOPY f /f\n"),
                 ("f", content),
             ]);
-            let built = build(&spec(&format!("{name}-base-src"), ctx.path())).await;
+            let built = build(&build_spec(&format!("{name}-base-src"), ctx.path())).await;
             let status = std::process::Command::new("buildah")
                 .args(["tag", &built.image_id, &base_ref])
                 .status()
@@ -156,7 +140,7 @@ async fn a_retagged_base_gives_a_new_key() {
         ("Containerfile", &format!("FROM {base_ref}\nCOPY g /g\n")),
         ("g", "g"),
     ]);
-    let s = spec(&name, ctx.path());
+    let s = build_spec(&name, ctx.path());
     let first = build(&s).await;
     assert!(build(&s).await.cache_hit);
 
@@ -177,9 +161,13 @@ async fn a_failing_build_leaves_nothing_behind() {
             "FROM {base}\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo failing on purpose; exit 7\"]\n"
         ),
     )]);
-    let err = build_image(spec(&name, ctx.path()), quiet(), CancellationToken::new())
-        .await
-        .expect_err("the RUN step fails");
+    let err = build_image(
+        build_spec(&name, ctx.path()),
+        quiet(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("the RUN step fails");
     let msg = err.to_string();
     assert!(
         msg.contains("buildah build") && msg.contains("failing on purpose"),
@@ -190,9 +178,13 @@ async fn a_failing_build_leaves_nothing_behind() {
 
     // A missing COPY source fails with buildah's reason and leaves nothing either.
     let ctx = context(&[("Containerfile", "FROM scratch\nCOPY missing.txt /x\n")]);
-    let err = build_image(spec(&name, ctx.path()), quiet(), CancellationToken::new())
-        .await
-        .expect_err("missing COPY source");
+    let err = build_image(
+        build_spec(&name, ctx.path()),
+        quiet(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("missing COPY source");
     assert!(err.to_string().contains("missing.txt"), "{err}");
     assert_eq!(images_named(&format!("{name}:")), Vec::<String>::new());
 }
@@ -217,7 +209,7 @@ async fn cancelling_a_build_midway_leaves_nothing_behind() {
         }
     });
     let started = std::time::Instant::now();
-    let err = build_image(spec(&name, ctx.path()), progress, cancel)
+    let err = build_image(build_spec(&name, ctx.path()), progress, cancel)
         .await
         .expect_err("cancelled");
     assert!(err.is_cancelled(), "{err}");
@@ -240,7 +232,7 @@ async fn concurrent_builds_of_one_key_run_buildah_once() {
             "FROM {base}\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo building; sleep 2\"]\n"
         ),
     )]);
-    let s = spec(&name, ctx.path());
+    let s = build_spec(&name, ctx.path());
     let runs = Arc::new(Mutex::new(0u32));
     let counting = |runs: Arc<Mutex<u32>>| -> Progress {
         Arc::new(move |line: String| {
@@ -281,7 +273,7 @@ async fn the_containerfiles_own_ignore_file_applies() {
         (".containerignore", "kept.txt\n"),
         ("Containerfile.containerignore", "dropped.txt\n"),
     ]);
-    let s = spec(&name, ctx.path());
+    let s = build_spec(&name, ctx.path());
     let base = build(&s).await;
 
     write(ctx.path(), "dropped.txt", "2");

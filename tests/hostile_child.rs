@@ -263,16 +263,6 @@ fn hostile_with(server: &mut Server, id: u64, root: &std::path::Path, command: V
         .to_string()
 }
 
-fn exported_tools(server: &mut Server, id: u64) -> Vec<String> {
-    let listed = server.request(id, "tools/list", json!({}));
-    listed["result"]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -288,7 +278,7 @@ fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
     let launched = server.call(2, "launch_session", json!({"image": dup}));
     let info = launched["structuredContent"].clone();
     let session = info["session"].as_str().expect("session").to_string();
-    let names = exported_tools(&mut server, 3);
+    let names = server.tool_names(3);
     let echo = format!("{session}_hostile__echo");
     assert_eq!(names.iter().filter(|n| **n == echo).count(), 1, "{names:?}");
     assert!(
@@ -317,7 +307,7 @@ fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
         "{}",
         info["warnings"]
     );
-    let names = exported_tools(&mut server, 6);
+    let names = server.tool_names(6);
     assert!(
         names.len() <= mcpod::proxy::tools::MAX_LISTED,
         "{}",

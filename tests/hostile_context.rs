@@ -22,21 +22,6 @@ use mcpod::server::tools::BuildImageInput;
 use mcpod::workspace::Workspace;
 use tokio_util::sync::CancellationToken;
 
-fn spec(name: &str, ctx: &Path) -> BuildSpec {
-    BuildSpec {
-        name: format!("localhost/{name}"),
-        containerfile: ctx.join("Containerfile"),
-        context: ctx.to_path_buf(),
-        build_args: BTreeMap::new(),
-        servers: Servers::new(),
-        no_cache: false,
-    }
-}
-
-fn quiet() -> Progress {
-    Arc::new(|_| {})
-}
-
 /// A progress sink that records whether buildah was started.
 fn watching(ran: Arc<AtomicBool>) -> Progress {
     Arc::new(move |line: String| {
@@ -124,7 +109,7 @@ async fn fifos_and_devices_are_refused_naming_the_path() {
 
         let ran = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let err = try_build(&spec(&name, ctx.path()), watching(ran.clone()))
+        let err = try_build(&build_spec(&name, ctx.path()), watching(ran.clone()))
             .await
             .expect_err(what);
         assert!(started.elapsed() < Duration::from_secs(5), "{what}: slow");
@@ -146,7 +131,7 @@ async fn excluded_special_files_and_sockets_build() {
         (".containerignore", "pipe\nlogs/\n"),
         ("a.txt", "a"),
     ]);
-    let plain = try_build(&spec(&name, ctx.path()), quiet())
+    let plain = try_build(&build_spec(&name, ctx.path()), quiet())
         .await
         .expect("plain build");
     mkfifo(&ctx.path().join("pipe"));
@@ -154,7 +139,7 @@ async fn excluded_special_files_and_sockets_build() {
     mkfifo(&ctx.path().join("logs/pipe"));
     let _socket =
         std::os::unix::net::UnixListener::bind(ctx.path().join("agent.sock")).expect("bind");
-    let with_specials = try_build(&spec(&name, ctx.path()), quiet())
+    let with_specials = try_build(&build_spec(&name, ctx.path()), quiet())
         .await
         .expect("excluded special files and a socket build");
     assert_eq!(with_specials.tag, plain.tag);
@@ -180,7 +165,7 @@ async fn a_file_swapped_during_builds_is_never_stored_under_the_other_key() {
     // The versions are written outside the context and renamed over the file.
     let stage = tempfile::tempdir().expect("tempdir");
     let contents = ["AAAA\n", "BBBB\n"];
-    let s = spec(&name, ctx.path());
+    let s = build_spec(&name, ctx.path());
 
     // The key each content has when nothing writes to the context.
     let mut stable = BTreeMap::new();
@@ -295,7 +280,7 @@ async fn a_directory_swapped_and_back_while_buildah_runs_fails_the_build() {
             swap(&away, &sub);
         }
     });
-    let err = try_build(&spec(&name, ctx.path()), progress)
+    let err = try_build(&build_spec(&name, ctx.path()), progress)
         .await
         .expect_err("the context changed while buildah read it");
     let msg = err.to_string();
@@ -322,7 +307,7 @@ async fn a_containerfile_symlink_out_of_the_context_is_refused() {
     symlink(&target, ctx.path().join("Containerfile")).expect("symlink");
 
     let ran = Arc::new(AtomicBool::new(false));
-    let err = try_build(&spec(&name, ctx.path()), watching(ran.clone()))
+    let err = try_build(&build_spec(&name, ctx.path()), watching(ran.clone()))
         .await
         .expect_err("a Containerfile linked out of the context");
     let msg = err.to_string();
@@ -363,7 +348,7 @@ async fn a_containerfile_symlink_out_of_the_context_is_refused() {
         ("a.txt", "a"),
     ]);
     symlink("build/real", inside.path().join("Containerfile")).expect("symlink");
-    try_build(&spec(&name, inside.path()), quiet())
+    try_build(&build_spec(&name, inside.path()), quiet())
         .await
         .expect("a Containerfile linked inside the context builds");
 }
@@ -396,7 +381,7 @@ async fn ignore_file_symlinks_out_of_the_context_are_refused() {
             "{ignore}: {msg}"
         );
         let ran = Arc::new(AtomicBool::new(false));
-        let err = try_build(&spec(&name, ctx.path()), watching(ran.clone()))
+        let err = try_build(&build_spec(&name, ctx.path()), watching(ran.clone()))
             .await
             .expect_err(ignore);
         assert!(err.to_string().contains(ignore), "{ignore}: {err}");
@@ -425,7 +410,7 @@ async fn oversized_containerfile_and_ignore_file_are_refused() {
     let _cleanup = ImageCleanup(name.clone());
     let big = format!("FROM scratch\n{}", "# padding\n".repeat(120_000));
     let ctx = context(&[("Containerfile", &big), ("a.txt", "a")]);
-    let err = try_build(&spec(&name, ctx.path()), quiet())
+    let err = try_build(&build_spec(&name, ctx.path()), quiet())
         .await
         .expect_err("a 1.2 MB Containerfile");
     let msg = err.to_string();

@@ -143,16 +143,6 @@ fn session_of(info: &Value) -> String {
     info["session"].as_str().expect("session id").to_string()
 }
 
-fn tool_names(server: &mut Server, id: u64) -> Vec<String> {
-    let list = server.request(id, "tools/list", json!({}));
-    list["result"]["tools"]
-        .as_array()
-        .unwrap_or_else(|| panic!("tools/list: {list}"))
-        .iter()
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// The names a server's launch report lists.
 fn reported_tools(server_report: &Value) -> Vec<String> {
     server_report["tools"]
@@ -285,7 +275,7 @@ fn servers_that_die_or_never_initialize_fail_alone() {
     assert_eq!(reported_tools(mute), Vec::<String>::new(), "{info}");
 
     // Only the good server's tools are exported, and they work.
-    let names = tool_names(&mut mcpod, 2);
+    let names = mcpod.tool_names(2);
     assert!(
         names.contains(&format!("{session}_hello__add")),
         "{names:?}"
@@ -424,7 +414,7 @@ fn server_crashing_mid_call_is_withdrawn_alone() {
             .is_some(),
         "no tools/list_changed after the crash"
     );
-    let names = tool_names(&mut mcpod, 3);
+    let names = mcpod.tool_names(3);
     assert!(
         !names
             .iter()
@@ -560,7 +550,8 @@ fn container_removed_from_outside() {
     let mut id = 10;
     let withdrawn = eventually(Duration::from_secs(10), || {
         id += 1;
-        !tool_names(&mut mcpod, id)
+        !mcpod
+            .tool_names(id)
             .iter()
             .any(|n| n.starts_with(&format!("{session}_")))
     });
@@ -640,7 +631,8 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     let list = second.call(2, "list_sessions", json!({}));
     assert_eq!(list["structuredContent"]["sessions"], json!([]), "{list}");
     assert!(
-        !tool_names(&mut second, 3)
+        !second
+            .tool_names(3)
             .iter()
             .any(|n| n.starts_with(&format!("{session}_")))
     );
@@ -920,7 +912,7 @@ fn ten_concurrent_launches_and_stops() {
     }
 
     // Every session's tools are exported and reach its own container.
-    let names = tool_names(&mut mcpod, 20);
+    let names = mcpod.tool_names(20);
     for session in &sessions {
         assert!(
             names.contains(&format!("{session}_hello__greet")),
@@ -966,7 +958,8 @@ fn ten_concurrent_launches_and_stops() {
         assert_no_containers(session);
     }
     assert!(
-        !tool_names(&mut mcpod, 200)
+        !mcpod
+            .tool_names(200)
             .iter()
             .any(|n| sessions.iter().any(|s| n.starts_with(&format!("{s}_"))))
     );

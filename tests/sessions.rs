@@ -16,16 +16,6 @@ fn launch(server: &mut Server, id: u64, args: Value) -> Value {
     result["structuredContent"].clone()
 }
 
-fn tool_names(server: &mut Server, id: u64) -> Vec<String> {
-    let list = server.request(id, "tools/list", json!({}));
-    list["result"]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn launch_call_progress_cancel_stop() {
     let image = hello_image();
@@ -90,7 +80,7 @@ fn launch_call_progress_cancel_stop() {
     );
 
     // tools/list shows the proxied tools next to the meta-tools.
-    let names = tool_names(&mut server, 2);
+    let names = server.tool_names(2);
     for t in [
         "launch_session",
         "call_tool",
@@ -170,7 +160,8 @@ fn launch_call_progress_cancel_stop() {
     assert_eq!(stopped["structuredContent"]["stopped"], true, "{stopped}");
     assert_eq!(containers_of(&session), Vec::<String>::new());
     assert!(
-        !tool_names(&mut server, 10)
+        !server
+            .tool_names(10)
             .iter()
             .any(|n| n.starts_with(&session))
     );

@@ -126,25 +126,42 @@ pub async fn build(
     cancel: CancellationToken,
     on_line: LineSink,
 ) -> Result<()> {
-    let mut inv = Invocation::new(PROGRAM)
-        .args(["build", "--layers", "--pull=missing", "--force-rm", "-f"])
-        .arg(req.containerfile)
-        .arg("--ignorefile")
-        .arg(req.ignorefile)
-        .args(["-t", req.tag]);
-    for (k, v) in req.build_args {
-        inv = inv.arg("--build-arg").arg(format!("{k}={v}"));
+    let on_line = std::sync::Arc::new(std::sync::Mutex::new(on_line));
+    let attempt = || {
+        let sink = on_line.clone();
+        let mut inv = Invocation::new(PROGRAM)
+            .args(["build", "--layers", "--pull=missing", "--force-rm", "-f"])
+            .arg(req.containerfile)
+            .arg("--ignorefile")
+            .arg(req.ignorefile)
+            .args(["-t", req.tag]);
+        for (k, v) in req.build_args {
+            inv = inv.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        if req.no_cache {
+            inv = inv.arg("--no-cache");
+        }
+        inv.arg("--")
+            .arg(req.context)
+            .cancel_on(cancel.clone())
+            .on_line(Box::new(move |line| {
+                if let Ok(mut f) = sink.lock() {
+                    f(line)
+                }
+            }))
+            .run()
+    };
+    match attempt().await {
+        // buildah commits, then fails to find what it committed when a
+        // concurrent image removal races it (containers-storage); its layers
+        // are cached, so building again is cheap.
+        Err(Error::CommandFailed { stderr_tail, .. })
+            if stderr_tail.contains("locating just-written image") =>
+        {
+            attempt().await.map(drop)
+        }
+        done => done.map(drop),
     }
-    if req.no_cache {
-        inv = inv.arg("--no-cache");
-    }
-    inv.arg("--")
-        .arg(req.context)
-        .cancel_on(cancel)
-        .on_line(on_line)
-        .run()
-        .await
-        .map(drop)
 }
 
 /// Commit `from` with `labels` set as `to`: a metadata-only change.

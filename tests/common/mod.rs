@@ -111,6 +111,23 @@ pub async fn busybox_base(name: &str) -> String {
     tag
 }
 
+/// A build of `ctx` as `localhost/NAME`, its `Containerfile`, nothing else.
+pub fn build_spec(name: &str, ctx: &Path) -> mcpod::image::BuildSpec {
+    mcpod::image::BuildSpec {
+        name: format!("localhost/{name}"),
+        containerfile: ctx.join("Containerfile"),
+        context: ctx.to_path_buf(),
+        build_args: Default::default(),
+        servers: Default::default(),
+        no_cache: false,
+    }
+}
+
+/// A progress sink that drops everything.
+pub fn quiet() -> mcpod::image::Progress {
+    std::sync::Arc::new(|_| {})
+}
+
 /// Removes every image whose name contains the guard's needle when dropped.
 pub struct ImageCleanup(pub String);
 

@@ -211,6 +211,17 @@ impl Server {
         got
     }
 
+    /// The names `tools/list` gives now.
+    pub fn tool_names(&mut self, id: u64) -> Vec<String> {
+        let list = self.request(id, "tools/list", json!({}));
+        list["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools/list: {list}"))
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn call(&mut self, id: u64, tool: &str, arguments: Value) -> Value {
         let response = self.request(
             id,
