@@ -111,7 +111,7 @@ fn a_reply_over_the_limit_fails_the_call_at_once_and_the_session_goes_on() {
     assert_eq!(result["isError"], true, "{result}");
     let text = text_of(&result);
     assert!(
-        text.contains("server `hostile` sent a response of")
+        text.contains("server `hostile` sent a response")
             && text.contains("limit of 16777216 bytes")
             && text.contains("`big_reply`"),
         "{text}"
@@ -144,7 +144,7 @@ fn a_reply_over_the_limit_fails_the_call_at_once_and_the_session_goes_on() {
     let logs = server.call(6, "session_logs", json!({"session": session}));
     let log = logs["structuredContent"]["servers"]["hostile"].to_string();
     assert!(
-        log.contains("mcpod: server `hostile` sent a response of"),
+        log.contains("mcpod: server `hostile` sent a response"),
         "{log}"
     );
     assert!(log.contains("not JSON"), "{log}");

@@ -60,13 +60,24 @@ pub struct Peer {
     pub on_problem: OnProblem,
 }
 
+/// What [`LineTransport::next_line`] found.
+enum Read {
+    /// A whole line, in `line`.
+    Line,
+    /// An oversized line whose id and kind are known: refuse it now.
+    OversizedKnown,
+    /// An oversized line has ended (refused already, or not).
+    OversizedEnded { refused: bool },
+}
+
 type Writer = Arc<tokio::sync::Mutex<Option<Box<dyn AsyncWrite + Send + Unpin>>>>;
 
 pub struct LineTransport<Role: ServiceRole, R> {
     read: BufReader<R>,
     line: Vec<u8>,
-    /// Set while the rest of an oversized line streams past.
-    oversized: Option<scan::Scan>,
+    /// Set while the rest of an oversized line streams past (and whether it
+    /// has been refused already).
+    oversized: Option<(scan::Scan, bool)>,
     /// Made-up error responses, delivered before the next line is read.
     injected: VecDeque<RxJsonRpcMessage<Role>>,
     write: Writer,
@@ -92,10 +103,10 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
         }
     }
 
-    /// Read until a whole line is in `self.line` (`Some(true)`), an oversized
-    /// line has ended (`Some(false)`), or the stream ends (`None`).
+    /// Read until a whole line is in `self.line` ([`Read::Line`]), an
+    /// oversized line can be refused or has ended, or the stream ends (`None`).
     /// Cancel-safe: all state is in `self`.
-    async fn next_line(&mut self) -> Option<bool> {
+    async fn next_line(&mut self) -> Option<Read> {
         loop {
             let available = match self.read.fill_buf().await {
                 Ok([]) | Err(_) => return None,
@@ -105,19 +116,31 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
             let take = newline.map_or(available.len(), |i| i + 1);
             let chunk = &available[..newline.unwrap_or(available.len())];
             let ended = newline.is_some();
-            if let Some(scan) = self.oversized.as_mut() {
+            if let Some((scan, _)) = self.oversized.as_mut() {
                 scan.feed(chunk);
             } else if self.line.len() + chunk.len() > self.limits.max_message {
                 let mut scan = scan::scan(&self.line);
                 scan.feed(chunk);
                 self.line = Vec::new();
-                self.oversized = Some(scan);
+                self.oversized = Some((scan, false));
             } else {
                 self.line.extend_from_slice(chunk);
             }
             self.read.consume(take);
-            if ended {
-                return Some(self.oversized.is_none());
+            match &mut self.oversized {
+                None if ended => return Some(Read::Line),
+                None => {}
+                Some((_, refused)) if ended => {
+                    let refused = *refused;
+                    return Some(Read::OversizedEnded { refused });
+                }
+                // Known to be a request or a response: refuse it now, not
+                // after however many more bytes (a line may never end).
+                Some((scan, refused @ false)) if scan.decided() => {
+                    *refused = true;
+                    return Some(Read::OversizedKnown);
+                }
+                Some(_) => {}
             }
         }
     }
@@ -203,15 +226,32 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
             if let Some(message) = self.injected.pop_front() {
                 return Some(message);
             }
-            if !self.next_line().await? {
-                if let Some(scan) = self.oversized.take() {
-                    let what = format!(
-                        "of {} bytes, over mcpod's limit of {} bytes per message",
-                        scan.bytes, self.limits.max_message
-                    );
-                    self.refuse(&scan, &what, TOO_LARGE);
+            match self.next_line().await? {
+                Read::Line => {}
+                Read::OversizedKnown => {
+                    if let Some((scan, _)) = self.oversized.take() {
+                        let what = format!(
+                            "over mcpod's limit of {} bytes per message (refused before its end)",
+                            self.limits.max_message
+                        );
+                        self.refuse(&scan, &what, TOO_LARGE);
+                        // The rest of it is read past, unkept.
+                        self.oversized = Some((scan, true));
+                    }
+                    continue;
                 }
-                continue;
+                Read::OversizedEnded { refused } => {
+                    if let Some((scan, _)) = self.oversized.take()
+                        && !refused
+                    {
+                        let what = format!(
+                            "of {} bytes, over mcpod's limit of {} bytes per message",
+                            scan.bytes, self.limits.max_message
+                        );
+                        self.refuse(&scan, &what, TOO_LARGE);
+                    }
+                    continue;
+                }
             }
             let line = std::mem::take(&mut self.line);
             let text = line.strip_suffix(b"\r").unwrap_or(&line);
@@ -368,6 +408,36 @@ mod tests {
             other => panic!("expected an error response, got {other:?}"),
         }
         assert!(problems.lock().expect("lock")[0].contains("failed the request"));
+    }
+
+    #[tokio::test]
+    async fn a_response_that_never_ends_fails_its_request_at_once() {
+        let (mut t, mut theirs, _) = transport::<RoleClient>(1000);
+        let writer = tokio::spawn(async move {
+            theirs
+                .write_all(
+                    br#"{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":""#,
+                )
+                .await
+                .expect("write");
+            // Then a never-ending text, and no newline.
+            loop {
+                if theirs.write_all(&[b'a'; 64 * 1024]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), t.receive())
+            .await
+            .expect("an answer before the line ends");
+        match got {
+            Some(JsonRpcMessage::Error(e)) => {
+                assert_eq!(e.id, Some(RequestId::Number(4)));
+                assert!(e.error.message.contains("limit of 1000 bytes"), "{e:?}");
+            }
+            other => panic!("expected an error response, got {other:?}"),
+        }
+        writer.abort();
     }
 
     #[tokio::test]

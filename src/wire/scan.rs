@@ -38,6 +38,8 @@ pub struct Scan {
     method: Option<Vec<u8>>,
     /// The message has a `method` key (even one too long to keep).
     has_method: bool,
+    /// The message has a `result` or `error` key: a response.
+    has_outcome: bool,
     /// Bytes seen.
     pub bytes: usize,
 }
@@ -108,6 +110,10 @@ impl Scan {
                             self.has_method = true;
                             Some(Field::Method)
                         }
+                        b"result" | b"error" => {
+                            self.has_outcome = true;
+                            None
+                        }
                         _ => None,
                     };
                 }
@@ -160,6 +166,13 @@ impl Scan {
     /// A request or a notification (else a response).
     pub fn has_method(&self) -> bool {
         self.has_method
+    }
+
+    /// Whether what the message is, and whom it concerns, is known before
+    /// its end: an id, and a `method` (a request) or a `result` or `error`
+    /// (a response). Keys come in any order, so until then it is not.
+    pub fn decided(&self) -> bool {
+        self.id.is_some() && (self.has_method || self.has_outcome)
     }
 }
 
