@@ -152,16 +152,23 @@ pub async fn build(
             .run()
     };
     match attempt().await {
-        // buildah commits, then fails to find what it committed when a
-        // concurrent image removal races it (containers-storage); its layers
-        // are cached, so building again is cheap.
-        Err(Error::CommandFailed { stderr_tail, .. })
-            if stderr_tail.contains("locating just-written image") =>
-        {
+        // Its layers are cached, so building again is cheap.
+        Err(Error::CommandFailed { stderr_tail, .. }) if raced_a_removal(&stderr_tail) => {
             attempt().await.map(drop)
         }
         done => done.map(drop),
     }
+}
+
+/// Whether buildah failed because another process removed an image or a
+/// layer while it worked (containers-storage has no lock across the whole
+/// build): it commits and then cannot find what it committed, or loses the
+/// layer its cache lookup was reading. Seen here under concurrent builds and
+/// removals; the build did nothing wrong.
+fn raced_a_removal(stderr: &str) -> bool {
+    stderr.contains("locating just-written image")
+        || (stderr.contains("checking if cached image exists")
+            && stderr.contains("layer not known"))
 }
 
 /// Commit `from` with `labels` set as `to`: a metadata-only change.
@@ -257,4 +264,23 @@ pub async fn containers() -> Result<Vec<WorkingContainer>> {
         .timeout(QUICK)
         .json_list()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_removal_races_seen_here_are_told_apart_from_failures() {
+        for seen in [
+            r#"Error: locating just-written image "containers-storage:[overlay@/var/lib/containers/storage]localhost/x:tmp": image not known"#,
+            "Error: checking if cached image exists from a previous build: getting top layer info: layer not known",
+        ] {
+            assert!(super::raced_a_removal(seen), "{seen}");
+        }
+        for failure in [
+            "Error: building at STEP \"RUN false\": exit status 1",
+            "Error: creating build container: image not known",
+        ] {
+            assert!(!super::raced_a_removal(failure), "{failure}");
+        }
+    }
 }
