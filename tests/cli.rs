@@ -66,6 +66,15 @@ fn build_inspect_launch_call_from_the_command_line() {
 
     let (ok, _, err) = mcpod(&["launch", &tag, "--call", "hello", "--json"]);
     assert!(!ok && err.contains("SERVER/TOOL"), "{err}");
+    // The name without its tag: build_image never tags `:latest`, so the hint
+    // is the tag of a build of that name, not "build it".
+    let (ok, _, err) = mcpod(&["launch", "localhost/mcpod-hello"]);
+    assert!(
+        !ok && err.contains("launch `localhost/mcpod-hello:") && !err.contains("build it with"),
+        "{err}"
+    );
+    let (ok, _, err) = mcpod(&["inspect", "localhost/mcpod-no-such-image"]);
+    assert!(!ok && err.contains("build it with build_image"), "{err}");
     let (ok, _, err) = mcpod(&["build", "--name", "Bad Name", "--context", "examples/hello"]);
     assert!(
         !ok && err.contains("image name") && err.contains("Fix:"),

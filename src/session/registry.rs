@@ -339,7 +339,7 @@ const GRACE: Duration = Duration::from_secs(1);
 /// stdin, give it [`GRACE`] to exit, then remove the containers that are
 /// still there with whatever still runs in them. A one-server session whose
 /// server exited needs no podman call: `podman run --rm` has removed it.
-async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
+pub(super) async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
     let mut exits = tokio::task::JoinSet::new();
     for child in sessions.iter().flat_map(|s| s.servers.values()) {
         let child = child.clone();
