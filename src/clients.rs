@@ -129,11 +129,13 @@ impl Client {
         let p = path.display();
         match (self, scope) {
             (Client::ClaudeCode, _) => format!(
-                "Claude Code asks before it starts a server from a project's .mcp.json (it shows \
-`mcpod` as \"Pending approval\" until then). Approve it in `claude` (the prompt at start, or \
-/mcp), or non-interactively in .claude/settings.local.json (not committed): \
-{{\"enabledMcpjsonServers\": [\"mcpod\"]}} (or \"enableAllProjectMcpServers\": true). \
-`claude mcp get mcpod` then reports it connected. Reads {p}."
+                "Claude Code starts a server from a project's {p} only once the folder is \
+trusted and the server approved (until then `claude mcp list` shows mcpod \"Pending \
+approval\"): run `claude` in the project and accept both prompts (or /mcp), or, without a \
+prompt, approve it in .claude/settings.local.json (not committed): \
+{{\"enabledMcpjsonServers\": [\"mcpod\"]}} in a folder you trusted before (the trust prompt \
+stores projects.<dir>.hasTrustDialogAccepted in ~/.claude.json). `claude mcp get mcpod` then \
+says Connected. Claude Code follows tools/list_changed."
             ),
             (Client::ClaudeDesktop, _) => format!(
                 "Claude Desktop needs no approval: restart it and mcpod is listed under the \
@@ -147,12 +149,17 @@ tools. Reads {p}."
                 "Codex reads {p} only in a trusted project: trust it at Codex's first start in \
 the folder, or add to ~/.codex/config.toml: [projects.\"/abs/path/of/project\"] \
 trust_level = \"trusted\". Codex ignores tools/list_changed (session tools reach it through \
-call_tool) unless its tool-list refresh feature is on. `codex mcp list` shows the entry."
+call_tool) unless its feature mcp_tool_list_changed is on (`codex --enable \
+mcp_tool_list_changed`, or [features] mcp_tool_list_changed = true). `codex mcp list` shows \
+the entry; tool_timeout_sec is 900 s unless you set one (a cold build_image outlasts Codex's \
+60 s default)."
             ),
             (Client::Codex, Scope::User) => format!(
                 "Codex needs no approval for {p}: `codex mcp list` shows the entry. Codex \
-ignores tools/list_changed (session tools reach it through call_tool) unless its tool-list \
-refresh feature is on."
+ignores tools/list_changed (session tools reach it through call_tool) unless its feature \
+mcp_tool_list_changed is on (`codex --enable mcp_tool_list_changed`, or [features] \
+mcp_tool_list_changed = true). tool_timeout_sec is 900 s unless you set one (a cold \
+build_image outlasts Codex's 60 s default)."
             ),
             (Client::Vscode, _) => format!(
                 "VS Code asks to trust a workspace's MCP server the first time it starts it \
