@@ -1,11 +1,19 @@
 //! Registering mcpod in MCP clients: the entry each client expects, in its own
 //! format and file, merged into what is there (with a backup).
+//!
+//! Merging edits the user's document in place: TOML through `toml_edit` (every
+//! spelling of `mcp_servers.mcpod` is the same table to it, comments and order
+//! stay), JSON through an order-keeping tree. The entry's own keys (`command`,
+//! `args`, `type`) are replaced; any other key the user put in the entry is
+//! kept, and so is every other entry.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-
 use crate::{Error, Result};
+
+mod json;
+
+use json::J;
 
 /// The clients mcpod knows how to register with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,6 +23,15 @@ pub enum Client {
     Cursor,
     Codex,
     Vscode,
+    Gemini,
+}
+
+/// Whose file: the project's (meant to be committed, so its entry is portable)
+/// or the user's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    Project,
+    User,
 }
 
 /// How the client should start mcpod.
@@ -25,101 +42,270 @@ pub struct Launch {
 }
 
 /// The server name mcpod registers under.
-const NAME: &str = "mcpod";
+pub const NAME: &str = "mcpod";
+
+/// Codex's `tool_timeout_sec` (and Gemini's `timeout`) in the entry: a cold
+/// `build_image` runs buildah for minutes, longer than Codex's default 60 s.
+pub const TOOL_TIMEOUT_SECS: u64 = 900;
 
 impl Client {
-    /// The file the client reads its MCP servers from (project files are
-    /// relative to the current directory).
-    pub fn default_path(self) -> PathBuf {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default();
+    /// The scopes the client has, the default first.
+    pub fn scopes(self) -> &'static [Scope] {
         match self {
-            Client::ClaudeCode => PathBuf::from(".mcp.json"),
-            Client::ClaudeDesktop => {
+            Client::ClaudeCode | Client::Vscode => &[Scope::Project],
+            Client::ClaudeDesktop => &[Scope::User],
+            Client::Cursor | Client::Gemini => &[Scope::Project, Scope::User],
+            Client::Codex => &[Scope::User, Scope::Project],
+        }
+    }
+
+    /// The scope used when none is asked for.
+    pub fn default_scope(self) -> Scope {
+        self.scopes()[0]
+    }
+
+    /// The file the client reads its MCP servers from in `scope` (project
+    /// files are relative to the current directory), or why it has none.
+    pub fn path(self, scope: Scope) -> Result<PathBuf> {
+        if !self.scopes().contains(&scope) {
+            return Err(Error::invalid(
+                "--scope",
+                format!("{scope:?}").to_lowercase(),
+                format!("{self:?} has no file of that scope"),
+                format!(
+                    "use --scope {}",
+                    format!("{:?}", self.default_scope()).to_lowercase()
+                ),
+            ));
+        }
+        let home = || {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "HOME",
+                        "",
+                        "it is not set, so the user's file cannot be found",
+                        "set HOME, or pass --path",
+                    )
+                })
+        };
+        Ok(match (self, scope) {
+            (Client::ClaudeCode, _) => PathBuf::from(".mcp.json"),
+            (Client::Vscode, _) => PathBuf::from(".vscode/mcp.json"),
+            (Client::ClaudeDesktop, _) => {
                 if cfg!(target_os = "macos") {
-                    home.join("Library/Application Support/Claude/claude_desktop_config.json")
+                    home()?.join("Library/Application Support/Claude/claude_desktop_config.json")
                 } else {
-                    home.join(".config/Claude/claude_desktop_config.json")
+                    home()?.join(".config/Claude/claude_desktop_config.json")
                 }
             }
-            Client::Cursor => home.join(".cursor/mcp.json"),
-            Client::Codex => home.join(".codex/config.toml"),
-            Client::Vscode => PathBuf::from(".vscode/mcp.json"),
+            (Client::Cursor, Scope::Project) => PathBuf::from(".cursor/mcp.json"),
+            (Client::Cursor, Scope::User) => home()?.join(".cursor/mcp.json"),
+            (Client::Codex, Scope::Project) => PathBuf::from(".codex/config.toml"),
+            (Client::Codex, Scope::User) => std::env::var_os("CODEX_HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .map_or_else(|| home().map(|h| h.join(".codex")), Ok)?
+                .join("config.toml"),
+            (Client::Gemini, Scope::Project) => PathBuf::from(".gemini/settings.json"),
+            (Client::Gemini, Scope::User) => home()?.join(".gemini/settings.json"),
+        })
+    }
+
+    /// How a project-scoped entry names the workspace root: a variable the
+    /// client expands, or `.` where the client starts servers in the project.
+    pub fn project_root(self) -> &'static str {
+        match self {
+            Client::Vscode | Client::Cursor => "${workspaceFolder}",
+            _ => ".",
+        }
+    }
+
+    /// How the client comes to run a server from this file (approval, trust),
+    /// and what it supports of mcpod.
+    pub fn approval(self, scope: Scope, path: &Path) -> String {
+        let p = path.display();
+        match (self, scope) {
+            (Client::ClaudeCode, _) => format!(
+                "Claude Code starts a server from a project's {p} only once the folder is \
+trusted and the server approved (until then `claude mcp list` shows mcpod \"Pending \
+approval\"): run `claude` in the project and accept both prompts (or /mcp), or, without a \
+prompt, approve it in .claude/settings.local.json (not committed): \
+{{\"enabledMcpjsonServers\": [\"mcpod\"]}} in a folder you trusted before (the trust prompt \
+stores projects.<dir>.hasTrustDialogAccepted in ~/.claude.json). `claude mcp get mcpod` then \
+says Connected. Claude Code follows tools/list_changed."
+            ),
+            (Client::ClaudeDesktop, _) => format!(
+                "Claude Desktop needs no approval: restart it and mcpod is listed under the \
+tools. Reads {p}."
+            ),
+            (Client::Cursor, _) => format!(
+                "Cursor shows mcpod under Settings → MCP; turn it on there (a project's \
+.cursor/mcp.json server is off until enabled). Reads {p}."
+            ),
+            (Client::Codex, Scope::Project) => format!(
+                "Codex reads {p} only in a trusted project: trust it at Codex's first start in \
+the folder, or add to ~/.codex/config.toml: [projects.\"/abs/path/of/project\"] \
+trust_level = \"trusted\". Codex ignores tools/list_changed (session tools reach it through \
+call_tool) unless its feature mcp_tool_list_changed is on (`codex --enable \
+mcp_tool_list_changed`, or [features] mcp_tool_list_changed = true). `codex mcp list` shows \
+the entry; tool_timeout_sec is 900 s unless you set one (a cold build_image outlasts Codex's \
+60 s default)."
+            ),
+            (Client::Codex, Scope::User) => format!(
+                "Codex needs no approval for {p}: `codex mcp list` shows the entry. Codex \
+ignores tools/list_changed (session tools reach it through call_tool) unless its feature \
+mcp_tool_list_changed is on (`codex --enable mcp_tool_list_changed`, or [features] \
+mcp_tool_list_changed = true). tool_timeout_sec is 900 s unless you set one (a cold \
+build_image outlasts Codex's 60 s default)."
+            ),
+            (Client::Vscode, _) => format!(
+                "VS Code asks to trust a workspace's MCP server the first time it starts it \
+(Start in {p}, or the MCP: List Servers command)."
+            ),
+            (Client::Gemini, Scope::Project) => format!(
+                "Gemini CLI reads {p} only in a trusted folder: answer its trust prompt, or add \
+the folder to ~/.gemini/trustedFolders.json: {{\"/abs/path/of/project\": \"TRUST_FOLDER\"}}. \
+`gemini mcp list` then shows mcpod connected."
+            ),
+            (Client::Gemini, Scope::User) => format!(
+                "Gemini CLI needs no approval for {p}, but with folder trust on it starts no \
+MCP server in an untrusted folder (~/.gemini/trustedFolders.json). `gemini mcp list` shows \
+mcpod connected."
+            ),
         }
     }
 
     /// The entry alone, as the client's file would hold it.
     pub fn render(self, launch: &Launch) -> String {
         match self {
-            Client::Codex => codex_table(launch),
-            _ => {
-                serde_json::to_string_pretty(&self.merge_json(json!({}), launch))
-                    .unwrap_or_default()
-                    + "\n"
-            }
+            Client::Codex => merge_toml("", launch).unwrap_or_default(),
+            _ => json::to_string(&self.merge_json(J::Obj(Vec::new()), launch), "  "),
         }
     }
 
-    fn merge_json(self, mut doc: Value, launch: &Launch) -> Value {
-        let (key, entry) = match self {
-            Client::Vscode => (
-                "servers",
-                json!({"type": "stdio", "command": launch.command, "args": launch.args}),
-            ),
-            Client::ClaudeCode => (
-                "mcpServers",
-                json!({"type": "stdio", "command": launch.command, "args": launch.args, "env": {}}),
-            ),
-            _ => (
-                "mcpServers",
-                json!({"command": launch.command, "args": launch.args, "env": {}}),
-            ),
-        };
-        if !doc[key].is_object() {
-            doc[key] = json!({});
+    /// The entry's own keys for a JSON client.
+    fn json_entry(self, launch: &Launch) -> Vec<(String, J)> {
+        let mut entry = Vec::new();
+        if matches!(self, Client::ClaudeCode | Client::Vscode) {
+            entry.push(("type".to_string(), J::Str("stdio".into())));
         }
-        doc[key][NAME] = entry;
+        entry.push(("command".to_string(), J::Str(launch.command.clone())));
+        entry.push((
+            "args".to_string(),
+            J::Arr(launch.args.iter().cloned().map(J::Str).collect()),
+        ));
+        if self == Client::Gemini {
+            entry.push((
+                "timeout".to_string(),
+                J::Num((TOOL_TIMEOUT_SECS * 1000).into()),
+            ));
+        }
+        entry
+    }
+
+    fn merge_json(self, mut doc: J, launch: &Launch) -> J {
+        let key = if self == Client::Vscode {
+            "servers"
+        } else {
+            "mcpServers"
+        };
+        let J::Obj(top) = &mut doc else {
+            return doc;
+        };
+        let servers = json::last_mut(top, key).filter(|v| matches!(v, J::Obj(_)));
+        let servers = match servers {
+            Some(s) => s,
+            None => {
+                json::set(top, key, J::Obj(Vec::new()));
+                match json::last_mut(top, key) {
+                    Some(s) => s,
+                    None => return doc,
+                }
+            }
+        };
+        let J::Obj(servers) = servers else {
+            return doc;
+        };
+        // Every spelling of the key ("mcpod", "mcp\u006fd") decodes the same;
+        // the last is the one a client reads. Its extra keys are kept.
+        let old = servers
+            .iter()
+            .rposition(|(k, _)| k == NAME)
+            .map(|i| servers[i].1.clone());
+        let first = servers.iter().position(|(k, _)| k == NAME);
+        let mut entry = match old {
+            Some(J::Obj(fields)) => fields,
+            _ => Vec::new(),
+        };
+        for (k, v) in self.json_entry(launch) {
+            // Gemini's timeout is the user's if they set one.
+            if k == "timeout" && entry.iter().any(|(e, _)| e == "timeout") {
+                continue;
+            }
+            json::set(&mut entry, &k, v);
+        }
+        servers.retain(|(k, _)| k != NAME);
+        let at = first.unwrap_or(servers.len()).min(servers.len());
+        servers.insert(at, (NAME.to_string(), J::Obj(entry)));
         doc
     }
 
+    /// The file's merged text.
+    fn merged(self, path: &Path, existing: Option<&str>, launch: &Launch) -> Result<String> {
+        if self == Client::Codex {
+            return merge_toml(existing.unwrap_or_default(), launch).map_err(|e| {
+                Error::invalid(
+                    "client config",
+                    path.display().to_string(),
+                    format!("it is not valid TOML ({})", e.trim()),
+                    "fix or move the file, then run again; nothing was written",
+                )
+            });
+        }
+        let (doc, indent) = match existing.map(str::trim) {
+            None | Some("") => (J::Obj(Vec::new()), "  ".to_string()),
+            Some(text) => (
+                json::parse(text).map_err(|e| {
+                    Error::invalid(
+                        "client config",
+                        path.display().to_string(),
+                        format!("it is not valid JSON ({e})"),
+                        "fix or move the file, then run again; nothing was written",
+                    )
+                })?,
+                json::indent_of(text),
+            ),
+        };
+        if !matches!(doc, J::Obj(_)) {
+            return Err(Error::invalid(
+                "client config",
+                path.display().to_string(),
+                "its top level is not a JSON object",
+                "fix or move the file; nothing was written",
+            ));
+        }
+        Ok(json::to_string(&self.merge_json(doc, launch), &indent))
+    }
+
     /// Merge the entry into `path` (created if missing), keeping everything else
-    /// there; the previous file is kept as `<path>.bak`. Returns the backup path.
+    /// there; the previous file is kept as `<path>.bak`, and the new one
+    /// replaces it atomically. Returns the backup path.
     pub fn write(self, path: &Path, launch: &Launch) -> Result<Option<PathBuf>> {
+        // A symlinked file (dotfiles) is written where it points.
+        let path = match std::fs::canonicalize(path) {
+            Ok(real) => real,
+            Err(_) => path.to_path_buf(),
+        };
+        let path = path.as_path();
         let existing = match std::fs::read_to_string(path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("reading", path, e)),
         };
-        let merged = match self {
-            Client::Codex => merge_toml(
-                existing.as_deref().unwrap_or_default(),
-                &codex_table(launch),
-            ),
-            _ => {
-                let doc = match existing.as_deref().map(str::trim) {
-                    None | Some("") => json!({}),
-                    Some(text) => serde_json::from_str::<Value>(text).map_err(|e| {
-                        Error::invalid(
-                            "client config",
-                            path.display().to_string(),
-                            format!("it is not valid JSON ({e})"),
-                            "fix or move the file, then run again; nothing was written",
-                        )
-                    })?,
-                };
-                if !doc.is_object() {
-                    return Err(Error::invalid(
-                        "client config",
-                        path.display().to_string(),
-                        "its top level is not a JSON object",
-                        "fix or move the file; nothing was written",
-                    ));
-                }
-                serde_json::to_string_pretty(&self.merge_json(doc, launch)).unwrap_or_default()
-                    + "\n"
-            }
-        };
+        let merged = self.merged(path, existing.as_deref(), launch)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         }
@@ -134,52 +320,65 @@ impl Client {
         };
         let tmp = PathBuf::from(format!("{}.mcpod-tmp", path.display()));
         std::fs::write(&tmp, merged).map_err(|e| Error::io("writing", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("replacing", path, e))?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = std::fs::set_permissions(&tmp, meta.permissions());
+        }
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("replacing", path, e)
+        })?;
         Ok(backup)
     }
 }
 
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
-}
+/// Set `mcp_servers.mcpod` in a Codex config, however the document spells it
+/// (a `[mcp_servers.mcpod]` header, quoted keys, dotted keys, an inline table),
+/// keeping the user's other keys in it, and everything else, as written.
+fn merge_toml(doc: &str, launch: &Launch) -> std::result::Result<String, String> {
+    use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-fn codex_table(launch: &Launch) -> String {
-    let args: Vec<String> = launch.args.iter().map(|a| toml_string(a)).collect();
-    format!(
-        "[mcp_servers.{NAME}]\ncommand = {}\nargs = [{}]\n",
-        toml_string(&launch.command),
-        args.join(", ")
-    )
-}
-
-/// Replace the `[mcp_servers.mcpod]` table of a TOML document (up to the next
-/// table header), or append it.
-fn merge_toml(doc: &str, table: &str) -> String {
-    let header = format!("[mcp_servers.{NAME}]");
-    let mut out = String::new();
-    let mut skipping = false;
-    let mut replaced = false;
-    for line in doc.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            skipping = trimmed == header || trimmed.starts_with(&format!("[mcp_servers.{NAME}."));
-            if trimmed == header {
-                out.push_str(table);
-                replaced = true;
+    let mut doc: DocumentMut = doc
+        .parse()
+        .map_err(|e: toml_edit::TomlError| e.to_string())?;
+    let mut args = Array::new();
+    for a in &launch.args {
+        args.push(a.as_str());
+    }
+    let root = doc.as_table_mut();
+    if !root.contains_key("mcp_servers") {
+        let mut servers = Table::new();
+        servers.set_implicit(true);
+        root.insert("mcp_servers", Item::Table(servers));
+    }
+    let fresh = |e: Option<&Item>| e.is_none_or(|e| e.as_table_like().is_none());
+    let entry = match root.get_mut("mcp_servers") {
+        Some(Item::Table(servers)) => {
+            if fresh(servers.get(NAME)) {
+                servers.insert(NAME, Item::Table(Table::new()));
             }
+            servers.get_mut(NAME).and_then(Item::as_table_like_mut)
         }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
+        Some(Item::Value(toml_edit::Value::InlineTable(servers))) => {
+            if servers
+                .get(NAME)
+                .is_none_or(|e| e.as_inline_table().is_none())
+            {
+                servers.insert(NAME, toml_edit::Value::InlineTable(Default::default()));
+            }
+            servers
+                .get_mut(NAME)
+                .and_then(toml_edit::Value::as_inline_table_mut)
+                .map(|t| t as &mut dyn toml_edit::TableLike)
         }
+        _ => return Err("`mcp_servers` is not a table".into()),
+    };
+    let entry = entry.ok_or("`mcp_servers.mcpod` is not a table")?;
+    entry.insert("command", value(launch.command.as_str()));
+    entry.insert("args", value(args));
+    if entry.get("tool_timeout_sec").is_none() {
+        entry.insert("tool_timeout_sec", value(TOOL_TIMEOUT_SECS as i64));
     }
-    if !replaced {
-        if !out.is_empty() && !out.ends_with("\n\n") {
-            out.push('\n');
-        }
-        out.push_str(table);
-    }
-    out
+    Ok(doc.to_string())
 }
 
 #[cfg(test)]
@@ -193,20 +392,25 @@ mod tests {
         }
     }
 
+    fn parse(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).expect("json")
+    }
+
     #[test]
     fn each_client_gets_its_own_format() {
-        let cc: Value = serde_json::from_str(&Client::ClaudeCode.render(&launch())).expect("json");
+        let cc = parse(&Client::ClaudeCode.render(&launch()));
         assert_eq!(cc["mcpServers"]["mcpod"]["type"], "stdio");
         assert_eq!(cc["mcpServers"]["mcpod"]["args"][2], "/work/p \"q\"");
-        let vs: Value = serde_json::from_str(&Client::Vscode.render(&launch())).expect("json");
+        let vs = parse(&Client::Vscode.render(&launch()));
         assert_eq!(vs["servers"]["mcpod"]["command"], "/usr/local/bin/mcpod");
-        let desk: Value =
-            serde_json::from_str(&Client::ClaudeDesktop.render(&launch())).expect("json");
+        let desk = parse(&Client::ClaudeDesktop.render(&launch()));
         assert!(desk["mcpServers"]["mcpod"]["type"].is_null());
+        let gemini = parse(&Client::Gemini.render(&launch()));
+        assert_eq!(gemini["mcpServers"]["mcpod"]["timeout"], 900_000);
         let codex = Client::Codex.render(&launch());
         assert_eq!(
             codex,
-            "[mcp_servers.mcpod]\ncommand = \"/usr/local/bin/mcpod\"\nargs = [\"serve\", \"--root\", \"/work/p \\\"q\\\"\"]\n"
+            "[mcp_servers.mcpod]\ncommand = \"/usr/local/bin/mcpod\"\nargs = [\"serve\", \"--root\", '/work/p \"q\"']\ntool_timeout_sec = 900\n"
         );
     }
 
@@ -227,8 +431,7 @@ mod tests {
             .write(&path, &launch())
             .expect("merge")
             .expect("backup");
-        let doc: Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        let doc = parse(&std::fs::read_to_string(&path).expect("read"));
         assert_eq!(doc["mcpServers"]["other"]["command"], "x");
         assert_eq!(doc["theme"], "dark");
         assert_eq!(doc["mcpServers"]["mcpod"]["args"][0], "serve");
@@ -250,21 +453,99 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{not json");
     }
 
+    /// Every TOML spelling of the entry is the one table: replaced, never a
+    /// second `[mcp_servers.mcpod]` (which Codex refuses as a duplicate key).
     #[test]
-    fn codex_toml_replaces_only_its_table() {
-        let doc = "model = \"o3\"\n\n[mcp_servers.other]\ncommand = \"x\"\n\n[mcp_servers.mcpod]\ncommand = \"old\"\nargs = []\n\n[profiles.a]\nmodel = \"b\"\n";
-        let merged = merge_toml(doc, &codex_table(&launch()));
+    fn codex_toml_every_spelling_is_replaced_once() {
+        let other = "[mcp_servers.other]\ncommand = \"x\"\n\n";
+        let spellings = [
+            format!("{other}[mcp_servers.mcpod]\ncommand = \"old\"\nargs = []\ntool_timeout_sec = 30\nenabled = false\n"),
+            format!("{other}[mcp_servers.\"mcpod\"]\ncommand = \"old\"\ntool_timeout_sec = 30\nenabled = false\n"),
+            format!("{other}[ mcp_servers . 'mcpod' ]\ncommand = \"old\"\ntool_timeout_sec = 30\nenabled = false\n"),
+            "[mcp_servers]\nother = { command = \"x\" }\nmcpod = { command = \"old\", tool_timeout_sec = 30, enabled = false }\n".to_string(),
+            "mcp_servers.other.command = \"x\"\nmcp_servers.mcpod.command = \"old\"\nmcp_servers.mcpod.tool_timeout_sec = 30\nmcp_servers.mcpod.enabled = false\n".to_string(),
+            "mcp_servers = { other = { command = \"x\" }, mcpod = { command = \"old\", tool_timeout_sec = 30, enabled = false } }\n".to_string(),
+            format!("{other}[mcp_servers.mcpod]\ncommand = \"old\"\ntool_timeout_sec = 30\nenabled = false\n[mcp_servers.mcpod.env]\nA = \"1\"\n"),
+        ];
+        for spelling in spellings {
+            let doc = format!("# mine\nmodel = \"o3\"\n{spelling}\n[profiles.a]\nmodel = \"b\"\n");
+            let merged = merge_toml(&doc, &launch()).expect("merges");
+            let again = merge_toml(&merged, &launch()).expect("merges again");
+            assert_eq!(merged, again, "a re-run changes nothing");
+            let parsed: toml_edit::DocumentMut = merged.parse().expect("valid TOML");
+            let entry = &parsed["mcp_servers"]["mcpod"];
+            assert_eq!(
+                entry["command"].as_str(),
+                Some("/usr/local/bin/mcpod"),
+                "{merged}"
+            );
+            assert_eq!(entry["args"].as_array().map(|a| a.len()), Some(3));
+            assert_eq!(
+                entry["tool_timeout_sec"].as_integer(),
+                Some(30),
+                "kept: {merged}"
+            );
+            assert_eq!(entry["enabled"].as_bool(), Some(false), "kept");
+            assert_eq!(
+                parsed["mcp_servers"]["other"]["command"].as_str(),
+                Some("x")
+            );
+            assert_eq!(parsed["profiles"]["a"]["model"].as_str(), Some("b"));
+            assert!(merged.starts_with("# mine\nmodel = \"o3\"\n"), "{merged}");
+            assert!(!merged.contains("\"old\""), "{merged}");
+            if spelling.contains("env") {
+                assert_eq!(entry["env"]["A"].as_str(), Some("1"));
+            }
+        }
+        let appended = merge_toml("model = \"o3\"\n", &launch()).expect("merges");
         assert!(
-            merged.contains("model = \"o3\"")
-                && merged.contains("[mcp_servers.other]")
-                && merged.contains("[profiles.a]")
-        );
-        assert!(!merged.contains("\"old\"") && merged.contains("/usr/local/bin/mcpod"));
-        assert_eq!(merged.matches("[mcp_servers.mcpod]").count(), 1);
-        let appended = merge_toml("model = \"o3\"\n", &codex_table(&launch()));
-        assert!(
-            appended.starts_with("model = \"o3\"\n\n[mcp_servers.mcpod]"),
+            appended.starts_with("model = \"o3\"\n\n[mcp_servers.mcpod]")
+                || appended.starts_with("model = \"o3\"\n[mcp_servers.mcpod]"),
             "{appended}"
         );
+        assert!(merge_toml("[a]\nb = 1\n[a]\nb = 2\n", &launch()).is_err());
+    }
+
+    /// JSON keeps the user's key order and spacing, replaces every spelling of
+    /// the entry in place, and keeps the user's own keys in it.
+    #[test]
+    fn json_keeps_order_and_the_users_keys() {
+        let text = "{\n    \"zeta\": 1,\n    \"mcpServers\": {\n        \"zz\": {\"command\": \"z\"},\n        \"mcpod\": {\"command\": \"old\", \"disabled\": true, \"env\": {\"B\": \"2\", \"A\": \"1\"}},\n        \"aa\": {\"command\": \"a\"},\n        \"mcp\\u006fd\": {\"command\": \"older\", \"alwaysAllow\": [\"x\"]}\n    },\n    \"alpha\": [3, 1.5, null, false]\n}\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".mcp.json");
+        std::fs::write(&path, text).expect("write");
+        Client::ClaudeCode.write(&path, &launch()).expect("merge");
+        let out = std::fs::read_to_string(&path).expect("read");
+        let order = |s: &str, keys: &[&str]| {
+            let at: Vec<usize> = keys
+                .iter()
+                .map(|k| s.find(k).unwrap_or(usize::MAX))
+                .collect();
+            at.windows(2).all(|w| w[0] < w[1])
+        };
+        assert!(
+            order(&out, &["\"zeta\"", "\"mcpServers\"", "\"alpha\""]),
+            "{out}"
+        );
+        assert!(order(&out, &["\"zz\"", "\"mcpod\"", "\"aa\""]), "{out}");
+        assert_eq!(out.matches("\"mcpod\"").count(), 1, "{out}");
+        assert!(!out.contains("u006f") && !out.contains("old"), "{out}");
+        assert!(
+            out.contains("\n    \"zeta\": 1"),
+            "four-space indent kept: {out}"
+        );
+        let doc = parse(&out);
+        let entry = &doc["mcpServers"]["mcpod"];
+        assert_eq!(entry["command"], "/usr/local/bin/mcpod");
+        assert_eq!(
+            entry["alwaysAllow"][0], "x",
+            "the last spelling's keys are kept"
+        );
+        assert_eq!(doc["alpha"], serde_json::json!([3, 1.5, null, false]));
+        let again = {
+            Client::ClaudeCode.write(&path, &launch()).expect("merge");
+            std::fs::read_to_string(&path).expect("read")
+        };
+        assert_eq!(out, again, "a re-run changes nothing");
     }
 }

@@ -44,7 +44,7 @@ pub enum Error {
 
     /// A path the caller gave resolves outside the workspace root.
     #[error(
-        "path `{input}` resolves outside the workspace root `{root}`. Fix: pass a path inside the root, or start mcpod with --root covering it"
+        "path `{input}` resolves outside the workspace root `{root}`. Fix: pass a path inside the root; to serve another directory, register mcpod with a root covering it (`mcpod config --client CLIENT --root DIR --write`, then restart the client)"
     )]
     PathOutsideRoot { input: String, root: PathBuf },
 
@@ -83,6 +83,16 @@ pub enum Error {
         reference: String,
         place: &'static str,
         fix: String,
+    },
+
+    /// A launch in which no server came up; the session is gone again.
+    #[error(
+        "no server of image `{image}` came up, so session `{session}` was removed with its container. {reasons}. Fix: correct the server's command or its requests in the image's labels (see them with inspect_labels), or launch with `servers` naming the ones that work"
+    )]
+    NoServerReady {
+        image: String,
+        session: String,
+        reasons: String,
     },
 
     /// Output of an external program that mcpod could not understand.

@@ -66,6 +66,15 @@ fn build_inspect_launch_call_from_the_command_line() {
 
     let (ok, _, err) = mcpod(&["launch", &tag, "--call", "hello", "--json"]);
     assert!(!ok && err.contains("SERVER/TOOL"), "{err}");
+    // The name without its tag: build_image never tags `:latest`, so the hint
+    // is the tag of a build of that name, not "build it".
+    let (ok, _, err) = mcpod(&["launch", "localhost/mcpod-hello"]);
+    assert!(
+        !ok && err.contains("launch `localhost/mcpod-hello:") && !err.contains("build it with"),
+        "{err}"
+    );
+    let (ok, _, err) = mcpod(&["inspect", "localhost/mcpod-no-such-image"]);
+    assert!(!ok && err.contains("build it with build_image"), "{err}");
     let (ok, _, err) = mcpod(&["build", "--name", "Bad Name", "--context", "examples/hello"]);
     assert!(
         !ok && err.contains("image name") && err.contains("Fix:"),
@@ -103,11 +112,116 @@ fn config_writes_each_client_format_and_keeps_what_is_there() {
     assert!(args.contains(&"--allow-env=TOKEN"), "{args:?}");
     assert!(dir.path().join("claude_desktop_config.json.bak").exists());
 
+    assert_eq!(
+        doc["mcpServers"]["mcpod"]["command"],
+        env!("CARGO_BIN_EXE_mcpod"),
+        "a user file runs this binary"
+    );
+    assert!(
+        !args.contains(&"--root"),
+        "no fixed root in a user file: {args:?}"
+    );
+
     let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
         .args(["config", "--client", "codex"])
         .output()
         .expect("runs");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("[mcp_servers.mcpod]\ncommand = "));
+    let codex = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        codex.starts_with("[mcp_servers.mcpod]\ncommand = "),
+        "{codex}"
+    );
+    assert!(codex.contains("\ntool_timeout_sec = 900\n"), "{codex}");
+
+    // Re-running over the user's own keys keeps them, and every other entry.
+    let toml = dir.path().join("config.toml");
+    std::fs::write(
+        &toml,
+        "[mcp_servers.\"mcpod\"]\ncommand = \"old\"\ntool_timeout_sec = 1200\nenabled = true\n\n[mcp_servers.x]\ncommand = \"y\"\n",
+    )
+    .expect("write");
+    let t = toml.display().to_string();
+    for _ in 0..2 {
+        let (ok, _, err) = mcpod(&["config", "--client", "codex", "--write", "--path", &t]);
+        assert!(ok, "{err}");
+    }
+    let merged = std::fs::read_to_string(&toml).expect("read");
+    assert_eq!(
+        merged.matches("mcpod").count(),
+        2,
+        "one table, one command: {merged}"
+    );
+    assert!(
+        merged.contains("tool_timeout_sec = 1200\nenabled = true\n")
+            && merged.contains("[mcp_servers.x]\ncommand = \"y\""),
+        "{merged}"
+    );
+}
+
+/// Project files are committed: their entry runs `mcpod` from PATH on the
+/// project's own root, never this machine's paths.
+#[test]
+fn config_project_entries_are_portable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let here = env!("CARGO_MANIFEST_DIR");
+    for (client, file, servers, root) in [
+        ("claude-code", ".mcp.json", "mcpServers", "."),
+        (
+            "vscode",
+            ".vscode/mcp.json",
+            "servers",
+            "${workspaceFolder}",
+        ),
+        (
+            "cursor",
+            ".cursor/mcp.json",
+            "mcpServers",
+            "${workspaceFolder}",
+        ),
+        ("gemini", ".gemini/settings.json", "mcpServers", "."),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .args(["config", "--client", client, "--write"])
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join(file)).expect(file);
+        assert!(
+            !text.contains(here) && !text.contains(&dir.path().display().to_string()),
+            "{client}: an absolute path in a shared file: {text}"
+        );
+        let doc: Value = serde_json::from_str(&text).expect("json");
+        let entry = &doc[servers]["mcpod"];
+        assert_eq!(entry["command"], "mcpod", "{client}: {text}");
+        assert_eq!(
+            entry["args"],
+            serde_json::json!(["serve", "--root", root]),
+            "{client}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("registered mcpod in"), "{stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+        .args([
+            "config", "--client", "codex", "--scope", "project", "--root", "sub",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    let codex = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        codex.contains("command = \"mcpod\"\nargs = [\"serve\", \"--root\", \"sub\"]"),
+        "{codex}"
+    );
+    let (ok, _, err) = mcpod(&["config", "--client", "claude-desktop", "--scope", "project"]);
+    assert!(!ok && err.contains("--scope user"), "{err}");
+    let (ok, _, _) = mcpod(&["config", "--client", "claude-code", "--print-approval"]);
+    assert!(ok);
 }
 
 #[test]

@@ -150,6 +150,13 @@ fn build_inspect_and_bad_requests_over_stdio() {
         text_of(&outside).contains("outside the workspace root"),
         "{outside}"
     );
+    // The person who reads it runs a client, not mcpod: the fix is the
+    // registration's root.
+    assert!(
+        text_of(&outside).contains("mcpod config --client CLIENT --root DIR")
+            && !text_of(&outside).contains("start mcpod with"),
+        "{outside}"
+    );
 
     let absolute = server.call(8, "build_image", json!({"name": "x", "context": "/etc"}));
     assert!(

@@ -1,8 +1,9 @@
 //! `mcpod config`: register mcpod with an MCP client.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use mcpod::clients::{Client, Launch, Scope};
 
 use super::policy::PolicyArgs;
 
@@ -10,48 +11,102 @@ use super::policy::PolicyArgs;
 pub struct ConfigArgs {
     /// The client to register with.
     #[arg(long, value_enum)]
-    client: mcpod::clients::Client,
-    /// The workspace root mcpod serves (made absolute).
-    #[arg(long, default_value = ".")]
-    root: PathBuf,
+    client: Client,
+    /// The project's file (committed: the entry runs `mcpod` from PATH on the
+    /// project's own root) or the user's (this binary, no fixed root). Default:
+    /// the client's project file where it has one (Codex: the user's).
+    #[arg(long, value_enum)]
+    scope: Option<Scope>,
+    /// The workspace root mcpod serves. A project entry keeps a relative root
+    /// relative to the project; a user entry has none unless this is given.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The command the client runs (default: `mcpod` in a project file, this
+    /// binary's absolute path in a user file).
+    #[arg(long)]
+    command: Option<String>,
     /// Merge the entry into the client's file (keeping what is there, with a .bak backup).
     #[arg(long)]
     write: bool,
     /// The file to write instead of the client's default.
     #[arg(long)]
     path: Option<PathBuf>,
+    /// Print how the client approves or trusts the entry, and what it supports, instead.
+    #[arg(long)]
+    print_approval: bool,
     #[command(flatten)]
     policy: PolicyArgs,
 }
 
-pub fn config(args: ConfigArgs) -> Result<(), String> {
-    let root = args
-        .root
-        .canonicalize()
-        .map_err(|e| format!("--root `{}`: {e}", args.root.display()))?;
-    let command = std::env::current_exe()
-        .map_err(|e| format!("cannot tell where the mcpod binary is: {e}"))?
-        .display()
-        .to_string();
-    let mut mcpod_args = vec![
-        "serve".to_string(),
-        "--root".to_string(),
-        root.display().to_string(),
-    ];
+/// The entry for `client` in `scope`.
+fn launch(args: &ConfigArgs, scope: Scope) -> Result<Launch, String> {
+    let command = match &args.command {
+        Some(c) => c.clone(),
+        None if scope == Scope::Project => "mcpod".to_string(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot tell where the mcpod binary is: {e} (pass --command)"))?
+            .display()
+            .to_string(),
+    };
+    let mut mcpod_args = vec!["serve".to_string()];
+    let root = match (&args.root, scope) {
+        (None, Scope::Project) => Some(args.client.project_root().to_string()),
+        (None, Scope::User) => None,
+        (Some(r), Scope::Project) if r.is_relative() => Some(portable(args.client, r)),
+        (Some(r), _) => Some(
+            r.canonicalize()
+                .map_err(|e| format!("--root `{}`: {e}", r.display()))?
+                .display()
+                .to_string(),
+        ),
+    };
+    if let Some(root) = root {
+        mcpod_args.extend(["--root".to_string(), root]);
+    }
     mcpod_args.extend(args.policy.to_args());
-    let launch = mcpod::clients::Launch {
+    Ok(Launch {
         command,
         args: mcpod_args,
+    })
+}
+
+/// A relative root as a project entry spells it.
+fn portable(client: Client, root: &Path) -> String {
+    let rel = root.display().to_string();
+    let rel = rel.trim_start_matches("./");
+    match client.project_root() {
+        "." if rel.is_empty() => ".".to_string(),
+        "." => rel.to_string(),
+        var if rel.is_empty() || rel == "." => var.to_string(),
+        var => format!("{var}/{rel}"),
+    }
+}
+
+fn on_path(command: &str) -> bool {
+    if command.contains('/') {
+        return Path::new(command).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(command).is_file()))
+}
+
+pub fn config(args: ConfigArgs) -> Result<(), String> {
+    let client = args.client;
+    let scope = args.scope.unwrap_or(client.default_scope());
+    let path = match &args.path {
+        Some(p) => p.clone(),
+        None => client.path(scope).map_err(|e| e.to_string())?,
     };
-    if !args.write {
-        print!("{}", args.client.render(&launch));
+    if args.print_approval {
+        println!("{}", client.approval(scope, &path));
         return Ok(());
     }
-    let path = args.path.unwrap_or_else(|| args.client.default_path());
-    let backup = args
-        .client
-        .write(&path, &launch)
-        .map_err(|e| e.to_string())?;
+    let launch = launch(&args, scope)?;
+    if !args.write {
+        print!("{}", client.render(&launch));
+        return Ok(());
+    }
+    let backup = client.write(&path, &launch).map_err(|e| e.to_string())?;
     match backup {
         Some(b) => eprintln!(
             "registered mcpod in {} (previous file kept as {})",
@@ -60,5 +115,12 @@ pub fn config(args: ConfigArgs) -> Result<(), String> {
         ),
         None => eprintln!("registered mcpod in {} (new file)", path.display()),
     }
+    if !on_path(&launch.command) {
+        eprintln!(
+            "note: the entry runs `{}`, which is not on this PATH: install mcpod (`cargo install --path .`) or pass --command",
+            launch.command
+        );
+    }
+    eprintln!("{}", client.approval(scope, &path));
     Ok(())
 }

@@ -1,7 +1,18 @@
 //! Exported tool names: `<session>_<server>__<tool>`, always matching
-//! `^[a-zA-Z0-9_-]{1,64}$`.
+//! `^[a-zA-Z0-9_-]{1,52}$`.
+//!
+//! Why 52: clients put their own prefix in front of a server's tool names and
+//! hold the result to the model APIs' 64 characters. Claude Code and Codex
+//! call mcpod's `add` `mcp__mcpod__add` (12 characters more); Gemini CLI calls
+//! it `mcp_mcpod_add` (10 more) and cuts names over 63 to 30 + `...` + 30. So
+//! 64 − 12 = 52 survives all three unmangled under the name `mcpod`, and
+//! mcpod's own shortening (with its hash) is the only one a name goes through.
 
-const MAX: usize = 64;
+/// The longest exported name (see the module's note).
+pub const MAX: usize = 64 - CLIENT_PREFIX.len();
+
+/// The longest prefix a known client adds: Claude Code's and Codex's.
+pub const CLIENT_PREFIX: &str = "mcp__mcpod__";
 
 /// The upstream name of a child's tool. Names that would not fit the pattern are
 /// sanitised (other characters become `_`) and, if still too long, shortened;
@@ -40,7 +51,7 @@ mod tests {
     use super::exported;
 
     fn fits(name: &str) -> bool {
-        (1..=64).contains(&name.len())
+        (1..=52).contains(&name.len())
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -66,5 +77,32 @@ mod tests {
         assert_ne!(long, exported("s1", "server", &"x".repeat(101)));
         let unicode = exported("s1", "srv", "héllo wörld");
         assert!(fits(&unicode), "{unicode}");
+    }
+
+    /// A name at the budget passes as it is; one character more is shortened,
+    /// and with each client's prefix every name stays within the client's
+    /// limit (Claude Code and Codex 64, Gemini CLI 63), so no client cuts it.
+    #[test]
+    fn names_leave_room_for_client_prefixes() {
+        let session = "s1a2b3";
+        let at = exported(session, "srv", &"t".repeat(52 - "s1a2b3_srv__".len()));
+        assert_eq!(at.len(), 52);
+        assert!(
+            !at.contains("tttt_") && at.ends_with("ttt"),
+            "untouched: {at}"
+        );
+        let over = exported(session, "srv", &"t".repeat(53 - "s1a2b3_srv__".len()));
+        assert_eq!(over.len(), 52, "{over}");
+        assert_ne!(over, at);
+        for len in [1, 20, 40, 41, 60, 100] {
+            let name = exported(session, "filesystem", &"x".repeat(len));
+            assert!(fits(&name), "{name}");
+            assert!(format!("mcp__mcpod__{name}").len() <= 64);
+            assert!(format!("mcp_mcpod_{name}").len() <= 63);
+        }
+        // Two long tools that share their first 60 characters stay apart.
+        let a = exported(session, "fs", &format!("{}a", "x".repeat(60)));
+        let b = exported(session, "fs", &format!("{}b", "x".repeat(60)));
+        assert_ne!(a, b);
     }
 }

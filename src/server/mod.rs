@@ -130,8 +130,30 @@ impl McpodServer {
         McpodServer {
             workspace: Arc::new(workspace),
             sessions,
-            tool_router: Self::tool_router(),
+            tool_router: Self::portable_router(),
         }
+    }
+
+    /// The meta-tools with their schemas made portable (see
+    /// [`crate::schema::portable`]), as `tools/list` serves them.
+    pub fn portable_router() -> ToolRouter<Self> {
+        let mut router = Self::tool_router();
+        for route in router.map.values_mut() {
+            let tool = &mut route.attr;
+            let mut input = serde_json::Value::Object((*tool.input_schema).clone());
+            crate::schema::portable(&mut input);
+            if let serde_json::Value::Object(input) = input {
+                tool.input_schema = Arc::new(input);
+            }
+            if let Some(output) = &tool.output_schema {
+                let mut output = serde_json::Value::Object((**output).clone());
+                crate::schema::portable(&mut output);
+                if let serde_json::Value::Object(output) = output {
+                    tool.output_schema = Some(Arc::new(output));
+                }
+            }
+        }
+        router
     }
 
     /// Build a container image with buildah behind a content-addressed cache.

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::container;
-use super::registry::{Session, Sessions, reap};
+use super::registry::{Session, Sessions, reap, shut_down};
 use super::{LaunchInput, SessionInfo, SessionState};
 use crate::engine::env::EnvFile;
 use crate::engine::{self, podman};
@@ -225,6 +225,22 @@ impl Sessions {
             reaped: AtomicBool::new(false),
             calls: tokio::sync::Semaphore::new(super::registry::MAX_CALLS),
         });
+        if !session
+            .servers
+            .values()
+            .any(|c| c.status() == Status::Ready)
+        {
+            // Nothing to talk to: a tool error with every server's reason,
+            // and nothing left behind.
+            let reasons = no_server_ready(&session);
+            let _ = shut_down(std::slice::from_ref(&session)).await;
+            let _ = std::fs::remove_file(container::cidfile(&session.container));
+            return Err(Error::NoServerReady {
+                image: input.image.clone(),
+                session: id,
+                reasons,
+            });
+        }
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -364,6 +380,41 @@ fn server_command<'a>(spec: &'a ServerSpec, env: &'a EnvFile) -> container::Serv
         env,
         workdir: spec.workdir.as_deref(),
     }
+}
+
+/// Why each server of a session failed: its reason, exit code and stderr tail.
+fn no_server_ready(session: &Session) -> String {
+    session
+        .servers
+        .iter()
+        .map(|(name, child)| match child.status() {
+            Status::Ready => format!("server `{name}` is ready"),
+            Status::Failed {
+                reason,
+                exit_code,
+                stderr_tail,
+            } => {
+                let mut line = format!("server `{name}`: {reason}");
+                if let Some(code) = exit_code
+                    && !reason.contains(&format!("code {code}"))
+                {
+                    line.push_str(&format!(" (exit code {code})"));
+                }
+                let tail = stderr_tail.trim();
+                if tail.is_empty() {
+                    line.push_str("; it wrote nothing to stderr");
+                } else {
+                    let start = tail.len().saturating_sub(1024);
+                    let start = (start..tail.len())
+                        .find(|i| tail.is_char_boundary(*i))
+                        .unwrap_or(tail.len());
+                    line.push_str(&format!("; its stderr ends: {}", &tail[start..]));
+                }
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Say how a server came up.

@@ -114,7 +114,9 @@ pub struct SessionInfo {
     /// Unix time at which the lease ends and the container is killed.
     pub lease_until: u64,
     pub servers: BTreeMap<String, ServerReport>,
-    /// A ready `mcpServers` block that connects a client straight to each server.
+    /// A ready `mcpServers` block that connects a client straight to each
+    /// server; empty once the session has ended (its container is gone).
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub client_config: serde_json::Value,
     pub warnings: Vec<String>,
 }

@@ -164,6 +164,7 @@ impl Sessions {
                 )
             })
             .collect();
+        let ended = s.state() == SessionState::Ended;
         SessionInfo {
             session: s.id.clone(),
             state: s.state(),
@@ -174,12 +175,17 @@ impl Sessions {
             isolation: s.isolation.clone(),
             lease_until: s.lease_until,
             servers,
-            client_config: client_config(s, &self.policy.allowed_env),
+            client_config: if ended {
+                json!({})
+            } else {
+                client_config(s, &self.policy.allowed_env)
+            },
             warnings: s
                 .warnings
                 .iter()
                 .cloned()
                 .chain(s.servers.values().flat_map(|c| c.warnings()))
+                .chain(ended.then(|| ENDED.to_string()))
                 .collect(),
         }
     }
@@ -333,7 +339,7 @@ const GRACE: Duration = Duration::from_secs(1);
 /// stdin, give it [`GRACE`] to exit, then remove the containers that are
 /// still there with whatever still runs in them. A one-server session whose
 /// server exited needs no podman call: `podman run --rm` has removed it.
-async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
+pub(super) async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
     let mut exits = tokio::task::JoinSet::new();
     for child in sessions.iter().flat_map(|s| s.servers.values()) {
         let child = child.clone();
@@ -382,6 +388,9 @@ pub(super) async fn reap(
         }
     }
 }
+
+/// The warning of an ended session, whose `client_config` is gone with its container.
+pub const ENDED: &str = "the session has ended (no server is left) and its container was removed, so it has no client_config: launch the image again for a new one, and stop_session to forget this one";
 
 /// A ready `mcpServers` block: each server through `mcpod connect` (see
 /// `connect.rs`). Env references stay references (`${NAME}`), and literal

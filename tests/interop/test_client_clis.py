@@ -1,0 +1,174 @@
+"""The MCP clients' own CLIs against the real mcpod, registered the way a user does it: with
+`mcpod config --client X --write` into the client's own file, approved or trusted the way each
+client documents, then the client's `mcp list` / `mcp get`, which start mcpod and connect.
+
+The CLIs (pinned in clients/package.json, with node 22 from npm) are installed by
+tests/interop/run into clients/node_modules; MCPOD_CLIENTS_BIN names its .bin. Each test gets
+its own HOME (and CODEX_HOME), so nothing of the machine's own client config is read or written,
+and a PATH with `mcpod` on it (a project entry runs `mcpod` by name). No model is called: these
+commands only read the config and connect to the servers. They do not depend on the Python
+SDK, so tests/interop/run runs them once, in the first venv."""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mcpod_client import HERE, MCPOD, REPO, TIMEOUT, report
+
+CLIENTS_BIN = Path(os.environ.get("MCPOD_CLIENTS_BIN", HERE / "clients" / "node_modules" / ".bin"))
+
+pytestmark = pytest.mark.skipif(
+    not (CLIENTS_BIN / "claude").exists(), reason=f"{CLIENTS_BIN} missing: run tests/interop/run (npm ci of clients/)"
+)
+
+
+def version_of(package: str) -> str:
+    path = CLIENTS_BIN.parent / package / "package.json"
+    return json.loads(path.read_text())["version"]
+
+
+@pytest.fixture
+def user(tmp_path):
+    """A fresh user: HOME, a project folder, and `mcpod` on PATH before the clients' node 22."""
+    home = tmp_path / "home"
+    project = tmp_path / "project"
+    bin_dir = tmp_path / "bin"
+    for d in (home, project, bin_dir):
+        d.mkdir()
+    (bin_dir / "mcpod").symlink_to(MCPOD)
+    env = {
+        "HOME": str(home),
+        "PATH": os.pathsep.join([str(bin_dir), str(CLIENTS_BIN), os.environ.get("PATH", "")]),
+        "CI": "true",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "CODEX_HOME": str(home / ".codex"),
+        "MCPOD_STATE_DIR": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    # podman needs nothing else; these tests start no container.
+    return {"home": home, "project": project, "env": env}
+
+
+def run(user, *command: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        list(command),
+        cwd=cwd or user["project"],
+        env=user["env"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    return done
+
+
+def mcpod_config(user, *args: str) -> subprocess.CompletedProcess:
+    return run(user, "mcpod", "config", *args)
+
+
+def test_claude_code_connects_from_the_mcp_json_mcpod_config_wrote(user):
+    project = user["project"]
+    mcpod_config(user, "--client", "claude-code", "--write")
+    entry = json.loads((project / ".mcp.json").read_text())["mcpServers"]["mcpod"]
+    assert entry == {"type": "stdio", "command": "mcpod", "args": ["serve", "--root", "."]}, entry
+
+    # Unapproved, Claude Code does not start it: the approval below is what connects it.
+    pending = run(user, "claude", "mcp", "get", "mcpod").stdout
+    assert "Pending approval" in pending, pending
+
+    # The documented non-interactive approval: the folder trusted (what the trust prompt stores in
+    # ~/.claude.json) and the server approved in the project's uncommitted local settings.
+    claude_json = user["home"] / ".claude.json"
+    state = json.loads(claude_json.read_text()) if claude_json.exists() else {}
+    state.setdefault("projects", {})[str(project)] = {"hasTrustDialogAccepted": True}
+    claude_json.write_text(json.dumps(state))
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.local.json").write_text(json.dumps({"enabledMcpjsonServers": ["mcpod"]}))
+
+    listed = run(user, "claude", "mcp", "list").stdout
+    assert re.search(r"^mcpod: mcpod serve --root \. - ✔ Connected$", listed, re.M), listed
+    got = run(user, "claude", "mcp", "get", "mcpod").stdout
+    assert "Status: ✔ Connected" in got and "Scope: Project config" in got, got
+    report("claude mcp list / get: mcpod ✔ Connected from .mcp.json", who=f"claude-code {version_of('@anthropic-ai/claude-code')}")
+
+
+def test_codex_loads_the_merged_config(user):
+    codex_home = user["home"] / ".codex"
+    codex_home.mkdir()
+    config = codex_home / "config.toml"
+    # The user's own file, with the entry spelled another valid way and keys of their own in it:
+    # a line-by-line merge appended a second [mcp_servers.mcpod], which Codex refuses to load.
+    config.write_text(
+        'model = "o3"  # mine\n\n'
+        '[mcp_servers."mcpod"]\ncommand = "old"\nenabled = true\ntool_timeout_sec = 1200\n\n'
+        '[mcp_servers.other]\ncommand = "true"\n'
+    )
+    for _ in range(2):
+        mcpod_config(user, "--client", "codex", "--write")
+    listed = json.loads(run(user, "codex", "mcp", "list", "--json").stdout)
+    servers = {s["name"]: s for s in listed}
+    assert set(servers) == {"mcpod", "other"}, listed
+    mcpod = servers["mcpod"]
+    assert mcpod["enabled"] is True and mcpod["tool_timeout_sec"] == 1200, mcpod
+    assert mcpod["transport"]["command"] == str(MCPOD.resolve()) and mcpod["transport"]["args"] == ["serve"], mcpod
+    assert config.read_text().startswith('model = "o3"  # mine\n'), config.read_text()
+
+    # A fresh user's file gets the entry with mcpod's tool timeout (a cold build outlasts 60 s).
+    config.unlink()
+    mcpod_config(user, "--client", "codex", "--write")
+    fresh = {s["name"]: s for s in json.loads(run(user, "codex", "mcp", "list", "--json").stdout)}
+    assert fresh["mcpod"]["tool_timeout_sec"] == 900, fresh
+    version = run(user, "codex", "--version").stdout.strip()
+    report(f"codex mcp list --json loads the merged config: {json.dumps(mcpod)}", who=version)
+
+
+def test_gemini_connects_in_a_trusted_folder(user):
+    project = user["project"]
+    mcpod_config(user, "--client", "gemini", "--write")
+    entry = json.loads((project / ".gemini" / "settings.json").read_text())["mcpServers"]["mcpod"]
+    assert entry["command"] == "mcpod" and entry["args"] == ["serve", "--root", "."], entry
+
+    untrusted = run(user, "gemini", "mcp", "list")
+    assert "Disabled" in untrusted.stdout + untrusted.stderr, untrusted
+
+    # The documented trust: the folder in ~/.gemini/trustedFolders.json.
+    (user["home"] / ".gemini").mkdir(exist_ok=True)
+    (user["home"] / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project): "TRUST_FOLDER"}))
+    listed = run(user, "gemini", "mcp", "list")
+    out = listed.stdout + listed.stderr
+    assert re.search(r"mcpod: mcpod serve --root \. \(stdio\) - Connected", out), out
+    report("gemini mcp list: mcpod Connected from .gemini/settings.json", who=f"gemini-cli {version_of('@google/gemini-cli')}")
+
+
+def inspector(user, *args: str) -> subprocess.CompletedProcess:
+    return run(user, "mcp-inspector", "--cli", *args, cwd=REPO, check=False)
+
+
+def test_inspector_strict_reports_no_schema_warnings(user):
+    done = inspector(user, "--strict", str(MCPOD), "serve", "--root", str(REPO), "--method", "tools/list")
+    assert done.returncode == 0, done
+    tools = json.loads(done.stdout)["tools"]
+    warnings = [l for l in done.stderr.splitlines() if l.startswith(("Warning:", "Error:", "Schema portability"))]
+    assert warnings == [], done.stderr
+    report(f"--strict tools/list: {len(tools)} tools, 0 schema warnings", who=f"inspector {version_of('@modelcontextprotocol/inspector')}")
+
+
+def test_inspector_validates_build_image_output_without_format_warnings(user):
+    done = inspector(
+        user, str(MCPOD), "serve", "--root", str(REPO),
+        "--method", "tools/call", "--tool-name", "build_image",
+        "--tool-arg", "name=localhost/mcpod-hello", "context=examples/hello",
+    )
+    assert done.returncode == 0, done
+    result = json.loads(done.stdout)
+    assert result.get("isError") is False, result
+    formats = [l for l in done.stderr.splitlines() if "format" in l.lower()]
+    assert formats == [], done.stderr
+    report(f"build_image: {result['structuredContent']['tag']}, 0 format warnings", who=f"inspector {version_of('@modelcontextprotocol/inspector')}")
