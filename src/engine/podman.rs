@@ -98,6 +98,28 @@ pub async fn run_detached(args: Vec<std::ffi::OsString>) -> Result<String> {
     Ok(out.stdout.trim().to_string())
 }
 
+/// Take the name `name` off its image, and nothing else: unlike `rmi`, the
+/// image stays even when this was its last name, so a concurrent build whose
+/// layer cache just picked the same image is not robbed of it. A name that is
+/// not there is fine.
+pub async fn untag(name: &str) -> Result<()> {
+    let (status, out) = Invocation::new(PROGRAM)
+        .args(["untag", "--", name, name])
+        .timeout(QUICK)
+        .status()
+        .await?;
+    if status.success() || out.stderr_tail.contains("image not known") {
+        Ok(())
+    } else {
+        Err(crate::Error::CommandFailed {
+            command: format!("podman untag {name} {name}"),
+            status: format!("{status}"),
+            stderr_tail: out.stderr_tail,
+            hint: String::new(),
+        })
+    }
+}
+
 /// Remove containers at once, killing what runs in them; missing ones are fine.
 pub async fn remove(containers: &[String]) -> Result<()> {
     if containers.is_empty() {

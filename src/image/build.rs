@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{containerfile, reference, store};
 use crate::cache::{CacheKey, HashedContext, KeyInputs, hash_context_for_build};
-use crate::engine::{self, buildah};
+use crate::engine::{self, buildah, podman};
 use crate::labels::{self, Declared, Requests, Servers};
 use crate::{Error, Result};
 
@@ -215,8 +215,10 @@ async fn build_inner(
     if built.as_ref().is_err_and(Error::is_cancelled) {
         working.remove_new().await;
     }
-    if let Err(e) = buildah::remove_image(&temp).await {
-        tracing::warn!("could not remove the temporary image {temp}: {e}");
+    // Untagged, not removed: buildah's layer cache may have handed this very
+    // image to a concurrent build of the same steps, which would lose it.
+    if let Err(e) = podman::untag(&temp).await {
+        tracing::warn!("could not remove the temporary tag {temp}: {e}");
     }
     let (image_id, declared) = built?;
     if let Some(old) = previous.filter(|old| *old != image_id) {

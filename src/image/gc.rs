@@ -25,10 +25,23 @@ fn is_cache_tag(tag: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A temporary tag lives for the seconds between buildah's commit and the
+/// label stamp; one older than this was left by a build that crashed. A
+/// younger one may be a build under way in another process.
+const TEMP_GRACE_SECS: i64 = 3600;
+
+/// Whether a temporary tag on an image created at `created` is left over.
+fn left_over(created: i64, now: i64) -> bool {
+    now.saturating_sub(created) > TEMP_GRACE_SECS
+}
+
 /// Keep the newest `keep` cache tags of every image name; remove older ones and
-/// every `mcpod-tmp-` tag.
+/// every `mcpod-tmp-` tag older than an hour.
 pub async fn collect(keep: usize, dry_run: bool) -> Result<Collected> {
     let images = buildah::images().await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let mut by_name: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
     let mut doomed = Vec::new();
     for image in &images {
@@ -37,7 +50,9 @@ pub async fn collect(keep: usize, dry_run: bool) -> Result<Collected> {
                 continue;
             };
             if tag.starts_with("mcpod-tmp-") {
-                doomed.push(name.clone());
+                if left_over(image.created, now) {
+                    doomed.push(name.clone());
+                }
             } else if is_cache_tag(tag) {
                 by_name
                     .entry(repo.to_string())
@@ -66,6 +81,13 @@ pub async fn collect(keep: usize, dry_run: bool) -> Result<Collected> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_build_under_way_keeps_its_temporary_tag() {
+        let now = 1_800_000_000;
+        assert!(!super::left_over(now - 5, now));
+        assert!(super::left_over(now - 2 * super::TEMP_GRACE_SECS, now));
+    }
+
     #[test]
     fn cache_tags() {
         assert!(super::is_cache_tag("0123456789abcdef"));
