@@ -78,6 +78,7 @@ fn a_stderr_line_with_no_end_keeps_mcpod_small() {
     );
     assert_eq!(text_of(&echoed), "still here");
     let peak = peak_rss_mib(&server);
+    eprintln!("peak RSS: {before} MiB before, {peak} MiB after a {bytes}-byte stderr line");
     assert!(
         peak < before + 64,
         "mcpod's peak RSS went from {before} MiB to {peak} MiB reading one stderr line"
@@ -225,6 +226,11 @@ fn a_notification_flood_does_not_flood_mcpods_stderr() {
         );
     }
     let stderr = server.stderr_text();
+    eprintln!(
+        "mcpod's stderr: {} bytes, {} lines for 100 x 1 MiB notifications and as many progress",
+        stderr.len(),
+        stderr.lines().count()
+    );
     assert!(
         stderr.len() < 256 * 1024,
         "mcpod wrote {} bytes to stderr for 200 MiB of notifications",
