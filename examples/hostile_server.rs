@@ -33,7 +33,8 @@
 //! `--stderr-at-start BYTES` (`y`s on stderr, no newline, before reading stdin),
 //! `--banner TEXT` (TEXT as a line on stdout before anything else),
 //! `--echo-stdin` (every line read is written back verbatim, nothing is answered),
-//! `--endless-pages` (every `tools/list` page has a `nextCursor`: pagination never ends).
+//! `--endless-pages` (every `tools/list` page has a `nextCursor`: pagination never ends),
+//! `--mute` (read stdin, answer nothing: with `--banner`, a server that only prints junk).
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -54,6 +55,7 @@ struct Flags {
     banner: Option<String>,
     echo_stdin: bool,
     endless_pages: bool,
+    mute: bool,
 }
 
 impl Flags {
@@ -65,6 +67,7 @@ impl Flags {
                 "--duplicate-tools" => flags.duplicate_tools = true,
                 "--echo-stdin" => flags.echo_stdin = true,
                 "--endless-pages" => flags.endless_pages = true,
+                "--mute" => flags.mute = true,
                 "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
                 "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
                 "--banner" => flags.banner = Some(value(&arg)?),
@@ -145,6 +148,9 @@ impl Server {
 
     /// Handle one line read from stdin.
     fn line(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.flags.mute {
+            return Ok(());
+        }
         if self.flags.echo_stdin {
             let mut out = self.out.lock();
             out.write_all(line)?;

@@ -432,3 +432,61 @@ fn a_list_changed_flood_costs_a_bounded_number_of_relistings() {
     assert_eq!(text_of(&echoed), "ok");
     stop(&mut server, 5, &session);
 }
+
+#[test]
+fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let _cleanup = ImageCleanup("hostile-flags".into());
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    // A banner before a good handshake is only noted.
+    let banner = hostile_with(
+        &mut server,
+        1,
+        root.path(),
+        json!([
+            "/bin/hostile-server",
+            "--banner",
+            "Starting hostile server v1"
+        ]),
+    );
+    let session = launch(&mut server, 2, &banner);
+    let logs = server.call(3, "session_logs", json!({"session": session}));
+    assert!(
+        logs.to_string().contains("Starting hostile server v1"),
+        "the banner is noted in the log: {logs}"
+    );
+    stop(&mut server, 4, &session);
+
+    // Junk and no answer, or the input echoed: a failure within seconds, not
+    // the 30 s handshake deadline, saying what it wrote.
+    for (id, command, says) in [
+        (
+            10,
+            json!(["/bin/hostile-server", "--banner", "oops, not MCP", "--mute"]),
+            "oops, not MCP",
+        ),
+        (
+            20,
+            json!(["/bin/hostile-server", "--echo-stdin"]),
+            "initialize",
+        ),
+    ] {
+        let image = hostile_with(&mut server, id, root.path(), command);
+        let (result, took) = timed_call(
+            &mut server,
+            id + 1,
+            "launch_session",
+            json!({"image": image}),
+        );
+        assert_eq!(result["isError"], true, "{result}");
+        let text = text_of(&result);
+        assert!(
+            text.contains(says) && text.contains("server `hostile`"),
+            "{text}"
+        );
+        assert!(took < Duration::from_secs(15), "took {took:?}: {text}");
+    }
+    let listed = server.call(30, "list_sessions", json!({}));
+    assert_ne!(listed["isError"], true, "{listed}");
+}

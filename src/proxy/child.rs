@@ -29,6 +29,10 @@ use crate::wire;
 /// Receives the child's progress for one call, already re-addressed to the caller.
 pub type ProgressSink = Arc<dyn Fn(ProgressNotificationParam) + Send + Sync>;
 
+/// How long a starting server that wrote something other than MCP still
+/// gets to answer `initialize`.
+const JUNK_GRACE: Duration = Duration::from_secs(1);
+
 /// Lines of stderr an error message quotes.
 const TAIL_LINES: usize = 20;
 
@@ -251,16 +255,56 @@ impl Child {
         let handler = Handler {
             shared: shared.clone(),
         };
+        // What the server wrote that is not MCP, first, while it starts.
+        let (junk_tx, mut junk) = tokio::sync::watch::channel(None::<String>);
+        let report = problem_reporter(&spec.name, log.clone());
         let transport = wire::LineTransport::new(
             stdout,
             stdin,
             wire::Limits::default(),
             wire::Peer {
                 name: format!("server `{}`", spec.name),
-                on_problem: problem_reporter(&spec.name, log.clone()),
+                on_problem: Arc::new(move |problem: String| {
+                    junk_tx.send_if_modified(|first| {
+                        first
+                            .is_none()
+                            .then(|| *first = Some(problem.clone()))
+                            .is_some()
+                    });
+                    report(problem)
+                }),
             },
         );
-        let connected = tokio::time::timeout(spec.handshake, handler.serve(transport)).await;
+        // A server that writes something else than MCP (a banner, its input
+        // echoed, logs on stdout) gets a moment to answer `initialize` after
+        // all; then it fails, quoting what it wrote, not after the deadline.
+        let not_mcp = async {
+            let first = junk.wait_for(Option::is_some).await.ok()?.clone();
+            tokio::time::sleep(JUNK_GRACE).await;
+            first
+        };
+        let connected = tokio::select! {
+            connected = tokio::time::timeout(spec.handshake, handler.serve(transport)) => connected,
+            Some(first) = not_mcp => {
+                let _ = process.start_kill();
+                return failed(
+                    format!(
+                        "server `{}` wrote to stdout what is not MCP and did not answer `initialize`: {first}. \
+                         Fix: its command must start an MCP stdio server that writes only JSON-RPC to stdout (logs go to stderr)",
+                        spec.name
+                    ),
+                    None,
+                    &log,
+                );
+            }
+        };
+        // Said with a failure below, when it explains it.
+        let junk_note = || {
+            junk.borrow()
+                .as_ref()
+                .map(|j| format!("; before that, {j}"))
+                .unwrap_or_default()
+        };
         let service = match connected {
             Ok(Ok(service)) => service,
             Ok(Err(e)) => {
@@ -269,10 +313,15 @@ impl Child {
                 let _ = stderr_done.await;
                 let reason = match code {
                     Some(c) => format!(
-                        "server `{}` exited with code {c} during the MCP handshake",
-                        spec.name
+                        "server `{}` exited with code {c} during the MCP handshake{}",
+                        spec.name,
+                        junk_note()
                     ),
-                    None => format!("server `{}` failed the MCP handshake: {e}", spec.name),
+                    None => format!(
+                        "server `{}` failed the MCP handshake: {e}{}",
+                        spec.name,
+                        junk_note()
+                    ),
                 };
                 return failed(reason, code, &log);
             }

@@ -34,6 +34,10 @@ pub const TOO_LARGE: ErrorCode = ErrorCode(-32010);
 /// The error code of a reply mcpod makes up for a message it cannot parse.
 pub const UNPARSABLE: ErrorCode = ErrorCode(-32011);
 
+/// The first messages each way that are checked for an echo (a "server"
+/// that copies its stdin to its stdout, `cat` say, never answers).
+const ECHO_WINDOW: usize = 4;
+
 /// Bytes read from the stream at a time.
 const READ_BUF: usize = 64 * 1024;
 
@@ -81,6 +85,10 @@ pub struct LineTransport<Role: ServiceRole, R> {
     /// Made-up error responses, delivered before the next line is read.
     injected: VecDeque<RxJsonRpcMessage<Role>>,
     write: Writer,
+    /// Digests of the first messages sent, to tell a peer that echoes them.
+    sent: Arc<std::sync::Mutex<Vec<blake3::Hash>>>,
+    /// Lines received so far (counted up to [`ECHO_WINDOW`]).
+    received: usize,
     limits: Limits,
     peer: Arc<Peer>,
     _role: PhantomData<fn() -> Role>,
@@ -97,6 +105,8 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
             oversized: None,
             injected: VecDeque::new(),
             write: Arc::new(tokio::sync::Mutex::new(Some(Box::new(write)))),
+            sent: Arc::default(),
+            received: 0,
             limits,
             peer: Arc::new(peer),
             _role: PhantomData,
@@ -199,6 +209,11 @@ fn memchr(bytes: &[u8]) -> Option<usize> {
 async fn write_line<T: serde::Serialize>(write: &Writer, item: &T) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(item).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
+    write_bytes(write, &bytes).await
+}
+
+/// Write a whole line in one go.
+async fn write_bytes(write: &Writer, bytes: &[u8]) -> std::io::Result<()> {
     let mut guard = write.lock().await;
     let Some(w) = guard.as_mut() else {
         return Err(std::io::Error::new(
@@ -206,7 +221,7 @@ async fn write_line<T: serde::Serialize>(write: &Writer, item: &T) -> std::io::R
             "the transport is closed",
         ));
     };
-    w.write_all(&bytes).await?;
+    w.write_all(bytes).await?;
     w.flush().await
 }
 
@@ -218,7 +233,18 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
         item: TxJsonRpcMessage<Role>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let write = self.write.clone();
-        async move { write_line(&write, &item).await }
+        let sent = self.sent.clone();
+        async move {
+            let mut bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
+            {
+                let mut sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+                if sent.len() < ECHO_WINDOW {
+                    sent.push(blake3::hash(&bytes));
+                }
+            }
+            bytes.push(b'\n');
+            write_bytes(&write, &bytes).await
+        }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<Role>> {
@@ -260,6 +286,23 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
                 self.line = line;
                 self.line.clear();
                 continue;
+            }
+            if self.received < ECHO_WINDOW {
+                self.received += 1;
+                let digest = blake3::hash(text);
+                let echoed = self
+                    .sent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&digest);
+                if echoed {
+                    (self.peer.on_problem)(format!(
+                        "{} echoed back what mcpod sent it, starting {}; dropped it",
+                        self.peer.name,
+                        quote_start(text)
+                    ));
+                    continue;
+                }
             }
             let parsed = serde_json::from_slice::<RxJsonRpcMessage<Role>>(text);
             match parsed {
@@ -438,6 +481,37 @@ mod tests {
             other => panic!("expected an error response, got {other:?}"),
         }
         writer.abort();
+    }
+
+    #[tokio::test]
+    async fn an_echo_of_what_was_sent_is_dropped_and_told() {
+        let (mut t, mut theirs, problems) = transport::<RoleClient>(1 << 20);
+        let ping: TxJsonRpcMessage<RoleClient> =
+            serde_json::from_str(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).expect("a ping");
+        t.send(ping).await.expect("sent");
+        // Copy back the very bytes that came.
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        while theirs.read_exact(&mut byte).await.is_ok() {
+            line.push(byte[0]);
+            if byte[0] == b'\n' {
+                break;
+            }
+        }
+        theirs.write_all(&line).await.expect("echo");
+        theirs
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n")
+            .await
+            .expect("write");
+        assert!(matches!(
+            t.receive().await,
+            Some(JsonRpcMessage::Response(_))
+        ));
+        let problems = problems.lock().expect("lock").clone();
+        assert!(
+            problems.len() == 1 && problems[0].contains("echoed back"),
+            "{problems:?}"
+        );
     }
 
     #[tokio::test]
