@@ -316,3 +316,53 @@ fn a_build_arg_takes_only_host_variables_the_operator_allowed() {
         "buildah ran"
     );
 }
+
+#[test]
+fn a_launch_env_value_no_server_takes_is_an_error_naming_it() {
+    let hello = hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_with(
+        root.path(),
+        &["--allow-env", "TOKEN", "--allow-env", "TOKNE"],
+    );
+    initialize(&mut server, "2025-11-25");
+    let ctx = root.path().join("ctx");
+    std::fs::create_dir(&ctx).expect("ctx");
+    std::fs::write(ctx.join("Containerfile"), format!("FROM {hello}\n")).expect("Containerfile");
+    let name = format!("localhost/{}", unique("hostile-unused-env"));
+    let _cleanup = ImageCleanup(name.clone());
+    let built = server.call(
+        1,
+        "build_image",
+        json!({"name": name, "context": "ctx", "servers": {
+            "one": {"command": ["/bin/hello-server"], "env": {"TOKEN": "${TOKEN}"}}}}),
+    );
+    let tag = built["structuredContent"]["tag"]
+        .as_str()
+        .expect("tag")
+        .to_string();
+    // A misspelt name was dropped without a word; now it is an error.
+    let launched = server.call(
+        2,
+        "launch_session",
+        json!({"image": tag, "env": {"TOKNE": "v"}}),
+    );
+    assert_eq!(launched["isError"], true, "{launched}");
+    let text = text_of(&launched);
+    assert!(
+        text.contains("TOKNE") && text.contains("they reference: TOKEN"),
+        "{text}"
+    );
+    let ok = server.call(
+        3,
+        "launch_session",
+        json!({"image": tag, "env": {"TOKEN": "v"}}),
+    );
+    assert_ne!(ok["isError"], true, "{ok}");
+    let session = ok["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let stopped = server.call(4, "stop_session", json!({"session": session}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+}

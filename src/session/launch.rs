@@ -163,6 +163,27 @@ impl Sessions {
                 .collect::<Result<_>>()?,
         };
         self.policy.check_env_names(input.env.keys())?;
+        // A value no server takes is a mistake (a misspelt name, a server
+        // left out): say so rather than drop it.
+        let referenced: std::collections::BTreeSet<&str> = chosen
+            .values()
+            .flat_map(|spec| spec.env_refs().map(|(_, name)| name))
+            .collect();
+        if let Some(unused) = input.env.keys().find(|k| !referenced.contains(k.as_str())) {
+            return Err(Error::invalid(
+                "env",
+                unused,
+                if referenced.is_empty() {
+                    "no server of this launch takes a value from `env` (none has a `${NAME}` reference)".to_string()
+                } else {
+                    format!(
+                        "no server of this launch references `${{{unused}}}`; they reference: {}",
+                        referenced.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
+                },
+                "pass only the names the servers reference (inspect_labels shows their env)",
+            ));
+        }
         let mut envs = BTreeMap::new();
         for (name, spec) in &chosen {
             let env = spec.resolve_env(name, &self.policy.allowed_env, |var| {
