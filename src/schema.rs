@@ -10,7 +10,7 @@ use crate::image::{Built, Inspected};
 use crate::server::tools::{
     BuildImageInput, CallToolInput, InspectLabelsInput, SessionList, StopSessionInput, Stopped,
 };
-use crate::session::{LaunchInput, Logs, LogsInput, SessionInfo};
+use crate::session::{LaunchInput, Logs, LogsInput, PolicyReport, SessionInfo};
 use crate::{Error, Result, labels};
 
 /// Every schema mcpod publishes: (file name, schema).
@@ -30,6 +30,7 @@ pub fn all() -> Vec<(String, Value)> {
         ("tool.launch_session.input.json", schema_for!(LaunchInput)),
         ("tool.launch_session.output.json", schema_for!(SessionInfo)),
         ("tool.list_sessions.output.json", schema_for!(SessionList)),
+        ("tool.show_policy.output.json", schema_for!(PolicyReport)),
         (
             "tool.stop_session.input.json",
             schema_for!(StopSessionInput),
@@ -343,7 +344,9 @@ mod tests {
                 "README's tool table lacks `{tool}`"
             );
             let input = format!("tool.{tool}.input.json");
-            let listed = tool == "list_sessions" || super::all().iter().any(|(n, _)| *n == input);
+            let listed = tool == "list_sessions"
+                || tool == "show_policy"
+                || super::all().iter().any(|(n, _)| *n == input);
             assert!(listed, "no {input} among the published schemas");
         }
     }

@@ -298,3 +298,58 @@ fn cancelling_build_image_over_stdio_leaves_nothing() {
     let listed = server.request(3, "tools/list", json!({}));
     assert!(listed["result"]["tools"].is_array(), "{listed}");
 }
+
+#[test]
+fn show_policy_reports_the_operators_policy_and_refusals_say_what_is_allowed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("mount root");
+    let data_path = data.path().canonicalize().expect("canonical");
+    let allow = format!("{}:rw", data_path.display());
+    let mut server = Server::start_with(
+        root.path(),
+        &[
+            "--allow-mount",
+            &allow,
+            "--allow-env",
+            "API_TOKEN",
+            "--max-sessions",
+            "3",
+        ],
+    );
+    initialize(&mut server, "2025-11-25");
+    let policy = server.call(1, "show_policy", json!({}));
+    let p = &policy["structuredContent"];
+    assert_eq!(
+        p["mount_roots"],
+        json!([{"path": data_path.display().to_string(), "writable": true}]),
+        "{p}"
+    );
+    assert_eq!(p["allowed_env"], json!(["API_TOKEN"]), "{p}");
+    assert_eq!(
+        (p["allow_network"].as_bool(), p["max_sessions"].as_u64()),
+        (Some(false), Some(3))
+    );
+    assert_eq!(p["ceilings"]["memory_mb"], 2048, "{p}");
+    assert_eq!(p["fixed"]["max_message_bytes"], 16 * 1024 * 1024, "{p}");
+
+    // A refusal says what is allowed now.
+    let hello = hello_image();
+    let launched = server.call(
+        2,
+        "launch_session",
+        json!({"image": hello, "env": {"OTHER": "x"}}),
+    );
+    let text = text_of(&launched);
+    assert!(text.contains("allowed now: API_TOKEN"), "{text}");
+    let elsewhere = tempfile::tempdir().expect("elsewhere");
+    let launched = server.call(
+        3,
+        "launch_session",
+        json!({"image": hello, "mounts": [{"source": elsewhere.path(), "target": "/data"}]}),
+    );
+    let text = text_of(&launched);
+    assert!(
+        text.contains(&format!("{} (rw)", data_path.display())),
+        "{text}"
+    );
+}

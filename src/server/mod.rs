@@ -22,7 +22,9 @@ use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, t
 use tokio_util::sync::CancellationToken;
 
 use crate::image::{self, Built, Inspected};
-use crate::session::{LaunchInput, Logs, LogsInput, Policy, SessionInfo, Sessions, sweep};
+use crate::session::{
+    LaunchInput, Logs, LogsInput, Policy, PolicyReport, SessionInfo, Sessions, sweep,
+};
 use crate::wire;
 use crate::workspace::Workspace;
 use progress::{forward_progress, progress_messages};
@@ -243,6 +245,20 @@ Mounts, network egress and env values are granted only within the operator's pol
         let launched = self.sessions.launch(input, progress, cancel).await;
         flush.done().await;
         launched.map(Json).map_err(text_error)
+    }
+
+    #[tool(
+        description = "The operator's effective policy: the host directories sessions may mount (and whether writably), whether network egress is allowed, the host variables `${NAME}` references, launch env and build args may use, the session limit, each session's default and ceiling resources and lease, the handshake and call deadlines, and the bounds mcpod holds every session to. What launch_session asks beyond it is refused.",
+        annotations(
+            title = "Show the operator's policy",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn show_policy(&self) -> Json<PolicyReport> {
+        Json(self.sessions.policy().report())
     }
 
     #[tool(

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use policy::{Ask, Isolation, MountRequest, Policy};
+pub use policy::{Ask, Isolation, MountRequest, Policy, PolicyReport};
 pub use registry::Sessions;
 
 use crate::labels::Network;

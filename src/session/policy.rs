@@ -77,6 +77,58 @@ impl Default for Policy {
     }
 }
 
+/// The operator's effective policy, as `show_policy` reports it: what a
+/// launch may ask for, and the limits mcpod holds every session to.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PolicyReport {
+    /// Host directories sessions may mount (`--allow-mount`), and whether writably.
+    pub mount_roots: Vec<MountRootReport>,
+    /// Whether a session may have network egress (`--allow-network`).
+    pub allow_network: bool,
+    /// Host variables a `${NAME}` reference, a launch's `env` or a build arg may use (`--allow-env`).
+    pub allowed_env: Vec<String>,
+    /// Sessions at once.
+    pub max_sessions: usize,
+    /// What a session gets when it asks for nothing.
+    pub defaults: Limits,
+    /// The most a session may ask for.
+    pub ceilings: Limits,
+    /// Seconds each server gets to answer `initialize`.
+    pub handshake_secs: u64,
+    /// Seconds a proxied call may take when the image's label sets none.
+    pub default_call_secs: u64,
+    /// Bounds mcpod holds to whatever the operator says.
+    pub fixed: FixedLimits,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct MountRootReport {
+    pub path: String,
+    pub writable: bool,
+}
+
+/// A session's resources.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Limits {
+    pub memory_mb: u32,
+    pub cpus: f64,
+    pub pids: u32,
+    /// The lease: the container is killed after this many seconds.
+    pub ttl_secs: u64,
+}
+
+/// Limits that are not the operator's to set.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FixedLimits {
+    /// The largest JSON-RPC message read, either way.
+    pub max_message_bytes: usize,
+    pub max_tools_per_server: usize,
+    /// mcpod's `tools/list`, its own tools included.
+    pub max_listed_tools: usize,
+    pub max_calls_in_flight_per_session: usize,
+    pub max_env_value_bytes: usize,
+}
+
 /// A mount an agent asks for.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +187,53 @@ pub struct GrantedMount {
 }
 
 impl Policy {
+    /// The effective policy, for `show_policy`.
+    pub fn report(&self) -> PolicyReport {
+        PolicyReport {
+            mount_roots: self
+                .mount_roots
+                .iter()
+                .map(|r| MountRootReport {
+                    path: r.path.display().to_string(),
+                    writable: r.writable,
+                })
+                .collect(),
+            allow_network: self.allow_network,
+            allowed_env: self.allowed_env.clone(),
+            max_sessions: self.max_sessions,
+            defaults: Limits {
+                memory_mb: self.default_memory_mb,
+                cpus: self.default_cpus,
+                pids: self.default_pids,
+                ttl_secs: self.default_ttl_secs,
+            },
+            ceilings: Limits {
+                memory_mb: self.max_memory_mb,
+                cpus: self.max_cpus,
+                pids: self.max_pids,
+                ttl_secs: self.max_ttl_secs,
+            },
+            handshake_secs: self.handshake_secs,
+            default_call_secs: self.default_call_secs,
+            fixed: FixedLimits {
+                max_message_bytes: crate::wire::Limits::default().max_message,
+                max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,
+                max_listed_tools: crate::proxy::tools::MAX_LISTED,
+                max_calls_in_flight_per_session: super::registry::MAX_CALLS,
+                max_env_value_bytes: crate::engine::env::MAX_VALUE_BYTES,
+            },
+        }
+    }
+
+    /// The allowed env names, for messages.
+    pub fn allowed_env_text(&self) -> String {
+        if self.allowed_env.is_empty() {
+            "none".to_string()
+        } else {
+            self.allowed_env.join(", ")
+        }
+    }
+
     /// Grant `ask` and the image's `requests` within this policy. An explicit
     /// ask beyond the policy is an error; a label's request beyond it is a warning.
     pub fn grant(&self, ask: &Ask, requests: Option<&Requests>, user: String) -> Result<Isolation> {
@@ -308,7 +407,18 @@ impl Policy {
                     if self.mount_roots.is_empty() {
                         "the operator allows no mounts".to_string()
                     } else {
-                        "it is outside every mount root the operator allowed".to_string()
+                        format!(
+                            "it is outside every mount root the operator allowed: {}",
+                            self.mount_roots
+                                .iter()
+                                .map(|r| format!(
+                                    "{} ({})",
+                                    r.path.display(),
+                                    if r.writable { "rw" } else { "ro" }
+                                ))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
                     },
                     "ask the operator to start mcpod with --allow-mount covering it",
                 )
@@ -367,7 +477,10 @@ impl Policy {
                 return Err(Error::invalid(
                     "env",
                     name,
-                    "the operator does not allow this variable",
+                    format!(
+                        "the operator does not allow this variable (allowed now: {}; show_policy lists the policy)",
+                        self.allowed_env_text()
+                    ),
                     "ask the operator to start mcpod with --allow-env NAME",
                 ));
             }

@@ -49,6 +49,7 @@ META_TOOLS = {
     "stop_session",
     "session_logs",
     "call_tool",
+    "show_policy",
 }
 LEGACY_VERSION = "2025-11-25"  # the newest initialize-handshake revision (both SDK lines)
 MODERN_VERSION = "2026-07-28"  # server/discover, 2.x only
