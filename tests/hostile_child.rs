@@ -248,6 +248,11 @@ fn a_notification_flood_does_not_flood_mcpods_stderr() {
 
 /// Build the hostile image with its server started as `command`.
 fn hostile_with(server: &mut Server, id: u64, root: &std::path::Path, command: Value) -> String {
+    hostile_serving(server, id, root, json!({"hostile": {"command": command}}))
+}
+
+/// Build the hostile image declaring `servers`.
+fn hostile_serving(server: &mut Server, id: u64, root: &std::path::Path, servers: Value) -> String {
     let ctx = root.join(format!("ctx{id}"));
     std::fs::create_dir(&ctx).expect("ctx");
     std::fs::write(
@@ -260,7 +265,7 @@ fn hostile_with(server: &mut Server, id: u64, root: &std::path::Path, command: V
         "build_image",
         json!({"name": format!("localhost/{}", unique("hostile-flags")),
             "context": format!("ctx{id}"),
-            "servers": {"hostile": {"command": command}}}),
+            "servers": servers}),
     );
     assert_ne!(built["isError"], true, "{built}");
     built["structuredContent"]["tag"]
@@ -489,4 +494,42 @@ fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
     }
     let listed = server.call(30, "list_sessions", json!({}));
     assert_ne!(listed["isError"], true, "{listed}");
+}
+
+#[test]
+fn a_program_the_image_lacks_is_named_with_the_way_out() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let _cleanup = ImageCleanup("hostile-flags".into());
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    // What every server's README shows, in an image with no node.
+    let npx = json!(["npx", "-y", "@modelcontextprotocol/server-memory"]);
+    let alone = hostile_with(&mut server, 1, root.path(), npx.clone());
+    let launched = server.call(2, "launch_session", json!({"image": alone}));
+    assert_eq!(launched["isError"], true, "{launched}");
+    let text = text_of(&launched);
+    assert!(
+        text.contains("the program `npx` is not in the image")
+            && text.contains("install the package into the image"),
+        "{text}"
+    );
+    // Beside a working server (each exec'd into a paused container).
+    let pair = hostile_serving(
+        &mut server,
+        3,
+        root.path(),
+        json!({"hostile": {"command": ["/bin/hostile-server"]}, "memory": {"command": npx}}),
+    );
+    let launched = server.call(4, "launch_session", json!({"image": pair}));
+    let info = launched["structuredContent"].clone();
+    assert_eq!(info["servers"]["hostile"]["status"], "ready", "{launched}");
+    let reason = info["servers"]["memory"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("the program `npx` is not in the image"),
+        "{info}"
+    );
+    let session = info["session"].as_str().expect("session").to_string();
+    stop(&mut server, 5, &session);
 }

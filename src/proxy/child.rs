@@ -199,6 +199,8 @@ pub struct StartSpec {
     pub name: String,
     /// The podman argv that starts it with the server on its stdio.
     pub podman: Vec<std::ffi::OsString>,
+    /// The program the server's command runs (its argv\[0\]), for messages.
+    pub program: String,
     /// The server's variables, for the `--env-file` that `podman` names.
     pub env: EnvFile,
     pub handshake: Duration,
@@ -312,6 +314,9 @@ impl Child {
                 let code = exit_code_soon(&mut process).await;
                 let _ = stderr_done.await;
                 let reason = match code {
+                    _ if let Some(missing) = missing_program(&spec.program, &log) => {
+                        format!("server `{}` could not start: {missing}", spec.name)
+                    }
                     Some(c) => format!(
                         "server `{}` exited with code {c} during the MCP handshake{}",
                         spec.name,
@@ -549,6 +554,33 @@ impl Child {
     pub fn exited(&self) -> bool {
         self.died.is_cancelled()
     }
+}
+
+/// Why a server's program did not start, when its stderr says the image has
+/// no such program (catatonit for the container's own process, runc for an
+/// exec); with the way out for `npx`/`uvx`-style runners.
+fn missing_program(program: &str, log: &LogRing) -> Option<String> {
+    let tail = log.tail_text(TAIL_LINES);
+    let missing = tail.contains("failed to exec pid1: No such file or directory")
+        || tail.contains("executable file not found")
+        || (tail.contains("OCI runtime attempted to invoke a command that was not found"));
+    if !missing {
+        return None;
+    }
+    let runner = std::path::Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| matches!(*n, "npx" | "uvx" | "pipx" | "bunx" | "pnpx"));
+    let fix = match runner {
+        Some(r) => format!(
+            "`{r}` fetches packages when it runs, and a session has no network: install the package into the image instead (on the host, then COPY it in, as examples/node-reference and examples/python-time do) and name its program"
+        ),
+        None => "name a program the image has (an absolute path, or one on the image's PATH)"
+            .to_string(),
+    };
+    Some(format!(
+        "the program `{program}` is not in the image. Fix: {fix}"
+    ))
 }
 
 /// The exit code if the process ends within a moment.
