@@ -372,3 +372,53 @@ fn pypi_time_and_git_servers_through_mcpod() {
     assert_eq!(stopped["structuredContent"]["stopped"], true);
     assert_eq!(containers_of(&session), Vec::<String>::new());
 }
+
+/// A writable mount the session's root cannot write is refused at launch,
+/// naming the uid and the fix (it used to fail inside the server). Under
+/// `userns=auto` the uid is not known before the container starts.
+#[test]
+fn a_writable_mount_the_session_cannot_write_is_refused_naming_the_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    let image = hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("data");
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let allow = format!("{}:rw", data.path().display());
+    let mut server = Server::start_with(root.path(), &["--allow-mount", &allow]);
+    initialize(&mut server, "2025-11-25");
+    let mount = json!([{"source": data.path(), "target": "/data", "read_only": false}]);
+    let launched = server.call(
+        1,
+        "launch_session",
+        json!({"image": image, "mounts": mount}),
+    );
+    let auto = launched["structuredContent"]["isolation"]["user"] == "userns=auto";
+    if auto {
+        eprintln!("userns=auto: the session's uid is not known before it starts; nothing to check");
+        let session = launched["structuredContent"]["session"]
+            .as_str()
+            .expect("session");
+        server.call(2, "stop_session", json!({"session": session}));
+        return;
+    }
+    assert_eq!(launched["isError"], true, "{launched}");
+    let text = text_of(&launched);
+    assert!(
+        text.contains("host uid") && text.contains("mode 755") && text.contains("chmod o+w"),
+        "{text}"
+    );
+    // Made writable, it is granted.
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let launched = server.call(
+        3,
+        "launch_session",
+        json!({"image": image, "mounts": mount}),
+    );
+    assert_ne!(launched["isError"], true, "{launched}");
+    let session = launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let stopped = server.call(4, "stop_session", json!({"session": session}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+}

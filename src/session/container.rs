@@ -109,6 +109,51 @@ impl UserMode {
         }
     }
 
+    /// The host uid and gid a session's root runs as, where it is known
+    /// before the container starts (`userns=auto` picks a range per container).
+    fn host_ids(&self) -> Option<(u64, u64)> {
+        match self {
+            UserMode::Auto => None,
+            UserMode::Map { uid_base, gid_base } => Some((*uid_base, *gid_base)),
+            UserMode::Nobody => Some((65534, 65534)),
+        }
+    }
+
+    /// A writable mount the session's root cannot write would fail inside
+    /// the server ("unable to open database file"): refuse it now, naming
+    /// the uid and the fix. mcpod does not chown the operator's directory
+    /// for it (podman's `:U`), and podman 4.3 with runc has no idmapped mounts.
+    pub fn check_writable(&self, mount: &super::policy::GrantedMount) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Some((uid, gid)) = self.host_ids() else {
+            return Ok(());
+        };
+        let meta = std::fs::metadata(&mount.source)
+            .map_err(|e| Error::io("reading", std::path::Path::new(&mount.source), e))?;
+        let mode = meta.mode();
+        let writable = mode & 0o002 != 0
+            || (u64::from(meta.uid()) == uid && mode & 0o200 != 0)
+            || (u64::from(meta.gid()) == gid && mode & 0o020 != 0);
+        if writable {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "mount",
+            &mount.source,
+            format!(
+                "a session's root runs as host uid {uid} ({}), and this directory (owner {}:{}, mode {:o}) does not let it write",
+                self.describe(),
+                meta.uid(),
+                meta.gid(),
+                mode & 0o7777
+            ),
+            format!(
+                "let uid {uid} write it (`chown {uid}:{gid} {0}` or `chmod o+w {0}` on the host), or mount it read-only",
+                mount.source
+            ),
+        ))
+    }
+
     fn flags(&self) -> Vec<String> {
         match self {
             UserMode::Auto => vec!["--userns=auto".into()],

@@ -199,6 +199,9 @@ impl Sessions {
         let isolation =
             self.policy
                 .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
+        for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
+            user.check_writable(mount)?;
+        }
 
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
