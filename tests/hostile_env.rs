@@ -230,25 +230,10 @@ fn whoami_through(entry: &Value, env: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn an_env_value_the_env_file_cannot_carry_is_an_error_and_leaves_nothing() {
-    let hello = hello_image();
     let root = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start_with(root.path(), &["--allow-env", "TOKEN"]);
     initialize(&mut server, "2025-11-25");
-    let ctx = root.path().join("ctx");
-    std::fs::create_dir(&ctx).expect("ctx");
-    std::fs::write(ctx.join("Containerfile"), format!("FROM {hello}\n")).expect("Containerfile");
-    let name = format!("localhost/{}", unique("hostile-envfile"));
-    let _cleanup = ImageCleanup(name.clone());
-    let built = server.call(
-        1,
-        "build_image",
-        json!({"name": name, "context": "ctx", "servers": {
-            "one": {"command": ["/bin/hello-server"], "env": {"TOKEN": "${TOKEN}"}}}}),
-    );
-    let tag = built["structuredContent"]["tag"]
-        .as_str()
-        .expect("tag")
-        .to_string();
+    let (tag, _cleanup) = token_image(&mut server, root.path(), "hostile-envfile");
     // A line break would add a line of its own to podman's env file: a bare
     // `NAME` line imports podman's own variable of that name.
     for (id, value) in [(2, "x\nHOME".to_string()), (3, "v".repeat(40 * 1024))] {
@@ -319,28 +304,13 @@ fn a_build_arg_takes_only_host_variables_the_operator_allowed() {
 
 #[test]
 fn a_launch_env_value_no_server_takes_is_an_error_naming_it() {
-    let hello = hello_image();
     let root = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start_with(
         root.path(),
         &["--allow-env", "TOKEN", "--allow-env", "TOKNE"],
     );
     initialize(&mut server, "2025-11-25");
-    let ctx = root.path().join("ctx");
-    std::fs::create_dir(&ctx).expect("ctx");
-    std::fs::write(ctx.join("Containerfile"), format!("FROM {hello}\n")).expect("Containerfile");
-    let name = format!("localhost/{}", unique("hostile-unused-env"));
-    let _cleanup = ImageCleanup(name.clone());
-    let built = server.call(
-        1,
-        "build_image",
-        json!({"name": name, "context": "ctx", "servers": {
-            "one": {"command": ["/bin/hello-server"], "env": {"TOKEN": "${TOKEN}"}}}}),
-    );
-    let tag = built["structuredContent"]["tag"]
-        .as_str()
-        .expect("tag")
-        .to_string();
+    let (tag, _cleanup) = token_image(&mut server, root.path(), "hostile-unused-env");
     // A misspelt name was dropped without a word; now it is an error.
     let launched = server.call(
         2,
@@ -365,4 +335,29 @@ fn a_launch_env_value_no_server_takes_is_an_error_naming_it() {
         .to_string();
     let stopped = server.call(4, "stop_session", json!({"session": session}));
     assert_ne!(stopped["isError"], true, "{stopped}");
+}
+
+/// The hello server in an image of its own whose one server `one` takes
+/// `TOKEN` from `${TOKEN}`: its tag, and the guard that removes it.
+fn token_image(server: &mut Server, root: &std::path::Path, what: &str) -> (String, ImageCleanup) {
+    let ctx = root.join("ctx");
+    std::fs::create_dir(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {}\n", hello_image()),
+    )
+    .expect("Containerfile");
+    let name = format!("localhost/{}", unique(what));
+    let cleanup = ImageCleanup(name.clone());
+    let built = server.call(
+        1,
+        "build_image",
+        json!({"name": name, "context": "ctx", "servers": {
+            "one": {"command": ["/bin/hello-server"], "env": {"TOKEN": "${TOKEN}"}}}}),
+    );
+    let tag = built["structuredContent"]["tag"]
+        .as_str()
+        .unwrap_or_else(|| panic!("built: {built}"))
+        .to_string();
+    (tag, cleanup)
 }

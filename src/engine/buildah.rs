@@ -231,21 +231,11 @@ pub async fn remove_container(name: &str) {
 
 /// Remove an image name (the image goes with its last name); "not there" is fine.
 pub async fn remove_image(reference: &str) -> Result<()> {
-    let (status, out) = Invocation::new(PROGRAM)
+    Invocation::new(PROGRAM)
         .args(["rmi", "--", reference])
         .timeout(QUICK)
-        .status()
-        .await?;
-    if status.success() || out.stderr_tail.contains("image not known") {
-        Ok(())
-    } else {
-        Err(Error::CommandFailed {
-            command: format!("buildah rmi {reference}"),
-            status: format!("{status}"),
-            stderr_tail: out.stderr_tail,
-            hint: String::new(),
-        })
-    }
+        .run_unless_absent(&["image not known"])
+        .await
 }
 
 /// A buildah working container.

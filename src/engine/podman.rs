@@ -103,21 +103,11 @@ pub async fn run_detached(args: Vec<std::ffi::OsString>) -> Result<String> {
 /// layer cache just picked the same image is not robbed of it. A name that is
 /// not there is fine.
 pub async fn untag(name: &str) -> Result<()> {
-    let (status, out) = Invocation::new(PROGRAM)
+    Invocation::new(PROGRAM)
         .args(["untag", "--", name, name])
         .timeout(QUICK)
-        .status()
-        .await?;
-    if status.success() || out.stderr_tail.contains("image not known") {
-        Ok(())
-    } else {
-        Err(crate::Error::CommandFailed {
-            command: format!("podman untag {name} {name}"),
-            status: format!("{status}"),
-            stderr_tail: out.stderr_tail,
-            hint: String::new(),
-        })
-    }
+        .run_unless_absent(&["image not known"])
+        .await
 }
 
 /// Remove containers at once, killing what runs in them; missing ones are fine.

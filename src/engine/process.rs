@@ -145,6 +145,17 @@ impl Invocation {
         Err(failed(&display, status, out.stderr_tail))
     }
 
+    /// Run to completion for its effect: `Ok` when it succeeds, or when it
+    /// fails because the thing is not there (stderr says one of `absent`).
+    pub async fn run_unless_absent(self, absent: &[&str]) -> Result<()> {
+        let display = self.display();
+        let (status, out) = self.run_inner(&display).await?;
+        if status.success() || absent.iter().any(|a| out.stderr_tail.contains(a)) {
+            return Ok(());
+        }
+        Err(failed(&display, status, out.stderr_tail))
+    }
+
     /// Run to completion and return the exit status with the output, whatever it was.
     pub async fn status(self) -> Result<(std::process::ExitStatus, Output)> {
         let display = self.display();
