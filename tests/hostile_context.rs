@@ -268,14 +268,23 @@ async fn a_directory_swapped_and_back_while_buildah_runs_fails_the_build() {
         other.path().join("away"),
         other.path().join("sub"),
     );
+    // Once each way, even if buildah prints a step twice (it is run again
+    // after a storage race with a concurrent removal).
+    let (swapped, restored) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let progress: Progress = Arc::new(move |line: String| {
         let swap = |from: &Path, to: &Path| {
             std::fs::rename(from, to).unwrap_or_else(|e| panic!("rename {from:?}: {e}"))
         };
-        if line.starts_with("STEP 2/4") {
+        if line.starts_with("STEP 2/4") && !swapped.swap(true, Ordering::SeqCst) {
             swap(&sub, &away);
             swap(&theirs, &sub);
-        } else if line.starts_with("STEP 4/4") {
+        } else if line.starts_with("STEP 4/4")
+            && swapped.load(Ordering::SeqCst)
+            && !restored.swap(true, Ordering::SeqCst)
+        {
             swap(&sub, &theirs);
             swap(&away, &sub);
         }
