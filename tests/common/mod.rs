@@ -33,7 +33,16 @@ pub fn write(root: &Path, path: &str, content: &str) {
 
 /// `podman ARGS...`, which must succeed; the lines it prints.
 pub fn podman_lines(args: &[&str]) -> Vec<String> {
-    let out = Command::new("podman").args(args).output().expect("podman");
+    // A listing can fail while another process removes a container or an
+    // image (podman's storage has no lock across it): try it again.
+    let mut out = Command::new("podman").args(args).output().expect("podman");
+    for _ in 0..5 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        out = Command::new("podman").args(args).output().expect("podman");
+    }
     assert!(out.status.success(), "podman {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
