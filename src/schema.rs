@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::image::{Built, Inspected};
 use crate::server::tools::{
-    BuildImageInput, CallToolInput, InspectLabelsInput, SessionList, StopSessionInput, Stopped,
+    BuildImageInput, CallToolInput, FindToolsInput, FoundTools, InspectLabelsInput, SessionList,
+    StopSessionInput, Stopped,
 };
 use crate::session::{LaunchInput, Logs, LogsInput, PolicyReport, SessionInfo};
 use crate::{Error, Result, labels};
@@ -39,6 +40,8 @@ pub fn all() -> Vec<(String, Value)> {
         ("tool.session_logs.input.json", schema_for!(LogsInput)),
         ("tool.session_logs.output.json", schema_for!(Logs)),
         ("tool.call_tool.input.json", schema_for!(CallToolInput)),
+        ("tool.find_tools.input.json", schema_for!(FindToolsInput)),
+        ("tool.find_tools.output.json", schema_for!(FoundTools)),
     ];
     out.extend(
         tools

@@ -422,3 +422,47 @@ fn a_writable_mount_the_session_cannot_write_is_refused_naming_the_uid() {
     let stopped = server.call(4, "stop_session", json!({"session": session}));
     assert_ne!(stopped["isError"], true, "{stopped}");
 }
+
+/// find_tools reaches every session's tools by words, with what it takes to
+/// call them; a bad query is an error, not an exit.
+#[test]
+fn find_tools_finds_a_session_tool_by_words_and_it_can_be_called() {
+    let image = hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let launched = server.call(1, "launch_session", json!({"image": image}));
+    let session = launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let found = server.call(2, "find_tools", json!({"query": "ADD integers"}));
+    let f = &found["structuredContent"];
+    assert_eq!(f["total"], 1, "{f}");
+    let add = &f["tools"][0];
+    assert_eq!(add["name"], format!("{session}_hello__add"), "{add}");
+    assert_eq!(
+        (add["server"].as_str(), add["upstream"].as_str()),
+        (Some("hello"), Some("add"))
+    );
+    assert_eq!(add["input_schema"]["type"], "object", "{add}");
+    let sum = server.call(
+        3,
+        add["name"].as_str().expect("name"),
+        json!({"a": 2, "b": 3}),
+    );
+    assert_eq!(sum["structuredContent"]["sum"], 5, "{sum}");
+    // Every tool for an empty query, within the limit; none for a stray word.
+    let all = server.call(4, "find_tools", json!({"query": "", "limit": 2}));
+    assert_eq!(
+        all["structuredContent"]["tools"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(all["structuredContent"]["total"], 5, "{all}");
+    let none = server.call(5, "find_tools", json!({"query": "add nonsense"}));
+    assert_eq!(none["structuredContent"]["total"], 0, "{none}");
+    let long = server.call(6, "find_tools", json!({"query": "x".repeat(5000)}));
+    assert_eq!(long["isError"], true, "{long}");
+    let stopped = server.call(7, "stop_session", json!({"session": session}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+}

@@ -29,7 +29,8 @@ use crate::wire;
 use crate::workspace::Workspace;
 use progress::{forward_progress, progress_messages};
 use tools::{
-    BuildImageInput, CallToolInput, InspectLabelsInput, SessionList, StopSessionInput, Stopped,
+    BuildImageInput, CallToolInput, FindToolsInput, FoundTools, InspectLabelsInput, SessionList,
+    StopSessionInput, Stopped,
 };
 
 /// The protocol versions mcpod speaks.
@@ -316,6 +317,32 @@ Mounts, network egress and env values are granted only within the operator's pol
         Parameters(input): Parameters<LogsInput>,
     ) -> Result<Json<Logs>, String> {
         self.sessions.logs(&input).map(Json).map_err(text_error)
+    }
+
+    #[tool(
+        description = "Find the tools of every session by words that must all appear in a tool's name, its server's name or its description; returns the best matches with the name to call and the input schema. For clients that do not refresh their tool list, and for sessions whose tools are left out of it.",
+        annotations(
+            title = "Find session tools",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn find_tools(
+        &self,
+        Parameters(input): Parameters<FindToolsInput>,
+    ) -> Result<Json<FoundTools>, String> {
+        const MAX_QUERY: usize = 1024;
+        if input.query.len() > MAX_QUERY {
+            return Err(format!(
+                "query of {} bytes is over the limit of {MAX_QUERY}; ask with a few words",
+                input.query.len()
+            ));
+        }
+        let limit = input.limit.map_or(20, |l| l.clamp(1, 100)) as usize;
+        let (tools, total) = self.sessions.find_tools(&input.query, limit);
+        Ok(Json(FoundTools { tools, total }))
     }
 
     #[tool(

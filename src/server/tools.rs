@@ -147,6 +147,27 @@ pub struct CallToolInput {
     pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Arguments of `find_tools`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindToolsInput {
+    /// Words that must all appear in a tool's name, its server's name or its
+    /// description (any case); empty lists every tool.
+    pub query: String,
+    /// At most this many results (default 20, at most 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// The result of `find_tools`.
+#[derive(Clone, Debug, serde::Serialize, JsonSchema)]
+pub struct FoundTools {
+    /// Best matches first.
+    pub tools: Vec<crate::session::FoundTool>,
+    /// How many tools matched in all.
+    pub total: usize,
+}
+
 /// The result of `list_sessions`.
 #[derive(Clone, Debug, serde::Serialize, JsonSchema)]
 pub struct SessionList {

@@ -79,6 +79,20 @@ pub struct ToolReport {
     pub description: Option<String>,
 }
 
+/// A tool find_tools found: enough to call it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FoundTool {
+    /// The name to call through mcpod (also when tools/list leaves it out).
+    pub name: String,
+    pub session: String,
+    pub server: String,
+    /// The child's own name for it (for call_tool).
+    pub upstream: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub input_schema: serde_json::Map<String, serde_json::Value>,
+}
+
 /// One server of a session.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ServerReport {

@@ -284,6 +284,41 @@ impl Sessions {
         out
     }
 
+    /// The tools of every ready server that match `query` (every word of it,
+    /// in the name, the server's name or the description), best first, at
+    /// most `limit`; and how many matched in all.
+    pub fn find_tools(&self, query: &str, limit: usize) -> (Vec<super::FoundTool>, usize) {
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        let mut found = Vec::new();
+        for s in self.all() {
+            for (name, child) in &s.servers {
+                child.with_tools(|tools| {
+                    for t in tools {
+                        if let Some(score) = crate::proxy::tools::score(&words, name, t) {
+                            found.push((score, s.id.clone(), name.clone(), t.clone()));
+                        }
+                    }
+                });
+            }
+        }
+        let total = found.len();
+        // Best first; among equals, in order of session, server and tool.
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        let tools = found
+            .into_iter()
+            .take(limit)
+            .map(|(_, session, server, t)| super::FoundTool {
+                name: names::exported(&session, &server, &t.name),
+                upstream: t.name.to_string(),
+                description: t.description.as_ref().map(|d| d.to_string()),
+                input_schema: (*t.input_schema).clone(),
+                session,
+                server,
+            })
+            .collect();
+        (tools, total)
+    }
+
     /// Find an exported tool name: (session, server, upstream tool name).
     pub fn resolve(&self, exported: &str) -> Option<(String, String, String)> {
         let (session, _) = exported.split_once('_')?;

@@ -50,6 +50,7 @@ META_TOOLS = {
     "session_logs",
     "call_tool",
     "show_policy",
+    "find_tools",
 }
 LEGACY_VERSION = "2025-11-25"  # the newest initialize-handshake revision (both SDK lines)
 MODERN_VERSION = "2026-07-28"  # server/discover, 2.x only
