@@ -314,7 +314,7 @@ impl Child {
                 let code = exit_code_soon(&mut process).await;
                 let _ = stderr_done.await;
                 let reason = match code {
-                    _ if let Some(missing) = missing_program(&spec.program, &log) => {
+                    _ if let Some(missing) = missing_program(&spec.program, code, &log) => {
                         format!("server `{}` could not start: {missing}", spec.name)
                     }
                     Some(c) => format!(
@@ -556,12 +556,16 @@ impl Child {
     }
 }
 
-/// Why a server's program did not start, when its stderr says the image has
-/// no such program (catatonit for the container's own process, runc for an
-/// exec); with the way out for `npx`/`uvx`-style runners.
-fn missing_program(program: &str, log: &LogRing) -> Option<String> {
+/// Why a server's program did not start, when its stderr or exit code says
+/// the image has no such program (catatonit for the container's own process,
+/// runc and exit code 127 for an exec); with the way out for `npx`/`uvx`-style
+/// runners. podman 4.3 sometimes loses the stderr of a container process that
+/// fails at once, and catatonit's exit code (1) says nothing by itself.
+fn missing_program(program: &str, code: Option<i32>, log: &LogRing) -> Option<String> {
     let tail = log.tail_text(TAIL_LINES);
-    let missing = tail.contains("failed to exec pid1: No such file or directory")
+    // 127: podman exec's "command not found", even when its stderr is lost.
+    let missing = code == Some(127)
+        || tail.contains("failed to exec pid1: No such file or directory")
         || tail.contains("executable file not found")
         || (tail.contains("OCI runtime attempted to invoke a command that was not found"));
     if !missing {
