@@ -567,7 +567,7 @@ fn missing_program(program: &str, code: Option<i32>, log: &LogRing) -> Option<St
     let missing = code == Some(127)
         || tail.contains("failed to exec pid1: No such file or directory")
         || tail.contains("executable file not found")
-        || (tail.contains("OCI runtime attempted to invoke a command that was not found"));
+        || tail.contains("OCI runtime attempted to invoke a command that was not found");
     if !missing {
         return None;
     }

@@ -429,11 +429,10 @@ fn no_server_ready(session: &Session) -> String {
                 if tail.is_empty() {
                     line.push_str("; it wrote nothing to stderr");
                 } else {
-                    let start = tail.len().saturating_sub(1024);
-                    let start = (start..tail.len())
-                        .find(|i| tail.is_char_boundary(*i))
-                        .unwrap_or(tail.len());
-                    line.push_str(&format!("; its stderr ends: {}", &tail[start..]));
+                    line.push_str(&format!(
+                        "; its stderr ends: {}",
+                        crate::engine::process::tail(tail, 1024)
+                    ));
                 }
                 line
             }
