@@ -38,6 +38,9 @@ pub const UNPARSABLE: ErrorCode = ErrorCode(-32011);
 /// that copies its stdin to its stdout, `cat` say, never answers).
 const ECHO_WINDOW: usize = 4;
 
+/// Error replies to refused requests that may wait to be written at once.
+const MAX_PENDING_REPLIES: usize = 64;
+
 /// Bytes read from the stream at a time.
 const READ_BUF: usize = 64 * 1024;
 
@@ -87,6 +90,8 @@ pub struct LineTransport<Role: ServiceRole, R> {
     write: Writer,
     /// Digests of the first messages sent, to tell a peer that echoes them.
     sent: Arc<std::sync::Mutex<Vec<blake3::Hash>>>,
+    /// Error replies written or waiting to be (at most [`MAX_PENDING_REPLIES`]).
+    pending_replies: Arc<std::sync::atomic::AtomicUsize>,
     /// Lines received so far (counted up to [`ECHO_WINDOW`]).
     received: usize,
     limits: Limits,
@@ -106,6 +111,7 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
             injected: VecDeque::new(),
             write: Arc::new(tokio::sync::Mutex::new(Some(Box::new(write)))),
             sent: Arc::default(),
+            pending_replies: Arc::default(),
             received: 0,
             limits,
             peer: Arc::new(peer),
@@ -174,8 +180,22 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
                     "jsonrpc": "2.0", "id": id,
                     "error": {"code": code.0, "message": format!("{sentence}; mcpod refused it")},
                 });
+                use std::sync::atomic::Ordering;
+                // A peer that floods bad requests and never reads its
+                // replies costs a bounded number of them, not a task each.
+                let pending = self.pending_replies.clone();
+                if pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_REPLIES {
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                    (self.peer.on_problem)(format!(
+                        "{sentence}; dropped it unanswered ({MAX_PENDING_REPLIES} error replies are already waiting to be read)"
+                    ));
+                    return;
+                }
                 let write = self.write.clone();
-                tokio::spawn(async move { write_line(&write, &reply).await });
+                tokio::spawn(async move {
+                    let _ = write_line(&write, &reply).await;
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                });
                 (self.peer.on_problem)(format!("{sentence}; refused it with an error reply"));
             }
             // A response: fail the request it answers, now.
@@ -512,6 +532,51 @@ mod tests {
             problems.len() == 1 && problems[0].contains("echoed back"),
             "{problems:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_bad_requests_that_never_reads_its_replies_is_bounded() {
+        // A pipe of 256 bytes that nobody reads: replies cannot be written.
+        let (ours, mut theirs) = tokio::io::duplex(256);
+        let (read, write) = tokio::io::split(ours);
+        let problems: Problems = Arc::default();
+        let p = problems.clone();
+        let mut t = LineTransport::<RoleServer, _>::new(
+            read,
+            write,
+            Limits {
+                max_message: 1 << 20,
+            },
+            Peer {
+                name: "the peer".into(),
+                on_problem: Arc::new(move |m| p.lock().expect("lock").push(m)),
+            },
+        );
+        let writer = tokio::spawn(async move {
+            for i in 0..1000 {
+                let bad =
+                    format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"x\",\"params\":[[[\n");
+                if theirs.write_all(bad.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            theirs.write_all(PING.as_bytes()).await.expect("ping");
+            theirs
+        });
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), t.receive())
+            .await
+            .expect("the ping after the flood");
+        assert!(matches!(next, Some(JsonRpcMessage::Request(_))));
+        let pending = t.pending_replies.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(pending <= MAX_PENDING_REPLIES, "{pending} replies pending");
+        let dropped = problems
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m.contains("unanswered"))
+            .count();
+        assert!(dropped >= 1000 - MAX_PENDING_REPLIES - 1, "{dropped}");
+        drop(writer);
     }
 
     #[tokio::test]
