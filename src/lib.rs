@@ -6,6 +6,7 @@
 //! - [`session`]: launch_session and the lifecycle of session containers
 //! - [`proxy`]: child MCP connections, tool names, call routing
 //! - [`wire`]: JSON-RPC lines with answered size and depth limits (under server and proxy)
+//! - [`provision`]: package references and server.json → base → lock → staged files → image
 //! - [`image`]: build_image (cache probe, buildah build, label stamping) and inspect
 //! - [`labels`]: the `io.mcpod.*` label schema (and outrig's `org.outrig.mcp`)
 //! - [`cache`]: the content-addressed cache key and the build-context walk
@@ -20,6 +21,7 @@ pub mod error;
 pub mod image;
 pub mod labels;
 pub mod logging;
+pub mod provision;
 pub mod proxy;
 pub mod schema;
 pub mod server;

@@ -85,6 +85,7 @@ fn build(name: &str, servers: mcpod::labels::Servers) -> mcpod::image::Built {
                 context: ctx,
                 build_args: Default::default(),
                 servers,
+                labels: Default::default(),
                 no_cache: false,
             },
             Arc::new(|_| {}),

@@ -1,7 +1,7 @@
 //! The environment of every host process mcpod starts, and how a container's
 //! env values reach podman without touching that environment, argv or disk.
 //!
-//! - [`host_env`]: podman, buildah and skopeo get an environment built from
+//! - [`host_env`]: podman, buildah, skopeo, npm, pip and ldd get an environment built from
 //!   mcpod's own, through a short allow-list (locale, home, temp dirs, the
 //!   operator's container and proxy settings). Nothing else passes: no `LD_*`,
 //!   nothing a label, a tool argument, a child or an image said.
@@ -52,10 +52,19 @@ const PASSED: &[&str] = &[
     "http_proxy",
     "https_proxy",
     "no_proxy",
+    // The operator's trust store, for npm and pip behind a TLS-inspecting proxy.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    // pyenv's shims pick the python they run by these.
+    "PYENV_ROOT",
+    "PYENV_VERSION",
 ];
 
-/// Prefixes of passed variables (locale categories).
-const PASSED_PREFIXES: &[&str] = &["LC_"];
+/// Locale categories, and the operator's npm and pip settings (a registry
+/// mirror, a cache directory) for provisioning.
+const PASSED_PREFIXES: &[&str] = &["LC_", "npm_config_", "NPM_CONFIG_", "PIP_"];
 
 /// The environment for a host process: mcpod's own, allow-listed.
 pub fn host_env() -> Vec<(OsString, OsString)> {

@@ -1,9 +1,11 @@
-//! The only code that spawns podman, buildah and skopeo. Knows nothing of MCP.
+//! The only code that spawns host programs: podman, buildah and skopeo, and for
+//! provisioning npm, pip, ldd, node and python3. Knows nothing of MCP.
 
 pub mod buildah;
 pub mod env;
 pub mod podman;
 pub mod process;
+pub mod runtime;
 pub mod skopeo;
 
 /// `PROGRAM --version`, trimmed (for doctor).

@@ -1,4 +1,4 @@
-//! podman: local image labels, versions and host facts.
+//! podman: local image labels and commands, versions and host facts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,6 +30,38 @@ pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<St
         return Ok(None);
     };
     Ok(Some((first.id, first.labels.unwrap_or_default())))
+}
+
+/// The argv a local image runs by default (its entrypoint, then its cmd);
+/// `Ok(None)` when it is not in local storage.
+pub async fn image_command(reference: &str) -> Result<Option<Vec<String>>> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(rename = "Entrypoint", default)]
+        entrypoint: Option<Vec<String>>,
+        #[serde(rename = "Cmd", default)]
+        cmd: Option<Vec<String>>,
+    }
+    #[derive(Deserialize)]
+    struct Inspect {
+        #[serde(rename = "Config", default)]
+        config: Option<Config>,
+    }
+    let found: Option<Vec<Inspect>> = Invocation::new(PROGRAM)
+        .args(["image", "inspect", "--", reference])
+        .timeout(QUICK)
+        .lookup(&["image not known", "no such"])
+        .await?;
+    let Some(first) = found.and_then(|mut all| all.pop()) else {
+        return Ok(None);
+    };
+    let config = first.config.unwrap_or(Config {
+        entrypoint: None,
+        cmd: None,
+    });
+    let mut argv = config.entrypoint.unwrap_or_default();
+    argv.extend(config.cmd.unwrap_or_default());
+    Ok(Some(argv))
 }
 
 /// podman's (major, minor) version.

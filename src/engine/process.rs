@@ -29,6 +29,7 @@ pub struct Invocation {
     cancel: Option<CancellationToken>,
     on_line: Option<LineSink>,
     stdin: Option<Vec<u8>>,
+    dir: Option<std::path::PathBuf>,
 }
 
 /// What a finished program printed.
@@ -47,6 +48,7 @@ impl Invocation {
             cancel: None,
             on_line: None,
             stdin: None,
+            dir: None,
         }
     }
 
@@ -77,6 +79,12 @@ impl Invocation {
     /// Stream every line of stdout and stderr to `sink` (stdout is then not kept).
     pub fn on_line(mut self, sink: LineSink) -> Self {
         self.on_line = Some(sink);
+        self
+    }
+
+    /// Run in `dir` (a directory of mcpod's own).
+    pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
         self
     }
 
@@ -176,6 +184,9 @@ impl Invocation {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
         let mut child = command.spawn().map_err(|e| spawn_error(self.program, e))?;
 
         if let (Some(bytes), Some(mut pipe)) = (self.stdin.take(), child.stdin.take()) {
@@ -404,9 +415,15 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(command: &str, stdout: &str) -
 
 pub(crate) fn spawn_error(program: &'static str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
+        let package = match program {
+            "npm" | "node" => "nodejs npm",
+            "python3" => "python3 python3-pip",
+            "ldd" => "libc-bin",
+            other => other,
+        };
         Error::ToolMissing {
             program: program.to_string(),
-            package: program.to_string(),
+            package: package.to_string(),
         }
     } else {
         Error::io("starting", program, e)

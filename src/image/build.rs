@@ -40,6 +40,9 @@ pub struct BuildSpec {
     pub build_args: BTreeMap<String, String>,
     /// Servers to declare, merged over what the Containerfile's labels declare.
     pub servers: Servers,
+    /// Further labels to stamp (mcpod's own, e.g. what provisioning knows of a
+    /// package); never `io.mcpod.*`, which [`labels::stamp`] owns.
+    pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
 }
 
@@ -132,14 +135,21 @@ async fn build_inner(
             (base, id)
         })
         .collect();
-    let requested: BTreeMap<String, String> = if spec.servers.is_empty() {
-        BTreeMap::new()
-    } else {
-        BTreeMap::from([(
+    if let Some(key) = spec.labels.keys().find(|k| k.starts_with("io.mcpod.")) {
+        return Err(Error::invalid(
+            "labels",
+            key.as_str(),
+            "`io.mcpod.*` labels are stamped from `servers`",
+            "declare servers in `servers`",
+        ));
+    }
+    let mut requested = spec.labels.clone();
+    if !spec.servers.is_empty() {
+        requested.insert(
             labels::SERVERS.to_string(),
             labels::canonical_servers_json(&spec.servers),
-        )])
-    };
+        );
+    }
     let key = CacheKey::compute(&KeyInputs {
         containerfile: &text,
         build_args: &build_args,
@@ -312,7 +322,8 @@ async fn build_and_stamp(
             command: format!("buildah inspect {temp}"),
             reason: "the image buildah just built is not there".into(),
         })?;
-    let stamped = labels::stamp(&inherited.labels, &spec.servers)?;
+    let mut stamped = labels::stamp(&inherited.labels, &spec.servers)?;
+    stamped.extend(spec.labels.clone());
     let mut all = inherited.labels.clone();
     all.extend(stamped.clone());
     let declared = labels::read(&all)?;

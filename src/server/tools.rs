@@ -79,6 +79,7 @@ impl BuildImageInput {
             context,
             build_args: self.build_args,
             servers: self.servers,
+            labels: Default::default(),
             no_cache: self.no_cache,
         })
     }

@@ -128,6 +128,7 @@ pub fn build_spec(name: &str, ctx: &Path) -> mcpod::image::BuildSpec {
         context: ctx.to_path_buf(),
         build_args: Default::default(),
         servers: Default::default(),
+        labels: Default::default(),
         no_cache: false,
     }
 }
@@ -173,6 +174,7 @@ pub fn context_image(dir: &str, name: &str, staged: &str, script: &str) -> Strin
                 context: ctx,
                 build_args: Default::default(),
                 servers: Default::default(),
+                labels: Default::default(),
                 no_cache: false,
             },
             std::sync::Arc::new(|_| {}),

@@ -1,0 +1,809 @@
+//! Provisioning: from a package reference (`npm:NAME@VERSION`,
+//! `pypi:NAME==VERSION`) or an MCP-registry server.json to a built image
+//! whose labels declare the server.
+//!
+//! The pipeline: reference → base → resolve (a lock) → stage (fetch the lock
+//! on the host) → generate a Containerfile → build through the cache.
+//!
+//! - **Resolved once.** A request (package, version or range, pins, and for
+//!   PyPI the base's Python and glibc) is resolved once to a lock (exact
+//!   versions with integrity hashes); the answer is recorded, so a repeat
+//!   runs no npm or pip and needs no network (`refresh` resolves again).
+//! - **Content-addressed.** The lock is staged once per lock digest under the
+//!   state dir (`provision/<registry>/<digest>/ctx`), written into a
+//!   temporary directory and renamed into place, so a cancelled or failed
+//!   fetch leaves nothing half-written. The staged tree is the build context,
+//!   so the image's cache key covers exactly what was fetched.
+//! - **Nothing runs on the host.** npm runs with `--ignore-scripts`, pip with
+//!   wheels only; names and versions reach them only in files mcpod wrote.
+
+pub mod bases;
+pub mod npm;
+pub mod pypi;
+pub mod reference;
+mod rootfs;
+pub mod server_json;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::process::LineSink;
+use crate::image::{self, Built, Progress, store};
+use crate::labels::{ServerSpec, Servers};
+use crate::{Error, Result};
+pub use bases::{Base, OperatorBases, Runtime};
+pub use reference::{Ecosystem, PackageRef};
+
+/// The label naming the server in the MCP registry.
+pub const REGISTRY_NAME_LABEL: &str = "io.modelcontextprotocol.server.name";
+
+/// Whether `image` is a package reference rather than an image.
+pub fn is_package_reference(image: &str) -> bool {
+    image.starts_with("npm:") || image.starts_with("pypi:")
+}
+
+/// How to provision, beyond the reference itself.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionOptions {
+    /// An MCP-registry server.json (schema 2025-12-11), as the JSON object
+    /// itself or as the path of a file in the workspace. Instead of a package
+    /// reference.
+    #[serde(default)]
+    pub server_json: Option<serde_json::Value>,
+    /// Which of the server.json's `packages` (default: the first npm, pypi
+    /// or oci package with stdio transport).
+    #[serde(default)]
+    pub package_index: Option<usize>,
+    /// Values for the server.json's package arguments (by name or valueHint).
+    #[serde(default)]
+    pub arguments: BTreeMap<String, String>,
+    /// Literal values for the server.json's non-secret environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Pins for the package's dependencies: npm `NAME@RANGE` (overrides),
+    /// PyPI `NAME<2`-style specifiers (constraints), e.g. `mcp<2`.
+    #[serde(default)]
+    pub pins: Vec<String>,
+    /// Which program of the package to run, when it has several (npm `bin`
+    /// names, PyPI console scripts).
+    #[serde(default)]
+    pub bin: Option<String>,
+    /// The server's name in the image's labels (default: from the package).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Resolve the reference again instead of reusing the recorded lock.
+    #[serde(default)]
+    pub refresh: bool,
+}
+
+/// What to provision.
+#[derive(Clone, Debug, Default)]
+pub struct ProvisionSpec {
+    /// `npm:…` or `pypi:…`; `None` with a server.json.
+    pub package: Option<String>,
+    /// The server.json's bytes.
+    pub server_json: Option<Vec<u8>>,
+    pub options: ProvisionOptions,
+}
+
+/// The result of provisioning.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Provisioned {
+    /// The package at its exact version (`npm:NAME@1.2.3`), or the OCI image.
+    pub reference: String,
+    /// What was asked for, when it was a range or a bare name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<String>,
+    /// The built image (its tag is what launch_session takes).
+    pub image: Built,
+    /// The server the image declares.
+    pub server: String,
+    pub spec: ServerSpec,
+    /// The base it runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Base>,
+    /// blake3 of the lock (exact versions and integrity hashes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// Whether npm or pip ran (false: the recorded lock and staged files were reused).
+    pub fetched: bool,
+    /// The MCP-registry name: from the server.json (stamped as
+    /// `io.modelcontextprotocol.server.name`), else as the package claims it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_name: Option<String>,
+    /// Whether the package's own claim (npm `mcpName`, PyPI `mcp-name:`)
+    /// matches the server.json's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<String>,
+    /// What was translated or left out.
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// What a staged package says of itself.
+#[derive(Debug)]
+pub struct Found {
+    /// The runtime program, then the package's own entry (script, `-c` code).
+    pub program: Vec<String>,
+    pub description: Option<String>,
+    pub registry_name: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Progress messages, and npm's and pip's output lines as progress.
+pub struct Progressed {
+    pub say: Progress,
+}
+
+impl Progressed {
+    pub fn lines(&self, tool: &'static str) -> LineSink {
+        let say = self.say.clone();
+        Box::new(move |line| {
+            if !line.trim().is_empty() {
+                (say)(format!("{tool}: {line}"));
+            }
+        })
+    }
+}
+
+/// A lock as recorded: what resolving a request chose.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Resolution {
+    version: String,
+    lock: String,
+}
+
+/// Provision `spec` on the operator's `bases`. Cancelling stops npm, pip or
+/// buildah and leaves nothing half-written.
+pub async fn provision(
+    spec: ProvisionSpec,
+    operator: &OperatorBases,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<Provisioned> {
+    let started = Instant::now();
+    let options = &spec.options;
+    let chosen = match (&spec.package, &spec.server_json) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "server_json",
+                "server.json",
+                "both a package reference and a server.json were given",
+                "give one of them",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::invalid(
+                "package",
+                "",
+                "neither a package reference nor a server.json was given",
+                "give `npm:NAME@VERSION`, `pypi:NAME==VERSION`, or a server.json",
+            ));
+        }
+        (None, Some(bytes)) => Some(server_json::translate(
+            bytes,
+            &server_json::Given {
+                package: options.package_index,
+                arguments: options.arguments.clone(),
+                env: options.env.clone(),
+            },
+        )?),
+        (Some(_), None) => {
+            if !options.arguments.is_empty()
+                || !options.env.is_empty()
+                || options.package_index.is_some()
+            {
+                return Err(Error::invalid(
+                    "arguments",
+                    "",
+                    "`arguments`, `env` and `package_index` fill in a server.json's inputs, and none was given",
+                    "for a package reference, override args and env at launch (`overrides`)",
+                ));
+            }
+            None
+        }
+    };
+    let package = match (&spec.package, &chosen) {
+        (Some(text), _) => PackageRef::parse("package", text)?,
+        (None, Some(c)) => match &c.source {
+            server_json::Source::Package(p) => p.clone(),
+            server_json::Source::Image(image) => {
+                return oci(image, c, options, progress, cancel, started).await;
+            }
+        },
+        (None, None) => unreachable_input()?,
+    };
+    let pins = reference::parse_pins(package.ecosystem, &options.pins)?;
+    let runtime = match package.ecosystem {
+        Ecosystem::Npm => Runtime::Node,
+        Ecosystem::Pypi => Runtime::Python,
+    };
+    let base = bases::resolve(runtime, operator, progress.clone(), cancel.clone()).await?;
+    let progressed = Progressed {
+        say: progress.clone(),
+    };
+
+    // The request, and what resolving it once chose.
+    let target = match package.ecosystem {
+        Ecosystem::Npm => String::new(),
+        Ecosystem::Pypi => format!(
+            "cp{} glibc {}",
+            base.python_minor().unwrap_or_default(),
+            base.glibc.as_deref().unwrap_or("")
+        ),
+    };
+    let request = request_key(&package, &pins, &target);
+    let root = store::state_dir().join("provision");
+    let request_path = root.join("requests").join(format!("{request}.json"));
+    let recorded = (!options.refresh)
+        .then(|| bases::read_json::<Resolution>(&request_path))
+        .flatten();
+    let eco_dir = root.join(package.ecosystem.as_str());
+    let mut fetched = false;
+    let (resolution, lock) = match recorded.and_then(|r| {
+        let lock = read_small(&root.join("locks").join(&r.lock)).ok()?;
+        Some((r, lock))
+    }) {
+        Some(found) => found,
+        None => {
+            (progress)(format!("resolving {package}"));
+            let work = TempDir::create(&root.join(format!("work-{}", crate::engine::nonce())))?;
+            let (lock, version) = match package.ecosystem {
+                Ecosystem::Npm => {
+                    npm::resolve(&package, &pins, work.path(), &progressed, cancel.clone()).await?
+                }
+                Ecosystem::Pypi => {
+                    pypi::resolve(
+                        &package,
+                        &pins,
+                        &base,
+                        work.path(),
+                        &progressed,
+                        cancel.clone(),
+                    )
+                    .await?
+                }
+            };
+            fetched = true;
+            let digest = blake3::hash(&lock).to_hex()[..32].to_string();
+            atomic_write(&root.join("locks").join(&digest), &lock)?;
+            let resolution = Resolution {
+                version,
+                lock: digest,
+            };
+            bases::write_json(&request_path, &resolution)?;
+            (resolution, lock)
+        }
+    };
+    let staged = eco_dir.join(&resolution.lock);
+    if !staged.join("ctx").is_dir() {
+        (progress)(format!(
+            "fetching {} into {}",
+            package.exact(&resolution.version),
+            staged.display()
+        ));
+        let tmp = TempDir::create(&eco_dir.join(format!(
+            "{}.tmp-{}",
+            resolution.lock,
+            crate::engine::nonce()
+        )))?;
+        let ctx = tmp.path().join("ctx");
+        match package.ecosystem {
+            Ecosystem::Npm => npm::stage(&lock, &ctx, &progressed, cancel.clone()).await?,
+            Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
+        }
+        fetched = true;
+        tmp.persist(&staged)?;
+    }
+    let ctx = staged.join("ctx");
+    let found = match package.ecosystem {
+        Ecosystem::Npm => npm::found(&package, &lock, &ctx, options.bin.as_deref())?,
+        Ecosystem::Pypi => pypi::found(&package, &ctx, options.bin.as_deref())?,
+    };
+    let exact = package.exact(&resolution.version);
+
+    // The server: the package's program, with what the server.json adds.
+    let mut command = vec![found.program[0].clone()];
+    if let Some(c) = &chosen {
+        command.extend(c.runtime_args.iter().cloned());
+    }
+    command.extend(found.program[1..].iter().cloned());
+    let mut notes = Vec::new();
+    let mut warnings = found.warnings.clone();
+    let mut env = BTreeMap::new();
+    let mut labels = BTreeMap::from([
+        ("org.opencontainers.image.title".to_string(), exact.clone()),
+        (
+            "org.opencontainers.image.version".to_string(),
+            resolution.version.clone(),
+        ),
+    ]);
+    let mut ownership = None;
+    let registry_name = match &chosen {
+        Some(c) => {
+            command.extend(c.args.iter().cloned());
+            env = c.env.clone();
+            notes.extend(c.notes.iter().cloned());
+            labels.insert(REGISTRY_NAME_LABEL.to_string(), c.name.clone());
+            let (marker, how) = match package.ecosystem {
+                Ecosystem::Npm => ("npm `mcpName`", "package.json"),
+                Ecosystem::Pypi => ("PyPI `mcp-name:` marker", "README"),
+            };
+            ownership = Some(match &found.registry_name {
+                Some(claimed) if *claimed == c.name => {
+                    format!("matches: the package's {marker} is `{claimed}`")
+                }
+                Some(claimed) => {
+                    warnings.push(format!(
+                        "the server.json's name `{}` is not the package's {marker} `{claimed}`: the package may not be the one the server.json's publisher owns",
+                        c.name
+                    ));
+                    format!("differs: the package's {marker} is `{claimed}`")
+                }
+                None => {
+                    warnings.push(format!(
+                        "the package has no {marker} (in its {how}), so nothing ties it to the server.json's name `{}`",
+                        c.name
+                    ));
+                    format!("unclaimed: the package has no {marker}")
+                }
+            });
+            Some(c.name.clone())
+        }
+        None => found.registry_name.clone(),
+    };
+    let description = chosen
+        .as_ref()
+        .and_then(|c| c.description.clone())
+        .or(found.description.clone())
+        .map(|d| format!("{} ({exact})", d.trim()))
+        .unwrap_or_else(|| exact.clone());
+    let server = server_name(
+        options.server.as_deref(),
+        &package,
+        chosen.as_ref().map(|c| c.name.as_str()),
+    )?;
+    let server_spec = ServerSpec {
+        command,
+        env,
+        workdir: None,
+        call_timeout_secs: None,
+        description: Some(cut(&description, 512)),
+    };
+    let containerfile = match package.ecosystem {
+        Ecosystem::Npm => npm::containerfile(&base.image),
+        Ecosystem::Pypi => pypi::containerfile(&base.image),
+    };
+    let containerfile_path = staged.join(format!(
+        "Containerfile.{}",
+        &blake3::hash(containerfile.as_bytes()).to_hex()[..16]
+    ));
+    if !containerfile_path.is_file() {
+        atomic_write(&containerfile_path, containerfile.as_bytes())?;
+    }
+    let built = image::build_image(
+        image::BuildSpec {
+            name: image_name(&package),
+            containerfile: containerfile_path,
+            context: ctx,
+            build_args: BTreeMap::new(),
+            servers: Servers::from([(server.clone(), server_spec.clone())]),
+            labels,
+            no_cache: false,
+        },
+        progress,
+        cancel,
+    )
+    .await?;
+    warnings.extend(built.warnings.iter().cloned());
+    Ok(Provisioned {
+        reference: exact.clone(),
+        resolved_from: (package.exact_version().is_none()).then(|| package.to_string()),
+        image: built,
+        server,
+        spec: server_spec,
+        base: Some(base),
+        lock: Some(resolution.lock),
+        fetched,
+        registry_name,
+        ownership,
+        notes,
+        warnings,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn unreachable_input<T>() -> Result<T> {
+    Err(Error::invalid("package", "", "no package", "give one"))
+}
+
+/// A server.json's OCI package: the local image, with a server declared over
+/// its own entrypoint and cmd and the server.json's arguments and env.
+async fn oci(
+    image: &str,
+    chosen: &server_json::Chosen,
+    options: &ProvisionOptions,
+    progress: Progress,
+    cancel: CancellationToken,
+    started: Instant,
+) -> Result<Provisioned> {
+    if !options.pins.is_empty() || options.bin.is_some() {
+        return Err(Error::invalid(
+            "pins",
+            options.pins.join(" "),
+            "an OCI package is an image: there is nothing to pin or choose in it",
+            "leave out `pins` and `bin`",
+        ));
+    }
+    let Some(mut command) = crate::engine::podman::image_command(image).await? else {
+        return Err(Error::ImageNotFound {
+            reference: image.to_string(),
+            place: "in local storage",
+            fix: format!(
+                "mcpod does not pull agent-named images: the operator pulls it (`podman pull {image}`)"
+            ),
+        });
+    };
+    if command.is_empty() {
+        return Err(Error::invalid(
+            "server_json",
+            image,
+            "the image has neither an entrypoint nor a cmd, so there is no server to run",
+            "name an image that runs its server by default",
+        ));
+    }
+    command.extend(chosen.args.iter().cloned());
+    let server = server_name(
+        options.server.as_deref(),
+        &PackageRef {
+            ecosystem: Ecosystem::Npm,
+            name: "server".into(),
+            spec: None,
+        },
+        Some(&chosen.name),
+    )?;
+    let spec = ServerSpec {
+        command,
+        env: chosen.env.clone(),
+        workdir: None,
+        call_timeout_secs: None,
+        description: Some(cut(
+            chosen.description.as_deref().unwrap_or(&chosen.name),
+            512,
+        )),
+    };
+    let dir = store::state_dir().join("provision").join("oci");
+    let containerfile =
+        format!("# Generated by mcpod: a server.json's OCI package\nFROM {image}\n");
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).map_err(|e| Error::io("creating", &ctx, e))?;
+    let path = dir.join(format!(
+        "Containerfile.{}",
+        &blake3::hash(containerfile.as_bytes()).to_hex()[..16]
+    ));
+    atomic_write(&path, containerfile.as_bytes())?;
+    let name = format!(
+        "localhost/oci/{}",
+        chosen.name.to_ascii_lowercase().replace(
+            |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '/'),
+            "-"
+        )
+    );
+    let built = image::build_image(
+        image::BuildSpec {
+            name,
+            containerfile: path,
+            context: ctx,
+            build_args: BTreeMap::new(),
+            servers: Servers::from([(server.clone(), spec.clone())]),
+            labels: BTreeMap::from([(REGISTRY_NAME_LABEL.to_string(), chosen.name.clone())]),
+            no_cache: false,
+        },
+        progress,
+        cancel,
+    )
+    .await?;
+    Ok(Provisioned {
+        reference: image.to_string(),
+        resolved_from: None,
+        warnings: built.warnings.clone(),
+        image: built,
+        server,
+        spec,
+        base: None,
+        lock: None,
+        fetched: false,
+        registry_name: Some(chosen.name.clone()),
+        ownership: None,
+        notes: chosen.notes.clone(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The request's key: everything that can change what resolving it chooses.
+fn request_key(package: &PackageRef, pins: &[reference::Pin], target: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut field = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    field("mcpod-provision-1");
+    field(package.ecosystem.as_str());
+    field(&package.normalized_name());
+    field(&package.name);
+    field(package.spec.as_deref().unwrap_or(""));
+    for pin in pins {
+        field(&pin.name);
+        field(&pin.spec);
+    }
+    field(target);
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// `localhost/npm/modelcontextprotocol/server-memory`, `localhost/pypi/mcp-server-time`.
+fn image_name(package: &PackageRef) -> String {
+    let name = package.normalized_name();
+    let name = name.trim_start_matches('@').replace('~', "-");
+    format!(
+        "localhost/{}/{}",
+        package.ecosystem.as_str(),
+        name.replace("_", "-").replace("..", ".")
+    )
+}
+
+/// The server's name in the labels: given, else the last part of the
+/// registry name or the package name, made a valid server name.
+fn server_name(
+    given: Option<&str>,
+    package: &PackageRef,
+    registry: Option<&str>,
+) -> Result<String> {
+    if let Some(name) = given {
+        if !crate::labels::is_server_name(name) {
+            return Err(Error::invalid(
+                "server",
+                name,
+                "it is not a server name",
+                "a letter, then up to 31 letters, digits, `_` or `-`",
+            ));
+        }
+        return Ok(name.to_string());
+    }
+    let source = registry
+        .and_then(|r| r.rsplit('/').next())
+        .unwrap_or_else(|| package.name.rsplit('/').next().unwrap_or(&package.name));
+    let mut name: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_alphabetic())
+        .take(32)
+        .collect();
+    if name.is_empty() {
+        name = "server".into();
+    }
+    Ok(name)
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A directory of mcpod's own that is removed when dropped, unless persisted.
+struct TempDir {
+    path: Option<PathBuf>,
+}
+
+impl TempDir {
+    fn create(path: &Path) -> Result<TempDir> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io("creating", path, e))?;
+        Ok(TempDir {
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new("/nonexistent"))
+    }
+
+    /// Rename into `to`; when another provisioning got there first, keep
+    /// theirs (same lock, same content) and remove this one.
+    fn persist(mut self, to: &Path) -> Result<()> {
+        let Some(path) = self.path.take() else {
+            return Ok(());
+        };
+        match std::fs::rename(&path, to) {
+            Ok(()) => Ok(()),
+            Err(_) if to.join("ctx").is_dir() => {
+                let _ = std::fs::remove_dir_all(&path);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                Err(Error::io("renaming", to, e))
+            }
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+/// Write a file of mcpod's own.
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io("writing", path, e))
+}
+
+/// Write a file of mcpod's own atomically.
+fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", crate::engine::nonce()));
+    write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))
+}
+
+/// The largest file provisioning reads (a lockfile, a report, a manifest).
+const MAX_READ: u64 = 16 * 1024 * 1024;
+
+/// Read a file of at most 16 MiB.
+fn read_small(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("reading", path, e))?;
+    if bytes.len() as u64 > MAX_READ {
+        return Err(Error::UnexpectedOutput {
+            command: format!("reading {}", path.display()),
+            reason: format!("it is larger than {MAX_READ} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// A lock of several files as one byte string (each `NAME LEN\n` then its bytes).
+fn lock_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, bytes) in files {
+        out.extend_from_slice(format!("{name} {}\n", bytes.len()).as_bytes());
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// The files of a lock made by [`lock_bytes`].
+fn lock_files(mut lock: &[u8]) -> Result<Vec<(&str, &[u8])>> {
+    let bad = || Error::UnexpectedOutput {
+        command: "reading a recorded lock".into(),
+        reason: "it is not a lock mcpod wrote (remove it, or provision with `refresh`)".into(),
+    };
+    let mut out = Vec::new();
+    while !lock.is_empty() {
+        let nl = lock.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
+        let header = std::str::from_utf8(&lock[..nl]).map_err(|_| bad())?;
+        let (name, len) = header.rsplit_once(' ').ok_or_else(bad)?;
+        let len: usize = len.parse().map_err(|_| bad())?;
+        let rest = &lock[nl + 1..];
+        if rest.len() < len || name.contains('/') || name.is_empty() {
+            return Err(bad());
+        }
+        out.push((name, &rest[..len]));
+        lock = &rest[len..];
+    }
+    Ok(out)
+}
+
+/// Every file and directory under `dir` readable by all, writable by none
+/// but the owner (sessions may run as an unmapped uid).
+fn readable(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let set = |path: &Path, dir_or_exec: bool| {
+            let mode = if dir_or_exec { 0o755 } else { 0o644 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("setting the mode of", path, e))
+        };
+        set(&d, true)?;
+        for entry in std::fs::read_dir(&d).map_err(|e| Error::io("reading", &d, e))? {
+            let entry = entry.map_err(|e| Error::io("reading", &d, e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::io("reading", entry.path(), e))?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let exec = entry
+                    .metadata()
+                    .map(|m| m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false);
+                set(&entry.path(), exec)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A progress sink that drops everything (for callers without one).
+pub fn no_progress() -> Progress {
+    Arc::new(|_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_round_trip_and_reject_junk() {
+        let lock = lock_bytes(&[("a.json", b"{\n}"), ("b.txt", b"")]);
+        let files = lock_files(&lock).unwrap();
+        assert_eq!(files, [("a.json", &b"{\n}"[..]), ("b.txt", &b""[..])]);
+        for junk in [&b"x"[..], b"a 99\nshort", b"../x 1\na", b"a nope\n"] {
+            assert!(lock_files(junk).is_err());
+        }
+    }
+
+    #[test]
+    fn names_from_packages() {
+        let p = PackageRef::parse("t", "npm:@modelcontextprotocol/server-memory@1.0.0").unwrap();
+        assert_eq!(
+            image_name(&p),
+            "localhost/npm/modelcontextprotocol/server-memory"
+        );
+        assert_eq!(server_name(None, &p, None).unwrap(), "server-memory");
+        assert_eq!(
+            server_name(None, &p, Some("io.github.x/9time")).unwrap(),
+            "time"
+        );
+        assert_eq!(server_name(Some("mem"), &p, None).unwrap(), "mem");
+        assert!(server_name(Some("bad name"), &p, None).is_err());
+        let p = PackageRef::parse("t", "pypi:Mcp_Server.Time==1").unwrap();
+        assert_eq!(image_name(&p), "localhost/pypi/mcp-server-time");
+        for name in [image_name(&p)] {
+            crate::image::reference::validate_name(&name).unwrap();
+        }
+    }
+
+    #[test]
+    fn request_keys_cover_every_input() {
+        let p = |s| PackageRef::parse("t", s).unwrap();
+        let pin = |n: &str, s: &str| reference::Pin {
+            name: n.into(),
+            spec: s.into(),
+        };
+        let base = request_key(&p("npm:a@1.0.0"), &[], "");
+        assert_ne!(base, request_key(&p("npm:a@1.0.1"), &[], ""));
+        assert_ne!(base, request_key(&p("npm:a@1.0.0"), &[pin("b", "1")], ""));
+        assert_ne!(base, request_key(&p("npm:a@1.0.0"), &[], "cp3.11"));
+        assert_ne!(base, request_key(&p("pypi:a==1.0.0"), &[], ""));
+        assert_eq!(base, request_key(&p("npm:a@1.0.0"), &[], ""));
+    }
+}

@@ -1,0 +1,457 @@
+//! PyPI packages: resolve with pip for the base's Python and platform, wheels
+//! only (no sdist is built, so no package code runs on the host), into a lock
+//! of exact versions with the sha256 of each wheel; install the lock with
+//! `--require-hashes` into `ctx/site`; find the program among the package's
+//! console scripts.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::bases::Base;
+use super::reference::{PackageRef, Pin, normalize_pypi};
+use super::{Found, Progressed};
+use crate::engine::runtime;
+use crate::{Error, Result};
+
+/// Where the staged `site/` sits in the image (on PYTHONPATH).
+pub const SITE: &str = "/opt/mcp/site";
+
+/// pip's flags that pick wheels for the base, not for the host.
+fn target(base: &Base) -> Result<Vec<OsString>> {
+    let minor = base.python_minor().ok_or_else(|| Error::UnexpectedOutput {
+        command: "the python base".into(),
+        reason: format!("`{}` is not a Python version", base.version),
+    })?;
+    let abi = format!("cp{}", minor.replace('.', ""));
+    let glibc_minor: u32 = base
+        .glibc
+        .as_deref()
+        .and_then(|g| g.strip_prefix("2."))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(17);
+    let mut args: Vec<OsString> = [
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.extend([minor.into(), "--abi".into(), abi.into()]);
+    for v in (17..=glibc_minor.max(17)).rev() {
+        args.push("--platform".into());
+        args.push(format!("manylinux_2_{v}_x86_64").into());
+    }
+    for legacy in [
+        "manylinux2014_x86_64",
+        "manylinux2010_x86_64",
+        "manylinux1_x86_64",
+    ] {
+        args.push("--platform".into());
+        args.push(legacy.into());
+    }
+    Ok(args)
+}
+
+/// Resolve in `work` for `base`: the lock (requirements with hashes, then
+/// the constraints) and the exact version chosen.
+pub async fn resolve(
+    package: &PackageRef,
+    pins: &[Pin],
+    base: &Base,
+    work: &Path,
+    progress: &Progressed,
+    cancel: CancellationToken,
+) -> Result<(Vec<u8>, String)> {
+    let request = format!(
+        "{}{}\n",
+        package.name,
+        package.spec.as_deref().unwrap_or_default()
+    );
+    let constraints: String = pins
+        .iter()
+        .map(|p| format!("{}{}\n", p.name, p.spec))
+        .collect();
+    let requirements = work.join("requirements.in");
+    let constraints_file = work.join("constraints.txt");
+    super::write(&requirements, request.as_bytes())?;
+    super::write(&constraints_file, constraints.as_bytes())?;
+    let report = work.join("report.json");
+    let mut args: Vec<OsString> = vec![
+        "install".into(),
+        "--quiet".into(),
+        "--dry-run".into(),
+        "--ignore-installed".into(),
+        "--no-warn-conflicts".into(),
+        // pip takes --platform only with --target; nothing is installed (--dry-run).
+        "--target".into(),
+        work.join("unused").into(),
+        "--report".into(),
+        report.clone().into(),
+        "-r".into(),
+        requirements.into(),
+        "-c".into(),
+        constraints_file.into(),
+    ];
+    args.extend(target(base)?);
+    runtime::pip(args, Some(progress.lines("pip")), cancel)
+        .await
+        .map_err(|e| explain(package, base, e))?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&super::read_small(&report)?).map_err(|e| {
+            Error::UnexpectedOutput {
+                command: "pip install --dry-run --report".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    let mut rows = Vec::new();
+    let mut version = None;
+    let wanted = package.normalized_name();
+    for item in report["install"].as_array().into_iter().flatten() {
+        let name = item["metadata"]["name"].as_str().unwrap_or_default();
+        let v = item["metadata"]["version"].as_str().unwrap_or_default();
+        let sha = item["download_info"]["archive_info"]["hashes"]["sha256"]
+            .as_str()
+            .unwrap_or_default();
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-+!".contains(&b))
+        };
+        if !ok(name) || !ok(v) || sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::UnexpectedOutput {
+                command: "pip install --dry-run --report".into(),
+                reason: format!("an entry without a name, version or sha256: {name} {v}"),
+            });
+        }
+        if normalize_pypi(name) == wanted {
+            version = Some(v.to_string());
+        }
+        rows.push(format!(
+            "{}=={v} --hash=sha256:{sha}\n",
+            normalize_pypi(name)
+        ));
+    }
+    rows.sort();
+    let version = version.ok_or_else(|| Error::UnexpectedOutput {
+        command: "pip install --dry-run --report".into(),
+        reason: format!("the resolution does not contain {}", package.name),
+    })?;
+    let lock: String = rows.concat();
+    Ok((
+        super::lock_bytes(&[
+            ("requirements.txt", lock.as_bytes()),
+            ("constraints.txt", constraints.as_bytes()),
+        ]),
+        version,
+    ))
+}
+
+fn explain(package: &PackageRef, base: &Base, e: Error) -> Error {
+    match e {
+        Error::CommandFailed {
+            command,
+            status,
+            stderr_tail,
+            ..
+        } => {
+            let hint = if stderr_tail.contains("No matching distribution")
+                || stderr_tail.contains("Could not find a version")
+            {
+                format!(
+                    "\nFix: no wheel of `{package}` (or of a dependency) fits CPython {} on manylinux x86_64 (glibc {}). mcpod installs wheels only, so that no package's build code runs on the host; check the name and version (`pip index versions {}`), or pin a dependency that has wheels",
+                    base.python_minor().unwrap_or_default(),
+                    base.glibc.as_deref().unwrap_or("?"),
+                    package.normalized_name()
+                )
+            } else if stderr_tail.contains("ResolutionImpossible")
+                || stderr_tail.contains("conflict")
+            {
+                "\nFix: the pins conflict with what the package requires; loosen or drop them"
+                    .to_string()
+            } else {
+                String::new()
+            };
+            Error::CommandFailed {
+                command,
+                status,
+                stderr_tail,
+                hint,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Install the lock into `ctx/site` for `base`, with bytecode when the host's
+/// Python is the base's (same minor: the same bytecode).
+pub async fn stage(
+    lock: &[u8],
+    base: &Base,
+    ctx: &Path,
+    progress: &Progressed,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let files = super::lock_files(lock)?;
+    let work = ctx.with_extension("pip");
+    std::fs::create_dir_all(&work).map_err(|e| Error::io("creating", &work, e))?;
+    let requirements = work.join("requirements.txt");
+    super::write(
+        &requirements,
+        files.first().map(|(_, b)| *b).unwrap_or_default(),
+    )?;
+    let site = ctx.join("site");
+    let mut args: Vec<OsString> = vec![
+        "install".into(),
+        "--quiet".into(),
+        "--no-deps".into(),
+        "--require-hashes".into(),
+        "--no-compile".into(),
+        "--no-warn-script-location".into(),
+        "--no-warn-conflicts".into(),
+        "--target".into(),
+        site.clone().into(),
+        "-r".into(),
+        requirements.into(),
+    ];
+    args.extend(target(base)?);
+    let installed = runtime::pip(args, Some(progress.lines("pip")), cancel).await;
+    let _ = std::fs::remove_dir_all(&work);
+    installed?;
+    // Console scripts carry the host python's path in their #! line; the label runs python3.
+    let _ = std::fs::remove_dir_all(site.join("bin"));
+    let host = runtime::probe_python().await.ok();
+    if host.is_some_and(|h| Some(h.minor) == base.python_minor()) {
+        (progress.say)("compiling bytecode (unchecked-hash .pyc, for a read-only root)".into());
+        runtime::python(
+            vec![
+                "-m".into(),
+                "compileall".into(),
+                "-q".into(),
+                "-j".into(),
+                "0".into(),
+                "--invalidation-mode".into(),
+                "unchecked-hash".into(),
+                site.clone().into(),
+            ],
+            Duration::from_secs(600),
+        )
+        .await?;
+    }
+    super::readable(&site)
+}
+
+/// What the staged package says of itself: its console script, summary and
+/// `mcp-name:` marker.
+pub fn found(package: &PackageRef, ctx: &Path, entry: Option<&str>) -> Result<Found> {
+    let site = ctx.join("site");
+    let wanted = package.normalized_name();
+    let dist_info = std::fs::read_dir(&site)
+        .map_err(|e| Error::io("reading", &site, e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            name.strip_suffix(".dist-info")
+                .and_then(|n| n.rsplit_once('-'))
+                .is_some_and(|(n, _)| normalize_pypi(n) == wanted)
+        })
+        .ok_or_else(|| Error::UnexpectedOutput {
+            command: "pip install".into(),
+            reason: format!("no {wanted}-*.dist-info in {}", site.display()),
+        })?;
+    let metadata =
+        String::from_utf8_lossy(&super::read_small(&dist_info.join("METADATA"))?).to_string();
+    let summary = metadata
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("Summary: "))
+        .map(str::to_string);
+    let registry_name = metadata.lines().find_map(|l| {
+        let at = l.find("mcp-name:")?;
+        let name = l[at + "mcp-name:".len()..]
+            .trim()
+            .trim_end_matches("-->")
+            .trim();
+        (!name.is_empty()).then(|| name.to_string())
+    });
+    let scripts = console_scripts(&String::from_utf8_lossy(
+        &super::read_small(&dist_info.join("entry_points.txt")).unwrap_or_default(),
+    ));
+    let listed = || {
+        scripts
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen = match entry {
+        Some(wanted) => scripts.iter().find(|(n, _)| n == wanted).ok_or_else(|| {
+            Error::invalid(
+                "bin",
+                wanted,
+                format!("`{package}` has no such console script"),
+                format!("choose one of: {}", listed()),
+            )
+        })?,
+        None if scripts.len() == 1 => &scripts[0],
+        None => match scripts.iter().find(|(n, _)| normalize_pypi(n) == wanted) {
+            Some(found) => found,
+            None if scripts.is_empty() => {
+                return Err(Error::invalid(
+                    "package",
+                    package.to_string(),
+                    "it declares no console script, so it has no program to run",
+                    "is it an MCP server? Its README names the command; build an image with build_image instead",
+                ));
+            }
+            None => {
+                return Err(Error::invalid(
+                    "bin",
+                    "",
+                    format!("`{package}` has several console scripts and none is named `{wanted}`"),
+                    format!("pass `bin`: one of {}", listed()),
+                ));
+            }
+        },
+    };
+    let (module, attr) = &chosen.1;
+    Ok(Found {
+        program: vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import sys; from {module} import {root}; sys.exit({attr}())",
+                root = attr.split('.').next().unwrap_or(attr)
+            ),
+        ],
+        description: summary,
+        registry_name,
+        warnings: Vec::new(),
+    })
+}
+
+/// `[console_scripts]` of an entry_points.txt: name → (module, attribute),
+/// each a dotted Python name (anything else is left out).
+fn console_scripts(text: &str) -> Vec<(String, (String, String))> {
+    let dotted = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    let mut out = Vec::new();
+    let mut in_section = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[console_scripts]";
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.split('[').next().unwrap_or_default().trim();
+        let Some((module, attr)) = value.split_once(':') else {
+            continue;
+        };
+        let (module, attr) = (module.trim(), attr.trim());
+        if dotted(module) && dotted(attr) {
+            out.push((
+                name.trim().to_string(),
+                (module.to_string(), attr.to_string()),
+            ));
+        }
+    }
+    out
+}
+
+/// The generated Containerfile on `base`.
+pub fn containerfile(base: &str) -> String {
+    format!(
+        "# Generated by mcpod: a PyPI package installed on the host from its hashed lock (wheels only)\n\
+         FROM {base}\n\
+         COPY site/ {SITE}/\n\
+         ENV PYTHONPATH={SITE} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp\n\
+         WORKDIR /tmp\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_scripts_are_dotted_names_only() {
+        let text = "[console_scripts]\nmcp-server-time = mcp_server_time:main\nother = a.b:c.d [extra]\nevil = os:system('x')\nbad = __import__('os'):x\n[gui_scripts]\ng = x:y\n";
+        let s = console_scripts(text);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s[0],
+            (
+                "mcp-server-time".into(),
+                ("mcp_server_time".into(), "main".into())
+            )
+        );
+        assert_eq!(s[1].1, ("a.b".into(), "c.d".into()));
+    }
+
+    #[test]
+    fn the_program_is_the_console_script() {
+        let ctx = tempfile::tempdir().unwrap();
+        let info = ctx.path().join("site/mcp_server_time-2026.10.19.dist-info");
+        std::fs::create_dir_all(&info).unwrap();
+        std::fs::write(info.join("METADATA"), "Name: mcp-server-time\nSummary: Time\n\n<!-- mcp-name: io.github.modelcontextprotocol/server-time -->\n").unwrap();
+        std::fs::write(
+            info.join("entry_points.txt"),
+            "[console_scripts]\nmcp-server-time = mcp_server_time:main\n",
+        )
+        .unwrap();
+        let p = PackageRef::parse("t", "pypi:mcp-server-time==2026.10.19").unwrap();
+        let f = found(&p, ctx.path(), None).unwrap();
+        assert_eq!(
+            f.program[2],
+            "import sys; from mcp_server_time import main; sys.exit(main())"
+        );
+        assert_eq!(
+            f.registry_name.as_deref(),
+            Some("io.github.modelcontextprotocol/server-time")
+        );
+        assert_eq!(f.description.as_deref(), Some("Time"));
+        assert!(found(&p, ctx.path(), Some("nope")).is_err());
+    }
+
+    #[test]
+    fn wheels_are_chosen_for_the_base() {
+        let base = Base {
+            runtime: super::super::bases::Runtime::Python,
+            image: "b".into(),
+            image_id: "i".into(),
+            version: "3.12.1".into(),
+            glibc: Some("2.36".into()),
+            origin: String::new(),
+        };
+        let args: Vec<String> = target(&base)
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string_lossy().to_string())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["--python-version", "3.12"]));
+        assert!(args.windows(2).any(|w| w == ["--abi", "cp312"]));
+        assert!(args.contains(&"manylinux_2_36_x86_64".to_string()));
+        assert!(!args.contains(&"manylinux_2_37_x86_64".to_string()));
+    }
+}
