@@ -6,6 +6,7 @@ mod doctor;
 mod image;
 mod output;
 mod policy;
+mod provision;
 mod session;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,10 @@ pub enum Command {
     Build(image::BuildArgs),
     /// Read an image's labels and the MCP servers they declare (the inspect_labels tool).
     Inspect(image::InspectArgs),
+    /// Build an image for an npm or PyPI package or a server.json (the provision_server tool).
+    Provision(provision::ProvisionCommand),
+    /// List the base images packages run on (the list_bases tool), or --remake one.
+    Bases(provision::BasesCommand),
     /// Launch an image as a session, list its tools, optionally call one, then stop it.
     Launch(session::LaunchArgs),
     /// List the session containers on this host (of every mcpod process).
@@ -102,6 +107,8 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         }
         Command::Build(args) => image::build(args).await,
         Command::Inspect(args) => image::inspect(args).await,
+        Command::Provision(args) => provision::provision(args).await,
+        Command::Bases(args) => provision::bases(args).await,
         Command::Launch(args) => session::launch(args).await,
         Command::Sessions(out) => session::sessions(out).await,
         Command::Stop(args) => session::stop(args).await,

@@ -36,6 +36,21 @@ pub struct PolicyArgs {
     /// Seconds each server gets to answer `initialize`.
     #[arg(long)]
     handshake_timeout: Option<u64>,
+    /// The base image packages of a runtime run on: node=IMAGE or python=IMAGE
+    /// (e.g. node=docker.io/library/node:22-slim, pulled by the operator).
+    /// Default: a base mcpod makes once from the host's own node or python3.
+    #[arg(long = "base", value_name = "RUNTIME=IMAGE", value_parser = parse_base)]
+    base: Vec<(mcpod::provision::Runtime, String)>,
+}
+
+fn parse_base(s: &str) -> Result<(mcpod::provision::Runtime, String), String> {
+    let (runtime, image) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not RUNTIME=IMAGE (node=IMAGE or python=IMAGE)"))?;
+    let runtime = mcpod::provision::Runtime::parse(runtime)
+        .ok_or_else(|| format!("`{runtime}` is not a runtime: node or python"))?;
+    mcpod::image::reference::validate_reference(image).map_err(|e| e.to_string())?;
+    Ok((runtime, image.to_string()))
 }
 
 impl PolicyArgs {
@@ -51,6 +66,9 @@ impl PolicyArgs {
         }
         for name in &self.allow_env {
             a.push(format!("--allow-env={name}"));
+        }
+        for (runtime, image) in &self.base {
+            a.push(format!("--base={}={image}", runtime.as_str()));
         }
         let numbers = [
             ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
@@ -91,6 +109,7 @@ impl PolicyArgs {
             max_ttl_secs: self.max_ttl.unwrap_or(d.max_ttl_secs),
             handshake_secs: self.handshake_timeout.unwrap_or(d.handshake_secs),
             default_call_secs: d.default_call_secs,
+            bases: self.base.into_iter().collect(),
         }
     }
 }

@@ -8,12 +8,19 @@ use mcpod::session::{LaunchInput, MountRequest, Sessions, sweep};
 
 use super::output::{cancel_on_ctrl_c, print, progress_to_stderr};
 use super::policy::PolicyArgs;
+use super::provision::ProvisionArgs;
 use super::{JsonFlag, parse_key_value};
 
 #[derive(Args)]
 pub struct LaunchArgs {
-    /// A local image reference (e.g. a tag `mcpod build` printed).
-    image: String,
+    /// A local image reference (e.g. a tag `mcpod build` printed), or a package
+    /// reference npm:NAME@VERSION / pypi:NAME==VERSION (built on a miss).
+    image: Option<String>,
+    #[command(flatten)]
+    provision: ProvisionArgs,
+    /// Arguments appended to a server's argv, SERVER=ARG. Repeatable.
+    #[arg(long = "extra-arg", value_parser = parse_key_value)]
+    extra_args: Vec<(String, String)>,
     /// Start only these declared servers. Repeatable.
     #[arg(long = "server")]
     servers: Vec<String>,
@@ -101,8 +108,21 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
             }
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let mut overrides: std::collections::BTreeMap<String, mcpod::session::ServerOverride> =
+        Default::default();
+    for (server, arg) in args.extra_args {
+        overrides.entry(server).or_default().args.push(arg);
+    }
+    let (image, provision) = match args.image {
+        Some(image) if !mcpod::provision::is_package_reference(&image) => {
+            (image, args.provision.request(None)?)
+        }
+        package => (String::new(), args.provision.request(package)?),
+    };
     let input = LaunchInput {
-        image: args.image,
+        image,
+        provision,
+        overrides,
         servers: (!args.servers.is_empty()).then_some(args.servers),
         env: args.env.into_iter().collect(),
         mounts,

@@ -309,6 +309,36 @@ fn skip_in_stdlib(rel: &Path) -> bool {
             .is_some_and(|n| n.to_string_lossy().starts_with("_tkinter"))
 }
 
+/// The system libraries a manylinux wheel may link without carrying them
+/// (PEP 600's list, less the graphics ones), from the directory the host's
+/// libc is in: native wheels (Rust- and C++-built) load libgcc_s and libstdc++.
+fn manylinux_libraries(libs: &std::collections::BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    const ALLOWED: &[&str] = &[
+        "libgcc_s.so.1",
+        "libstdc++.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "librt.so.1",
+        "libpthread.so.0",
+        "libutil.so.1",
+        "libresolv.so.2",
+        "libcrypt.so.1",
+        "libz.so.1",
+    ];
+    let Some(dir) = libs
+        .iter()
+        .find(|l| l.file_name().is_some_and(|n| n == "libc.so.6"))
+        .and_then(|l| l.parent())
+    else {
+        return Vec::new();
+    };
+    ALLOWED
+        .iter()
+        .map(|name| dir.join(name))
+        .filter(|path| path.exists())
+        .collect()
+}
+
 async fn make(runtime: Runtime, progress: Progress, cancel: CancellationToken) -> Result<Base> {
     let stage = bases_dir().join(format!("{}-stage", runtime.as_str()));
     let _ = fs::remove_dir_all(&stage);
@@ -375,7 +405,8 @@ async fn make_in(
                     }
                 }
             }
-            let libs = runtime::libraries(&elves).await?;
+            let mut libs = runtime::libraries(&elves).await?;
+            libs.extend(manylinux_libraries(&libs));
             let p = probe.clone();
             blocking(move || {
                 rootfs.copy_file(&p.exe, &p.exe)?;

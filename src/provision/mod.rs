@@ -48,13 +48,17 @@ pub fn is_package_reference(image: &str) -> bool {
     image.starts_with("npm:") || image.starts_with("pypi:")
 }
 
-/// How to provision, beyond the reference itself.
+/// What to provision: a package reference or a server.json, and how.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProvisionOptions {
-    /// An MCP-registry server.json (schema 2025-12-11), as the JSON object
-    /// itself or as the path of a file in the workspace. Instead of a package
-    /// reference.
+pub struct ProvisionRequest {
+    /// `npm:NAME@VERSION` (e.g. `npm:@modelcontextprotocol/server-memory@2026.8.31`) or
+    /// `pypi:NAME==VERSION` (e.g. `pypi:mcp-server-time==2026.10.19`). A range or a bare
+    /// name is resolved once to an exact version; the result says which.
+    #[serde(default)]
+    pub package: Option<String>,
+    /// Instead of `package`: an MCP-registry server.json (schema 2025-12-11),
+    /// as the JSON object itself or as the path of a file in the workspace.
     #[serde(default)]
     pub server_json: Option<serde_json::Value>,
     /// Which of the server.json's `packages` (default: the first npm, pypi
@@ -83,14 +87,40 @@ pub struct ProvisionOptions {
     pub refresh: bool,
 }
 
-/// What to provision.
-#[derive(Clone, Debug, Default)]
-pub struct ProvisionSpec {
-    /// `npm:…` or `pypi:…`; `None` with a server.json.
-    pub package: Option<String>,
-    /// The server.json's bytes.
-    pub server_json: Option<Vec<u8>>,
-    pub options: ProvisionOptions,
+impl ProvisionRequest {
+    /// Read a `server_json` given as a path (inside `workspace`) into the
+    /// object itself.
+    pub fn read_paths(mut self, workspace: &crate::workspace::Workspace) -> Result<Self> {
+        if let Some(serde_json::Value::String(path)) = &self.server_json {
+            let file = workspace.resolve("server_json", path)?;
+            let root = workspace.root().to_path_buf();
+            let bytes = crate::cache::input::read_bounded(
+                &file,
+                "server_json",
+                server_json::MAX_BYTES as u64,
+                |real| {
+                    if real.starts_with(&root) {
+                        Ok(())
+                    } else {
+                        Err(Error::PathOutsideRoot {
+                            input: path.clone(),
+                            root: root.clone(),
+                        })
+                    }
+                },
+            )?;
+            let value = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::invalid(
+                    "server_json",
+                    path.as_str(),
+                    format!("it is not JSON: {e}"),
+                    "pass the path of a server.json file",
+                )
+            })?;
+            self.server_json = Some(value);
+        }
+        Ok(self)
+    }
 }
 
 /// The result of provisioning.
@@ -164,14 +194,26 @@ struct Resolution {
 /// Provision `spec` on the operator's `bases`. Cancelling stops npm, pip or
 /// buildah and leaves nothing half-written.
 pub async fn provision(
-    spec: ProvisionSpec,
+    request: ProvisionRequest,
     operator: &OperatorBases,
     progress: Progress,
     cancel: CancellationToken,
 ) -> Result<Provisioned> {
     let started = Instant::now();
-    let options = &spec.options;
-    let chosen = match (&spec.package, &spec.server_json) {
+    let options = &request;
+    let server_json = match &request.server_json {
+        None => None,
+        Some(serde_json::Value::Object(doc)) => Some(serde_json::to_vec(doc).unwrap_or_default()),
+        Some(_) => {
+            return Err(Error::invalid(
+                "server_json",
+                "server.json",
+                "it is neither a JSON object nor the path of a file",
+                "pass the server.json object, or its path in the workspace",
+            ));
+        }
+    };
+    let chosen = match (&request.package, &server_json) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
                 "server_json",
@@ -211,7 +253,7 @@ pub async fn provision(
             None
         }
     };
-    let package = match (&spec.package, &chosen) {
+    let package = match (&request.package, &chosen) {
         (Some(text), _) => PackageRef::parse("package", text)?,
         (None, Some(c)) => match &c.source {
             server_json::Source::Package(p) => p.clone(),
@@ -430,7 +472,7 @@ fn unreachable_input<T>() -> Result<T> {
 async fn oci(
     image: &str,
     chosen: &server_json::Chosen,
-    options: &ProvisionOptions,
+    options: &ProvisionRequest,
     progress: Progress,
     cancel: CancellationToken,
     started: Instant,
@@ -672,21 +714,10 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The largest file provisioning reads (a lockfile, a report, a manifest).
 const MAX_READ: u64 = 16 * 1024 * 1024;
 
-/// Read a file of at most 16 MiB.
+/// Read a file of at most 16 MiB (mcpod's own, or a staged package's:
+/// opened non-blocking and refused unless it is a regular file).
 fn read_small(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_READ + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("reading", path, e))?;
-    if bytes.len() as u64 > MAX_READ {
-        return Err(Error::UnexpectedOutput {
-            command: format!("reading {}", path.display()),
-            reason: format!("it is larger than {MAX_READ} bytes"),
-        });
-    }
-    Ok(bytes)
+    crate::cache::input::read_bounded(path, "file", MAX_READ, |_| Ok(()))
 }
 
 /// A lock of several files as one byte string (each `NAME LEN\n` then its bytes).

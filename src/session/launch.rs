@@ -55,7 +55,7 @@ impl Sessions {
 
     async fn launch_inner(
         &self,
-        input: LaunchInput,
+        mut input: LaunchInput,
         progress: Progress,
         cancel: CancellationToken,
     ) -> Result<SessionInfo> {
@@ -82,6 +82,69 @@ impl Sessions {
             self.launching.fetch_add(1, Ordering::SeqCst);
             LaunchSlot(&self.launching)
         };
+        let provisioned = self.provision_for(&mut input, &progress, &cancel).await?;
+        let mut info = self.launch_resolved(&input, &progress, &cancel).await?;
+        info.provisioned = provisioned.map(Box::new);
+        Ok(info)
+    }
+
+    /// A launch of a package reference (or of `provision`): build its image
+    /// (a cache hit when nothing changed) and launch that.
+    async fn provision_for(
+        &self,
+        input: &mut LaunchInput,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Option<crate::provision::Provisioned>> {
+        let request = match (
+            input.provision.take(),
+            crate::provision::is_package_reference(&input.image),
+        ) {
+            (None, false) => return Ok(None),
+            (None, true) => crate::provision::ProvisionRequest {
+                package: Some(input.image.clone()),
+                ..Default::default()
+            },
+            (Some(mut request), is_ref) => {
+                if is_ref && request.package.is_none() && request.server_json.is_none() {
+                    request.package = Some(input.image.clone());
+                } else if !input.image.is_empty() {
+                    return Err(Error::invalid(
+                        "image",
+                        &input.image,
+                        "both `image` and `provision` name what to launch",
+                        "give one of them (a package reference may go in either)",
+                    ));
+                }
+                request
+            }
+        };
+        let provisioned = crate::provision::provision(
+            request,
+            &self.policy.bases,
+            progress.clone(),
+            cancel.clone(),
+        )
+        .await?;
+        self.remember_build(&provisioned.image);
+        input.image = provisioned.image.tag.clone();
+        Ok(Some(provisioned))
+    }
+
+    async fn launch_resolved(
+        &self,
+        input: &LaunchInput,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<SessionInfo> {
+        if input.image.is_empty() {
+            return Err(Error::invalid(
+                "image",
+                "",
+                "no image was given",
+                "give `image` (a tag, a name, an ID, or `npm:`/`pypi:` package reference) or `provision`",
+            ));
+        }
         let key = image::reference::qualified(&input.image);
         let remembered = self
             .resolved
@@ -91,10 +154,10 @@ impl Sessions {
             .cloned();
         let Some(remembered) = remembered else {
             let image = Resolved::from(image::inspect_labels(&input.image).await?);
-            return self.launch_image(&input, &image, &progress, &cancel).await;
+            return self.launch_image(input, &image, progress, cancel).await;
         };
         let failed = match self
-            .launch_image(&input, &remembered, &progress, &cancel)
+            .launch_image(input, &remembered, progress, cancel)
             .await
         {
             Err(e @ Error::CommandFailed { .. }) => e,
@@ -111,7 +174,7 @@ impl Sessions {
         if image.id == remembered.id {
             return Err(failed);
         }
-        self.launch_image(&input, &image, &progress, &cancel).await
+        self.launch_image(input, &image, progress, cancel).await
     }
 
     /// Remember what a build produced, so launching its tag needs no
@@ -162,6 +225,7 @@ impl Sessions {
                 })
                 .collect::<Result<_>>()?,
         };
+        let chosen = apply_overrides(chosen, &input.overrides)?;
         self.policy.check_env_names(input.env.keys())?;
         // A value no server takes is a mistake (a misspelt name, a server
         // left out): say so rather than drop it.
@@ -385,6 +449,36 @@ impl Sessions {
 
 /// A started container: its ID, and each server.
 type Started = (String, BTreeMap<String, Arc<Child>>);
+
+/// The launch's overrides over the chosen servers' label specs, checked as a
+/// label's would be (an override of a server not launched is an error).
+fn apply_overrides(
+    mut chosen: BTreeMap<String, ServerSpec>,
+    overrides: &BTreeMap<String, super::ServerOverride>,
+) -> Result<BTreeMap<String, ServerSpec>> {
+    for (server, change) in overrides {
+        let Some(spec) = chosen.get_mut(server) else {
+            return Err(Error::invalid(
+                "overrides",
+                server,
+                "no server of that name is launched",
+                format!(
+                    "override one of: {}",
+                    chosen.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        if let Some(command) = &change.command {
+            spec.command = command.clone();
+        }
+        spec.command.extend(change.args.iter().cloned());
+        spec.env.extend(change.env.clone());
+    }
+    if !overrides.is_empty() {
+        crate::labels::validate_servers(&chosen)?;
+    }
+    Ok(chosen)
+}
 
 /// Whether a session of `servers` servers runs its server as the container's
 /// own process (else a pause process, with each server exec'd in).

@@ -29,8 +29,19 @@ use crate::proxy::child::{Handshake, Status};
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchInput {
-    /// The image: a tag from build_image, a local name, or an image ID.
+    /// The image: a tag from build_image, a local name, or an image ID; or a
+    /// package reference, `npm:NAME@VERSION` or `pypi:NAME==VERSION`, built on
+    /// a miss (as provision_server does) and then launched.
+    #[serde(default)]
     pub image: String,
+    /// Instead of a package reference in `image`: what provision_server takes
+    /// (a package or a server.json, pins, bin, ...), built on a miss and launched.
+    #[serde(default)]
+    pub provision: Option<crate::provision::ProvisionRequest>,
+    /// Per server: a new argv, more arguments, or literal env values over the
+    /// image's label (a `${NAME}` value is a reference, granted like a label's).
+    #[serde(default)]
+    pub overrides: BTreeMap<String, ServerOverride>,
     /// Which declared servers to start (default: all of them).
     #[serde(default)]
     pub servers: Option<Vec<String>>,
@@ -53,6 +64,21 @@ pub struct LaunchInput {
     pub cpus: Option<f64>,
     #[serde(default)]
     pub pids: Option<u32>,
+}
+
+/// A launch-time change to one server's label spec.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOverride {
+    /// The whole argv instead of the label's.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Arguments appended to the argv.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Env over the label's: literal values (or `${NAME}` references).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 impl LaunchInput {
@@ -128,6 +154,9 @@ pub struct SessionInfo {
     /// Unix time at which the lease ends and the container is killed.
     pub lease_until: u64,
     pub servers: BTreeMap<String, ServerReport>,
+    /// What was provisioned for this launch (a package reference or server.json).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<Box<crate::provision::Provisioned>>,
     /// A ready `mcpServers` block that connects a client straight to each
     /// server; empty once the session has ended (its container is gone).
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]

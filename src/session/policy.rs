@@ -54,6 +54,9 @@ pub struct Policy {
     pub handshake_secs: u64,
     /// Seconds a proxied call may take when the label sets no call timeout.
     pub default_call_secs: u64,
+    /// The operator's base images for provisioned packages (`--base
+    /// RUNTIME=IMAGE`); a runtime not named gets a base mcpod makes.
+    pub bases: crate::provision::OperatorBases,
 }
 
 impl Default for Policy {
@@ -73,6 +76,7 @@ impl Default for Policy {
             max_ttl_secs: 24 * 3600,
             handshake_secs: 30,
             default_call_secs: 300,
+            bases: Default::default(),
         }
     }
 }
@@ -97,6 +101,10 @@ pub struct PolicyReport {
     pub handshake_secs: u64,
     /// Seconds a proxied call may take when the image's label sets none.
     pub default_call_secs: u64,
+    /// The operator's base images for packages (`--base RUNTIME=IMAGE`);
+    /// a runtime not named runs on a base mcpod makes from the host's own
+    /// runtime (list_bases shows both).
+    pub bases: BTreeMap<String, String>,
     /// Bounds mcpod holds to whatever the operator says.
     pub fixed: FixedLimits,
 }
@@ -215,6 +223,11 @@ impl Policy {
             },
             handshake_secs: self.handshake_secs,
             default_call_secs: self.default_call_secs,
+            bases: self
+                .bases
+                .iter()
+                .map(|(runtime, image)| (runtime.as_str().to_string(), image.clone()))
+                .collect(),
             fixed: FixedLimits {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,

@@ -175,6 +175,7 @@ impl Sessions {
             isolation: s.isolation.clone(),
             lease_until: s.lease_until,
             servers,
+            provisioned: None,
             client_config: if ended {
                 json!({})
             } else {

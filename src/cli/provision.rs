@@ -1,0 +1,173 @@
+//! Provisioning commands: `provision` (the provision_server tool) and `bases`
+//! (the list_bases tool), and the provisioning flags `launch` shares.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use mcpod::provision::{self, ProvisionRequest, Runtime};
+use mcpod::workspace::Workspace;
+
+use super::output::{cancel_on_ctrl_c, print, progress_to_stderr, warnings_text};
+use super::policy::PolicyArgs;
+use super::{JsonFlag, parse_key_value};
+
+/// How to provision a package or a server.json (shared by `provision` and `launch`).
+#[derive(Args, Default, Clone)]
+pub struct ProvisionArgs {
+    /// An MCP-registry server.json file (relative to --root), instead of a package reference.
+    #[arg(long, value_name = "FILE")]
+    server_json: Option<String>,
+    /// Which of the server.json's packages (0-based).
+    #[arg(long)]
+    package_index: Option<usize>,
+    /// A value for a server.json package argument, NAME=VALUE. Repeatable.
+    #[arg(long = "argument", value_parser = parse_key_value)]
+    arguments: Vec<(String, String)>,
+    /// A literal value for a server.json (non-secret) environment variable, NAME=VALUE. Repeatable.
+    #[arg(long = "variable", value_parser = parse_key_value)]
+    variables: Vec<(String, String)>,
+    /// A pin for a dependency: npm NAME@RANGE, PyPI e.g. `mcp<2`. Repeatable.
+    #[arg(long = "pin")]
+    pins: Vec<String>,
+    /// The package's program to run, when it has several.
+    #[arg(long)]
+    bin: Option<String>,
+    /// The server's name in the image's labels.
+    #[arg(long = "server-name")]
+    server_name: Option<String>,
+    /// Resolve again instead of reusing the recorded lock.
+    #[arg(long)]
+    refresh: bool,
+    /// The workspace root a --server-json path resolves in.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+impl ProvisionArgs {
+    /// The request for `package` (or the server.json), if there is anything to provision.
+    pub fn request(self, package: Option<String>) -> Result<Option<ProvisionRequest>, String> {
+        if package.is_none() && self.server_json.is_none() {
+            return Ok(None);
+        }
+        let request = ProvisionRequest {
+            package,
+            server_json: self.server_json.map(serde_json::Value::String),
+            package_index: self.package_index,
+            arguments: self.arguments.into_iter().collect(),
+            env: self.variables.into_iter().collect(),
+            pins: self.pins,
+            bin: self.bin,
+            server: self.server_name,
+            refresh: self.refresh,
+        };
+        let workspace = Workspace::new(&self.root).map_err(|e| e.to_string())?;
+        request
+            .read_paths(&workspace)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Args)]
+pub struct ProvisionCommand {
+    /// npm:NAME@VERSION or pypi:NAME==VERSION (a range or a bare name is resolved once).
+    package: Option<String>,
+    #[command(flatten)]
+    how: ProvisionArgs,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Args)]
+pub struct BasesCommand {
+    /// Make this runtime's base again from the host's program (node or python), e.g. after an upgrade.
+    #[arg(long, value_name = "RUNTIME")]
+    remake: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+pub async fn provision(args: ProvisionCommand) -> Result<(), String> {
+    let request = args.how.request(args.package)?.ok_or_else(|| {
+        "nothing to provision. Fix: pass npm:NAME@VERSION, pypi:NAME==VERSION, or --server-json FILE".to_string()
+    })?;
+    let policy = args.policy.policy();
+    let done = provision::provision(
+        request,
+        &policy.bases,
+        progress_to_stderr(args.out.json),
+        cancel_on_ctrl_c(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    print(&done, args.out.json, || {
+        let mut text = format!(
+            "{}: {} ({}, {} ms{})\n  server {}: {}\n",
+            done.reference,
+            done.image.tag,
+            if done.image.cache_hit {
+                "cache hit"
+            } else {
+                "built"
+            },
+            done.duration_ms,
+            if done.fetched {
+                ", fetched"
+            } else {
+                ", nothing fetched"
+            },
+            done.server,
+            done.spec.command.join(" "),
+        );
+        if let Some(from) = &done.resolved_from {
+            text.push_str(&format!("  resolved from {from}\n"));
+        }
+        for note in &done.notes {
+            text.push_str(&format!("  note: {note}\n"));
+        }
+        text.push_str(&warnings_text(&done.warnings));
+        text
+    })
+}
+
+pub async fn bases(args: BasesCommand) -> Result<(), String> {
+    let policy = args.policy.policy();
+    if let Some(runtime) = &args.remake {
+        let runtime = Runtime::parse(runtime)
+            .ok_or_else(|| format!("invalid --remake `{runtime}`. Fix: pass node or python"))?;
+        provision::bases::remake(
+            runtime,
+            progress_to_stderr(args.out.json),
+            cancel_on_ctrl_c(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let list = provision::bases::list(&policy.bases)
+        .await
+        .map_err(|e| e.to_string())?;
+    print(&list, args.out.json, || {
+        list.iter()
+            .map(|b| match &b.base {
+                Some(base) => format!(
+                    "{}: {} {} ({}), {}\n",
+                    b.runtime.as_str(),
+                    base.image,
+                    base.version,
+                    base.origin,
+                    b.state
+                ),
+                None => format!(
+                    "{}: {}, from {}\n",
+                    b.runtime.as_str(),
+                    b.state,
+                    b.will_be_made_from.as_deref().unwrap_or("?")
+                ),
+            })
+            .collect()
+    })
+}
