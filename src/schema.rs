@@ -42,6 +42,18 @@ pub fn all() -> Vec<(String, Value)> {
         ("tool.call_tool.input.json", schema_for!(CallToolInput)),
         ("tool.find_tools.input.json", schema_for!(FindToolsInput)),
         ("tool.find_tools.output.json", schema_for!(FoundTools)),
+        (
+            "tool.provision_server.input.json",
+            schema_for!(crate::provision::ProvisionRequest),
+        ),
+        (
+            "tool.provision_server.output.json",
+            schema_for!(crate::provision::Provisioned),
+        ),
+        (
+            "tool.list_bases.output.json",
+            schema_for!(crate::server::tools::BaseList),
+        ),
     ];
     out.extend(
         tools
@@ -349,6 +361,7 @@ mod tests {
             let input = format!("tool.{tool}.input.json");
             let listed = tool == "list_sessions"
                 || tool == "show_policy"
+                || tool == "list_bases"
                 || super::all().iter().any(|(n, _)| *n == input);
             assert!(listed, "no {input} among the published schemas");
         }

@@ -51,7 +51,8 @@ impl ProvisionArgs {
         }
         let request = ProvisionRequest {
             package,
-            server_json: self.server_json.map(serde_json::Value::String),
+            server_json: None,
+            server_json_path: self.server_json,
             package_index: self.package_index,
             arguments: self.arguments.into_iter().collect(),
             env: self.variables.into_iter().collect(),

@@ -58,9 +58,12 @@ pub struct ProvisionRequest {
     #[serde(default)]
     pub package: Option<String>,
     /// Instead of `package`: an MCP-registry server.json (schema 2025-12-11),
-    /// as the JSON object itself or as the path of a file in the workspace.
+    /// the JSON object itself.
     #[serde(default)]
-    pub server_json: Option<serde_json::Value>,
+    pub server_json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Instead of `package`: the path of a server.json file in the workspace.
+    #[serde(default)]
+    pub server_json_path: Option<String>,
     /// Which of the server.json's `packages` (default: the first npm, pypi
     /// or oci package with stdio transport).
     #[serde(default)]
@@ -88,11 +91,18 @@ pub struct ProvisionRequest {
 }
 
 impl ProvisionRequest {
-    /// Read a `server_json` given as a path (inside `workspace`) into the
-    /// object itself.
+    /// Read `server_json_path` (inside `workspace`) into `server_json`.
     pub fn read_paths(mut self, workspace: &crate::workspace::Workspace) -> Result<Self> {
-        if let Some(serde_json::Value::String(path)) = &self.server_json {
-            let file = workspace.resolve("server_json", path)?;
+        if let Some(path) = self.server_json_path.take() {
+            if self.server_json.is_some() {
+                return Err(Error::invalid(
+                    "server_json_path",
+                    path,
+                    "both `server_json` and `server_json_path` were given",
+                    "give one of them",
+                ));
+            }
+            let file = workspace.resolve("server_json_path", &path)?;
             let root = workspace.root().to_path_buf();
             let bytes = crate::cache::input::read_bounded(
                 &file,
@@ -111,9 +121,9 @@ impl ProvisionRequest {
             )?;
             let value = serde_json::from_slice(&bytes).map_err(|e| {
                 Error::invalid(
-                    "server_json",
+                    "server_json_path",
                     path.as_str(),
-                    format!("it is not JSON: {e}"),
+                    format!("it is not a JSON object: {e}"),
                     "pass the path of a server.json file",
                 )
             })?;
@@ -201,18 +211,18 @@ pub async fn provision(
 ) -> Result<Provisioned> {
     let started = Instant::now();
     let options = &request;
-    let server_json = match &request.server_json {
-        None => None,
-        Some(serde_json::Value::Object(doc)) => Some(serde_json::to_vec(doc).unwrap_or_default()),
-        Some(_) => {
-            return Err(Error::invalid(
-                "server_json",
-                "server.json",
-                "it is neither a JSON object nor the path of a file",
-                "pass the server.json object, or its path in the workspace",
-            ));
-        }
-    };
+    if let Some(path) = &request.server_json_path {
+        return Err(Error::invalid(
+            "server_json_path",
+            path.as_str(),
+            "paths are read at the boundary, and this one was not",
+            "pass the server.json object",
+        ));
+    }
+    let server_json = request
+        .server_json
+        .as_ref()
+        .map(|doc| serde_json::to_vec(doc).unwrap_or_default());
     let chosen = match (&request.package, &server_json) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(

@@ -22,6 +22,7 @@ use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, t
 use tokio_util::sync::CancellationToken;
 
 use crate::image::{self, Built, Inspected};
+use crate::provision::{self, ProvisionRequest, Provisioned};
 use crate::session::{
     LaunchInput, Logs, LogsInput, Policy, PolicyReport, SessionInfo, Sessions, sweep,
 };
@@ -29,8 +30,8 @@ use crate::wire;
 use crate::workspace::Workspace;
 use progress::{forward_progress, progress_messages};
 use tools::{
-    BuildImageInput, CallToolInput, FindToolsInput, FoundTools, InspectLabelsInput, SessionList,
-    StopSessionInput, Stopped,
+    BaseList, BuildImageInput, CallToolInput, FindToolsInput, FoundTools, InspectLabelsInput,
+    SessionList, StopSessionInput, Stopped,
 };
 
 /// The protocol versions mcpod speaks.
@@ -242,10 +243,70 @@ Mounts, network egress and env values are granted only within the operator's pol
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
     ) -> Result<Json<SessionInfo>, String> {
+        let mut input = input;
+        if let Some(request) = input.provision.take() {
+            input.provision = Some(request.read_paths(&self.workspace).map_err(text_error)?);
+        }
         let (progress, flush) = progress_messages(&meta, peer);
         let launched = self.sessions.launch(input, progress, cancel).await;
         flush.done().await;
         launched.map(Json).map_err(text_error)
+    }
+
+    /// Provision a server from a package or a server.json.
+    #[tool(
+        description = "Build an image that runs an MCP server straight from a package: `npm:NAME@VERSION` \
+(e.g. npm:@modelcontextprotocol/server-memory@2026.8.31) or `pypi:NAME==VERSION` (e.g. \
+pypi:mcp-server-time==2026.10.19), or an MCP-registry `server_json`. A range or bare name is resolved \
+once to an exact version. The package is resolved and fetched on the host (npm --ignore-scripts, pip \
+wheels only) into a lock with integrity hashes, put on a base with its runtime (list_bases), and its \
+program (package.json bin, console script) declared in the image's labels; `pins` pin dependencies \
+(e.g. `mcp<2`). A repeat is a cache hit that runs no npm or pip. Returns the image tag for \
+launch_session (which also takes the package reference directly).",
+        annotations(
+            title = "Provision a server from a package",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn provision_server(
+        &self,
+        Parameters(input): Parameters<ProvisionRequest>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> Result<Json<Provisioned>, String> {
+        let request = input.read_paths(&self.workspace).map_err(text_error)?;
+        let (progress, flush) = progress_messages(&meta, peer);
+        let done =
+            provision::provision(request, &self.sessions.policy().bases, progress, cancel).await;
+        flush.done().await;
+        if let Ok(done) = &done {
+            self.sessions.remember_build(&done.image);
+        }
+        done.map(Json).map_err(text_error)
+    }
+
+    #[tool(
+        description = "The base images packages run on: for node (npm packages) and python (PyPI \
+packages), the image, its runtime version and C library, and who provides it (made by mcpod once \
+from the host's own runtime, or the operator's --base). A base not made yet says what it will be made \
+from; listing makes nothing.",
+        annotations(
+            title = "List base images",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn list_bases(&self) -> Result<Json<BaseList>, String> {
+        provision::bases::list(&self.sessions.policy().bases)
+            .await
+            .map(|bases| Json(BaseList { bases }))
+            .map_err(text_error)
     }
 
     #[tool(

@@ -182,3 +182,9 @@ pub struct Stopped {
     /// The container is removed, with everything that ran in it.
     pub stopped: bool,
 }
+
+/// The result of `list_bases`.
+#[derive(Clone, Debug, serde::Serialize, JsonSchema)]
+pub struct BaseList {
+    pub bases: Vec<crate::provision::bases::BaseReport>,
+}

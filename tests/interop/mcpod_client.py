@@ -51,6 +51,8 @@ META_TOOLS = {
     "call_tool",
     "show_policy",
     "find_tools",
+    "provision_server",
+    "list_bases",
 }
 LEGACY_VERSION = "2025-11-25"  # the newest initialize-handshake revision (both SDK lines)
 MODERN_VERSION = "2026-07-28"  # server/discover, 2.x only
