@@ -340,7 +340,6 @@ async fn a_containerfile_symlink_out_of_the_context_is_refused() {
         containerfile: None,
         build_args: BTreeMap::new(),
         servers: Servers::new(),
-        labels: Default::default(),
         no_cache: false,
     };
     let err = input

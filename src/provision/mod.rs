@@ -631,8 +631,23 @@ fn server_name(
     }
     let source = registry
         .and_then(|r| r.rsplit('/').next())
-        .unwrap_or_else(|| package.name.rsplit('/').next().unwrap_or(&package.name));
-    let mut name: String = source
+        .unwrap_or_else(|| package.name.rsplit('/').next().unwrap_or(&package.name))
+        .to_ascii_lowercase();
+    // What every MCP server's name says is left out of the tool names it makes.
+    let mut short = source.as_str();
+    for prefix in ["mcp-server-", "server-", "mcp-"] {
+        short = short
+            .strip_prefix(prefix)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(short);
+    }
+    for suffix in ["-mcp-server", "-mcp", "-server"] {
+        short = short
+            .strip_suffix(suffix)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(short);
+    }
+    let mut name: String = short
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -819,7 +834,13 @@ mod tests {
             image_name(&p),
             "localhost/npm/modelcontextprotocol/server-memory"
         );
-        assert_eq!(server_name(None, &p, None).unwrap(), "server-memory");
+        assert_eq!(server_name(None, &p, None).unwrap(), "memory");
+        let t = PackageRef::parse("t", "pypi:mcp-server-time==1").unwrap();
+        assert_eq!(server_name(None, &t, None).unwrap(), "time");
+        let g = PackageRef::parse("t", "npm:github-mcp-server@1.0.0").unwrap();
+        assert_eq!(server_name(None, &g, None).unwrap(), "github");
+        let m = PackageRef::parse("t", "npm:mcp@1.0.0").unwrap();
+        assert_eq!(server_name(None, &m, None).unwrap(), "mcp");
         assert_eq!(
             server_name(None, &p, Some("io.github.x/9time")).unwrap(),
             "time"
@@ -828,9 +849,9 @@ mod tests {
         assert!(server_name(Some("bad name"), &p, None).is_err());
         let p = PackageRef::parse("t", "pypi:Mcp_Server.Time==1").unwrap();
         assert_eq!(image_name(&p), "localhost/pypi/mcp-server-time");
-        for name in [image_name(&p)] {
-            crate::image::reference::validate_name(&name).unwrap();
-        }
+        crate::image::reference::validate_name(&image_name(&p)).unwrap();
+        let scoped = PackageRef::parse("t", "npm:@a.b/c~d@1.0.0").unwrap();
+        crate::image::reference::validate_name(&image_name(&scoped)).unwrap();
     }
 
     #[test]
