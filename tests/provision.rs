@@ -515,3 +515,149 @@ fn no_half_written_staging(dir: &Path) {
         }
     }
 }
+
+/// An operator's base (`--base python=IMAGE`): asked once what Python it
+/// carries, and the package built on it; list_bases and show_policy say so.
+#[test]
+fn an_operator_base_is_probed_and_used() {
+    let debian = "localhost/mcpod-debian:bookworm";
+    let (ok, done, err) = mcpod(
+        &[
+            "provision",
+            "pypi:mcp-server-time==2026.10.19",
+            "--base",
+            &format!("python={debian}"),
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(done["base"]["image"], debian, "{done}");
+    assert!(
+        done["base"]["origin"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("operator"),
+        "{done}"
+    );
+    assert_eq!(done["base"]["glibc"], "2.36", "{done}");
+    let tag = done["image"]["tag"].as_str().expect("tag");
+    let (ok, launched, err) = mcpod(
+        &[
+            "launch",
+            tag,
+            "--extra-arg",
+            "time=--local-timezone",
+            "--extra-arg",
+            "time=UTC",
+            "--call",
+            "time/get_current_time",
+            "--args",
+            r#"{"timezone":"UTC"}"#,
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        launched["call"].to_string().contains("\"UTC\""),
+        "{launched}"
+    );
+
+    let root = tempfile::tempdir().expect("root");
+    let mut server = Server::start_with(root.path(), &["--base", &format!("python={debian}")]);
+    initialize(&mut server, "2025-11-25");
+    let bases = structured(&server.call(1, "list_bases", json!({})));
+    let python = bases["bases"]
+        .as_array()
+        .expect("bases")
+        .iter()
+        .find(|b| b["runtime"] == "python")
+        .cloned()
+        .expect("python");
+    assert_eq!(python["state"], "ready", "{bases}");
+    assert_eq!(python["image"], debian);
+    assert!(
+        python["version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.11"),
+        "{bases}"
+    );
+    let policy = structured(&server.call(2, "show_policy", json!({})));
+    assert_eq!(policy["bases"]["python"], debian, "{policy}");
+
+    // A base that is not there says who can fix it.
+    let (ok, _, err) = mcpod(
+        &[
+            "provision",
+            "pypi:mcp-server-time==2026.10.19",
+            "--base",
+            "python=localhost/no-such-base:1",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("--base python=") && err.contains("podman pull"),
+        "{err}"
+    );
+}
+
+/// Launch-time overrides: more args, literal env and `${NAME}` references
+/// (granted like a label's), for a server of the launch only.
+#[test]
+fn launch_overrides_change_args_and_env_within_policy() {
+    let hello = common::hello_image();
+    let root = tempfile::tempdir().expect("root");
+    let mut server = Server::start_env(
+        root.path(),
+        &["--allow-env", "HELLO_SECRET"],
+        &[("HELLO_SECRET", "from-the-host".to_string())],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = structured(&server.call(
+        1,
+        "launch_session",
+        json!({"image": hello, "overrides": {"hello": {"env": {"MODE": "literal", "TOKEN": "${HELLO_SECRET}"}}}}),
+    ));
+    let session = info["session"].as_str().expect("session").to_string();
+    let who = server.call(
+        2,
+        "call_tool",
+        json!({"session": session, "server": "hello", "tool": "whoami", "arguments": {}}),
+    );
+    let env = who["structuredContent"]["env"].to_string();
+    assert!(
+        env.contains("MODE=literal") && env.contains("TOKEN=from-the-host"),
+        "{who}"
+    );
+    server.call(3, "stop_session", json!({"session": session}));
+
+    for (id, overrides, needle) in [
+        (
+            4,
+            json!({"nope": {"args": ["x"]}}),
+            "no server of that name",
+        ),
+        (
+            5,
+            json!({"hello": {"env": {"T": "${NOT_ALLOWED}"}}}),
+            "NOT_ALLOWED",
+        ),
+        (6, json!({"hello": {"env": {"BAD NAME": "x"}}}), "BAD NAME"),
+        (7, json!({"hello": {"command": []}}), "empty"),
+    ] {
+        let result = server.call(
+            id,
+            "launch_session",
+            json!({"image": hello, "overrides": overrides}),
+        );
+        assert_eq!(result["isError"], true, "{overrides}: {result}");
+        assert!(
+            text_of(&result).contains(needle),
+            "{overrides}: {}",
+            text_of(&result)
+        );
+    }
+}

@@ -199,8 +199,8 @@ pub struct StartSpec {
     pub name: String,
     /// The podman argv that starts it with the server on its stdio.
     pub podman: Vec<std::ffi::OsString>,
-    /// The program the server's command runs (its argv\[0\]), for messages.
-    pub program: String,
+    /// The server's command (its argv), for messages.
+    pub command: Vec<String>,
     /// The server's variables, for the `--env-file` that `podman` names.
     pub env: EnvFile,
     pub handshake: Duration,
@@ -314,7 +314,7 @@ impl Child {
                 let code = exit_code_soon(&mut process).await;
                 let _ = stderr_done.await;
                 let reason = match code {
-                    _ if let Some(missing) = missing_program(&spec.program, code, &log) => {
+                    _ if let Some(missing) = missing_program(&spec.command, code, &log) => {
                         format!("server `{}` could not start: {missing}", spec.name)
                     }
                     Some(c) => format!(
@@ -561,7 +561,8 @@ impl Child {
 /// runc and exit code 127 for an exec); with the way out for `npx`/`uvx`-style
 /// runners. podman 4.3 sometimes loses the stderr of a container process that
 /// fails at once, and catatonit's exit code (1) says nothing by itself.
-fn missing_program(program: &str, code: Option<i32>, log: &LogRing) -> Option<String> {
+fn missing_program(command: &[String], code: Option<i32>, log: &LogRing) -> Option<String> {
+    let program = command.first().map(String::as_str).unwrap_or_default();
     let tail = log.tail_text(TAIL_LINES);
     // 127: podman exec's "command not found", even when its stderr is lost.
     let missing = code == Some(127)
@@ -571,13 +572,12 @@ fn missing_program(program: &str, code: Option<i32>, log: &LogRing) -> Option<St
     if !missing {
         return None;
     }
-    let runner = std::path::Path::new(program)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| matches!(*n, "npx" | "uvx" | "pipx" | "bunx" | "pnpx"));
-    let fix = match runner {
-        Some(r) => format!(
-            "`{r}` fetches packages when it runs, and a session has no network: install the package into the image instead (on the host, then COPY it in, as examples/node-reference and examples/python-time do) and name its program"
+    let fix = match runner_package(command) {
+        Some((runner, Some(reference))) => format!(
+            "`{runner}` fetches packages when it runs, and a session has no network: provision the package instead, `launch_session {{\"image\": \"{reference}\"}}` (or provision_server {{\"package\": \"{reference}\"}}), which installs it at build time and runs its own program"
+        ),
+        Some((runner, None)) => format!(
+            "`{runner}` fetches packages when it runs, and a session has no network: provision the package instead (launch_session with `image` `npm:NAME@VERSION` or `pypi:NAME==VERSION`), which installs it at build time and runs its own program"
         ),
         None => "name a program the image has (an absolute path, or one on the image's PATH)"
             .to_string(),
@@ -585,6 +585,38 @@ fn missing_program(program: &str, code: Option<i32>, log: &LogRing) -> Option<St
     Some(format!(
         "the program `{program}` is not in the image. Fix: {fix}"
     ))
+}
+
+/// For an `npx`/`uvx`-style command: the runner, and the package reference
+/// it would have fetched (`npm:PKG`, `pypi:PKG`), when it names one.
+fn runner_package(command: &[String]) -> Option<(&str, Option<String>)> {
+    let runner = std::path::Path::new(command.first()?)
+        .file_name()?
+        .to_str()?;
+    let registry = match runner {
+        "npx" | "bunx" | "pnpx" => "npm",
+        "uvx" | "pipx" => "pypi",
+        _ => return None,
+    };
+    let mut args = command[1..].iter();
+    let mut package = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--from" | "--package" | "-p" => {
+                package = args.next().cloned();
+                break;
+            }
+            a if a.starts_with('-') => continue,
+            a => {
+                package = Some(a.to_string());
+                break;
+            }
+        }
+    }
+    let reference = package
+        .map(|p| format!("{registry}:{p}"))
+        .filter(|r| crate::provision::PackageRef::parse("command", r).is_ok());
+    Some((runner, reference))
 }
 
 /// The exit code if the process ends within a moment.
@@ -613,5 +645,42 @@ async fn copy_lines(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {
     let mut lines = BoundedLines::new(stderr, log::LINE_BYTES);
     while let Some(line) = lines.next_line().await {
         log.push(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runner_package;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn an_npx_or_uvx_command_names_the_package_to_provision() {
+        assert_eq!(
+            runner_package(&argv(
+                "npx -y @modelcontextprotocol/server-memory@2026.8.31"
+            )),
+            Some((
+                "npx",
+                Some("npm:@modelcontextprotocol/server-memory@2026.8.31".into())
+            ))
+        );
+        assert_eq!(
+            runner_package(&argv(
+                "/usr/bin/uvx mcp-server-time==2026.10.19 --local-timezone UTC"
+            )),
+            Some(("uvx", Some("pypi:mcp-server-time==2026.10.19".into())))
+        );
+        assert_eq!(
+            runner_package(&argv("uvx --from mcp-server-git mcp-server-git")),
+            Some(("uvx", Some("pypi:mcp-server-git".into())))
+        );
+        assert_eq!(
+            runner_package(&argv("npx -y ../../etc")),
+            Some(("npx", None))
+        );
+        assert_eq!(runner_package(&argv("node /app/x.js")), None);
     }
 }

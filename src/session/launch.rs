@@ -434,7 +434,7 @@ impl Sessions {
         StartSpec {
             name: server.to_string(),
             podman,
-            program: spec.command.first().cloned().unwrap_or_default(),
+            command: spec.command.clone(),
             env: env.clone(),
             handshake: Duration::from_secs(self.policy.handshake_secs),
             call_timeout: Duration::from_secs(

@@ -1,0 +1,208 @@
+//! Provisioning end to end: a package reference to its first tool result,
+//! against the hand-built example images of the same servers, in one run.
+//!
+//! ```text
+//! cargo bench --bench provision
+//! ```
+//!
+//! Each case is `mcpod launch REFERENCE --call SERVER/TOOL` (the release
+//! binary: provision, launch, initialize, tools/list, one call, stop):
+//!
+//! - **cold**: a fresh state directory and the package's image removed, so
+//!   npm or pip resolves and fetches, buildah builds, then the launch (the
+//!   base image, made once per host, is made before the clock starts);
+//! - **warm**: the recorded lock and the cached image (no npm, pip or buildah);
+//! - **baseline**: the same server in its hand-built example image
+//!   (`examples/node-reference`, `examples/python-time`), launched the same way.
+//!
+//! Warm and baseline runs are interleaved (N=5 each, medians printed, with
+//! warm / baseline). Without `--bench` (as under `cargo test --benches`) it
+//! runs one warm and one baseline run of the npm case.
+
+use std::process::Command;
+use std::time::Instant;
+
+const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
+
+struct Case {
+    name: &'static str,
+    reference: &'static str,
+    extra: &'static [&'static str],
+    call: &'static str,
+    args: &'static str,
+    example_dir: &'static str,
+    example_name: &'static str,
+    example_server: &'static str,
+    example_call: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "npm server-memory",
+        reference: "npm:@modelcontextprotocol/server-memory@2026.8.31",
+        extra: &[],
+        call: "memory/read_graph",
+        args: "{}",
+        example_dir: "examples/node-reference",
+        example_name: "localhost/mcpod-node-reference",
+        example_server: "memory",
+        example_call: "memory/read_graph",
+    },
+    Case {
+        name: "pypi mcp-server-time",
+        reference: "pypi:mcp-server-time==2026.10.19",
+        extra: &[
+            "--extra-arg",
+            "time=--local-timezone",
+            "--extra-arg",
+            "time=UTC",
+        ],
+        call: "time/get_current_time",
+        args: r#"{"timezone":"UTC"}"#,
+        example_dir: "examples/python-time",
+        example_name: "localhost/mcpod-python-time",
+        example_server: "time",
+        example_call: "time/get_current_time",
+    },
+];
+
+fn run(args: &[&str], state: Option<&std::path::Path>) -> (f64, serde_json::Value) {
+    let mut command = Command::new(MCPOD);
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(state) = state {
+        command.env("MCPOD_STATE_DIR", state);
+    }
+    let started = Instant::now();
+    let out = command.output().expect("mcpod runs");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "mcpod {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        secs,
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+    )
+}
+
+fn launch(case: &Case, state: Option<&std::path::Path>) -> (f64, serde_json::Value) {
+    let mut args = vec!["launch", case.reference];
+    args.extend(case.extra);
+    args.extend(["--call", case.call, "--args", case.args, "--json"]);
+    run(&args, state)
+}
+
+fn baseline(case: &Case, tag: &str) -> f64 {
+    run(
+        &[
+            "launch",
+            tag,
+            "--server",
+            case.example_server,
+            "--call",
+            case.example_call,
+            "--args",
+            case.args,
+            "--json",
+        ],
+        None,
+    )
+    .0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let n = if full { 5 } else { 1 };
+    let cases = if full { CASES } else { &CASES[..1] };
+    println!("package reference to first tool result (mcpod launch REF --call), s; N={n}");
+    println!(
+        "{:<22} {:>8} {:>8} {:>9} {:>8} {:>8}",
+        "case", "cold", "warm", "baseline", "warm/b", "cold/b"
+    );
+    for case in cases {
+        let (_, built) = run(
+            &[
+                "build",
+                "--name",
+                case.example_name,
+                "--context",
+                case.example_dir,
+                "--json",
+            ],
+            None,
+        );
+        let example = built["tag"].as_str().expect("example tag").to_string();
+        // Once, untimed: the lock recorded and the image built (the warm state).
+        let (_, first) = launch(case, None);
+        let tag = first["session"]["provisioned"]["image"]["tag"]
+            .as_str()
+            .expect("provisioned tag")
+            .to_string();
+        let cold = if full {
+            let state = tempfile::tempdir().expect("state");
+            let made = Command::new(MCPOD)
+                .args(["bases"])
+                .env("MCPOD_STATE_DIR", state.path())
+                .output()
+                .expect("bases");
+            assert!(made.status.success());
+            // The base is made once per host: before the clock.
+            let runtime = if case.reference.starts_with("npm:") {
+                "node"
+            } else {
+                "python"
+            };
+            run(&["bases", "--remake", runtime], Some(state.path()));
+            let removed = Command::new("podman")
+                .args(["rmi", &tag])
+                .output()
+                .expect("podman rmi");
+            assert!(
+                removed.status.success(),
+                "{}",
+                String::from_utf8_lossy(&removed.stderr)
+            );
+            let (secs, result) = launch(case, Some(state.path()));
+            assert_eq!(result["session"]["provisioned"]["fetched"], true);
+            assert_eq!(
+                result["session"]["provisioned"]["image"]["cache_hit"],
+                false
+            );
+            Some(secs)
+        } else {
+            None
+        };
+        let mut warm = Vec::new();
+        let mut base = Vec::new();
+        for _ in 0..n {
+            let (secs, result) = launch(case, None);
+            assert_eq!(result["session"]["provisioned"]["fetched"], false);
+            assert_eq!(result["session"]["provisioned"]["image"]["cache_hit"], true);
+            warm.push(secs);
+            base.push(baseline(case, &example));
+        }
+        let (w, b) = (median(warm), median(base));
+        let cold_text = cold
+            .map(|c| format!("{c:.2}"))
+            .unwrap_or_else(|| "-".into());
+        let cold_ratio = cold
+            .map(|c| format!("{:.2}x", c / b))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<22} {:>8} {:>8.2} {:>9.2} {:>7.2}x {:>8}",
+            case.name,
+            cold_text,
+            w,
+            b,
+            w / b,
+            cold_ratio
+        );
+    }
+}
