@@ -1,7 +1,8 @@
 //! The demo: an MCP client (rmcp) that starts `mcpod serve` over stdio and walks
 //! through a whole session on the bundled `examples/hello` image — build (a
 //! fresh build, then a cache hit), inspect, launch, list the proxied tools, call
-//! them, stop — printing a transcript with timings.
+//! them, stop — then goes from an npm package name to a tool result in one
+//! launch_session, printing a transcript with timings.
 //!
 //! Run with `scripts/demo` (which sets the host up first), or
 //! `cargo run --example demo -- [path to the mcpod binary]`.
@@ -159,8 +160,78 @@ async fn main() -> Result<(), Error> {
     let t = Instant::now();
     call(&client, "stop_session", json!({ "session": id })).await?;
     println!("\n> stop_session {id} ({} ms)", t.elapsed().as_millis());
+
+    provision(&client).await?;
     client.cancel().await?;
     println!("\ndone in {} ms", started.elapsed().as_millis());
+    Ok(())
+}
+
+/// From a package name to a tool result: the bases, then one launch_session
+/// of an npm reference (resolved, fetched, built on a miss), two calls, stop.
+async fn provision(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+) -> Result<(), Error> {
+    let t = Instant::now();
+    let bases = structured(&call(client, "list_bases", json!({})).await?)?;
+    println!("\n> list_bases ({} ms)", t.elapsed().as_millis());
+    for base in bases["bases"].as_array().into_iter().flatten() {
+        println!(
+            "  {}: {} {} ({})",
+            text(&base["runtime"]),
+            base["image"].as_str().unwrap_or(text(&base["state"])),
+            base["version"].as_str().unwrap_or(""),
+            base["origin"]
+                .as_str()
+                .or(base["will_be_made_from"].as_str())
+                .unwrap_or("?")
+        );
+    }
+    let package = "npm:@modelcontextprotocol/server-memory@2026.8.31";
+    let t = Instant::now();
+    let session = structured(&call(client, "launch_session", json!({ "image": package })).await?)?;
+    let id = session["session"].as_str().unwrap_or("?").to_string();
+    let p = &session["provisioned"];
+    println!(
+        "\n> launch_session {{image: {package}}}: session {id} ({} ms)",
+        t.elapsed().as_millis()
+    );
+    println!(
+        "  provisioned {} as {} ({}, {}; lock {})",
+        text(&p["reference"]),
+        text(&p["image"]["tag"]),
+        if p["image"]["cache_hit"] == true {
+            "cache hit"
+        } else {
+            "built"
+        },
+        if p["fetched"] == true {
+            "fetched with npm"
+        } else {
+            "nothing fetched"
+        },
+        text(&p["lock"])
+    );
+    println!("  server {}: {}", text(&p["server"]), p["spec"]["command"]);
+    for (name, server) in session["servers"].as_object().into_iter().flatten() {
+        println!(
+            "  server {name}: {}, {} tools",
+            text(&server["status"]),
+            server["tools"].as_array().map(Vec::len).unwrap_or(0)
+        );
+    }
+    let t = Instant::now();
+    let entity = json!({"entities": [{"name": "mcpod", "entityType": "tool", "observations": ["provisioned from npm in one call"]}]});
+    call(client, &format!("{id}_memory__create_entities"), entity).await?;
+    let graph = call(client, &format!("{id}_memory__read_graph"), json!({})).await?;
+    println!(
+        "\n> {id}_memory__create_entities, then {id}_memory__read_graph -> {} ({} ms)",
+        graph.structured_content.clone().unwrap_or_default(),
+        t.elapsed().as_millis()
+    );
+    let t = Instant::now();
+    call(client, "stop_session", json!({ "session": id })).await?;
+    println!("\n> stop_session {id} ({} ms)", t.elapsed().as_millis());
     Ok(())
 }
 

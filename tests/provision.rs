@@ -661,3 +661,85 @@ fn launch_overrides_change_args_and_env_within_policy() {
         );
     }
 }
+
+/// `mcpod gc` removes staged packages no recorded request names and
+/// provisioning leftovers older than an hour; a recorded one stays.
+#[test]
+fn gc_removes_unused_staged_packages_and_old_leftovers() {
+    let state = tempfile::tempdir().expect("state");
+    let root = state.path().join("provision");
+    for dir in [
+        "npm/kept0123",
+        "npm/unused0123/ctx",
+        "npm/abc.tmp-1",
+        "work-old",
+        "work-new",
+        "requests",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    std::fs::write(
+        root.join("requests/r.json"),
+        r#"{"version": "1.0.0", "lock": "kept0123"}"#,
+    )
+    .expect("record");
+    let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for old in ["work-old", "npm/abc.tmp-1"] {
+        std::fs::File::open(root.join(old))
+            .and_then(|f| f.set_modified(hours_ago))
+            .expect("age it");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+        .args(["gc", "--dry-run", "--json"])
+        .env("MCPOD_STATE_DIR", state.path())
+        .output()
+        .expect("gc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed = report["provisioned"].to_string();
+    assert!(
+        listed.contains("unused0123")
+            && listed.contains("work-old")
+            && listed.contains("abc.tmp-1"),
+        "{report}"
+    );
+    assert!(
+        !listed.contains("kept0123") && !listed.contains("work-new"),
+        "{report}"
+    );
+    assert!(
+        root.join("npm/unused0123").exists(),
+        "a dry run removes nothing"
+    );
+}
+
+/// Staging the same lock again (a fresh state directory: pip runs again)
+/// gives byte-identical files, so the same image tag: nothing of the
+/// temporary staging path ends up in the bytecode.
+#[test]
+fn a_restaged_lock_is_byte_identical() {
+    let tag = |state: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .args(["provision", "pypi:mcp-server-time==2026.10.19", "--json"])
+            .env("MCPOD_STATE_DIR", state)
+            .output()
+            .expect("mcpod runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let done: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(done["fetched"], true, "{done}");
+        done["image"]["tag"].as_str().expect("tag").to_string()
+    };
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    assert_eq!(tag(a.path()), tag(b.path()));
+}

@@ -278,7 +278,8 @@ pub async fn gc(args: GcArgs) -> Result<(), String> {
     let collected = mcpod::image::gc::collect(args.keep, args.dry_run)
         .await
         .map_err(|e| e.to_string())?;
-    let report = serde_json::json!({"orphans_removed": swept, "images": collected});
+    let provisioned = mcpod::provision::collect(args.dry_run).map_err(|e| e.to_string())?;
+    let report = serde_json::json!({"orphans_removed": swept, "images": collected, "provisioned": provisioned});
     print(&report, args.out.json, || {
         let verb = if args.dry_run {
             "would remove"
@@ -295,6 +296,14 @@ pub async fn gc(args: GcArgs) -> Result<(), String> {
         }
         for t in &collected.kept {
             text.push_str(&format!("  kept {t}\n"));
+        }
+        text.push_str(&format!(
+            "{verb} {} staged package(s) no request uses and {} leftover provisioning director(ies)\n",
+            provisioned.staged.len(),
+            provisioned.leftovers.len()
+        ));
+        for t in provisioned.staged.iter().chain(&provisioned.leftovers) {
+            text.push_str(&format!("  {t}\n"));
         }
         text
     })

@@ -353,6 +353,19 @@ pub async fn provision(
             Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
         }
         fetched = true;
+        let bytes = tree_bytes(&ctx)?;
+        if bytes > MAX_STAGED_BYTES {
+            return Err(Error::invalid(
+                "package",
+                package.exact(&resolution.version),
+                format!(
+                    "it installs {} MB, more than the {} MB a staged package may take",
+                    bytes / 1_000_000,
+                    MAX_STAGED_BYTES / 1_000_000
+                ),
+                "provision a smaller package, or build an image for it with build_image",
+            ));
+        }
         tmp.persist(&staged)?;
     }
     let ctx = staged.join("ctx");
@@ -734,6 +747,90 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", crate::engine::nonce()));
     write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))
+}
+
+/// The most a staged package may take on disk.
+const MAX_STAGED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Bytes of the regular files under `dir` (links not followed).
+fn tree_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| Error::io("reading", &d, e))? {
+            let entry = entry.map_err(|e| Error::io("reading", &d, e))?;
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("reading", entry.path(), e))?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// What `mcpod gc` removed (or would remove) of provisioning's state.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Collected {
+    /// Staged packages no recorded request uses any more (after `refresh`).
+    pub staged: Vec<String>,
+    /// Work and temporary directories left by a killed mcpod (older than an hour).
+    pub leftovers: Vec<String>,
+}
+
+/// Remove staged packages that no recorded request names, and work or
+/// temporary directories older than an hour (a running provisioning's are
+/// younger).
+pub fn collect(dry_run: bool) -> Result<Collected> {
+    let root = store::state_dir().join("provision");
+    let mut out = Collected::default();
+    let Ok(requests) = std::fs::read_dir(root.join("requests")) else {
+        return Ok(out);
+    };
+    let used: std::collections::HashSet<String> = requests
+        .flatten()
+        .filter_map(|e| bases::read_json::<Resolution>(&e.path()))
+        .map(|r| r.lock)
+        .collect();
+    let old = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+    };
+    let remove = |path: PathBuf, into: &mut Vec<String>| {
+        into.push(path.display().to_string());
+        if !dry_run {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    };
+    for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("work-") && old(&entry.path()) {
+            remove(entry.path(), &mut out.leftovers);
+        }
+    }
+    for registry in [Ecosystem::Npm, Ecosystem::Pypi] {
+        for entry in std::fs::read_dir(root.join(registry.as_str()))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.contains(".tmp-") {
+                if old(&entry.path()) {
+                    remove(entry.path(), &mut out.leftovers);
+                }
+            } else if !used.contains(&name) && entry.path().is_dir() {
+                remove(entry.path(), &mut out.staged);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The largest file provisioning reads (a lockfile, a report, a manifest).

@@ -236,6 +236,11 @@ pub async fn stage(
                 "0".into(),
                 "--invalidation-mode".into(),
                 "unchecked-hash".into(),
+                // The path the image has, not the staging one (which is
+                // temporary): the same lock gives the same bytes, and
+                // tracebacks name the files as the server sees them.
+                "-d".into(),
+                SITE.into(),
                 site.clone().into(),
             ],
             Duration::from_secs(600),
