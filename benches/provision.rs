@@ -10,7 +10,9 @@
 //!
 //! - **cold**: a fresh state directory and the package's image removed, so
 //!   npm or pip resolves and fetches, buildah builds, then the launch (the
-//!   base image, made once per host, is made before the clock starts);
+//!   base image, made once per host, is made before the clock starts; the
+//!   image's tag is learnt from an untimed fresh staging first, which is
+//!   byte-identical);
 //! - **warm**: the recorded lock and the cached image (no npm, pip or buildah);
 //! - **baseline**: the same server in its hand-built example image
 //!   (`examples/node-reference`, `examples/python-time`), launched the same way.
@@ -140,28 +142,29 @@ fn main() {
         );
         let example = built["tag"].as_str().expect("example tag").to_string();
         // Once, untimed: the lock recorded and the image built (the warm state).
-        let (_, first) = launch(case, None);
-        let tag = first["session"]["provisioned"]["image"]["tag"]
-            .as_str()
-            .expect("provisioned tag")
-            .to_string();
+        launch(case, None);
         let cold = if full {
-            let state = tempfile::tempdir().expect("state");
-            let made = Command::new(MCPOD)
-                .args(["bases"])
-                .env("MCPOD_STATE_DIR", state.path())
-                .output()
-                .expect("bases");
-            assert!(made.status.success());
-            // The base is made once per host: before the clock.
+            // The base is made once per host: before the clock, in each state dir.
             let runtime = if case.reference.starts_with("npm:") {
                 "node"
             } else {
                 "python"
             };
-            run(&["bases", "--remake", runtime], Some(state.path()));
+            let fresh = || {
+                let state = tempfile::tempdir().expect("state");
+                run(&["bases", "--remake", runtime], Some(state.path()));
+                state
+            };
+            // A fresh staging of the lock gives a known tag (it is byte-identical):
+            // learn it, remove the image, then time a second fresh state dir.
+            let learn = fresh();
+            let (_, learned) = launch(case, Some(learn.path()));
+            let cold_tag = learned["session"]["provisioned"]["image"]["tag"]
+                .as_str()
+                .expect("tag")
+                .to_string();
             let removed = Command::new("podman")
-                .args(["rmi", &tag])
+                .args(["rmi", &cold_tag])
                 .output()
                 .expect("podman rmi");
             assert!(
@@ -169,12 +172,15 @@ fn main() {
                 "{}",
                 String::from_utf8_lossy(&removed.stderr)
             );
+            let state = fresh();
             let (secs, result) = launch(case, Some(state.path()));
             assert_eq!(result["session"]["provisioned"]["fetched"], true);
             assert_eq!(
                 result["session"]["provisioned"]["image"]["cache_hit"],
                 false
             );
+            // The warm state's image again, in case the cold one was it.
+            launch(case, None);
             Some(secs)
         } else {
             None

@@ -678,14 +678,19 @@ fn gc_removes_unused_staged_packages_and_old_leftovers() {
     ] {
         std::fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
+    std::fs::create_dir_all(state.path().join("bases/node-stage-x1")).expect("mkdir");
     std::fs::write(
         root.join("requests/r.json"),
         r#"{"version": "1.0.0", "lock": "kept0123"}"#,
     )
     .expect("record");
     let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    for old in ["work-old", "npm/abc.tmp-1"] {
-        std::fs::File::open(root.join(old))
+    for old in [
+        "provision/work-old",
+        "provision/npm/abc.tmp-1",
+        "bases/node-stage-x1",
+    ] {
+        std::fs::File::open(state.path().join(old))
             .and_then(|f| f.set_modified(hours_ago))
             .expect("age it");
     }

@@ -167,7 +167,7 @@ pub async fn remake(
     make(runtime, progress, cancel).await
 }
 
-fn bases_dir() -> PathBuf {
+pub(super) fn bases_dir() -> PathBuf {
     store::state_dir().join("bases")
 }
 
@@ -340,10 +340,16 @@ fn manylinux_libraries(libs: &std::collections::BTreeSet<PathBuf>) -> Vec<PathBu
 }
 
 async fn make(runtime: Runtime, progress: Progress, cancel: CancellationToken) -> Result<Base> {
-    let stage = bases_dir().join(format!("{}-stage", runtime.as_str()));
-    let _ = fs::remove_dir_all(&stage);
+    // Each maker stages its own copy (several mcpod processes may make the
+    // same base at once); the build cache then builds it once.
+    let stage = bases_dir().join(format!(
+        "{}-stage-{}",
+        runtime.as_str(),
+        crate::engine::nonce()
+    ));
     let made = make_in(runtime, &stage, progress, cancel).await;
     let _ = fs::remove_dir_all(&stage);
+    let _ = fs::remove_file(store::stat_cache_path(&stage));
     let base = made?;
     write_json(&record_path(runtime), &base)?;
     Ok(base)

@@ -787,10 +787,9 @@ pub struct Collected {
 pub fn collect(dry_run: bool) -> Result<Collected> {
     let root = store::state_dir().join("provision");
     let mut out = Collected::default();
-    let Ok(requests) = std::fs::read_dir(root.join("requests")) else {
-        return Ok(out);
-    };
-    let used: std::collections::HashSet<String> = requests
+    let used: std::collections::HashSet<String> = std::fs::read_dir(root.join("requests"))
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|e| bases::read_json::<Resolution>(&e.path()))
         .map(|r| r.lock)
@@ -808,6 +807,15 @@ pub fn collect(dry_run: bool) -> Result<Collected> {
             let _ = std::fs::remove_dir_all(&path);
         }
     };
+    for entry in std::fs::read_dir(bases::bases_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().contains("-stage-") && old(&entry.path()) {
+            remove(entry.path(), &mut out.leftovers);
+        }
+    }
     for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.starts_with("work-") && old(&entry.path()) {
