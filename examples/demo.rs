@@ -189,11 +189,20 @@ async fn provision(
     }
     let package = "npm:@modelcontextprotocol/server-memory@2026.8.31";
     let t = Instant::now();
-    let session = structured(&call(client, "launch_session", json!({ "image": package })).await?)?;
+    // server-memory keeps its graph beside its code by default; the root is read-only.
+    let overrides = json!({"memory": {"env": {"MEMORY_FILE_PATH": "/tmp/memory.json"}}});
+    let session = structured(
+        &call(
+            client,
+            "launch_session",
+            json!({ "image": package, "overrides": overrides }),
+        )
+        .await?,
+    )?;
     let id = session["session"].as_str().unwrap_or("?").to_string();
     let p = &session["provisioned"];
     println!(
-        "\n> launch_session {{image: {package}}}: session {id} ({} ms)",
+        "\n> launch_session {{image: {package}, overrides: {overrides}}}: session {id} ({} ms)",
         t.elapsed().as_millis()
     );
     println!(
