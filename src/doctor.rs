@@ -96,21 +96,34 @@ pub async fn run() -> Vec<Check> {
             Err(e) => Check::fail("container start", e.to_string(), SETUP),
         },
     );
+    // The way sessions map users, probed as they run it: on podman before 4.4
+    // that is a fixed uid map, and a live `--userns=auto` probe could deadlock
+    // this host's podman against a concurrent cleanup (podman#16062).
+    let mode = crate::session::container::UserMode::detect().await;
+    let flags = mode.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     checks.push(
-        match podman::run_probe(&["--userns=auto"], PROBE_IMAGE, &[BUSYBOX, "cat", "/proc/self/uid_map"]).await {
+        match podman::run_probe(&flags, PROBE_IMAGE, &[BUSYBOX, "cat", "/proc/self/uid_map"]).await {
             Ok((status, out)) if status.success() && maps_root_away(&out.stdout) => Check::pass(
-                "userns=auto",
-                format!("container root is host uid {}", out.stdout.split_whitespace().nth(1).unwrap_or("?")),
+                "user namespace",
+                format!(
+                    "{}: container root is host uid {}",
+                    mode.describe(),
+                    out.stdout.split_whitespace().nth(1).unwrap_or("?")
+                ),
+            ),
+            Ok((status, _)) if status.success() && mode == crate::session::container::UserMode::Nobody => Check::pass(
+                "user namespace",
+                "none: sessions run as --user 65534:65534",
             ),
             Ok((_, out)) => Check::fail(
-                "userns=auto",
-                format!("not available: {}", out.stderr_tail),
+                "user namespace",
+                format!("{} not available: {}", mode.describe(), out.stderr_tail),
                 "add subordinate IDs for the `containers` user to /etc/subuid and /etc/subgid (scripts/setup does); sessions fall back to a non-root --user",
             ),
-            Err(e) => Check::fail("userns=auto", e.to_string(), SETUP),
+            Err(e) => Check::fail("user namespace", e.to_string(), SETUP),
         },
     );
-    let mode = crate::session::container::UserMode::detect().await;
     checks.push(match mode {
         crate::session::container::UserMode::Nobody => Check::fail(
             "session user",

@@ -515,7 +515,8 @@ fn a_program_the_image_lacks_is_named_with_the_way_out() {
     } else {
         assert!(
             text.contains("the program `npx` is not in the image")
-                && text.contains("install the package into the image"),
+                && text.contains("provision the package instead")
+                && text.contains(r#""image": "npm:@modelcontextprotocol/server-memory""#),
             "{text}"
         );
     }

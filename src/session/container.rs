@@ -154,7 +154,8 @@ impl UserMode {
         ))
     }
 
-    fn flags(&self) -> Vec<String> {
+    /// podman's flags for this mode.
+    pub fn flags(&self) -> Vec<String> {
         match self {
             UserMode::Auto => vec!["--userns=auto".into()],
             UserMode::Map { uid_base, gid_base } => vec![

@@ -53,7 +53,8 @@ async def test_meta_tools_are_listed_with_schemas(tmp_path, mode):
             assert tools[name]["description"], name
         assert tools["build_image"]["inputSchema"]["required"] == ["name"]
         assert {"name", "context", "no_cache", "servers"} <= set(tools["build_image"]["inputSchema"]["properties"])
-        assert "image" in tools["launch_session"]["inputSchema"]["required"]
+        # `image` or `provision`: neither is required alone.
+        assert {"image", "provision"} <= set(tools["launch_session"]["inputSchema"]["properties"])
         assert set(tools["call_tool"]["inputSchema"]["required"]) == {"session", "server", "tool"}
         out = tools["build_image"]["outputSchema"]
         assert out["type"] == "object"
