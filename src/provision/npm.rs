@@ -121,7 +121,18 @@ pub async fn stage(
     }
     let mut args = vec!["ci", "--omit=dev"];
     args.extend(FLAGS);
-    runtime::npm(&app, &args, progress.lines("npm"), cancel).await?;
+    match runtime::npm(&app, &args, progress.lines("npm"), cancel.clone()).await {
+        // A stale packument in npm's shared cache (another npm wrote it while
+        // this one read, seen in CI as ETARGET for a version the lock names):
+        // once more, asking the registry.
+        Err(Error::CommandFailed { stderr_tail, .. }) if stderr_tail.contains("ETARGET") => {
+            args.push("--prefer-online");
+            runtime::npm(&app, &args, progress.lines("npm"), cancel).await?;
+        }
+        other => {
+            other?;
+        }
+    }
     Ok(())
 }
 
