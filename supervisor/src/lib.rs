@@ -1,0 +1,6 @@
+//! What mcpod and its in-container supervisor share: the protocol spoken on
+//! the session's one stream ([`protocol`]) and the multiplexer that carries
+//! it ([`mux`]).
+
+pub mod mux;
+pub mod protocol;

@@ -1,0 +1,170 @@
+//! The multiplexer: one yamux connection over a byte stream, driven by one
+//! task, with a handle that opens streams and a channel of the streams the
+//! other side opens. Each stream has yamux's own flow control (a 256 KiB
+//! window), so a server that floods its stderr cannot stall another's stdio.
+
+use std::future::Future;
+use std::task::Poll;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
+
+pub use yamux::Mode;
+
+/// A stream of the connection, as tokio's `AsyncRead + AsyncWrite`.
+pub type Stream = Compat<yamux::Stream>;
+
+/// Streams open at once on one connection, each side's together; with
+/// yamux's 256 KiB window each, what the other side can make this side
+/// buffer is bounded by `MAX_STREAMS * 256 KiB` (32 MiB).
+pub const MAX_STREAMS: usize = 128;
+
+enum Request {
+    Open(oneshot::Sender<std::io::Result<Stream>>),
+    Close,
+}
+
+/// Opens streams on the connection; cheap to clone.
+#[derive(Clone)]
+pub struct Opener(mpsc::UnboundedSender<Request>);
+
+impl Opener {
+    /// A new stream, or an error once the connection has ended.
+    pub async fn open(&self) -> std::io::Result<Stream> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(Request::Open(tx)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Close the connection (the other side sees every stream end).
+    pub fn close(&self) {
+        let _ = self.0.send(Request::Close);
+    }
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the session stream has ended",
+    )
+}
+
+/// Start a connection over `io`: the opener, the streams the other side
+/// opens, and the future that drives it (spawn it; it ends with the
+/// connection, with the reason when it failed).
+pub fn connect<T>(
+    io: T,
+    mode: Mode,
+) -> (
+    Opener,
+    mpsc::UnboundedReceiver<Stream>,
+    impl Future<Output = Result<(), String>>,
+)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut config = yamux::Config::default();
+    // The stream count first: yamux checks the window against it.
+    config
+        .set_max_num_streams(MAX_STREAMS)
+        .set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024));
+    let mut connection = yamux::Connection::new(io.compat(), config, mode);
+    let (requests_tx, mut requests) = mpsc::unbounded_channel();
+    let (inbound_tx, inbound) = mpsc::unbounded_channel();
+    let drive = async move {
+        let mut pending: Option<oneshot::Sender<std::io::Result<Stream>>> = None;
+        let mut closing = false;
+        let mut requests_open = true;
+        std::future::poll_fn(move |cx| {
+            loop {
+                if closing {
+                    return match connection.poll_close(cx) {
+                        Poll::Ready(result) => Poll::Ready(result.map_err(|e| e.to_string())),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+                let mut progressed = false;
+                if pending.is_none() && requests_open {
+                    match requests.poll_recv(cx) {
+                        Poll::Ready(Some(Request::Open(tx))) => pending = Some(tx),
+                        Poll::Ready(Some(Request::Close)) => {
+                            closing = true;
+                            continue;
+                        }
+                        // Every opener is gone; the connection goes on for the
+                        // streams already open.
+                        Poll::Ready(None) => requests_open = false,
+                        Poll::Pending => {}
+                    }
+                }
+                if let Some(tx) = pending.take() {
+                    match connection.poll_new_outbound(cx) {
+                        Poll::Ready(stream) => {
+                            let _ = tx.send(
+                                stream
+                                    .map(|s| s.compat())
+                                    .map_err(|e| std::io::Error::other(e.to_string())),
+                            );
+                            progressed = true;
+                        }
+                        Poll::Pending => pending = Some(tx),
+                    }
+                }
+                match connection.poll_next_inbound(cx) {
+                    Poll::Ready(Some(Ok(stream))) => {
+                        // Nobody listening: the stream is dropped (reset).
+                        let _ = inbound_tx.send(stream.compat());
+                        progressed = true;
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.to_string())),
+                    Poll::Ready(None) => return Poll::Ready(Ok(())),
+                    Poll::Pending => {}
+                }
+                if !progressed {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    };
+    (Opener(requests_tx), inbound, drive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn streams_both_ways_and_the_end_of_the_connection() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (open_a, mut inbound_a, drive_a) = connect(a, Mode::Client);
+        let (open_b, mut inbound_b, drive_b) = connect(b, Mode::Server);
+        let driven_a = tokio::spawn(drive_a);
+        tokio::spawn(drive_b);
+
+        let mut s = open_a.open().await.expect("open");
+        s.write_all(b"ping").await.expect("write");
+        s.flush().await.expect("flush");
+        let mut t = inbound_b.recv().await.expect("inbound");
+        let mut buf = [0u8; 4];
+        t.read_exact(&mut buf).await.expect("read");
+        assert_eq!(&buf, b"ping");
+
+        // More than a stream's window: the writer waits for the reader.
+        let mut u = open_b.open().await.expect("open back");
+        let writer = tokio::spawn(async move {
+            u.write_all(&vec![7u8; 1 << 20]).await.expect("a MiB");
+            u.shutdown().await.expect("close");
+        });
+        let mut v = inbound_a.recv().await.expect("inbound back");
+        let mut got = Vec::new();
+        v.read_to_end(&mut got).await.expect("read to end");
+        assert_eq!(got.len(), 1 << 20);
+        writer.await.expect("writer");
+
+        open_b.close();
+        assert!(driven_a.await.expect("join").is_ok());
+        assert!(open_a.open().await.is_err(), "no stream after the end");
+    }
+}

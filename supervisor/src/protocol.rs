@@ -1,0 +1,195 @@
+//! The session stream's protocol, version [`VERSION`].
+//!
+//! The container's stdin and stdout carry one yamux connection; mcpod is the
+//! client, the supervisor the server. Every stream begins with one JSON line
+//! (at most [`MAX_LINE`] bytes) that says what it is:
+//!
+//! - mcpod opens the **control** stream first ([`Open::Control`]); the
+//!   supervisor answers [`Hello`] (or [`Hello`] with `refused` set, when the
+//!   versions differ) and then writes an [`Event`] line whenever a server
+//!   exits; mcpod writes [`Command`] lines. When the control stream or the
+//!   connection ends, the supervisor stops every server and exits, so the
+//!   container ends with mcpod's side of the stream.
+//! - mcpod opens one **stdio** stream per server ([`Open::Start`]); the
+//!   supervisor answers [`Started`] and from then on the stream's bytes are
+//!   the server's stdin (from mcpod) and stdout (to mcpod). mcpod closing its
+//!   side closes the server's stdin: the MCP stdio shutdown.
+//! - the supervisor opens one **stderr** stream per started server
+//!   ([`Offer::Stderr`]) carrying its stderr bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version; mcpod and the supervisor refuse each other's
+/// control stream when theirs differ.
+pub const VERSION: u32 = 1;
+
+/// The longest first line of a stream, and of a control line (a start
+/// carries a server's argv and env: 256 KiB of env at most, see mcpod).
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Where mcpod mounts the supervisor in every session container.
+pub const PATH_IN_CONTAINER: &str = "/.mcpod/supervisor";
+
+/// The first line of a stream mcpod opens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Open {
+    Control {
+        version: u32,
+        /// Unix time at which the supervisor stops every server and exits
+        /// (the session's lease); none: no lease of its own.
+        #[serde(default)]
+        lease_until: Option<u64>,
+    },
+    Start(Start),
+}
+
+/// Start one server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    /// mcpod's number for it, unique in the session.
+    pub id: u32,
+    /// Its name, for the supervisor's own log lines.
+    pub name: String,
+    pub argv: Vec<String>,
+    /// Set over the container's environment.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+/// The supervisor's answer on the control stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    pub version: u32,
+    /// Set when the versions differ: why, and the supervisor then closes.
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+/// The supervisor's answer on a stdio stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Started {
+    /// The server runs with this pid (in the container).
+    Running { pid: u32 },
+    /// It could not be started; `missing` when its program does not exist.
+    Failed { reason: String, missing: bool },
+}
+
+/// The first line of a stream the supervisor opens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Offer {
+    Stderr { id: u32 },
+}
+
+/// A control line from the supervisor.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// A server's process ended: its exit code, or 128 + the signal that killed it.
+    Exited { id: u32, code: i32 },
+    /// The lease ended: every server is being stopped.
+    LeaseEnded,
+}
+
+/// A control line from mcpod.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Send `signal` to the server's process group.
+    Signal { id: u32, signal: i32 },
+    /// A new lease end (a pooled session handed out).
+    Lease { until: u64 },
+}
+
+/// One JSON line, newline included.
+pub fn line<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut v = serde_json::to_vec(value).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// Read one line of at most [`MAX_LINE`] bytes and parse it; `Ok(None)` at a
+/// clean end of the stream. Reads through `reader`'s buffer, so the bytes
+/// after the line stay there for whoever reads next.
+pub async fn read_line<T, R>(reader: &mut R) -> std::io::Result<Option<T>>
+where
+    T: for<'de> Deserialize<'de>,
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    let mut buf = Vec::new();
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(invalid("the stream ended inside a line"));
+        }
+        let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if buf.len() + take > MAX_LINE + 1 {
+            return Err(invalid(&format!("a line is longer than {MAX_LINE} bytes")));
+        }
+        buf.extend_from_slice(&chunk[..take]);
+        reader.consume(take);
+        if done {
+            buf.pop();
+            return serde_json::from_slice(&buf)
+                .map(Some)
+                .map_err(|e| invalid(&format!("a line is not what the protocol says: {e}")));
+        }
+    }
+}
+
+fn invalid(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_round_trip_and_leave_what_follows() {
+        let open = Open::Start(Start {
+            id: 3,
+            name: "x".into(),
+            argv: vec!["/bin/x".into(), "a b".into()],
+            env: vec![("K".into(), "v\nw".into())],
+            workdir: None,
+        });
+        let mut bytes = line(&open);
+        bytes.extend_from_slice(b"raw");
+        let mut reader = tokio::io::BufReader::new(&bytes[..]);
+        let got: Option<Open> = read_line(&mut reader).await.expect("line");
+        assert_eq!(got, Some(open));
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut rest)
+            .await
+            .expect("rest");
+        assert_eq!(rest, b"raw");
+    }
+
+    #[tokio::test]
+    async fn a_line_without_end_or_over_the_bound_is_refused() {
+        let long = vec![b'a'; MAX_LINE + 2];
+        let mut reader = tokio::io::BufReader::new(&long[..]);
+        let err = read_line::<Open, _>(&mut reader).await.expect_err("bound");
+        assert!(err.to_string().contains("longer than"), "{err}");
+        let mut reader = tokio::io::BufReader::new(&b"{\"control\":"[..]);
+        assert!(read_line::<Open, _>(&mut reader).await.is_err());
+        let mut reader = tokio::io::BufReader::new(&b"{\"nope\":1}\n"[..]);
+        assert!(read_line::<Open, _>(&mut reader).await.is_err());
+        let mut reader = tokio::io::BufReader::new(&b""[..]);
+        assert_eq!(read_line::<Open, _>(&mut reader).await.expect("eof"), None);
+    }
+}
