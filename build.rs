@@ -17,7 +17,13 @@ fn main() {
     let mut build = Command::new(cargo);
     build
         .arg("build")
-        .args(["--quiet", "--profile", "supervisor", "-p", "mcpod-supervisor"])
+        .args([
+            "--quiet",
+            "--profile",
+            "supervisor",
+            "-p",
+            "mcpod-supervisor",
+        ])
         .args(["--bin", "mcpod-supervisor", "--target", &target])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -28,12 +34,22 @@ fn main() {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
         let keep = ["CARGO_HOME", "CARGO_MAKEFLAGS"].contains(&name.as_str())
-            || ["CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"]
-                .iter()
-                .any(|p| name.starts_with(p));
+            || [
+                "CARGO_NET_",
+                "CARGO_HTTP_",
+                "CARGO_REGISTRIES_",
+                "CARGO_REGISTRY_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p));
         if (name.starts_with("CARGO_") && !keep)
-            || ["RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "RUSTDOCFLAGS"]
-                .contains(&name.as_str())
+            || [
+                "RUSTFLAGS",
+                "RUSTC_WORKSPACE_WRAPPER",
+                "RUSTC_WRAPPER",
+                "RUSTDOCFLAGS",
+            ]
+            .contains(&name.as_str())
             || name.starts_with("CLIPPY")
         {
             build.env_remove(name);
@@ -47,7 +63,12 @@ fn main() {
         .join("supervisor")
         .join("mcpod-supervisor");
     println!("cargo:rustc-env=MCPOD_SUPERVISOR_BIN={}", binary.display());
-    for path in ["supervisor/src", "supervisor/Cargo.toml", "Cargo.lock", "build.rs"] {
+    for path in [
+        "supervisor/src",
+        "supervisor/Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
 }

@@ -71,12 +71,18 @@ pub async fn run() -> Vec<Check> {
         )),
         Err(e) => checks.push(Check::fail("runtime", e.to_string(), SETUP)),
     }
-    for program in ["catatonit", "runc"] {
-        checks.push(match which(program) {
-            Some(path) => Check::pass(program, path),
-            None => Check::fail(program, "not found", SETUP),
-        });
-    }
+    checks.push(match which("runc") {
+        Some(path) => Check::pass("runc", path),
+        None => Check::fail("runc", "not found", SETUP),
+    });
+    checks.push(match crate::session::stream::supervisor_binary() {
+        Ok(path) => Check::pass("supervisor", path.display().to_string()),
+        Err(e) => Check::fail(
+            "supervisor",
+            e.to_string(),
+            "let mcpod write its state directory (MCPOD_STATE_DIR, else ~/.cache/mcpod)",
+        ),
+    });
     if let Err(e) = ensure_probe_image().await {
         checks.push(Check::fail(
             "probe image",

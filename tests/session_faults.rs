@@ -633,6 +633,9 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     let container = info["container"].as_str().expect("container").to_string();
     let pid = first.child.id();
 
+    // A session ends with mcpod's side of its stream (see below), unless the
+    // podman client between them hangs: freeze it, then kill mcpod.
+    let _frozen = Frozen::podman_of(&container);
     first.child.kill().expect("SIGKILL mcpod");
     first.child.wait().expect("reap mcpod");
     // Nothing cleaned up after the killed mcpod: the container is there, still
@@ -665,24 +668,54 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     );
 }
 
-/// The hello image declaring a second server: its session runs a paused
-/// container with both servers exec'd in, which outlives a killed mcpod (a
-/// one-server session ends with its server, see below).
+/// The hello image declaring a second server.
 fn two_server_image(what: &str) -> (String, ImageCleanup) {
     image_with_servers(what, json!({"second": {"command": ["/bin/hello-server"]}}))
 }
 
-/// A one-server session runs its server as the container's own process: when
-/// mcpod is SIGKILLed the server reads EOF and the container goes with it, no
-/// sweep or lease needed (no other mcpod may run meanwhile).
+/// A session's podman client, stopped (SIGSTOP) until dropped (then killed):
+/// a hung podman, the one way a container outlives its mcpod's stream.
+struct Frozen(i32);
+
+impl Frozen {
+    fn podman_of(container: &str) -> Frozen {
+        let pid = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"podman"))
+                    && args.windows(2).any(|w| w[0] == b"--name" && w[1] == container.as_bytes())
+            })
+            .expect("the session's podman run");
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0, libc::SIGKILL);
+            libc::kill(self.0, libc::SIGCONT);
+        }
+    }
+}
+
+/// Every session ends with mcpod's side of its stream: when mcpod is
+/// SIGKILLed the supervisor reads EOF, stops the servers and exits, and the
+/// container goes with it, whatever the number of servers; no sweep or lease
+/// needed (no other mcpod may run meanwhile).
 #[test]
-fn sigkilled_mcpod_one_server_session_ends_with_its_server() {
-    let image = common::hello_image();
+fn sigkilled_mcpod_session_ends_with_its_stream() {
+    let (image, _cleanup) = two_server_image("stream-end");
     let _orphan_watched = HostLock::exclusive();
     let mut mcpod = start_holding_host(&[]);
     let info = launch(&mut mcpod, 1, json!({"image": image}));
     let session = session_of(&info);
     assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
+    assert_eq!(info["servers"]["second"]["status"], "ready", "{info}");
     assert!(
         info["isolation"]["lease_secs"].as_u64() > Some(60),
         "{info}"
@@ -720,6 +753,7 @@ fn sigkilled_mcpod_container_dies_with_its_lease() {
     assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
     assert_eq!(info["servers"]["second"]["status"], "ready", "{info}");
 
+    let _frozen = Frozen::podman_of(info["container"].as_str().expect("container"));
     mcpod.child.kill().expect("SIGKILL mcpod");
     mcpod.child.wait().expect("reap mcpod");
     let killed_at = began.elapsed();

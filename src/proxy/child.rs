@@ -1,8 +1,10 @@
-//! One child MCP server: `podman run -i` or `podman exec -i`, an rmcp client
-//! on its stdio, its stderr kept, its exit noticed, and calls passed
-//! through with progress, cancellation and a deadline.
+//! One child MCP server: an rmcp client on its stdio (a stream of its
+//! session, see `session/stream.rs`), its stderr kept, its exit noticed, and
+//! calls passed through with progress, cancellation and a deadline.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -17,12 +19,11 @@ use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::log::{self, LogRing};
 use super::tools;
-use crate::engine::env::EnvFile;
-use crate::engine::podman;
 use crate::engine::process::BoundedLines;
 use crate::wire;
 
@@ -194,15 +195,36 @@ pub struct Child {
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, Handler>>>,
 }
 
-/// How to start one server.
+/// A byte stream from a server.
+pub type Pipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// A started server's pipes, wherever it runs.
+pub struct ServerIo {
+    /// Its stdout.
+    pub read: Pipe,
+    /// Its stdin; shutting it down is the MCP stdio shutdown.
+    pub write: Box<dyn AsyncWrite + Send + Unpin>,
+    /// Its stderr, once it is there (`None`: there will be none).
+    pub stderr: Pin<Box<dyn Future<Output = Option<Pipe>> + Send>>,
+    /// Its exit code (128 + the signal that killed it) once it has exited
+    /// and its output has drained; an error when its session ended first.
+    pub exit: tokio::sync::oneshot::Receiver<i32>,
+    /// SIGKILL it.
+    pub kill: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Why a server could not be started.
+pub struct NotStarted {
+    pub reason: String,
+    /// Its program does not exist in the image.
+    pub missing: bool,
+}
+
+/// How to talk to one server.
 pub struct StartSpec {
     pub name: String,
-    /// The podman argv that starts it with the server on its stdio.
-    pub podman: Vec<std::ffi::OsString>,
     /// The server's command (its argv), for messages.
     pub command: Vec<String>,
-    /// The server's variables, for the `--env-file` that `podman` names.
-    pub env: EnvFile,
     pub handshake: Duration,
     pub call_timeout: Duration,
     pub changed: tokio::sync::broadcast::Sender<()>,
@@ -211,7 +233,10 @@ pub struct StartSpec {
 impl Child {
     /// Start the server and connect. Never fails: a server that cannot start is
     /// returned with a `Failed` status that says why.
-    pub async fn start(spec: StartSpec) -> Arc<Child> {
+    pub async fn start(
+        spec: StartSpec,
+        io: std::result::Result<ServerIo, NotStarted>,
+    ) -> Arc<Child> {
         let log = Arc::new(LogRing::new(1000));
         let shared = Arc::new(Shared {
             name: spec.name.clone(),
@@ -240,20 +265,31 @@ impl Child {
             })
         };
 
-        let mut process =
-            match podman::spawn_stdio(&spec.podman, Some(&spec.env).filter(|e| !e.is_empty())) {
-                Ok(p) => p,
-                Err(e) => return failed(e.to_string(), None, &log),
-            };
-        let (Some(stdout), Some(stdin), Some(stderr)) = (
-            process.stdout.take(),
-            process.stdin.take(),
-            process.stderr.take(),
-        ) else {
-            return failed("the server's pipes could not be opened".into(), None, &log);
+        let mut io = match io {
+            Ok(io) => io,
+            Err(NotStarted { reason, missing }) => {
+                let missing = missing
+                    .then(|| missing_program(&spec.command, Some(127)))
+                    .flatten();
+                let (reason, code) = match missing {
+                    Some(missing) => (missing, Some(127)),
+                    None => (reason, None),
+                };
+                return failed(
+                    format!("server `{}` could not start: {reason}", spec.name),
+                    code,
+                    &log,
+                );
+            }
         };
-        let stderr_done = tokio::spawn(copy_lines(stderr, log.clone()));
-
+        let stderr = std::mem::replace(&mut io.stderr, Box::pin(async { None }));
+        let stderr_log = log.clone();
+        let stderr_done = tokio::spawn(async move {
+            if let Some(stderr) = stderr.await {
+                copy_lines(stderr, stderr_log).await;
+            }
+        });
+        let (stdout, stdin, kill, mut exit) = (io.read, io.write, io.kill, io.exit);
         let handler = Handler {
             shared: shared.clone(),
         };
@@ -288,7 +324,7 @@ impl Child {
         let connected = tokio::select! {
             connected = tokio::time::timeout(spec.handshake, handler.serve(transport)) => connected,
             Some(first) = not_mcp => {
-                let _ = process.start_kill();
+                kill();
                 return failed(
                     format!(
                         "server `{}` wrote to stdout what is not MCP and did not answer `initialize`: {first}. \
@@ -311,10 +347,10 @@ impl Child {
             Ok(Ok(service)) => service,
             Ok(Err(e)) => {
                 // Usually the process exited: report its code and stderr.
-                let code = exit_code_soon(&mut process).await;
+                let code = exit_code_soon(&mut exit, &kill).await;
                 let _ = stderr_done.await;
                 let reason = match code {
-                    _ if let Some(missing) = missing_program(&spec.command, code, &log) => {
+                    _ if let Some(missing) = missing_program(&spec.command, code) => {
                         format!("server `{}` could not start: {missing}", spec.name)
                     }
                     Some(c) => format!(
@@ -331,7 +367,7 @@ impl Child {
                 return failed(reason, code, &log);
             }
             Err(_) => {
-                let _ = process.start_kill();
+                kill();
                 return failed(
                     format!(
                         "server `{}` did not answer `initialize` within {} s",
@@ -355,7 +391,7 @@ impl Child {
         match tokio::time::timeout(spec.handshake, list_tools(&peer)).await {
             Ok(Ok(tools)) => shared.set_tools(tools),
             Ok(Err(e)) => {
-                let _ = process.start_kill();
+                kill();
                 return failed(
                     format!("server `{}` failed tools/list: {e}", spec.name),
                     None,
@@ -363,7 +399,7 @@ impl Child {
                 );
             }
             Err(_) => {
-                let _ = process.start_kill();
+                kill();
                 return failed(
                     format!(
                         "server `{}` did not answer tools/list within {} s",
@@ -390,12 +426,11 @@ impl Child {
         // Notice the child's death: withdraw its tools and say so.
         let watched = Arc::downgrade(&child);
         tokio::spawn(async move {
-            let status = process.wait().await;
-            let _ = stderr_done.await;
+            let code = exit.await.ok();
+            let _ = tokio::time::timeout(Duration::from_secs(2), stderr_done).await;
             let Some(child) = watched.upgrade() else {
                 return;
             };
-            let code = status.ok().and_then(|s| s.code());
             *child.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = code;
             *child.status.write().unwrap_or_else(|p| p.into_inner()) = Status::Failed {
                 reason: match code {
@@ -548,28 +583,14 @@ impl Child {
             let _ = tokio::time::timeout(grace, self.died.cancelled()).await;
         }
     }
-
-    /// Whether its process (`podman run` or `podman exec`) has exited. A
-    /// server that failed to start counts as not exited: it may still run.
-    pub fn exited(&self) -> bool {
-        self.died.is_cancelled()
-    }
 }
 
-/// Why a server's program did not start, when its stderr or exit code says
-/// the image has no such program (catatonit for the container's own process,
-/// runc and exit code 127 for an exec); with the way out for `npx`/`uvx`-style
-/// runners. podman 4.3 sometimes loses the stderr of a container process that
-/// fails at once, and catatonit's exit code (1) says nothing by itself.
-fn missing_program(command: &[String], code: Option<i32>, log: &LogRing) -> Option<String> {
+/// Why a server's program did not start, when its exit code says the image
+/// has no such program (127: the supervisor found none, or a shell said
+/// "command not found"); with the way out for `npx`/`uvx`-style runners.
+fn missing_program(command: &[String], code: Option<i32>) -> Option<String> {
     let program = command.first().map(String::as_str).unwrap_or_default();
-    let tail = log.tail_text(TAIL_LINES);
-    // 127: podman exec's "command not found", even when its stderr is lost.
-    let missing = code == Some(127)
-        || tail.contains("failed to exec pid1: No such file or directory")
-        || tail.contains("executable file not found")
-        || tail.contains("OCI runtime attempted to invoke a command that was not found");
-    if !missing {
+    if code != Some(127) {
         return None;
     }
     let fix = match runner_package(command) {
@@ -619,12 +640,15 @@ fn runner_package(command: &[String]) -> Option<(&str, Option<String>)> {
     Some((runner, reference))
 }
 
-/// The exit code if the process ends within a moment.
-async fn exit_code_soon(process: &mut tokio::process::Child) -> Option<i32> {
-    match tokio::time::timeout(Duration::from_secs(3), process.wait()).await {
-        Ok(Ok(status)) => status.code(),
+/// The exit code if the process ends within a moment (else it is killed).
+async fn exit_code_soon(
+    exit: &mut tokio::sync::oneshot::Receiver<i32>,
+    kill: &(dyn Fn() + Send + Sync),
+) -> Option<i32> {
+    match tokio::time::timeout(Duration::from_secs(3), exit).await {
+        Ok(Ok(code)) => Some(code),
         _ => {
-            let _ = process.start_kill();
+            kill();
             None
         }
     }
@@ -641,7 +665,7 @@ fn problem_reporter(server: &str, log: Arc<LogRing>) -> wire::OnProblem {
 }
 
 /// Keep the child's stderr in its ring, a bounded line at a time.
-async fn copy_lines(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {
+async fn copy_lines(stderr: impl AsyncRead + Unpin, log: Arc<LogRing>) {
     let mut lines = BoundedLines::new(stderr, log::LINE_BYTES);
     while let Some(line) = lines.next_line().await {
         log.push(&line);

@@ -17,9 +17,6 @@ pub const OWNER_START_LABEL: &str = "io.mcpod.owner-start";
 pub const BOOT_ID_LABEL: &str = "io.mcpod.boot-id";
 pub const LEASE_LABEL: &str = "io.mcpod.lease-until";
 
-/// Where the pause process is mounted in every session container.
-const PAUSE: &str = "/.mcpod/catatonit";
-
 /// Who owns a container: a process, identified across pid reuse.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
@@ -178,23 +175,8 @@ fn subordinate_base(file: &str, user: &str) -> Option<u64> {
     })
 }
 
-/// The static pause binary that keeps images without a shell or `sleep` alive.
-pub fn pause_binary() -> Result<String> {
-    [
-        "/usr/bin/catatonit",
-        "/usr/libexec/podman/catatonit",
-        "/usr/local/bin/catatonit",
-    ]
-    .iter()
-    .find(|p| std::path::Path::new(p).is_file())
-    .map(|p| p.to_string())
-    .ok_or_else(|| Error::ToolMissing {
-        program: "catatonit".into(),
-        package: "catatonit".into(),
-    })
-}
-
-/// A session container: everything `podman run` needs but what it runs.
+/// A session container: the supervisor as its PID 1, with everything
+/// `podman run -i` needs.
 pub struct Plan<'a> {
     pub session: &'a str,
     pub name: &'a str,
@@ -202,21 +184,14 @@ pub struct Plan<'a> {
     pub isolation: &'a Isolation,
     pub user: &'a UserMode,
     pub owner: &'a Owner,
+    /// The supervisor on the host (see `stream::supervisor_binary`).
+    pub supervisor: &'a std::path::Path,
+    /// Seconds podman's `--timeout` gives the container: the lease, plus the
+    /// time a pooled session may wait before it is handed out.
+    pub timeout_secs: u64,
 }
 
-/// What a session container runs as its own process.
-pub enum Entry<'a> {
-    /// The static pause process (`catatonit -P`, mounted from the host, so
-    /// images without a shell or `sleep` work): the container idles, and each
-    /// server starts with `podman exec -i`.
-    Pause { binary: &'a str },
-    /// The session's one server, attached to `podman run -i`: no exec, so a
-    /// launch costs what a hand-run `podman run -i` does. The container lives
-    /// as long as the server.
-    Server(&'a ServerCommand<'a>),
-}
-
-/// A server's command in the container.
+/// A server's command, for `podman exec` (`mcpod connect`).
 pub struct ServerCommand<'a> {
     pub argv: &'a [String],
     /// Its variables, which podman reads from the env-file pipe.
@@ -243,26 +218,28 @@ pub fn cidfile(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{name}.cid"))
 }
 
-/// The full `podman run` argv of a session container.
-pub fn run_args(plan: &Plan<'_>, entry: &Entry<'_>) -> Vec<OsString> {
-    let isolation = plan.isolation;
-    let lease_until = SystemTime::now()
+/// Unix time `secs` from now.
+pub fn from_now(secs: u64) -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
-        + isolation.lease_secs;
-    let mode = match entry {
-        Entry::Pause { .. } => "-d",
-        Entry::Server(_) => "-i",
-    };
+        + secs
+}
+
+/// The full `podman run -i` argv of a session container: the supervisor,
+/// mounted read-only from the host, is its entrypoint and PID 1 (it reaps
+/// and forwards signals, so no `--init`), and talks to mcpod on its stdio.
+pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
+    let isolation = plan.isolation;
+    let lease_until = from_now(plan.timeout_secs);
     let mut a: Vec<String> = vec![
         "run".into(),
-        mode.into(),
+        "-i".into(),
         "--rm".into(),
         "--name".into(),
         plan.name.into(),
         "--pull=never".into(),
-        "--init".into(),
         format!("--label={SESSION_LABEL}={}", plan.session),
         format!("--label={OWNER_PID_LABEL}={}", plan.owner.pid),
         format!("--label={OWNER_START_LABEL}={}", plan.owner.start),
@@ -284,7 +261,7 @@ pub fn run_args(plan: &Plan<'_>, entry: &Entry<'_>) -> Vec<OsString> {
         format!("--pids-limit={}", isolation.pids_limit),
         format!("--memory={}m", isolation.memory_mb),
         format!("--cpus={}", isolation.cpus),
-        format!("--timeout={}", isolation.lease_secs),
+        format!("--timeout={}", plan.timeout_secs),
     ];
     for (path, size) in &isolation.tmpfs {
         a.push(format!("--tmpfs={path}:rw,size={size},mode=1777"));
@@ -294,24 +271,16 @@ pub fn run_args(plan: &Plan<'_>, entry: &Entry<'_>) -> Vec<OsString> {
         let mode = if m.read_only { "ro" } else { "rw" };
         a.push(format!("--volume={}:{}:{mode}", m.source, m.target));
     }
+    let supervisor = mcpod_supervisor::protocol::PATH_IN_CONTAINER;
+    a.push(format!(
+        "--volume={}:{supervisor}:ro",
+        plan.supervisor.display()
+    ));
+    a.push(format!("--entrypoint=[\"{supervisor}\"]"));
+    a.push("--cidfile".into());
     let mut a: Vec<OsString> = a.into_iter().map(OsString::from).collect();
-    match entry {
-        Entry::Pause { binary } => {
-            a.push(format!("--volume={binary}:{PAUSE}:ro").into());
-            a.push(format!("--entrypoint=[\"{PAUSE}\",\"-P\"]").into());
-            a.push(plan.image_id.into());
-        }
-        Entry::Server(command) => {
-            a.push("--cidfile".into());
-            a.push(cidfile(plan.name).into());
-            a.extend(command.flags());
-            // The whole command is the entrypoint (JSON, so no shell parses
-            // it); the image's own entrypoint and cmd are replaced.
-            let argv = serde_json::to_string(command.argv).unwrap_or_default();
-            a.push(format!("--entrypoint={argv}").into());
-            a.push(plan.image_id.into());
-        }
-    }
+    a.push(cidfile(plan.name).into());
+    a.push(plan.image_id.into());
     a
 }
 

@@ -2,15 +2,15 @@
 //! and its servers, and add the session to [`Sessions`].
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::container;
 use super::registry::{Session, Sessions, reap, shut_down};
+use super::stream::SessionStream;
 use super::{LaunchInput, SessionInfo, SessionState};
 use crate::engine::env::EnvFile;
 use crate::engine::{self, podman};
@@ -257,7 +257,10 @@ impl Sessions {
                     .cloned()
                     .or_else(|| std::env::var(var).ok())
             })?;
-            envs.insert(name.clone(), EnvFile::new(name, &env)?);
+            // The bounds `mcpod connect`'s env file has, so what launches
+            // here also connects straight from a client.
+            EnvFile::new(name, &env)?;
+            envs.insert(name.clone(), env);
         }
         let user = self.user.get_or_init(container::UserMode::detect).await;
         let isolation =
@@ -266,6 +269,7 @@ impl Sessions {
         for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
             user.check_writable(mount)?;
         }
+        let supervisor = super::stream::supervisor_binary()?;
 
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
@@ -276,6 +280,8 @@ impl Sessions {
             isolation: &isolation,
             user,
             owner: &self.owner,
+            supervisor: &supervisor,
+            timeout_secs: isolation.lease_secs,
         };
         (progress)(format!("starting container {name} from {}", input.image));
         let started = tokio::select! {
@@ -283,7 +289,7 @@ impl Sessions {
             _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
             started = self.start_container(&plan, &chosen, &envs, progress) => started,
         };
-        let (container_id, servers) = match started {
+        let (stream, container_id, servers) = match started {
             Ok(started) => started,
             Err(e) => {
                 let _ = podman::remove(std::slice::from_ref(&name)).await;
@@ -291,11 +297,7 @@ impl Sessions {
                 return Err(e);
             }
         };
-        let lease_until = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default()
-            + isolation.lease_secs;
+        let lease_until = container::from_now(isolation.lease_secs);
         let mut warnings = image.warnings.clone();
         warnings.extend(isolation.warnings.iter().cloned());
         let session = Arc::new(Session {
@@ -306,7 +308,7 @@ impl Sessions {
             image_id: image.id.clone(),
             isolation,
             lease_until,
-            attached: runs_attached(chosen.len()),
+            stream,
             specs: chosen,
             servers,
             warnings,
@@ -322,7 +324,6 @@ impl Sessions {
             // and nothing left behind.
             let reasons = no_server_ready(&session);
             let _ = shut_down(std::slice::from_ref(&session)).await;
-            let _ = std::fs::remove_file(container::cidfile(&session.container));
             return Err(Error::NoServerReady {
                 image: input.image.clone(),
                 session: id,
@@ -337,81 +338,40 @@ impl Sessions {
         Ok(self.info(&session))
     }
 
-    /// Start the container and its servers: the container ID and each server.
-    /// One server runs as the container's own process; several share a paused
-    /// container and start with `podman exec`, so one failing leaves the others.
+    /// Start the container (`podman run -i` of the supervisor) and, in
+    /// parallel, each server as a stream of it; one failing leaves the others.
     async fn start_container(
         &self,
         plan: &container::Plan<'_>,
         chosen: &BTreeMap<String, ServerSpec>,
-        envs: &BTreeMap<String, EnvFile>,
+        envs: &BTreeMap<String, BTreeMap<String, String>>,
         progress: &Progress,
     ) -> Result<Started> {
-        match chosen.iter().next() {
-            Some((server, spec)) if runs_attached(chosen.len()) => {
-                self.start_attached(plan, server, spec, envs, progress)
-                    .await
-            }
-            _ => self.start_paused(plan, chosen, envs, progress).await,
-        }
-    }
-
-    /// `podman run -i` with the server as the container's process.
-    async fn start_attached(
-        &self,
-        plan: &container::Plan<'_>,
-        server: &str,
-        spec: &ServerSpec,
-        envs: &BTreeMap<String, EnvFile>,
-        progress: &Progress,
-    ) -> Result<Started> {
-        let env = env_of(envs, server);
         let cidfile = container::cidfile(plan.name);
         let _ = std::fs::remove_file(&cidfile);
-        let podman =
-            container::run_args(plan, &container::Entry::Server(&server_command(spec, env)));
-        let child = Child::start(self.child_spec(server, spec, podman, env)).await;
+        let stream = SessionStream::start(
+            &container::run_args(plan),
+            Some(container::from_now(plan.isolation.lease_secs)),
+            Duration::from_secs(self.policy.handshake_secs),
+        )
+        .await;
         let container_id = std::fs::read_to_string(&cidfile)
             .map(|id| id.trim().to_string())
             .unwrap_or_default();
         let _ = std::fs::remove_file(&cidfile);
-        // 125: podman itself failed (the container never ran).
-        if let Status::Failed {
-            exit_code: Some(125),
-            stderr_tail,
-            ..
-        } = child.status()
-        {
-            return Err(Error::CommandFailed {
-                command: "podman run".into(),
-                status: "exit code 125".into(),
-                stderr_tail,
-                hint: String::new(),
-            });
-        }
-        report(progress, server, &child);
-        Ok((container_id, BTreeMap::from([(server.to_string(), child)])))
-    }
-
-    /// A paused container, then `podman exec -i` of each server in parallel.
-    async fn start_paused(
-        &self,
-        plan: &container::Plan<'_>,
-        chosen: &BTreeMap<String, ServerSpec>,
-        envs: &BTreeMap<String, EnvFile>,
-        progress: &Progress,
-    ) -> Result<Started> {
-        let pause = container::Entry::Pause {
-            binary: &self.pause,
-        };
-        let container_id = podman::run_detached(container::run_args(plan, &pause)).await?;
+        let stream = Arc::new(stream?);
         let mut set = tokio::task::JoinSet::new();
         for (server, spec) in chosen {
-            let env = env_of(envs, server);
-            let podman = container::exec_args(plan.name, &server_command(spec, env));
-            let start = self.child_spec(server, spec, podman, env);
-            let server = server.clone();
-            set.spawn(async move { (server, Child::start(start).await) });
+            let start = self.child_spec(server, spec);
+            let stream = stream.clone();
+            let (server, spec) = (server.clone(), spec.clone());
+            let env = envs.get(&server).cloned().unwrap_or_default();
+            set.spawn(async move {
+                let io = stream
+                    .start_server(&server, &spec.command, &env, spec.workdir.as_deref())
+                    .await;
+                (server, Child::start(start, io).await)
+            });
         }
         let mut started = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -420,22 +380,14 @@ impl Sessions {
                 started.insert(server, child);
             }
         }
-        Ok((container_id, started))
+        Ok((stream, container_id, started))
     }
 
     /// How to start and talk to `server`.
-    fn child_spec(
-        &self,
-        server: &str,
-        spec: &ServerSpec,
-        podman: Vec<OsString>,
-        env: &EnvFile,
-    ) -> StartSpec {
+    fn child_spec(&self, server: &str, spec: &ServerSpec) -> StartSpec {
         StartSpec {
             name: server.to_string(),
-            podman,
             command: spec.command.clone(),
-            env: env.clone(),
             handshake: Duration::from_secs(self.policy.handshake_secs),
             call_timeout: Duration::from_secs(
                 spec.call_timeout_secs
@@ -447,8 +399,8 @@ impl Sessions {
     }
 }
 
-/// A started container: its ID, and each server.
-type Started = (String, BTreeMap<String, Arc<Child>>);
+/// A started container: its stream, its ID, and each server.
+type Started = (Arc<SessionStream>, String, BTreeMap<String, Arc<Child>>);
 
 /// The launch's overrides over the chosen servers' label specs, checked as a
 /// label's would be (an override of a server not launched is an error).
@@ -478,27 +430,6 @@ fn apply_overrides(
         crate::labels::validate_servers(&chosen)?;
     }
     Ok(chosen)
-}
-
-/// Whether a session of `servers` servers runs its server as the container's
-/// own process (else a pause process, with each server exec'd in).
-fn runs_attached(servers: usize) -> bool {
-    servers == 1
-}
-
-/// The env file of `server` (every chosen server has one).
-fn env_of<'a>(envs: &'a BTreeMap<String, EnvFile>, server: &str) -> &'a EnvFile {
-    static NONE: EnvFile = EnvFile::EMPTY;
-    envs.get(server).unwrap_or(&NONE)
-}
-
-/// A server's command as the container runs it.
-fn server_command<'a>(spec: &'a ServerSpec, env: &'a EnvFile) -> container::ServerCommand<'a> {
-    container::ServerCommand {
-        argv: &spec.command,
-        env,
-        workdir: spec.workdir.as_deref(),
-    }
 }
 
 /// Why each server of a session failed: its reason, exit code and stderr tail.

@@ -3,6 +3,7 @@
 //!
 //! - [`policy`]: the operator's policy and what it grants
 //! - [`container`]: hardened `podman run` flags, owner labels
+//! - [`stream`]: the session's one stream to its supervisor
 //! - [`registry`]: launch, list, stop, logs, calls
 //! - [`sweep`]: containers whose owner is gone
 //! - [`connect`]: a client's own connection to a session's server
@@ -12,6 +13,7 @@ pub mod container;
 mod launch;
 pub mod policy;
 pub mod registry;
+pub mod stream;
 pub mod sweep;
 
 use std::collections::BTreeMap;

@@ -33,9 +33,8 @@ pub(super) struct Session {
     pub(super) specs: BTreeMap<String, ServerSpec>,
     pub(super) servers: BTreeMap<String, Arc<Child>>,
     pub(super) warnings: Vec<String>,
-    /// Its one server is the container's own process (else the container
-    /// runs a pause process and the servers are exec'd into it).
-    pub(super) attached: bool,
+    /// The container's one stream: its supervisor and every server on it.
+    pub(super) stream: Arc<super::stream::SessionStream>,
     /// Set once its container has been removed because no server is left.
     pub(super) reaped: AtomicBool,
     /// Calls in flight (at most [`MAX_CALLS`]).
@@ -47,12 +46,6 @@ pub(super) struct Session {
 pub const MAX_CALLS: usize = 64;
 
 impl Session {
-    /// Whether its container is gone already: a one-server session whose
-    /// server exited (`podman run --rm` removed it).
-    fn container_gone(&self) -> bool {
-        self.attached && self.servers.values().all(|c| c.exited())
-    }
-
     /// Running while at least one server is ready.
     pub(super) fn state(&self) -> SessionState {
         if self.servers.values().any(|c| c.is_ready()) {
@@ -69,7 +62,6 @@ pub struct Sessions {
     pub(super) owner: Owner,
     /// Decided on the first launch (it asks podman), not at start-up.
     pub(super) user: tokio::sync::OnceCell<container::UserMode>,
-    pub(super) pause: String,
     pub(super) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Tags built by this process: what they named then (see `remember_build`).
     pub(super) resolved: Mutex<HashMap<String, Arc<super::launch::Resolved>>>,
@@ -92,7 +84,6 @@ impl Sessions {
             policy,
             owner: Owner::current(),
             user: tokio::sync::OnceCell::new(),
-            pause: container::pause_binary()?,
             map: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
@@ -371,10 +362,14 @@ const LAUNCH_CLEANUP: Duration = Duration::from_secs(30);
 /// How long a stopped server gets to exit after its stdin closes.
 const GRACE: Duration = Duration::from_secs(1);
 
+/// How long a closed session's podman gets to exit (its supervisor stops
+/// what still runs within 2 s) before the container is removed by force.
+const END: Duration = Duration::from_secs(5);
+
 /// The MCP stdio shutdown, for every server of `sessions` at once: close its
-/// stdin, give it [`GRACE`] to exit, then remove the containers that are
-/// still there with whatever still runs in them. A one-server session whose
-/// server exited needs no podman call: `podman run --rm` has removed it.
+/// stdin and give it [`GRACE`] to exit; then close each session's stream (its
+/// supervisor stops what still runs and exits, and `podman run --rm` removes
+/// the container). A container whose podman does not exit is removed by force.
 pub(super) async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
     let mut exits = tokio::task::JoinSet::new();
     for child in sessions.iter().flat_map(|s| s.servers.values()) {
@@ -382,17 +377,29 @@ pub(super) async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
         exits.spawn(async move { child.shut_down(GRACE).await });
     }
     while exits.join_next().await.is_some() {}
-    let remove: Vec<String> = sessions
-        .iter()
-        .filter(|s| !s.container_gone())
-        .map(|s| s.container.clone())
-        .collect();
+    end(sessions).await
+}
+
+/// Close the streams of `sessions`, and remove the containers whose podman
+/// did not exit within [`END`].
+async fn end(sessions: &[Arc<Session>]) -> Result<()> {
+    let mut closed = tokio::task::JoinSet::new();
+    for s in sessions {
+        let s = s.clone();
+        closed.spawn(async move { (!s.stream.close(END).await).then(|| s.container.clone()) });
+    }
+    let mut remove = Vec::new();
+    while let Some(joined) = closed.join_next().await {
+        if let Ok(Some(name)) = joined {
+            remove.push(name);
+        }
+    }
     podman::remove(&remove).await
 }
 
-/// Whenever a child dies: remove the containers of sessions left without a
-/// ready server (a paused container would idle until its lease; a hung one
-/// would keep running). The session stays listed, `ended`, until stopped.
+/// Whenever a child dies: end the containers of sessions left without a
+/// ready server (a hung server would keep running). The session stays
+/// listed, `ended`, until stopped.
 pub(super) async fn reap(
     sessions: Weak<Sessions>,
     mut changed: tokio::sync::broadcast::Receiver<()>,
@@ -405,20 +412,22 @@ pub(super) async fn reap(
         let Some(sessions) = sessions.upgrade() else {
             return;
         };
-        let ended: Vec<String> = sessions
+        let ended: Vec<Arc<Session>> = sessions
             .all()
-            .iter()
+            .into_iter()
             .filter(|s| s.state() == SessionState::Ended && !s.reaped.swap(true, Ordering::SeqCst))
-            .filter(|s| !s.container_gone())
-            .map(|s| s.container.clone())
             .collect();
         drop(sessions);
         if !ended.is_empty() {
             tracing::info!(
-                "removing the containers of ended sessions: {}",
-                ended.join(", ")
+                "ending the containers of ended sessions: {}",
+                ended
+                    .iter()
+                    .map(|s| s.container.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            if let Err(e) = podman::remove(&ended).await {
+            if let Err(e) = end(&ended).await {
                 tracing::warn!("could not remove ended sessions' containers: {e}");
             }
         }

@@ -58,7 +58,12 @@ struct State {
 
 impl State {
     fn event(&self, event: &Event) {
-        if let Some(tx) = self.control.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(tx) = self
+            .control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             let _ = tx.send(protocol::line(event));
         }
     }
@@ -123,7 +128,12 @@ async fn stop_all(state: &State) {
     }
     let deadline = tokio::time::Instant::now() + GRACE;
     while tokio::time::Instant::now() < deadline {
-        if state.groups.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+        if state
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -246,7 +256,12 @@ async fn control(
             "mcpod speaks session protocol {version} and this supervisor {}: mcpod mounts the supervisor it was built with, so the two come from different builds",
             protocol::VERSION
         ))
-    } else if state.control.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+    } else if state
+        .control
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some()
+    {
         Some("the session has a control stream already".to_string())
     } else {
         None
@@ -397,7 +412,10 @@ fn spawn(start: &Start) -> Result<(i32, Pipes), (String, bool)> {
     }
     let mut child = command.spawn().map_err(|e| {
         let missing = e.kind() == std::io::ErrorKind::NotFound
-            && start.workdir.as_ref().is_none_or(|d| std::path::Path::new(d).is_dir());
+            && start
+                .workdir
+                .as_ref()
+                .is_none_or(|d| std::path::Path::new(d).is_dir());
         (format!("`{program}`: {e}"), missing)
     })?;
     let pid = child.id() as i32;

@@ -1,0 +1,381 @@
+//! A session's one stream: `podman run -i` of the supervisor (the container's
+//! PID 1), one yamux connection on podman's stdio, the control stream, and a
+//! stdio and a stderr stream per server (see the supervisor's `protocol.rs`).
+//!
+//! Everything that comes up this stream is as untrusted as the servers in the
+//! container: lines are bounded, streams are capped by the multiplexer, an
+//! offer for a server mcpod did not start is dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcpod_supervisor::mux::{self, Mode};
+use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::podman;
+use crate::engine::process::BoundedLines;
+use crate::proxy::log::{LINE_BYTES, LogRing};
+use crate::proxy::{NotStarted, ServerIo};
+use crate::{Error, Result};
+
+/// The supervisor mcpod was built with.
+static SUPERVISOR: &[u8] = include_bytes!(env!("MCPOD_SUPERVISOR_BIN"));
+
+/// The supervisor on the host, written once per build under the state
+/// directory (named by its digest, so builds never share a file), for podman
+/// to bind-mount read-only.
+pub fn supervisor_binary() -> Result<PathBuf> {
+    static PATH: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let digest = blake3::hash(SUPERVISOR).to_hex();
+        let dir = crate::image::store::state_dir().join("supervisor");
+        let path = dir.join(format!("mcpod-supervisor-{}", &digest[..16]));
+        if std::fs::read(&path).is_ok_and(|b| b == SUPERVISOR) {
+            return Ok(path);
+        }
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".{}.{}", &digest[..16], crate::engine::nonce()));
+            std::fs::write(&tmp, SUPERVISOR)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&tmp, &path)
+        };
+        write()
+            .map(|()| path.clone())
+            .map_err(|e| Error::io("writing", &path, e).to_string())
+    })
+    .clone()
+    .map_err(|reason| Error::UnexpectedOutput {
+        command: "installing the session supervisor".into(),
+        reason,
+    })
+}
+
+/// Waiters for what the supervisor reports, by server id.
+#[derive(Default)]
+struct Routes {
+    exits: HashMap<u32, oneshot::Sender<i32>>,
+    stderrs: HashMap<u32, oneshot::Sender<BufReader<mux::Stream>>>,
+}
+
+pub struct SessionStream {
+    opener: mux::Opener,
+    commands: mpsc::UnboundedSender<Vec<u8>>,
+    routes: Arc<Mutex<Routes>>,
+    next_id: AtomicU32,
+    podman: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    /// Cancelled when the connection ends (the container is ending or gone).
+    ended: CancellationToken,
+    /// podman's and the supervisor's stderr.
+    pub log: Arc<LogRing>,
+}
+
+/// Lines of podman's and the supervisor's stderr an error quotes.
+const TAIL_LINES: usize = 20;
+
+impl SessionStream {
+    /// Run `podman` (a `podman run -i` of the supervisor) and say hello; an
+    /// error when podman or the supervisor does not come up within `deadline`.
+    pub async fn start(
+        podman_args: &[OsString],
+        lease_until: Option<u64>,
+        deadline: Duration,
+    ) -> Result<SessionStream> {
+        let mut process = podman::spawn_stdio(podman_args, None)?;
+        let log = Arc::new(LogRing::new(200));
+        let (Some(stdout), Some(stdin), Some(stderr)) = (
+            process.stdout.take(),
+            process.stdin.take(),
+            process.stderr.take(),
+        ) else {
+            return Err(Error::UnexpectedOutput {
+                command: "podman run".into(),
+                reason: "its pipes could not be opened".into(),
+            });
+        };
+        let stderr_done = tokio::spawn(copy_log(stderr, log.clone()));
+        let (opener, inbound, drive) = mux::connect(tokio::io::join(stdout, stdin), Mode::Client);
+        let ended = CancellationToken::new();
+        let end = ended.clone();
+        tokio::spawn(async move {
+            if let Err(e) = drive.await {
+                tracing::debug!("a session stream failed: {e}");
+            }
+            end.cancel();
+        });
+        let hello = tokio::time::timeout(deadline, say_hello(&opener, lease_until)).await;
+        let control = match hello {
+            Ok(Ok(control)) => control,
+            failed => {
+                opener.close();
+                let code = match tokio::time::timeout(Duration::from_secs(5), process.wait()).await
+                {
+                    Ok(Ok(status)) => status.code(),
+                    _ => {
+                        let _ = process.start_kill();
+                        None
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), stderr_done).await;
+                let tail = log.tail_text(TAIL_LINES);
+                return Err(match (failed, code) {
+                    (_, Some(125)) | (_, Some(126)) | (_, Some(127)) => Error::CommandFailed {
+                        command: "podman run".into(),
+                        status: format!("exit code {}", code.unwrap_or_default()),
+                        stderr_tail: tail,
+                        hint: String::new(),
+                    },
+                    (Ok(Err(reason)), _) => Error::UnexpectedOutput {
+                        command: "the session supervisor".into(),
+                        reason: format!("{reason}; podman's stderr ends: {tail}"),
+                    },
+                    (_, _) => Error::UnexpectedOutput {
+                        command: "the session supervisor".into(),
+                        reason: format!(
+                            "it did not answer within {} s; podman's stderr ends: {tail}",
+                            deadline.as_secs()
+                        ),
+                    },
+                });
+            }
+        };
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let (commands, lines) = mpsc::unbounded_channel();
+        tokio::spawn(run_control(control, lines, routes.clone()));
+        tokio::spawn(take_offers(inbound, routes.clone()));
+        Ok(SessionStream {
+            opener,
+            commands,
+            routes,
+            next_id: AtomicU32::new(1),
+            podman: tokio::sync::Mutex::new(Some(process)),
+            ended,
+            log,
+        })
+    }
+
+    /// Start a server; its pipes, or why the supervisor could not start it.
+    pub async fn start_server(
+        self: &Arc<Self>,
+        name: &str,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        workdir: Option<&str>,
+    ) -> std::result::Result<ServerIo, NotStarted> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let (exit_tx, exit) = oneshot::channel();
+        let (stderr_tx, stderr) = oneshot::channel();
+        {
+            let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes.exits.insert(id, exit_tx);
+            routes.stderrs.insert(id, stderr_tx);
+        }
+        let refused = |reason: String| NotStarted {
+            reason,
+            missing: false,
+        };
+        let stream = self
+            .opener
+            .open()
+            .await
+            .map_err(|e| refused(format!("the session stream: {e}")))?;
+        let mut stream = BufReader::new(stream);
+        let start = Open::Start(Start {
+            id,
+            name: name.to_string(),
+            argv: argv.to_vec(),
+            env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            workdir: workdir.map(str::to_string),
+        });
+        let answer = async {
+            stream.get_mut().write_all(&protocol::line(&start)).await?;
+            stream.get_mut().flush().await?;
+            protocol::read_line::<Started, _>(&mut stream).await
+        };
+        match answer.await {
+            Ok(Some(Started::Running { .. })) => {}
+            Ok(Some(Started::Failed { reason, missing })) => {
+                return Err(NotStarted { reason, missing });
+            }
+            Ok(None) => return Err(refused("the supervisor closed its stdio stream".into())),
+            Err(e) => return Err(refused(format!("the supervisor's answer: {e}"))),
+        }
+        let (read, write) = tokio::io::split(stream);
+        let this = self.clone();
+        Ok(ServerIo {
+            read: Box::new(read),
+            write: Box::new(write),
+            stderr: Box::pin(async move {
+                stderr
+                    .await
+                    .ok()
+                    .map(|s| Box::new(s) as crate::proxy::child::Pipe)
+            }),
+            exit,
+            kill: Box::new(move || this.signal(id, libc::SIGKILL)),
+        })
+    }
+
+    fn signal(&self, id: u32, signal: i32) {
+        let _ = self
+            .commands
+            .send(protocol::line(&Command::Signal { id, signal }));
+    }
+
+    /// Move the session's lease end (the supervisor ends the session then).
+    pub fn set_lease(&self, until: u64) {
+        let _ = self
+            .commands
+            .send(protocol::line(&Command::Lease { until }));
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_cancelled()
+    }
+
+    /// End the session: close the stream (the supervisor stops what still
+    /// runs and exits, and `podman run --rm` removes the container); true
+    /// when podman has exited within `wait`.
+    pub async fn close(&self, wait: Duration) -> bool {
+        self.opener.close();
+        let mut podman = self.podman.lock().await;
+        let Some(process) = podman.as_mut() else {
+            return true;
+        };
+        let exited = tokio::time::timeout(wait, process.wait()).await.is_ok();
+        if exited {
+            podman.take();
+        }
+        exited
+    }
+}
+
+/// Open the control stream and exchange versions.
+async fn say_hello(
+    opener: &mux::Opener,
+    lease_until: Option<u64>,
+) -> std::result::Result<BufReader<mux::Stream>, String> {
+    let stream = opener
+        .open()
+        .await
+        .map_err(|e| format!("no session stream: {e}"))?;
+    let mut stream = BufReader::new(stream);
+    let open = Open::Control {
+        version: protocol::VERSION,
+        lease_until,
+    };
+    let io = async {
+        stream.get_mut().write_all(&protocol::line(&open)).await?;
+        stream.get_mut().flush().await?;
+        protocol::read_line::<Hello, _>(&mut stream).await
+    };
+    match io.await {
+        Ok(Some(Hello {
+            refused: Some(why), ..
+        })) => Err(format!("the supervisor refused the session: {why}")),
+        Ok(Some(Hello { version, .. })) if version != protocol::VERSION => Err(format!(
+            "the supervisor speaks session protocol {version} and mcpod {}",
+            protocol::VERSION
+        )),
+        Ok(Some(_)) => Ok(stream),
+        Ok(None) => Err("the container's stream ended before the supervisor answered".into()),
+        Err(e) => Err(format!("the supervisor's answer: {e}")),
+    }
+}
+
+/// Write mcpod's commands, and route the supervisor's events. When the
+/// control stream ends, every server still waited for counts as killed.
+async fn run_control(
+    control: BufReader<mux::Stream>,
+    mut commands: mpsc::UnboundedReceiver<Vec<u8>>,
+    routes: Arc<Mutex<Routes>>,
+) {
+    let (read, mut write) = tokio::io::split(control);
+    let mut read = BufReader::new(read);
+    tokio::spawn(async move {
+        while let Some(line) = commands.recv().await {
+            if write.write_all(&line).await.is_err() || write.flush().await.is_err() {
+                return;
+            }
+        }
+        // Every handle is gone: closing the control stream ends the session.
+        let _ = write.shutdown().await;
+    });
+    loop {
+        match protocol::read_line::<Event, _>(&mut read).await {
+            Ok(Some(Event::Exited { id, code })) => {
+                let waiter = routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .exits
+                    .remove(&id);
+                if let Some(tx) = waiter {
+                    let _ = tx.send(code);
+                }
+            }
+            Ok(Some(Event::LeaseEnded)) => {
+                tracing::info!("a session's lease ended; its supervisor is stopping its servers");
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("a session's control stream: {e}");
+                break;
+            }
+        }
+    }
+    let mut routes = routes.lock().unwrap_or_else(|p| p.into_inner());
+    routes.exits.clear();
+    routes.stderrs.clear();
+}
+
+/// Streams the supervisor opens: each server's stderr, to whoever waits for it.
+async fn take_offers(
+    mut inbound: mpsc::UnboundedReceiver<mux::Stream>,
+    routes: Arc<Mutex<Routes>>,
+) {
+    while let Some(stream) = inbound.recv().await {
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            let mut stream = BufReader::new(stream);
+            let offer = tokio::time::timeout(
+                Duration::from_secs(10),
+                protocol::read_line::<Offer, _>(&mut stream),
+            )
+            .await;
+            let Ok(Ok(Some(Offer::Stderr { id }))) = offer else {
+                tracing::warn!(
+                    "a session's supervisor opened a stream that is no server's stderr; dropped"
+                );
+                return;
+            };
+            let waiter = routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stderrs
+                .remove(&id);
+            if let Some(tx) = waiter {
+                // What the reader buffered past the offer line is stderr too.
+                let _ = tx.send(stream);
+            }
+        });
+    }
+}
+
+/// Keep podman's and the supervisor's stderr, a bounded line at a time.
+async fn copy_log(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {
+    let mut lines = BoundedLines::new(stderr, LINE_BYTES);
+    while let Some(line) = lines.next_line().await {
+        tracing::debug!("session: {line}");
+        log.push(&line);
+    }
+}
