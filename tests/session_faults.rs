@@ -686,7 +686,9 @@ impl Frozen {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
                 args.first().is_some_and(|a| a.ends_with(b"podman"))
-                    && args.windows(2).any(|w| w[0] == b"--name" && w[1] == container.as_bytes())
+                    && args
+                        .windows(2)
+                        .any(|w| w[0] == b"--name" && w[1] == container.as_bytes())
             })
             .expect("the session's podman run");
         unsafe { libc::kill(pid, libc::SIGSTOP) };

@@ -41,6 +41,35 @@ pub struct PolicyArgs {
     /// Default: a base mcpod makes once from the host's own node or python3.
     #[arg(long = "base", value_name = "RUNTIME=IMAGE", value_parser = parse_base)]
     base: Vec<(mcpod::provision::Runtime, String)>,
+    /// Keep N sessions of IMAGE's default launch started and initialized
+    /// (default N 1), so a launch_session that matches one is handed it at
+    /// once. Repeatable.
+    #[arg(long = "warm", value_name = "IMAGE[=N]", value_parser = parse_warm)]
+    warm: Vec<(String, usize)>,
+    /// Ready sessions the pool keeps at once, over every image (default 4).
+    #[arg(long)]
+    pool_max: Option<usize>,
+    /// After a launch, keep one spare of its exact spec for this many seconds
+    /// (default 0: none), within --pool-max.
+    #[arg(long)]
+    spare_secs: Option<u64>,
+}
+
+fn parse_warm(s: &str) -> Result<(String, usize), String> {
+    let (image, count) = match s.rsplit_once('=') {
+        Some((image, n)) => (
+            image,
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| format!("`{n}` in `{s}` is not a count from 1 to 64"))?,
+        ),
+        None => (s, 1),
+    };
+    if !mcpod::provision::is_package_reference(image) {
+        mcpod::image::reference::validate_reference(image).map_err(|e| e.to_string())?;
+    }
+    Ok((image.to_string(), count))
 }
 
 fn parse_base(s: &str) -> Result<(mcpod::provision::Runtime, String), String> {
@@ -70,6 +99,9 @@ impl PolicyArgs {
         for (runtime, image) in &self.base {
             a.push(format!("--base={}={image}", runtime.as_str()));
         }
+        for (image, n) in &self.warm {
+            a.push(format!("--warm={image}={n}"));
+        }
         let numbers = [
             ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
             ("--max-memory-mb", self.max_memory_mb.map(|v| v.to_string())),
@@ -81,6 +113,8 @@ impl PolicyArgs {
                 "--handshake-timeout",
                 self.handshake_timeout.map(|v| v.to_string()),
             ),
+            ("--pool-max", self.pool_max.map(|v| v.to_string())),
+            ("--spare-secs", self.spare_secs.map(|v| v.to_string())),
         ];
         for (flag, value) in numbers {
             if let Some(v) = value {
@@ -110,6 +144,11 @@ impl PolicyArgs {
             handshake_secs: self.handshake_timeout.unwrap_or(d.handshake_secs),
             default_call_secs: d.default_call_secs,
             bases: self.base.into_iter().collect(),
+            pool: mcpod::session::policy::PoolPolicy {
+                warm: self.warm.into_iter().collect(),
+                max: self.pool_max.unwrap_or(d.pool.max),
+                spare_secs: self.spare_secs.unwrap_or(d.pool.spare_secs),
+            },
         }
     }
 }

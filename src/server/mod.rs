@@ -63,8 +63,11 @@ pub async fn serve_stdio(
     workspace: Workspace,
     policy: Policy,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    // In the background: the handshake must not wait for podman.
-    tokio::spawn(async {
+    let sessions = Arc::new(Sessions::new(policy)?);
+    // In the background: the handshake must not wait for podman. The pool
+    // fills once the orphans are gone.
+    let pool = sessions.clone();
+    tokio::spawn(async move {
         match sweep::sweep_orphans().await {
             Ok(swept) if !swept.is_empty() => tracing::info!(
                 "removed {} orphaned session container(s): {}",
@@ -74,9 +77,9 @@ pub async fn serve_stdio(
             Ok(_) => {}
             Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
         }
+        pool.start_pool();
     });
     tokio::spawn(release_freed_memory());
-    let sessions = Arc::new(Sessions::new(policy)?);
     let server = McpodServer::new(workspace, sessions.clone());
     let served = async {
         let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
@@ -336,6 +339,7 @@ from; listing makes nothing.",
     async fn list_sessions(&self) -> Json<SessionList> {
         Json(SessionList {
             sessions: self.sessions.list(),
+            pool: self.sessions.pooled(),
         })
     }
 

@@ -173,6 +173,9 @@ pub struct FoundTools {
 #[derive(Clone, Debug, serde::Serialize, JsonSchema)]
 pub struct SessionList {
     pub sessions: Vec<crate::session::SessionInfo>,
+    /// Sessions started ahead of launches (the warm pool): a launch_session
+    /// of the same spec is handed one at once.
+    pub pool: Vec<crate::session::PooledReport>,
 }
 
 /// The result of `stop_session`.

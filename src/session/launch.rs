@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ impl Sessions {
     }
 
     async fn launch_inner(
-        &self,
+        self: &Arc<Self>,
         mut input: LaunchInput,
         progress: Progress,
         cancel: CancellationToken,
@@ -90,7 +90,7 @@ impl Sessions {
 
     /// A launch of a package reference (or of `provision`): build its image
     /// (a cache hit when nothing changed) and launch that.
-    async fn provision_for(
+    pub(super) async fn provision_for(
         &self,
         input: &mut LaunchInput,
         progress: &Progress,
@@ -132,7 +132,7 @@ impl Sessions {
     }
 
     async fn launch_resolved(
-        &self,
+        self: &Arc<Self>,
         input: &LaunchInput,
         progress: &Progress,
         cancel: &CancellationToken,
@@ -151,7 +151,8 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-            .cloned();
+            .cloned()
+            .or_else(|| self.pool.resolution(&input.image));
         let Some(remembered) = remembered else {
             let image = Resolved::from(image::inspect_labels(&input.image).await?);
             return self.launch_image(input, &image, progress, cancel).await;
@@ -170,6 +171,7 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
+        self.pool.forget_resolution(&input.image);
         let image = Resolved::from(image::inspect_labels(&input.image).await?);
         if image.id == remembered.id {
             return Err(failed);
@@ -188,12 +190,36 @@ impl Sessions {
     }
 
     async fn launch_image(
-        &self,
+        self: &Arc<Self>,
         input: &LaunchInput,
         image: &Resolved,
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<SessionInfo> {
+        let recipe = Arc::new(self.recipe(input, image).await?);
+        let session = match self.pool.take(&recipe.key) {
+            Some(session) => {
+                session.hand_out();
+                (progress)(format!(
+                    "handed out warm session {} ({})",
+                    session.id, session.container
+                ));
+                session
+            }
+            None => self.start_session(&recipe, progress, cancel, false).await?,
+        };
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session.id.clone(), session.clone());
+        let _ = self.changed.send(());
+        self.after_launch(&recipe);
+        Ok(self.info(&session))
+    }
+
+    /// Everything a launch of `image` for `input` starts, checked against
+    /// the image's declarations and the operator's policy, with its key.
+    pub(super) async fn recipe(&self, input: &LaunchInput, image: &Resolved) -> Result<Recipe> {
         if image.servers.is_empty() {
             return Err(Error::invalid(
                 "image",
@@ -269,25 +295,60 @@ impl Sessions {
         for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
             user.check_writable(mount)?;
         }
-        let supervisor = super::stream::supervisor_binary()?;
+        // The effective launch spec: what a pooled session must have been
+        // started with to stand in for this launch. Env values are hashed
+        // with the rest, never kept in the key.
+        let mut key = blake3::Hasher::new();
+        let spec = serde_json::json!([image.id, chosen, envs, isolation, user.describe()]);
+        key.update(spec.to_string().as_bytes());
+        let mut warnings = image.warnings.clone();
+        warnings.extend(isolation.warnings.iter().cloned());
+        Ok(Recipe {
+            key: key.finalize().to_hex().to_string(),
+            image: input.image.clone(),
+            image_id: image.id.clone(),
+            chosen,
+            envs,
+            isolation,
+            warnings,
+        })
+    }
 
+    /// Start a session of `recipe`: its container and servers (not yet in
+    /// the map). A pooled one gets a longer container lease, to wait in the pool.
+    pub(super) async fn start_session(
+        &self,
+        recipe: &Recipe,
+        progress: &Progress,
+        cancel: &CancellationToken,
+        pooled: bool,
+    ) -> Result<Arc<Session>> {
+        let supervisor = super::stream::supervisor_binary()?;
+        let user = self.user.get_or_init(container::UserMode::detect).await;
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
+        let lease_secs = recipe.isolation.lease_secs;
+        let timeout_secs = lease_secs
+            + if pooled {
+                super::pool::IDLE.as_secs()
+            } else {
+                0
+            };
         let plan = container::Plan {
             session: &id,
             name: &name,
-            image_id: &image.id,
-            isolation: &isolation,
+            image_id: &recipe.image_id,
+            isolation: &recipe.isolation,
             user,
             owner: &self.owner,
             supervisor: &supervisor,
-            timeout_secs: isolation.lease_secs,
+            timeout_secs,
         };
-        (progress)(format!("starting container {name} from {}", input.image));
+        (progress)(format!("starting container {name} from {}", recipe.image));
         let started = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
-            started = self.start_container(&plan, &chosen, &envs, progress) => started,
+            started = self.start_container(&plan, &recipe.chosen, &recipe.envs, progress) => started,
         };
         let (stream, container_id, servers) = match started {
             Ok(started) => started,
@@ -297,21 +358,18 @@ impl Sessions {
                 return Err(e);
             }
         };
-        let lease_until = container::from_now(isolation.lease_secs);
-        let mut warnings = image.warnings.clone();
-        warnings.extend(isolation.warnings.iter().cloned());
         let session = Arc::new(Session {
             id: id.clone(),
             container: name,
             container_id,
-            image: input.image.clone(),
-            image_id: image.id.clone(),
-            isolation,
-            lease_until,
+            image: recipe.image.clone(),
+            image_id: recipe.image_id.clone(),
+            isolation: recipe.isolation.clone(),
+            lease_until: AtomicU64::new(container::from_now(timeout_secs)),
             stream,
-            specs: chosen,
+            specs: recipe.chosen.clone(),
             servers,
-            warnings,
+            warnings: recipe.warnings.clone(),
             reaped: AtomicBool::new(false),
             calls: tokio::sync::Semaphore::new(super::registry::MAX_CALLS),
         });
@@ -325,17 +383,12 @@ impl Sessions {
             let reasons = no_server_ready(&session);
             let _ = shut_down(std::slice::from_ref(&session)).await;
             return Err(Error::NoServerReady {
-                image: input.image.clone(),
+                image: recipe.image.clone(),
                 session: id,
                 reasons,
             });
         }
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, session.clone());
-        let _ = self.changed.send(());
-        Ok(self.info(&session))
+        Ok(session)
     }
 
     /// Start the container (`podman run -i` of the supervisor) and, in
@@ -473,6 +526,18 @@ fn report(progress: &Progress, server: &str, child: &Child) {
         Status::Failed { reason, .. } => format!("failed: {reason}"),
     };
     (progress)(format!("server {server}: {state}"));
+}
+
+/// A checked launch: what its session starts, and the key of that spec.
+pub(super) struct Recipe {
+    pub(super) key: String,
+    /// The image as asked for.
+    pub(super) image: String,
+    pub(super) image_id: String,
+    pub(super) chosen: BTreeMap<String, ServerSpec>,
+    pub(super) envs: BTreeMap<String, BTreeMap<String, String>>,
+    pub(super) isolation: super::Isolation,
+    pub(super) warnings: Vec<String>,
 }
 
 /// What a launch needs of an image: its ID and what its labels declare.

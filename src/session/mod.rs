@@ -4,6 +4,7 @@
 //! - [`policy`]: the operator's policy and what it grants
 //! - [`container`]: hardened `podman run` flags, owner labels
 //! - [`stream`]: the session's one stream to its supervisor
+//! - `pool`: sessions started ahead of launches (`--warm`)
 //! - [`registry`]: launch, list, stop, logs, calls
 //! - [`sweep`]: containers whose owner is gone
 //! - [`connect`]: a client's own connection to a session's server
@@ -12,6 +13,7 @@ pub mod connect;
 pub mod container;
 mod launch;
 pub mod policy;
+mod pool;
 pub mod registry;
 pub mod stream;
 pub mod sweep;
@@ -22,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use policy::{Ask, Isolation, MountRequest, Policy, PolicyReport};
+pub use pool::PooledReport;
 pub use registry::Sessions;
 
 use crate::labels::Network;

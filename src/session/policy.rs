@@ -57,6 +57,31 @@ pub struct Policy {
     /// The operator's base images for provisioned packages (`--base
     /// RUNTIME=IMAGE`); a runtime not named gets a base mcpod makes.
     pub bases: crate::provision::OperatorBases,
+    /// The warm pool: images to keep ready sessions of, and how many.
+    pub pool: PoolPolicy,
+}
+
+/// The warm pool (`--warm IMAGE[=N]`, `--pool-max`, `--spare-secs`).
+#[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
+pub struct PoolPolicy {
+    /// Image → how many ready sessions of its default launch to keep.
+    pub warm: BTreeMap<String, usize>,
+    /// Ready sessions kept at once, over every image (they do not count
+    /// against `max_sessions` until handed out).
+    pub max: usize,
+    /// After a launch, keep one spare of its exact spec for this many
+    /// seconds (0: none), so the next launch like it is warm.
+    pub spare_secs: u64,
+}
+
+impl Default for PoolPolicy {
+    fn default() -> Self {
+        PoolPolicy {
+            warm: BTreeMap::new(),
+            max: 4,
+            spare_secs: 0,
+        }
+    }
 }
 
 impl Default for Policy {
@@ -77,6 +102,7 @@ impl Default for Policy {
             handshake_secs: 30,
             default_call_secs: 300,
             bases: Default::default(),
+            pool: PoolPolicy::default(),
         }
     }
 }
@@ -105,6 +131,8 @@ pub struct PolicyReport {
     /// a runtime not named runs on a base mcpod makes from the host's own
     /// runtime (list_bases shows both).
     pub bases: BTreeMap<String, String>,
+    /// The warm pool.
+    pub pool: PoolPolicy,
     /// Bounds mcpod holds to whatever the operator says.
     pub fixed: FixedLimits,
 }
@@ -228,6 +256,7 @@ impl Policy {
                 .iter()
                 .map(|(runtime, image)| (runtime.as_str().to_string(), image.clone()))
                 .collect(),
+            pool: self.pool.clone(),
             fixed: FixedLimits {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,

@@ -29,7 +29,8 @@ pub(super) struct Session {
     pub(super) image: String,
     pub(super) image_id: String,
     pub(super) isolation: Isolation,
-    pub(super) lease_until: u64,
+    /// Unix time the lease ends (moved when a pooled session is handed out).
+    pub(super) lease_until: std::sync::atomic::AtomicU64,
     pub(super) specs: BTreeMap<String, ServerSpec>,
     pub(super) servers: BTreeMap<String, Arc<Child>>,
     pub(super) warnings: Vec<String>,
@@ -46,6 +47,14 @@ pub(super) struct Session {
 pub const MAX_CALLS: usize = 64;
 
 impl Session {
+    /// A pooled session becomes a session: its lease starts now (the
+    /// supervisor ends the container then).
+    pub(super) fn hand_out(&self) {
+        let until = container::from_now(self.isolation.lease_secs);
+        self.lease_until.store(until, Ordering::SeqCst);
+        self.stream.set_lease(until);
+    }
+
     /// Running while at least one server is ready.
     pub(super) fn state(&self) -> SessionState {
         if self.servers.values().any(|c| c.is_ready()) {
@@ -75,11 +84,14 @@ pub struct Sessions {
     pub(super) closing: CancellationToken,
     /// The task that removes the containers of ended sessions (see `reap`).
     pub(super) reaper: std::sync::Once,
+    /// Sessions started ahead of launches (see `pool.rs`).
+    pub(super) pool: super::pool::Pool,
 }
 
 impl Sessions {
     pub fn new(policy: Policy) -> Result<Sessions> {
         let (changed, _) = tokio::sync::broadcast::channel(64);
+        let pool = super::pool::Pool::new(policy.pool.max);
         Ok(Sessions {
             policy,
             owner: Owner::current(),
@@ -90,6 +102,7 @@ impl Sessions {
             launches: TaskTracker::new(),
             closing: CancellationToken::new(),
             reaper: std::sync::Once::new(),
+            pool,
             changed,
         })
     }
@@ -164,7 +177,7 @@ impl Sessions {
             image: s.image.clone(),
             image_id: s.image_id.clone(),
             isolation: s.isolation.clone(),
-            lease_until: s.lease_until,
+            lease_until: s.lease_until.load(Ordering::SeqCst),
             servers,
             provisioned: None,
             client_config: if ended {
@@ -216,8 +229,10 @@ impl Sessions {
             .drain()
             .map(|(_, s)| s)
             .collect();
-        shut_down(&all).await?;
-        Ok(all.len())
+        let pooled = self.pool.drain();
+        let count = all.len() + pooled.len();
+        shut_down(&all.into_iter().chain(pooled).collect::<Vec<_>>()).await?;
+        Ok(count)
     }
 
     pub fn logs(&self, input: &LogsInput) -> Result<Logs> {
