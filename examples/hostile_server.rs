@@ -383,6 +383,9 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(ms));
                 self.reply(id, Self::text_result("slept"))?;
             }
+            "attack_supervisor" => {
+                self.reply(id, Self::text_result(attack_supervisor()))?;
+            }
             extra if self.is_extra_tool(extra) => {
                 self.reply(id, Self::text_result(extra))?;
             }
@@ -490,7 +493,41 @@ fn tools() -> Vec<Value> {
             "Sleep `ms` milliseconds, then reply.",
             schema(&[("ms", "integer")], &["ms"]),
         ),
+        tool(
+            "attack_supervisor",
+            "Try to write into the session stream through PID 1's stdout, read PID 1's memory and environment, and kill PID 1; say what happened.",
+            schema(&[], &[]),
+        ),
     ]
+}
+
+/// What a server that turned hostile can do to its session's supervisor
+/// (PID 1, same uid): one `name: ok|refused (why)` per attempt.
+fn attack_supervisor() -> String {
+    let outcome = |name: &str, result: io::Result<()>| match result {
+        Ok(()) => format!("{name}: ok"),
+        Err(e) => format!("{name}: refused ({e})"),
+    };
+    let write_stream = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/1/fd/1")
+        .and_then(|mut f| f.write_all(b"\x00\x00\x00\x00 not yamux, from a server\n"));
+    let read_mem = std::fs::File::open("/proc/1/mem").map(drop);
+    let read_env = std::fs::read("/proc/1/environ").map(drop);
+    let kill = |signal| {
+        if unsafe { libc::kill(1, signal) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    [
+        outcome("write /proc/1/fd/1", write_stream),
+        outcome("open /proc/1/mem", read_mem),
+        outcome("read /proc/1/environ", read_env),
+        outcome("SIGKILL pid 1", kill(libc::SIGKILL)),
+    ]
+    .join("; ")
 }
 
 fn run(flags: Flags) -> io::Result<()> {

@@ -535,3 +535,53 @@ fn a_program_the_image_lacks_is_named_with_the_way_out() {
     let session = info["session"].as_str().expect("session").to_string();
     stop(&mut server, 5, &session);
 }
+
+/// A server shares its session's container and uid with the supervisor
+/// (PID 1), whose stdio is the session stream. It cannot write into that
+/// stream, read the supervisor's memory (the servers' env values pass there)
+/// or environment, or kill it; the session and its other server go on.
+#[test]
+fn a_server_cannot_reach_the_session_stream_or_kill_its_supervisor() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let _cleanup = ImageCleanup("hostile-flags".into());
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let image = hostile_serving(
+        &mut server,
+        1,
+        root.path(),
+        json!({"hostile": {"command": ["/bin/hostile-server"]},
+               "other": {"command": ["/bin/hostile-server"]}}),
+    );
+    let session = launch(&mut server, 2, &image);
+    let attack = server.call(
+        3,
+        &format!("{session}_hostile__attack_supervisor"),
+        json!({}),
+    );
+    let text = text_of(&attack);
+    for refused in [
+        "write /proc/1/fd/1: refused",
+        "open /proc/1/mem: refused",
+        "read /proc/1/environ: refused",
+    ] {
+        assert!(text.contains(refused), "{refused}: {text}");
+    }
+    // The kernel drops a SIGKILL sent to a namespace's init from inside it.
+    std::thread::sleep(Duration::from_millis(500));
+    for (id, name) in [(4, "hostile"), (5, "other")] {
+        let echo = server.call(
+            id,
+            &format!("{session}_{name}__echo"),
+            json!({"text": "still here"}),
+        );
+        assert_eq!(text_of(&echo), "still here", "{echo}");
+    }
+    let listed = server.call(6, "list_sessions", json!({}));
+    assert_eq!(
+        listed["structuredContent"]["sessions"][0]["state"], "running",
+        "{listed}"
+    );
+    stop(&mut server, 7, &session);
+    assert!(containers_of(&session).is_empty());
+}

@@ -141,14 +141,11 @@ fn a_matching_launch_takes_a_warm_session_and_the_pool_fills_again() {
 }
 
 #[test]
-fn the_pool_keeps_to_its_ceiling_and_a_spare_expires() {
+fn the_pool_keeps_to_its_ceiling_apart_from_max_sessions() {
     let image = common::hello_image();
     let root = tempfile::tempdir().expect("tempdir");
     let warm = format!("--warm={image}=5");
-    let mut server = serve(
-        root.path(),
-        &[&warm, "--pool-max=2", "--spare-secs=3", "--max-sessions=3"],
-    );
+    let mut server = serve(root.path(), &[&warm, "--pool-max=2", "--max-sessions=3"]);
     let pid = server.child.id();
     pool_reaches(&mut server, 100, 2, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
@@ -237,4 +234,35 @@ fn a_bad_warm_flag_is_refused_naming_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
+}
+
+/// A pooled container waits under a longer lease (its session's plus the
+/// pool's wait); handed out, the supervisor ends it at the session's own.
+#[test]
+fn a_handed_out_session_ends_with_its_own_lease() {
+    let image = common::hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let warm = format!("--warm={image}");
+    let mut server = serve(root.path(), &[&warm, "--default-ttl=3"]);
+    let pooled = ids(&pool_reaches(&mut server, 100, 1, Duration::from_secs(60)));
+    // Past the 3 s lease while pooled: it is still there.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(ids(&pool_of(&mut server, 1)), pooled);
+    let began = Instant::now();
+    let info = launch(&mut server, 2, json!({"image": image}));
+    let session = info["session"].as_str().expect("session").to_string();
+    assert_eq!(vec![session.clone()], pooled);
+    while !common::containers_of(&session).is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the handed-out session outlived its 3 s lease by far"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        began.elapsed() >= Duration::from_secs(2),
+        "ended {:?} after the hand-out, before its lease",
+        began.elapsed()
+    );
+    server.close(Duration::from_secs(30));
 }

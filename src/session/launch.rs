@@ -404,7 +404,7 @@ impl Sessions {
         let _ = std::fs::remove_file(&cidfile);
         let stream = SessionStream::start(
             &container::run_args(plan),
-            Some(container::from_now(plan.isolation.lease_secs)),
+            Some(container::from_now(plan.timeout_secs)),
             Duration::from_secs(self.policy.handshake_secs),
         )
         .await;

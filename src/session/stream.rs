@@ -103,7 +103,50 @@ impl SessionStream {
             });
         };
         let stderr_done = tokio::spawn(copy_log(stderr, log.clone()));
-        let (opener, inbound, drive) = mux::connect(tokio::io::join(stdout, stdin), Mode::Client);
+        let failed = match Self::over(tokio::io::join(stdout, stdin), lease_until, deadline).await {
+            Ok(mut stream) => {
+                stream.podman = tokio::sync::Mutex::new(Some(process));
+                stream.log = log;
+                return Ok(stream);
+            }
+            Err(failed) => failed,
+        };
+        let code = match tokio::time::timeout(Duration::from_secs(5), process.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = process.start_kill();
+                None
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), stderr_done).await;
+        let tail = log.tail_text(TAIL_LINES);
+        Err(match code {
+            // podman's own failures (the container never ran).
+            Some(code @ 125..=127) => Error::CommandFailed {
+                command: "podman run".into(),
+                status: format!("exit code {code}"),
+                stderr_tail: tail,
+                hint: String::new(),
+            },
+            _ => Error::UnexpectedOutput {
+                command: "the session supervisor".into(),
+                reason: format!("{failed}; podman's stderr ends: {tail}"),
+            },
+        })
+    }
+
+    /// A session stream over `io` (the supervisor's stdio): the multiplexer,
+    /// the hello and the routes; why not, when the other side does not
+    /// answer as a supervisor of this protocol within `deadline`.
+    pub async fn over<T>(
+        io: T,
+        lease_until: Option<u64>,
+        deadline: Duration,
+    ) -> std::result::Result<SessionStream, String>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (opener, inbound, drive) = mux::connect(io, Mode::Client);
         let ended = CancellationToken::new();
         let end = ended.clone();
         tokio::spawn(async move {
@@ -112,40 +155,18 @@ impl SessionStream {
             }
             end.cancel();
         });
-        let hello = tokio::time::timeout(deadline, say_hello(&opener, lease_until)).await;
-        let control = match hello {
+        let control = match tokio::time::timeout(deadline, say_hello(&opener, lease_until)).await {
             Ok(Ok(control)) => control,
-            failed => {
+            Ok(Err(reason)) => {
                 opener.close();
-                let code = match tokio::time::timeout(Duration::from_secs(5), process.wait()).await
-                {
-                    Ok(Ok(status)) => status.code(),
-                    _ => {
-                        let _ = process.start_kill();
-                        None
-                    }
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(1), stderr_done).await;
-                let tail = log.tail_text(TAIL_LINES);
-                return Err(match (failed, code) {
-                    (_, Some(125)) | (_, Some(126)) | (_, Some(127)) => Error::CommandFailed {
-                        command: "podman run".into(),
-                        status: format!("exit code {}", code.unwrap_or_default()),
-                        stderr_tail: tail,
-                        hint: String::new(),
-                    },
-                    (Ok(Err(reason)), _) => Error::UnexpectedOutput {
-                        command: "the session supervisor".into(),
-                        reason: format!("{reason}; podman's stderr ends: {tail}"),
-                    },
-                    (_, _) => Error::UnexpectedOutput {
-                        command: "the session supervisor".into(),
-                        reason: format!(
-                            "it did not answer within {} s; podman's stderr ends: {tail}",
-                            deadline.as_secs()
-                        ),
-                    },
-                });
+                return Err(reason);
+            }
+            Err(_) => {
+                opener.close();
+                return Err(format!(
+                    "the supervisor did not answer within {} s",
+                    deadline.as_secs()
+                ));
             }
         };
         let routes = Arc::new(Mutex::new(Routes::default()));
@@ -157,9 +178,9 @@ impl SessionStream {
             commands,
             routes,
             next_id: AtomicU32::new(1),
-            podman: tokio::sync::Mutex::new(Some(process)),
+            podman: tokio::sync::Mutex::new(None),
             ended,
-            log,
+            log: Arc::new(LogRing::new(1)),
         })
     }
 

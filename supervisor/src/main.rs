@@ -25,6 +25,13 @@ const GRACE: Duration = Duration::from_secs(2);
 const DRAIN: Duration = Duration::from_secs(2);
 
 fn main() {
+    // Not dumpable: a server (same uid, no capabilities) cannot open
+    // /proc/1/fd/* to write into the session stream, nor read this
+    // process's memory, where the servers' env values pass.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // The servers' orphans come to this process even when it is not PID 1
+    // (a pod that shares its PID namespace, a test): it reaps them.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

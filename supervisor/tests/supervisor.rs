@@ -1,0 +1,339 @@
+//! The supervisor binary, run as a process on the host (no container): the
+//! protocol as mcpod speaks it, servers' stdio and stderr, exit codes,
+//! signals, orphans, the lease, and the end of the stream.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mcpod_supervisor::mux::{self, Mode};
+use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Child;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcpod-supervisor");
+
+struct Supervisor {
+    process: Child,
+    opener: mux::Opener,
+    inbound: tokio::sync::mpsc::UnboundedReceiver<mux::Stream>,
+    control: Option<BufReader<mux::Stream>>,
+    next: u32,
+}
+
+impl Supervisor {
+    fn spawn() -> Supervisor {
+        let mut process = tokio::process::Command::new(BIN)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the supervisor runs");
+        let io = tokio::io::join(
+            process.stdout.take().expect("stdout"),
+            process.stdin.take().expect("stdin"),
+        );
+        let (opener, inbound, drive) = mux::connect(io, Mode::Client);
+        tokio::spawn(drive);
+        Supervisor {
+            process,
+            opener,
+            inbound,
+            control: None,
+            next: 1,
+        }
+    }
+
+    /// The control stream, as mcpod opens it; the supervisor's hello.
+    async fn hello(&mut self, version: u32, lease_until: Option<u64>) -> Hello {
+        let mut control = BufReader::new(self.opener.open().await.expect("control stream"));
+        control
+            .get_mut()
+            .write_all(&protocol::line(&Open::Control {
+                version,
+                lease_until,
+            }))
+            .await
+            .expect("write");
+        let hello: Hello = protocol::read_line(&mut control)
+            .await
+            .expect("read")
+            .expect("a hello");
+        self.control = Some(control);
+        hello
+    }
+
+    async fn started(mut self) -> Supervisor {
+        let hello = self.hello(protocol::VERSION, None).await;
+        assert_eq!(hello.refused, None);
+        self
+    }
+
+    /// Start `argv`; its id, the answer and its stdio stream.
+    async fn start(&mut self, argv: &[&str]) -> (u32, Started, BufReader<mux::Stream>) {
+        let id = self.next;
+        self.next += 1;
+        let mut stream = BufReader::new(self.opener.open().await.expect("stdio stream"));
+        let start = Open::Start(Start {
+            id,
+            name: format!("s{id}"),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            env: vec![("GREETING".into(), "hi there".into())],
+            workdir: None,
+        });
+        stream
+            .get_mut()
+            .write_all(&protocol::line(&start))
+            .await
+            .expect("write");
+        let started: Started = protocol::read_line(&mut stream)
+            .await
+            .expect("read")
+            .expect("an answer");
+        (id, started, stream)
+    }
+
+    async fn event(&mut self) -> Option<Event> {
+        let control = self.control.as_mut().expect("hello first");
+        tokio::time::timeout(Duration::from_secs(10), protocol::read_line(control))
+            .await
+            .expect("an event within 10 s")
+            .expect("a valid line")
+    }
+
+    async fn command(&mut self, command: &Command) {
+        let control = self.control.as_mut().expect("hello first");
+        control
+            .get_mut()
+            .write_all(&protocol::line(command))
+            .await
+            .expect("write");
+        control.get_mut().flush().await.expect("flush");
+    }
+
+    /// The next stderr stream the supervisor offers: its server's id and text.
+    async fn stderr(&mut self) -> (u32, String) {
+        let stream = tokio::time::timeout(Duration::from_secs(10), self.inbound.recv())
+            .await
+            .expect("a stderr stream within 10 s")
+            .expect("a stream");
+        let mut stream = BufReader::new(stream);
+        let Some(Offer::Stderr { id }) = protocol::read_line(&mut stream).await.expect("offer")
+        else {
+            panic!("no offer line");
+        };
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.expect("stderr");
+        (id, text)
+    }
+
+    async fn exits(mut self) -> i32 {
+        tokio::time::timeout(Duration::from_secs(10), self.process.wait())
+            .await
+            .expect("the supervisor exits within 10 s")
+            .expect("wait")
+            .code()
+            .unwrap_or(-1)
+    }
+}
+
+async fn read_all(stream: &mut BufReader<mux::Stream>) -> String {
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut text))
+        .await
+        .expect("stdout ends within 10 s")
+        .expect("read");
+    text
+}
+
+#[tokio::test]
+async fn a_server_gets_its_env_stdin_and_reports_stdout_stderr_and_exit() {
+    let mut sup = Supervisor::spawn().started().await;
+    let (id, started, mut stdio) = sup
+        .start(&[
+            "/bin/sh",
+            "-c",
+            r#"read line; echo "$GREETING, $line"; echo oops >&2; exit 3"#,
+        ])
+        .await;
+    assert!(matches!(started, Started::Running { .. }), "{started:?}");
+    stdio.get_mut().write_all(b"world\n").await.expect("stdin");
+    assert_eq!(read_all(&mut stdio).await, "hi there, world\n");
+    assert_eq!(sup.stderr().await, (id, "oops\n".to_string()));
+    assert_eq!(sup.event().await, Some(Event::Exited { id, code: 3 }));
+    // The end of mcpod's side ends the supervisor.
+    drop(sup.control.take());
+    sup.opener.close();
+    assert_eq!(sup.exits().await, 0);
+}
+
+#[tokio::test]
+async fn closing_a_servers_stream_closes_its_stdin() {
+    let mut sup = Supervisor::spawn().started().await;
+    let (id, _, mut stdio) = sup.start(&["/bin/cat"]).await;
+    stdio.get_mut().write_all(b"echoed\n").await.expect("stdin");
+    stdio.get_mut().shutdown().await.expect("close stdin");
+    assert_eq!(read_all(&mut stdio).await, "echoed\n");
+    assert_eq!(sup.event().await, Some(Event::Exited { id, code: 0 }));
+}
+
+#[tokio::test]
+async fn a_missing_program_or_workdir_is_refused_and_says_which() {
+    let mut sup = Supervisor::spawn().started().await;
+    let (_, started, _) = sup.start(&["/no/such/program"]).await;
+    match started {
+        Started::Failed { reason, missing } => {
+            assert!(missing, "{reason}");
+            assert!(reason.contains("/no/such/program"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, started, _) = sup.start(&[]).await;
+    assert!(
+        matches!(&started, Started::Failed { missing: false, reason } if reason.contains("empty")),
+        "{started:?}"
+    );
+    // The supervisor goes on: another server starts.
+    let (_, started, _) = sup.start(&["/bin/true"]).await;
+    assert!(matches!(started, Started::Running { .. }), "{started:?}");
+}
+
+#[tokio::test]
+async fn another_protocol_version_is_refused_naming_both() {
+    let mut sup = Supervisor::spawn();
+    let hello = sup.hello(protocol::VERSION + 1, None).await;
+    let refused = hello.refused.expect("refused");
+    assert!(
+        refused.contains(&format!("protocol {}", protocol::VERSION + 1))
+            && refused.contains(&protocol::VERSION.to_string()),
+        "{refused}"
+    );
+    assert_eq!(sup.exits().await, 0);
+}
+
+#[tokio::test]
+async fn sigterm_reaches_every_server_and_ends_the_supervisor() {
+    let mut sup = Supervisor::spawn().started().await;
+    let trap = r#"trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"#;
+    let (a, _, mut one) = sup.start(&["/bin/sh", "-c", trap]).await;
+    let (b, _, mut two) = sup.start(&["/bin/sh", "-c", trap]).await;
+    for stdio in [&mut one, &mut two] {
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(stdio, &mut line)
+            .await
+            .expect("ready");
+        assert_eq!(line, "ready\n");
+    }
+    let pid = sup.process.id().expect("pid") as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(read_all(&mut one).await, "got-term\n");
+    assert_eq!(read_all(&mut two).await, "got-term\n");
+    let mut exits = vec![sup.event().await, sup.event().await];
+    exits.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(
+        exits,
+        vec![
+            Some(Event::Exited { id: a, code: 7 }),
+            Some(Event::Exited { id: b, code: 7 })
+        ]
+    );
+    assert_eq!(sup.exits().await, 0);
+}
+
+#[tokio::test]
+async fn a_signal_command_reaches_the_servers_group_and_a_kill_is_reported() {
+    let mut sup = Supervisor::spawn().started().await;
+    let (id, _, _stdio) = sup.start(&["/bin/sh", "-c", "sleep 30 & wait"]).await;
+    sup.command(&Command::Signal {
+        id,
+        signal: libc::SIGKILL,
+    })
+    .await;
+    assert_eq!(
+        sup.event().await,
+        Some(Event::Exited {
+            id,
+            code: 128 + libc::SIGKILL
+        })
+    );
+}
+
+/// (state, comm) of each process whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<(String, String)> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.ok()?.path().join("stat")).ok()?;
+            let comm = stat[stat.find('(')? + 1..stat.rfind(')')?].to_string();
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            (fields.get(1) == Some(&parent.to_string().as_str()))
+                .then(|| (fields[0].to_string(), comm))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn orphans_come_to_the_supervisor_and_are_reaped() {
+    let mut sup = Supervisor::spawn().started().await;
+    let (id, _, _stdio) = sup
+        .start(&[
+            "/bin/sh",
+            "-c",
+            "sleep 1 >/dev/null 2>&1 </dev/null & exit 0",
+        ])
+        .await;
+    assert_eq!(sup.event().await, Some(Event::Exited { id, code: 0 }));
+    let pid = sup.process.id().expect("pid");
+    // The server's orphan is the supervisor's now (a subreaper, as PID 1 is).
+    assert!(
+        children_of(pid).iter().any(|(_, comm)| comm == "sleep"),
+        "{:?}",
+        children_of(pid)
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        children_of(pid).is_empty(),
+        "unreaped: {:?}",
+        children_of(pid)
+    );
+}
+
+#[tokio::test]
+async fn the_lease_ends_the_servers_and_the_supervisor() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut sup = Supervisor::spawn();
+    assert_eq!(
+        sup.hello(protocol::VERSION, Some(now + 60)).await.refused,
+        None
+    );
+    let (id, _, _stdio) = sup.start(&["/bin/sleep", "30"]).await;
+    // A new lease, as a pooled session's hand-out sends it.
+    sup.command(&Command::Lease { until: now + 1 }).await;
+    let mut events = vec![sup.event().await, sup.event().await];
+    events.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(
+        events,
+        vec![
+            Some(Event::Exited {
+                id,
+                code: 128 + libc::SIGTERM
+            }),
+            Some(Event::LeaseEnded),
+        ]
+    );
+    assert_eq!(sup.exits().await, 0);
+}
+
+#[tokio::test]
+async fn a_broken_line_from_mcpod_is_refused_and_the_supervisor_goes_on() {
+    let mut sup = Supervisor::spawn().started().await;
+    let mut bad = sup.opener.open().await.expect("stream");
+    // The supervisor stops reading at the bound, so the write may fail.
+    let _ = bad.write_all(&vec![b'x'; protocol::MAX_LINE + 10]).await;
+    let mut rest = Vec::new();
+    let _ = bad.read_to_end(&mut rest).await;
+    let (_, started, _) = sup.start(&["/bin/true"]).await;
+    assert!(matches!(started, Started::Running { .. }), "{started:?}");
+}
