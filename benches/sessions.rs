@@ -5,20 +5,21 @@
 //! cargo bench --bench sessions
 //! ```
 //!
-//! It builds the `examples/hello` image through mcpod's `build_image` (a cache
-//! hit after the first time), then measures
+//! It builds, through mcpod's `build_image` (cache hits after the first
+//! time), the `examples/hello` image and three variants: hello with three
+//! servers, and the npm reference image (`examples/node-reference`) with only
+//! `server-everything`, and with three node servers. Then it measures
 //!
-//! 1. launch to "tools listed": `launch_session` + `tools/list` through mcpod
-//!    (N=10, after one warm-up) against `podman run -i --rm` + `initialize` +
-//!    `tools/list` (N=10, interleaved). A one-server session runs its server
-//!    as the container's process, so the baseline's flags are the exact
-//!    `podman run -i` argv mcpod used (podman's `CreateCommand` of the warm-up
-//!    session) minus what only an owned session needs: its name, the
-//!    `io.mcpod.*` labels, its cidfile and the entrypoint (the baseline names
-//!    the same command). Stopping is timed separately (`stop_session` against
-//!    the baseline's stdin EOF to exit). In the same loop, a session of the
-//!    image with a second server declared (a paused container, each server
-//!    started with `podman exec -i`) shows what several servers cost.
+//! 1. launch to "tools listed" for 1 and 3 servers, hello and node, cold and
+//!    warm: `launch_session` + `tools/list` through a cold mcpod (no pool;
+//!    N=10 each, after one warm-up), interleaved with the baseline, a bare
+//!    `podman run -i --rm` + `initialize` + `tools/list` of the one server,
+//!    with the hardening flags mcpod used (podman's `CreateCommand` of the
+//!    warm-up session minus what only an owned session needs: its name, the
+//!    `io.mcpod.*` labels, its cidfile, the supervisor's mount and
+//!    entrypoint; the baseline runs the server itself); and through a second
+//!    mcpod that keeps two of each image warm (`--warm IMAGE=2`), each launch
+//!    timed once the pool has one ready. Stopping is timed separately.
 //! 2. a proxied `tools/call` of `<session>_hello__add`, 2000 times in a row,
 //!    against the same call on a direct `podman exec -i <container>
 //!    /bin/hello-server` connection into the same container (interleaved in
@@ -26,10 +27,14 @@
 //!    its threads); then calls/s with 8 concurrent callers for 3 s, both ways.
 //! 3. the serve process's VmRSS: idle after `initialize`, and with 10 hello
 //!    sessions; then every session is stopped and no container may be left.
+//! 4. host processes per session: podman and conmon processes on the host
+//!    with 10 one-server and with 5 three-server hello sessions up, per session.
 //!
-//! It prints a table, the ratios, and whether each target holds (launch
-//! overhead <= 15 %, added call latency at the median <= 200 us, >= 2000
-//! calls/s through one session, RSS < 30 MiB with 10 sessions). Every
+//! It prints a table, the ratios, and whether each target holds (a 3-server
+//! cold launch within 1.15x of the 1-server baseline, a warm launch under
+//! 25 ms at the median and >= 10x faster than the baseline, one podman and
+//! one conmon per session, added call latency at the median <= 200 us,
+//! at least 2000 calls/s through one session, RSS < 30 MiB with 10 sessions). Every
 //! container it started (mcpod's sessions, by owner pid; the baseline's, by
 //! the `io.mcpod.bench` label) is removed on every path, panics included.
 //! Without `--bench` (as under `cargo test --benches`) it runs a tiny smoke
@@ -37,7 +42,6 @@
 //! build, or a `perf record` wrapper; then RSS and CPU figures are the wrapper's).
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -51,13 +55,20 @@ type Client = RunningService<RoleClient, ()>;
 
 const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
 const IMAGE_NAME: &str = "localhost/mcpod-hello";
-/// The hello image with a second server declared.
-const TWO_SERVER_IMAGE: &str = "localhost/mcpod-bench-two-servers";
+/// The hello image with three servers declared.
+const THREE_SERVER_IMAGE: &str = "localhost/mcpod-bench-three-servers";
+/// The npm reference image with only server-everything, and with three node servers.
+const NODE_ONE_IMAGE: &str = "localhost/mcpod-bench-node-one";
+const NODE_THREE_IMAGE: &str = "localhost/mcpod-bench-node-three";
+const EVERYTHING: &str = "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+const MEMORY: &str = "/app/node_modules/@modelcontextprotocol/server-memory/dist/index.js";
 /// Baseline containers carry this label (value: the bench's pid).
 const BENCH_LABEL: &str = "io.mcpod.bench";
 const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
 
-const TARGET_LAUNCH_OVERHEAD_PCT: f64 = 15.0;
+const TARGET_THREE_SERVER_RATIO: f64 = 1.15;
+const TARGET_WARM_MS: f64 = 25.0;
+const TARGET_WARM_SPEEDUP: f64 = 10.0;
 const TARGET_ADDED_US: f64 = 200.0;
 const TARGET_CALLS_PER_SEC: f64 = 2000.0;
 const TARGET_RSS_MIB: f64 = 30.0;
@@ -109,17 +120,23 @@ fn main() {
 }
 
 /// Removes every container this bench caused, on every path: the sessions of
-/// the mcpod it started (by owner pid) and the baseline's (by bench label).
+/// the mcpods it started (by owner pid) and the baseline's (by bench label).
 #[derive(Default)]
 struct Cleanup {
-    mcpod_pid: AtomicU32,
+    mcpod_pids: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Cleanup {
+    fn pids(&self) -> Vec<u32> {
+        self.mcpod_pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn filters(&self) -> Vec<String> {
         let mut filters = vec![format!("label={BENCH_LABEL}={}", std::process::id())];
-        let pid = self.mcpod_pid.load(Ordering::SeqCst);
-        if pid != 0 {
+        for pid in self.pids() {
             filters.push(format!("label={OWNER_PID_LABEL}={pid}"));
         }
         filters
@@ -150,9 +167,10 @@ impl Drop for Cleanup {
                 .stdout(Stdio::null())
                 .status();
         }
-        let pid = self.mcpod_pid.load(Ordering::SeqCst);
-        if pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        for pid in self.pids() {
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
         }
     }
 }
@@ -176,20 +194,9 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         return Err("examples/hello/bin/hello-server is missing: run scripts/build-hello".into());
     }
 
-    // mcpod serve, as an MCP client would start it.
-    let binary = std::env::var("MCPOD_BENCH_BIN").unwrap_or_else(|_| MCPOD.to_string());
-    let mut command = tokio::process::Command::new(&binary);
-    command
-        .arg("serve")
-        .arg("--root")
-        .arg(repo)
-        .env("MCPOD_LOG", "warn");
-    let transport = TokioChildProcess::new(command)?;
-    let pid = transport.id().ok_or("mcpod serve has no pid")?;
-    cleanup.mcpod_pid.store(pid, Ordering::SeqCst);
-    let started = Instant::now();
-    let mcpod = ().serve(transport).await?;
-    let connected_in = started.elapsed();
+    // mcpod serve, as an MCP client would start it: one without a pool
+    // (cold launches, calls, memory), and below one keeping images warm.
+    let (mcpod, pid, connected_in) = serve(repo, &[], cleanup).await?;
     let protocol = mcpod
         .peer_info()
         .map(|i| i.protocol_version.to_string())
@@ -197,31 +204,55 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = rss_kib(pid)?;
 
-    let built = structured(
-        &call(
-            &mcpod,
-            "build_image",
-            json!({"name": IMAGE_NAME, "context": "examples/hello"}),
-        )
-        .await?,
-    )?;
-    let image = built["tag"]
-        .as_str()
-        .ok_or("build_image returned no tag")?
-        .to_string();
-    let two = structured(
-        &call(
-            &mcpod,
-            "build_image",
-            json!({"name": TWO_SERVER_IMAGE, "context": "examples/hello",
-                   "servers": {"second": {"command": ["/bin/hello-server"]}}}),
-        )
-        .await?,
-    )?;
-    let two_image = two["tag"]
-        .as_str()
-        .ok_or("build_image returned no tag")?
-        .to_string();
+    let build = |name: &str, context: &str, servers: Value| {
+        let mcpod = &mcpod;
+        let (name, context) = (name.to_string(), context.to_string());
+        async move {
+            let mut args = json!({"name": name, "context": context});
+            if !servers.is_null() {
+                args["servers"] = servers;
+            }
+            let built = structured(&call(mcpod, "build_image", args).await?)?;
+            let tag = built["tag"]
+                .as_str()
+                .ok_or("build_image returned no tag")?
+                .to_string();
+            Ok::<(String, bool), Error>((tag, built["cache_hit"] == true))
+        }
+    };
+    let (image, hit) = build(IMAGE_NAME, "examples/hello", Value::Null).await?;
+    let (three_image, _) = build(
+        THREE_SERVER_IMAGE,
+        "examples/hello",
+        json!({"second": {"command": ["/bin/hello-server"]},
+               "third": {"command": ["/bin/hello-server"]}}),
+    )
+    .await?;
+    let (node, _) = build(
+        "localhost/mcpod-node-reference",
+        "examples/node-reference",
+        Value::Null,
+    )
+    .await?;
+    let node_one_image = node_variant(
+        &mcpod,
+        repo,
+        NODE_ONE_IMAGE,
+        &node,
+        json!({"everything": {"command": ["/usr/bin/node", EVERYTHING, "stdio"]}}),
+    )
+    .await?;
+    let node_three_image = node_variant(
+        &mcpod,
+        repo,
+        NODE_THREE_IMAGE,
+        &node,
+        json!({"everything": {"command": ["/usr/bin/node", EVERYTHING, "stdio"]},
+               "everything2": {"command": ["/usr/bin/node", EVERYTHING, "stdio"]},
+               "memory": {"command": ["/usr/bin/node", MEMORY],
+                          "env": {"MEMORY_FILE_PATH": "/tmp/memory.json"}}}),
+    )
+    .await?;
 
     println!(
         "mcpod sessions bench: {} cores, {}, load avg {}",
@@ -237,11 +268,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     println!(
         "mcpod serve pid {pid} (release), connected in {:.1} ms, protocol {protocol}; image {image} ({})",
         ms(connected_in),
-        if built["cache_hit"] == true {
-            "cache hit"
-        } else {
-            "built"
-        }
+        if hit { "cache hit" } else { "built" }
     );
 
     // Warm-up of both paths; the launch also tells us the isolation mcpod grants.
@@ -254,42 +281,93 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         "baseline: podman run -i {} {image} /bin/hello-server",
         shell_words(&flags)
     );
-    baseline_once(&flags, &image, 0).await?;
-    let warm = launch(&mcpod, &two_image).await?;
-    stop(&mcpod, &warm.session).await?;
+    let hello_cmd = vec!["/bin/hello-server".to_string()];
+    let node_cmd: Vec<String> = ["/usr/bin/node", EVERYTHING, "stdio"]
+        .map(String::from)
+        .to_vec();
+    baseline_once(&flags, &image, &hello_cmd, "add", 0).await?;
+    baseline_once(&flags, &node_one_image, &node_cmd, "echo", 0).await?;
+    let cases = [
+        Case::new("hello, 1 server", &image, "hello__add"),
+        Case::new("hello, 3 servers", &three_image, "third__add"),
+        Case::new("node, 1 server", &node_one_image, "everything__echo"),
+        Case::new("node, 3 servers", &node_three_image, "memory__read_graph"),
+    ];
+    for case in &cases {
+        let s = launch_case(&mcpod, case).await?;
+        stop(&mcpod, &s.0).await?;
+    }
 
-    // 1. Launch to tools listed, interleaved.
-    let mut m_ready = Vec::new();
+    // 1. Launch to tools listed, cold (interleaved with the baselines).
+    let mut cold: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     let mut m_stop = Vec::new();
-    let mut b_ready = Vec::new();
+    let mut b_hello = Vec::new();
+    let mut b_node = Vec::new();
+    let mut b_node3 = Vec::new();
     let mut b_stop = Vec::new();
-    let mut two_ready = Vec::new();
     for i in 0..plan.launches {
-        let t = Instant::now();
-        let s = launch(&mcpod, &image).await?;
-        let tools = mcpod.list_all_tools().await?;
-        let add = format!("{}_hello__add", s.session);
-        if !tools.iter().any(|t| t.name == add) {
-            return Err(format!("tools/list after launch lacks {add}").into());
+        for (c, case) in cases.iter().enumerate() {
+            let t = Instant::now();
+            let (session, _) = launch_case(&mcpod, case).await?;
+            cold[c].push(t.elapsed());
+            let t = Instant::now();
+            stop(&mcpod, &session).await?;
+            if c == 0 {
+                m_stop.push(t.elapsed());
+            }
         }
-        m_ready.push(t.elapsed());
-        let t = Instant::now();
-        stop(&mcpod, &s.session).await?;
-        m_stop.push(t.elapsed());
-
-        let (ready, teardown) = baseline_once(&flags, &image, i + 1).await?;
-        b_ready.push(ready);
+        let (ready, teardown) = baseline_once(&flags, &image, &hello_cmd, "add", i + 1).await?;
+        b_hello.push(ready);
         b_stop.push(teardown);
-
+        let (ready, _) = baseline_once(&flags, &node_one_image, &node_cmd, "echo", i + 1).await?;
+        b_node.push(ready);
+        // What three node servers cost without mcpod: three bare runs at once.
         let t = Instant::now();
-        let s = launch(&mcpod, &two_image).await?;
-        let tools = mcpod.list_all_tools().await?;
-        let second = format!("{}_second__add", s.session);
-        if !tools.iter().any(|t| t.name == second) {
-            return Err(format!("tools/list after launch lacks {second}").into());
+        let runs: Vec<_> = (0..3)
+            .map(|k| {
+                baseline_once(
+                    &flags,
+                    &node_one_image,
+                    &node_cmd,
+                    "echo",
+                    100 * (i + 1) + k,
+                )
+            })
+            .collect();
+        for run in futures::future::join_all(runs).await {
+            run?;
         }
-        two_ready.push(t.elapsed());
-        stop(&mcpod, &s.session).await?;
+        b_node3.push(t.elapsed());
+    }
+
+    // ... and warm, from an mcpod that keeps two of each ready.
+    let warm_flags: Vec<String> = cases
+        .iter()
+        .map(|c| format!("--warm={}=2", c.image))
+        .chain(["--pool-max=8".to_string()])
+        .collect();
+    let (pooled, warm_pid, _) = serve(repo, &warm_flags, cleanup).await?;
+    let mut warm: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for _ in 0..plan.launches {
+        for (c, case) in cases.iter().enumerate() {
+            pool_has(&pooled, &case.image, Duration::from_secs(120)).await?;
+            let t = Instant::now();
+            let (session, handed) = launch_case(&pooled, case).await?;
+            warm[c].push(t.elapsed());
+            if !handed {
+                return Err(format!(
+                    "a warm launch of {} was not handed a pooled session",
+                    case.label
+                )
+                .into());
+            }
+            stop(&pooled, &session).await?;
+        }
+    }
+    let _ = pooled.cancel().await;
+    let left = podman_ps(&format!("label={OWNER_PID_LABEL}={warm_pid}"));
+    if !left.is_empty() {
+        return Err(format!("the warm mcpod left containers: {left:?}").into());
     }
 
     // 2. Proxied calls against a direct connection into the same container.
@@ -338,6 +416,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         sessions.push(launch(&mcpod, &image).await?.session);
     }
     let launch_all = t.elapsed();
+    let procs_one = host_processes(&mcpod, &sessions).await?;
     let t = Instant::now();
     let listed = mcpod.list_all_tools().await?.len();
     let list_time = t.elapsed();
@@ -352,6 +431,16 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     let stop_all = t.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_after = rss_kib(pid)?;
+
+    // 4. Host processes per session, with three servers each.
+    let mut three = Vec::new();
+    for _ in 0..plan.sessions / 2 {
+        three.push(launch_case(&mcpod, &cases[1]).await?.0);
+    }
+    let procs_three = host_processes(&mcpod, &three).await?;
+    for s in &three {
+        stop(&mcpod, s).await?;
+    }
     let left_running = cleanup.leftovers();
 
     let t = Instant::now();
@@ -360,14 +449,16 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     let left_after_exit = cleanup.leftovers();
 
     // The report.
-    m_ready.sort();
-    b_ready.sort();
     m_stop.sort();
     b_stop.sort();
-    two_ready.sort();
+    b_hello.sort();
+    b_node.sort();
+    b_node3.sort();
     m_call.sort();
     d_call.sort();
-    let overhead = (median(&m_ready).as_secs_f64() / median(&b_ready).as_secs_f64() - 1.0) * 100.0;
+    for samples in cold.iter_mut().chain(warm.iter_mut()) {
+        samples.sort();
+    }
     let added_us = us(median(&m_call)) - us(median(&d_call));
     let m_rate = m_tput.0 as f64 / m_tput.1.as_secs_f64();
     let d_rate = d_tput.0 as f64 / d_tput.1.as_secs_f64();
@@ -375,28 +466,67 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
 
     println!();
     println!(
-        "1. launch -> tools listed (N={}, interleaved)      median        p90        min        max",
+        "1. launch -> tools listed (N={}, interleaved)      median        p90        min        max   ratio to its 1-server baseline",
         plan.launches
     );
-    row_ms("   mcpod launch_session + tools/list", &m_ready);
-    row_ms("   podman run -i + initialize + tools/list", &b_ready);
-    println!(
-        "   mcpod overhead at the median: {:+.1} % ({:+.0} ms; ratio {:.3})   target <= {TARGET_LAUNCH_OVERHEAD_PCT} %: {}",
-        overhead,
-        ms(median(&m_ready)) - ms(median(&b_ready)),
-        median(&m_ready).as_secs_f64() / median(&b_ready).as_secs_f64(),
-        verdict(overhead <= TARGET_LAUNCH_OVERHEAD_PCT)
-    );
-    row_ms("   stop: mcpod stop_session (not in the above)", &m_stop);
-    row_ms("   stop: baseline stdin EOF -> podman exits", &b_stop);
+    let mut holds = Vec::new();
+    for (c, case) in cases.iter().enumerate() {
+        let baseline = if c < 2 { &b_hello } else { &b_node };
+        if c == 0 || c == 2 {
+            row_ms(
+                &format!(
+                    "   baseline {}: podman run -i + init + list",
+                    if c == 0 { "hello" } else { "node" }
+                ),
+                baseline,
+            );
+        }
+        let cold_ratio = median(&cold[c]).as_secs_f64() / median(baseline).as_secs_f64();
+        let warm_ratio = median(&warm[c]).as_secs_f64() / median(baseline).as_secs_f64();
+        row_ms(&format!("   mcpod cold, {}", case.label), &cold[c]);
+        println!("{:>96}", format!("{cold_ratio:.3}x"));
+        row_ms(&format!("   mcpod warm, {}", case.label), &warm[c]);
+        println!(
+            "{:>96}",
+            format!("{warm_ratio:.3}x ({:.0}x faster)", 1.0 / warm_ratio)
+        );
+        if c == 3 {
+            row_ms(
+                "   baseline node x3: three bare podman run -i at once",
+                &b_node3,
+            );
+            println!(
+                "{:>96}",
+                format!(
+                    "mcpod cold {:.3}x of it",
+                    median(&cold[c]).as_secs_f64() / median(&b_node3).as_secs_f64()
+                )
+            );
+        }
+        if case.label.contains("3 servers") {
+            holds.push((
+                format!("3-server cold launch ({}) within {TARGET_THREE_SERVER_RATIO}x of the 1-server baseline: {cold_ratio:.3}x", case.label),
+                cold_ratio <= TARGET_THREE_SERVER_RATIO,
+            ));
+        }
+        holds.push((
+            format!(
+                "warm launch ({}) under {TARGET_WARM_MS} ms p50 and >= {TARGET_WARM_SPEEDUP}x faster than the baseline: {:.1} ms, {:.0}x",
+                case.label,
+                ms(median(&warm[c])),
+                1.0 / warm_ratio
+            ),
+            ms(median(&warm[c])) < TARGET_WARM_MS && 1.0 / warm_ratio >= TARGET_WARM_SPEEDUP,
+        ));
+    }
     row_ms(
-        "   two servers: mcpod launch_session + tools/list",
-        &two_ready,
+        "   stop: mcpod stop_session, hello (not in the above)",
+        &m_stop,
     );
-    println!(
-        "   two servers (paused container + podman exec each) against the one-server baseline: {:+.1} % at the median",
-        (median(&two_ready).as_secs_f64() / median(&b_ready).as_secs_f64() - 1.0) * 100.0
-    );
+    row_ms("   stop: baseline stdin EOF -> podman exits", &b_stop);
+    for (what, ok) in &holds {
+        println!("   {what}: {}", verdict(*ok));
+    }
     println!();
     println!(
         "2. tools/call add, sequential (N={} each, blocks of {})   median        p90        p99        max",
@@ -458,6 +588,22 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         ms(stop_all),
         ms(exit)
     );
+    println!();
+    println!("4. host processes per session (podman, conmon)");
+    let per = |with: (usize, usize), n: usize| (with.0 as f64 / n as f64, with.1 as f64 / n as f64);
+    let one = per(procs_one, plan.sessions);
+    let three_per = per(procs_three, (plan.sessions / 2).max(1));
+    println!(
+        "   1 server:  {:.2} podman, {:.2} conmon per session ({} sessions)",
+        one.0, one.1, plan.sessions
+    );
+    println!(
+        "   3 servers: {:.2} podman, {:.2} conmon per session ({} sessions)   target one of each: {}",
+        three_per.0,
+        three_per.1,
+        plan.sessions / 2,
+        verdict((three_per.0 - 1.0).abs() < 0.01 && (three_per.1 - 1.0).abs() < 0.01)
+    );
     println!(
         "   containers left after stop_session: {}; after mcpod exit: {}   {}",
         list_or_none(&left_running),
@@ -468,6 +614,153 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         return Err("containers were left behind".into());
     }
     Ok(())
+}
+
+/// Start `mcpod serve --root REPO EXTRA...` under an rmcp client: the
+/// client, its pid (registered for cleanup), and the handshake's time.
+async fn serve(
+    repo: &std::path::Path,
+    extra: &[String],
+    cleanup: &Cleanup,
+) -> Result<(Client, u32, Duration), Error> {
+    let binary = std::env::var("MCPOD_BENCH_BIN").unwrap_or_else(|_| MCPOD.to_string());
+    let mut command = tokio::process::Command::new(&binary);
+    command
+        .arg("serve")
+        .arg("--root")
+        .arg(repo)
+        .args(extra)
+        .env("MCPOD_LOG", "warn");
+    let transport = TokioChildProcess::new(command)?;
+    let pid = transport.id().ok_or("mcpod serve has no pid")?;
+    cleanup
+        .mcpod_pids
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(pid);
+    let started = Instant::now();
+    let client = ().serve(transport).await?;
+    Ok((client, pid, started.elapsed()))
+}
+
+/// A launch to time: an image whose default launch is the case, and a tool
+/// the listing must show.
+struct Case {
+    label: &'static str,
+    image: String,
+    tool: &'static str,
+}
+
+impl Case {
+    fn new(label: &'static str, image: &str, tool: &'static str) -> Case {
+        Case {
+            label,
+            image: image.to_string(),
+            tool,
+        }
+    }
+}
+
+/// Launch `case` and list the tools; the session, and whether it came from
+/// the pool (its progress said so, or its id was pooled).
+async fn launch_case(client: &Client, case: &Case) -> Result<(String, bool), Error> {
+    let pooled: Vec<String> = pool_sessions(client, &case.image).await?;
+    let info = structured(&call(client, "launch_session", json!({"image": case.image})).await?)?;
+    let session = info["session"].as_str().ok_or("no session id")?.to_string();
+    let servers = info["servers"].as_object().ok_or("no servers")?;
+    if let Some((name, s)) = servers.iter().find(|(_, s)| s["status"] != "ready") {
+        return Err(format!("{}: server {name} is not ready: {s}", case.label).into());
+    }
+    let tools = client.list_all_tools().await?;
+    let want = format!("{session}_{}", case.tool);
+    if !tools.iter().any(|t| t.name == want) {
+        return Err(format!("tools/list after launch lacks {want}").into());
+    }
+    let handed = pooled.contains(&session);
+    Ok((session, handed))
+}
+
+/// The ids of pooled sessions of `image` (none when the list is cheap to skip).
+async fn pool_sessions(client: &Client, image: &str) -> Result<Vec<String>, Error> {
+    let listed = structured(&call(client, "list_sessions", json!({})).await?)?;
+    Ok(listed["pool"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["image"] == image)
+        .filter_map(|p| p["session"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// Wait until the pool holds a session of `image`.
+async fn pool_has(client: &Client, image: &str, within: Duration) -> Result<(), Error> {
+    let until = Instant::now() + within;
+    while pool_sessions(client, image).await?.is_empty() {
+        if Instant::now() > until {
+            return Err(format!("the pool had no session of {image} within {within:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// An image FROM `base` whose label declares exactly `servers`.
+async fn node_variant(
+    client: &Client,
+    repo: &std::path::Path,
+    name: &str,
+    base: &str,
+    servers: Value,
+) -> Result<String, Error> {
+    let dir = format!(
+        "target/bench-contexts/{}",
+        name.rsplit('/').next().unwrap_or(name)
+    );
+    std::fs::create_dir_all(repo.join(&dir))?;
+    let label = serde_json::to_string(&servers)?.replace('\'', "");
+    std::fs::write(
+        repo.join(&dir).join("Containerfile"),
+        format!("FROM {base}\nLABEL io.mcpod.servers='{label}'\n"),
+    )?;
+    let built =
+        structured(&call(client, "build_image", json!({"name": name, "context": dir})).await?)?;
+    Ok(built["tag"]
+        .as_str()
+        .ok_or("build_image returned no tag")?
+        .to_string())
+}
+
+/// podman and conmon processes on the host that serve `sessions` (their
+/// argv names the session's container, by name or ID).
+async fn host_processes(client: &Client, sessions: &[String]) -> Result<(usize, usize), Error> {
+    let listed = structured(&call(client, "list_sessions", json!({})).await?)?;
+    let mut names: Vec<String> = Vec::new();
+    for s in listed["sessions"].as_array().into_iter().flatten() {
+        if sessions.iter().any(|id| s["session"] == id.as_str()) {
+            for key in ["container", "container_id"] {
+                if let Some(v) = s[key].as_str() {
+                    names.push(v.to_string());
+                }
+            }
+        }
+    }
+    let mut counts = (0, 0);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let slot = match comm.trim() {
+            "podman" => &mut counts.0,
+            "conmon" => &mut counts.1,
+            _ => continue,
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| names.iter().any(|n| arg == n.as_bytes()))
+        {
+            *slot += 1;
+        }
+    }
+    Ok(counts)
 }
 
 struct Launched {
@@ -519,8 +812,9 @@ async fn create_command(container: &str) -> Result<Vec<String>, Error> {
 }
 
 /// Split mcpod's `podman run -i` argv (`podman run -i FLAGS... IMAGE`) into
-/// what only an owned session needs (its name, `io.mcpod.*` labels, cidfile
-/// and entrypoint) and the rest: (the rest of the flags, image).
+/// what only an owned session needs (its name, `io.mcpod.*` labels, cidfile,
+/// the supervisor's mount and entrypoint) and the rest: (the rest of the
+/// flags, image).
 fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
     let flags = &create[3..create.len() - 1];
     let mut kept = Vec::new();
@@ -533,7 +827,8 @@ fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
         } else if !(f.starts_with("--name=")
             || f.starts_with("--cidfile=")
             || f.starts_with("--label=io.mcpod.")
-            || f.starts_with("--entrypoint="))
+            || f.starts_with("--entrypoint=")
+            || f.ends_with(":/.mcpod/supervisor:ro"))
         {
             kept.push(f.clone());
         }
@@ -545,6 +840,8 @@ fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
 async fn baseline_once(
     flags: &[String],
     image: &str,
+    command_argv: &[String],
+    tool: &str,
     i: usize,
 ) -> Result<(Duration, Duration), Error> {
     let bench = std::process::id();
@@ -552,15 +849,15 @@ async fn baseline_once(
     command
         .args(["run", "-i"])
         .args(flags)
-        .arg(format!("--name=mcpod-bench-{bench}-{i}"))
+        .arg(format!("--name=mcpod-bench-{bench}-{}-{i}", tool))
         .arg(format!("--label={BENCH_LABEL}={bench}"))
         .arg(image)
-        .arg("/bin/hello-server");
+        .args(command_argv);
     let t = Instant::now();
     let client = connect(command).await?;
     let tools = client.list_all_tools().await?;
-    if !tools.iter().any(|t| t.name == "add") {
-        return Err("the baseline's tools/list lacks add".into());
+    if !tools.iter().any(|t| t.name == tool) {
+        return Err(format!("the baseline's tools/list lacks {tool}").into());
     }
     let ready = t.elapsed();
     let t = Instant::now();

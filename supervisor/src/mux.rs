@@ -68,6 +68,10 @@ where
     config
         .set_max_num_streams(MAX_STREAMS)
         .set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024));
+    // Buffered both ways: yamux writes a frame's header and body separately
+    // and flushes after each batch, so one write per batch (not two per
+    // frame) crosses podman, conmon and the supervisor; reads the same.
+    let io = tokio::io::BufStream::with_capacity(64 * 1024, 64 * 1024, io);
     let mut connection = yamux::Connection::new(io.compat(), config, mode);
     let (requests_tx, mut requests) = mpsc::unbounded_channel();
     let (inbound_tx, inbound) = mpsc::unbounded_channel();
