@@ -445,6 +445,14 @@ fn server_crashing_mid_call_is_withdrawn_alone() {
         "the other server's tools are gone: {names:?}"
     );
 
+    // The session's own log has the supervisor's line for it.
+    let logs = mcpod.call(40, "session_logs", json!({"session": session}));
+    let supervisor = logs["structuredContent"]["supervisor"].to_string();
+    assert!(
+        supervisor.contains("mcpod-supervisor: server a exited with code 7"),
+        "{logs}"
+    );
+
     // The other server still works, by exported name and through call_tool.
     let sum = mcpod.call(4, &format!("{session}_b__add"), json!({"a": 40, "b": 2}));
     assert_eq!(sum["structuredContent"]["sum"], 42, "{sum}");

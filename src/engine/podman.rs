@@ -187,27 +187,23 @@ pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
         .await
 }
 
-/// Start `podman ARGS...` with stdin, stdout and stderr piped: a server
-/// attached to `podman run -i` or `podman exec -i`. `env`, when given, is the
-/// env file ARGS name as `--env-file` [`env::ENV_FILE`]; podman itself gets
-/// only the allow-listed environment. Killing the returned child ends
-/// podman's side, not always the process inside: close its stdin, or remove
-/// the container.
-pub fn spawn_stdio(
-    args: &[std::ffi::OsString],
-    env: Option<&env::EnvFile>,
-) -> Result<tokio::process::Child> {
+/// Start `podman ARGS...` with stdin, stdout and stderr piped (a session's
+/// `podman run -i`); podman gets only the allow-listed environment. Killing
+/// the returned child ends podman's side, not always the process inside:
+/// close its stdin, or remove the container.
+pub fn spawn_stdio(args: &[std::ffi::OsString]) -> Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(PROGRAM);
     command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    spawn(command, args, env)
+    spawn(command, args, None)
 }
 
-/// Run `podman ARGS...` on this process's own stdin, stdout and stderr (as
-/// [`spawn_stdio`] for `env`); its exit status.
+/// Run `podman ARGS...` on this process's own stdin, stdout and stderr; its
+/// exit status. `env`, when given, is the env file ARGS name as
+/// `--env-file` [`env::ENV_FILE`] (`mcpod connect`).
 pub async fn run_inheriting(
     args: &[std::ffi::OsString],
     env: Option<&env::EnvFile>,

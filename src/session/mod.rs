@@ -187,4 +187,7 @@ pub struct LogsInput {
 pub struct Logs {
     pub session: String,
     pub servers: BTreeMap<String, Vec<String>>,
+    /// The session's own lines: its supervisor's (servers started and
+    /// exited, the lease) and podman's.
+    pub supervisor: Vec<String>,
 }

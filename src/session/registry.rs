@@ -257,6 +257,7 @@ impl Sessions {
         Ok(Logs {
             session: session.id.clone(),
             servers,
+            supervisor: session.stream.log.tail(tail),
         })
     }
 

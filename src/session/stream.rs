@@ -90,7 +90,7 @@ impl SessionStream {
         lease_until: Option<u64>,
         deadline: Duration,
     ) -> Result<SessionStream> {
-        let mut process = podman::spawn_stdio(podman_args, None)?;
+        let mut process = podman::spawn_stdio(podman_args)?;
         let log = Arc::new(LogRing::new(200));
         let (Some(stdout), Some(stdin), Some(stderr)) = (
             process.stdout.take(),
