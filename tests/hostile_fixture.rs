@@ -136,7 +136,8 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "garbage_then_reply",
             "list_changed_flood",
             "tools_list_count",
-            "slow"
+            "slow",
+            "attack_supervisor"
         ]
     );
     for t in tools {
