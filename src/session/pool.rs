@@ -356,6 +356,7 @@ impl Sessions {
                             });
                         this.pool.unreserve(&recipe.key);
                     }
+                    Err(_) if this.closing.is_cancelled() => this.pool.unreserve(&recipe.key),
                     Err(e) => {
                         this.pool.unreserve(&recipe.key);
                         tracing::warn!("warm pool: a session of {} failed: {e}", recipe.image)
