@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod clients;
 pub mod doctor;
+pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod image;

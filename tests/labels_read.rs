@@ -544,6 +544,8 @@ fn requests_are_read_and_checked() {
             millicpus: Some(500),
             pids: Some(256),
             env: vec!["API_KEY".into()],
+            egress: vec![],
+            forwards: Default::default(),
         })
     );
     assert!(d.servers.is_empty());

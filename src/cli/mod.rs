@@ -43,7 +43,7 @@ pub enum Command {
     /// List the base images packages run on (the list_bases tool), or --remake one.
     Bases(provision::BasesCommand),
     /// Launch an image as a session, list its tools, optionally call one, then stop it.
-    Launch(session::LaunchArgs),
+    Launch(Box<session::LaunchArgs>),
     /// List the session containers on this host (of every mcpod process).
     Sessions(JsonFlag),
     /// Stop session containers by session id (of any mcpod process).
@@ -109,7 +109,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Inspect(args) => image::inspect(args).await,
         Command::Provision(args) => provision::provision(args).await,
         Command::Bases(args) => provision::bases(args).await,
-        Command::Launch(args) => session::launch(args).await,
+        Command::Launch(args) => session::launch(*args).await,
         Command::Sessions(out) => session::sessions(out).await,
         Command::Stop(args) => session::stop(args).await,
         Command::Gc(args) => session::gc(args).await,

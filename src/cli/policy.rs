@@ -53,6 +53,15 @@ pub struct PolicyArgs {
     /// (default 0: none), within --pool-max.
     #[arg(long)]
     spare_secs: Option<u64>,
+    /// A destination sessions may be granted, HOST:PORT: a name, *.SUFFIX for
+    /// its subdomains, an address, or host.containers.internal:PORT for this
+    /// host's loopback. Sessions keep --network=none and reach it through
+    /// mcpod. Repeatable.
+    #[arg(long = "allow-egress", value_name = "HOST:PORT", value_parser = mcpod::egress::Pattern::parse)]
+    allow_egress: Vec<mcpod::egress::Pattern>,
+    /// Append every egress connection to FILE, a JSON line each.
+    #[arg(long, value_name = "FILE")]
+    egress_log: Option<std::path::PathBuf>,
 }
 
 fn parse_warm(s: &str) -> Result<(String, usize), String> {
@@ -102,6 +111,12 @@ impl PolicyArgs {
         for (image, n) in &self.warm {
             a.push(format!("--warm={image}={n}"));
         }
+        for pattern in &self.allow_egress {
+            a.push(format!("--allow-egress={pattern}"));
+        }
+        if let Some(file) = &self.egress_log {
+            a.push(format!("--egress-log={}", file.display()));
+        }
         let numbers = [
             ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
             ("--max-memory-mb", self.max_memory_mb.map(|v| v.to_string())),
@@ -149,6 +164,8 @@ impl PolicyArgs {
                 max: self.pool_max.unwrap_or(d.pool.max),
                 spare_secs: self.spare_secs.unwrap_or(d.pool.spare_secs),
             },
+            allow_egress: self.allow_egress,
+            egress_log: self.egress_log,
         }
     }
 }

@@ -33,6 +33,12 @@ pub struct LaunchArgs {
     /// Ask for network egress (needs --allow-network).
     #[arg(long)]
     network: bool,
+    /// Ask for egress to HOST:PORT (within the operator's --allow-egress). Repeatable.
+    #[arg(long = "egress", value_name = "HOST:PORT", value_parser = mcpod::egress::Pattern::parse)]
+    egress: Vec<mcpod::egress::Pattern>,
+    /// Forward a port of the container's loopback to HOST:PORT: PORT=HOST:PORT. Repeatable.
+    #[arg(long = "forward", value_name = "PORT=HOST:PORT", value_parser = parse_forward)]
+    forwards: Vec<(u16, mcpod::egress::Pattern)>,
     /// Lease in seconds.
     #[arg(long)]
     ttl: Option<u64>,
@@ -131,6 +137,8 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
         memory_mb: None,
         cpus: None,
         pids: None,
+        egress: args.egress,
+        forwards: args.forwards.into_iter().collect(),
     };
     let call = match &args.call {
         Some(c) => {
@@ -315,4 +323,16 @@ pub async fn connect(args: ConnectArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     std::process::exit(code)
+}
+
+fn parse_forward(s: &str) -> Result<(u16, mcpod::egress::Pattern), String> {
+    let (port, to) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not PORT=HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("`{port}` in `{s}` is not a port"))?;
+    Ok((port, mcpod::egress::Pattern::parse(to)?))
 }

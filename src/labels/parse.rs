@@ -55,6 +55,8 @@ const REQUEST_FIELDS: &[&str] = &[
     "cpus",
     "pids",
     "env",
+    "egress",
+    "forwards",
 ];
 
 /// Warnings one label gives, at most (then one saying there were more).
@@ -309,8 +311,61 @@ pub(crate) fn requests(value: &Value, ctx: &mut Ctx) -> Result<Requests, Problem
                 }
                 out.env = set.into_iter().collect();
             }
+            "egress" => {
+                let mut set = BTreeSet::new();
+                for (i, text) in strings(value, &path)?.into_iter().enumerate() {
+                    let pattern = crate::egress::Pattern::parse(&text).map_err(|why| {
+                        Problem::new(index_path(&path, i), why, "fix or remove it")
+                    })?;
+                    set.insert(pattern);
+                }
+                out.egress = set.into_iter().collect();
+            }
+            "forwards" => out.forwards = forwards(value, &path)?,
             f => ctx.unknown(&path, f, REQUEST_FIELDS)?,
         }
+    }
+    Ok(out)
+}
+
+/// `{"PORT": "HOST:PORT"}`: literal destinations, ports 1..=65535.
+fn forwards(
+    value: &Value,
+    path: &str,
+) -> Result<std::collections::BTreeMap<u16, crate::egress::Pattern>, Problem> {
+    let Value::Object(map) = value else {
+        return Err(Problem::wrong_type(
+            path,
+            "an object of port → HOST:PORT",
+            value,
+        ));
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (port, to) in map {
+        let at = key_path(path, port);
+        let listen: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+            Problem::new(
+                at.clone(),
+                format!("`{}` is not a port (1 to 65535)", quote(port)),
+                "key each forward by the port its clients connect to in the container",
+            )
+        })?;
+        let Value::String(to) = to else {
+            return Err(Problem::wrong_type(&at, "a HOST:PORT string", to));
+        };
+        let pattern = crate::egress::Pattern::parse(to)
+            .map_err(|why| Problem::new(at.clone(), why, "fix or remove it"))?;
+        if !pattern.is_literal() {
+            return Err(Problem::new(
+                at,
+                format!(
+                    "`{}` is a wildcard; a forward goes to one destination",
+                    quote(to)
+                ),
+                "name one host",
+            ));
+        }
+        out.insert(listen, pattern);
     }
     Ok(out)
 }
@@ -566,7 +621,9 @@ mod tests {
         let mut ctx = Ctx::label(super::super::REQUESTS);
         let r = requests(
             &json!({"network": "egress", "writable_paths": ["/b/", "/a", "/b"], "memory_mb": 512,
-                    "cpus": 1.5, "pids": 128, "env": ["B", "A", "B"]}),
+                    "cpus": 1.5, "pids": 128, "env": ["B", "A", "B"],
+                    "egress": ["*.pypi.org:443", "API.github.com:443", "api.github.com:443"],
+                    "forwards": {"5432": "db.internal:5432"}}),
             &mut ctx,
         )
         .unwrap();
@@ -579,6 +636,15 @@ mod tests {
                 millicpus: Some(1500),
                 pids: Some(128),
                 env: vec!["A".into(), "B".into()],
+                egress: ["api.github.com:443", "*.pypi.org:443"]
+                    .map(|p| crate::egress::Pattern::parse(p).expect(p))
+                    .into_iter()
+                    .collect(),
+                forwards: [(
+                    5432,
+                    crate::egress::Pattern::parse("db.internal:5432").expect("p")
+                )]
+                .into(),
             }
         );
         assert!(ctx.warnings.is_empty());
@@ -587,6 +653,17 @@ mod tests {
     #[test]
     fn request_errors_name_the_path() {
         let cases = [
+            (json!({"egress": ["github.com"]}), "$.egress[0]", "no port"),
+            (
+                json!({"forwards": {"x": "a.com:1"}}),
+                "$.forwards.x",
+                "is not a port",
+            ),
+            (
+                json!({"forwards": {"80": "*.a.com:1"}}),
+                "$.forwards[\"80\"]",
+                "a wildcard",
+            ),
             (
                 json!({"network": "host"}),
                 "$.network",

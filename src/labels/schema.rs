@@ -88,7 +88,9 @@ mod tests {
             keys,
             [
                 "cpus",
+                "egress",
                 "env",
+                "forwards",
                 "memory_mb",
                 "network",
                 "pids",

@@ -108,6 +108,14 @@ pub struct Requests {
     /// Host variables the servers would like passed in (sorted, without duplicates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// Destinations the servers need to reach (`HOST:PORT` patterns, sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub egress: Vec<crate::egress::Pattern>,
+    /// Ports on the container's loopback forwarded to a fixed destination.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<u16, String>")]
+    pub forwards: BTreeMap<u16, crate::egress::Pattern>,
 }
 
 /// What a set of image labels declares.
@@ -274,6 +282,18 @@ pub struct RequestsLabel {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(pattern(ENV_NAME_PATTERN)))]
     pub env: Vec<String>,
+    /// Destinations the servers need to reach, as `HOST:PORT`: a name
+    /// (`api.github.com:443`), a wildcard for its subdomains (`*.pypi.org:443`),
+    /// an address (`10.0.0.5:5432`, `[fd00::1]:80`), or
+    /// `host.containers.internal:PORT` for the host's loopback. The operator
+    /// grants them (`--allow-egress`); the session still has no network, and
+    /// its servers reach them through an HTTP proxy (`HTTP_PROXY`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
+    /// For protocols that ignore proxies: a port on the container's loopback
+    /// → the fixed `HOST:PORT` its connections go to, e.g. `{"5432": "db.example.com:5432"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub forwards: BTreeMap<String, String>,
 }
 
 /// The value of the `io.mcpod.schema` label.

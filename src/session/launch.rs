@@ -402,9 +402,30 @@ impl Sessions {
     ) -> Result<Started> {
         let cidfile = container::cidfile(plan.name);
         let _ = std::fs::remove_file(&cidfile);
+        let isolation = plan.isolation;
+        let egress = !isolation.egress.is_empty();
+        let session = super::stream::Session {
+            lease_until: Some(container::from_now(plan.timeout_secs)),
+            forwards: isolation
+                .forwards
+                .iter()
+                .map(|(listen, to)| mcpod_supervisor::protocol::Forward {
+                    listen: *listen,
+                    host: to.host(),
+                    port: to.port,
+                })
+                .collect(),
+            gate: egress.then(|| {
+                Arc::new(crate::egress::gate::Gate::new(
+                    plan.session,
+                    isolation.egress.clone(),
+                    self.audit.clone(),
+                ))
+            }),
+        };
         let stream = SessionStream::start(
             &container::run_args(plan),
-            Some(container::from_now(plan.timeout_secs)),
+            session,
             Duration::from_secs(self.policy.handshake_secs),
         )
         .await;
@@ -414,14 +435,39 @@ impl Sessions {
         let _ = std::fs::remove_file(&cidfile);
         let stream = Arc::new(stream?);
         let mut set = tokio::task::JoinSet::new();
-        for (server, spec) in chosen {
+        for (i, (server, spec)) in chosen.iter().enumerate() {
             let start = self.child_spec(server, spec);
             let stream = stream.clone();
             let (server, spec) = (server.clone(), spec.clone());
-            let env = envs.get(&server).cloned().unwrap_or_default();
+            let mut env = envs.get(&server).cloned().unwrap_or_default();
+            // Each server's own proxy, so the audit names the server.
+            let proxy_port = egress.then(|| super::policy::PROXY_PORTS + i as u16);
+            if let Some(port) = proxy_port {
+                let url = format!("http://127.0.0.1:{port}");
+                for name in [
+                    "HTTP_PROXY",
+                    "HTTPS_PROXY",
+                    "ALL_PROXY",
+                    "http_proxy",
+                    "https_proxy",
+                    "all_proxy",
+                ] {
+                    env.entry(name.into()).or_insert_with(|| url.clone());
+                }
+                for name in ["NO_PROXY", "no_proxy"] {
+                    env.entry(name.into())
+                        .or_insert_with(|| "localhost,127.0.0.1,::1".into());
+                }
+            }
             set.spawn(async move {
                 let io = stream
-                    .start_server(&server, &spec.command, &env, spec.workdir.as_deref())
+                    .start_server(
+                        &server,
+                        &spec.command,
+                        &env,
+                        spec.workdir.as_deref(),
+                        proxy_port,
+                    )
                     .await;
                 (server, Child::start(start, io).await)
             });

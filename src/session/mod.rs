@@ -69,6 +69,17 @@ pub struct LaunchInput {
     pub cpus: Option<f64>,
     #[serde(default)]
     pub pids: Option<u32>,
+    /// Destinations the servers need (`HOST:PORT` patterns, as the label's
+    /// `egress`), over the image's; each must be within the operator's
+    /// --allow-egress (show_policy lists them).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub egress: Vec<crate::egress::Pattern>,
+    /// Ports on the container's loopback forwarded to a fixed `HOST:PORT`,
+    /// over the image's.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<u16, String>")]
+    pub forwards: BTreeMap<u16, crate::egress::Pattern>,
 }
 
 /// A launch-time change to one server's label spec.
@@ -95,6 +106,8 @@ impl LaunchInput {
             memory_mb: self.memory_mb,
             cpus: self.cpus,
             pids: self.pids,
+            egress: self.egress.clone(),
+            forwards: self.forwards.clone(),
         }
     }
 }
@@ -190,4 +203,7 @@ pub struct Logs {
     /// The session's own lines: its supervisor's (servers started and
     /// exited, the lease) and podman's.
     pub supervisor: Vec<String>,
+    /// Every egress connection of the session, a JSON line each (from,
+    /// destination, address, verdict and rule, bytes each way, duration).
+    pub egress: Vec<String>,
 }

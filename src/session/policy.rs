@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::egress::Pattern;
 use crate::labels::{Network, Requests};
 use crate::{Error, Result};
 
@@ -59,6 +60,10 @@ pub struct Policy {
     pub bases: crate::provision::OperatorBases,
     /// The warm pool: images to keep ready sessions of, and how many.
     pub pool: PoolPolicy,
+    /// Destinations a session may be granted (`--allow-egress`).
+    pub allow_egress: Vec<Pattern>,
+    /// Where every egress connection is recorded, a JSON line each (`--egress-log`).
+    pub egress_log: Option<PathBuf>,
 }
 
 /// The warm pool (`--warm IMAGE[=N]`, `--pool-max`, `--spare-secs`).
@@ -103,6 +108,8 @@ impl Default for Policy {
             default_call_secs: 300,
             bases: Default::default(),
             pool: PoolPolicy::default(),
+            allow_egress: Vec::new(),
+            egress_log: None,
         }
     }
 }
@@ -133,6 +140,8 @@ pub struct PolicyReport {
     pub bases: BTreeMap<String, String>,
     /// The warm pool.
     pub pool: PoolPolicy,
+    /// Destinations a session may be granted (`--allow-egress`).
+    pub allow_egress: Vec<String>,
     /// Bounds mcpod holds to whatever the operator says.
     pub fixed: FixedLimits,
 }
@@ -191,7 +200,18 @@ pub struct Ask {
     pub memory_mb: Option<u32>,
     pub cpus: Option<f64>,
     pub pids: Option<u32>,
+    /// Destinations (over the label's, when given).
+    pub egress: Vec<Pattern>,
+    /// Port forwards (over the label's, when given).
+    pub forwards: BTreeMap<u16, Pattern>,
 }
+
+/// The first port of the servers' HTTP proxies on a session's loopback: one
+/// per server, in order of name; a forward may not take one of them.
+pub const PROXY_PORTS: u16 = 41000;
+
+/// Servers a session may have proxies for (the label allows no more).
+const MAX_PROXIES: u16 = 64;
 
 /// The isolation a session actually gets; every field is visible to the agent.
 #[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]
@@ -212,6 +232,20 @@ pub struct Isolation {
     /// The container is killed after this many seconds, even if mcpod is gone.
     pub lease_secs: u64,
     pub mounts: Vec<GrantedMount>,
+    /// Destinations the servers may reach, through mcpod (the label's or the
+    /// launch's requests that the operator's `--allow-egress` covers); the
+    /// network stays `none`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub egress: Vec<Pattern>,
+    /// Ports on the container's loopback forwarded to a fixed destination.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<u16, String>")]
+    pub forwards: BTreeMap<u16, Pattern>,
+    /// Where each server's HTTP proxy listens (its `HTTP_PROXY`), when the
+    /// session has egress: `http://127.0.0.1:41000` for the first server by name, and up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -257,6 +291,7 @@ impl Policy {
                 .map(|(runtime, image)| (runtime.as_str().to_string(), image.clone()))
                 .collect(),
             pool: self.pool.clone(),
+            allow_egress: self.allow_egress.iter().map(|p| p.to_string()).collect(),
             fixed: FixedLimits {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,
@@ -366,6 +401,15 @@ impl Policy {
         for m in &ask.mounts {
             mounts.push(self.grant_mount(m)?);
         }
+        // With the whole network there is nothing to gate.
+        let (egress, forwards) = if wants_egress {
+            (Vec::new(), BTreeMap::new())
+        } else {
+            self.grant_egress(ask, &label, &mut warnings)?
+        };
+        let egress_proxy = (!egress.is_empty()).then(|| {
+            format!("http://127.0.0.1:{PROXY_PORTS} for the first server by name, one port up for each next")
+        });
 
         Ok(Isolation {
             network: if wants_egress { "egress" } else { "none" }.into(),
@@ -379,8 +423,89 @@ impl Policy {
             cpus,
             lease_secs,
             mounts,
+            egress,
+            forwards,
+            egress_proxy,
             warnings,
         })
+    }
+
+    /// The destinations (and forwards) asked for that the operator's
+    /// `--allow-egress` covers. What a launch asks beyond it is an error;
+    /// what a label asks beyond it is left out with a warning.
+    fn grant_egress(
+        &self,
+        ask: &Ask,
+        label: &Requests,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Vec<Pattern>, BTreeMap<u16, Pattern>)> {
+        let asked = !ask.egress.is_empty() || !ask.forwards.is_empty();
+        let (wanted, forwards) = if asked {
+            (&ask.egress, &ask.forwards)
+        } else {
+            (&label.egress, &label.forwards)
+        };
+        let allowed = |p: &Pattern| self.allow_egress.iter().any(|g| p.within(g));
+        let refuse = |what: &str, p: &Pattern| {
+            Error::invalid(
+                what,
+                p.to_string(),
+                if self.allow_egress.is_empty() {
+                    "the operator allows no egress".to_string()
+                } else {
+                    format!(
+                        "it is not within the operator's --allow-egress patterns ({})",
+                        self.allow_egress
+                            .iter()
+                            .map(|g| g.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                "ask for destinations show_policy's allow_egress covers, or ask the operator to add one (--allow-egress)",
+            )
+        };
+        let mut egress = Vec::new();
+        for p in wanted {
+            if allowed(p) {
+                egress.push(p.clone());
+            } else if asked {
+                return Err(refuse("egress", p));
+            } else {
+                warnings.push(format!(
+                    "the image requests egress to {p}; the operator's policy does not grant it"
+                ));
+            }
+        }
+        let mut granted_forwards = BTreeMap::new();
+        for (listen, to) in forwards {
+            if (PROXY_PORTS..PROXY_PORTS + MAX_PROXIES).contains(listen) {
+                return Err(Error::invalid(
+                    "forwards",
+                    listen.to_string(),
+                    format!(
+                        "ports {PROXY_PORTS} to {} are the servers' egress proxies",
+                        PROXY_PORTS + MAX_PROXIES - 1
+                    ),
+                    "forward another port",
+                ));
+            }
+            if allowed(to) {
+                granted_forwards.insert(*listen, to.clone());
+                if !egress.contains(to) {
+                    egress.push(to.clone());
+                }
+            } else if asked {
+                return Err(refuse("forwards", to));
+            } else {
+                warnings.push(format!(
+                    "the image requests port {listen} forwarded to {to}; the operator's policy does not grant it"
+                ));
+            }
+        }
+        egress.sort();
+        egress.dedup();
+        Ok((egress, granted_forwards))
     }
 
     fn limit(

@@ -86,12 +86,21 @@ pub struct Sessions {
     pub(super) reaper: std::sync::Once,
     /// Sessions started ahead of launches (see `pool.rs`).
     pub(super) pool: super::pool::Pool,
+    /// The operator's egress audit file (`--egress-log`).
+    pub(super) audit: Option<Arc<crate::egress::gate::AuditFile>>,
 }
 
 impl Sessions {
     pub fn new(policy: Policy) -> Result<Sessions> {
         let (changed, _) = tokio::sync::broadcast::channel(64);
         let pool = super::pool::Pool::new(policy.pool.max);
+        let audit = match &policy.egress_log {
+            Some(path) => Some(Arc::new(
+                crate::egress::gate::AuditFile::open(path)
+                    .map_err(|e| Error::io("opening the egress log", path, e))?,
+            )),
+            None => None,
+        };
         Ok(Sessions {
             policy,
             owner: Owner::current(),
@@ -103,6 +112,7 @@ impl Sessions {
             closing: CancellationToken::new(),
             reaper: std::sync::Once::new(),
             pool,
+            audit,
             changed,
         })
     }
@@ -258,6 +268,12 @@ impl Sessions {
             session: session.id.clone(),
             servers,
             supervisor: session.stream.log.tail(tail),
+            egress: session
+                .stream
+                .gate
+                .as_ref()
+                .map(|g| g.log.tail(tail))
+                .unwrap_or_default(),
         })
     }
 

@@ -14,11 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcpod_supervisor::mux::{self, Mode};
-use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
+use mcpod_supervisor::protocol::{
+    self, Command, Event, Forward, Hello, Offer, Open, Start, Started, Verdict,
+};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::egress::gate::Gate;
 use crate::engine::podman;
 use crate::engine::process::BoundedLines;
 use crate::proxy::log::{LINE_BYTES, LogRing};
@@ -77,6 +80,8 @@ pub struct SessionStream {
     ended: CancellationToken,
     /// podman's and the supervisor's stderr.
     pub log: Arc<LogRing>,
+    /// The session's egress gate, when it has egress.
+    pub gate: Option<Arc<Gate>>,
 }
 
 /// Lines of podman's and the supervisor's stderr an error quotes.
@@ -87,7 +92,7 @@ impl SessionStream {
     /// error when podman or the supervisor does not come up within `deadline`.
     pub async fn start(
         podman_args: &[OsString],
-        lease_until: Option<u64>,
+        session: Session,
         deadline: Duration,
     ) -> Result<SessionStream> {
         let mut process = podman::spawn_stdio(podman_args)?;
@@ -103,7 +108,7 @@ impl SessionStream {
             });
         };
         let stderr_done = tokio::spawn(copy_log(stderr, log.clone()));
-        let failed = match Self::over(tokio::io::join(stdout, stdin), lease_until, deadline).await {
+        let failed = match Self::over(tokio::io::join(stdout, stdin), session, deadline).await {
             Ok(mut stream) => {
                 stream.podman = tokio::sync::Mutex::new(Some(process));
                 stream.log = log;
@@ -140,7 +145,7 @@ impl SessionStream {
     /// answer as a supervisor of this protocol within `deadline`.
     pub async fn over<T>(
         io: T,
-        lease_until: Option<u64>,
+        session: Session,
         deadline: Duration,
     ) -> std::result::Result<SessionStream, String>
     where
@@ -155,7 +160,8 @@ impl SessionStream {
             }
             end.cancel();
         });
-        let control = match tokio::time::timeout(deadline, say_hello(&opener, lease_until)).await {
+        let hello = say_hello(&opener, session.lease_until, session.forwards);
+        let control = match tokio::time::timeout(deadline, hello).await {
             Ok(Ok(control)) => control,
             Ok(Err(reason)) => {
                 opener.close();
@@ -172,7 +178,7 @@ impl SessionStream {
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (commands, lines) = mpsc::unbounded_channel();
         tokio::spawn(run_control(control, lines, routes.clone()));
-        tokio::spawn(take_offers(inbound, routes.clone()));
+        tokio::spawn(take_offers(inbound, routes.clone(), session.gate.clone()));
         Ok(SessionStream {
             opener,
             commands,
@@ -181,6 +187,7 @@ impl SessionStream {
             podman: tokio::sync::Mutex::new(None),
             ended,
             log: Arc::new(LogRing::new(1)),
+            gate: session.gate,
         })
     }
 
@@ -191,6 +198,7 @@ impl SessionStream {
         argv: &[String],
         env: &BTreeMap<String, String>,
         workdir: Option<&str>,
+        proxy_port: Option<u16>,
     ) -> std::result::Result<ServerIo, NotStarted> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (exit_tx, exit) = oneshot::channel();
@@ -216,6 +224,7 @@ impl SessionStream {
             argv: argv.to_vec(),
             env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             workdir: workdir.map(str::to_string),
+            proxy_port,
         });
         let answer = async {
             stream.get_mut().write_all(&protocol::line(&start)).await?;
@@ -281,10 +290,22 @@ impl SessionStream {
     }
 }
 
+/// What the supervisor is told of its session at the start, and the gate
+/// its connections go through.
+#[derive(Default)]
+pub struct Session {
+    /// Unix time at which the supervisor ends the session.
+    pub lease_until: Option<u64>,
+    pub forwards: Vec<Forward>,
+    /// None: every connection is refused.
+    pub gate: Option<Arc<Gate>>,
+}
+
 /// Open the control stream and exchange versions.
 async fn say_hello(
     opener: &mux::Opener,
     lease_until: Option<u64>,
+    forwards: Vec<Forward>,
 ) -> std::result::Result<BufReader<mux::Stream>, String> {
     let stream = opener
         .open()
@@ -294,6 +315,7 @@ async fn say_hello(
     let open = Open::Control {
         version: protocol::VERSION,
         lease_until,
+        forwards,
     };
     let io = async {
         stream.get_mut().write_all(&protocol::line(&open)).await?;
@@ -359,13 +381,16 @@ async fn run_control(
     routes.stderrs.clear();
 }
 
-/// Streams the supervisor opens: each server's stderr, to whoever waits for it.
+/// Streams the supervisor opens: each server's stderr, to whoever waits for
+/// it; each connection a server opens, to the gate.
 async fn take_offers(
     mut inbound: mpsc::UnboundedReceiver<mux::Stream>,
     routes: Arc<Mutex<Routes>>,
+    gate: Option<Arc<Gate>>,
 ) {
     while let Some(stream) = inbound.recv().await {
         let routes = routes.clone();
+        let gate = gate.clone();
         tokio::spawn(async move {
             let mut stream = BufReader::new(stream);
             let offer = tokio::time::timeout(
@@ -373,11 +398,27 @@ async fn take_offers(
                 protocol::read_line::<Offer, _>(&mut stream),
             )
             .await;
-            let Ok(Ok(Some(Offer::Stderr { id }))) = offer else {
-                tracing::warn!(
-                    "a session's supervisor opened a stream that is no server's stderr; dropped"
-                );
-                return;
+            let id = match offer {
+                Ok(Ok(Some(Offer::Stderr { id }))) => id,
+                Ok(Ok(Some(Offer::Connect { from, host, port }))) => {
+                    match gate {
+                        Some(gate) => gate.handle(stream, &from, &host, port).await,
+                        None => {
+                            let refused = Verdict {
+                                allowed: false,
+                                reason: "this session has no egress".into(),
+                            };
+                            let _ = stream.get_mut().write_all(&protocol::line(&refused)).await;
+                        }
+                    }
+                    return;
+                }
+                _ => {
+                    tracing::warn!(
+                        "a session's supervisor opened a stream that is no server's stderr or connection; dropped"
+                    );
+                    return;
+                }
             };
             let waiter = routes
                 .lock()

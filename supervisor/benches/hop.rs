@@ -60,6 +60,7 @@ async fn run(rounds: usize) {
         .write_all(&protocol::line(&Open::Control {
             version: protocol::VERSION,
             lease_until: None,
+            forwards: vec![],
         }))
         .await
         .expect("hello");
@@ -73,6 +74,7 @@ async fn run(rounds: usize) {
             argv: vec!["cat".into()],
             env: vec![],
             workdir: None,
+            proxy_port: None,
         })))
         .await
         .expect("start");

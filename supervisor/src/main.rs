@@ -10,6 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod egress;
+
 use mcpod_supervisor::mux::{self, Mode};
 use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -243,7 +245,18 @@ async fn serve(stream: mux::Stream, state: Arc<State>, opener: mux::Opener) {
         Ok(Some(Open::Control {
             version,
             lease_until,
-        })) => control(stream, version, lease_until, state).await,
+            forwards,
+        })) => {
+            for f in forwards {
+                let listen = f.listen;
+                if let Err(e) = egress::forward(f, opener.clone()).await {
+                    say(&format!(
+                        "cannot listen on 127.0.0.1:{listen} for a port forward: {e}"
+                    ));
+                }
+            }
+            control(stream, version, lease_until, state).await
+        }
         Ok(Some(Open::Start(start))) => run_server(stream, start, state, opener).await,
         Ok(None) => {}
         Err(e) => say(&format!("refused a stream: {e}")),
@@ -331,6 +344,20 @@ async fn run_server(
     opener: mux::Opener,
 ) {
     let (mut from_mcpod, mut to_mcpod) = tokio::io::split(stream);
+    if let Some(port) = start.proxy_port
+        && let Err(e) = egress::proxy(port, start.name.clone(), opener.clone()).await
+    {
+        let reason = format!("cannot listen on 127.0.0.1:{port} as its egress proxy: {e}");
+        say(&format!("server {}: {reason}", start.name));
+        let _ = to_mcpod
+            .write_all(&protocol::line(&Started::Failed {
+                reason,
+                missing: false,
+            }))
+            .await;
+        let _ = to_mcpod.shutdown().await;
+        return;
+    }
     let (exit_tx, exit_rx) = oneshot::channel();
     let spawned = spawn(&start).map(|(pid, pipes)| {
         // No await since the spawn: the reaper cannot have seen it exit yet.

@@ -40,8 +40,22 @@ pub enum Open {
         /// (the session's lease); none: no lease of its own.
         #[serde(default)]
         lease_until: Option<u64>,
+        /// Ports on the container's loopback whose connections go to a
+        /// fixed destination (for protocols that ignore proxies).
+        #[serde(default)]
+        forwards: Vec<Forward>,
     },
     Start(Start),
+}
+
+/// A port forward: connections to `127.0.0.1:listen` in the container go
+/// to `host:port`, through mcpod's gate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    pub listen: u16,
+    pub host: String,
+    pub port: u16,
 }
 
 /// Start one server.
@@ -58,6 +72,10 @@ pub struct Start {
     pub env: Vec<(String, String)>,
     #[serde(default)]
     pub workdir: Option<String>,
+    /// Listen on `127.0.0.1:PORT` in the container as this server's HTTP
+    /// proxy (CONNECT and plain HTTP), each connection through mcpod's gate.
+    #[serde(default)]
+    pub proxy_port: Option<u16>,
 }
 
 /// The supervisor's answer on the control stream.
@@ -84,7 +102,27 @@ pub enum Started {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Offer {
-    Stderr { id: u32 },
+    Stderr {
+        id: u32,
+    },
+    /// A connection a server opened to `host:port` (through its proxy, or a
+    /// port forward); mcpod answers a [`Verdict`], then the stream carries
+    /// the connection's bytes.
+    Connect {
+        /// The server's name, or `forward:PORT`.
+        from: String,
+        host: String,
+        port: u16,
+    },
+}
+
+/// mcpod's answer to a connection.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// The rule that decided (and, allowed, the address dialled).
+    pub reason: String,
 }
 
 /// A control line from the supervisor.
@@ -166,6 +204,7 @@ mod tests {
             argv: vec!["/bin/x".into(), "a b".into()],
             env: vec![("K".into(), "v\nw".into())],
             workdir: None,
+            proxy_port: None,
         });
         let mut bytes = line(&open);
         bytes.extend_from_slice(b"raw");

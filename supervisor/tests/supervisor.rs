@@ -51,6 +51,7 @@ impl Supervisor {
             .write_all(&protocol::line(&Open::Control {
                 version,
                 lease_until,
+                forwards: vec![],
             }))
             .await
             .expect("write");
@@ -79,6 +80,7 @@ impl Supervisor {
             argv: argv.iter().map(|a| a.to_string()).collect(),
             env: vec![("GREETING".into(), "hi there".into())],
             workdir: None,
+            proxy_port: None,
         });
         stream
             .get_mut()

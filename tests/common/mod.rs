@@ -36,11 +36,11 @@ pub fn podman_lines(args: &[&str]) -> Vec<String> {
     // A listing can fail while another process removes a container or an
     // image (podman's storage has no lock across it): try it again.
     let mut out = Command::new("podman").args(args).output().expect("podman");
-    for _ in 0..5 {
+    for _ in 0..10 {
         if out.status.success() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(300));
         out = Command::new("podman").args(args).output().expect("podman");
     }
     assert!(out.status.success(), "podman {args:?}: {out:?}");

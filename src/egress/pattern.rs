@@ -1,0 +1,306 @@
+//! Egress destinations: the `HOST:PORT` patterns a label or a launch asks
+//! for and the operator grants (`--allow-egress`), what a grant covers, and
+//! which addresses are special (loopback, private, link-local, metadata):
+//! refused unless a grant names them.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The name a session uses for the host's own loopback (podman's name for
+/// the host); a grant must name it, as `host.containers.internal:PORT`.
+pub const HOST_ALIAS: &str = "host.containers.internal";
+
+/// A destination pattern: `api.github.com:443`, `*.pypi.org:443` (any
+/// subdomain, not the apex), `10.0.0.5:5432`, `[fd00::1]:80` or
+/// `host.containers.internal:8080`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Pattern {
+    host: Host,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Host {
+    /// A DNS name, lowercase.
+    Name(String),
+    /// `*.SUFFIX`: any name ending in `.SUFFIX`.
+    Wildcard(String),
+    Ip(IpAddr),
+}
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Pattern::parse(&s)
+    }
+}
+
+impl From<Pattern> for String {
+    fn from(p: Pattern) -> String {
+        p.to_string()
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            Host::Name(n) => write!(f, "{n}:{}", self.port),
+            Host::Wildcard(s) => write!(f, "*.{s}:{}", self.port),
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            Host::Ip(ip) => write!(f, "{ip}:{}", self.port),
+        }
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Pattern::parse(s)
+    }
+}
+
+/// Longest DNS name.
+const MAX_NAME: usize = 253;
+
+impl Pattern {
+    pub fn parse(s: &str) -> std::result::Result<Pattern, String> {
+        let bad = |why: &str| {
+            format!(
+                "`{s}` is not an egress destination ({why}); write HOST:PORT, e.g. api.github.com:443, *.pypi.org:443 or {HOST_ALIAS}:8080"
+            )
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("the port must be 1 to 65535"))?;
+        let host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Host::Ip(IpAddr::V6(
+                v6.parse().map_err(|_| bad("not an IPv6 address"))?,
+            ))
+        } else if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+            Host::Ip(IpAddr::V4(ip))
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            Host::Wildcard(dns_name(suffix).ok_or_else(|| bad("not a DNS name after `*.`"))?)
+        } else {
+            Host::Name(dns_name(host).ok_or_else(|| bad("not a DNS name or an IP address"))?)
+        };
+        Ok(Pattern { host, port })
+    }
+
+    /// Whether every destination this pattern names is one `grant` names too.
+    pub fn within(&self, grant: &Pattern) -> bool {
+        if self.port != grant.port {
+            return false;
+        }
+        match (&self.host, &grant.host) {
+            (a, b) if a == b => true,
+            (Host::Name(n), Host::Wildcard(s)) => subdomain(n, s),
+            (Host::Wildcard(t), Host::Wildcard(s)) => subdomain(t, s),
+            _ => false,
+        }
+    }
+
+    /// Whether `host:port` (as a client asked for it) is this pattern's.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        if port != self.port {
+            return false;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&host);
+        match &self.host {
+            Host::Name(n) => *n == host,
+            Host::Wildcard(s) => subdomain(host, s),
+            Host::Ip(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == *ip),
+        }
+    }
+
+    /// Whether this pattern names `address` itself (an IP grant, or the host
+    /// alias for loopback), which lets a special address through.
+    pub fn names_address(&self, address: IpAddr) -> bool {
+        match &self.host {
+            Host::Ip(ip) => *ip == address,
+            Host::Name(n) => n == HOST_ALIAS && address.is_loopback(),
+            Host::Wildcard(_) => false,
+        }
+    }
+
+    /// The host as a client names it.
+    pub fn host(&self) -> String {
+        match &self.host {
+            Host::Name(n) => n.clone(),
+            Host::Wildcard(s) => format!("*.{s}"),
+            Host::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// A literal destination (no wildcard), as a port forward needs.
+    pub fn is_literal(&self) -> bool {
+        !matches!(self.host, Host::Wildcard(_))
+    }
+}
+
+fn subdomain(name: &str, suffix: &str) -> bool {
+    name.len() > suffix.len() + 1
+        && name.ends_with(suffix)
+        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
+}
+
+/// `name` lowercased, when it is a DNS name.
+fn dns_name(name: &str) -> Option<String> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    ok.then_some(name)
+}
+
+/// Why `address` may not be dialled unless a grant names it: loopback,
+/// private, link-local (cloud metadata lives there), shared, unspecified,
+/// broadcast or multicast; `None` for a public address.
+pub fn special(address: IpAddr) -> Option<&'static str> {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() {
+                Some("a private address")
+            } else if v4.is_link_local() {
+                Some("a link-local address (cloud metadata lives there)")
+            } else if a == 100 && (64..128).contains(&b) {
+                Some("a shared (carrier-grade NAT) address")
+            } else if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() || a == 0 {
+                Some("not a unicast address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return special(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if first & 0xfe00 == 0xfc00 {
+                Some("a private (unique local) address")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("a link-local address")
+            } else if v6.is_unspecified() || v6.is_multicast() {
+                Some("not a unicast address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::parse(s).expect(s)
+    }
+
+    #[test]
+    fn patterns_parse_and_print_back() {
+        for s in [
+            "api.github.com:443",
+            "*.pypi.org:443",
+            "10.0.0.5:5432",
+            "[fd00::1]:80",
+            "host.containers.internal:8080",
+        ] {
+            assert_eq!(p(s).to_string(), s);
+        }
+        assert_eq!(p("API.GitHub.com.:443").to_string(), "api.github.com:443");
+        for bad in [
+            "github.com",
+            "github.com:0",
+            "github.com:65536",
+            "*:443",
+            "*.:443",
+            "a b:1",
+            "-x.com:1",
+            "[zz]:1",
+            "http://x.com:80",
+            ":80",
+        ] {
+            assert!(Pattern::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn a_request_is_granted_only_within_an_operator_pattern() {
+        assert!(p("api.github.com:443").within(&p("*.github.com:443")));
+        assert!(p("*.files.pypi.org:443").within(&p("*.pypi.org:443")));
+        assert!(p("*.pypi.org:443").within(&p("*.pypi.org:443")));
+        assert!(
+            !p("github.com:443").within(&p("*.github.com:443")),
+            "the apex"
+        );
+        assert!(!p("*.org:443").within(&p("*.pypi.org:443")), "wider");
+        assert!(
+            !p("api.github.com:80").within(&p("*.github.com:443")),
+            "port"
+        );
+        assert!(!p("evilgithub.com:443").within(&p("*.github.com:443")));
+        assert!(!p("10.0.0.5:5432").within(&p("*.internal:5432")));
+    }
+
+    #[test]
+    fn a_destination_matches_by_name_suffix_or_address() {
+        assert!(p("*.github.com:443").matches("API.github.com.", 443));
+        assert!(!p("*.github.com:443").matches("github.com", 443));
+        assert!(!p("*.github.com:443").matches("x.github.com.evil.net", 443));
+        assert!(p("[::1]:80").matches("[::1]", 80));
+        assert!(p("10.0.0.5:5432").matches("10.0.0.5", 5432));
+        assert!(!p("10.0.0.5:5432").matches("10.0.0.5", 5433));
+    }
+
+    #[test]
+    fn special_addresses_are_named_and_only_a_grant_of_them_lets_them_through() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(special(a.parse().expect(a)).is_some(), "{a}");
+        }
+        for a in ["93.184.216.34", "2606:4700::1111", "1.1.1.1"] {
+            assert_eq!(special(a.parse().expect(a)), None, "{a}");
+        }
+        let lo: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(p("host.containers.internal:8080").names_address(lo));
+        assert!(p("127.0.0.1:8080").names_address(lo));
+        assert!(
+            !p("localhost:8080").names_address(lo),
+            "a name is not the address"
+        );
+        assert!(!p("*.internal:8080").names_address(lo));
+    }
+}

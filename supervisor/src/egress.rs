@@ -1,0 +1,217 @@
+//! The container's side of egress: an HTTP proxy per server on the
+//! container's loopback (CONNECT, and plain HTTP in absolute form) and the
+//! granted port forwards. Each connection becomes a stream to mcpod, which
+//! decides ([`Verdict`]) and dials; a refusal is an HTTP 403 naming the rule.
+
+use mcpod_supervisor::mux;
+use mcpod_supervisor::protocol::{self, Forward, Offer, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The longest request head the proxy reads.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// How long mcpod gets to decide and dial.
+const VERDICT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Listen on `127.0.0.1:port` as `from`'s HTTP proxy; returns once bound.
+pub async fn proxy(port: u16, from: String, opener: mux::Opener) -> std::io::Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(proxy_connection(client, from.clone(), opener.clone()));
+        }
+    });
+    Ok(())
+}
+
+/// Listen on `127.0.0.1:listen` and send every connection to the forward's
+/// destination; returns once bound.
+pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", forward.listen)).await?;
+    tokio::spawn(async move {
+        let from = format!("forward:{}", forward.listen);
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (opener, from, host) = (opener.clone(), from.clone(), forward.host.clone());
+            let port = forward.port;
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = ask(&opener, &from, &host, port).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// A stream to `host:port` through mcpod's gate, or the rule that refused it.
+async fn ask(
+    opener: &mux::Opener,
+    from: &str,
+    host: &str,
+    port: u16,
+) -> Result<BufReader<mux::Stream>, String> {
+    let stream = opener
+        .open()
+        .await
+        .map_err(|e| format!("the session stream: {e}"))?;
+    let mut stream = BufReader::new(stream);
+    let offer = Offer::Connect {
+        from: from.to_string(),
+        host: host.to_string(),
+        port,
+    };
+    let verdict = tokio::time::timeout(VERDICT, async {
+        stream.get_mut().write_all(&protocol::line(&offer)).await?;
+        stream.get_mut().flush().await?;
+        protocol::read_line::<Verdict, _>(&mut stream).await
+    })
+    .await;
+    match verdict {
+        Ok(Ok(Some(Verdict { allowed: true, .. }))) => Ok(stream),
+        Ok(Ok(Some(Verdict { reason, .. }))) => Err(reason),
+        Ok(Ok(None)) => Err("mcpod closed the connection".into()),
+        Ok(Err(e)) => Err(format!("mcpod's answer: {e}")),
+        Err(_) => Err(format!(
+            "mcpod did not answer within {} s",
+            VERDICT.as_secs()
+        )),
+    }
+}
+
+/// One client of the proxy: read its request head, ask mcpod, then relay.
+async fn proxy_connection(mut client: TcpStream, from: String, opener: mux::Opener) {
+    let mut buf = Vec::with_capacity(1024);
+    let end = loop {
+        let mut chunk = [0u8; 4096];
+        match client.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            break end + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return refuse(&mut client, 431, "the request head is longer than 16 KiB").await;
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(
+        request.parse(&buf[..end]),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return refuse(&mut client, 400, "not an HTTP request").await;
+    }
+    let (Some(method), Some(target)) = (request.method, request.path) else {
+        return refuse(&mut client, 400, "not an HTTP request").await;
+    };
+    let connect = method.eq_ignore_ascii_case("CONNECT");
+    let parsed = if connect {
+        authority(target, None)
+    } else if let Some(rest) = target.strip_prefix("http://") {
+        authority(&rest[..rest.find('/').unwrap_or(rest.len())], Some(80))
+    } else {
+        return refuse(
+            &mut client,
+            400,
+            "the proxy takes CONNECT host:port, or plain HTTP with an absolute http:// URL",
+        )
+        .await;
+    };
+    let Some((host, port)) = parsed else {
+        return refuse(
+            &mut client,
+            400,
+            &format!("`{target}` names no host and port"),
+        )
+        .await;
+    };
+    let mut upstream = match ask(&opener, &from, &host, port).await {
+        Ok(upstream) => upstream,
+        Err(reason) => return refuse(&mut client, 403, &reason).await,
+    };
+    let sent = if connect {
+        let ok = client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await;
+        match ok {
+            Ok(()) => upstream.get_mut().write_all(&buf[end..]).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        let head = origin_form(&request, target);
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&buf[end..]);
+        upstream.get_mut().write_all(&out).await
+    };
+    if sent.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
+
+/// The request head for the origin: the path only in the request line, and
+/// no proxy headers.
+fn origin_form(request: &httparse::Request<'_, '_>, target: &str) -> String {
+    let rest = target.strip_prefix("http://").unwrap_or(target);
+    let path = match rest.find('/') {
+        Some(i) => &rest[i..],
+        None => "/",
+    };
+    let mut head = format!(
+        "{} {} HTTP/1.{}\r\n",
+        request.method.unwrap_or("GET"),
+        path,
+        request.version.unwrap_or(1)
+    );
+    for h in request.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        if name == "proxy-connection" || name == "proxy-authorization" {
+            continue;
+        }
+        head.push_str(h.name);
+        head.push_str(": ");
+        head.push_str(&String::from_utf8_lossy(h.value));
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// `host:port` (or `host` with `default`), IPv6 in brackets.
+fn authority(text: &str, default: Option<u16>) -> Option<(String, u16)> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || text.starts_with('[') => match p.parse::<u16>() {
+            Ok(port) => (h, port),
+            Err(_) if text.starts_with('[') && text.ends_with(']') => (text, default?),
+            Err(_) => return None,
+        },
+        _ => (text, default?),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty() && port > 0).then(|| (host.to_string(), port))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An HTTP error whose header and body name the reason, then close.
+async fn refuse(client: &mut TcpStream, status: u16, reason: &str) {
+    let text = match status {
+        403 => "Forbidden",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    };
+    let header: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let body = format!("mcpod egress: {reason}\n");
+    let response = format!(
+        "HTTP/1.1 {status} {text}\r\nX-Mcpod-Egress: refused; {header}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(response.as_bytes()).await;
+    let _ = client.shutdown().await;
+}
