@@ -386,6 +386,16 @@ impl Server {
             "attack_supervisor" => {
                 self.reply(id, Self::text_result(attack_supervisor()))?;
             }
+            "http_via_proxy" => {
+                let url = text_arg(args, "url")?;
+                let method = args.get("method").and_then(Value::as_str).unwrap_or("GET");
+                self.reply(id, Self::text_result(via_proxy(method, &url)))?;
+            }
+            "tcp_exchange" => {
+                let to = text_arg(args, "to")?;
+                let text = text_arg(args, "text")?;
+                self.reply(id, Self::text_result(tcp_exchange(&to, &text)))?;
+            }
             extra if self.is_extra_tool(extra) => {
                 self.reply(id, Self::text_result(extra))?;
             }
@@ -494,11 +504,85 @@ fn tools() -> Vec<Value> {
             schema(&[("ms", "integer")], &["ms"]),
         ),
         tool(
+            "http_via_proxy",
+            "Send `method` (default GET) `url` through $HTTP_PROXY (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT); reply with what came back, or the error.",
+            schema(&[("url", "string"), ("method", "string")], &["url"]),
+        ),
+        tool(
+            "tcp_exchange",
+            "Connect straight to `to` (HOST:PORT), write `text`, reply with what comes back before EOF or 2 s, or the error.",
+            schema(&[("to", "string"), ("text", "string")], &["to", "text"]),
+        ),
+        tool(
             "attack_supervisor",
             "Try to write into the session stream through PID 1's stdout, read PID 1's memory and environment, and kill PID 1; say what happened.",
             schema(&[], &[]),
         ),
     ]
+}
+
+fn text_arg(args: &Map<String, Value>, name: &str) -> Result<String, RpcError> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| RpcError::params(format!("`{name}` must be a string")))
+}
+
+/// Write `request`, read until EOF or 2 s (at most 64 KiB).
+fn exchange(stream: &mut std::net::TcpStream, request: &[u8]) -> io::Result<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(request)?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while got.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if got.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&got).into_owned())
+}
+
+fn via_proxy(method: &str, url: &str) -> String {
+    let Ok(proxy) = std::env::var("HTTP_PROXY") else {
+        return "error: no HTTP_PROXY".into();
+    };
+    let proxy = proxy.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = match std::net::TcpStream::connect(proxy) {
+        Ok(s) => s,
+        Err(e) => return format!("error: connecting to the proxy {proxy}: {e}"),
+    };
+    let request = if method.eq_ignore_ascii_case("CONNECT") {
+        format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n\r\n")
+    } else {
+        let host = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        format!("{method} {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    exchange(&mut stream, request.as_bytes()).unwrap_or_else(|e| format!("error: {e}"))
+}
+
+fn tcp_exchange(to: &str, text: &str) -> String {
+    use std::net::ToSocketAddrs;
+    let addresses = match to.to_socket_addrs() {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => return format!("error: resolving {to}: {e}"),
+    };
+    let Some(address) = addresses.first() else {
+        return format!("error: {to} resolves to nothing");
+    };
+    match std::net::TcpStream::connect_timeout(address, Duration::from_secs(2)) {
+        Ok(mut stream) => {
+            exchange(&mut stream, text.as_bytes()).unwrap_or_else(|e| format!("error: {e}"))
+        }
+        Err(e) => format!("error: connecting to {to}: {e}"),
+    }
 }
 
 /// What a server that turned hostile can do to its session's supervisor

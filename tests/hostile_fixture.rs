@@ -137,6 +137,8 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "list_changed_flood",
             "tools_list_count",
             "slow",
+            "http_via_proxy",
+            "tcp_exchange",
             "attack_supervisor"
         ]
     );

@@ -1,0 +1,421 @@
+//! Egress by allow-list against real servers and real clients: sessions stay
+//! on `--network=none` and reach only what the operator granted, through
+//! mcpod. The test servers run on this host's loopback, named in the
+//! container as `host.containers.internal`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::hostile::hostile_image;
+use common::rpc::{Server, initialize, text_of};
+use serde_json::{Value, json};
+
+/// An HTTP server on 127.0.0.1 answering every request with `body`; the
+/// request lines it saw.
+fn http_server(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || serve_http(stream, body, &log));
+        }
+    });
+    (port, seen)
+}
+
+fn serve_http(stream: TcpStream, body: &str, log: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut first = String::new();
+    if reader.read_line(&mut first).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    log.lock().expect("log").push(first.trim().to_string());
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// A TCP server on 127.0.0.1 that sends back what it reads.
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn launch(server: &mut Server, id: u64, args: Value) -> Value {
+    let result = server.call(id, "launch_session", args);
+    assert_ne!(result["isError"], true, "launch failed: {result}");
+    result["structuredContent"].clone()
+}
+
+fn session_of(info: &Value) -> String {
+    info["session"].as_str().expect("session").to_string()
+}
+
+fn egress_log(server: &mut Server, id: u64, session: &str) -> Vec<Value> {
+    let logs = server.call(id, "session_logs", json!({"session": session}));
+    logs["structuredContent"]["egress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| serde_json::from_str(l.as_str()?).ok())
+        .collect()
+}
+
+#[test]
+fn the_hostile_server_reaches_only_what_is_granted_and_nothing_directly() {
+    let (web, seen) = http_server("granted page");
+    let (other, other_seen) = http_server("never");
+    let echo = echo_server();
+    let root = tempfile::tempdir().expect("tempdir");
+    let audit = root.path().join("egress.jsonl");
+    let grant_web = format!("--allow-egress=host.containers.internal:{web}");
+    let grant_lo = format!("--allow-egress=127.0.0.1:{web}");
+    let grant_name = format!("--allow-egress=localhost:{web}");
+    let grant_echo = format!("--allow-egress=127.0.0.1:{echo}");
+    let audit_flag = format!("--egress-log={}", audit.display());
+    let mut server = Server::start_with(
+        root.path(),
+        &[&grant_web, &grant_lo, &grant_name, &grant_echo, &audit_flag],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({"image": hostile_image(),
+               "egress": [format!("host.containers.internal:{web}"), format!("127.0.0.1:{web}"),
+                          format!("localhost:{web}")],
+               "forwards": {"15432": format!("127.0.0.1:{echo}")}}),
+    );
+    let session = session_of(&info);
+    let isolation = &info["isolation"];
+    assert_eq!(isolation["network"], "none", "{isolation}");
+    assert_eq!(isolation["forwards"]["15432"], format!("127.0.0.1:{echo}"));
+    assert!(
+        isolation["egress_proxy"]
+            .as_str()
+            .is_some_and(|p| p.contains("http://127.0.0.1:41000")),
+        "{isolation}"
+    );
+    let tool = |t: &str| format!("{session}_hostile__{t}");
+
+    // Granted, by the host alias: the page, through the gate.
+    let got = text_of(&server.call(
+        2,
+        &tool("http_via_proxy"),
+        json!({"url": format!("http://host.containers.internal:{web}/page")}),
+    ));
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("granted page"),
+        "{got}"
+    );
+    assert!(
+        seen.lock()
+            .expect("seen")
+            .iter()
+            .any(|l| l == "GET /page HTTP/1.1"),
+        "origin form: {seen:?}"
+    );
+    // CONNECT, granted by address.
+    let got = text_of(&server.call(
+        3,
+        &tool("http_via_proxy"),
+        json!({"method": "CONNECT", "url": format!("127.0.0.1:{web}")}),
+    ));
+    assert!(
+        got.starts_with("HTTP/1.1 200 Connection established"),
+        "{got}"
+    );
+
+    // Not granted: a 403 whose header and body name the rule; nothing sent.
+    let got = text_of(&server.call(
+        4,
+        &tool("http_via_proxy"),
+        json!({"url": format!("http://host.containers.internal:{other}/")}),
+    ));
+    assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+    assert!(got.contains("X-Mcpod-Egress: refused;"), "{got}");
+    assert!(
+        got.contains(&format!(
+            "`host.containers.internal:{other}` is not in this session's egress grant"
+        )),
+        "{got}"
+    );
+    assert!(
+        other_seen.lock().expect("seen").is_empty(),
+        "bytes reached a destination outside the grant"
+    );
+    // A name that resolves to loopback, granted as a name: refused.
+    let got = text_of(&server.call(
+        5,
+        &tool("http_via_proxy"),
+        json!({"url": format!("http://localhost:{web}/")}),
+    ));
+    assert!(
+        got.starts_with("HTTP/1.1 403") && got.contains("a loopback address"),
+        "{got}"
+    );
+
+    // No way around the proxy: the session has no network.
+    for to in [
+        format!("host.containers.internal:{web}"),
+        "1.1.1.1:80".to_string(),
+    ] {
+        let got = text_of(&server.call(6, &tool("tcp_exchange"), json!({"to": to, "text": "x"})));
+        assert!(got.starts_with("error: connecting"), "{to}: {got}");
+    }
+    // The port forward reaches the echo server.
+    let got = text_of(&server.call(
+        7,
+        &tool("tcp_exchange"),
+        json!({"to": "127.0.0.1:15432", "text": "ping through the forward"}),
+    ));
+    assert_eq!(got, "ping through the forward");
+
+    // Every connection is audited: in session_logs and in the operator's file.
+    let records = egress_log(&mut server, 8, &session);
+    let verdicts: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["destination"].as_str().unwrap_or(""),
+                r["verdict"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for (destination, verdict) in [
+        (format!("host.containers.internal:{web}"), "allowed"),
+        (format!("127.0.0.1:{web}"), "allowed"),
+        (format!("host.containers.internal:{other}"), "refused"),
+        (format!("localhost:{web}"), "refused"),
+        (format!("127.0.0.1:{echo}"), "allowed"),
+    ] {
+        assert!(
+            verdicts.contains(&(destination.as_str(), verdict)),
+            "{destination} {verdict}: {records:?}"
+        );
+    }
+    let forward = records
+        .iter()
+        .find(|r| r["from"] == "forward:15432")
+        .expect("the forward's record");
+    assert_eq!(forward["bytes_out"], 24, "{forward}");
+    assert_eq!(forward["bytes_in"], 24, "{forward}");
+    assert_eq!(forward["address"], format!("127.0.0.1:{echo}"));
+    let web_record = records
+        .iter()
+        .find(|r| r["from"] == "hostile")
+        .expect("the server's record");
+    assert_eq!(web_record["session"], session.as_str());
+    let file = std::fs::read_to_string(&audit).expect("the audit file");
+    assert_eq!(file.lines().count(), records.len(), "{file}");
+    server.close(Duration::from_secs(30));
+}
+
+#[test]
+fn what_the_operator_does_not_grant_is_refused_or_left_out() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_with(root.path(), &["--allow-egress=*.example.com:443"]);
+    initialize(&mut server, "2025-11-25");
+    for (args, says) in [
+        (
+            json!({"egress": ["example.com:443"]}),
+            "not within the operator's --allow-egress patterns (*.example.com:443)",
+        ),
+        (json!({"egress": ["*.com:443"]}), "not within"),
+        (json!({"egress": ["api.example.com:80"]}), "not within"),
+        (json!({"egress": ["nope"]}), "no port"),
+        (
+            json!({"forwards": {"41000": "api.example.com:443"}}),
+            "egress proxies",
+        ),
+        (
+            json!({"forwards": {"5432": "db.internal:5432"}}),
+            "not within",
+        ),
+    ] {
+        let mut args = args.clone();
+        args["image"] = json!(hostile_image());
+        let result = server.call(1, "launch_session", args.clone());
+        assert_eq!(result["isError"], true, "{args}: {result}");
+        assert!(
+            text_of(&result).contains(says),
+            "{args}: {}",
+            text_of(&result)
+        );
+    }
+    // Within the grant: granted and shown; show_policy lists the grant.
+    let info = launch(
+        &mut server,
+        2,
+        json!({"image": hostile_image(), "egress": ["api.example.com:443", "*.cdn.example.com:443"]}),
+    );
+    assert_eq!(
+        info["isolation"]["egress"],
+        json!(["api.example.com:443", "*.cdn.example.com:443"])
+    );
+    let policy = server.call(3, "show_policy", json!({}));
+    assert_eq!(
+        policy["structuredContent"]["allow_egress"],
+        json!(["*.example.com:443"])
+    );
+    server.close(Duration::from_secs(30));
+}
+
+/// mcp-server-fetch (PyPI; httpx, which honours the proxy variables) fetches
+/// a page over HTTP and one over HTTPS (CONNECT, TLS end to end with a
+/// certificate the session trusts) from this host's loopback.
+#[test]
+fn a_python_server_fetches_over_http_and_https_through_the_gate() {
+    let (web, seen) = http_server("<html><body><p>hello through the gate</p></body></html>");
+    let root = tempfile::tempdir().expect("tempdir");
+    let certs = root.path().join("certs");
+    std::fs::create_dir(&certs).expect("certs");
+    let (tls, _tls_server) = tls_server(&certs);
+    let mut server = Server::start_with(
+        root.path(),
+        &[
+            &format!("--allow-egress=host.containers.internal:{web}"),
+            &format!("--allow-egress=host.containers.internal:{tls}"),
+            &format!("--allow-mount={}", certs.display()),
+        ],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({
+            "image": "pypi:mcp-server-fetch==2026.10.24",
+            "egress": [format!("host.containers.internal:{web}"), format!("host.containers.internal:{tls}")],
+            "mounts": [{"source": certs.display().to_string(), "target": "/certs"}],
+            // The alias resolves to podman's 192.0.2.2 inside the container,
+            // which the server's own private-address guard refuses.
+            "overrides": {"fetch": {"args": ["--allow-private-ips", "--ignore-robots-txt"],
+                                     "env": {"SSL_CERT_FILE": "/certs/cert.pem"}}},
+        }),
+    );
+    let session = session_of(&info);
+    let fetch = format!("{session}_fetch__fetch");
+    let page = server.call(
+        2,
+        &fetch,
+        json!({"url": format!("http://host.containers.internal:{web}/page.html")}),
+    );
+    assert_ne!(page["isError"], true, "{page}");
+    assert!(text_of(&page).contains("hello through the gate"), "{page}");
+    assert!(!seen.lock().expect("seen").is_empty());
+    let secure = server.call(
+        3,
+        &fetch,
+        json!({"url": format!("https://host.containers.internal:{tls}/")}),
+    );
+    assert_ne!(secure["isError"], true, "{secure}");
+    assert!(text_of(&secure).contains("hello over TLS"), "{secure}");
+    let records = egress_log(&mut server, 4, &session);
+    assert!(
+        records
+            .iter()
+            .all(|r| r["verdict"] == "allowed" && r["from"] == "fetch"),
+        "{records:?}"
+    );
+    server.close(Duration::from_secs(30));
+}
+
+/// A TLS server on 127.0.0.1 (python3's http.server behind ssl) with a
+/// certificate for the host alias, written to `dir/cert.pem`; its port, and
+/// the guard that stops it.
+fn tls_server(dir: &Path) -> (u16, KillOnDrop) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=host.containers.internal",
+        ])
+        .args(["-addext", "subjectAltName=DNS:host.containers.internal"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    std::fs::write(
+        dir.join("index.html"),
+        "<html><body>hello over TLS</body></html>",
+    )
+    .expect("index");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let script = format!(
+        "import http.server, ssl, functools\n\
+         h = functools.partial(http.server.SimpleHTTPRequestHandler, directory={dir:?})\n\
+         s = http.server.ThreadingHTTPServer(('127.0.0.1', {port}), h)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain({cert:?}, {key:?})\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n",
+        dir = dir.display().to_string(),
+        cert = cert.display().to_string(),
+        key = key.display().to_string(),
+    );
+    let child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let guard = KillOnDrop(child);
+    for _ in 0..50 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (port, guard);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the TLS server did not start");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
