@@ -391,6 +391,12 @@ impl Server {
                 let method = args.get("method").and_then(Value::as_str).unwrap_or("GET");
                 self.reply(id, Self::text_result(via_proxy(method, &url)))?;
             }
+            "tcp_bench" => {
+                let to = text_arg(args, "to")?;
+                let mib = whole(args, "megabytes")?;
+                let connects = whole(args, "connects")?;
+                self.reply(id, Self::text_result(tcp_bench(&to, mib, connects)))?;
+            }
             "tcp_exchange" => {
                 let to = text_arg(args, "to")?;
                 let text = text_arg(args, "text")?;
@@ -509,6 +515,18 @@ fn tools() -> Vec<Value> {
             schema(&[("url", "string"), ("method", "string")], &["url"]),
         ),
         tool(
+            "tcp_bench",
+            "Against an echo server at `to`: `connects` times connect, send a byte and read it back (setup latency), then send `megabytes` MiB on one connection while reading the echo (throughput); reply with JSON.",
+            schema(
+                &[
+                    ("to", "string"),
+                    ("megabytes", "integer"),
+                    ("connects", "integer"),
+                ],
+                &["to", "megabytes", "connects"],
+            ),
+        ),
+        tool(
             "tcp_exchange",
             "Connect straight to `to` (HOST:PORT), write `text`, reply with what comes back before EOF or 2 s, or the error.",
             schema(&[("to", "string"), ("text", "string")], &["to", "text"]),
@@ -566,6 +584,70 @@ fn via_proxy(method: &str, url: &str) -> String {
         format!("{method} {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
     };
     exchange(&mut stream, request.as_bytes()).unwrap_or_else(|e| format!("error: {e}"))
+}
+
+fn tcp_bench(to: &str, mib: u64, connects: u64) -> String {
+    use std::io::Read;
+    let mut setup = Vec::new();
+    for _ in 0..connects {
+        let began = std::time::Instant::now();
+        let echoed = std::net::TcpStream::connect(to).and_then(|mut s| {
+            s.set_nodelay(true)?;
+            s.write_all(b"x")?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)
+        });
+        if let Err(e) = echoed {
+            return format!("error: {to}: {e}");
+        }
+        setup.push(began.elapsed().as_micros() as u64);
+    }
+    setup.sort_unstable();
+    let at = |q: f64| {
+        setup
+            .get(((setup.len() as f64 * q) as usize).min(setup.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let bytes = mib * 1024 * 1024;
+    let began = std::time::Instant::now();
+    let stream = match std::net::TcpStream::connect(to) {
+        Ok(s) => s,
+        Err(e) => return format!("error: {to}: {e}"),
+    };
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => return format!("error: {e}"),
+    };
+    let sent = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if writer.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let mut reader = stream;
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < bytes {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n as u64,
+        }
+    }
+    let _ = sent.join();
+    let secs = began.elapsed().as_secs_f64();
+    format!(
+        "{{\"connect_p50_us\":{},\"connect_p90_us\":{},\"echoed_bytes\":{got},\"mib_per_s\":{:.1}}}",
+        at(0.5),
+        at(0.9),
+        got as f64 / 1048576.0 / secs
+    )
 }
 
 fn tcp_exchange(to: &str, text: &str) -> String {

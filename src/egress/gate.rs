@@ -22,6 +22,10 @@ use crate::proxy::log::LogRing;
 const RESOLVE: Duration = Duration::from_secs(5);
 const DIAL: Duration = Duration::from_secs(10);
 
+/// Each direction's relay buffer (tokio's default of 8 KiB costs a quarter
+/// of the throughput here).
+const RELAY_BUFFER: usize = 64 * 1024;
+
 /// The operator's audit file (`--egress-log`): one JSON line per connection.
 pub struct AuditFile(Mutex<std::fs::File>);
 
@@ -113,9 +117,14 @@ impl Gate {
         let (address, rule, bytes) = match decided {
             Ok((mut tcp, address, rule)) => {
                 let bytes = match answered {
-                    Ok(()) => tokio::io::copy_bidirectional(&mut stream, &mut tcp)
-                        .await
-                        .unwrap_or((0, 0)),
+                    Ok(()) => tokio::io::copy_bidirectional_with_sizes(
+                        &mut stream,
+                        &mut tcp,
+                        RELAY_BUFFER,
+                        RELAY_BUFFER,
+                    )
+                    .await
+                    .unwrap_or((0, 0)),
                     Err(_) => (0, 0),
                 };
                 (Some(address.to_string()), rule, bytes)

@@ -458,6 +458,10 @@ impl Sessions {
                     env.entry(name.into())
                         .or_insert_with(|| "localhost,127.0.0.1,::1".into());
                 }
+                // node's fetch reads the proxy variables only when told to
+                // (node 24, and 22.21 on); older node ignores them.
+                env.entry("NODE_USE_ENV_PROXY".into())
+                    .or_insert_with(|| "1".into());
             }
             set.spawn(async move {
                 let io = stream

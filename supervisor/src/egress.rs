@@ -36,7 +36,7 @@ pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<(
             let port = forward.port;
             tokio::spawn(async move {
                 if let Ok(mut upstream) = ask(&opener, &from, &host, port).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    relay(&mut client, &mut upstream).await;
                 }
             });
         }
@@ -146,7 +146,7 @@ async fn proxy_connection(mut client: TcpStream, from: String, opener: mux::Open
         upstream.get_mut().write_all(&out).await
     };
     if sent.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        relay(&mut client, &mut upstream).await;
     }
 }
 
@@ -190,6 +190,11 @@ fn authority(text: &str, default: Option<u16>) -> Option<(String, u16)> {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (!host.is_empty() && port > 0).then(|| (host.to_string(), port))
+}
+
+/// Relay both ways with 64 KiB buffers (tokio's default is 8 KiB).
+async fn relay(client: &mut TcpStream, upstream: &mut BufReader<mux::Stream>) {
+    let _ = tokio::io::copy_bidirectional_with_sizes(client, upstream, 64 * 1024, 64 * 1024).await;
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
