@@ -17,7 +17,8 @@
 //!    with the hardening flags mcpod used (podman's `CreateCommand` of the
 //!    warm-up session minus what only an owned session needs: its name, the
 //!    `io.mcpod.*` labels, its cidfile, the supervisor's mount and
-//!    entrypoint; the baseline runs the server itself); and through a second
+//!    entrypoint, the stream's `--preserve-fds`; the baseline runs the
+//!    server itself on `-i`); and through a second
 //!    mcpod that keeps two of each image warm (`--warm IMAGE=2`), each launch
 //!    timed once the pool has one ready. Stopping is timed separately.
 //! 2. a proxied `tools/call` of `<session>_hello__add`, 2000 times in a row,
@@ -805,18 +806,18 @@ async fn create_command(container: &str) -> Result<Vec<String>, Error> {
         .await?;
     let argv: Vec<String> = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("podman inspect {container}: {e}"))?;
-    if argv.len() < 4 || argv[1..3] != ["run", "-i"] {
+    if argv.len() < 4 || argv[1] != "run" {
         return Err(format!("unexpected create command of {container}: {argv:?}").into());
     }
     Ok(argv)
 }
 
-/// Split mcpod's `podman run -i` argv (`podman run -i FLAGS... IMAGE`) into
+/// Split mcpod's `podman run` argv (`podman run FLAGS... IMAGE`) into
 /// what only an owned session needs (its name, `io.mcpod.*` labels, cidfile,
 /// the supervisor's mount and entrypoint) and the rest: (the rest of the
 /// flags, image).
 fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
-    let flags = &create[3..create.len() - 1];
+    let flags = &create[2..create.len() - 1];
     let mut kept = Vec::new();
     let mut skip_next = false;
     for f in flags {
@@ -828,7 +829,8 @@ fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
             || f.starts_with("--cidfile=")
             || f.starts_with("--label=io.mcpod.")
             || f.starts_with("--entrypoint=")
-            || f.ends_with(":/.mcpod/supervisor:ro"))
+            || f.ends_with(":/.mcpod/supervisor:ro")
+            || f.starts_with("--preserve-fds"))
         {
             kept.push(f.clone());
         }

@@ -674,10 +674,18 @@ fn attack_supervisor() -> String {
         Ok(()) => format!("{name}: ok"),
         Err(e) => format!("{name}: refused ({e})"),
     };
-    let write_stream = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/1/fd/1")
-        .and_then(|mut f| f.write_all(b"\x00\x00\x00\x00 not yamux, from a server\n"));
+    let write_to = |fd: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/1/fd/{fd}"))
+            .and_then(|mut f| f.write_all(b"\x00\x00\x00\x00 not yamux, from a server\n"))
+    };
+    // The session stream is PID 1's descriptor 3; it must not be this one's.
+    let inherited = if std::fs::metadata("/proc/self/fd/3").is_ok() {
+        Ok(())
+    } else {
+        Err(io::Error::other("not inherited"))
+    };
     let read_mem = std::fs::File::open("/proc/1/mem").map(drop);
     let read_env = std::fs::read("/proc/1/environ").map(drop);
     let kill = |signal| {
@@ -688,7 +696,9 @@ fn attack_supervisor() -> String {
         }
     };
     [
-        outcome("write /proc/1/fd/1", write_stream),
+        outcome("write /proc/1/fd/1", write_to("1")),
+        outcome("write /proc/1/fd/3", write_to("3")),
+        outcome("own fd 3", inherited),
         outcome("open /proc/1/mem", read_mem),
         outcome("read /proc/1/environ", read_env),
         outcome("SIGKILL pid 1", kill(libc::SIGKILL)),

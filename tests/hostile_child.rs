@@ -562,6 +562,8 @@ fn a_server_cannot_reach_the_session_stream_or_kill_its_supervisor() {
     let text = text_of(&attack);
     for refused in [
         "write /proc/1/fd/1: refused",
+        "write /proc/1/fd/3: refused",
+        "own fd 3: refused",
         "open /proc/1/mem: refused",
         "read /proc/1/environ: refused",
     ] {

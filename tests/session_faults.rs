@@ -641,9 +641,9 @@ fn sigkilled_mcpod_leaves_an_orphan_the_next_one_sweeps() {
     let container = info["container"].as_str().expect("container").to_string();
     let pid = first.child.id();
 
-    // A session ends with mcpod's side of its stream (see below), unless the
-    // podman client between them hangs: freeze it, then kill mcpod.
-    let _frozen = Frozen::podman_of(&container);
+    // A session ends with mcpod's side of its stream (see below), unless its
+    // supervisor hangs: freeze it, then kill mcpod.
+    let _frozen = Frozen::supervisor_of(&container);
     first.child.kill().expect("SIGKILL mcpod");
     first.child.wait().expect("reap mcpod");
     // Nothing cleaned up after the killed mcpod: the container is there, still
@@ -681,24 +681,18 @@ fn two_server_image(what: &str) -> (String, ImageCleanup) {
     image_with_servers(what, json!({"second": {"command": ["/bin/hello-server"]}}))
 }
 
-/// A session's podman client, stopped (SIGSTOP) until dropped (then killed):
-/// a hung podman, the one way a container outlives its mcpod's stream.
+/// A session's supervisor (the container's PID 1), stopped (SIGSTOP) until
+/// dropped: a hung supervisor, the one way a container outlives its
+/// mcpod's end of the session stream.
 struct Frozen(i32);
 
 impl Frozen {
-    fn podman_of(container: &str) -> Frozen {
-        let pid = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .find(|pid| {
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-                args.first().is_some_and(|a| a.ends_with(b"podman"))
-                    && args
-                        .windows(2)
-                        .any(|w| w[0] == b"--name" && w[1] == container.as_bytes())
-            })
-            .expect("the session's podman run");
+    fn supervisor_of(container: &str) -> Frozen {
+        let pid: i32 = common::podman_lines(&["inspect", "--format", "{{.State.Pid}}", container])
+            .first()
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p > 0)
+            .expect("the session's supervisor pid");
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         Frozen(pid)
     }
@@ -706,10 +700,8 @@ impl Frozen {
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0, libc::SIGKILL);
-            libc::kill(self.0, libc::SIGCONT);
-        }
+        // Let it go: it reads the end of its stream and exits.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
     }
 }
 
@@ -763,7 +755,7 @@ fn sigkilled_mcpod_container_dies_with_its_lease() {
     assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
     assert_eq!(info["servers"]["second"]["status"], "ready", "{info}");
 
-    let _frozen = Frozen::podman_of(info["container"].as_str().expect("container"));
+    let _frozen = Frozen::supervisor_of(info["container"].as_str().expect("container"));
     mcpod.child.kill().expect("SIGKILL mcpod");
     mcpod.child.wait().expect("reap mcpod");
     let killed_at = began.elapsed();

@@ -162,22 +162,7 @@ impl EnvFile {
     /// parent's read end open until the process has started; drop it then.
     pub fn attach(&self, command: &mut tokio::process::Command) -> Result<PipeGuard> {
         let (read, write) = pipe().map_err(|e| Error::io("creating", "an env-file pipe", e))?;
-        let fd = read.as_raw_fd();
-        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                if fd == ENV_FILE_FD {
-                    // Already in place: just let it survive exec.
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, ENV_FILE_FD) == -1 {
-                    // dup2 clears close-on-exec on the new descriptor.
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        super::process::pass_fd(command, read.as_raw_fd(), ENV_FILE_FD);
         let text = self.text.clone();
         // A full pipe blocks until podman reads; once podman is gone (and the
         // guard dropped), the write fails with EPIPE and the thread ends.

@@ -187,18 +187,28 @@ pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
         .await
 }
 
-/// Start `podman ARGS...` with stdin, stdout and stderr piped (a session's
-/// `podman run -i`); podman gets only the allow-listed environment. Killing
-/// the returned child ends podman's side, not always the process inside:
-/// close its stdin, or remove the container.
-pub fn spawn_stdio(args: &[std::ffi::OsString]) -> Result<tokio::process::Child> {
+/// Start `podman ARGS...` (a session's `podman run --preserve-fds=1`) with
+/// `stream` as its descriptor `at`, which podman hands into the container;
+/// stdout and stderr piped, stdin empty. podman gets only the allow-listed
+/// environment. Killing the returned child ends podman's side, not always
+/// the process inside: close the stream, or remove the container.
+pub fn spawn_with_stream(
+    args: &[std::ffi::OsString],
+    stream: std::os::fd::OwnedFd,
+    at: std::os::fd::RawFd,
+) -> Result<tokio::process::Child> {
+    use std::os::fd::AsRawFd;
     let mut command = tokio::process::Command::new(PROGRAM);
     command
-        .stdin(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    spawn(command, args, None)
+    super::process::pass_fd(&mut command, stream.as_raw_fd(), at);
+    let spawned = spawn(command, args, None);
+    // podman has its copy now (or never will).
+    drop(stream);
+    spawned
 }
 
 /// Run `podman ARGS...` on this process's own stdin, stdout and stderr; its

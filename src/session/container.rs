@@ -227,15 +227,18 @@ pub fn from_now(secs: u64) -> u64 {
         + secs
 }
 
-/// The full `podman run -i` argv of a session container: the supervisor,
+/// The full `podman run` argv of a session container: the supervisor,
 /// mounted read-only from the host, is its entrypoint and PID 1 (it reaps
-/// and forwards signals, so no `--init`), and talks to mcpod on its stdio.
+/// and forwards signals, so no `--init`), and talks to mcpod on the socket
+/// podman passes in as descriptor 3.
 pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
     let isolation = plan.isolation;
     let lease_until = from_now(plan.timeout_secs);
     let mut a: Vec<String> = vec![
         "run".into(),
-        "-i".into(),
+        // The session stream: a socket mcpod holds the other end of, as the
+        // container's descriptor 3 (no relay through podman and conmon).
+        "--preserve-fds=1".into(),
         "--rm".into(),
         "--name".into(),
         plan.name.into(),
@@ -258,6 +261,9 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
         "--read-only".into(),
         // podman copies the host's proxy variables into a container by default.
         "--http-proxy=false".into(),
+        // conmon would also write every byte of the session stream (and the
+        // supervisor's stderr) to a log file on disk: mcpod keeps the logs.
+        "--log-driver=none".into(),
         format!("--pids-limit={}", isolation.pids_limit),
         format!("--memory={}m", isolation.memory_mb),
         format!("--cpus={}", isolation.cpus),

@@ -95,20 +95,24 @@ impl SessionStream {
         session: Session,
         deadline: Duration,
     ) -> Result<SessionStream> {
-        let mut process = podman::spawn_stdio(podman_args)?;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::io("creating", "a session socket", e))?;
+        let mut process =
+            podman::spawn_with_stream(podman_args, theirs.into(), protocol::STREAM_FD)?;
         let log = Arc::new(LogRing::new(200));
-        let (Some(stdout), Some(stdin), Some(stderr)) = (
-            process.stdout.take(),
-            process.stdin.take(),
-            process.stderr.take(),
-        ) else {
+        let (Some(stdout), Some(stderr)) = (process.stdout.take(), process.stderr.take()) else {
             return Err(Error::UnexpectedOutput {
                 command: "podman run".into(),
                 reason: "its pipes could not be opened".into(),
             });
         };
+        let stdout_done = tokio::spawn(copy_log(stdout, log.clone()));
         let stderr_done = tokio::spawn(copy_log(stderr, log.clone()));
-        let failed = match Self::over(tokio::io::join(stdout, stdin), session, deadline).await {
+        let ours = ours
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(ours))
+            .map_err(|e| Error::io("opening", "a session socket", e))?;
+        let failed = match Self::over(ours, session, deadline).await {
             Ok(mut stream) => {
                 stream.podman = tokio::sync::Mutex::new(Some(process));
                 stream.log = log;
@@ -123,7 +127,11 @@ impl SessionStream {
                 None
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), stderr_done).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = stdout_done.await;
+            let _ = stderr_done.await;
+        })
+        .await;
         let tail = log.tail_text(TAIL_LINES);
         Err(match code {
             // podman's own failures (the container never ran).
@@ -433,8 +441,8 @@ async fn take_offers(
     }
 }
 
-/// Keep podman's and the supervisor's stderr, a bounded line at a time.
-async fn copy_log(stderr: tokio::process::ChildStderr, log: Arc<LogRing>) {
+/// Keep podman's and the supervisor's output, a bounded line at a time.
+async fn copy_log(stderr: impl tokio::io::AsyncRead + Unpin, log: Arc<LogRing>) {
     let mut lines = BoundedLines::new(stderr, LINE_BYTES);
     while let Some(line) = lines.next_line().await {
         tracing::debug!("session: {line}");

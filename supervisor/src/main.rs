@@ -151,9 +151,23 @@ async fn stop_all(state: &State) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// The yamux connection's socket: stdin and stdout, as pipes when they are
+/// The yamux connection's socket: the socket mcpod passed in as
+/// [`protocol::STREAM_FD`] when there is one (made close-on-exec, so no
+/// server inherits it); else stdin and stdout, as pipes when they are
 /// (podman's `-i` gives pipes), else through tokio's blocking stdio.
-fn stdio() -> impl AsyncRead + AsyncWrite + Unpin {
+fn stdio() -> Box<dyn Stream> {
+    let fd = protocol::STREAM_FD;
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        if let Ok(socket) = socket
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(socket))
+        {
+            return Box::new(socket);
+        }
+    }
     fn fifo<T>(fd: i32, make: fn(OwnedFd) -> std::io::Result<T>) -> Option<T> {
         let copy = unsafe { libc::dup(fd) };
         if copy < 0 {
@@ -169,8 +183,12 @@ fn stdio() -> impl AsyncRead + AsyncWrite + Unpin {
         Some(w) => Box::new(w),
         None => Box::new(tokio::io::stdout()),
     };
-    tokio::io::join(input, output)
+    Box::new(tokio::io::join(input, output))
 }
+
+/// A byte stream both ways.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Reap every child (PID 1 inherits the container's orphans); a server's
 /// exit status goes to whoever waits for it.

@@ -27,6 +27,11 @@ pub const VERSION: u32 = 1;
 /// carries a server's argv and env: 256 KiB of env at most, see mcpod).
 pub const MAX_LINE: usize = 1024 * 1024;
 
+/// The descriptor the session stream comes in on (a socket mcpod passes
+/// through podman's `--preserve-fds`); without it, the supervisor's stdin
+/// and stdout carry the stream.
+pub const STREAM_FD: i32 = 3;
+
 /// Where mcpod mounts the supervisor in every session container.
 pub const PATH_IN_CONTAINER: &str = "/.mcpod/supervisor";
 
