@@ -339,3 +339,168 @@ async fn a_broken_line_from_mcpod_is_refused_and_the_supervisor_goes_on() {
     let (_, started, _) = sup.start(&["/bin/true"]).await;
     assert!(matches!(started, Started::Running { .. }), "{started:?}");
 }
+
+/// The next stream the supervisor opens that is a connection (stderr
+/// streams are skipped): its offer and the stream.
+async fn next_connection(sup: &mut Supervisor) -> (String, String, u16, BufReader<mux::Stream>) {
+    loop {
+        let stream = tokio::time::timeout(Duration::from_secs(10), sup.inbound.recv())
+            .await
+            .expect("a stream within 10 s")
+            .expect("a stream");
+        let mut stream = BufReader::new(stream);
+        match protocol::read_line(&mut stream).await.expect("offer") {
+            Some(Offer::Connect { from, host, port }) => return (from, host, port, stream),
+            Some(Offer::Stderr { .. }) => continue,
+            None => panic!("no offer"),
+        }
+    }
+}
+
+async fn answer(stream: &mut BufReader<mux::Stream>, allowed: bool, reason: &str) {
+    let verdict = protocol::Verdict {
+        allowed,
+        reason: reason.to_string(),
+    };
+    stream
+        .get_mut()
+        .write_all(&protocol::line(&verdict))
+        .await
+        .expect("verdict");
+    stream.get_mut().flush().await.expect("flush");
+}
+
+async fn client(port: u16, request: &[u8]) -> tokio::net::TcpStream {
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the proxy listens");
+    c.write_all(request).await.expect("request");
+    c
+}
+
+async fn head(c: &mut tokio::net::TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(10), c.read(&mut b)).await {
+            Ok(Ok(1)) => got.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_servers_proxy_asks_mcpod_and_relays_or_refuses_with_the_rule() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut sup = Supervisor::spawn().started().await;
+    let id = sup.next;
+    sup.next += 1;
+    let mut stdio = BufReader::new(sup.opener.open().await.expect("stdio"));
+    let start = Open::Start(Start {
+        id,
+        name: "web".into(),
+        argv: vec!["/bin/sleep".into(), "30".into()],
+        env: vec![],
+        workdir: None,
+        proxy_port: Some(port),
+    });
+    stdio
+        .get_mut()
+        .write_all(&protocol::line(&start))
+        .await
+        .expect("start");
+    let started: Started = protocol::read_line(&mut stdio)
+        .await
+        .expect("read")
+        .expect("answer");
+    assert!(matches!(started, Started::Running { .. }), "{started:?}");
+
+    // Refused: a 403 naming mcpod's rule.
+    let mut c = client(
+        port,
+        b"CONNECT blocked.example:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    let (from, host, p, mut s) = next_connection(&mut sup).await;
+    assert_eq!(
+        (from.as_str(), host.as_str(), p),
+        ("web", "blocked.example", 443)
+    );
+    answer(&mut s, false, "not in the grant").await;
+    let mut text = String::new();
+    c.read_to_string(&mut text).await.expect("response");
+    assert!(text.starts_with("HTTP/1.1 403 Forbidden"), "{text}");
+    assert!(
+        text.contains("X-Mcpod-Egress: refused; not in the grant"),
+        "{text}"
+    );
+    assert!(text.ends_with("mcpod egress: not in the grant\n"), "{text}");
+
+    // Allowed: 200, then the bytes both ways.
+    let mut c = client(port, b"CONNECT [::1]:8443 HTTP/1.1\r\n\r\nearly").await;
+    let (_, host, p, mut s) = next_connection(&mut sup).await;
+    assert_eq!((host.as_str(), p), ("::1", 8443));
+    answer(&mut s, true, "granted").await;
+    assert_eq!(
+        head(&mut c).await,
+        "HTTP/1.1 200 Connection established\r\n\r\n"
+    );
+    let mut early = [0u8; 5];
+    s.read_exact(&mut early)
+        .await
+        .expect("bytes sent with the request");
+    assert_eq!(&early, b"early");
+    c.write_all(b"ping").await.expect("ping");
+    let mut ping = [0u8; 4];
+    s.read_exact(&mut ping).await.expect("ping");
+    s.get_mut().write_all(b"pong").await.expect("pong");
+    let mut pong = [0u8; 4];
+    c.read_exact(&mut pong).await.expect("pong");
+    assert_eq!((&ping, &pong), (b"ping", b"pong"));
+
+    // Plain HTTP: origin form, no proxy headers, to the host and port named.
+    let _c = client(
+        port,
+        b"GET http://api.example:8080/v1/x?q=1 HTTP/1.1\r\nHost: api.example:8080\r\nProxy-Connection: keep-alive\r\n\r\n",
+    )
+    .await;
+    let (_, host, p, mut s) = next_connection(&mut sup).await;
+    assert_eq!((host.as_str(), p), ("api.example", 8080));
+    answer(&mut s, true, "granted").await;
+    let mut forwarded = String::new();
+    while !forwarded.ends_with("\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.expect("head");
+        forwarded.push(b[0] as char);
+    }
+    assert_eq!(
+        forwarded,
+        "GET /v1/x?q=1 HTTP/1.1\r\nHost: api.example:8080\r\n\r\n"
+    );
+
+    // What the proxy does not take is refused before mcpod is asked.
+    for (request, status) in [
+        (
+            b"GET https://api.example/ HTTP/1.1\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (b"\x16\x03\x01 not http\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (
+            [
+                b"GET http://a.example/ HTTP/1.1\r\nX: ".as_slice(),
+                &[b'a'; 20 * 1024],
+            ]
+            .concat(),
+            "HTTP/1.1 431",
+        ),
+    ] {
+        let mut c = client(port, &request).await;
+        let mut text = String::new();
+        let _ = c.read_to_string(&mut text).await;
+        assert!(text.starts_with(status), "{status}: {text}");
+    }
+}
