@@ -11,3 +11,33 @@ pub mod gate;
 pub mod pattern;
 
 pub use pattern::{HOST_ALIAS, Pattern};
+
+/// The first port of the servers' HTTP proxies on a session's loopback: one
+/// per server, in order of name; a forward may not take one of them.
+pub const PROXY_PORTS: u16 = 41000;
+
+/// Proxy ports kept for servers: as many as a label may declare.
+pub const MAX_PROXIES: u16 = crate::labels::MAX_SERVERS as u16;
+
+/// The variables that point a server at its proxy on `127.0.0.1:port`.
+/// `NO_PROXY` keeps the container's own loopback local; node's `fetch` reads
+/// the proxy variables only with `NODE_USE_ENV_PROXY` (node 24, and 22.21 on).
+pub fn proxy_env(port: u16) -> Vec<(&'static str, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env: Vec<(&'static str, String)> = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, url.clone()))
+    .collect();
+    for name in ["NO_PROXY", "no_proxy"] {
+        env.push((name, "localhost,127.0.0.1,::1".into()));
+    }
+    env.push(("NODE_USE_ENV_PROXY", "1".into()));
+    env
+}

@@ -441,27 +441,12 @@ impl Sessions {
             let (server, spec) = (server.clone(), spec.clone());
             let mut env = envs.get(&server).cloned().unwrap_or_default();
             // Each server's own proxy, so the audit names the server.
-            let proxy_port = egress.then(|| super::policy::PROXY_PORTS + i as u16);
+            let proxy_port = egress.then(|| crate::egress::PROXY_PORTS + i as u16);
             if let Some(port) = proxy_port {
-                let url = format!("http://127.0.0.1:{port}");
-                for name in [
-                    "HTTP_PROXY",
-                    "HTTPS_PROXY",
-                    "ALL_PROXY",
-                    "http_proxy",
-                    "https_proxy",
-                    "all_proxy",
-                ] {
-                    env.entry(name.into()).or_insert_with(|| url.clone());
+                for (name, value) in crate::egress::proxy_env(port) {
+                    // The label's own setting wins; it cannot reach further.
+                    env.entry(name.into()).or_insert(value);
                 }
-                for name in ["NO_PROXY", "no_proxy"] {
-                    env.entry(name.into())
-                        .or_insert_with(|| "localhost,127.0.0.1,::1".into());
-                }
-                // node's fetch reads the proxy variables only when told to
-                // (node 24, and 22.21 on); older node ignores them.
-                env.entry("NODE_USE_ENV_PROXY".into())
-                    .or_insert_with(|| "1".into());
             }
             set.spawn(async move {
                 let io = stream

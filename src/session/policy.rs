@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::egress::Pattern;
+use crate::egress::{MAX_PROXIES, PROXY_PORTS, Pattern};
 use crate::labels::{Network, Requests};
 use crate::{Error, Result};
 
@@ -205,13 +205,6 @@ pub struct Ask {
     /// Port forwards (over the label's, when given).
     pub forwards: BTreeMap<u16, Pattern>,
 }
-
-/// The first port of the servers' HTTP proxies on a session's loopback: one
-/// per server, in order of name; a forward may not take one of them.
-pub const PROXY_PORTS: u16 = 41000;
-
-/// Servers a session may have proxies for (the label allows no more).
-const MAX_PROXIES: u16 = 64;
 
 /// The isolation a session actually gets; every field is visible to the agent.
 #[derive(Clone, Debug, Serialize, JsonSchema, PartialEq)]

@@ -178,18 +178,23 @@ fn origin_form(request: &httparse::Request<'_, '_>, target: &str) -> String {
     head
 }
 
-/// `host:port` (or `host` with `default`), IPv6 in brackets.
+/// `host:port` or `[v6]:port`; with `default`, also a bare `host` or `[v6]`.
 fn authority(text: &str, default: Option<u16>) -> Option<(String, u16)> {
-    let (host, port) = match text.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || text.starts_with('[') => match p.parse::<u16>() {
-            Ok(port) => (h, port),
-            Err(_) if text.starts_with('[') && text.ends_with(']') => (text, default?),
-            Err(_) => return None,
-        },
-        _ => (text, default?),
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, port.parse().ok()?),
+            None if after.is_empty() => (host, default?),
+            None => return None,
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().ok()?),
+            None => (text, default?),
+        }
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty() && port > 0).then(|| (host.to_string(), port))
+    let bare_v6 = !text.starts_with('[') && host.contains(':');
+    (!host.is_empty() && !bare_v6 && port > 0).then(|| (host.to_string(), port))
 }
 
 /// Relay both ways with 64 KiB buffers (tokio's default is 8 KiB).
@@ -219,4 +224,32 @@ async fn refuse(client: &mut TcpStream, status: u16, reason: &str) {
     );
     let _ = client.write_all(response.as_bytes()).await;
     let _ = client.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authority;
+
+    #[test]
+    fn authorities_parse_with_and_without_a_port() {
+        let a = |t: &str, d| authority(t, d);
+        assert_eq!(
+            a("api.example:443", None),
+            Some(("api.example".into(), 443))
+        );
+        assert_eq!(a("[::1]:8443", None), Some(("::1".into(), 8443)));
+        assert_eq!(a("[::1]", Some(80)), Some(("::1".into(), 80)));
+        assert_eq!(a("api.example", Some(80)), Some(("api.example".into(), 80)));
+        for bad in [
+            "api.example",
+            "api.example:0",
+            "api.example:x",
+            ":443",
+            "[::1]x",
+            "[::1",
+        ] {
+            assert_eq!(a(bad, None), None, "{bad}");
+        }
+        assert_eq!(a("::1", Some(80)), None, "an IPv6 address needs brackets");
+    }
 }
