@@ -423,6 +423,46 @@ fn a_writable_mount_the_session_cannot_write_is_refused_naming_the_uid() {
     assert_ne!(stopped["isError"], true, "{stopped}");
 }
 
+/// With `--meta-tools-only` tools/list shows mcpod's own tools alone; a
+/// session's tools are found with find_tools and called by name or with
+/// call_tool, and show_policy says so.
+#[test]
+fn meta_tools_only_lists_none_of_the_sessions_tools_and_they_still_work() {
+    let image = hello_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_with(root.path(), &["--meta-tools-only"]);
+    initialize(&mut server, "2025-11-25");
+    let own = server.tool_names(1);
+    let launched = server.call(2, "launch_session", json!({"image": image}));
+    let session = launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    assert_eq!(server.tool_names(3), own, "a session's tools were listed");
+    assert!(own.iter().all(|n| !n.starts_with(&format!("{session}_"))));
+    let found = server.call(4, "find_tools", json!({"query": "add"}));
+    let name = found["structuredContent"]["tools"][0]["name"]
+        .as_str()
+        .expect("found")
+        .to_string();
+    assert_eq!(name, format!("{session}_hello__add"));
+    let sum = server.call(5, &name, json!({"a": 20, "b": 22}));
+    assert_eq!(sum["structuredContent"]["sum"], 42, "{sum}");
+    let via = server.call(
+        6,
+        "call_tool",
+        json!({"session": session, "server": "hello", "tool": "add", "arguments": {"a": 1, "b": 1}}),
+    );
+    assert_eq!(via["structuredContent"]["sum"], 2, "{via}");
+    let policy = server.call(7, "show_policy", json!({}));
+    assert_eq!(
+        policy["structuredContent"]["meta_tools_only"], true,
+        "{policy}"
+    );
+    let stopped = server.call(8, "stop_session", json!({"session": session}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+}
+
 /// find_tools reaches every session's tools by words, with what it takes to
 /// call them; a bad query is an error, not an exit.
 #[test]

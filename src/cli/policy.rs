@@ -62,6 +62,11 @@ pub struct PolicyArgs {
     /// Append every egress connection to FILE, a JSON line each.
     #[arg(long, value_name = "FILE")]
     egress_log: Option<std::path::PathBuf>,
+    /// List only mcpod's own tools: an agent finds the sessions' tools with
+    /// find_tools (schemas included) and calls them by name or with call_tool,
+    /// so it pays for the schemas it uses.
+    #[arg(long)]
+    meta_tools_only: bool,
 }
 
 fn parse_warm(s: &str) -> Result<(String, usize), String> {
@@ -117,6 +122,9 @@ impl PolicyArgs {
         if let Some(file) = &self.egress_log {
             a.push(format!("--egress-log={}", file.display()));
         }
+        if self.meta_tools_only {
+            a.push("--meta-tools-only".into());
+        }
         let numbers = [
             ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
             ("--max-memory-mb", self.max_memory_mb.map(|v| v.to_string())),
@@ -166,6 +174,7 @@ impl PolicyArgs {
             },
             allow_egress: self.allow_egress,
             egress_log: self.egress_log,
+            meta_tools_only: self.meta_tools_only,
         }
     }
 }

@@ -515,8 +515,10 @@ impl ServerHandler for McpodServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = self.tool_router.list_all();
-        let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
-        tools.extend(self.sessions.tools(room));
+        if !self.sessions.policy().meta_tools_only {
+            let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
+            tools.extend(self.sessions.tools(room));
+        }
         let mut result = ListToolsResult::with_all_items(tools);
         if context
             .protocol_version()

@@ -64,6 +64,9 @@ pub struct Policy {
     pub allow_egress: Vec<Pattern>,
     /// Where every egress connection is recorded, a JSON line each (`--egress-log`).
     pub egress_log: Option<PathBuf>,
+    /// `tools/list` shows only mcpod's own tools; sessions' tools are found
+    /// with find_tools and called by name or with call_tool (`--meta-tools-only`).
+    pub meta_tools_only: bool,
 }
 
 /// The warm pool (`--warm IMAGE[=N]`, `--pool-max`, `--spare-secs`).
@@ -110,6 +113,7 @@ impl Default for Policy {
             pool: PoolPolicy::default(),
             allow_egress: Vec::new(),
             egress_log: None,
+            meta_tools_only: false,
         }
     }
 }
@@ -142,6 +146,9 @@ pub struct PolicyReport {
     pub pool: PoolPolicy,
     /// Destinations a session may be granted (`--allow-egress`).
     pub allow_egress: Vec<String>,
+    /// Whether `tools/list` leaves the sessions' tools out (`--meta-tools-only`):
+    /// find_tools finds them, and their names or call_tool call them.
+    pub meta_tools_only: bool,
     /// Bounds mcpod holds to whatever the operator says.
     pub fixed: FixedLimits,
 }
@@ -285,6 +292,7 @@ impl Policy {
                 .collect(),
             pool: self.pool.clone(),
             allow_egress: self.allow_egress.iter().map(|p| p.to_string()).collect(),
+            meta_tools_only: self.meta_tools_only,
             fixed: FixedLimits {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,

@@ -1,0 +1,160 @@
+//! find_tools over 1,000 tools (10 sessions of the hostile fixture with 100
+//! tools each), through the release `mcpod serve`, against a `ping` round
+//! trip (the JSON-RPC floor) and a `tools/list` in the same run; and what an
+//! answer costs in bytes against the schemas of every tool.
+//!
+//! ```text
+//! cargo bench --bench find_tools
+//! ```
+//!
+//! Target: find_tools answers in under 5 ms at the median over 1,000 tools.
+//! Without `--bench` it runs a small smoke version.
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Client = RunningService<RoleClient, ()>;
+
+const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
+const TARGET_MS: f64 = 5.0;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (sessions, rounds) = if full { (10, 300) } else { (2, 10) };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::from)
+        .and_then(|rt| rt.block_on(run(sessions, rounds)));
+    if let Err(e) = result {
+        eprintln!("find_tools bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> Result<(Value, usize), Error> {
+    let Value::Object(arguments) = arguments else {
+        return Err("arguments must be an object".into());
+    };
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
+        .await?;
+    if result.is_error == Some(true) {
+        return Err(format!("{tool} failed: {:?}", result.content).into());
+    }
+    let bytes = serde_json::to_vec(&result)?.len();
+    Ok((result.structured_content.unwrap_or_default(), bytes))
+}
+
+fn p(sorted: &[Duration], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+async fn run(sessions: usize, rounds: usize) -> Result<(), Error> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = tokio::process::Command::new(MCPOD);
+    command
+        .args(["serve", "--meta-tools-only", "--root"])
+        .arg(repo)
+        .env("MCPOD_LOG", "error");
+    let mcpod = ().serve(TokioChildProcess::new(command)?).await?;
+    let (built, _) = call(
+        &mcpod,
+        "build_image",
+        json!({"name": "localhost/mcpod-hostile", "context": "tests/fixtures/hostile"}),
+    )
+    .await?;
+    let image = built["tag"].as_str().ok_or("no tag")?.to_string();
+    let mut ids = Vec::new();
+    for _ in 0..sessions {
+        let (info, _) = call(
+            &mcpod,
+            "launch_session",
+            json!({"image": image, "overrides": {"hostile": {"args": ["--many-tools", "100"]}}}),
+        )
+        .await?;
+        ids.push(info["session"].as_str().ok_or("no session")?.to_string());
+    }
+    let (all, _) = call(&mcpod, "find_tools", json!({"query": "", "limit": 1})).await?;
+    let total = all["total"].as_u64().unwrap_or(0);
+    let (every, every_bytes) =
+        call(&mcpod, "find_tools", json!({"query": "t", "limit": 100})).await?;
+    let per_tool =
+        every_bytes as f64 / every["tools"].as_array().map_or(1, |t| t.len().max(1)) as f64;
+
+    let mut find = Vec::new();
+    let mut ping = Vec::new();
+    let mut list = Vec::new();
+    let mut answer_bytes = 0;
+    for i in 0..rounds {
+        let t = Instant::now();
+        let (found, bytes) = call(
+            &mcpod,
+            "find_tools",
+            json!({"query": format!("t{}", i % 80), "limit": 5}),
+        )
+        .await?;
+        find.push(t.elapsed());
+        answer_bytes = bytes;
+        if found["tools"].as_array().is_none_or(|t| t.is_empty()) {
+            return Err(format!("find_tools found nothing: {found}").into());
+        }
+        let t = Instant::now();
+        mcpod
+            .peer()
+            .send_request(rmcp::model::ClientRequest::PingRequest(Default::default()))
+            .await?;
+        ping.push(t.elapsed());
+        let t = Instant::now();
+        mcpod.list_all_tools().await?;
+        list.push(t.elapsed());
+    }
+    find.sort();
+    ping.sort();
+    list.sort();
+    println!(
+        "find_tools bench: {total} tools in {sessions} sessions, {rounds} queries (`tN`, limit 5), interleaved"
+    );
+    println!("                               median      p99");
+    println!(
+        "   find_tools                 {:>6.2} ms  {:>6.2} ms",
+        p(&find, 0.5),
+        p(&find, 0.99)
+    );
+    println!(
+        "   ping (the round trip)      {:>6.2} ms  {:>6.2} ms",
+        p(&ping, 0.5),
+        p(&ping, 0.99)
+    );
+    println!(
+        "   tools/list (meta-only)     {:>6.2} ms  {:>6.2} ms",
+        p(&list, 0.5),
+        p(&list, 0.99)
+    );
+    println!(
+        "   find_tools over ping: {:.2}x; its own work ~{:.2} ms   target < {TARGET_MS} ms at the median: {}",
+        p(&find, 0.5) / p(&ping, 0.5),
+        p(&find, 0.5) - p(&ping, 0.5),
+        if p(&find, 0.5) < TARGET_MS {
+            "HOLDS"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "   an answer of 5 tools: {answer_bytes} bytes; every tool's schema: ~{:.0} bytes ({total} x {per_tool:.0}), {:.0}x more",
+        per_tool * total as f64,
+        per_tool * total as f64 / answer_bytes as f64
+    );
+    for id in ids {
+        let _ = call(&mcpod, "stop_session", json!({"session": id})).await?;
+    }
+    let _ = mcpod.cancel().await;
+    Ok(())
+}
