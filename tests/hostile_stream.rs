@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mcpod::session::stream::{Session, SessionStream};
+use mcpod::session::stream::{SessionStream, Setup};
 use mcpod_supervisor::mux::{self, Mode};
 use mcpod_supervisor::protocol::{self, Event, Hello, Offer, Open, Started};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -23,7 +23,7 @@ async fn garbage_instead_of_a_supervisor_is_an_error_at_once() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
     let began = Instant::now();
-    let Err(reason) = SessionStream::over(ours, Session::default(), Duration::from_secs(20)).await
+    let Err(reason) = SessionStream::over(ours, Setup::default(), Duration::from_secs(20)).await
     else {
         panic!("garbage was taken for a supervisor");
     };
@@ -43,7 +43,7 @@ async fn garbage_instead_of_a_supervisor_is_an_error_at_once() {
 async fn a_silent_peer_fails_at_the_deadline() {
     let (ours, _theirs) = tokio::io::duplex(64 * 1024);
     let began = Instant::now();
-    let Err(reason) = SessionStream::over(ours, Session::default(), DEADLINE).await else {
+    let Err(reason) = SessionStream::over(ours, Setup::default(), DEADLINE).await else {
         panic!("silence was taken for a supervisor");
     };
     assert!(began.elapsed() < DEADLINE + Duration::from_secs(2));
@@ -88,7 +88,7 @@ async fn another_protocol_version_is_refused_naming_both() {
         },
         |_, _, _| async { tokio::time::sleep(Duration::from_secs(30)).await },
     );
-    let Err(reason) = SessionStream::over(ours, Session::default(), DEADLINE).await else {
+    let Err(reason) = SessionStream::over(ours, Setup::default(), DEADLINE).await else {
         panic!("another version was taken");
     };
     assert!(
@@ -149,7 +149,7 @@ async fn what_no_server_asked_for_is_dropped_and_a_broken_control_line_ends_the_
         },
     );
     let stream = std::sync::Arc::new(
-        SessionStream::over(ours, Session::default(), DEADLINE)
+        SessionStream::over(ours, Setup::default(), DEADLINE)
             .await
             .expect("a session stream"),
     );
@@ -196,7 +196,7 @@ async fn more_streams_than_the_multiplexer_allows_end_the_session_at_once() {
         },
     );
     let stream = std::sync::Arc::new(
-        SessionStream::over(ours, Session::default(), DEADLINE)
+        SessionStream::over(ours, Setup::default(), DEADLINE)
             .await
             .expect("a session stream"),
     );

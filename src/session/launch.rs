@@ -404,7 +404,7 @@ impl Sessions {
         let _ = std::fs::remove_file(&cidfile);
         let isolation = plan.isolation;
         let egress = !isolation.egress.is_empty();
-        let session = super::stream::Session {
+        let setup = super::stream::Setup {
             lease_until: Some(container::from_now(plan.timeout_secs)),
             forwards: isolation
                 .forwards
@@ -425,7 +425,7 @@ impl Sessions {
         };
         let stream = SessionStream::start(
             &container::run_args(plan),
-            session,
+            setup,
             Duration::from_secs(self.policy.handshake_secs),
         )
         .await;

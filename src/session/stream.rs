@@ -92,7 +92,7 @@ impl SessionStream {
     /// error when podman or the supervisor does not come up within `deadline`.
     pub async fn start(
         podman_args: &[OsString],
-        session: Session,
+        setup: Setup,
         deadline: Duration,
     ) -> Result<SessionStream> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
@@ -112,7 +112,7 @@ impl SessionStream {
             .set_nonblocking(true)
             .and_then(|()| tokio::net::UnixStream::from_std(ours))
             .map_err(|e| Error::io("opening", "a session socket", e))?;
-        let failed = match Self::over(ours, session, deadline).await {
+        let failed = match Self::over(ours, setup, deadline).await {
             Ok(mut stream) => {
                 stream.podman = tokio::sync::Mutex::new(Some(process));
                 stream.log = log;
@@ -153,7 +153,7 @@ impl SessionStream {
     /// answer as a supervisor of this protocol within `deadline`.
     pub async fn over<T>(
         io: T,
-        session: Session,
+        setup: Setup,
         deadline: Duration,
     ) -> std::result::Result<SessionStream, String>
     where
@@ -168,7 +168,7 @@ impl SessionStream {
             }
             end.cancel();
         });
-        let hello = say_hello(&opener, session.lease_until, session.forwards);
+        let hello = say_hello(&opener, setup.lease_until, setup.forwards);
         let control = match tokio::time::timeout(deadline, hello).await {
             Ok(Ok(control)) => control,
             Ok(Err(reason)) => {
@@ -186,7 +186,7 @@ impl SessionStream {
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (commands, lines) = mpsc::unbounded_channel();
         tokio::spawn(run_control(control, lines, routes.clone()));
-        tokio::spawn(take_offers(inbound, routes.clone(), session.gate.clone()));
+        tokio::spawn(take_offers(inbound, routes.clone(), setup.gate.clone()));
         Ok(SessionStream {
             opener,
             commands,
@@ -195,7 +195,7 @@ impl SessionStream {
             podman: tokio::sync::Mutex::new(None),
             ended,
             log: Arc::new(LogRing::new(1)),
-            gate: session.gate,
+            gate: setup.gate,
         })
     }
 
@@ -301,7 +301,7 @@ impl SessionStream {
 /// What the supervisor is told of its session at the start, and the gate
 /// its connections go through.
 #[derive(Default)]
-pub struct Session {
+pub struct Setup {
     /// Unix time at which the supervisor ends the session.
     pub lease_until: Option<u64>,
     pub forwards: Vec<Forward>,
