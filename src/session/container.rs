@@ -176,7 +176,7 @@ fn subordinate_base(file: &str, user: &str) -> Option<u64> {
 }
 
 /// A session container: the supervisor as its PID 1, with everything
-/// `podman run -i` needs.
+/// `podman run` needs.
 pub struct Plan<'a> {
     pub session: &'a str,
     pub name: &'a str,
@@ -213,7 +213,7 @@ impl ServerCommand<'_> {
     }
 }
 
-/// Where `podman run -i` writes the ID of the container `name`.
+/// Where `podman run` writes the ID of the container `name`.
 pub fn cidfile(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{name}.cid"))
 }

@@ -391,7 +391,7 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Start the container (`podman run -i` of the supervisor) and, in
+    /// Start the container (`podman run` of the supervisor) and, in
     /// parallel, each server as a stream of it; one failing leaves the others.
     async fn start_container(
         &self,

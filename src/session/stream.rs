@@ -1,6 +1,8 @@
-//! A session's one stream: `podman run -i` of the supervisor (the container's
-//! PID 1), one yamux connection on podman's stdio, the control stream, and a
-//! stdio and a stderr stream per server (see the supervisor's `protocol.rs`).
+//! A session's one stream: `podman run` of the supervisor (the container's
+//! PID 1), one yamux connection on a socket podman hands in as its fd 3, the
+//! control stream, a stdio and a stderr stream per server, and a stream per
+//! egress connection, which goes to the gate (see the supervisor's
+//! `protocol.rs`).
 //!
 //! Everything that comes up this stream is as untrusted as the servers in the
 //! container: lines are bounded, streams are capped by the multiplexer, an
@@ -88,7 +90,7 @@ pub struct SessionStream {
 const TAIL_LINES: usize = 20;
 
 impl SessionStream {
-    /// Run `podman` (a `podman run -i` of the supervisor) and say hello; an
+    /// Run `podman` (a `podman run` of the supervisor) and say hello; an
     /// error when podman or the supervisor does not come up within `deadline`.
     pub async fn start(
         podman_args: &[OsString],

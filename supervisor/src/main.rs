@@ -1,8 +1,10 @@
 //! mcpod-supervisor: PID 1 of a session container. It starts the servers
-//! mcpod asks for, carries their stdio and stderr as streams of the one yamux
-//! connection on its own stdin and stdout, reports their exits, reaps every
-//! process of the container, forwards signals, and ends the container when
-//! mcpod's side of the stream (or the lease) ends. See `protocol.rs`.
+//! mcpod asks for, carries their stdio and stderr (and their egress
+//! connections, see `egress.rs`) as streams of the one yamux connection to
+//! mcpod (the socket at fd 3, else its own stdin and stdout), reports their
+//! exits, reaps every process of the container, forwards signals, and ends
+//! the container when mcpod's side of the stream (or the lease) ends. See
+//! `protocol.rs`.
 
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -1,8 +1,9 @@
 //! The session stream's protocol, version [`VERSION`].
 //!
-//! The container's stdin and stdout carry one yamux connection; mcpod is the
-//! client, the supervisor the server. Every stream begins with one JSON line
-//! (at most [`MAX_LINE`] bytes) that says what it is:
+//! One yamux connection, on the socket mcpod passes in as [`STREAM_FD`] (else
+//! on the supervisor's stdin and stdout); mcpod is the client, the
+//! supervisor the server. Every stream begins with one JSON line (at most
+//! [`MAX_LINE`] bytes) that says what it is:
 //!
 //! - mcpod opens the **control** stream first ([`Open::Control`]); the
 //!   supervisor answers [`Hello`] (or [`Hello`] with `refused` set, when the
@@ -15,7 +16,10 @@
 //!   the server's stdin (from mcpod) and stdout (to mcpod). mcpod closing its
 //!   side closes the server's stdin: the MCP stdio shutdown.
 //! - the supervisor opens one **stderr** stream per started server
-//!   ([`Offer::Stderr`]) carrying its stderr bytes.
+//!   ([`Offer::Stderr`]) carrying its stderr bytes, and one stream per
+//!   connection a server opens through its egress proxy or a port forward
+//!   ([`Offer::Connect`]): mcpod answers a [`Verdict`], then the stream
+//!   carries the connection.
 
 use serde::{Deserialize, Serialize};
 
