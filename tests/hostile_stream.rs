@@ -176,22 +176,44 @@ async fn what_no_server_asked_for_is_dropped_and_a_broken_control_line_ends_the_
     assert!(exit.is_err(), "{exit:?}");
 }
 
+/// A peer that holds every stream the multiplexer allows: mcpod's next
+/// start fails at once naming the limit (no hang, and the session is not
+/// torn down); once the peer lets them go, a server starts.
 #[tokio::test]
-async fn more_streams_than_the_multiplexer_allows_end_the_session_at_once() {
+async fn a_peer_holding_every_stream_gets_no_more_and_the_session_goes_on() {
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let (held_tx, held) = tokio::sync::oneshot::channel::<usize>();
+    let (release_tx, release) = tokio::sync::oneshot::channel::<()>();
     fake_supervisor(
         theirs,
         Hello {
             version: protocol::VERSION,
             refused: None,
         },
-        |opener, _, _control| async move {
+        |opener, mut inbound, _control| async move {
+            // Each with a byte of an unfinished line, so it reaches mcpod
+            // (yamux opens a stream lazily) and mcpod keeps it, waiting.
             let mut kept = Vec::new();
             for _ in 0..(mux::MAX_STREAMS * 2) {
-                if let Ok(s) = opener.open().await {
+                if let Ok(mut s) = opener.open().await {
+                    let _ = s.write_all(b"{").await;
+                    let _ = s.flush().await;
                     kept.push(s);
                 }
             }
+            let _ = held_tx.send(kept.len());
+            let _ = release.await;
+            drop(kept);
+            // Then an honest answer to the start.
+            let Some(stdio) = inbound.recv().await else {
+                return;
+            };
+            let mut stdio = BufReader::new(stdio);
+            let _: Option<Open> = protocol::read_line(&mut stdio).await.ok().flatten();
+            let _ = stdio
+                .get_mut()
+                .write_all(&protocol::line(&Started::Running { pid: 2 }))
+                .await;
             tokio::time::sleep(Duration::from_secs(30)).await;
         },
     );
@@ -200,14 +222,10 @@ async fn more_streams_than_the_multiplexer_allows_end_the_session_at_once() {
             .await
             .expect("a session stream"),
     );
-    let began = Instant::now();
-    while !stream.is_ended() {
-        assert!(
-            began.elapsed() < Duration::from_secs(5),
-            "the flood did not end the stream"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let kept = held.await.expect("held");
+    assert!(kept <= mux::MAX_STREAMS, "the peer got {kept} streams");
+    // Until mcpod's side has taken them all in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (argv, env) = (vec!["/bin/echo".to_string()], BTreeMap::new());
     match tokio::time::timeout(
         Duration::from_secs(5),
@@ -215,8 +233,28 @@ async fn more_streams_than_the_multiplexer_allows_end_the_session_at_once() {
     )
     .await
     {
-        Ok(Err(refused)) => assert!(refused.reason.contains("ended"), "{}", refused.reason),
-        Ok(Ok(_)) => panic!("a server started on an ended stream"),
-        Err(_) => panic!("a start hung on an ended stream"),
+        Ok(Err(refused)) => assert!(
+            refused.reason.contains("streams open"),
+            "{}",
+            refused.reason
+        ),
+        Ok(Ok(_)) => panic!("a server started past the multiplexer's limit"),
+        Err(_) => panic!("a start hung on a full multiplexer"),
+    }
+    assert!(!stream.is_ended(), "the limit tore the session down");
+    let _ = release_tx.send(());
+    let began = Instant::now();
+    loop {
+        match stream.start_server("x", &argv, &env, None, None).await {
+            Ok(_) => break,
+            Err(refused) => {
+                assert!(
+                    began.elapsed() < Duration::from_secs(15),
+                    "no stream came back: {}",
+                    refused.reason
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }

@@ -86,6 +86,9 @@ pub struct SessionStream {
     pub gate: Option<Arc<Gate>>,
 }
 
+/// How long the supervisor gets to say it started a server (a spawn).
+const START_ANSWER: Duration = Duration::from_secs(10);
+
 /// Lines of podman's and the supervisor's stderr an error quotes.
 const TAIL_LINES: usize = 20;
 
@@ -241,13 +244,19 @@ impl SessionStream {
             stream.get_mut().flush().await?;
             protocol::read_line::<Started, _>(&mut stream).await
         };
-        match answer.await {
-            Ok(Some(Started::Running { .. })) => {}
-            Ok(Some(Started::Failed { reason, missing })) => {
+        match tokio::time::timeout(START_ANSWER, answer).await {
+            Ok(Ok(Some(Started::Running { .. }))) => {}
+            Ok(Ok(Some(Started::Failed { reason, missing }))) => {
                 return Err(NotStarted { reason, missing });
             }
-            Ok(None) => return Err(refused("the supervisor closed its stdio stream".into())),
-            Err(e) => return Err(refused(format!("the supervisor's answer: {e}"))),
+            Ok(Ok(None)) => return Err(refused("the supervisor closed its stdio stream".into())),
+            Ok(Err(e)) => return Err(refused(format!("the supervisor's answer: {e}"))),
+            Err(_) => {
+                return Err(refused(format!(
+                    "the supervisor did not answer the start within {} s",
+                    START_ANSWER.as_secs()
+                )));
+            }
         }
         let (read, write) = tokio::io::split(stream);
         let this = self.clone();

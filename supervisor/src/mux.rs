@@ -4,20 +4,79 @@
 //! window), so a server that floods its stderr cannot stall another's stdio.
 
 use std::future::Future;
-use std::task::Poll;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 pub use yamux::Mode;
 
-/// A stream of the connection, as tokio's `AsyncRead + AsyncWrite`.
-pub type Stream = Compat<yamux::Stream>;
+/// Streams open at once on one connection, each side's together (yamux
+/// counts them so): a side at the limit gets an error when it opens one more,
+/// and the connection goes on. 64 servers take 129 (stdio, stderr, control);
+/// the rest is room for egress connections.
+pub const MAX_STREAMS: usize = 192;
 
-/// Streams open at once on one connection, each side's together; with
-/// yamux's 256 KiB window each, what the other side can make this side
-/// buffer is bounded by `MAX_STREAMS * 256 KiB` (32 MiB).
-pub const MAX_STREAMS: usize = 128;
+/// yamux's own limit: past it yamux ends the whole connection (also when
+/// this side opens one more), so it sits above [`MAX_STREAMS`] with room
+/// for streams dropped but not yet collected. With its 256 KiB window each,
+/// what the other side can make this side buffer is bounded by
+/// `YAMUX_STREAMS * 256 KiB` (64 MiB).
+const YAMUX_STREAMS: usize = MAX_STREAMS + 64;
+
+/// A stream of the connection, as tokio's `AsyncRead + AsyncWrite`; counted
+/// against [`MAX_STREAMS`] until dropped.
+pub struct Stream {
+    inner: Compat<yamux::Stream>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Stream {
+    fn new(inner: yamux::Stream, live: &Arc<AtomicUsize>) -> Stream {
+        live.fetch_add(1, Ordering::SeqCst);
+        Stream {
+            inner: inner.compat(),
+            live: live.clone(),
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 enum Request {
     Open(oneshot::Sender<std::io::Result<Stream>>),
@@ -68,8 +127,8 @@ where
     // Frames of up to 64 KiB (yamux's default is 16 KiB): four times fewer
     // frames for bulk egress, at most 64 KiB ahead of another stream's message.
     config
-        .set_max_num_streams(MAX_STREAMS)
-        .set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024))
+        .set_max_num_streams(YAMUX_STREAMS)
+        .set_max_connection_receive_window(Some(YAMUX_STREAMS * 256 * 1024))
         .set_split_send_size(64 * 1024);
     // Buffered both ways: yamux writes a frame's header and body separately
     // and flushes after each batch, so one write per batch (not two per
@@ -78,6 +137,7 @@ where
     let mut connection = yamux::Connection::new(io.compat(), config, mode);
     let (requests_tx, mut requests) = mpsc::unbounded_channel();
     let (inbound_tx, inbound) = mpsc::unbounded_channel();
+    let live = Arc::new(AtomicUsize::new(0));
     let drive = async move {
         let mut pending: Option<oneshot::Sender<std::io::Result<Stream>>> = None;
         let mut closing = false;
@@ -105,22 +165,29 @@ where
                     }
                 }
                 if let Some(tx) = pending.take() {
-                    match connection.poll_new_outbound(cx) {
-                        Poll::Ready(stream) => {
-                            let _ = tx.send(
-                                stream
-                                    .map(|s| s.compat())
-                                    .map_err(|e| std::io::Error::other(e.to_string())),
-                            );
-                            progressed = true;
+                    if live.load(Ordering::SeqCst) >= MAX_STREAMS {
+                        let _ = tx.send(Err(std::io::Error::other(format!(
+                            "the session stream has {MAX_STREAMS} streams open, its limit"
+                        ))));
+                        progressed = true;
+                    } else {
+                        match connection.poll_new_outbound(cx) {
+                            Poll::Ready(stream) => {
+                                let _ = tx.send(
+                                    stream
+                                        .map(|s| Stream::new(s, &live))
+                                        .map_err(|e| std::io::Error::other(e.to_string())),
+                                );
+                                progressed = true;
+                            }
+                            Poll::Pending => pending = Some(tx),
                         }
-                        Poll::Pending => pending = Some(tx),
                     }
                 }
                 match connection.poll_next_inbound(cx) {
                     Poll::Ready(Some(Ok(stream))) => {
                         // Nobody listening: the stream is dropped (reset).
-                        let _ = inbound_tx.send(stream.compat());
+                        let _ = inbound_tx.send(Stream::new(stream, &live));
                         progressed = true;
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.to_string())),
@@ -170,8 +237,24 @@ mod tests {
         assert_eq!(got.len(), 1 << 20);
         writer.await.expect("writer");
 
+        // At the limit an open fails and the connection goes on.
+        let mut held = Vec::new();
+        while let Ok(s) = open_a.open().await {
+            held.push(s);
+            assert!(held.len() <= MAX_STREAMS, "past the limit");
+        }
+        held.pop();
+        let mut again = open_a.open().await.expect("a stream once one is let go");
+        again.write_all(b"still").await.expect("write");
+        again.flush().await.expect("flush");
+        drop(held);
+        drop(again);
+        // Let a's resets of the dropped streams reach b before b goes.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
         open_b.close();
-        assert!(driven_a.await.expect("join").is_ok());
+        let ended = driven_a.await.expect("join");
+        assert!(ended.is_ok(), "{ended:?}");
         assert!(open_a.open().await.is_err(), "no stream after the end");
     }
 }
