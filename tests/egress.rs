@@ -185,6 +185,25 @@ fn the_hostile_server_reaches_only_what_is_granted_and_nothing_directly() {
         "{got}"
     );
 
+    // A host name past any DNS name's length: refused, and recorded cut.
+    let long = "a".repeat(10_000);
+    let got = text_of(&server.call(
+        50,
+        &tool("http_via_proxy"),
+        json!({"method": "CONNECT", "url": format!("{long}:{web}")}),
+    ));
+    assert!(
+        got.starts_with("HTTP/1.1 403") && got.contains("longer than a host name"),
+        "{}",
+        &got[..got.len().min(300)]
+    );
+    let records = egress_log(&mut server, 51, &session);
+    let last = records.last().expect("a record of the long name");
+    assert!(
+        last["destination"].as_str().is_some_and(|d| d.len() < 300),
+        "{last}"
+    );
+
     // No way around the proxy: the session has no network.
     for to in [
         format!("host.containers.internal:{web}"),

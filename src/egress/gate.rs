@@ -73,6 +73,21 @@ pub struct Gate {
     audit: Option<Arc<AuditFile>>,
 }
 
+/// The longest host name (and server name) a connection may give.
+const MAX_NAME: usize = 253;
+
+/// `text`, cut to [`MAX_NAME`] bytes (with `…` when cut).
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_NAME {
+        return text.to_string();
+    }
+    let mut end = MAX_NAME;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// A connection let through: the socket, the address, the rule.
 type Dialled = (TcpStream, SocketAddr, String);
 
@@ -95,7 +110,17 @@ impl Gate {
         port: u16,
     ) {
         let began = Instant::now();
-        let decided = self.decide(host, port).await;
+        // What the container names is recorded and quoted cut to a DNS
+        // name's length, so a long one cannot swell the audit.
+        let (host_said, from) = (cut(host), cut(from));
+        let from = from.as_str();
+        let decided = if host.len() > MAX_NAME {
+            Err(format!(
+                "`{host_said}` is longer than a host name ({MAX_NAME} bytes)"
+            ))
+        } else {
+            self.decide(host, port).await
+        };
         let verdict = match &decided {
             Ok((_, address, rule)) => Verdict {
                 allowed: true,
@@ -138,7 +163,7 @@ impl Gate {
                 .unwrap_or_default(),
             session: &self.session,
             from,
-            destination: format!("{host}:{port}"),
+            destination: format!("{host_said}:{port}"),
             address,
             verdict: if verdict.allowed {
                 "allowed"
