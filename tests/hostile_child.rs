@@ -246,41 +246,65 @@ fn a_notification_flood_does_not_flood_mcpods_stderr() {
     stop(&mut server, 3, &session);
 }
 
-/// Build the hostile image with its server started as `command`.
-fn hostile_with(server: &mut Server, id: u64, root: &std::path::Path, command: Value) -> String {
-    hostile_serving(server, id, root, json!({"hostile": {"command": command}}))
+/// The hostile images one test builds: named under a prefix of the test's
+/// own and removed when it ends. (One prefix shared by every test let a test
+/// that ended remove the images of another still running: seen in CI.)
+struct HostileImages {
+    prefix: String,
+    _cleanup: ImageCleanup,
 }
 
-/// Build the hostile image declaring `servers`.
-fn hostile_serving(server: &mut Server, id: u64, root: &std::path::Path, servers: Value) -> String {
-    let ctx = root.join(format!("ctx{id}"));
-    std::fs::create_dir(&ctx).expect("ctx");
-    std::fs::write(
-        ctx.join("Containerfile"),
-        format!("FROM {}\n", hostile_image()),
-    )
-    .expect("Containerfile");
-    let built = server.call(
-        id,
-        "build_image",
-        json!({"name": format!("localhost/{}", unique("hostile-flags")),
-            "context": format!("ctx{id}"),
-            "servers": servers}),
-    );
-    assert_ne!(built["isError"], true, "{built}");
-    built["structuredContent"]["tag"]
-        .as_str()
-        .expect("tag")
-        .to_string()
+impl HostileImages {
+    fn new() -> Self {
+        let prefix = unique("hostile-flags");
+        HostileImages {
+            _cleanup: ImageCleanup(prefix.clone()),
+            prefix,
+        }
+    }
+
+    /// Build the hostile image with its server started as `command`.
+    fn with(&self, server: &mut Server, id: u64, root: &std::path::Path, command: Value) -> String {
+        self.serving(server, id, root, json!({"hostile": {"command": command}}))
+    }
+
+    /// Build the hostile image declaring `servers`.
+    fn serving(
+        &self,
+        server: &mut Server,
+        id: u64,
+        root: &std::path::Path,
+        servers: Value,
+    ) -> String {
+        let ctx = root.join(format!("ctx{id}"));
+        std::fs::create_dir(&ctx).expect("ctx");
+        std::fs::write(
+            ctx.join("Containerfile"),
+            format!("FROM {}\n", hostile_image()),
+        )
+        .expect("Containerfile");
+        let built = server.call(
+            id,
+            "build_image",
+            json!({"name": format!("localhost/{}-{id}", self.prefix),
+                "context": format!("ctx{id}"),
+                "servers": servers}),
+        );
+        assert_ne!(built["isError"], true, "{built}");
+        built["structuredContent"]["tag"]
+            .as_str()
+            .expect("tag")
+            .to_string()
+    }
 }
 
 #[test]
 fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
     let root = tempfile::tempdir().expect("tempdir");
-    let _cleanup = ImageCleanup("hostile-flags".into());
+    let images = HostileImages::new();
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
-    let dup = hostile_with(
+    let dup = images.with(
         &mut server,
         1,
         root.path(),
@@ -298,7 +322,7 @@ fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
         info["warnings"]
     );
 
-    let many = hostile_with(
+    let many = images.with(
         &mut server,
         4,
         root.path(),
@@ -332,7 +356,7 @@ fn a_duplicate_tool_name_exports_once_and_too_many_tools_are_capped() {
     );
     assert_ne!(t["isError"], true, "{t}");
     // A child whose every page has another: read a bounded number of pages.
-    let endless = hostile_with(
+    let endless = images.with(
         &mut server,
         10,
         root.path(),
@@ -441,11 +465,11 @@ fn a_list_changed_flood_costs_a_bounded_number_of_relistings() {
 #[test]
 fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
     let root = tempfile::tempdir().expect("tempdir");
-    let _cleanup = ImageCleanup("hostile-flags".into());
+    let images = HostileImages::new();
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
     // A banner before a good handshake is only noted.
-    let banner = hostile_with(
+    let banner = images.with(
         &mut server,
         1,
         root.path(),
@@ -477,7 +501,7 @@ fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
             "initialize",
         ),
     ] {
-        let image = hostile_with(&mut server, id, root.path(), command);
+        let image = images.with(&mut server, id, root.path(), command);
         let (result, took) = timed_call(
             &mut server,
             id + 1,
@@ -499,12 +523,12 @@ fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
 #[test]
 fn a_program_the_image_lacks_is_named_with_the_way_out() {
     let root = tempfile::tempdir().expect("tempdir");
-    let _cleanup = ImageCleanup("hostile-flags".into());
+    let images = HostileImages::new();
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
     // What every server's README shows, in an image with no node.
     let npx = json!(["npx", "-y", "@modelcontextprotocol/server-memory"]);
-    let alone = hostile_with(&mut server, 1, root.path(), npx.clone());
+    let alone = images.with(&mut server, 1, root.path(), npx.clone());
     let launched = server.call(2, "launch_session", json!({"image": alone}));
     assert_eq!(launched["isError"], true, "{launched}");
     let text = text_of(&launched);
@@ -516,7 +540,7 @@ fn a_program_the_image_lacks_is_named_with_the_way_out() {
         "{text}"
     );
     // Beside a working server.
-    let pair = hostile_serving(
+    let pair = images.serving(
         &mut server,
         3,
         root.path(),
@@ -543,10 +567,10 @@ fn a_program_the_image_lacks_is_named_with_the_way_out() {
 #[test]
 fn a_server_cannot_reach_the_session_stream_or_kill_its_supervisor() {
     let root = tempfile::tempdir().expect("tempdir");
-    let _cleanup = ImageCleanup("hostile-flags".into());
+    let images = HostileImages::new();
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
-    let image = hostile_serving(
+    let image = images.serving(
         &mut server,
         1,
         root.path(),
