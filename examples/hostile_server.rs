@@ -27,6 +27,8 @@
 //! - `slow {ms}`: sleeps `ms` milliseconds (cancellation is not heard), then `slept`.
 //! - `list_changed_flood {count}`: `count` `notifications/tools/list_changed`, then `sent N`.
 //! - `tools_list_count`: how many `tools/list` requests it has answered.
+//! - `ask_flood {count}`: `count` `elicitation/create` requests to the client (their
+//!   answers are ignored), then `asked N`.
 //!
 //! Flags: `--duplicate-tools` (`echo` listed twice, with two descriptions),
 //! `--many-tools N` (extra tools `t0`..`t{N-1}`, each answering its own name),
@@ -366,6 +368,21 @@ impl Server {
                 }
                 self.reply(id, Self::text_result(format!("sent {count}")))?;
             }
+            "ask_flood" => {
+                let count = whole(args, "count")?;
+                {
+                    let mut out = self.out.lock();
+                    for i in 0..count {
+                        let ask = json!({"jsonrpc": "2.0", "id": format!("ask-{i}"),
+                            "method": "elicitation/create",
+                            "params": {"message": format!("question {i}"),
+                                "requestedSchema": {"type": "object", "properties": {}}}});
+                        out.write_all(format!("{ask}\n").as_bytes())?;
+                    }
+                    out.flush()?;
+                }
+                self.reply(id, Self::text_result(format!("asked {count}")))?;
+            }
             "tools_list_count" => {
                 let lists = self.lists;
                 self.reply(id, Self::text_result(lists.to_string()))?;
@@ -497,6 +514,11 @@ fn tools() -> Vec<Value> {
         tool(
             "list_changed_flood",
             "Send `count` notifications/tools/list_changed, then reply.",
+            schema(&[("count", "integer")], &["count"]),
+        ),
+        tool(
+            "ask_flood",
+            "Send `count` elicitation/create requests to the client, then reply.",
             schema(&[("count", "integer")], &["count"]),
         ),
         tool(

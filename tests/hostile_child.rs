@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::hostile::hostile_image;
-use common::rpc::{Server, initialize, text_of};
+use common::rpc::{Server, initialize, initialize_with, text_of};
 use common::{ImageCleanup, containers_of, unique};
 use serde_json::{Value, json};
 
@@ -610,4 +610,37 @@ fn a_server_cannot_reach_the_session_stream_or_kill_its_supervisor() {
     );
     stop(&mut server, 7, &session);
     assert!(containers_of(&session).is_empty());
+}
+
+/// A child that asks the client question after question: at most
+/// `MAX_ASKS` reach the client at once, the rest are refused at once (the
+/// child hears why), and the session goes on.
+#[test]
+fn a_flood_of_questions_reaches_the_client_a_few_at_a_time() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize_with(&mut server, "2025-11-25", json!({"elicitation": {}}));
+    let session = launch(&mut server, 1, &image);
+    let asked = server.call(
+        2,
+        &format!("{session}_hostile__ask_flood"),
+        json!({"count": 50}),
+    );
+    assert_eq!(text_of(&asked), "asked 50", "{asked}");
+    let mut seen = Vec::new();
+    while let Some(ask) = server.wait_notification("elicitation/create", Duration::from_secs(2)) {
+        seen.push(ask);
+    }
+    assert_eq!(seen.len(), mcpod::proxy::child::MAX_ASKS, "{seen:?}");
+    for ask in &seen {
+        server.reply(ask, json!({"action": "decline"}));
+    }
+    let echo = server.call(
+        3,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "still here"}),
+    );
+    assert_eq!(text_of(&echo), "still here", "{echo}");
+    stop(&mut server, 4, &session);
 }

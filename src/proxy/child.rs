@@ -1,6 +1,11 @@
 //! One child MCP server: an rmcp client on its stdio (a stream of its
-//! session, see `session/stream.rs`), its stderr kept, its exit noticed, and
-//! calls passed through with progress, cancellation and a deadline.
+//! session, see `session/stream.rs`), its stderr kept, its exit noticed, its
+//! lists kept (`catalog.rs`), requests passed through with progress,
+//! cancellation and a deadline, and its own requests, log messages and
+//! resource updates passed up to the agent (`upstream.rs`).
+
+// Sampling, roots and logging are deprecated by 2026-07-28, and still forwarded.
+#![allow(deprecated)]
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,19 +16,26 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
-    ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion, ResultType,
-    ServerResult, Tool,
+    ClientCapabilities, ClientConfig, ClientRequest, ClientResult, CreateMessageRequest,
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
+    ElicitResult, ElicitationCapability, ErrorData, Implementation, JsonObject, ListRootsRequest,
+    ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ProgressToken, Prompt, ProtocolVersion, Resource, ResourceTemplate,
+    ResourceUpdatedNotificationParam, ResultType, RootsCapabilities, SamplingCapability,
+    ServerCapabilities, ServerRequest, ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use super::catalog::{self, Catalog};
 use super::log::{self, LogRing};
-use super::tools;
+use super::missing::missing_program;
+use super::names;
+use super::upstream::{Ask, Upstream};
 use crate::engine::process::BoundedLines;
 use crate::wire;
 
@@ -33,6 +45,10 @@ pub type ProgressSink = Arc<dyn Fn(ProgressNotificationParam) + Send + Sync>;
 /// How long a starting server that wrote something other than MCP still
 /// gets to answer `initialize`.
 const JUNK_GRACE: Duration = Duration::from_secs(1);
+
+/// A child's requests to the agent (elicitation, sampling, roots) that may
+/// wait for an answer at once.
+pub const MAX_ASKS: usize = 4;
 
 /// Lines of stderr an error message quotes.
 const TAIL_LINES: usize = 20;
@@ -62,59 +78,71 @@ pub struct Handshake {
 /// State shared between the child's connection handler and its owner.
 struct Shared {
     name: String,
-    tools: RwLock<Vec<Tool>>,
+    /// The session it serves, for the names it is exported under.
+    session: String,
+    catalog: RwLock<Catalog>,
+    /// Where its requests, log messages and resource updates go.
+    upstream: Arc<Upstream>,
     /// list_changed notifications not yet answered by a re-listing.
     relist: AtomicUsize,
-    /// What `tools::admit` left out of the last tool list, and why.
+    /// What the last listing left out, and why.
     warnings: RwLock<Vec<String>>,
     log: Arc<LogRing>,
     routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
+    /// Its requests to the agent waiting for an answer (at most [`MAX_ASKS`]).
+    asks: tokio::sync::Semaphore,
     /// Fires whenever this child's tool list changes or the child dies.
     changed: tokio::sync::broadcast::Sender<()>,
 }
 
-/// Pages of `tools/list` asked of a child; a child that always has another
-/// page would otherwise be asked for ever, and its tools kept without bound.
-const MAX_TOOL_PAGES: usize = 16;
-
-/// A child's tools, page after page up to [`MAX_TOOL_PAGES`] or until there
-/// are more than `tools::admit` keeps; and whether pages were left unread.
-async fn list_tools(peer: &Peer<RoleClient>) -> Result<(Vec<Tool>, bool), rmcp::ServiceError> {
-    let mut tools = Vec::new();
-    let mut cursor = None;
-    for _ in 0..MAX_TOOL_PAGES {
-        let page = peer
-            .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
-            .await?;
-        tools.extend(page.tools);
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            return Ok((tools, false));
-        }
-        if tools.len() > tools::MAX_PER_SERVER {
-            break;
-        }
-    }
-    Ok((tools, true))
-}
-
 impl Shared {
-    /// Take a tool list from the child, as far as `tools::admit` lets it in.
-    fn set_tools(&self, (listed, unread): (Vec<Tool>, bool)) {
-        let (tools, mut warnings) = tools::admit(&self.name, listed);
-        if unread {
-            warnings.push(format!(
-                "server `{}` has more pages of tools than mcpod reads ({MAX_TOOL_PAGES} pages, or past {} tools); the rest are not exported",
-                self.name,
-                tools::MAX_PER_SERVER
-            ));
-        }
+    /// Take the child's lists, as far as `catalog::list` let them in.
+    fn set_catalog(&self, (catalog, warnings): (Catalog, Vec<String>)) {
         for w in &warnings {
             self.log.push(&format!("mcpod: {w}"));
             tracing::warn!("{w}");
         }
-        *self.tools.write().unwrap_or_else(|p| p.into_inner()) = tools;
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
         *self.warnings.write().unwrap_or_else(|p| p.into_inner()) = warnings;
+    }
+
+    /// Where a child's request came from, for the agent's errors.
+    fn from(&self) -> String {
+        format!("server `{}` of session {}", self.name, self.session)
+    }
+
+    /// Re-list the child's lists: one re-listing at a time, however many
+    /// notifications arrive (those that come meanwhile make one more).
+    fn relist(self: &Arc<Self>, peer: Peer<RoleClient>) {
+        if self.relist.fetch_add(1, Ordering::SeqCst) > 0 {
+            return;
+        }
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let offers = peer
+                .peer_info()
+                .map(|i| i.capabilities.clone())
+                .unwrap_or_default();
+            loop {
+                let asked = shared.relist.load(Ordering::SeqCst);
+                match catalog::list(&shared.name, &peer, &offers).await {
+                    Ok(listed) => {
+                        shared.set_catalog(listed);
+                        let _ = shared.changed.send(());
+                    }
+                    Err(e) => tracing::warn!(server = %shared.name, "re-listing failed: {e}"),
+                }
+                // Done unless more notifications came while listing.
+                if shared
+                    .relist
+                    .compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return;
+                }
+                shared.relist.store(1, Ordering::SeqCst);
+            }
+        });
     }
 }
 
@@ -124,12 +152,92 @@ struct Handler {
 }
 
 impl ClientHandler for Handler {
+    /// Children may ask for what an agent may give: whether this agent
+    /// declared it is checked per request (see `upstream.rs`), since a pooled
+    /// session starts before its agent is known.
     fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.elicitation = Some(ElicitationCapability::default());
+        capabilities.sampling = Some(SamplingCapability::default());
+        capabilities.roots = Some(RootsCapabilities::default());
         ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new("mcpod", env!("CARGO_PKG_VERSION")),
         )
         .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        match self.ask(Ask::Elicitation, request).await? {
+            ClientResult::ElicitResult(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        match self.ask(Ask::Sampling, request).await? {
+            ClientResult::CreateMessageResult(result) => Ok(*result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn list_roots(
+        &self,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
+        match self.ask(Ask::Roots, request).await? {
+            ClientResult::ListRootsResult(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Kept in the server's log, and passed to the agent under a logger
+    /// that names the session and server.
+    async fn on_logging_message(
+        &self,
+        mut params: LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        let shared = &self.shared;
+        let logger = format!("{}/{}", shared.session, shared.name);
+        params.logger = Some(match params.logger.take() {
+            Some(own) => format!("{logger}/{own}"),
+            None => logger,
+        });
+        let line = serde_json::to_string(&params.data).unwrap_or_default();
+        shared
+            .log
+            .push(&format!("mcp log {:?}: {line}", params.level));
+        shared.upstream.log(params).await;
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        let shared = &self.shared;
+        let uri = names::resource_uri(&shared.session, &shared.name, &params.uri);
+        shared.upstream.updated(uri).await;
+    }
+
+    async fn on_prompt_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.shared.relist(context.peer);
+    }
+
+    async fn on_resource_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.shared.relist(context.peer);
     }
 
     async fn on_progress(
@@ -149,35 +257,34 @@ impl ClientHandler for Handler {
         }
     }
 
-    /// Re-list the child's tools: one re-listing at a time, however many
-    /// notifications arrive (those that come meanwhile make one more).
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
-        let shared = self.shared.clone();
-        if shared.relist.fetch_add(1, Ordering::SeqCst) > 0 {
-            return;
-        }
-        tokio::spawn(async move {
-            loop {
-                let asked = shared.relist.load(Ordering::SeqCst);
-                match list_tools(&context.peer).await {
-                    Ok(tools) => {
-                        shared.set_tools(tools);
-                        let _ = shared.changed.send(());
-                    }
-                    Err(e) => tracing::warn!(server = %shared.name, "re-listing tools failed: {e}"),
-                }
-                // Done unless more notifications came while listing.
-                if shared
-                    .relist
-                    .compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
-                    return;
-                }
-                shared.relist.store(1, Ordering::SeqCst);
-            }
-        });
+        self.shared.relist(context.peer);
     }
+}
+
+impl Handler {
+    /// Pass a request of the child's to the agent.
+    /// One more than [`MAX_ASKS`] waiting is refused at once: a child cannot
+    /// pile questions on the agent's user, or requests in mcpod's memory.
+    async fn ask(&self, ask: Ask, request: ServerRequest) -> Result<ClientResult, ErrorData> {
+        let from = self.shared.from();
+        let Ok(_waiting) = self.shared.asks.try_acquire() else {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "{from}: already has {MAX_ASKS} requests waiting for mcpod's client, mcpod's limit per server; wait for an answer"
+                ),
+                None,
+            ));
+        };
+        self.shared.upstream.ask(&from, ask, request).await
+    }
+}
+
+fn unexpected(result: ClientResult) -> ErrorData {
+    ErrorData::internal_error(
+        format!("mcpod's client answered with an unexpected result: {result:?}"),
+        None,
+    )
 }
 
 /// A started (or failed) child server.
@@ -186,6 +293,8 @@ pub struct Child {
     pub log: Arc<LogRing>,
     status: RwLock<Status>,
     pub handshake: Option<Handshake>,
+    /// What it said it offers in the handshake.
+    offers: ServerCapabilities,
     peer: Option<Peer<RoleClient>>,
     /// Cancelled when the child process exits.
     died: CancellationToken,
@@ -223,6 +332,9 @@ pub struct NotStarted {
 /// How to talk to one server.
 pub struct StartSpec {
     pub name: String,
+    /// The session it serves.
+    pub session: String,
+    pub upstream: Arc<Upstream>,
     /// The server's command (its argv), for messages.
     pub command: Vec<String>,
     pub handshake: Duration,
@@ -240,11 +352,14 @@ impl Child {
         let log = Arc::new(LogRing::new(1000));
         let shared = Arc::new(Shared {
             name: spec.name.clone(),
-            tools: RwLock::new(Vec::new()),
+            session: spec.session.clone(),
+            catalog: RwLock::new(Catalog::default()),
+            upstream: spec.upstream.clone(),
             warnings: RwLock::new(Vec::new()),
             relist: AtomicUsize::new(0),
             log: log.clone(),
             routes: Mutex::new(HashMap::new()),
+            asks: tokio::sync::Semaphore::new(MAX_ASKS),
             changed: spec.changed,
         });
         let failed = |reason: String, exit_code: Option<i32>, log: &Arc<LogRing>| {
@@ -257,6 +372,7 @@ impl Child {
                     stderr_tail: log.tail_text(TAIL_LINES),
                 }),
                 handshake: None,
+                offers: ServerCapabilities::default(),
                 peer: None,
                 died: CancellationToken::new(),
                 exit_code: Mutex::new(exit_code),
@@ -387,9 +503,14 @@ impl Child {
                 version: server.version,
             }
         });
+        let offers = service
+            .peer_info()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default();
         let peer = service.peer().clone();
-        match tokio::time::timeout(spec.handshake, list_tools(&peer)).await {
-            Ok(Ok(tools)) => shared.set_tools(tools),
+        let listing = catalog::list(&spec.name, &peer, &offers);
+        match tokio::time::timeout(spec.handshake, listing).await {
+            Ok(Ok(listed)) => shared.set_catalog(listed),
             Ok(Err(e)) => {
                 kill();
                 return failed(
@@ -417,12 +538,17 @@ impl Child {
             log: log.clone(),
             status: RwLock::new(Status::Ready),
             handshake,
+            offers,
             peer: Some(peer),
             died: CancellationToken::new(),
             exit_code: Mutex::new(None),
             call_timeout: spec.call_timeout,
             service: tokio::sync::Mutex::new(Some(service)),
         });
+        // The level the agent set before this child started.
+        if let Some(level) = shared.upstream.level() {
+            child.set_level(level).await;
+        }
         // Notice the child's death: withdraw its tools and say so.
         let watched = Arc::downgrade(&child);
         tokio::spawn(async move {
@@ -470,6 +596,11 @@ impl Child {
             .clone()
     }
 
+    /// What it said it offers in the handshake.
+    pub fn offers(&self) -> &ServerCapabilities {
+        &self.offers
+    }
+
     /// The child's tools (empty once it has died).
     pub fn tools(&self) -> Vec<Tool> {
         self.with_tools(<[Tool]>::to_vec)
@@ -477,10 +608,31 @@ impl Child {
 
     /// Look at the child's tools (none once it has died) without copying them.
     pub fn with_tools<R>(&self, f: impl FnOnce(&[Tool]) -> R) -> R {
+        self.with_catalog(|c| f(&c.tools))
+    }
+
+    pub fn prompts(&self) -> Vec<Prompt> {
+        self.with_catalog(|c| c.prompts.clone())
+    }
+
+    pub fn resources(&self) -> Vec<Resource> {
+        self.with_catalog(|c| c.resources.clone())
+    }
+
+    pub fn templates(&self) -> Vec<ResourceTemplate> {
+        self.with_catalog(|c| c.templates.clone())
+    }
+
+    /// Look at the child's lists (empty once it has died).
+    pub fn with_catalog<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
         if !self.is_ready() {
-            return f(&[]);
+            return f(&Catalog::default());
         }
-        f(&self.shared.tools.read().unwrap_or_else(|p| p.into_inner()))
+        f(&self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Call `tool`; progress goes to `progress`, `cancel` cancels the child's request.
@@ -491,17 +643,40 @@ impl Child {
         progress: Option<ProgressSink>,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, String> {
-        let name = &self.shared.name;
-        let Some(peer) = self.peer.as_ref().filter(|_| self.is_ready()) else {
-            return Err(self.dead_message(tool));
-        };
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let what = format!("the call of `{tool}`");
+        match self.request(&what, request, progress, cancel).await? {
+            ServerResult::CallToolResult(mut result) => {
+                // Older children leave resultType out; newer callers need it.
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(result)
+            }
+            other => Err(format!(
+                "server `{}` answered tools/call with an unexpected result: {other:?}",
+                self.shared.name
+            )),
+        }
+    }
+
+    /// Send `request` (`what` names it in messages) under the child's call
+    /// deadline; progress goes to `progress`, `cancel` cancels it at the child.
+    pub async fn request(
+        &self,
+        what: &str,
+        request: ClientRequest,
+        progress: Option<ProgressSink>,
+        cancel: CancellationToken,
+    ) -> Result<ServerResult, String> {
+        let name = &self.shared.name;
+        let Some(peer) = self.peer.as_ref().filter(|_| self.is_ready()) else {
+            return Err(self.dead_message(what));
+        };
         let handle = peer
             .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
-            .map_err(|e| format!("could not send the call to server `{name}`: {e}"))?;
+            .map_err(|e| format!("could not send {what} to server `{name}`: {e}"))?;
         let token = handle.progress_token.clone();
         let id = handle.id.clone();
         if let Some(sink) = progress {
@@ -522,32 +697,27 @@ impl Child {
         };
         let outcome = tokio::select! {
             response = handle.await_response() => match response {
-                Ok(ServerResult::CallToolResult(mut result)) => {
-                    // Older children leave resultType out; newer callers need it.
-                    result.result_type.get_or_insert(ResultType::COMPLETE);
-                    Ok(result)
-                }
-                Ok(other) => Err(format!("server `{name}` answered tools/call with an unexpected result: {other:?}")),
+                Ok(result) => Ok(result),
                 Err(rmcp::ServiceError::McpError(e)) if e.code == wire::TOO_LARGE || e.code == wire::UNPARSABLE => Err(format!(
-                    "{}; the call of `{tool}` failed. Fix: ask for less at once (a smaller range, page or file)",
+                    "{}; {what} failed. Fix: ask for less at once (a smaller range, page or file)",
                     e.message
                 )),
-                Err(rmcp::ServiceError::McpError(e)) => Err(format!("server `{name}` rejected the call of `{tool}`: {}", e.message)),
+                Err(rmcp::ServiceError::McpError(e)) => Err(format!("server `{name}` rejected {what}: {}", e.message)),
                 Err(_) => {
                     // The connection closed: wait a moment for the exit code.
                     let _ = tokio::time::timeout(Duration::from_secs(2), self.died.cancelled()).await;
-                    Err(self.dead_message(tool))
+                    Err(self.dead_message(what))
                 }
             },
             _ = cancel.cancelled() => {
                 cancel_child("cancelled by the caller".into()).await;
-                Err(format!("the call of `{tool}` on server `{name}` was cancelled; the server was told to stop it"))
+                Err(format!("{what} on server `{name}` was cancelled; the server was told to stop it"))
             }
-            _ = self.died.cancelled() => Err(self.dead_message(tool)),
+            _ = self.died.cancelled() => Err(self.dead_message(what)),
             _ = tokio::time::sleep(self.call_timeout) => {
                 cancel_child("mcpod call deadline".into()).await;
                 Err(format!(
-                    "server `{name}` did not answer `{tool}` within {} s; the call was cancelled. Fix: raise call_timeout_secs in the image's label, or make the call smaller",
+                    "server `{name}` did not answer {what} within {} s; it was cancelled. Fix: raise call_timeout_secs in the image's label, or ask for less",
                     self.call_timeout.as_secs()
                 ))
             }
@@ -560,7 +730,24 @@ impl Child {
         outcome
     }
 
-    fn dead_message(&self, tool: &str) -> String {
+    /// `logging/setLevel` at this child, when it offers logging; a failure
+    /// is only noted in its log.
+    pub async fn set_level(&self, level: LoggingLevel) {
+        if !self.is_ready() || self.offers.logging.is_none() {
+            return;
+        }
+        let request =
+            ClientRequest::SetLevelRequest(SetLevelRequest::new(SetLevelRequestParams::new(level)));
+        let cancel = CancellationToken::new();
+        if let Err(e) = self
+            .request("logging/setLevel", request, None, cancel)
+            .await
+        {
+            self.log.push(&format!("mcpod: {e}"));
+        }
+    }
+
+    fn dead_message(&self, what: &str) -> String {
         let name = &self.shared.name;
         let tail = self.log.tail_text(TAIL_LINES);
         let code = *self.exit_code.lock().unwrap_or_else(|p| p.into_inner());
@@ -569,7 +756,7 @@ impl Child {
             Some(c) => format!("exited with code {c}"),
             None => "is not running".to_string(),
         };
-        format!("server `{name}` {how}; the call of `{tool}` failed. Its stderr ends with:\n{tail}")
+        format!("server `{name}` {how}; {what} failed. Its stderr ends with:\n{tail}")
     }
 
     /// Close the connection (the server sees EOF on stdin) and give the
@@ -583,61 +770,6 @@ impl Child {
             let _ = tokio::time::timeout(grace, self.died.cancelled()).await;
         }
     }
-}
-
-/// Why a server's program did not start, when its exit code says the image
-/// has no such program (127: the supervisor found none, or a shell said
-/// "command not found"); with the way out for `npx`/`uvx`-style runners.
-fn missing_program(command: &[String], code: Option<i32>) -> Option<String> {
-    let program = command.first().map(String::as_str).unwrap_or_default();
-    if code != Some(127) {
-        return None;
-    }
-    let fix = match runner_package(command) {
-        Some((runner, Some(reference))) => format!(
-            "`{runner}` fetches packages when it runs, and a session has no network: provision the package instead, `launch_session {{\"image\": \"{reference}\"}}` (or provision_server {{\"package\": \"{reference}\"}}), which installs it at build time and runs its own program"
-        ),
-        Some((runner, None)) => format!(
-            "`{runner}` fetches packages when it runs, and a session has no network: provision the package instead (launch_session with `image` `npm:NAME@VERSION` or `pypi:NAME==VERSION`), which installs it at build time and runs its own program"
-        ),
-        None => "name a program the image has (an absolute path, or one on the image's PATH)"
-            .to_string(),
-    };
-    Some(format!(
-        "the program `{program}` is not in the image. Fix: {fix}"
-    ))
-}
-
-/// For an `npx`/`uvx`-style command: the runner, and the package reference
-/// it would have fetched (`npm:PKG`, `pypi:PKG`), when it names one.
-fn runner_package(command: &[String]) -> Option<(&str, Option<String>)> {
-    let runner = std::path::Path::new(command.first()?)
-        .file_name()?
-        .to_str()?;
-    let registry = match runner {
-        "npx" | "bunx" | "pnpx" => "npm",
-        "uvx" | "pipx" => "pypi",
-        _ => return None,
-    };
-    let mut args = command[1..].iter();
-    let mut package = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--from" | "--package" | "-p" => {
-                package = args.next().cloned();
-                break;
-            }
-            a if a.starts_with('-') => continue,
-            a => {
-                package = Some(a.to_string());
-                break;
-            }
-        }
-    }
-    let reference = package
-        .map(|p| format!("{registry}:{p}"))
-        .filter(|r| crate::provision::PackageRef::parse("command", r).is_ok());
-    Some((runner, reference))
 }
 
 /// The exit code if the process ends within a moment (else it is killed).
@@ -669,42 +801,5 @@ async fn copy_lines(stderr: impl AsyncRead + Unpin, log: Arc<LogRing>) {
     let mut lines = BoundedLines::new(stderr, log::LINE_BYTES);
     while let Some(line) = lines.next_line().await {
         log.push(&line);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::runner_package;
-
-    fn argv(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
-    #[test]
-    fn an_npx_or_uvx_command_names_the_package_to_provision() {
-        assert_eq!(
-            runner_package(&argv(
-                "npx -y @modelcontextprotocol/server-memory@2026.8.31"
-            )),
-            Some((
-                "npx",
-                Some("npm:@modelcontextprotocol/server-memory@2026.8.31".into())
-            ))
-        );
-        assert_eq!(
-            runner_package(&argv(
-                "/usr/bin/uvx mcp-server-time==2026.10.19 --local-timezone UTC"
-            )),
-            Some(("uvx", Some("pypi:mcp-server-time==2026.10.19".into())))
-        );
-        assert_eq!(
-            runner_package(&argv("uvx --from mcp-server-git mcp-server-git")),
-            Some(("uvx", Some("pypi:mcp-server-git".into())))
-        );
-        assert_eq!(
-            runner_package(&argv("npx -y ../../etc")),
-            Some(("npx", None))
-        );
-        assert_eq!(runner_package(&argv("node /app/x.js")), None);
     }
 }

@@ -1,9 +1,14 @@
-//! Child MCP connections and what passes through them: tool names, calls,
-//! progress and cancellation. Knows MCP, and neither podman nor where a server runs.
+//! Child MCP connections and what passes through them: tools, prompts,
+//! resources and their names, calls, progress and cancellation, and the
+//! children's own requests to the agent. Knows MCP, and neither podman nor
+//! where a server runs.
 
+pub mod catalog;
 pub mod child;
 pub mod log;
+mod missing;
 pub mod names;
 pub mod tools;
+pub mod upstream;
 
 pub use child::{Child, NotStarted, ProgressSink, ServerIo, StartSpec, Status};

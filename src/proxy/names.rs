@@ -1,5 +1,13 @@
-//! Exported tool names: `<session>_<server>__<tool>`, always matching
-//! `^[a-zA-Z0-9_-]{1,52}$`.
+//! Exported names: tools and prompts as `<session>_<server>__<name>`, always
+//! matching `^[a-zA-Z0-9_-]{1,52}$`; resource URIs and URI templates as
+//! `mcpod://sessions/<session>/servers/<server>/<the child's URI>`.
+//!
+//! Resource URIs keep the child's URI whole after the prefix, so a template
+//! stays a template (a client expands `{id}` in the child's part) and the
+//! way back is a prefix strip, with no table. Two sessions of one image offer
+//! the same URIs; the prefix keeps them apart, as the session in a tool name
+//! does. A URI that arrives without the prefix (one a child put in a tool
+//! result, say) is routed by `Sessions::read_resource` when one server lists it.
 //!
 //! Why 52: clients put their own prefix in front of a server's tool names and
 //! hold the result to the model APIs' 64 characters. Claude Code and Codex
@@ -42,13 +50,51 @@ pub fn exported(session: &str, server: &str, tool: &str) -> String {
     out
 }
 
+/// Where every exported resource URI starts.
+pub const URI_PREFIX: &str = "mcpod://sessions/";
+
+/// The exported form of a child's resource URI (or URI template).
+pub fn resource_uri(session: &str, server: &str, uri: &str) -> String {
+    format!("{URI_PREFIX}{session}/servers/{server}/{uri}")
+}
+
+/// An exported resource URI, taken apart: (session, server, the child's URI).
+pub fn parse_resource_uri(exported: &str) -> Option<(&str, &str, &str)> {
+    let rest = exported.strip_prefix(URI_PREFIX)?;
+    let (session, rest) = rest.split_once("/servers/")?;
+    let (server, uri) = rest.split_once('/')?;
+    (!session.contains('/') && !server.is_empty() && !uri.is_empty())
+        .then_some((session, server, uri))
+}
+
 fn allowed(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
 #[cfg(test)]
 mod tests {
-    use super::exported;
+    use super::{exported, parse_resource_uri, resource_uri};
+
+    #[test]
+    fn resource_uris_round_trip_and_keep_templates_whole() {
+        let uri = resource_uri("s1a2b3", "everything", "demo://resource/dynamic/text/{id}");
+        assert_eq!(
+            uri,
+            "mcpod://sessions/s1a2b3/servers/everything/demo://resource/dynamic/text/{id}"
+        );
+        assert_eq!(
+            parse_resource_uri(&uri.replace("{id}", "7")),
+            Some(("s1a2b3", "everything", "demo://resource/dynamic/text/7"))
+        );
+        for not_ours in [
+            "demo://resource/static/document/x",
+            "mcpod://sessions/s1/logs/hello",
+            "mcpod://sessions/s1/servers/everything/",
+            "mcpod://sessions/a/b/servers/x/y",
+        ] {
+            assert_eq!(parse_resource_uri(not_ours), None, "{not_ours}");
+        }
+    }
 
     fn fits(name: &str) -> bool {
         (1..=52).contains(&name.len())

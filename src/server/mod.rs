@@ -1,6 +1,9 @@
 //! The MCP stdio server: translation between MCP requests and the library.
 //! No container logic lives here.
 
+// Logging is deprecated by 2026-07-28, and still offered and forwarded.
+#![allow(deprecated)]
+
 mod progress;
 pub mod tools;
 
@@ -11,11 +14,13 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestMetaObject,
-    Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig, SubscriptionFilter,
-    Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    RequestMetaObject, Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
@@ -49,6 +54,23 @@ call_tool reaches them too. Stop sessions with stop_session. Paths are relative 
 workspace root the operator gave mcpod.";
 
 const LOGS_URI: &str = "mcpod://sessions/";
+
+/// A whole list (tools, prompts, resources, templates) that changes with
+/// sessions: never cached by a 2026-07-28 client.
+macro_rules! uncached {
+    ($list:ty, $items:expr, $context:expr) => {{
+        let mut result = <$list>::with_all_items($items);
+        if $context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+        {
+            result.ttl_ms = Some(0);
+            result.cache_scope = Some(CacheScope::Private);
+        }
+        result.result_type = Some(ResultType::COMPLETE);
+        Ok(result)
+    }};
+}
 
 #[derive(Clone)]
 pub struct McpodServer {
@@ -497,8 +519,13 @@ impl ServerHandler for McpodServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_resources()
                 .enable_resources_list_changed()
+                .enable_resources_subscribe()
+                .enable_completions()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new("mcpod", env!("CARGO_PKG_VERSION")))
@@ -519,17 +546,7 @@ impl ServerHandler for McpodServer {
             let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
             tools.extend(self.sessions.tools(room));
         }
-        let mut result = ListToolsResult::with_all_items(tools);
-        if context
-            .protocol_version()
-            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
-        {
-            // The list changes with sessions: never cache it.
-            result.ttl_ms = Some(0);
-            result.cache_scope = Some(CacheScope::Private);
-        }
-        result.result_type = Some(ResultType::COMPLETE);
-        Ok(result)
+        uncached!(ListToolsResult, tools, context)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -551,10 +568,86 @@ impl ServerHandler for McpodServer {
         self.call_proxied(&name, request, context).await
     }
 
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        uncached!(ListPromptsResult, self.sessions.prompts(), context)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.sessions
+            .get_prompt(&request.name, request.arguments, context.ct)
+            .await
+            .map(Into::into)
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.sessions
+            .complete(request, context.ct)
+            .await
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.sessions.set_level(request.level).await;
+        Ok(())
+    }
+
+    /// 2025-11-25 clients; 2026-07-28 ones subscribe with `subscriptions/listen`.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.sessions
+            .subscribe_resource(&request.uri, true)
+            .await
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.sessions
+            .subscribe_resource(&request.uri, false)
+            .await
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        uncached!(
+            ListResourceTemplatesResult,
+            self.sessions.templates(),
+            context
+        )
+    }
+
+    /// mcpod's own (each server's stderr), then the sessions' servers'.
     async fn list_resources(
         &self,
         _: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let mut resources = Vec::new();
         for s in self.sessions.list() {
@@ -570,23 +663,26 @@ impl ServerHandler for McpodServer {
                 );
             }
         }
-        Ok(ListResourcesResult::with_all_items(resources))
+        resources.extend(self.sessions.resources());
+        uncached!(ListResourcesResult, resources, context)
     }
 
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri.clone();
-        let parsed = uri
-            .strip_prefix(LOGS_URI)
-            .and_then(|rest| rest.split_once("/logs/"));
-        let Some((session, server)) = parsed else {
-            return Err(ErrorData::resource_not_found(
-                format!("no resource `{uri}`; logs are mcpod://sessions/<id>/logs/<server>"),
-                None,
-            ));
+        let logs = (crate::proxy::names::parse_resource_uri(&uri).is_none())
+            .then(|| uri.strip_prefix(LOGS_URI)?.split_once("/logs/"))
+            .flatten();
+        let Some((session, server)) = logs else {
+            return self
+                .sessions
+                .read_resource(&uri, context.ct)
+                .await
+                .map(Into::into)
+                .map_err(|e| ErrorData::resource_not_found(e, None));
         };
         let logs = self
             .sessions
@@ -604,14 +700,18 @@ impl ServerHandler for McpodServer {
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri)]).into())
     }
 
-    /// Clients of the initialize handshake get `notifications/tools/list_changed`.
+    /// Clients of the initialize handshake get the list_changed
+    /// notifications, and the children's requests, log messages and resource
+    /// updates.
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         let mut changes = self.sessions.subscribe();
         let peer = context.peer;
+        self.sessions.upstream().connect(peer.clone());
         tokio::spawn(async move {
             while changes.recv().await.is_ok() {
                 while changes.try_recv().is_ok() {}
                 if peer.notify_tool_list_changed().await.is_err()
+                    || peer.notify_prompt_list_changed().await.is_err()
                     || peer.notify_resource_list_changed().await.is_err()
                 {
                     break;
@@ -628,20 +728,45 @@ impl ServerHandler for McpodServer {
         Some(requested.clone())
     }
 
+    /// List changes, and updates of the resources the filter names (each
+    /// subscribed at its server for the stream's life).
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         let mut changes = self.sessions.subscribe();
-        let wants_tools = context.accepted().tools_list_changed == Some(true);
-        let wants_resources = context.accepted().resources_list_changed == Some(true);
-        loop {
-            tokio::select! {
-                changed = changes.recv() => {
-                    if changed.is_err() { return Ok(()); }
-                    while changes.try_recv().is_ok() {}
-                    if wants_tools && context.sink().notify_tool_list_changed().await.is_err() { return Ok(()); }
-                    if wants_resources && context.sink().notify_resource_list_changed().await.is_err() { return Ok(()); }
-                }
-                _ = context.cancelled() => return Ok(()),
+        let mut updates = self.sessions.upstream().updates();
+        let accepted = context.accepted().clone();
+        let wants = |b: Option<bool>| b == Some(true);
+        let uris = accepted.resource_subscriptions.clone().unwrap_or_default();
+        for uri in &uris {
+            if let Err(e) = self.sessions.subscribe_resource(uri, true).await {
+                tracing::warn!("subscriptions/listen: {e}");
             }
         }
+        let ended = loop {
+            tokio::select! {
+                changed = changes.recv() => {
+                    if changed.is_err() { break Ok(()); }
+                    while changes.try_recv().is_ok() {}
+                    let sink = context.sink();
+                    if (wants(accepted.tools_list_changed) && sink.notify_tool_list_changed().await.is_err())
+                        || (wants(accepted.prompts_list_changed) && sink.notify_prompt_list_changed().await.is_err())
+                        || (wants(accepted.resources_list_changed) && sink.notify_resource_list_changed().await.is_err())
+                    {
+                        break Ok(());
+                    }
+                }
+                updated = updates.recv() => match updated {
+                    Ok(uri) if uris.contains(&uri) => {
+                        if context.sink().notify_resource_updated(uri).await.is_err() { break Ok(()); }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break Ok(()),
+                },
+                _ = context.cancelled() => break Ok(()),
+            }
+        };
+        for uri in &uris {
+            let _ = self.sessions.subscribe_resource(uri, false).await;
+        }
+        ended
     }
 }

@@ -436,7 +436,7 @@ impl Sessions {
         let stream = Arc::new(stream?);
         let mut set = tokio::task::JoinSet::new();
         for (i, (server, spec)) in chosen.iter().enumerate() {
-            let start = self.child_spec(server, spec);
+            let start = self.child_spec(plan.session, server, spec);
             let stream = stream.clone();
             let (server, spec) = (server.clone(), spec.clone());
             let mut env = envs.get(&server).cloned().unwrap_or_default();
@@ -472,9 +472,11 @@ impl Sessions {
     }
 
     /// How to start and talk to `server`.
-    fn child_spec(&self, server: &str, spec: &ServerSpec) -> StartSpec {
+    fn child_spec(&self, session: &str, server: &str, spec: &ServerSpec) -> StartSpec {
         StartSpec {
             name: server.to_string(),
+            session: session.to_string(),
+            upstream: self.upstream.clone(),
             command: spec.command.clone(),
             handshake: Duration::from_secs(self.policy.handshake_secs),
             call_timeout: Duration::from_secs(

@@ -16,6 +16,7 @@ pub mod policy;
 mod pool;
 pub mod registry;
 pub mod stream;
+mod surface;
 pub mod sweep;
 
 use std::collections::BTreeMap;

@@ -55,6 +55,16 @@ impl Session {
         self.stream.set_lease(until);
     }
 
+    /// A place among the calls in flight, or the error that says there is none.
+    pub(super) fn permit(&self) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, String> {
+        self.calls.try_acquire().map_err(|_| {
+            format!(
+                "session `{}` has {MAX_CALLS} calls in flight, mcpod's limit per session; wait for one to finish",
+                self.id
+            )
+        })
+    }
+
     /// Running while at least one server is ready.
     pub(super) fn state(&self) -> SessionState {
         if self.servers.values().any(|c| c.is_ready()) {
@@ -88,6 +98,8 @@ pub struct Sessions {
     pub(super) pool: super::pool::Pool,
     /// The operator's egress audit file (`--egress-log`).
     pub(super) audit: Option<Arc<crate::egress::gate::AuditFile>>,
+    /// The agent, as the children see it.
+    pub(super) upstream: Arc<crate::proxy::upstream::Upstream>,
 }
 
 impl Sessions {
@@ -114,6 +126,7 @@ impl Sessions {
             pool,
             audit,
             changed,
+            upstream: Arc::default(),
         })
     }
 
@@ -121,12 +134,17 @@ impl Sessions {
         &self.policy
     }
 
+    /// The agent, as the children see it.
+    pub fn upstream(&self) -> &crate::proxy::upstream::Upstream {
+        &self.upstream
+    }
+
     /// A receiver that fires whenever the exported tools may have changed.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.changed.subscribe()
     }
 
-    fn get(&self, id: &str) -> Result<Arc<Session>> {
+    pub(super) fn get(&self, id: &str) -> Result<Arc<Session>> {
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -372,19 +390,25 @@ impl Sessions {
         progress: Option<ProgressSink>,
         cancel: CancellationToken,
     ) -> std::result::Result<CallToolResult, String> {
+        let (s, child) = self.server_of(session, server)?;
+        let _permit = s.permit()?;
+        child.call(tool, arguments, progress, cancel).await
+    }
+
+    /// `server` of `session`, or the error naming the servers it has.
+    pub(super) fn server_of(
+        &self,
+        session: &str,
+        server: &str,
+    ) -> std::result::Result<(Arc<Session>, Arc<Child>), String> {
         let s = self.get(session).map_err(|e| e.to_string())?;
-        let child = s.servers.get(server).ok_or_else(|| {
+        let child = s.servers.get(server).cloned().ok_or_else(|| {
             format!(
                 "session `{session}` has no server `{server}`; it has: {}",
                 s.servers.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
-        let Ok(_permit) = s.calls.try_acquire() else {
-            return Err(format!(
-                "session `{session}` has {MAX_CALLS} calls in flight, mcpod's limit per session; wait for one to finish"
-            ));
-        };
-        child.call(tool, arguments, progress, cancel).await
+        Ok((s, child))
     }
 }
 

@@ -134,7 +134,13 @@ impl Server {
         None
     }
 
-    /// Wait for a notification with `method` (seen before, or arriving within `within`).
+    /// Answer a request of mcpod's (one `wait_notification` returned).
+    pub fn reply(&mut self, request: &Value, result: Value) {
+        self.send(json!({"jsonrpc": "2.0", "id": request["id"], "result": result}));
+    }
+
+    /// Wait for a notification (or a request of mcpod's) with `method` (seen
+    /// before, or arriving within `within`).
     pub fn wait_notification(&mut self, method: &str, within: Duration) -> Option<Value> {
         if let Some(i) = self
             .notifications
@@ -169,8 +175,11 @@ impl Server {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(msg) if msg.get("id") == Some(&json!(id)) => return msg,
-                Ok(msg) if msg.get("id").is_none() => self.notifications.push(msg),
+                Ok(msg) if msg.get("id") == Some(&json!(id)) && msg.get("method").is_none() => {
+                    return msg;
+                }
+                // A notification, or a request of mcpod's (kept for wait_notification).
+                Ok(msg) if msg.get("method").is_some() => self.notifications.push(msg),
                 Ok(other) => panic!("unexpected message while waiting for {id}: {other}"),
                 Err(RecvTimeoutError::Timeout) => panic!("no response to request {id}"),
                 Err(RecvTimeoutError::Disconnected) => panic!("mcpod exited before answering {id}"),
@@ -190,11 +199,11 @@ impl Server {
         while got.len() < ids.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
+                Ok(msg) if msg.get("method").is_some() => self.notifications.push(msg),
                 Ok(msg) => match msg.get("id").and_then(Value::as_u64) {
                     Some(id) if ids.contains(&id) && !got.contains_key(&id) => {
                         got.insert(id, msg);
                     }
-                    None if msg.get("id").is_none() => self.notifications.push(msg),
                     _ => panic!("unexpected message while waiting for {ids:?}: {msg}"),
                 },
                 Err(RecvTimeoutError::Timeout) => panic!(
@@ -244,12 +253,17 @@ impl Drop for Server {
 }
 
 pub fn initialize(server: &mut Server, version: &str) -> Value {
+    initialize_with(server, version, json!({}))
+}
+
+/// `initialize` declaring `capabilities`.
+pub fn initialize_with(server: &mut Server, version: &str, capabilities: Value) -> Value {
     let init = server.request(
         0,
         "initialize",
         json!({
             "protocolVersion": version,
-            "capabilities": {},
+            "capabilities": capabilities,
             "clientInfo": {"name": "mcpod-test", "version": "0"}
         }),
     );

@@ -285,9 +285,11 @@ def _leftovers(sessions: list[str], patience: float) -> dict[str, list[str]]:
 
 
 @asynccontextmanager
-async def connect(workdir: Path, mode: str = "default") -> AsyncIterator[Conn]:
+async def connect(workdir: Path, mode: str = "default", **callbacks: Any) -> AsyncIterator[Conn]:
     """Start mcpod, connect the SDK under test, yield the connection; on exit stop any session
-    the test left running and fail if `podman ps -a` still shows a container of one."""
+    the test left running and fail if `podman ps -a` still shows a container of one.
+    `callbacks` (sampling_callback, elicitation_callback, list_roots_callback, logging_callback)
+    go to the SDK's client, which then declares those capabilities."""
     conn = Conn(workdir, mode)
     failed = False
     errlog = open(conn.stderr_log, "a", encoding="utf-8")
@@ -298,7 +300,7 @@ async def connect(workdir: Path, mode: str = "default") -> AsyncIterator[Conn]:
 
             # No timeout around entering: the discover probe has the SDK's own 10 s deadline, and
             # a cancel scope must not straddle the task group the client opens.
-            async with Client(transport, message_handler=conn.message_handler) as client:
+            async with Client(transport, message_handler=conn.message_handler, **callbacks) as client:
                 conn.client, conn.session = client, client.session
                 conn.protocol_version = client.protocol_version
                 conn.modern = conn.protocol_version == MODERN_VERSION
@@ -314,7 +316,7 @@ async def connect(workdir: Path, mode: str = "default") -> AsyncIterator[Conn]:
                     await _finish(conn)
         else:
             async with transport as (read, write):
-                async with ClientSession(read, write, message_handler=conn.message_handler) as session:
+                async with ClientSession(read, write, message_handler=conn.message_handler, **callbacks) as session:
                     with anyio.fail_after(TIMEOUT):
                         init = wire(await session.initialize())
                     conn.session = session

@@ -1,0 +1,307 @@
+//! What the sessions offer besides tools, under exported names: prompts
+//! (`<session>_<server>__<prompt>`), resources and templates
+//! (`mcpod://sessions/<session>/servers/<server>/<uri>`), completions routed
+//! by their reference, resource subscriptions and the log level. Tools and
+//! calls are in `registry.rs`.
+
+// Logging is deprecated by 2026-07-28, and still forwarded.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    ClientRequest, CompleteRequest, CompleteRequestParams, CompleteResult, GetPromptRequest,
+    GetPromptRequestParams, GetPromptResult, JsonObject, LoggingLevel, Prompt, ReadResourceRequest,
+    ReadResourceRequestParams, ReadResourceResult, Reference, Resource, ResourceContents,
+    ResourceTemplate, ResultType, ServerResult, SubscribeRequest, SubscribeRequestParams,
+    UnsubscribeRequest, UnsubscribeRequestParams,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::registry::Sessions;
+use crate::proxy::{Child, ProgressSink, names};
+
+/// A request answered by the wrong kind of result.
+fn unexpected(server: &str, method: &str, other: &ServerResult) -> String {
+    format!("server `{server}` answered {method} with an unexpected result: {other:?}")
+}
+
+fn note(session: &str, server: &str, upstream: &str) -> String {
+    format!("[mcpod session {session} server {server}: `{upstream}`]")
+}
+
+impl Sessions {
+    /// The prompts of every ready server, under their exported names.
+    pub fn prompts(&self) -> Vec<Prompt> {
+        self.each_child(|session, server, child| {
+            child
+                .prompts()
+                .into_iter()
+                .map(|mut p| {
+                    let note = note(session, server, &p.name);
+                    p.name = names::exported(session, server, &p.name);
+                    p.description = Some(match p.description.take() {
+                        Some(d) => format!("{d} {note}"),
+                        None => note,
+                    });
+                    p
+                })
+                .collect()
+        })
+    }
+
+    /// The resources of every ready server, under their exported URIs.
+    pub fn resources(&self) -> Vec<Resource> {
+        self.each_child(|session, server, child| {
+            child
+                .resources()
+                .into_iter()
+                .map(|mut r| {
+                    r.uri = names::resource_uri(session, server, &r.uri);
+                    r
+                })
+                .collect()
+        })
+    }
+
+    /// The resource templates of every ready server, under their exported URIs.
+    pub fn templates(&self) -> Vec<ResourceTemplate> {
+        self.each_child(|session, server, child| {
+            child
+                .templates()
+                .into_iter()
+                .map(|mut t| {
+                    t.uri_template = names::resource_uri(session, server, &t.uri_template);
+                    t
+                })
+                .collect()
+        })
+    }
+
+    /// `f` of each server of each session, in order, joined.
+    fn each_child<T>(&self, f: impl Fn(&str, &str, &Child) -> Vec<T>) -> Vec<T> {
+        let mut out = Vec::new();
+        for s in self.all() {
+            for (name, child) in &s.servers {
+                out.extend(f(&s.id, name, child));
+            }
+        }
+        out
+    }
+
+    /// An exported prompt name: (session, server, the child's name).
+    fn resolve_prompt(&self, exported: &str) -> Result<(String, String, String), String> {
+        let (session, _) = exported.split_once('_').unwrap_or_default();
+        let found = self.get(session).ok().and_then(|s| {
+            s.servers.iter().find_map(|(name, child)| {
+                child.with_catalog(|c| {
+                    c.prompts
+                        .iter()
+                        .find(|p| names::exported(&s.id, name, &p.name) == exported)
+                        .map(|p| (s.id.clone(), name.clone(), p.name.clone()))
+                })
+            })
+        });
+        found.ok_or_else(|| {
+            format!(
+                "unknown prompt `{exported}`; list the prompts again (sessions may have stopped)"
+            )
+        })
+    }
+
+    /// Where a resource URI goes: (session, server, the child's URI). An
+    /// exported URI names them; any other is routed to the one server that
+    /// lists it, or the one server that offers resources at all.
+    fn route_uri(&self, uri: &str) -> Result<(String, String, String), String> {
+        if let Some((session, server, inner)) = names::parse_resource_uri(uri) {
+            return Ok((session.into(), server.into(), inner.into()));
+        }
+        let mut listing = Vec::new();
+        let mut offering = Vec::new();
+        for s in self.all() {
+            for (name, child) in &s.servers {
+                if !child.is_ready() || child.offers().resources.is_none() {
+                    continue;
+                }
+                let here = (s.id.clone(), name.clone(), uri.to_string());
+                if child.with_catalog(|c| c.resources.iter().any(|r| r.uri == uri)) {
+                    listing.push(here.clone());
+                }
+                offering.push(here);
+            }
+        }
+        let candidates = if listing.is_empty() {
+            offering
+        } else {
+            listing
+        };
+        match candidates.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(format!(
+                "no resource `{uri}`: no running server offers it. Resources of sessions are mcpod://sessions/<session>/servers/<server>/<uri>; list the resources again"
+            )),
+            many => Err(format!(
+                "resource `{uri}` could be on more than one server; name one: {}",
+                many.iter()
+                    .map(|(s, srv, u)| names::resource_uri(s, srv, u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Send `request` to `server` of `session`, within its calls in flight.
+    async fn forward(
+        &self,
+        (session, server): (&str, &str),
+        what: &str,
+        request: ClientRequest,
+        progress: Option<ProgressSink>,
+        cancel: CancellationToken,
+    ) -> Result<ServerResult, String> {
+        let (s, child) = self.server_of(session, server)?;
+        let _permit = s.permit()?;
+        child.request(what, request, progress, cancel).await
+    }
+
+    /// `prompts/get` of an exported prompt name.
+    pub async fn get_prompt(
+        &self,
+        exported: &str,
+        arguments: Option<JsonObject>,
+        cancel: CancellationToken,
+    ) -> Result<GetPromptResult, String> {
+        let (session, server, prompt) = self.resolve_prompt(exported)?;
+        let mut params = GetPromptRequestParams::new(&prompt);
+        params.arguments = arguments;
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
+        let what = format!("prompts/get of `{prompt}`");
+        match self
+            .forward((&session, &server), &what, request, None, cancel)
+            .await?
+        {
+            ServerResult::GetPromptResult(mut result) => {
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(result)
+            }
+            other => Err(unexpected(&server, "prompts/get", &other)),
+        }
+    }
+
+    /// `resources/read` of a resource URI (see `route_uri`); the contents
+    /// come back under exported URIs.
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        cancel: CancellationToken,
+    ) -> Result<ReadResourceResult, String> {
+        let (session, server, inner) = self.route_uri(uri)?;
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(
+            ReadResourceRequestParams::new(&inner),
+        ));
+        let what = format!("resources/read of `{inner}`");
+        match self
+            .forward((&session, &server), &what, request, None, cancel)
+            .await?
+        {
+            ServerResult::ReadResourceResult(mut result) => {
+                for contents in &mut result.contents {
+                    if let ResourceContents::TextResourceContents { uri, .. }
+                    | ResourceContents::BlobResourceContents { uri, .. } = contents
+                    {
+                        *uri = names::resource_uri(&session, &server, uri);
+                    }
+                }
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(result)
+            }
+            other => Err(unexpected(&server, "resources/read", &other)),
+        }
+    }
+
+    /// `completion/complete`, to the server its prompt or resource names.
+    pub async fn complete(
+        &self,
+        mut params: CompleteRequestParams,
+        cancel: CancellationToken,
+    ) -> Result<CompleteResult, String> {
+        let (session, server) = match &mut params.r#ref {
+            Reference::Prompt(prompt) => {
+                let (session, server, upstream) = self.resolve_prompt(&prompt.name)?;
+                prompt.name = upstream;
+                (session, server)
+            }
+            Reference::Resource(resource) => {
+                let (session, server, inner) = self.route_uri(&resource.uri)?;
+                resource.uri = inner;
+                (session, server)
+            }
+            _ => return Err("completion/complete of an unknown kind of reference".into()),
+        };
+        params.meta = None;
+        let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
+        match self
+            .forward(
+                (&session, &server),
+                "completion/complete",
+                request,
+                None,
+                cancel,
+            )
+            .await?
+        {
+            ServerResult::CompleteResult(mut result) => {
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(result)
+            }
+            other => Err(unexpected(&server, "completion/complete", &other)),
+        }
+    }
+
+    /// Subscribe to (or unsubscribe from) a resource's updates at its server.
+    pub async fn subscribe_resource(&self, uri: &str, on: bool) -> Result<(), String> {
+        let (session, server, inner) = self.route_uri(uri)?;
+        let (_, child) = self.server_of(&session, &server)?;
+        if child.offers().resources.as_ref().and_then(|r| r.subscribe) != Some(true) {
+            return Err(format!(
+                "server `{server}` of session {session} does not offer resource subscriptions"
+            ));
+        }
+        let (request, what) = if on {
+            let params = SubscribeRequestParams::new(&inner);
+            (
+                ClientRequest::SubscribeRequest(SubscribeRequest::new(params)),
+                format!("resources/subscribe of `{inner}`"),
+            )
+        } else {
+            let params = UnsubscribeRequestParams::new(&inner);
+            (
+                ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)),
+                format!("resources/unsubscribe of `{inner}`"),
+            )
+        };
+        self.forward(
+            (&session, &server),
+            &what,
+            request,
+            None,
+            CancellationToken::new(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The agent's log level: kept for servers that start later, and sent
+    /// to every ready server that offers logging.
+    pub async fn set_level(&self, level: LoggingLevel) {
+        self.upstream.set_level(level);
+        let children: Vec<Arc<Child>> = self
+            .all()
+            .iter()
+            .flat_map(|s| s.servers.values().cloned())
+            .collect();
+        for child in children {
+            child.set_level(level).await;
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Everything a child offers besides tools, through mcpod, against the npm
+//! reference server-everything (examples/node-reference): prompts, resources
+//! and templates under names that keep two sessions of one image apart,
+//! completions, subscriptions, log messages, and the child's requests to the
+//! client (elicitation, sampling, roots), each only when the client declared
+//! the capability.
+
+mod common;
+
+use std::time::Duration;
+
+use common::containers_of;
+use common::rpc::{Server, initialize, initialize_with, text_of};
+use serde_json::{Value, json};
+
+fn launch(server: &mut Server, id: u64, image: &str) -> String {
+    let launched = server.call(
+        id,
+        "launch_session",
+        json!({"image": image, "servers": ["everything", "memory"]}),
+    );
+    assert_ne!(launched["isError"], true, "{launched}");
+    let info = &launched["structuredContent"];
+    assert_eq!(info["servers"]["everything"]["status"], "ready", "{info}");
+    info["session"].as_str().expect("session").to_string()
+}
+
+fn result(response: &Value) -> &Value {
+    assert!(response["error"].is_null(), "{response}");
+    &response["result"]
+}
+
+fn strings<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .filter_map(|v| v[key].as_str())
+        .collect()
+}
+
+const CAPABILITIES: &str = r#"{"elicitation": {}, "sampling": {}, "roots": {}}"#;
+
+#[test]
+fn prompts_resources_and_completions_of_two_sessions_stay_apart() {
+    let image = common::node_reference_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    let init = initialize(&mut server, "2025-11-25");
+    let caps = &init["result"]["capabilities"];
+    for cap in ["prompts", "resources", "completions", "logging"] {
+        assert!(caps[cap].is_object(), "{cap}: {caps}");
+    }
+    assert_eq!(caps["resources"]["subscribe"], true, "{caps}");
+    let a = launch(&mut server, 1, &image);
+    let b = launch(&mut server, 2, &image);
+
+    // Prompts: namespaced like tools, one per session; memory offers none.
+    let prompts = server.request(3, "prompts/list", json!({}));
+    let names = strings(&result(&prompts)["prompts"], "name");
+    for s in [&a, &b] {
+        for p in ["simple-prompt", "args-prompt", "completable-prompt"] {
+            assert!(
+                names.contains(&format!("{s}_everything__{p}").as_str()),
+                "{names:?}"
+            );
+        }
+    }
+    assert!(!names.iter().any(|n| n.contains("_memory__")), "{names:?}");
+    let got = server.request(
+        4,
+        "prompts/get",
+        json!({"name": format!("{a}_everything__args-prompt"), "arguments": {"city": "Lisbon"}}),
+    );
+    assert!(
+        result(&got)["messages"].to_string().contains("Lisbon"),
+        "{got}"
+    );
+    let unknown = server.request(5, "prompts/get", json!({"name": "s000000_x__y"}));
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown prompt"),
+        "{unknown}"
+    );
+
+    // Resources and templates: the child's URI after a prefix naming the session.
+    let listed = server.request(6, "resources/list", json!({}));
+    let uris = strings(&result(&listed)["resources"], "uri");
+    let doc = "demo://resource/static/document/architecture.md";
+    let (doc_a, doc_b) = (
+        format!("mcpod://sessions/{a}/servers/everything/{doc}"),
+        format!("mcpod://sessions/{b}/servers/everything/{doc}"),
+    );
+    assert!(
+        uris.contains(&doc_a.as_str()) && uris.contains(&doc_b.as_str()),
+        "{uris:?}"
+    );
+    assert!(uris.contains(&format!("mcpod://sessions/{a}/logs/everything").as_str()));
+    let read = server.request(7, "resources/read", json!({"uri": doc_a}));
+    let contents = &result(&read)["contents"][0];
+    assert_eq!(contents["uri"], doc_a, "{read}");
+    assert!(
+        contents["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Architecture"),
+        "{read}"
+    );
+    let templates = server.request(8, "resources/templates/list", json!({}));
+    let template = format!(
+        "mcpod://sessions/{b}/servers/everything/demo://resource/dynamic/text/{{resourceId}}"
+    );
+    assert!(
+        strings(&result(&templates)["resourceTemplates"], "uriTemplate")
+            .contains(&template.as_str()),
+        "{templates}"
+    );
+    let expanded = template.replace("{resourceId}", "3");
+    let read = server.request(9, "resources/read", json!({"uri": expanded}));
+    assert_eq!(result(&read)["contents"][0]["uri"], expanded, "{read}");
+    // The child's own URI is on both sessions: mcpod names the two to choose from.
+    let ambiguous = server.request(10, "resources/read", json!({"uri": doc}));
+    let message = ambiguous["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&doc_a) && message.contains(&doc_b),
+        "{ambiguous}"
+    );
+
+    // Completions, routed by the prompt's exported name, context kept.
+    let complete = server.request(
+        11,
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": format!("{b}_everything__completable-prompt")},
+               "argument": {"name": "name", "value": "A"},
+               "context": {"arguments": {"department": "Engineering"}}}),
+    );
+    assert_eq!(
+        result(&complete)["completion"]["values"],
+        json!(["Alice"]),
+        "{complete}"
+    );
+
+    // Stopping one session takes its prompts and resources away, not the other's.
+    let stopped = server.call(12, "stop_session", json!({"session": a}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+    let prompts = server.request(13, "prompts/list", json!({}));
+    let names = strings(&result(&prompts)["prompts"], "name");
+    assert!(names.iter().all(|n| !n.starts_with(&a)) && names.iter().any(|n| n.starts_with(&b)));
+    let gone = server.request(14, "resources/read", json!({"uri": doc_a}));
+    assert!(gone["error"].is_object(), "{gone}");
+    // With one session left, its server takes the child's own URI.
+    let read = server.request(15, "resources/read", json!({"uri": doc}));
+    assert_eq!(result(&read)["contents"][0]["uri"], doc_b, "{read}");
+    server.call(16, "stop_session", json!({"session": b}));
+    assert!(containers_of(&b).is_empty());
+}
+
+#[test]
+fn subscriptions_logs_and_the_childs_requests_reach_a_client_that_declared_them() {
+    let image = common::node_reference_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    let caps: Value = serde_json::from_str(CAPABILITIES).expect("json");
+    initialize_with(&mut server, "2025-11-25", caps);
+    let s = launch(&mut server, 1, &image);
+    let within = Duration::from_secs(20);
+
+    // Roots: server-everything asks for them after its handshake.
+    let roots = server
+        .wait_notification("roots/list", within)
+        .expect("roots/list");
+    server.reply(
+        &roots,
+        json!({"roots": [{"uri": "file:///work/project", "name": "project"}]}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let listed = server.call(2, &format!("{s}_everything__get-roots-list"), json!({}));
+    assert!(
+        listed.to_string().contains("file:///work/project"),
+        "{listed}"
+    );
+
+    // Elicitation: the child's request reaches the client, the answer goes back.
+    server.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": format!("{s}_everything__trigger-elicitation-request"), "arguments": {}}}));
+    let ask = server
+        .wait_notification("elicitation/create", within)
+        .expect("elicitation");
+    assert!(
+        ask["params"]["requestedSchema"]["properties"]["name"].is_object(),
+        "{ask}"
+    );
+    server.reply(
+        &ask,
+        json!({"action": "accept", "content": {"name": "Ada Lovelace"}}),
+    );
+    let answered = server.response(3);
+    assert!(answered.to_string().contains("Ada Lovelace"), "{answered}");
+
+    // Sampling, the same way.
+    server.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": format!("{s}_everything__trigger-sampling-request"),
+                   "arguments": {"prompt": "say hi", "maxTokens": 20}}}));
+    let ask = server
+        .wait_notification("sampling/createMessage", within)
+        .expect("sampling");
+    server.reply(
+        &ask,
+        json!({"role": "assistant", "content": {"type": "text", "text": "hi from the model"},
+               "model": "test-model", "stopReason": "endTurn"}),
+    );
+    let answered = server.response(4);
+    assert!(
+        answered.to_string().contains("hi from the model"),
+        "{answered}"
+    );
+
+    // Log messages, under a logger naming session and server, at the level set.
+    let set = server.request(5, "logging/setLevel", json!({"level": "debug"}));
+    result(&set);
+    server.call(
+        6,
+        &format!("{s}_everything__toggle-simulated-logging"),
+        json!({}),
+    );
+    let log = server
+        .wait_notification("notifications/message", within)
+        .expect("a log message");
+    assert!(
+        log["params"]["logger"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("{s}/everything")),
+        "{log}"
+    );
+    server.call(
+        7,
+        &format!("{s}_everything__toggle-simulated-logging"),
+        json!({}),
+    );
+
+    // A resource subscription: updates come back under the exported URI.
+    let uri = format!("mcpod://sessions/{s}/servers/everything/demo://resource/dynamic/text/1");
+    let subscribed = server.request(8, "resources/subscribe", json!({"uri": uri}));
+    result(&subscribed);
+    server.call(
+        9,
+        &format!("{s}_everything__toggle-subscriber-updates"),
+        json!({}),
+    );
+    let updated = server
+        .wait_notification("notifications/resources/updated", within)
+        .expect("an update");
+    assert_eq!(updated["params"]["uri"], uri, "{updated}");
+    let unsubscribed = server.request(10, "resources/unsubscribe", json!({"uri": uri}));
+    result(&unsubscribed);
+    // Another server of the session: memory's graph, updated by a tool call.
+    let graph = format!("mcpod://sessions/{s}/servers/memory/memory://knowledge-graph");
+    result(&server.request(11, "resources/subscribe", json!({"uri": graph})));
+    server.call(
+        12,
+        &format!("{s}_memory__create_entities"),
+        json!({"entities": [{"name": "mcpod", "entityType": "project", "observations": []}]}),
+    );
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let updated = server
+            .wait_notification("notifications/resources/updated", within)
+            .expect("the graph's update");
+        if updated["params"]["uri"] == graph {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no update of {graph}");
+    }
+    // A server the session does not have is named.
+    let nowhere = format!("mcpod://sessions/{s}/servers/nosuch/x://y");
+    let refused = server.request(13, "resources/subscribe", json!({"uri": nowhere}));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("has no server `nosuch`"),
+        "{refused}"
+    );
+    server.call(14, "stop_session", json!({"session": s}));
+}
+
+#[test]
+fn a_client_that_declared_nothing_is_never_asked_and_the_child_hears_why() {
+    let image = common::node_reference_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let s = launch(&mut server, 1, &image);
+    let elicit = server.call(
+        2,
+        &format!("{s}_everything__trigger-elicitation-request"),
+        json!({}),
+    );
+    let text = elicit.to_string();
+    assert!(
+        elicit["isError"] == true && text.contains("did not declare the capability"),
+        "{elicit}"
+    );
+    assert!(
+        server
+            .wait_notification("elicitation/create", Duration::from_millis(500))
+            .is_none(),
+        "the client was asked"
+    );
+    assert!(
+        server
+            .wait_notification("roots/list", Duration::from_millis(10))
+            .is_none()
+    );
+    // The session goes on.
+    let echo = server.call(
+        3,
+        &format!("{s}_everything__echo"),
+        json!({"message": "still here"}),
+    );
+    assert!(text_of(&echo).contains("still here"), "{echo}");
+    server.call(4, "stop_session", json!({"session": s}));
+}
