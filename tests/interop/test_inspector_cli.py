@@ -61,3 +61,12 @@ def test_inspector_builds_and_inspects_hello():
     assert hello["call_timeout_secs"] == 60 and hello["description"], hello
     assert json.loads(inspected["content"][0]["text"]) == s, "the text block is the same JSON"
     report(f"inspect_labels {tag}: servers {json.dumps(s['servers'])}", who=f"inspector {inspector_version()}")
+
+
+def test_inspector_takes_the_prompt_resource_and_template_lists():
+    """One mcpod per Inspector call, so no session is running: the lists are mcpod's own (no
+    prompts or templates, no resources), and the Inspector accepts each answer's shape."""
+    assert inspector("--method", "prompts/list")["prompts"] == []
+    assert inspector("--method", "resources/list")["resources"] == []
+    assert inspector("--method", "resources/templates/list")["resourceTemplates"] == []
+    report("prompts/list, resources/list, resources/templates/list: accepted", who=f"inspector {inspector_version()}")
