@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 mod progress;
+mod tasks;
 pub mod tools;
 
 use std::borrow::Cow;
@@ -14,13 +15,14 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    RequestMetaObject, Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+    GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestMetaObject,
+    Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig,
     SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams,
+    UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
@@ -77,6 +79,7 @@ pub struct McpodServer {
     workspace: Arc<Workspace>,
     sessions: Arc<Sessions>,
     tool_router: ToolRouter<Self>,
+    tasks: Arc<tasks::Tasks>,
 }
 
 /// Serve MCP on stdin/stdout until the client goes away or a signal arrives,
@@ -160,6 +163,7 @@ impl McpodServer {
             workspace: Arc::new(workspace),
             sessions,
             tool_router: Self::portable_router(),
+            tasks: Arc::default(),
         }
     }
 
@@ -213,7 +217,7 @@ cancelling the request stops buildah and removes what it created.",
             .check_build_args(&input.build_args)
             .map_err(text_error)?;
         let spec = input.into_spec(&self.workspace).map_err(text_error)?;
-        let (progress, flush) = progress_messages(&meta, peer);
+        let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
         let built = image::build_image(spec, progress, cancel).await;
         flush.done().await;
         if let Ok(built) = &built {
@@ -272,7 +276,7 @@ Mounts, network egress and env values are granted only within the operator's pol
         if let Some(request) = input.provision.take() {
             input.provision = Some(request.read_paths(&self.workspace).map_err(text_error)?);
         }
-        let (progress, flush) = progress_messages(&meta, peer);
+        let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
         let launched = self.sessions.launch(input, progress, cancel).await;
         flush.done().await;
         launched.map(Json).map_err(text_error)
@@ -304,7 +308,7 @@ launch_session (which also takes the package reference directly).",
         cancel: CancellationToken,
     ) -> Result<Json<Provisioned>, String> {
         let request = input.read_paths(&self.workspace).map_err(text_error)?;
-        let (progress, flush) = progress_messages(&meta, peer);
+        let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
         let done =
             provision::provision(request, &self.sessions.policy().bases, progress, cancel).await;
         flush.done().await;
@@ -450,7 +454,7 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, String> {
-        let (progress, flush) = forward_progress(&meta, peer);
+        let (progress, flush) = forward_progress(&meta, peer, &self.tasks.handed);
         let result = self
             .sessions
             .call(
@@ -477,6 +481,22 @@ impl McpodServer {
             .collect()
     }
 
+    /// A call of a meta-tool or a proxied tool, answered when it is done.
+    async fn call_now(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tool_router.has_route(&request.name) {
+            return self
+                .tool_router
+                .call(ToolCallContext::new(self, request, context))
+                .await;
+        }
+        let name = request.name.to_string();
+        self.call_proxied(&name, request, context).await
+    }
+
     /// A proxied call under its exported name, as a tool result.
     async fn call_proxied(
         &self,
@@ -492,7 +512,8 @@ impl McpodServer {
                 None,
             ));
         };
-        let (progress, flush) = forward_progress(&context.meta, context.peer.clone());
+        let (progress, flush) =
+            forward_progress(&context.meta, context.peer.clone(), &self.tasks.handed);
         let result = self
             .sessions
             .call(
@@ -526,6 +547,7 @@ impl ServerHandler for McpodServer {
                 .enable_resources_subscribe()
                 .enable_completions()
                 .enable_logging()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("mcpod", env!("CARGO_PKG_VERSION")))
@@ -553,19 +575,46 @@ impl ServerHandler for McpodServer {
         self.tool_router.get(name).cloned()
     }
 
+    /// A long call becomes a task for a client that declared the extension.
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if self.tool_router.has_route(&request.name) {
-            return self
-                .tool_router
-                .call(ToolCallContext::new(self, request, context))
-                .await;
+        let declared = context
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if declared && tasks::eligible(&request.name, self.tool_router.has_route(&request.name)) {
+            return self.call_as_task(request, context).await;
         }
-        let name = request.name.to_string();
-        self.call_proxied(&name, request, context).await
+        self.call_now(request, context).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let task = self.tasks.manager.get_task(&request.task_id)?;
+        Ok(GetTaskResult::new(task))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .manager
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.manager.cancel_task(&request.task_id)
     }
 
     async fn list_prompts(

@@ -1,11 +1,15 @@
 //! Progress toward the caller: messages from the library, and a child's own
 //! progress re-addressed to the caller's token. Each forwarder is flushed
 //! before the response goes out, so no progress arrives after its result.
+//! A request that became a task has no response left to precede: its
+//! progress becomes the task's status message (see `tasks.rs`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestMetaObject};
+use rmcp::task_manager::TaskContext;
 use rmcp::{Peer, RoleServer};
 use tokio::sync::mpsc::Sender;
 use tokio::task::JoinHandle;
@@ -33,14 +37,51 @@ const QUEUE: usize = 64;
 /// Characters of a progress message that are forwarded.
 const MESSAGE_CHARS: usize = 4096;
 
-/// Forward notifications from a channel to the caller under `token`, in order.
+/// Requests that became tasks, by their progress token.
+#[derive(Default)]
+pub struct HandedOff(Mutex<HashMap<ProgressToken, TaskContext>>);
+
+impl HandedOff {
+    pub fn hand(&self, token: ProgressToken, task: TaskContext) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token, task);
+    }
+
+    pub fn forget(&self, token: &ProgressToken) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
+    }
+
+    /// The task `token`'s request became, if it did.
+    fn task(&self, token: &ProgressToken) -> Option<TaskContext> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
+    }
+}
+
+/// Forward notifications from a channel to the caller under `token`, in
+/// order; or, once the request is a task, to the task's status message.
 fn forwarder(
     token: ProgressToken,
     peer: Peer<RoleServer>,
+    handed: Arc<HandedOff>,
 ) -> (Sender<ProgressNotificationParam>, Flush) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ProgressNotificationParam>(QUEUE);
     let task = tokio::spawn(async move {
         while let Some(mut param) = rx.recv().await {
+            if let Some(task) = handed.task(&token) {
+                if let Some(message) = param.message {
+                    task.set_status_message(message);
+                }
+                continue;
+            }
             param.progress_token = token.clone();
             if peer.notify_progress(param).await.is_err() {
                 break;
@@ -52,14 +93,18 @@ fn forwarder(
 
 /// Library progress messages become `notifications/progress` when the caller
 /// sent a progress token; without one they only go to the log.
-pub fn progress_messages(meta: &RequestMetaObject, peer: Peer<RoleServer>) -> (Progress, Flush) {
+pub fn progress_messages(
+    meta: &RequestMetaObject,
+    peer: Peer<RoleServer>,
+    handed: &Arc<HandedOff>,
+) -> (Progress, Flush) {
     let Some(token) = meta.get_progress_token() else {
         return (
             Arc::new(|msg: String| tracing::debug!("{msg}")),
             Flush(None),
         );
     };
-    let (tx, flush) = forwarder(token.clone(), peer);
+    let (tx, flush) = forwarder(token.clone(), peer, handed.clone());
     let step = std::sync::atomic::AtomicU32::new(0);
     let progress: Progress = Arc::new(move |message: String| {
         let n = step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -74,11 +119,12 @@ pub fn progress_messages(meta: &RequestMetaObject, peer: Peer<RoleServer>) -> (P
 pub fn forward_progress(
     meta: &RequestMetaObject,
     peer: Peer<RoleServer>,
+    handed: &Arc<HandedOff>,
 ) -> (Option<ProgressSink>, Flush) {
     let Some(token) = meta.get_progress_token() else {
         return (None, Flush(None));
     };
-    let (tx, flush) = forwarder(token, peer);
+    let (tx, flush) = forwarder(token, peer, handed.clone());
     let sink: ProgressSink = Arc::new(move |mut param: ProgressNotificationParam| {
         if let Some(m) = param.message.as_mut()
             && let Some((cut, _)) = m.char_indices().nth(MESSAGE_CHARS)

@@ -1,0 +1,118 @@
+//! Long tool calls as 2026-07-28 Tasks (`io.modelcontextprotocol/tasks`),
+//! for clients that declared the extension: `build_image`,
+//! `launch_session`, `provision_server` and proxied calls start as usual,
+//! and one still running after [`HAND_OFF`] becomes a task the client polls
+//! (`tasks/get`), with its progress as the task's status message and
+//! `tasks/cancel` cancelling it as a cancelled request would. A quick call
+//! answers at once, as it would without the extension, so a cache hit or a
+//! warm launch costs no polling. Clients that did not declare the extension
+//! get today's behaviour. rmcp's `TaskManager` keeps the tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CreateTaskResult, NumberOrString, ProgressToken,
+};
+use rmcp::service::RequestContext;
+use rmcp::task_manager::{TaskExit, TaskManager, TaskOptions};
+use rmcp::{ErrorData, RoleServer};
+use tokio_util::sync::CancellationToken;
+
+use super::McpodServer;
+use super::progress::HandedOff;
+
+/// How long a call runs before it becomes a task.
+pub const HAND_OFF: Duration = Duration::from_secs(1);
+/// How long a finished task's result is kept for `tasks/get`.
+const TTL_MS: u64 = 30 * 60 * 1000;
+/// How often a client is asked to poll.
+const POLL_MS: u64 = 1000;
+
+/// The tasks of this mcpod, and the requests that became them.
+#[derive(Default)]
+pub struct Tasks {
+    pub manager: TaskManager,
+    pub handed: Arc<HandedOff>,
+}
+
+/// Whether a call of `name` may become a task: the meta-tools that can take
+/// minutes, and every proxied call (its server decides how long it takes).
+pub fn eligible(name: &str, meta_tool: bool) -> bool {
+    !meta_tool
+        || matches!(
+            name,
+            "build_image" | "launch_session" | "provision_server" | "call_tool"
+        )
+}
+
+impl McpodServer {
+    /// Run the call; if it is still running after [`HAND_OFF`], hand it to a
+    /// task and answer with the task.
+    pub(super) async fn call_as_task(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // A token, so that progress has somewhere to go once it is a task.
+        let token = match context.meta.get_progress_token() {
+            Some(token) => token,
+            None => {
+                let token = ProgressToken(NumberOrString::String(
+                    format!("mcpod-task-{}", crate::engine::nonce()).into(),
+                ));
+                context.meta.set_progress_token(token.clone());
+                token
+            }
+        };
+        // The call's own cancellation: the request's until it is a task,
+        // then the task's.
+        let asked = context.ct.clone();
+        let cancel = CancellationToken::new();
+        context.ct = cancel.clone();
+        let server = self.clone();
+        let mut call = tokio::spawn(async move { server.call_now(request, context).await });
+        tokio::select! {
+            done = &mut call => return done.unwrap_or_else(|e| Err(lost(e))),
+            _ = asked.cancelled() => {
+                cancel.cancel();
+                return call.await.unwrap_or_else(|e| Err(lost(e)));
+            }
+            _ = tokio::time::sleep(HAND_OFF) => {}
+        }
+        let handed = self.tasks.handed.clone();
+        let options = TaskOptions::new()
+            .with_ttl_ms(TTL_MS)
+            .with_poll_interval_ms(POLL_MS)
+            .with_status_message("running");
+        let task = self.tasks.manager.spawn(options, move |task| {
+            handed.hand(token.clone(), task.clone());
+            Box::pin(async move {
+                let done = tokio::select! {
+                    done = &mut call => done,
+                    _ = task.cancelled() => {
+                        cancel.cancel();
+                        let _ = call.await;
+                        handed.forget(&token);
+                        return Err(TaskExit::Cancelled);
+                    }
+                };
+                handed.forget(&token);
+                match done {
+                    Ok(Ok(CallToolResponse::Complete(result))) => Ok(result),
+                    Ok(Ok(_)) => Err(TaskExit::Error(ErrorData::internal_error(
+                        "the call answered with neither a result nor an error",
+                        None,
+                    ))),
+                    Ok(Err(e)) => Err(TaskExit::Error(e)),
+                    Err(e) => Err(TaskExit::Error(lost(e))),
+                }
+            })
+        });
+        Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+}
+
+fn lost(e: tokio::task::JoinError) -> ErrorData {
+    ErrorData::internal_error(format!("the call's task ended abnormally: {e}"), None)
+}

@@ -1,0 +1,229 @@
+//! Long calls as 2026-07-28 Tasks, over the wire: a client that declared
+//! `io.modelcontextprotocol/tasks` (at `initialize`, or per request in
+//! `_meta` without a handshake) gets a task for a call still running after a
+//! second, polls it with `tasks/get` (progress shows as its status message),
+//! and can cancel it with `tasks/cancel`; a quick call answers at once; a
+//! client that did not declare the extension gets the plain result.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::rpc::{Server, initialize, initialize_with};
+use common::{ImageCleanup, containers_named, images_named, unique};
+use serde_json::{Value, json};
+
+const TASKS: &str = "io.modelcontextprotocol/tasks";
+
+fn declaring() -> Value {
+    json!({"extensions": {TASKS: {}}})
+}
+
+/// A tools/call's result (the task handle, or the plain result).
+fn call(server: &mut Server, id: u64, tool: &str, arguments: Value) -> Value {
+    let response = server.request(
+        id,
+        "tools/call",
+        json!({"name": tool, "arguments": arguments}),
+    );
+    assert!(response["error"].is_null(), "{response}");
+    response["result"].clone()
+}
+
+/// Poll `tasks/get` (with `meta`, when not null) until the task is no longer
+/// working; its last state, and every status message seen.
+fn settle(
+    server: &mut Server,
+    id: u64,
+    task: &str,
+    within: Duration,
+    meta: &Value,
+) -> (Value, Vec<String>) {
+    let deadline = Instant::now() + within;
+    let mut messages = Vec::new();
+    let mut params = json!({"taskId": task});
+    if !meta.is_null() {
+        params["_meta"] = meta.clone();
+    }
+    for n in 0.. {
+        let got = server.request(id + n, "tasks/get", params.clone());
+        let state = got["result"].clone();
+        assert!(got["error"].is_null(), "{got}");
+        if let Some(m) = state["statusMessage"].as_str()
+            && messages.last().map(String::as_str) != Some(m)
+        {
+            messages.push(m.to_string());
+        }
+        if state["status"] != "working" {
+            return (state, messages);
+        }
+        assert!(Instant::now() < deadline, "still working: {state}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    unreachable!()
+}
+
+fn launch_hello(server: &mut Server, id: u64) -> String {
+    let image = common::hello_image();
+    let launched = call(server, id, "launch_session", json!({"image": image}));
+    // A launch within the hand-off answers at once, task or no task.
+    assert_eq!(
+        launched["structuredContent"]["servers"]["hello"]["status"], "ready",
+        "{launched}"
+    );
+    launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string()
+}
+
+#[test]
+fn a_long_proxied_call_becomes_a_task_that_is_polled_or_cancelled() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    let init = initialize_with(&mut server, "2025-11-25", declaring());
+    assert!(
+        init["result"]["capabilities"]["extensions"][TASKS].is_object(),
+        "{init}"
+    );
+    let s = launch_hello(&mut server, 1);
+    let slow = format!("{s}_hello__slow");
+
+    // Quick: the plain result.
+    let quick = call(&mut server, 2, &slow, json!({"steps": 1}));
+    assert_eq!(quick["structuredContent"]["completed_steps"], 1, "{quick}");
+
+    // Long: a task, polled to its result; its progress is the status message.
+    let handle = call(&mut server, 3, &slow, json!({"steps": 25}));
+    assert_eq!(handle["resultType"], "task", "{handle}");
+    let task = handle["taskId"].as_str().expect("taskId").to_string();
+    let (done, messages) = settle(
+        &mut server,
+        100,
+        &task,
+        Duration::from_secs(60),
+        &Value::Null,
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["result"]["structuredContent"]["completed_steps"], 25,
+        "{done}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("step ")),
+        "{messages:?}"
+    );
+
+    // Cancelled: the child hears it, the task says so, the session goes on.
+    let handle = call(&mut server, 4, &slow, json!({"steps": 600}));
+    let task = handle["taskId"].as_str().expect("taskId").to_string();
+    let cancelled = server.request(5, "tasks/cancel", json!({"taskId": task}));
+    assert!(cancelled["error"].is_null(), "{cancelled}");
+    let (done, _) = settle(
+        &mut server,
+        200,
+        &task,
+        Duration::from_secs(30),
+        &Value::Null,
+    );
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let logs = call(&mut server, 6, "session_logs", json!({"session": s}));
+    assert!(
+        logs.to_string().contains("slow cancelled at step"),
+        "{logs}"
+    );
+    let unknown = server.request(7, "tasks/get", json!({"taskId": "no-such-task"}));
+    assert!(unknown["error"].is_object(), "{unknown}");
+    let again = call(&mut server, 8, &slow, json!({"steps": 1}));
+    assert_eq!(again["structuredContent"]["completed_steps"], 1, "{again}");
+    call(&mut server, 9, "stop_session", json!({"session": s}));
+}
+
+#[test]
+fn without_the_extension_a_long_call_answers_as_before() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let s = launch_hello(&mut server, 1);
+    let result = call(
+        &mut server,
+        2,
+        &format!("{s}_hello__slow"),
+        json!({"steps": 15}),
+    );
+    assert_eq!(
+        result["structuredContent"]["completed_steps"], 15,
+        "{result}"
+    );
+    assert!(result.get("taskId").is_none(), "{result}");
+    let refused = server.request(3, "tasks/get", json!({"taskId": "x"}));
+    assert!(refused["error"].is_object(), "{refused}");
+    call(&mut server, 4, "stop_session", json!({"session": s}));
+}
+
+/// A build that takes seconds, as a task: polled to its tag with buildah's
+/// output as the status; and one cancelled, which leaves no image and no
+/// working container. A 2026-07-28 client with no handshake declares the
+/// extension per request.
+#[test]
+fn a_slow_build_is_a_task_for_a_client_without_a_handshake() {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": declaring(),
+        "io.modelcontextprotocol/clientInfo": {"name": "mcpod-test", "version": "0"},
+    });
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    // A build of `name` whose RUN step takes `seconds`, its context in the root.
+    let build = |server: &mut Server, id: u64, name: &str, seconds: u32| {
+        let dir = root.path().join(name);
+        std::fs::create_dir(&dir).expect("context");
+        std::fs::write(
+            dir.join("Containerfile"),
+            format!("FROM localhost/mcpod-debian:bookworm\nRUN echo building && sleep {seconds}\n"),
+        )
+        .expect("Containerfile");
+        let response = server.request(
+            id,
+            "tools/call",
+            json!({"name": "build_image", "_meta": meta,
+                   "arguments": {"name": format!("localhost/{name}"), "context": name, "no_cache": true}}),
+        );
+        assert!(response["error"].is_null(), "{response}");
+        response["result"].clone()
+    };
+    let name = unique("task-build");
+    let _cleanup = ImageCleanup(name.clone());
+    let handle = build(&mut server, 1, &name, 3);
+    assert_eq!(handle["resultType"], "task", "{handle}");
+    let task = handle["taskId"].as_str().expect("taskId").to_string();
+    let (done, messages) = settle(&mut server, 100, &task, Duration::from_secs(120), &meta);
+    assert!(
+        messages.iter().any(|m| m != "running"),
+        "buildah's output as the status: {messages:?}"
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    let tag = done["result"]["structuredContent"]["tag"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(tag.starts_with(&format!("localhost/{name}:")), "{done}");
+
+    let other = unique("task-cancel");
+    let _cleanup2 = ImageCleanup(other.clone());
+    let handle = build(&mut server, 2, &other, 60);
+    let task2 = handle["taskId"].as_str().expect("taskId").to_string();
+    let cancelled = server.request(3, "tasks/cancel", json!({"taskId": task2, "_meta": meta}));
+    assert!(cancelled["error"].is_null(), "{cancelled}");
+    let (done, _) = settle(&mut server, 300, &task2, Duration::from_secs(60), &meta);
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        images_named(&other).is_empty(),
+        "{:?}",
+        images_named(&other)
+    );
+    assert!(
+        containers_named(&other).is_empty(),
+        "{:?}",
+        containers_named(&other)
+    );
+}
