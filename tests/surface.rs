@@ -300,7 +300,7 @@ fn a_client_that_declared_nothing_is_never_asked_and_the_child_hears_why() {
     );
     let text = elicit.to_string();
     assert!(
-        elicit["isError"] == true && text.contains("did not declare the capability"),
+        elicit["isError"] == true && text.contains("did not declare that capability"),
         "{elicit}"
     );
     assert!(
@@ -322,4 +322,132 @@ fn a_client_that_declared_nothing_is_never_asked_and_the_child_hears_why() {
     );
     assert!(text_of(&echo).contains("still here"), "{echo}");
     server.call(4, "stop_session", json!({"session": s}));
+}
+
+/// A 2026-07-28 client (no handshake, capabilities per request) takes no
+/// server-to-client requests: a child's question comes back as an input
+/// request of the call it belongs to, and the retry with the answer and the
+/// `requestState` finishes that same call. Within a task, the question is
+/// the task's `input_required` state, answered with `tasks/update`.
+#[test]
+fn a_2026_client_answers_a_childs_question_within_its_call_or_task() {
+    let image = common::node_reference_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    let meta = |caps: Value| {
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": caps,
+               "io.modelcontextprotocol/clientInfo": {"name": "mcpod-test", "version": "0"}})
+    };
+    let call = |server: &mut Server, id: u64, params: Value| {
+        let response = server.request(id, "tools/call", params);
+        assert!(response["error"].is_null(), "{response}");
+        response["result"].clone()
+    };
+    let launched = call(
+        &mut server,
+        1,
+        json!({"name": "launch_session", "_meta": meta(json!({})),
+               "arguments": {"image": image, "servers": ["everything"]}}),
+    );
+    let s = launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let tool = format!("{s}_everything__trigger-elicitation-request");
+    let asking = meta(json!({"elicitation": {}}));
+
+    // Within the call: input_required, then the retry.
+    let first = call(
+        &mut server,
+        2,
+        json!({"name": tool, "arguments": {}, "_meta": asking}),
+    );
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let requests = first["inputRequests"].as_object().expect("inputRequests");
+    let (key, request) = requests.iter().next().expect("one request");
+    assert_eq!(request["method"], "elicitation/create", "{first}");
+    let state = first["requestState"]
+        .as_str()
+        .expect("requestState")
+        .to_string();
+    let answer = json!({"action": "accept", "content": {"name": "Ada Lovelace"}});
+    let done = call(
+        &mut server,
+        3,
+        json!({"name": tool, "arguments": {}, "_meta": asking,
+               "inputResponses": {key.clone(): answer}, "requestState": state}),
+    );
+    assert!(done.to_string().contains("Ada Lovelace"), "{done}");
+    // A state used once, or made up, is refused.
+    let again = server.request(
+        4,
+        "tools/call",
+        json!({"name": tool, "arguments": {}, "_meta": asking,
+               "inputResponses": {key.clone(): answer}, "requestState": state}),
+    );
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("requestState"),
+        "{again}"
+    );
+    // Without the capability in the request, the child hears why.
+    let undeclared = call(
+        &mut server,
+        5,
+        json!({"name": tool, "arguments": {}, "_meta": meta(json!({}))}),
+    );
+    assert!(
+        undeclared["isError"] == true && undeclared.to_string().contains("did not declare"),
+        "{undeclared}"
+    );
+
+    // Within a task: the question is the task's input_required state.
+    let tasking =
+        meta(json!({"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}));
+    let handle = call(
+        &mut server,
+        6,
+        json!({"name": tool, "arguments": {}, "_meta": tasking}),
+    );
+    assert_eq!(handle["resultType"], "task", "{handle}");
+    let task = handle["taskId"].as_str().expect("taskId").to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut id = 100;
+    let key = loop {
+        let got = server.request(id, "tasks/get", json!({"taskId": task, "_meta": tasking}));
+        id += 1;
+        if got["result"]["status"] == "input_required" {
+            let requests = got["result"]["inputRequests"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            break requests.keys().next().cloned().expect("a key");
+        }
+        assert!(std::time::Instant::now() < deadline, "{got}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let updated = server.request(
+        7,
+        "tasks/update",
+        json!({"taskId": task, "inputResponses": {key: answer}, "_meta": tasking}),
+    );
+    assert!(updated["error"].is_null(), "{updated}");
+    let done = loop {
+        let got = server.request(id, "tasks/get", json!({"taskId": task, "_meta": tasking}));
+        id += 1;
+        if got["result"]["status"] == "completed" {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(done.to_string().contains("Ada Lovelace"), "{done}");
+    call(
+        &mut server,
+        8,
+        json!({"name": "stop_session", "_meta": meta(json!({})), "arguments": {"session": s}}),
+    );
 }

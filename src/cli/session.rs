@@ -172,7 +172,7 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
                         &server,
                         &tool,
                         Some(arguments),
-                        None,
+                        Default::default(),
                         cancel.clone(),
                     )
                     .await?,

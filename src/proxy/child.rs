@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -35,12 +35,20 @@ use super::catalog::{self, Catalog};
 use super::log::{self, LogRing};
 use super::missing::missing_program;
 use super::names;
-use super::upstream::{Ask, Upstream};
+use super::upstream::{Ask, Inputs, Upstream};
 use crate::engine::process::BoundedLines;
 use crate::wire;
 
 /// Receives the child's progress for one call, already re-addressed to the caller.
 pub type ProgressSink = Arc<dyn Fn(ProgressNotificationParam) + Send + Sync>;
+
+/// Where what a child sends toward the agent during one call goes: its
+/// progress, and its requests (for a 2026-07-28 agent, or a task).
+#[derive(Default)]
+pub struct Relay {
+    pub progress: Option<ProgressSink>,
+    pub inputs: Option<Inputs>,
+}
 
 /// How long a starting server that wrote something other than MCP still
 /// gets to answer `initialize`.
@@ -91,6 +99,9 @@ struct Shared {
     routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
     /// Its requests to the agent waiting for an answer (at most [`MAX_ASKS`]).
     asks: tokio::sync::Semaphore,
+    /// The calls in flight that take its requests to a 2026-07-28 agent, by
+    /// the number of the call.
+    inputs: Mutex<HashMap<u64, Inputs>>,
     /// Fires whenever this child's tool list changes or the child dies.
     changed: tokio::sync::broadcast::Sender<()>,
 }
@@ -276,7 +287,15 @@ impl Handler {
                 None,
             ));
         };
-        self.shared.upstream.ask(&from, ask, request).await
+        let inputs: Vec<Inputs> = self
+            .shared
+            .inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        self.shared.upstream.ask(&from, ask, request, &inputs).await
     }
 }
 
@@ -360,6 +379,7 @@ impl Child {
             log: log.clone(),
             routes: Mutex::new(HashMap::new()),
             asks: tokio::sync::Semaphore::new(MAX_ASKS),
+            inputs: Mutex::new(HashMap::new()),
             changed: spec.changed,
         });
         let failed = |reason: String, exit_code: Option<i32>, log: &Arc<LogRing>| {
@@ -636,18 +656,34 @@ impl Child {
     }
 
     /// Call `tool`; progress goes to `progress`, `cancel` cancels the child's request.
+    /// Its requests to the agent meanwhile go to `relay.inputs`, when given.
     pub async fn call(
         &self,
         tool: &str,
         arguments: Option<JsonObject>,
-        progress: Option<ProgressSink>,
+        relay: Relay,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, String> {
+        let Relay { progress, inputs } = relay;
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let what = format!("the call of `{tool}`");
-        match self.request(&what, request, progress, cancel).await? {
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let number = CALLS.fetch_add(1, Ordering::Relaxed);
+        let registry = &self.shared.inputs;
+        if let Some(inputs) = inputs {
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(number, inputs);
+        }
+        let answered = self.request(&what, request, progress, cancel).await;
+        registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&number);
+        match answered? {
             ServerResult::CallToolResult(mut result) => {
                 // Older children leave resultType out; newer callers need it.
                 result.result_type.get_or_insert(ResultType::COMPLETE);

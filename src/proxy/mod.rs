@@ -11,4 +11,4 @@ pub mod names;
 pub mod tools;
 pub mod upstream;
 
-pub use child::{Child, NotStarted, ProgressSink, ServerIo, StartSpec, Status};
+pub use child::{Child, NotStarted, ProgressSink, Relay, ServerIo, StartSpec, Status};

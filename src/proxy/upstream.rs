@@ -6,8 +6,10 @@
 //! A child's request reaches the agent only when the agent declared the
 //! capability in its `initialize`; otherwise the child gets the error a
 //! client without it gives (method not found), naming why. A 2026-07-28 agent
-//! connects without `initialize` and forbids server-to-client requests (MRTR
-//! replaces them), so children get that error from it too.
+//! connects without `initialize` and forbids server-to-client requests: there
+//! a child's request goes to the one call of the agent's that it is serving,
+//! as an input request of that call (MRTR, see `server/mrtr.rs`), through an
+//! [`Inputs`] channel the call carries.
 
 // Sampling, roots and logging are deprecated by 2026-07-28, and still forwarded.
 #![allow(deprecated)]
@@ -15,10 +17,22 @@
 use std::sync::RwLock;
 
 use rmcp::model::{
-    ClientResult, ErrorCode, ErrorData, LoggingLevel, LoggingMessageNotificationParam,
-    ResourceUpdatedNotificationParam, ServerRequest,
+    ClientResult, CreateMessageResult, ElicitResult, ErrorCode, ErrorData, ListRootsResult,
+    LoggingLevel, LoggingMessageNotificationParam, ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::{Peer, RoleServer};
+use serde::Deserialize;
+
+/// A child's request to the agent, on its way to the call it belongs to;
+/// `reply` takes the agent's answer (its result as JSON) or the error.
+pub struct Asked {
+    pub ask: Ask,
+    pub request: ServerRequest,
+    pub reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, ErrorData>>,
+}
+
+/// Where a call takes its child's requests to the agent.
+pub type Inputs = tokio::sync::mpsc::Sender<Asked>;
 
 /// The agent's side of mcpod, for children.
 pub struct Upstream {
@@ -41,7 +55,7 @@ impl Default for Upstream {
 }
 
 /// What a child asks of its client, for messages and the capability check.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ask {
     Elicitation,
     Sampling,
@@ -49,7 +63,7 @@ pub enum Ask {
 }
 
 impl Ask {
-    fn method(self) -> &'static str {
+    pub fn method(self) -> &'static str {
         match self {
             Ask::Elicitation => "elicitation/create",
             Ask::Sampling => "sampling/createMessage",
@@ -84,24 +98,69 @@ impl Upstream {
         }
     }
 
-    /// Pass a child's request to the agent, when it declared the capability.
-    /// `from` names the child in the error.
+    /// Pass a child's request to the agent, when it declared the capability:
+    /// straight to an `initialize` agent, or as an input request of the one
+    /// call in `inputs` (a 2026-07-28 agent's). `from` names the child.
     pub async fn ask(
         &self,
         from: &str,
         ask: Ask,
         request: ServerRequest,
+        inputs: &[Inputs],
     ) -> Result<ClientResult, ErrorData> {
-        let peer = self.peer().filter(|_| self.declared(ask)).ok_or_else(|| {
+        let refused = |why: &str| {
             ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
                 format!(
-                    "{from}: mcpod's client did not declare the capability `{}` needs (or connected with 2026-07-28, which takes no server-to-client requests), so mcpod cannot ask it",
+                    "{from}: mcpod cannot ask its client `{}`: {why}",
                     ask.method()
                 ),
                 None,
             )
-        })?;
+        };
+        let Some(peer) = self.peer() else {
+            let [call] = inputs else {
+                return Err(refused(if inputs.is_empty() {
+                    "no call of the client's is waiting on this server, and the client connected with 2026-07-28, which takes no server-to-client requests"
+                } else {
+                    "more than one call of the client's is waiting on this server, and a 2026-07-28 client can only be asked within the call the question belongs to"
+                }));
+            };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let asked = Asked {
+                ask,
+                request,
+                reply,
+            };
+            call.send(asked)
+                .await
+                .map_err(|_| refused("the call it belongs to has ended"))?;
+            let value = answer
+                .await
+                .map_err(|_| refused("the call it belongs to has ended"))??;
+            let answered = match ask {
+                Ask::Elicitation => {
+                    ElicitResult::deserialize(value).map(ClientResult::ElicitResult)
+                }
+                Ask::Sampling => CreateMessageResult::deserialize(value)
+                    .map(|r| ClientResult::CreateMessageResult(Box::new(r))),
+                Ask::Roots => {
+                    ListRootsResult::deserialize(value).map(ClientResult::ListRootsResult)
+                }
+            };
+            return answered.map_err(|e| {
+                ErrorData::invalid_params(
+                    format!(
+                        "{from}: mcpod's client answered `{}` with what is not its result: {e}",
+                        ask.method()
+                    ),
+                    None,
+                )
+            });
+        };
+        if !self.declared(ask) {
+            return Err(refused("the client did not declare that capability"));
+        }
         peer.send_request(request).await.map_err(|e| match e {
             rmcp::ServiceError::McpError(e) => e,
             other => ErrorData::internal_error(

@@ -4,6 +4,7 @@
 // Logging is deprecated by 2026-07-28, and still offered and forwarded.
 #![allow(deprecated)]
 
+mod mrtr;
 mod progress;
 mod tasks;
 pub mod tools;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::{self, Built, Inspected};
 use crate::provision::{self, ProvisionRequest, Provisioned};
+use crate::proxy::Relay;
 use crate::session::{
     LaunchInput, Logs, LogsInput, Policy, PolicyReport, SessionInfo, Sessions, sweep,
 };
@@ -80,6 +82,7 @@ pub struct McpodServer {
     sessions: Arc<Sessions>,
     tool_router: ToolRouter<Self>,
     tasks: Arc<tasks::Tasks>,
+    mrtr: Arc<mrtr::Mrtr>,
 }
 
 /// Serve MCP on stdin/stdout until the client goes away or a signal arrives,
@@ -164,6 +167,7 @@ impl McpodServer {
             sessions,
             tool_router: Self::portable_router(),
             tasks: Arc::default(),
+            mrtr: Arc::default(),
         }
     }
 
@@ -462,7 +466,10 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
                 &input.server,
                 &input.tool,
                 input.arguments,
-                progress,
+                Relay {
+                    progress,
+                    inputs: None,
+                },
                 cancel,
             )
             .await;
@@ -497,13 +504,25 @@ impl McpodServer {
         self.call_proxied(&name, request, context).await
     }
 
-    /// A proxied call under its exported name, as a tool result.
+    /// A proxied call under its exported name, as a tool result. The
+    /// child's requests to the agent meanwhile go to the task the call is
+    /// (see `tasks.rs`), or, for a 2026-07-28 agent, become input requests
+    /// of this call (see `mrtr.rs`); an `initialize` agent is asked directly.
     async fn call_proxied(
         &self,
         name: &str,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let caps = context.client_capabilities();
+        if let Some(handle) = &request.request_state {
+            let answers = request.input_responses.clone().unwrap_or_default();
+            let outcome = self
+                .mrtr
+                .resume(handle, answers, caps.as_ref(), &context.ct)
+                .await?;
+            return Ok(outcome.into());
+        }
         let Some((session, server, tool)) = self.sessions.resolve(name) else {
             return Err(ErrorData::invalid_params(
                 format!(
@@ -514,6 +533,34 @@ impl McpodServer {
         };
         let (progress, flush) =
             forward_progress(&context.meta, context.peer.clone(), &self.tasks.handed);
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let task = context.extensions.get::<tasks::TaskInputs>().cloned();
+        if modern && task.is_none() {
+            let (inputs, asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
+            let cancel = CancellationToken::new();
+            let sessions = self.sessions.clone();
+            let call_cancel = cancel.clone();
+            let call = tokio::spawn(async move {
+                sessions
+                    .call(
+                        &session,
+                        &server,
+                        &tool,
+                        request.arguments,
+                        Relay {
+                            progress,
+                            inputs: Some(inputs),
+                        },
+                        call_cancel,
+                    )
+                    .await
+            });
+            let parked = mrtr::Parked::new(call, asks, cancel, flush);
+            let outcome = self.mrtr.drive(parked, caps.as_ref(), &context.ct).await;
+            return Ok(outcome.into());
+        }
         let result = self
             .sessions
             .call(
@@ -521,16 +568,15 @@ impl McpodServer {
                 &server,
                 &tool,
                 request.arguments,
-                progress,
+                Relay {
+                    progress,
+                    inputs: task.map(|t| t.0),
+                },
                 context.ct.clone(),
             )
             .await;
         flush.done().await;
-        Ok(match result {
-            Ok(result) => result,
-            Err(message) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]),
-        }
-        .into())
+        Ok(mrtr::Outcome::Done(result).into())
     }
 }
 

@@ -6,7 +6,10 @@
 //! `tasks/cancel` cancelling it as a cancelled request would. A quick call
 //! answers at once, as it would without the extension, so a cache hit or a
 //! warm launch costs no polling. Clients that did not declare the extension
-//! get today's behaviour. rmcp's `TaskManager` keeps the tasks.
+//! get today's behaviour. rmcp's `TaskManager` keeps the tasks. A child's
+//! request to the agent (elicitation, sampling, roots) during the call hands
+//! it off at once, and becomes the task's `input_required` state, answered
+//! with `tasks/update`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,9 @@ use rmcp::{ErrorData, RoleServer};
 use tokio_util::sync::CancellationToken;
 
 use super::McpodServer;
+use super::mrtr::input_request;
 use super::progress::HandedOff;
+use crate::proxy::upstream::{Asked, Inputs};
 
 /// How long a call runs before it becomes a task.
 pub const HAND_OFF: Duration = Duration::from_secs(1);
@@ -28,6 +33,11 @@ pub const HAND_OFF: Duration = Duration::from_secs(1);
 const TTL_MS: u64 = 30 * 60 * 1000;
 /// How often a client is asked to poll.
 const POLL_MS: u64 = 1000;
+
+/// Where a call that may become a task sends its child's requests to the
+/// agent (in the call's request extensions; see `call_proxied`).
+#[derive(Clone)]
+pub struct TaskInputs(pub Inputs);
 
 /// The tasks of this mcpod, and the requests that became them.
 #[derive(Default)]
@@ -70,16 +80,20 @@ impl McpodServer {
         let asked = context.ct.clone();
         let cancel = CancellationToken::new();
         context.ct = cancel.clone();
+        let (inputs, mut asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
+        context.extensions.insert(TaskInputs(inputs));
         let server = self.clone();
         let mut call = tokio::spawn(async move { server.call_now(request, context).await });
-        tokio::select! {
+        // A question for the agent hands the call off at once.
+        let first = tokio::select! {
             done = &mut call => return done.unwrap_or_else(|e| Err(lost(e))),
             _ = asked.cancelled() => {
                 cancel.cancel();
                 return call.await.unwrap_or_else(|e| Err(lost(e)));
             }
-            _ = tokio::time::sleep(HAND_OFF) => {}
-        }
+            Some(asked) = asks.recv() => Some(asked),
+            _ = tokio::time::sleep(HAND_OFF) => None,
+        };
         let handed = self.tasks.handed.clone();
         let options = TaskOptions::new()
             .with_ttl_ms(TTL_MS)
@@ -88,13 +102,34 @@ impl McpodServer {
         let task = self.tasks.manager.spawn(options, move |task| {
             handed.hand(token.clone(), task.clone());
             Box::pin(async move {
-                let done = tokio::select! {
-                    done = &mut call => done,
-                    _ = task.cancelled() => {
-                        cancel.cancel();
-                        let _ = call.await;
-                        handed.forget(&token);
-                        return Err(TaskExit::Cancelled);
+                let mut keys = 0u64;
+                let mut pass_on = |asked: Asked| {
+                    keys += 1;
+                    let key = format!("{}#{keys}", asked.ask.method());
+                    let task = task.clone();
+                    tokio::spawn(async move {
+                        let Some(input) = input_request(asked.request) else {
+                            return;
+                        };
+                        let answer = task.request_input(key, input).await.map_err(|_| {
+                            ErrorData::invalid_request("the task was cancelled", None)
+                        });
+                        let _ = asked.reply.send(answer);
+                    });
+                };
+                if let Some(first) = first {
+                    pass_on(first);
+                }
+                let done = loop {
+                    tokio::select! {
+                        done = &mut call => break done,
+                        Some(asked) = asks.recv() => pass_on(asked),
+                        _ = task.cancelled() => {
+                            cancel.cancel();
+                            let _ = call.await;
+                            handed.forget(&token);
+                            return Err(TaskExit::Cancelled);
+                        }
                     }
                 };
                 handed.forget(&token);

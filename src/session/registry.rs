@@ -18,7 +18,7 @@ use super::{
 };
 use crate::engine::podman;
 use crate::labels::ServerSpec;
-use crate::proxy::{Child, ProgressSink, names};
+use crate::proxy::{Child, Relay, names};
 use crate::{Error, Result};
 
 /// One running session.
@@ -387,12 +387,12 @@ impl Sessions {
         server: &str,
         tool: &str,
         arguments: Option<JsonObject>,
-        progress: Option<ProgressSink>,
+        relay: Relay,
         cancel: CancellationToken,
     ) -> std::result::Result<CallToolResult, String> {
         let (s, child) = self.server_of(session, server)?;
         let _permit = s.permit()?;
-        child.call(tool, arguments, progress, cancel).await
+        child.call(tool, arguments, relay, cancel).await
     }
 
     /// `server` of `session`, or the error naming the servers it has.

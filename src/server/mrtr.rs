@@ -1,0 +1,256 @@
+//! A child's requests to a 2026-07-28 agent (elicitation, sampling, roots),
+//! which takes no server-to-client requests: they become input requests of
+//! the agent's call that the child is serving (MRTR, SEP-2322).
+//!
+//! The proxied call runs on; mcpod answers the agent's `tools/call` with an
+//! `InputRequiredResult` carrying the child's requests and a `requestState`,
+//! and parks the running call under it. The agent's retry (same call, with
+//! `inputResponses` and that `requestState`) hands each answer to the child
+//! and waits on the same call, which may ask again. `requestState` is an
+//! opaque handle of 128 random bits to state that stays in mcpod, so a client
+//! can present only one mcpod gave it, and only once. A parked call that is
+//! not resumed within [`PARKED_FOR`] is cancelled at its child; at most
+//! [`MAX_PARKED`] wait at once. Within a task (see `tasks.rs`), the same
+//! requests become the task's `input_required` state instead.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolResult, ClientCapabilities, ErrorData, InputRequest, InputRequests,
+    InputRequiredResult, InputResponses, ServerRequest,
+};
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::progress::Flush;
+use crate::proxy::upstream::{Ask, Asked};
+
+/// How long a parked call waits for the agent's retry.
+const PARKED_FOR: Duration = Duration::from_secs(600);
+/// Parked calls at once.
+const MAX_PARKED: usize = 64;
+
+/// A proxied call under way, and what it asked that awaits the agent.
+pub struct Parked {
+    pub call: JoinHandle<Result<CallToolResult, String>>,
+    pub asks: Receiver<Asked>,
+    pub cancel: CancellationToken,
+    pub flush: Flush,
+    waiting: HashMap<String, tokio::sync::oneshot::Sender<Result<serde_json::Value, ErrorData>>>,
+    keys: u64,
+    since: Instant,
+}
+
+impl Parked {
+    pub fn new(
+        call: JoinHandle<Result<CallToolResult, String>>,
+        asks: Receiver<Asked>,
+        cancel: CancellationToken,
+        flush: Flush,
+    ) -> Self {
+        Parked {
+            call,
+            asks,
+            cancel,
+            flush,
+            waiting: HashMap::new(),
+            keys: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// What a call came to: its result (or why it failed), or requests for the agent.
+pub enum Outcome {
+    Done(Result<CallToolResult, String>),
+    InputRequired(InputRequiredResult),
+}
+
+/// The calls parked until the agent answers.
+pub struct Mrtr {
+    parked: Mutex<HashMap<String, Parked>>,
+    secret: [u8; 32],
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Mrtr {
+    fn default() -> Self {
+        let mut secret = [0u8; 32];
+        let random = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut secret));
+        if random.is_err() {
+            secret = *blake3::hash(crate::engine::nonce().as_bytes()).as_bytes();
+        }
+        Mrtr {
+            parked: Mutex::new(HashMap::new()),
+            secret,
+            count: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+/// Whether the agent declared what `ask` needs, in this request.
+fn declared(caps: Option<&ClientCapabilities>, ask: Ask) -> bool {
+    caps.is_some_and(|c| match ask {
+        Ask::Elicitation => c.elicitation.is_some(),
+        Ask::Sampling => c.sampling.is_some(),
+        Ask::Roots => c.roots.is_some(),
+    })
+}
+
+/// A child's request as an input request, when it is one of the three kinds.
+pub fn input_request(request: ServerRequest) -> Option<InputRequest> {
+    match request {
+        ServerRequest::ElicitRequest(r) => Some(InputRequest::Elicitation(r)),
+        ServerRequest::CreateMessageRequest(r) => Some(InputRequest::CreateMessage(r)),
+        ServerRequest::ListRootsRequest(r) => Some(InputRequest::ListRoots(r)),
+        _ => None,
+    }
+}
+
+impl Mrtr {
+    fn handle(&self) -> String {
+        let n = self
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        blake3::keyed_hash(&self.secret, &n.to_le_bytes()).to_hex()[..32].to_string()
+    }
+
+    /// Run `parked` on until it is done or asks the agent something; then
+    /// park it and return the requests. `caps` is what this request declared;
+    /// `cancelled` is the request's own cancellation.
+    pub async fn drive(
+        &self,
+        mut parked: Parked,
+        caps: Option<&ClientCapabilities>,
+        cancelled: &CancellationToken,
+    ) -> Outcome {
+        loop {
+            let asked = tokio::select! {
+                done = &mut parked.call => return self.finish(parked, done).await,
+                asked = parked.asks.recv() => asked,
+                _ = cancelled.cancelled() => {
+                    parked.cancel.cancel();
+                    let done = (&mut parked.call).await;
+                    return self.finish(parked, done).await;
+                }
+            };
+            let Some(first) = asked else {
+                let done = (&mut parked.call).await;
+                return self.finish(parked, done).await;
+            };
+            let mut batch = vec![first];
+            while let Ok(more) = parked.asks.try_recv() {
+                batch.push(more);
+            }
+            let room = self.sweep() < MAX_PARKED;
+            let mut requests = InputRequests::new();
+            for Asked {
+                ask,
+                request,
+                reply,
+            } in batch
+            {
+                let refusal = if !room {
+                    Some(format!(
+                        "mcpod has {MAX_PARKED} calls waiting for its client's answers, its limit"
+                    ))
+                } else if !declared(caps, ask) {
+                    Some("the client did not declare that capability in this request".to_string())
+                } else {
+                    None
+                };
+                let input = input_request(request);
+                match (refusal, input) {
+                    (None, Some(input)) => {
+                        parked.keys += 1;
+                        let key = format!("{}#{}", ask.method(), parked.keys);
+                        requests.insert(key.clone(), input);
+                        parked.waiting.insert(key, reply);
+                    }
+                    (why, _) => {
+                        let why = why.unwrap_or_else(|| "not an input request".into());
+                        let message =
+                            format!("mcpod cannot ask its client `{}`: {why}", ask.method());
+                        let _ = reply.send(Err(ErrorData::invalid_request(message, None)));
+                    }
+                }
+            }
+            if requests.is_empty() {
+                continue;
+            }
+            let handle = self.handle();
+            parked.since = Instant::now();
+            self.parked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(handle.clone(), parked);
+            return Outcome::InputRequired(InputRequiredResult::new(Some(requests), Some(handle)));
+        }
+    }
+
+    /// The agent's retry: hand its answers to the child and drive on.
+    pub async fn resume(
+        &self,
+        handle: &str,
+        mut answers: InputResponses,
+        caps: Option<&ClientCapabilities>,
+        cancelled: &CancellationToken,
+    ) -> Result<Outcome, ErrorData> {
+        let parked = self
+            .parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(handle);
+        let Some(mut parked) = parked else {
+            return Err(ErrorData::invalid_params(
+                "requestState is not one mcpod gave, or its call has ended or waited too long; call the tool again without it",
+                None,
+            ));
+        };
+        for (key, reply) in parked.waiting.drain() {
+            let answer = answers.remove(&key).ok_or_else(|| {
+                ErrorData::invalid_params(format!("the client sent no answer for `{key}`"), None)
+            });
+            let _ = reply.send(answer);
+        }
+        Ok(self.drive(parked, caps, cancelled).await)
+    }
+
+    async fn finish(
+        &self,
+        parked: Parked,
+        done: Result<Result<CallToolResult, String>, tokio::task::JoinError>,
+    ) -> Outcome {
+        parked.flush.done().await;
+        Outcome::Done(done.unwrap_or_else(|e| Err(format!("the call ended abnormally: {e}"))))
+    }
+
+    /// Cancel parked calls that waited too long; how many still wait.
+    fn sweep(&self) -> usize {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        parked.retain(|_, p| {
+            let keep = p.since.elapsed() < PARKED_FOR;
+            if !keep {
+                p.cancel.cancel();
+            }
+            keep
+        });
+        parked.len()
+    }
+}
+
+impl From<Outcome> for rmcp::model::CallToolResponse {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Done(Ok(result)) => result.into(),
+            Outcome::Done(Err(message)) => {
+                CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]).into()
+            }
+            Outcome::InputRequired(input) => rmcp::model::CallToolResponse::InputRequired(input),
+        }
+    }
+}
