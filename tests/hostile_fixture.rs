@@ -135,6 +135,7 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "notify_flood",
             "garbage_then_reply",
             "list_changed_flood",
+            "ask_flood",
             "tools_list_count",
             "slow",
             "http_via_proxy",
