@@ -286,42 +286,57 @@ fn subscriptions_logs_and_the_childs_requests_reach_a_client_that_declared_them(
     server.call(14, "stop_session", json!({"session": s}));
 }
 
+/// An `initialize` client that declared none of elicitation, sampling and
+/// roots: children that start after it are not offered them (server-everything
+/// then registers none of its tools that ask), and nothing asks the client.
+/// A child that asks anyway is refused (the hostile fixture's flood, below).
 #[test]
-fn a_client_that_declared_nothing_is_never_asked_and_the_child_hears_why() {
+fn a_client_that_declared_nothing_is_never_asked() {
     let image = common::node_reference_image();
     let root = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
     let s = launch(&mut server, 1, &image);
-    let elicit = server.call(
-        2,
-        &format!("{s}_everything__trigger-elicitation-request"),
-        json!({}),
-    );
-    let text = elicit.to_string();
-    assert!(
-        elicit["isError"] == true && text.contains("did not declare that capability"),
-        "{elicit}"
-    );
+    let names = server.tool_names(2);
+    for asking in [
+        "trigger-elicitation-request",
+        "trigger-sampling-request",
+        "get-roots-list",
+    ] {
+        assert!(
+            !names.contains(&format!("{s}_everything__{asking}")),
+            "{asking} is offered: {names:?}"
+        );
+    }
     assert!(
         server
-            .wait_notification("elicitation/create", Duration::from_millis(500))
+            .wait_notification("roots/list", Duration::from_millis(800))
+            .is_none(),
+        "the client was asked for roots"
+    );
+    let hostile = common::hostile::hostile_image();
+    let launched = server.call(3, "launch_session", json!({"image": hostile}));
+    let h = launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let asked = server.call(4, &format!("{h}_hostile__ask_flood"), json!({"count": 3}));
+    assert_eq!(text_of(&asked), "asked 3", "{asked}");
+    assert!(
+        server
+            .wait_notification("elicitation/create", Duration::from_millis(800))
             .is_none(),
         "the client was asked"
     );
-    assert!(
-        server
-            .wait_notification("roots/list", Duration::from_millis(10))
-            .is_none()
-    );
-    // The session goes on.
+    // The sessions go on.
     let echo = server.call(
-        3,
+        5,
         &format!("{s}_everything__echo"),
         json!({"message": "still here"}),
     );
     assert!(text_of(&echo).contains("still here"), "{echo}");
-    server.call(4, "stop_session", json!({"session": s}));
+    server.call(6, "stop_session", json!({"session": s}));
+    server.call(7, "stop_session", json!({"session": h}));
 }
 
 /// A 2026-07-28 client (no handshake, capabilities per request) takes no
@@ -392,6 +407,37 @@ fn a_2026_client_answers_a_childs_question_within_its_call_or_task() {
             .unwrap_or_default()
             .contains("requestState"),
         "{again}"
+    );
+    let made_up = server.request(
+        41,
+        "tools/call",
+        json!({"name": tool, "arguments": {}, "_meta": asking,
+               "inputResponses": {key.clone(): answer}, "requestState": "0".repeat(32)}),
+    );
+    assert!(made_up["error"].is_object(), "{made_up}");
+    // An answer that is no answer reaches the child as an error, and the call ends.
+    let first = call(
+        &mut server,
+        42,
+        json!({"name": tool, "arguments": {}, "_meta": asking}),
+    );
+    let state = first["requestState"]
+        .as_str()
+        .expect("requestState")
+        .to_string();
+    let key2 = first["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("key");
+    let garbage = call(
+        &mut server,
+        43,
+        json!({"name": tool, "arguments": {}, "_meta": asking,
+               "inputResponses": {key2: {"not": "an ElicitResult"}}, "requestState": state}),
+    );
+    assert!(
+        garbage.to_string().contains("not its result") || garbage["isError"] == true,
+        "{garbage}"
     );
     // Without the capability in the request, the child hears why.
     let undeclared = call(

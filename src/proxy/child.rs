@@ -163,14 +163,14 @@ struct Handler {
 }
 
 impl ClientHandler for Handler {
-    /// Children may ask for what an agent may give: whether this agent
-    /// declared it is checked per request (see `upstream.rs`), since a pooled
-    /// session starts before its agent is known.
+    /// Children may ask for what the agent can give (see `Upstream::may_ask`);
+    /// whether it can is checked again per request.
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
-        capabilities.elicitation = Some(ElicitationCapability::default());
-        capabilities.sampling = Some(SamplingCapability::default());
-        capabilities.roots = Some(RootsCapabilities::default());
+        let may = |ask| self.shared.upstream.may_ask(ask);
+        capabilities.elicitation = may(Ask::Elicitation).then(ElicitationCapability::default);
+        capabilities.sampling = may(Ask::Sampling).then(SamplingCapability::default);
+        capabilities.roots = may(Ask::Roots).then(RootsCapabilities::default);
         ClientConfig::new(
             capabilities,
             Implementation::new("mcpod", env!("CARGO_PKG_VERSION")),

@@ -82,6 +82,17 @@ impl Upstream {
         self.peer.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// What a child starting now is told it may ask: what an `initialize`
+    /// agent declared, once it has; else everything (a 2026-07-28 agent
+    /// declares per request, and a pooled session starts before its agent
+    /// is known), each checked again when asked.
+    pub fn may_ask(&self, ask: Ask) -> bool {
+        match self.peer().and_then(|p| p.peer_info()) {
+            Some(_) => self.declared(ask),
+            None => true,
+        }
+    }
+
     /// Whether the agent declared what `ask` needs.
     pub fn declared(&self, ask: Ask) -> bool {
         let Some(peer) = self.peer() else {

@@ -37,16 +37,26 @@ const QUEUE: usize = 64;
 /// Characters of a progress message that are forwarded.
 const MESSAGE_CHARS: usize = 4096;
 
-/// Requests that became tasks, by their progress token.
+/// Requests that may become or became tasks, by their progress token. A
+/// token mcpod made up (the request had none) names no progress the client
+/// asked for: its notifications go nowhere until the request is a task.
 #[derive(Default)]
-pub struct HandedOff(Mutex<HashMap<ProgressToken, TaskContext>>);
+pub struct HandedOff(Mutex<HashMap<ProgressToken, Option<TaskContext>>>);
 
 impl HandedOff {
+    /// A token mcpod made up for a request that may become a task.
+    pub fn made_up(&self, token: ProgressToken) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token, None);
+    }
+
     pub fn hand(&self, token: ProgressToken, task: TaskContext) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(token, task);
+            .insert(token, Some(task));
     }
 
     pub fn forget(&self, token: &ProgressToken) {
@@ -56,8 +66,8 @@ impl HandedOff {
             .remove(token);
     }
 
-    /// The task `token`'s request became, if it did.
-    fn task(&self, token: &ProgressToken) -> Option<TaskContext> {
+    /// Whether `token` is one of these, and the task its request became.
+    fn task(&self, token: &ProgressToken) -> Option<Option<TaskContext>> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -76,11 +86,15 @@ fn forwarder(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ProgressNotificationParam>(QUEUE);
     let task = tokio::spawn(async move {
         while let Some(mut param) = rx.recv().await {
-            if let Some(task) = handed.task(&token) {
-                if let Some(message) = param.message {
-                    task.set_status_message(message);
+            match handed.task(&token) {
+                Some(Some(task)) => {
+                    if let Some(message) = param.message {
+                        task.set_status_message(message);
+                    }
+                    continue;
                 }
-                continue;
+                Some(None) => continue,
+                None => {}
             }
             param.progress_token = token.clone();
             if peer.notify_progress(param).await.is_err() {

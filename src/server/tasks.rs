@@ -72,6 +72,7 @@ impl McpodServer {
                     format!("mcpod-task-{}", crate::engine::nonce()).into(),
                 ));
                 context.meta.set_progress_token(token.clone());
+                self.tasks.handed.made_up(token.clone());
                 token
             }
         };
@@ -84,12 +85,17 @@ impl McpodServer {
         context.extensions.insert(TaskInputs(inputs));
         let server = self.clone();
         let mut call = tokio::spawn(async move { server.call_now(request, context).await });
+        let handed = self.tasks.handed.clone();
+        let answered = |done: Result<_, tokio::task::JoinError>| {
+            handed.forget(&token);
+            done.unwrap_or_else(|e| Err(lost(e)))
+        };
         // A question for the agent hands the call off at once.
         let first = tokio::select! {
-            done = &mut call => return done.unwrap_or_else(|e| Err(lost(e))),
+            done = &mut call => return answered(done),
             _ = asked.cancelled() => {
                 cancel.cancel();
-                return call.await.unwrap_or_else(|e| Err(lost(e)));
+                return answered(call.await);
             }
             Some(asked) = asks.recv() => Some(asked),
             _ = tokio::time::sleep(HAND_OFF) => None,
