@@ -162,12 +162,13 @@ fn text_error(e: impl std::fmt::Display) -> String {
 #[tool_router]
 impl McpodServer {
     pub fn new(workspace: Workspace, sessions: Arc<Sessions>) -> Self {
+        let tasks: Arc<tasks::Tasks> = Arc::default();
         McpodServer {
             workspace: Arc::new(workspace),
             sessions,
             tool_router: Self::portable_router(),
-            tasks: Arc::default(),
-            mrtr: Arc::default(),
+            mrtr: Arc::new(mrtr::Mrtr::new(tasks.handed.clone())),
+            tasks,
         }
     }
 
@@ -517,9 +518,10 @@ impl McpodServer {
         let caps = context.client_capabilities();
         if let Some(handle) = &request.request_state {
             let answers = request.input_responses.clone().unwrap_or_default();
+            let progress = context.meta.get_progress_token();
             let outcome = self
                 .mrtr
-                .resume(handle, answers, caps.as_ref(), &context.ct)
+                .resume(handle, answers, caps.as_ref(), (&context.ct, progress))
                 .await?;
             return Ok(outcome.into());
         }
@@ -557,7 +559,8 @@ impl McpodServer {
                     )
                     .await
             });
-            let parked = mrtr::Parked::new(call, asks, cancel, flush);
+            let token = context.meta.get_progress_token();
+            let parked = mrtr::Parked::new(call, asks, cancel, (flush, token));
             let outcome = self.mrtr.drive(parked, caps.as_ref(), &context.ct).await;
             return Ok(outcome.into());
         }

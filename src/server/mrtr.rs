@@ -25,7 +25,11 @@ use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Flush;
+use std::sync::Arc;
+
+use rmcp::model::ProgressToken;
+
+use super::progress::{Flush, HandedOff};
 use crate::proxy::upstream::{Ask, Asked};
 
 /// How long a parked call waits for the agent's retry.
@@ -39,6 +43,8 @@ pub struct Parked {
     pub asks: Receiver<Asked>,
     pub cancel: CancellationToken,
     pub flush: Flush,
+    /// The first request's progress token, which the call's progress names.
+    token: Option<ProgressToken>,
     waiting: HashMap<String, tokio::sync::oneshot::Sender<Result<serde_json::Value, ErrorData>>>,
     keys: u64,
     since: Instant,
@@ -49,13 +55,14 @@ impl Parked {
         call: JoinHandle<Result<CallToolResult, String>>,
         asks: Receiver<Asked>,
         cancel: CancellationToken,
-        flush: Flush,
+        (flush, token): (Flush, Option<ProgressToken>),
     ) -> Self {
         Parked {
             call,
             asks,
             cancel,
             flush,
+            token,
             waiting: HashMap::new(),
             keys: 0,
             since: Instant::now(),
@@ -74,10 +81,12 @@ pub struct Mrtr {
     parked: Mutex<HashMap<String, Parked>>,
     secret: [u8; 32],
     count: std::sync::atomic::AtomicU64,
+    /// Where a parked call's progress goes once the agent retries.
+    handed: Arc<HandedOff>,
 }
 
-impl Default for Mrtr {
-    fn default() -> Self {
+impl Mrtr {
+    pub fn new(handed: Arc<HandedOff>) -> Self {
         let mut secret = [0u8; 32];
         let random = std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut secret));
@@ -88,6 +97,7 @@ impl Default for Mrtr {
             parked: Mutex::new(HashMap::new()),
             secret,
             count: std::sync::atomic::AtomicU64::new(0),
+            handed,
         }
     }
 }
@@ -192,13 +202,14 @@ impl Mrtr {
         }
     }
 
-    /// The agent's retry: hand its answers to the child and drive on.
+    /// The agent's retry: hand its answers to the child and drive on, the
+    /// call's progress now under the retry's token (`progress`).
     pub async fn resume(
         &self,
         handle: &str,
         mut answers: InputResponses,
         caps: Option<&ClientCapabilities>,
-        cancelled: &CancellationToken,
+        (cancelled, progress): (&CancellationToken, Option<ProgressToken>),
     ) -> Result<Outcome, ErrorData> {
         let parked = self
             .parked
@@ -211,6 +222,9 @@ impl Mrtr {
                 None,
             ));
         };
+        if let Some(token) = &parked.token {
+            self.handed.retry(token.clone(), progress);
+        }
         for (key, reply) in parked.waiting.drain() {
             let answer = answers.remove(&key).ok_or_else(|| {
                 ErrorData::invalid_params(format!("the client sent no answer for `{key}`"), None)
@@ -226,6 +240,9 @@ impl Mrtr {
         done: Result<Result<CallToolResult, String>, tokio::task::JoinError>,
     ) -> Outcome {
         parked.flush.done().await;
+        if let Some(token) = &parked.token {
+            self.handed.forget(token);
+        }
         Outcome::Done(done.unwrap_or_else(|e| Err(format!("the call ended abnormally: {e}"))))
     }
 

@@ -37,26 +37,43 @@ const QUEUE: usize = 64;
 /// Characters of a progress message that are forwarded.
 const MESSAGE_CHARS: usize = 4096;
 
-/// Requests that may become or became tasks, by their progress token. A
-/// token mcpod made up (the request had none) names no progress the client
-/// asked for: its notifications go nowhere until the request is a task.
+/// Where progress under a request's token goes instead of that request.
+#[derive(Clone)]
+enum Route {
+    /// A token mcpod made up (the request had none): nowhere, until the
+    /// request becomes a task.
+    MadeUp,
+    /// The request became a task: its status message.
+    Task(TaskContext),
+    /// The request ended with an MRTR input request: the retry's token.
+    Retry(ProgressToken),
+}
+
+/// Requests whose progress goes elsewhere, by their progress token.
 #[derive(Default)]
-pub struct HandedOff(Mutex<HashMap<ProgressToken, Option<TaskContext>>>);
+pub struct HandedOff(Mutex<HashMap<ProgressToken, Route>>);
 
 impl HandedOff {
-    /// A token mcpod made up for a request that may become a task.
-    pub fn made_up(&self, token: ProgressToken) {
+    fn route(&self, token: ProgressToken, route: Route) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(token, None);
+            .insert(token, route);
+    }
+
+    /// A token mcpod made up for a request that may become a task.
+    pub fn made_up(&self, token: ProgressToken) {
+        self.route(token, Route::MadeUp);
     }
 
     pub fn hand(&self, token: ProgressToken, task: TaskContext) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token, Some(task));
+        self.route(token, Route::Task(task));
+    }
+
+    /// The call of `token`'s request goes on under a retry with `retry`'s
+    /// token (or none: its progress is dropped).
+    pub fn retry(&self, token: ProgressToken, retry: Option<ProgressToken>) {
+        self.route(token, retry.map_or(Route::MadeUp, Route::Retry));
     }
 
     pub fn forget(&self, token: &ProgressToken) {
@@ -66,8 +83,7 @@ impl HandedOff {
             .remove(token);
     }
 
-    /// Whether `token` is one of these, and the task its request became.
-    fn task(&self, token: &ProgressToken) -> Option<Option<TaskContext>> {
+    fn get(&self, token: &ProgressToken) -> Option<Route> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -77,7 +93,7 @@ impl HandedOff {
 }
 
 /// Forward notifications from a channel to the caller under `token`, in
-/// order; or, once the request is a task, to the task's status message.
+/// order; or where `handed` routes that token.
 fn forwarder(
     token: ProgressToken,
     peer: Peer<RoleServer>,
@@ -86,17 +102,17 @@ fn forwarder(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ProgressNotificationParam>(QUEUE);
     let task = tokio::spawn(async move {
         while let Some(mut param) = rx.recv().await {
-            match handed.task(&token) {
-                Some(Some(task)) => {
+            param.progress_token = match handed.get(&token) {
+                Some(Route::Task(task)) => {
                     if let Some(message) = param.message {
                         task.set_status_message(message);
                     }
                     continue;
                 }
-                Some(None) => continue,
-                None => {}
-            }
-            param.progress_token = token.clone();
+                Some(Route::MadeUp) => continue,
+                Some(Route::Retry(retry)) => retry,
+                None => token.clone(),
+            };
             if peer.notify_progress(param).await.is_err() {
                 break;
             }
