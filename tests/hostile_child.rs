@@ -644,3 +644,73 @@ fn a_flood_of_questions_reaches_the_client_a_few_at_a_time() {
     assert_eq!(text_of(&echo), "still here", "{echo}");
     stop(&mut server, 4, &session);
 }
+
+/// A child's log messages reach the client only once it has set a level,
+/// only at that level or above (the child may ignore the level it was sent),
+/// and each cut to `LOG_DATA_BYTES`: a flood of 1 MiB messages reaches it as
+/// small ones, and none before it asked.
+#[test]
+fn a_childs_log_flood_reaches_the_client_only_as_asked_and_cut() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let session = launch(&mut server, 1, &image);
+    let flood = format!("{session}_hostile__notify_flood");
+    let logs = |server: &mut Server| {
+        let n = server
+            .notifications
+            .iter()
+            .filter(|n| n["method"] == "notifications/message")
+            .count();
+        server
+            .notifications
+            .retain(|n| n["method"] != "notifications/message");
+        n
+    };
+    let sent = server.call(2, &flood, json!({"count": 20, "bytes": 1 << 20}));
+    assert_eq!(text_of(&sent), "notified 20", "{sent}");
+    server.call(
+        3,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "sync"}),
+    );
+    assert_eq!(
+        logs(&mut server),
+        0,
+        "log messages before any level was set"
+    );
+
+    let set = server.request(4, "logging/setLevel", json!({"level": "error"}));
+    assert!(set["error"].is_null(), "{set}");
+    server.call(5, &flood, json!({"count": 20, "bytes": 1 << 20}));
+    server.call(
+        6,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "sync"}),
+    );
+    assert_eq!(logs(&mut server), 0, "info messages under an error level");
+
+    let set = server.request(7, "logging/setLevel", json!({"level": "info"}));
+    assert!(set["error"].is_null(), "{set}");
+    server.call(8, &flood, json!({"count": 5, "bytes": 1 << 20}));
+    let mut got = Vec::new();
+    while let Some(n) = server.wait_notification("notifications/message", Duration::from_secs(5)) {
+        got.push(n);
+        if got.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 5);
+    for n in &got {
+        let data = n["params"]["data"].to_string();
+        assert!(
+            data.len() <= mcpod::proxy::upstream::LOG_DATA_BYTES + 128
+                && data.contains("cut by mcpod"),
+            "{} bytes",
+            data.len()
+        );
+        assert_eq!(n["params"]["logger"], format!("{session}/hostile/hostile"));
+    }
+    stop(&mut server, 9, &session);
+}

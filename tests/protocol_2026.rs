@@ -97,3 +97,44 @@ async fn discover_list_and_listen_for_tool_changes() {
     drop(subscription);
     client.cancel().await.expect("close");
 }
+
+/// A listen stream asking for a thousand resources is honoured for the
+/// first `MAX_LISTEN_RESOURCES` (each is subscribed at its server), and the
+/// acknowledgement says which.
+#[tokio::test]
+async fn a_listen_for_a_thousand_resources_is_honoured_for_a_bounded_few() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpod"));
+    command
+        .arg("serve")
+        .arg("--root")
+        .arg(root.path())
+        .env("MCPOD_LOG", "error");
+    let client = ()
+        .serve_with_lifecycle(
+            TokioChildProcess::new(command).expect("spawn"),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("discover handshake");
+    let asked: Vec<String> = (0..1000)
+        .map(|i| format!("mcpod://sessions/s{i}/servers/x/demo://r/{i}"))
+        .collect();
+    let mut filter = SubscriptionFilter::new();
+    filter.resource_subscriptions = Some(asked.clone());
+    let subscription = tokio::time::timeout(Duration::from_secs(30), client.listen(filter))
+        .await
+        .expect("acknowledged within 30 s")
+        .expect("subscriptions/listen");
+    let honoured = subscription
+        .acknowledged()
+        .resource_subscriptions
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(honoured.len(), mcpod::server::MAX_LISTEN_RESOURCES);
+    assert_eq!(honoured[..], asked[..honoured.len()]);
+    drop(subscription);
+    client.cancel().await.expect("close");
+}

@@ -34,6 +34,9 @@ pub struct Asked {
 /// Where a call takes its child's requests to the agent.
 pub type Inputs = tokio::sync::mpsc::Sender<Asked>;
 
+/// Bytes of a child's log message data (as JSON) passed to the agent.
+pub const LOG_DATA_BYTES: usize = 4096;
+
 /// The agent's side of mcpod, for children.
 pub struct Upstream {
     /// The agent, once it has initialized (2025-11-25 and older).
@@ -193,11 +196,32 @@ impl Upstream {
         *self.level.write().unwrap_or_else(|p| p.into_inner()) = Some(level);
     }
 
-    /// A child's log message, its logger already naming the child.
-    pub async fn log(&self, message: LoggingMessageNotificationParam) {
-        if let Some(peer) = self.peer() {
-            let _ = peer.notify_logging_message(message).await;
+    /// A child's log message, its logger already naming the child: passed
+    /// on once the agent has set a level, at that level or above (a child
+    /// may ignore the level it was sent), its data cut to [`LOG_DATA_BYTES`].
+    pub async fn log(&self, mut message: LoggingMessageNotificationParam) {
+        let Some(level) = self.level() else {
+            return;
+        };
+        if (message.level as u8) < (level as u8) {
+            return;
         }
+        let Some(peer) = self.peer() else {
+            return;
+        };
+        let data = serde_json::to_string(&message.data).unwrap_or_default();
+        if data.len() > LOG_DATA_BYTES {
+            let mut cut = LOG_DATA_BYTES;
+            while !data.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.data = serde_json::Value::String(format!(
+                "{}… (cut by mcpod: {} bytes in all)",
+                &data[..cut],
+                data.len()
+            ));
+        }
+        let _ = peer.notify_logging_message(message).await;
     }
 
     /// A child's resource was updated (`uri` is the exported one): tell the

@@ -59,6 +59,9 @@ workspace root the operator gave mcpod.";
 
 const LOGS_URI: &str = "mcpod://sessions/";
 
+/// Resources one `subscriptions/listen` stream may subscribe to.
+pub const MAX_LISTEN_RESOURCES: usize = 64;
+
 /// A whole list (tools, prompts, resources, templates) that changes with
 /// sessions: never cached by a 2026-07-28 client.
 macro_rules! uncached {
@@ -515,10 +518,10 @@ impl McpodServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caps = context.client_capabilities();
         if let Some(handle) = &request.request_state {
             let answers = request.input_responses.clone().unwrap_or_default();
             let progress = context.meta.get_progress_token();
+            let caps = context.client_capabilities();
             let outcome = self
                 .mrtr
                 .resume(handle, answers, caps.as_ref(), (&context.ct, progress))
@@ -561,6 +564,7 @@ impl McpodServer {
             });
             let token = context.meta.get_progress_token();
             let parked = mrtr::Parked::new(call, asks, cancel, (flush, token));
+            let caps = context.client_capabilities();
             let outcome = self.mrtr.drive(parked, caps.as_ref(), &context.ct).await;
             return Ok(outcome.into());
         }
@@ -823,7 +827,13 @@ impl ServerHandler for McpodServer {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(requested.clone())
+        // Each resource is subscribed at its server: at most so many per
+        // stream; the acknowledgement names those honoured.
+        let mut accepted = requested.clone();
+        if let Some(uris) = accepted.resource_subscriptions.as_mut() {
+            uris.truncate(MAX_LISTEN_RESOURCES);
+        }
+        Some(accepted)
     }
 
     /// List changes, and updates of the resources the filter names (each
