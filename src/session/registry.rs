@@ -18,6 +18,7 @@ use super::{
 };
 use crate::engine::podman;
 use crate::labels::ServerSpec;
+use crate::proxy::catalog::Catalog;
 use crate::proxy::{Child, Relay, names};
 use crate::{Error, Result};
 
@@ -363,6 +364,18 @@ impl Sessions {
 
     /// Find an exported tool name: (session, server, upstream tool name).
     pub fn resolve(&self, exported: &str) -> Option<(String, String, String)> {
+        self.resolve_in(exported, |c| &c.tools, |t| &t.name)
+    }
+
+    /// Find an exported `<session>_<server>__<name>` among the items `list`
+    /// picks from each server's lists (tools, prompts): (session, server,
+    /// the item's upstream `name`).
+    pub(super) fn resolve_in<T>(
+        &self,
+        exported: &str,
+        list: fn(&Catalog) -> &[T],
+        name: fn(&T) -> &str,
+    ) -> Option<(String, String, String)> {
         let (session, _) = exported.split_once('_')?;
         let s = self
             .map
@@ -370,12 +383,13 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .get(session)
             .cloned()?;
-        s.servers.iter().find_map(|(name, child)| {
-            child.with_tools(|tools| {
-                tools
+        s.servers.iter().find_map(|(server, child)| {
+            child.with_catalog(|c| {
+                list(c)
                     .iter()
-                    .find(|t| names::exported(&s.id, name, &t.name) == exported)
-                    .map(|t| (s.id.clone(), name.clone(), t.name.to_string()))
+                    .map(name)
+                    .find(|n| names::exported(&s.id, server, n) == exported)
+                    .map(|n| (s.id.clone(), server.clone(), n.to_string()))
             })
         })
     }

@@ -91,17 +91,7 @@ impl Sessions {
 
     /// An exported prompt name: (session, server, the child's name).
     fn resolve_prompt(&self, exported: &str) -> Result<(String, String, String), String> {
-        let (session, _) = exported.split_once('_').unwrap_or_default();
-        let found = self.get(session).ok().and_then(|s| {
-            s.servers.iter().find_map(|(name, child)| {
-                child.with_catalog(|c| {
-                    c.prompts
-                        .iter()
-                        .find(|p| names::exported(&s.id, name, &p.name) == exported)
-                        .map(|p| (s.id.clone(), name.clone(), p.name.clone()))
-                })
-            })
-        });
+        let found = self.resolve_in(exported, |c| &c.prompts, |p| &p.name);
         found.ok_or_else(|| {
             format!(
                 "unknown prompt `{exported}`; list the prompts again (sessions may have stopped)"
