@@ -75,7 +75,7 @@ pub async fn run() -> Vec<Check> {
         Some(path) => Check::pass("runc", path),
         None => Check::fail("runc", "not found", SETUP),
     });
-    checks.push(match crate::session::stream::supervisor_binary() {
+    checks.push(match crate::image::supervised::binary() {
         Ok(path) => Check::pass("supervisor", path.display().to_string()),
         Err(e) => Check::fail(
             "supervisor",

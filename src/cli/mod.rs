@@ -45,7 +45,7 @@ pub enum Command {
     /// Launch an image as a session, list its tools, optionally call one, then stop it.
     Launch(Box<session::LaunchArgs>),
     /// List the session containers on this host (of every mcpod process).
-    Sessions(JsonFlag),
+    Sessions(session::SessionsArgs),
     /// Stop session containers by session id (of any mcpod process).
     Stop(session::StopArgs),
     /// Connect stdio to a server of a running session (what a session's client_config runs).
@@ -101,7 +101,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Serve(args) => {
             let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
             tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
-            server::serve_stdio(workspace, args.policy.policy())
+            server::serve_stdio(workspace, args.policy.policy()?)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -110,7 +110,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Provision(args) => provision::provision(args).await,
         Command::Bases(args) => provision::bases(args).await,
         Command::Launch(args) => session::launch(*args).await,
-        Command::Sessions(out) => session::sessions(out).await,
+        Command::Sessions(args) => session::sessions(args).await,
         Command::Stop(args) => session::stop(args).await,
         Command::Gc(args) => session::gc(args).await,
         Command::Connect(args) => session::connect(args).await,
@@ -127,5 +127,14 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
                 print(&all, true, String::new)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -67,6 +67,67 @@ pub struct PolicyArgs {
     /// so it pays for the schemas it uses.
     #[arg(long)]
     meta_tools_only: bool,
+    #[command(flatten)]
+    pub engines: EngineArgs,
+}
+
+/// The engines sessions run on and the registry images travel through
+/// (of `serve`, `launch`, `config`, `sessions`, `stop` and `gc`).
+#[derive(Args, Default, Clone)]
+pub struct EngineArgs {
+    /// A remote podman engine sessions may run on, NAME=URL (unix:///PATH,
+    /// ssh://USER@HOST[:PORT]/SOCKET or tcp://HOST:PORT, as `podman --url`
+    /// takes them), beside the local one (named `local`). Repeatable.
+    #[arg(long = "engine", value_name = "NAME=URL", value_parser = mcpod::engine::engines::EngineSpec::parse)]
+    engine: Vec<mcpod::engine::engines::EngineSpec>,
+    /// The ssh key podman logs in to engine NAME with, NAME=PATH.
+    #[arg(long = "engine-key", value_name = "NAME=PATH", value_parser = parse_engine_key)]
+    engine_key: Vec<(String, std::path::PathBuf)>,
+    /// The registry images built here are pushed to, for other engines to
+    /// pull by digest: HOST[:PORT][/NAMESPACE]. TLS and credentials are the
+    /// containers configuration's (registries.conf, REGISTRY_AUTH_FILE).
+    #[arg(long, value_name = "HOST[:PORT][/NAMESPACE]", value_parser = mcpod::engine::registry::Registry::parse)]
+    registry: Option<mcpod::engine::registry::Registry>,
+}
+
+fn parse_engine_key(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=PATH"))?;
+    mcpod::engine::engines::check_name(name)?;
+    Ok((name.to_string(), std::path::PathBuf::from(path)))
+}
+
+impl EngineArgs {
+    /// The engines, each with its key.
+    pub fn specs(&self) -> Result<Vec<mcpod::engine::engines::EngineSpec>, String> {
+        let mut specs = self.engine.clone();
+        for (name, key) in &self.engine_key {
+            let spec = specs
+                .iter_mut()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| format!("--engine-key names `{name}`, which no --engine names"))?;
+            spec.identity = Some(key.clone());
+        }
+        Ok(specs)
+    }
+
+    /// The engines, as `Engines` (the local one first).
+    pub fn engines(&self) -> Result<mcpod::engine::engines::Engines, String> {
+        mcpod::engine::engines::Engines::new(&self.specs()?).map_err(|e| e.to_string())
+    }
+
+    fn to_args(&self, a: &mut Vec<String>) {
+        for e in &self.engine {
+            a.push(format!("--engine={}={}", e.name, e.url));
+        }
+        for (name, key) in &self.engine_key {
+            a.push(format!("--engine-key={name}={}", key.display()));
+        }
+        if let Some(r) = &self.registry {
+            a.push(format!("--registry={}", r.prefix()));
+        }
+    }
 }
 
 fn parse_warm(s: &str) -> Result<(String, usize), String> {
@@ -125,6 +186,7 @@ impl PolicyArgs {
         if self.meta_tools_only {
             a.push("--meta-tools-only".into());
         }
+        self.engines.to_args(&mut a);
         let numbers = [
             ("--max-sessions", self.max_sessions.map(|v| v.to_string())),
             ("--max-memory-mb", self.max_memory_mb.map(|v| v.to_string())),
@@ -147,9 +209,9 @@ impl PolicyArgs {
         a
     }
 
-    pub fn policy(self) -> Policy {
+    pub fn policy(self) -> Result<Policy, String> {
         let d = Policy::default();
-        Policy {
+        Ok(Policy {
             mount_roots: self.allow_mount,
             allow_network: self.allow_network,
             allowed_env: self.allow_env,
@@ -175,6 +237,8 @@ impl PolicyArgs {
             allow_egress: self.allow_egress,
             egress_log: self.egress_log,
             meta_tools_only: self.meta_tools_only,
-        }
+            engines: self.engines.specs()?,
+            registry: self.engines.registry,
+        })
     }
 }

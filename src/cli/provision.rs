@@ -96,7 +96,7 @@ pub async fn provision(args: ProvisionCommand) -> Result<(), String> {
     let request = args.how.request(args.package)?.ok_or_else(|| {
         "nothing to provision. Fix: pass npm:NAME@VERSION, pypi:NAME==VERSION, or --server-json FILE".to_string()
     })?;
-    let policy = args.policy.policy();
+    let policy = args.policy.policy()?;
     let done = provision::provision(
         request,
         &policy.bases,
@@ -136,7 +136,7 @@ pub async fn provision(args: ProvisionCommand) -> Result<(), String> {
 }
 
 pub async fn bases(args: BasesCommand) -> Result<(), String> {
-    let policy = args.policy.policy();
+    let policy = args.policy.policy()?;
     if let Some(runtime) = &args.remake {
         let runtime = Runtime::parse(runtime)
             .ok_or_else(|| format!("invalid --remake `{runtime}`. Fix: pass node or python"))?;

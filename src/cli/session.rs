@@ -7,7 +7,7 @@ use mcpod::session::container;
 use mcpod::session::{LaunchInput, MountRequest, Sessions, sweep};
 
 use super::output::{cancel_on_ctrl_c, print, progress_to_stderr};
-use super::policy::PolicyArgs;
+use super::policy::{EngineArgs, PolicyArgs};
 use super::provision::ProvisionArgs;
 use super::{JsonFlag, parse_key_value};
 
@@ -48,8 +48,19 @@ pub struct LaunchArgs {
     /// JSON arguments for --call.
     #[arg(long, default_value = "{}")]
     args: String,
+    /// Run on this engine (`local` or an --engine NAME); default: the least loaded.
+    #[arg(long, value_name = "ENGINE")]
+    on: Option<String>,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    engines: EngineArgs,
     #[command(flatten)]
     out: JsonFlag,
 }
@@ -58,9 +69,11 @@ pub struct LaunchArgs {
 pub struct StopArgs {
     /// Session ids.
     sessions: Vec<String>,
-    /// Stop every session container on this host.
+    /// Stop every session container on every engine.
     #[arg(long)]
     all: bool,
+    #[command(flatten)]
+    engines: EngineArgs,
 }
 
 #[derive(Args)]
@@ -72,6 +85,12 @@ pub struct ConnectArgs {
     /// A host variable the server's `${NAME}` references may take. Repeatable.
     #[arg(long = "allow-env", value_name = "NAME")]
     allow_env: Vec<String>,
+    /// The remote engine the container is on, as `podman --url` takes it.
+    #[arg(long)]
+    url: Option<String>,
+    /// The ssh key for --url.
+    #[arg(long)]
+    identity: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -82,6 +101,8 @@ pub struct GcArgs {
     /// Say what would be removed, remove nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    engines: EngineArgs,
     #[command(flatten)]
     out: JsonFlag,
 }
@@ -139,6 +160,7 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
         pids: None,
         egress: args.egress,
         forwards: args.forwards.into_iter().collect(),
+        engine: args.on,
     };
     let call = match &args.call {
         Some(c) => {
@@ -156,7 +178,7 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let sessions = Arc::new(Sessions::new(args.policy.policy()).map_err(|e| e.to_string())?);
+    let sessions = Arc::new(Sessions::new(args.policy.policy()?).map_err(|e| e.to_string())?);
     let cancel = cancel_on_ctrl_c();
     let progress = progress_to_stderr(args.out.json);
     let info = sessions
@@ -214,32 +236,37 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
     stopped.map(drop)
 }
 
-pub async fn sessions(out: JsonFlag) -> Result<(), String> {
-    let all = sweep::session_containers()
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn sessions(args: SessionsArgs) -> Result<(), String> {
+    let engines = args.engines.engines()?;
+    let (all, failed) = sweep::session_containers(&engines).await;
     let rows: Vec<serde_json::Value> = all
         .iter()
-        .map(|(c, alive)| {
+        .map(|f| {
+            let c = &f.container;
             serde_json::json!({
                 "session": c.label(container::SESSION_LABEL),
+                "engine": f.engine,
                 "container": c.names.first(),
                 "state": c.state,
                 "owner_pid": c.label(container::OWNER_PID_LABEL),
-                "owner_alive": alive,
+                "owner_alive": f.alive,
                 "lease_until": c.label(container::LEASE_LABEL),
             })
         })
         .collect();
-    print(&rows, out.json, || {
+    for failure in &failed {
+        eprintln!("could not list {failure}");
+    }
+    print(&rows, args.out.json, || {
         if rows.is_empty() {
             return "no sessions\n".into();
         }
         rows.iter()
             .map(|r| {
                 format!(
-                    "{}  {}  {}  owner pid {} ({})\n",
+                    "{}  {}  {}  {}  owner pid {} ({})\n",
                     r["session"].as_str().unwrap_or("?"),
+                    r["engine"].as_str().unwrap_or("?"),
                     r["container"].as_str().unwrap_or("?"),
                     r["state"].as_str().unwrap_or("?"),
                     r["owner_pid"].as_str().unwrap_or("?"),
@@ -255,33 +282,50 @@ pub async fn sessions(out: JsonFlag) -> Result<(), String> {
 }
 
 pub async fn stop(args: StopArgs) -> Result<(), String> {
-    let all = sweep::session_containers()
-        .await
-        .map_err(|e| e.to_string())?;
-    let chosen: Vec<String> = all
-        .iter()
-        .filter(|(c, _)| {
-            args.all
-                || c.label(container::SESSION_LABEL)
-                    .is_some_and(|s| args.sessions.iter().any(|a| a == s))
-        })
-        .filter_map(|(c, _)| c.names.first().cloned())
-        .collect();
-    if chosen.is_empty() {
+    let engines = args.engines.engines()?;
+    let (all, failed) = sweep::session_containers(&engines).await;
+    for failure in &failed {
+        eprintln!("could not list {failure}");
+    }
+    let mut removed = Vec::new();
+    for engine in engines.all() {
+        let chosen: Vec<String> = all
+            .iter()
+            .filter(|f| f.engine == engine.name)
+            .filter(|f| {
+                args.all
+                    || f.container
+                        .label(container::SESSION_LABEL)
+                        .is_some_and(|s| args.sessions.iter().any(|a| a == s))
+            })
+            .filter_map(|f| f.container.names.first().cloned())
+            .collect();
+        engine
+            .podman
+            .remove(&chosen)
+            .await
+            .map_err(|e| e.to_string())?;
+        removed.extend(chosen);
+    }
+    if removed.is_empty() {
         return Err("no such session container. Fix: list them with `mcpod sessions`".into());
     }
-    mcpod::engine::podman::remove(&chosen)
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("removed {}", chosen.join(", "));
+    println!("removed {}", removed.join(", "));
     Ok(())
 }
 
 pub async fn gc(args: GcArgs) -> Result<(), String> {
+    let engines = args.engines.engines()?;
     let swept = if args.dry_run {
         Vec::new()
     } else {
-        sweep::sweep_orphans().await.map_err(|e| e.to_string())?
+        let (swept, failed) = sweep::sweep_orphans(&engines)
+            .await
+            .map_err(|e| e.to_string())?;
+        for failure in failed {
+            eprintln!("could not sweep {failure}");
+        }
+        swept
     };
     let collected = mcpod::image::gc::collect(args.keep, args.dry_run)
         .await
@@ -319,9 +363,15 @@ pub async fn gc(args: GcArgs) -> Result<(), String> {
 
 /// `mcpod connect`: exits with the server connection's exit code.
 pub async fn connect(args: ConnectArgs) -> Result<(), String> {
-    let code = mcpod::session::connect::connect(&args.container, &args.server, &args.allow_env)
-        .await
-        .map_err(|e| e.to_string())?;
+    let engine = match &args.url {
+        Some(url) => mcpod::engine::podman::Podman::remote(url, args.identity.clone())
+            .map_err(|e| e.to_string())?,
+        None => mcpod::engine::podman::Podman::local(),
+    };
+    let code =
+        mcpod::session::connect::connect(&engine, &args.container, &args.server, &args.allow_env)
+            .await
+            .map_err(|e| e.to_string())?;
     std::process::exit(code)
 }
 

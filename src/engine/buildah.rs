@@ -220,6 +220,45 @@ pub async fn stamp_labels(
     result
 }
 
+/// Commit `from` with the host file `file` added at `dest` as `to`: one
+/// small layer. The working container is removed on every path.
+pub async fn add_file(from: &str, file: &Path, dest: &str, to: &str) -> Result<()> {
+    let name = format!("mcpod-add-{}", super::nonce());
+    Invocation::new(PROGRAM)
+        .args([
+            "from",
+            "--pull=never",
+            "--quiet",
+            "--name",
+            &name,
+            "--",
+            from,
+        ])
+        .timeout(QUICK)
+        .run()
+        .await?;
+    let result = async {
+        Invocation::new(PROGRAM)
+            .args(["copy", "--quiet", &name])
+            .arg(file)
+            .arg(dest)
+            .timeout(QUICK)
+            .run()
+            .await?;
+        Invocation::new(PROGRAM)
+            .args(["commit", "--rm", "--quiet", &name, to])
+            .timeout(QUICK)
+            .run()
+            .await
+            .map(drop)
+    }
+    .await;
+    if result.is_err() {
+        remove_container(&name).await;
+    }
+    result
+}
+
 /// Remove a working container, ignoring "not there".
 pub async fn remove_container(name: &str) {
     let _ = Invocation::new(PROGRAM)

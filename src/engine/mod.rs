@@ -2,9 +2,11 @@
 //! provisioning npm, pip, ldd, node and python3. Knows nothing of MCP.
 
 pub mod buildah;
+pub mod engines;
 pub mod env;
 pub mod podman;
 pub mod process;
+pub mod registry;
 pub mod runtime;
 pub mod skopeo;
 

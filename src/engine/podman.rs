@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::env;
 use super::process::Invocation;
-use crate::Result;
+use crate::{Error, Result};
 
 const PROGRAM: &str = "podman";
 const QUICK: Duration = Duration::from_secs(120);
@@ -71,12 +71,7 @@ pub async fn client_version() -> Result<(u32, u32)> {
         .timeout(Duration::from_secs(30))
         .run()
         .await?;
-    let mut parts = out
-        .stdout
-        .trim()
-        .split('.')
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+    Ok(parse_version(&out.stdout))
 }
 
 /// Facts from `podman info` that decide whether containers can run here.
@@ -142,18 +137,262 @@ pub async fn untag(name: &str) -> Result<()> {
         .await
 }
 
-/// Remove containers at once, killing what runs in them; missing ones are fine.
-pub async fn remove(containers: &[String]) -> Result<()> {
-    if containers.is_empty() {
-        return Ok(());
+/// One podman engine: the local podman, or a remote one that podman's own
+/// client reaches (`--url unix://…` or `ssh://…`, with `--identity` for ssh).
+/// Every call about session containers goes through one of these, so what
+/// is above it never knows where a session runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Podman {
+    url: Option<String>,
+    identity: Option<std::path::PathBuf>,
+}
+
+/// A session's byte stream to its supervisor, whichever way it travels.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// A started `podman run` of a session: the process, the stream to the
+/// supervisor, and what podman (and, locally, the container) print besides.
+pub struct Attached {
+    pub process: tokio::process::Child,
+    pub stream: Box<dyn Stream>,
+    /// podman's stderr, and locally its stdout (the stream is elsewhere).
+    pub output: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+}
+
+impl Podman {
+    /// The podman on this host.
+    pub fn local() -> Podman {
+        Podman::default()
     }
-    Invocation::new(PROGRAM)
-        .args(["rm", "--force", "--ignore", "--time", "0", "--"])
-        .args(containers.iter())
-        .timeout(QUICK)
-        .run()
-        .await
-        .map(drop)
+
+    /// A remote engine at `url` (`unix://PATH`, `ssh://USER@HOST[:PORT]/SOCKET`
+    /// or `tcp://HOST:PORT`, as `podman --url` takes them).
+    pub fn remote(url: &str, identity: Option<std::path::PathBuf>) -> Result<Podman> {
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("unix" | "ssh" | "tcp")) || url.contains(char::is_whitespace) {
+            return Err(Error::invalid(
+                "engine URL",
+                url,
+                "it is not a podman remote URL",
+                "give unix:///PATH/podman.sock, ssh://USER@HOST[:PORT]/PATH/podman.sock or tcp://HOST:PORT",
+            ));
+        }
+        Ok(Podman {
+            url: Some(url.to_string()),
+            identity,
+        })
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.url.is_none()
+    }
+
+    /// Where it is, for people: `local`, or its URL.
+    pub fn location(&self) -> &str {
+        self.url.as_deref().unwrap_or("local")
+    }
+
+    /// podman's global flags that pick this engine.
+    pub fn global_args(&self) -> Vec<std::ffi::OsString> {
+        let mut a = Vec::new();
+        if let Some(url) = &self.url {
+            a.push("--url".into());
+            a.push(url.into());
+        }
+        if let Some(key) = &self.identity {
+            a.push("--identity".into());
+            a.push(key.into());
+        }
+        a
+    }
+
+    fn command(&self) -> Invocation {
+        Invocation::new(PROGRAM)
+            .args(self.global_args())
+            .timeout(QUICK)
+    }
+
+    /// The engine's (major, minor) version, as its server reports it.
+    pub async fn server_version(&self) -> Result<(u32, u32)> {
+        let out = self
+            .command()
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .timeout(Duration::from_secs(30))
+            .run()
+            .await?;
+        Ok(parse_version(&out.stdout))
+    }
+
+    /// Whether the engine answers at all (within `within`).
+    pub async fn ping(&self, within: Duration) -> Result<()> {
+        self.command()
+            .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
+            .timeout(within)
+            .run()
+            .await
+            .map(drop)
+    }
+
+    /// Whether the engine's storage holds the image `id`.
+    pub async fn has_image(&self, id: &str) -> Result<bool> {
+        let (status, out) = self
+            .command()
+            .args(["image", "exists", "--", id])
+            .status()
+            .await?;
+        match status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(Error::CommandFailed {
+                command: format!("podman {} image exists {id}", self.location()),
+                status: format!("{status}"),
+                stderr_tail: out.stderr_tail,
+                hint: String::new(),
+            }),
+        }
+    }
+
+    /// Pull `reference` (a `REPO@sha256:…` mcpod pushed) into the engine.
+    pub async fn pull(&self, reference: &str) -> Result<()> {
+        self.command()
+            .args(["pull", "--quiet", "--", reference])
+            .timeout(Duration::from_secs(900))
+            .run()
+            .await
+            .map(drop)
+    }
+
+    /// Remove containers at once, killing what runs in them; missing ones are fine.
+    pub async fn remove(&self, containers: &[String]) -> Result<()> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        self.command()
+            .args(["rm", "--force", "--ignore", "--time", "0", "--"])
+            .args(containers.iter())
+            .run()
+            .await
+            .map(drop)
+    }
+
+    /// Every container (running or not) that carries the label `key`.
+    pub async fn containers_with_label(&self, key: &str) -> Result<Vec<ContainerSummary>> {
+        self.command()
+            .args(["ps", "--all", "--format", "json", "--filter"])
+            .arg(format!("label={key}"))
+            .json_list()
+            .await
+    }
+
+    /// The container `name`; `Ok(None)` when there is none.
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerDetails>> {
+        let found: Option<Vec<ContainerDetails>> = self
+            .command()
+            .args(["container", "inspect", "--", name])
+            .lookup(&["no such container", "no such object"])
+            .await?;
+        Ok(found.and_then(|mut all| all.pop()))
+    }
+
+    /// Start `podman ARGS...` (a session's `podman run` of the supervisor)
+    /// with its stream: locally a socket podman hands into the container as
+    /// descriptor `fd` (`--preserve-fds`, no relay through conmon); remotely
+    /// podman's own stdin and stdout (`run -i`, attached over the engine's
+    /// connection, which is the only way through to a remote container).
+    /// podman gets only the allow-listed environment. Killing the child ends
+    /// podman's side, not always the process inside: close the stream, or
+    /// remove the container.
+    pub fn start_attached(
+        &self,
+        args: &[std::ffi::OsString],
+        fd: std::os::fd::RawFd,
+    ) -> Result<Attached> {
+        use std::os::fd::AsRawFd;
+        let mut command = tokio::process::Command::new(PROGRAM);
+        command
+            .args(self.global_args())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut output: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = Vec::new();
+        if self.is_local() {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| Error::io("creating", "a session socket", e))?;
+            command.stdin(std::process::Stdio::null());
+            super::process::pass_fd(&mut command, theirs.as_raw_fd(), fd);
+            let mut process = spawn(command, args, None)?;
+            // podman has its copy now (or never will).
+            drop(theirs);
+            let ours = ours
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(ours))
+                .map_err(|e| Error::io("opening", "a session socket", e))?;
+            output.extend(
+                process
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            );
+            output.extend(process.stderr.take().map(|p| Box::new(p) as _));
+            return Ok(Attached {
+                process,
+                stream: Box::new(ours),
+                output,
+            });
+        }
+        command.stdin(std::process::Stdio::piped());
+        let mut process = spawn(command, args, None)?;
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(Error::UnexpectedOutput {
+                command: "podman run".into(),
+                reason: "its pipes could not be opened".into(),
+            });
+        };
+        output.extend(process.stderr.take().map(|p| Box::new(p) as _));
+        Ok(Attached {
+            process,
+            stream: Box::new(tokio::io::join(stdout, stdin)),
+            output,
+        })
+    }
+
+    /// Run `podman ARGS...` on this process's own stdin, stdout and stderr; its
+    /// exit status. `env`, when given, is the env file ARGS name as
+    /// `--env-file` [`env::ENV_FILE`] (`mcpod connect`).
+    pub async fn run_inheriting(
+        &self,
+        args: &[std::ffi::OsString],
+        env: Option<&env::EnvFile>,
+    ) -> Result<std::process::ExitStatus> {
+        let mut command = tokio::process::Command::new(PROGRAM);
+        command.args(self.global_args());
+        let mut child = spawn(command, args, env)?;
+        child
+            .wait()
+            .await
+            .map_err(|e| Error::io("waiting for", PROGRAM, e))
+    }
+}
+
+fn spawn(
+    mut command: tokio::process::Command,
+    args: &[std::ffi::OsString],
+    env: Option<&env::EnvFile>,
+) -> Result<tokio::process::Child> {
+    command.args(args).env_clear().envs(env::host_env());
+    let pipe = env.map(|e| e.attach(&mut command)).transpose()?;
+    let spawned = command.spawn();
+    drop(pipe);
+    spawned.map_err(|e| super::process::spawn_error(PROGRAM, e))
+}
+
+fn parse_version(text: &str) -> (u32, u32) {
+    let mut parts = text
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// A container as `podman ps` lists it.
@@ -177,69 +416,11 @@ impl ContainerSummary {
     }
 }
 
-/// Every container (running or not) that carries the label `key`.
-pub async fn containers_with_label(key: &str) -> Result<Vec<ContainerSummary>> {
-    Invocation::new(PROGRAM)
-        .args(["ps", "--all", "--format", "json", "--filter"])
-        .arg(format!("label={key}"))
-        .timeout(QUICK)
-        .json_list()
-        .await
-}
-
-/// Start `podman ARGS...` (a session's `podman run --preserve-fds=1`) with
-/// `stream` as its descriptor `at`, which podman hands into the container;
-/// stdout and stderr piped, stdin empty. podman gets only the allow-listed
-/// environment. Killing the returned child ends podman's side, not always
-/// the process inside: close the stream, or remove the container.
-pub fn spawn_with_stream(
-    args: &[std::ffi::OsString],
-    stream: std::os::fd::OwnedFd,
-    at: std::os::fd::RawFd,
-) -> Result<tokio::process::Child> {
-    use std::os::fd::AsRawFd;
-    let mut command = tokio::process::Command::new(PROGRAM);
-    command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    super::process::pass_fd(&mut command, stream.as_raw_fd(), at);
-    let spawned = spawn(command, args, None);
-    // podman has its copy now (or never will).
-    drop(stream);
-    spawned
-}
-
-/// Run `podman ARGS...` on this process's own stdin, stdout and stderr; its
-/// exit status. `env`, when given, is the env file ARGS name as
-/// `--env-file` [`env::ENV_FILE`] (`mcpod connect`).
-pub async fn run_inheriting(
-    args: &[std::ffi::OsString],
-    env: Option<&env::EnvFile>,
-) -> Result<std::process::ExitStatus> {
-    let mut child = spawn(tokio::process::Command::new(PROGRAM), args, env)?;
-    child
-        .wait()
-        .await
-        .map_err(|e| crate::Error::io("waiting for", PROGRAM, e))
-}
-
-fn spawn(
-    mut command: tokio::process::Command,
-    args: &[std::ffi::OsString],
-    env: Option<&env::EnvFile>,
-) -> Result<tokio::process::Child> {
-    command.args(args).env_clear().envs(env::host_env());
-    let pipe = env.map(|e| e.attach(&mut command)).transpose()?;
-    let spawned = command.spawn();
-    drop(pipe);
-    spawned.map_err(|e| super::process::spawn_error(PROGRAM, e))
-}
-
 /// A container as `podman container inspect` shows it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ContainerDetails {
+    #[serde(rename = "Id", default)]
+    pub id: String,
     /// The image ID.
     #[serde(rename = "Image")]
     pub image: String,
@@ -251,14 +432,4 @@ pub struct ContainerDetails {
 pub struct ContainerConfig {
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
-}
-
-/// The container `name`; `Ok(None)` when there is none.
-pub async fn container(name: &str) -> Result<Option<ContainerDetails>> {
-    let found: Option<Vec<ContainerDetails>> = Invocation::new(PROGRAM)
-        .args(["container", "inspect", "--", name])
-        .timeout(QUICK)
-        .lookup(&["no such container", "no such object"])
-        .await?;
-    Ok(found.and_then(|mut all| all.pop()))
 }

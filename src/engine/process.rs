@@ -452,6 +452,8 @@ fn hint_for(stderr: &str) -> String {
         "crun cannot run on this host's cgroups; run scripts/setup (it switches the runtime to runc)"
     } else if stderr.contains("image not known") || stderr.contains("no such image") {
         "the image is not in local storage; build it first (no registry is reachable)"
+    } else if stderr.contains("HTTP response to HTTPS client") {
+        "the registry speaks plain HTTP: mark it `insecure = true` in registries.conf (a file in /etc/containers/registries.conf.d/), on this host and on every engine that pulls from it, and restart those engines' podman services"
     } else if stderr.contains("pinging container registry") || stderr.contains("dial tcp") {
         "no container registry is reachable; use a base image from local storage"
     } else {

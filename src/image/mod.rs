@@ -6,6 +6,8 @@ pub mod gc;
 pub mod inspect;
 pub mod reference;
 pub mod store;
+pub mod supervised;
+pub mod travel;
 
 pub use build::{BuildSpec, Built, Progress, build_image};
 pub use inspect::{Inspected, inspect_labels};

@@ -99,13 +99,21 @@ pub async fn serve_stdio(
     // fills once the orphans are gone.
     let pool = sessions.clone();
     tokio::spawn(async move {
-        match sweep::sweep_orphans().await {
-            Ok(swept) if !swept.is_empty() => tracing::info!(
-                "removed {} orphaned session container(s): {}",
-                swept.len(),
-                swept.join(", ")
-            ),
-            Ok(_) => {}
+        match sweep::sweep_orphans(pool.engines()).await {
+            Ok((swept, failed)) => {
+                if !swept.is_empty() {
+                    tracing::info!(
+                        "removed {} orphaned session container(s): {}",
+                        swept.len(),
+                        swept.join(", ")
+                    );
+                }
+                for failure in failed {
+                    tracing::warn!(
+                        "could not sweep an engine, left out of placement for now: {failure}"
+                    );
+                }
+            }
             Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
         }
         pool.start_pool();

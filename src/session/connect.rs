@@ -10,14 +10,19 @@ use std::ffi::OsString;
 
 use super::container::{self, SESSION_LABEL};
 use crate::engine::env::EnvFile;
-use crate::engine::podman;
+use crate::engine::podman::{self, Podman};
 use crate::labels;
 use crate::{Error, Result};
 
-/// Connect this process's stdio to `server` of session container `container`;
-/// podman's exit code.
-pub async fn connect(container: &str, server: &str, allowed_env: &[String]) -> Result<i32> {
-    let details = podman::container(container).await?;
+/// Connect this process's stdio to `server` of session container `container`
+/// on `engine`; podman's exit code.
+pub async fn connect(
+    engine: &Podman,
+    container: &str,
+    server: &str,
+    allowed_env: &[String],
+) -> Result<i32> {
+    let details = engine.container(container).await?;
     let Some(details) = details.filter(|d| {
         d.config
             .labels
@@ -66,13 +71,17 @@ pub async fn connect(container: &str, server: &str, allowed_env: &[String]) -> R
             workdir: spec.workdir.as_deref(),
         },
     );
-    let status = podman::run_inheriting(&args, Some(&env).filter(|e| !e.is_empty())).await?;
+    let status = engine
+        .run_inheriting(&args, Some(&env).filter(|e| !e.is_empty()))
+        .await?;
     Ok(status.code().unwrap_or(128 + 9))
 }
 
-/// The client-config entry that connects to `server` of `container` with
-/// [`connect`]: the references of `spec` stay `${NAME}`, for the client to fill.
+/// The client-config entry that connects to `server` of `container` on
+/// `engine` with [`connect`]: the references of `spec` stay `${NAME}`, for
+/// the client to fill.
 pub fn client_entry(
+    engine: &Podman,
     container: &str,
     server: &str,
     spec: &labels::ServerSpec,
@@ -86,6 +95,12 @@ pub fn client_entry(
         container.to_string(),
         server.to_string(),
     ];
+    args.extend(
+        engine
+            .global_args()
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
     let mut env = serde_json::Map::new();
     for (_, name) in spec.env_refs() {
         if allowed_env.iter().any(|a| a == name) && !env.contains_key(name) {

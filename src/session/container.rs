@@ -16,6 +16,9 @@ pub const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
 pub const OWNER_START_LABEL: &str = "io.mcpod.owner-start";
 pub const BOOT_ID_LABEL: &str = "io.mcpod.boot-id";
 pub const LEASE_LABEL: &str = "io.mcpod.lease-until";
+/// The host of the owning process (its machine ID), so an engine shared by
+/// several hosts' mcpods is swept only by the owner's host.
+pub const OWNER_HOST_LABEL: &str = "io.mcpod.owner-host";
 
 /// Who owns a container: a process, identified across pid reuse.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +27,9 @@ pub struct Owner {
     /// The process start time in clock ticks since boot (/proc/PID/stat field 22).
     pub start: String,
     pub boot_id: String,
+    /// The machine ID of the host it runs on (empty on containers made
+    /// before mcpod recorded it: taken as this host's).
+    pub host: String,
 }
 
 impl Owner {
@@ -33,13 +39,27 @@ impl Owner {
             pid,
             start: process_start(pid).unwrap_or_default(),
             boot_id: boot_id(),
+            host: machine_id(),
         }
     }
 
-    /// True when the process this names still runs (same boot, same start time).
+    /// True when the process this names still runs (same boot, same start
+    /// time), or runs on another host, which only that host can tell: its
+    /// containers end with their lease.
     pub fn is_alive(&self) -> bool {
+        if !self.host.is_empty() && self.host != machine_id() {
+            return true;
+        }
         self.boot_id == boot_id() && process_start(self.pid).as_deref() == Some(self.start.as_str())
     }
+}
+
+/// This host's machine ID (else its hostname).
+pub fn machine_id() -> String {
+    std::fs::read_to_string("/etc/machine-id")
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 pub fn boot_id() -> String {
@@ -94,6 +114,17 @@ impl UserMode {
         match podman::client_version().await {
             Ok(version) if version >= (4, 4) => UserMode::Auto,
             _ => UserMode::Map { uid_base, gid_base },
+        }
+    }
+
+    /// For an engine other than the local one, whose subordinate IDs mcpod
+    /// cannot read: `--userns=auto` from podman 4.4 on (podman then picks a
+    /// range per container), else the container's processes run as nobody.
+    pub fn remote(version: (u32, u32)) -> UserMode {
+        if version >= (4, 4) {
+            UserMode::Auto
+        } else {
+            UserMode::Nobody
         }
     }
 
@@ -184,11 +215,23 @@ pub struct Plan<'a> {
     pub isolation: &'a Isolation,
     pub user: &'a UserMode,
     pub owner: &'a Owner,
-    /// The supervisor on the host (see `stream::supervisor_binary`).
-    pub supervisor: &'a std::path::Path,
+    /// How the supervisor gets into the container.
+    pub supervisor: Supervisor<'a>,
     /// Seconds podman's `--timeout` gives the container: the lease, plus the
     /// time a pooled session may wait before it is handed out.
     pub timeout_secs: u64,
+}
+
+/// Where a session's supervisor comes from, which also decides how its
+/// stream travels.
+#[derive(Clone, Copy, Debug)]
+pub enum Supervisor<'a> {
+    /// The local engine: the host's file, bind-mounted read-only; the stream
+    /// is a socket podman hands in as descriptor 3.
+    Mounted(&'a std::path::Path),
+    /// Any other engine: already in the image (see `image::supervised`); the
+    /// stream is `podman run -i`'s attached stdio.
+    InImage,
 }
 
 /// A server's command, for `podman exec` (`mcpod connect`).
@@ -227,18 +270,20 @@ pub fn from_now(secs: u64) -> u64 {
         + secs
 }
 
-/// The full `podman run` argv of a session container: the supervisor,
-/// mounted read-only from the host, is its entrypoint and PID 1 (it reaps
-/// and forwards signals, so no `--init`), and talks to mcpod on the socket
-/// podman passes in as descriptor 3.
+/// The full `podman run` argv of a session container: the supervisor is its
+/// entrypoint and PID 1 (it reaps and forwards signals, so no `--init`).
 pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
     let isolation = plan.isolation;
     let lease_until = from_now(plan.timeout_secs);
-    let mut a: Vec<String> = vec![
-        "run".into(),
+    let mut a: Vec<String> = vec!["run".into()];
+    match plan.supervisor {
         // The session stream: a socket mcpod holds the other end of, as the
         // container's descriptor 3 (no relay through podman and conmon).
-        "--preserve-fds=1".into(),
+        Supervisor::Mounted(_) => a.push("--preserve-fds=1".into()),
+        // A remote engine passes no descriptor: the stream is stdin and stdout.
+        Supervisor::InImage => a.push("--interactive".into()),
+    }
+    a.extend([
         "--rm".into(),
         "--name".into(),
         plan.name.into(),
@@ -247,6 +292,7 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
         format!("--label={OWNER_PID_LABEL}={}", plan.owner.pid),
         format!("--label={OWNER_START_LABEL}={}", plan.owner.start),
         format!("--label={BOOT_ID_LABEL}={}", plan.owner.boot_id),
+        format!("--label={OWNER_HOST_LABEL}={}", plan.owner.host),
         format!("--label={LEASE_LABEL}={lease_until}"),
         format!(
             "--network={}",
@@ -268,7 +314,7 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
         format!("--memory={}m", isolation.memory_mb),
         format!("--cpus={}", isolation.cpus),
         format!("--timeout={}", plan.timeout_secs),
-    ];
+    ]);
     for (path, size) in &isolation.tmpfs {
         a.push(format!("--tmpfs={path}:rw,size={size},mode=1777"));
     }
@@ -278,14 +324,15 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
         a.push(format!("--volume={}:{}:{mode}", m.source, m.target));
     }
     let supervisor = mcpod_supervisor::protocol::PATH_IN_CONTAINER;
-    a.push(format!(
-        "--volume={}:{supervisor}:ro",
-        plan.supervisor.display()
-    ));
+    if let Supervisor::Mounted(path) = plan.supervisor {
+        a.push(format!("--volume={}:{supervisor}:ro", path.display()));
+    }
     a.push(format!("--entrypoint=[\"{supervisor}\"]"));
-    a.push("--cidfile".into());
     let mut a: Vec<OsString> = a.into_iter().map(OsString::from).collect();
-    a.push(cidfile(plan.name).into());
+    if let Supervisor::Mounted(_) = plan.supervisor {
+        a.push("--cidfile".into());
+        a.push(cidfile(plan.name).into());
+    }
     a.push(plan.image_id.into());
     a
 }

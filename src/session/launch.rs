@@ -12,8 +12,9 @@ use super::container;
 use super::registry::{Session, Sessions, reap, shut_down};
 use super::stream::SessionStream;
 use super::{LaunchInput, SessionInfo, SessionState};
+use crate::engine;
+use crate::engine::engines::{Engine, LOCAL};
 use crate::engine::env::EnvFile;
-use crate::engine::{self, podman};
 use crate::image::{self, Built, Inspected, Progress};
 use crate::labels::{Requests, ServerSpec, Servers};
 use crate::proxy::{Child, StartSpec, Status};
@@ -196,17 +197,35 @@ impl Sessions {
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<SessionInfo> {
-        let recipe = Arc::new(self.recipe(input, image).await?);
-        let session = match self.pool.take(&recipe.key) {
-            Some(session) => {
+        // A warm session of the spec (the pool keeps them on the local
+        // engine) wins over placement.
+        let local = self.engines.local().clone();
+        let warm = match input.engine.as_deref() {
+            None | Some(LOCAL) => {
+                let recipe = Arc::new(self.recipe(input, image, &local).await?);
+                self.pool.take(&recipe.key).map(|s| (recipe, s))
+            }
+            Some(_) => None,
+        };
+        let (recipe, session, _placed) = match warm {
+            Some((recipe, session)) => {
                 session.hand_out();
                 (progress)(format!(
                     "handed out warm session {} ({})",
                     session.id, session.container
                 ));
-                session
+                (recipe, session, None)
             }
-            None => self.start_session(&recipe, progress, cancel, false).await?,
+            None => {
+                let placed = self.engines.place(
+                    input.engine.as_deref(),
+                    !input.mounts.is_empty(),
+                    |name| self.load_of(name),
+                )?;
+                let recipe = Arc::new(self.recipe(input, image, &placed.engine).await?);
+                let session = self.start_session(&recipe, progress, cancel, false).await?;
+                (recipe, session, Some(placed))
+            }
         };
         self.map
             .lock()
@@ -219,7 +238,12 @@ impl Sessions {
 
     /// Everything a launch of `image` for `input` starts, checked against
     /// the image's declarations and the operator's policy, with its key.
-    pub(super) async fn recipe(&self, input: &LaunchInput, image: &Resolved) -> Result<Recipe> {
+    pub(super) async fn recipe(
+        &self,
+        input: &LaunchInput,
+        image: &Resolved,
+        engine: &Arc<Engine>,
+    ) -> Result<Recipe> {
         if image.servers.is_empty() {
             return Err(Error::invalid(
                 "image",
@@ -288,7 +312,7 @@ impl Sessions {
             EnvFile::new(name, &env)?;
             envs.insert(name.clone(), env);
         }
-        let user = self.user.get_or_init(container::UserMode::detect).await;
+        let user = self.user_on(engine).await?;
         let isolation =
             self.policy
                 .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
@@ -299,7 +323,14 @@ impl Sessions {
         // started with to stand in for this launch. Env values are hashed
         // with the rest, never kept in the key.
         let mut key = blake3::Hasher::new();
-        let spec = serde_json::json!([image.id, chosen, envs, isolation, user.describe()]);
+        let spec = serde_json::json!([
+            image.id,
+            chosen,
+            envs,
+            isolation,
+            user.describe(),
+            engine.name
+        ]);
         key.update(spec.to_string().as_bytes());
         let mut warnings = image.warnings.clone();
         warnings.extend(isolation.warnings.iter().cloned());
@@ -311,7 +342,22 @@ impl Sessions {
             envs,
             isolation,
             warnings,
+            engine: engine.clone(),
+            user,
         })
+    }
+
+    /// How server processes avoid host root on `engine`: on the local one,
+    /// decided from this host's subordinate IDs; on another, from its podman.
+    async fn user_on(&self, engine: &Engine) -> Result<container::UserMode> {
+        if engine.is_local() {
+            return Ok(self
+                .user
+                .get_or_init(container::UserMode::detect)
+                .await
+                .clone());
+        }
+        Ok(container::UserMode::remote(engine.version().await?))
     }
 
     /// Start a session of `recipe`: its container and servers (not yet in
@@ -323,8 +369,12 @@ impl Sessions {
         cancel: &CancellationToken,
         pooled: bool,
     ) -> Result<Arc<Session>> {
-        let supervisor = super::stream::supervisor_binary()?;
-        let user = self.user.get_or_init(container::UserMode::detect).await;
+        let engine = &recipe.engine;
+        let supervisor = if engine.is_local() {
+            Some(crate::image::supervised::binary()?)
+        } else {
+            None
+        };
         let id = format!("s{}", &engine::nonce()[..5]);
         let name = format!("mcpod-{id}");
         let lease_secs = recipe.isolation.lease_secs;
@@ -334,36 +384,58 @@ impl Sessions {
             } else {
                 0
             };
+        let image_id = match &supervisor {
+            Some(_) => recipe.image_id.clone(),
+            None => {
+                (progress)(format!(
+                    "making {} ready on engine {}",
+                    recipe.image, engine.name
+                ));
+                let shipped = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
+                    shipped = self.shipper.onto(engine, &recipe.image_id) => shipped,
+                };
+                shipped?
+            }
+        };
         let plan = container::Plan {
             session: &id,
             name: &name,
-            image_id: &recipe.image_id,
+            image_id: &image_id,
             isolation: &recipe.isolation,
-            user,
+            user: &recipe.user,
             owner: &self.owner,
-            supervisor: &supervisor,
+            supervisor: match &supervisor {
+                Some(path) => container::Supervisor::Mounted(path),
+                None => container::Supervisor::InImage,
+            },
             timeout_secs,
         };
-        (progress)(format!("starting container {name} from {}", recipe.image));
+        (progress)(format!(
+            "starting container {name} from {} on engine {}",
+            recipe.image, engine.name
+        ));
         let started = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
-            started = self.start_container(&plan, &recipe.chosen, &recipe.envs, progress) => started,
+            started = self.start_container(&plan, engine, &recipe.chosen, &recipe.envs, progress) => started,
         };
         let (stream, container_id, servers) = match started {
             Ok(started) => started,
             Err(e) => {
-                let _ = podman::remove(std::slice::from_ref(&name)).await;
+                let _ = engine.podman.remove(std::slice::from_ref(&name)).await;
                 let _ = std::fs::remove_file(container::cidfile(&name));
                 return Err(e);
             }
         };
         let session = Arc::new(Session {
             id: id.clone(),
+            engine: engine.clone(),
             container: name,
             container_id,
             image: recipe.image.clone(),
-            image_id: recipe.image_id.clone(),
+            image_id,
             isolation: recipe.isolation.clone(),
             lease_until: AtomicU64::new(container::from_now(timeout_secs)),
             stream,
@@ -396,6 +468,7 @@ impl Sessions {
     async fn start_container(
         &self,
         plan: &container::Plan<'_>,
+        engine: &Engine,
         chosen: &BTreeMap<String, ServerSpec>,
         envs: &BTreeMap<String, BTreeMap<String, String>>,
         progress: &Progress,
@@ -424,14 +497,25 @@ impl Sessions {
             }),
         };
         let stream = SessionStream::start(
+            &engine.podman,
             &container::run_args(plan),
             setup,
             Duration::from_secs(self.policy.handshake_secs),
         )
         .await;
-        let container_id = std::fs::read_to_string(&cidfile)
-            .map(|id| id.trim().to_string())
-            .unwrap_or_default();
+        let container_id = match std::fs::read_to_string(&cidfile) {
+            Ok(id) => id.trim().to_string(),
+            // A remote engine writes no cidfile here: ask it.
+            Err(_) if stream.is_ok() && !engine.is_local() => engine
+                .podman
+                .container(plan.name)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.id)
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         let _ = std::fs::remove_file(&cidfile);
         let stream = Arc::new(stream?);
         let mut set = tokio::task::JoinSet::new();
@@ -575,6 +659,9 @@ pub(super) struct Recipe {
     pub(super) envs: BTreeMap<String, BTreeMap<String, String>>,
     pub(super) isolation: super::Isolation,
     pub(super) warnings: Vec<String>,
+    /// The engine its sessions start on.
+    pub(super) engine: Arc<Engine>,
+    pub(super) user: container::UserMode,
 }
 
 /// What a launch needs of an image: its ID and what its labels declare.

@@ -81,6 +81,10 @@ pub struct LaunchInput {
     #[serde(default)]
     #[schemars(with = "BTreeMap<u16, String>")]
     pub forwards: BTreeMap<u16, crate::egress::Pattern>,
+    /// The engine to run on (show_policy lists them); default: the
+    /// operator's placement rule (the least loaded engine).
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 /// A launch-time change to one server's label spec.
@@ -165,9 +169,13 @@ pub enum SessionState {
 pub struct SessionInfo {
     pub session: String,
     pub state: SessionState,
+    /// The engine it runs on (`local`, or a name the operator gave with --engine).
+    pub engine: String,
     pub container: String,
     pub container_id: String,
     pub image: String,
+    /// The image it runs, by ID (on an engine other than `local`: the image
+    /// with mcpod's supervisor added, pulled there by digest).
     pub image_id: String,
     pub isolation: Isolation,
     /// Unix time at which the lease ends and the container is killed.

@@ -67,6 +67,10 @@ pub struct Policy {
     /// `tools/list` shows only mcpod's own tools; sessions' tools are found
     /// with find_tools and called by name or with call_tool (`--meta-tools-only`).
     pub meta_tools_only: bool,
+    /// Remote podman engines sessions may run on, beside the local one (`--engine`).
+    pub engines: Vec<crate::engine::engines::EngineSpec>,
+    /// Where images built here go for other engines to pull (`--registry`).
+    pub registry: Option<crate::engine::registry::Registry>,
 }
 
 /// The warm pool (`--warm IMAGE[=N]`, `--pool-max`, `--spare-secs`).
@@ -114,6 +118,8 @@ impl Default for Policy {
             allow_egress: Vec::new(),
             egress_log: None,
             meta_tools_only: false,
+            engines: Vec::new(),
+            registry: None,
         }
     }
 }
@@ -149,8 +155,23 @@ pub struct PolicyReport {
     /// Whether `tools/list` leaves the sessions' tools out (`--meta-tools-only`):
     /// find_tools finds them, and their names or call_tool call them.
     pub meta_tools_only: bool,
+    /// The engines sessions run on: `local` and the operator's (`--engine`).
+    pub engines: Vec<EngineReport>,
+    /// How a launch that names no engine is placed.
+    pub placement: String,
+    /// The operator's registry (`--registry`), through which images reach
+    /// engines other than `local`.
+    pub registry: Option<String>,
     /// Bounds mcpod holds to whatever the operator says.
     pub fixed: FixedLimits,
+}
+
+/// An engine, as `show_policy` names it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct EngineReport {
+    pub name: String,
+    /// `local`, or the podman URL.
+    pub url: String,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -293,6 +314,17 @@ impl Policy {
             pool: self.pool.clone(),
             allow_egress: self.allow_egress.iter().map(|p| p.to_string()).collect(),
             meta_tools_only: self.meta_tools_only,
+            engines: std::iter::once(EngineReport {
+                name: crate::engine::engines::LOCAL.into(),
+                url: "local".into(),
+            })
+            .chain(self.engines.iter().map(|e| EngineReport {
+                name: e.name.clone(),
+                url: e.url.clone(),
+            }))
+            .collect(),
+            placement: crate::engine::engines::PLACEMENT.into(),
+            registry: self.registry.as_ref().map(|r| r.prefix().to_string()),
             fixed: FixedLimits {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,

@@ -304,7 +304,8 @@ impl Sessions {
         let cancel = self.closing.child_token();
         self.provision_for(&mut input, &quiet, &cancel).await?;
         let resolved = Arc::new(Resolved::from(image::inspect_labels(&input.image).await?));
-        let recipe = Arc::new(self.recipe(&input, &resolved).await?);
+        let local = self.engines.local().clone();
+        let recipe = Arc::new(self.recipe(&input, &resolved, &local).await?);
         Ok((recipe, resolved))
     }
 

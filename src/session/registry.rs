@@ -16,7 +16,6 @@ use super::container::{self, Owner};
 use super::{
     Isolation, Logs, LogsInput, Policy, ServerReport, SessionInfo, SessionState, ToolReport,
 };
-use crate::engine::podman;
 use crate::labels::ServerSpec;
 use crate::proxy::catalog::Catalog;
 use crate::proxy::{Child, Relay, names};
@@ -25,6 +24,8 @@ use crate::{Error, Result};
 /// One running session.
 pub(super) struct Session {
     pub(super) id: String,
+    /// The engine the container runs on.
+    pub(super) engine: Arc<crate::engine::engines::Engine>,
     pub(super) container: String,
     pub(super) container_id: String,
     pub(super) image: String,
@@ -101,6 +102,10 @@ pub struct Sessions {
     pub(super) audit: Option<Arc<crate::egress::gate::AuditFile>>,
     /// The agent, as the children see it.
     pub(super) upstream: Arc<crate::proxy::upstream::Upstream>,
+    /// Where sessions run, and how they are placed.
+    pub(super) engines: crate::engine::engines::Engines,
+    /// Images on their way to engines other than the local one.
+    pub(super) shipper: crate::image::travel::Shipper,
 }
 
 impl Sessions {
@@ -114,6 +119,8 @@ impl Sessions {
             )),
             None => None,
         };
+        let engines = crate::engine::engines::Engines::new(&policy.engines)?;
+        let shipper = crate::image::travel::Shipper::new(policy.registry.clone());
         Ok(Sessions {
             policy,
             owner: Owner::current(),
@@ -128,7 +135,29 @@ impl Sessions {
             audit,
             changed,
             upstream: Arc::default(),
+            engines,
+            shipper,
         })
+    }
+
+    /// The engines sessions run on.
+    pub fn engines(&self) -> &crate::engine::engines::Engines {
+        &self.engines
+    }
+
+    /// The images this process ships to engines (and to Pods).
+    pub fn shipper(&self) -> &crate::image::travel::Shipper {
+        &self.shipper
+    }
+
+    /// Running sessions on the engine `name` (for placement).
+    pub(super) fn load_of(&self, name: &str) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|s| s.engine.name == name && s.state() == SessionState::Running)
+            .count()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -201,6 +230,7 @@ impl Sessions {
         SessionInfo {
             session: s.id.clone(),
             state: s.state(),
+            engine: s.engine.name.clone(),
             container: s.container.clone(),
             container_id: s.container_id.clone(),
             image: s.image.clone(),
@@ -456,15 +486,37 @@ async fn end(sessions: &[Arc<Session>]) -> Result<()> {
     let mut closed = tokio::task::JoinSet::new();
     for s in sessions {
         let s = s.clone();
-        closed.spawn(async move { (!s.stream.close(END).await).then(|| s.container.clone()) });
+        closed.spawn(async move {
+            (!s.stream.close(END).await).then(|| (s.engine.clone(), s.container.clone()))
+        });
     }
-    let mut remove = Vec::new();
+    let mut remove: Vec<(Arc<crate::engine::engines::Engine>, String)> = Vec::new();
     while let Some(joined) = closed.join_next().await {
-        if let Ok(Some(name)) = joined {
-            remove.push(name);
+        if let Ok(Some(left)) = joined {
+            remove.push(left);
         }
     }
-    podman::remove(&remove).await
+    let mut result = Ok(());
+    for (engine, names) in by_engine(remove) {
+        if let Err(e) = engine.podman.remove(&names).await {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// Container names grouped by the engine they are on.
+pub(super) fn by_engine(
+    all: Vec<(Arc<crate::engine::engines::Engine>, String)>,
+) -> Vec<(Arc<crate::engine::engines::Engine>, Vec<String>)> {
+    let mut grouped: Vec<(Arc<crate::engine::engines::Engine>, Vec<String>)> = Vec::new();
+    for (engine, name) in all {
+        match grouped.iter_mut().find(|(e, _)| Arc::ptr_eq(e, &engine)) {
+            Some((_, names)) => names.push(name),
+            None => grouped.push((engine, vec![name])),
+        }
+    }
+    grouped
 }
 
 /// Whenever a child dies: end the containers of sessions left without a
@@ -517,7 +569,13 @@ fn client_config(s: &Session, allowed_env: &[String]) -> serde_json::Value {
         .map(|(name, spec)| {
             (
                 format!("{}-{name}", s.id),
-                super::connect::client_entry(&s.container, name, spec, allowed_env),
+                super::connect::client_entry(
+                    &s.engine.podman,
+                    &s.container,
+                    name,
+                    spec,
+                    allowed_env,
+                ),
             )
         })
         .collect();

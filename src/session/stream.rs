@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,41 +28,6 @@ use crate::engine::process::BoundedLines;
 use crate::proxy::log::{LINE_BYTES, LogRing};
 use crate::proxy::{NotStarted, ServerIo};
 use crate::{Error, Result};
-
-/// The supervisor mcpod was built with.
-static SUPERVISOR: &[u8] = include_bytes!(env!("MCPOD_SUPERVISOR_BIN"));
-
-/// The supervisor on the host, written once per build under the state
-/// directory (named by its digest, so builds never share a file), for podman
-/// to bind-mount read-only.
-pub fn supervisor_binary() -> Result<PathBuf> {
-    static PATH: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
-        std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        use std::os::unix::fs::PermissionsExt;
-        let digest = blake3::hash(SUPERVISOR).to_hex();
-        let dir = crate::image::store::state_dir().join("supervisor");
-        let path = dir.join(format!("mcpod-supervisor-{}", &digest[..16]));
-        if std::fs::read(&path).is_ok_and(|b| b == SUPERVISOR) {
-            return Ok(path);
-        }
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let tmp = dir.join(format!(".{}.{}", &digest[..16], crate::engine::nonce()));
-            std::fs::write(&tmp, SUPERVISOR)?;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-            std::fs::rename(&tmp, &path)
-        };
-        write()
-            .map(|()| path.clone())
-            .map_err(|e| Error::io("writing", &path, e).to_string())
-    })
-    .clone()
-    .map_err(|reason| Error::UnexpectedOutput {
-        command: "installing the session supervisor".into(),
-        reason,
-    })
-}
 
 /// Waiters for what the supervisor reports, by server id.
 #[derive(Default)]
@@ -96,28 +60,20 @@ impl SessionStream {
     /// Run `podman` (a `podman run` of the supervisor) and say hello; an
     /// error when podman or the supervisor does not come up within `deadline`.
     pub async fn start(
+        engine: &podman::Podman,
         podman_args: &[OsString],
         setup: Setup,
         deadline: Duration,
     ) -> Result<SessionStream> {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| Error::io("creating", "a session socket", e))?;
-        let mut process =
-            podman::spawn_with_stream(podman_args, theirs.into(), protocol::STREAM_FD)?;
+        let attached = engine.start_attached(podman_args, protocol::STREAM_FD)?;
+        let mut process = attached.process;
         let log = Arc::new(LogRing::new(200));
-        let (Some(stdout), Some(stderr)) = (process.stdout.take(), process.stderr.take()) else {
-            return Err(Error::UnexpectedOutput {
-                command: "podman run".into(),
-                reason: "its pipes could not be opened".into(),
-            });
-        };
-        let stdout_done = tokio::spawn(copy_log(stdout, log.clone()));
-        let stderr_done = tokio::spawn(copy_log(stderr, log.clone()));
-        let ours = ours
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(ours))
-            .map_err(|e| Error::io("opening", "a session socket", e))?;
-        let failed = match Self::over(ours, setup, deadline).await {
+        let copies: Vec<_> = attached
+            .output
+            .into_iter()
+            .map(|pipe| tokio::spawn(copy_log(pipe, log.clone())))
+            .collect();
+        let failed = match Self::over(attached.stream, setup, deadline).await {
             Ok(mut stream) => {
                 stream.podman = tokio::sync::Mutex::new(Some(process));
                 stream.log = log;
@@ -133,8 +89,9 @@ impl SessionStream {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            let _ = stdout_done.await;
-            let _ = stderr_done.await;
+            for copy in copies {
+                let _ = copy.await;
+            }
         })
         .await;
         let tail = log.tail_text(TAIL_LINES);

@@ -1,0 +1,329 @@
+//! The engines sessions run on (the local podman and the operator's remote
+//! ones) and the rule that places a session on one of them.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::podman::Podman;
+use crate::{Error, Result};
+
+/// The name of the local podman among the engines.
+pub const LOCAL: &str = "local";
+
+/// The placement rule, as `show_policy` says it.
+pub const PLACEMENT: &str = "the engine a launch names; else the engine with the fewest sessions and launches under way, the first listed on a tie, leaving out for 30 s an engine that failed to answer; a launch that mounts host directories runs on `local`";
+
+/// How long an engine that failed to answer is left out of placement.
+const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// An engine as the operator names it: `--engine NAME=URL`, and for an
+/// `ssh://` one the key podman logs in with (`--engine-key NAME=PATH`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub name: String,
+    pub url: String,
+    pub identity: Option<PathBuf>,
+}
+
+impl EngineSpec {
+    /// `NAME=URL`.
+    pub fn parse(s: &str) -> std::result::Result<EngineSpec, String> {
+        let (name, url) = s.split_once('=').ok_or_else(|| {
+            format!("`{s}` is not NAME=URL (e.g. b=ssh://root@host/run/podman/podman.sock)")
+        })?;
+        check_name(name)?;
+        if name == LOCAL {
+            return Err(format!(
+                "`{LOCAL}` is the local podman's name, always an engine; name a remote one otherwise"
+            ));
+        }
+        Podman::remote(url, None).map_err(|e| e.to_string())?;
+        Ok(EngineSpec {
+            name: name.to_string(),
+            url: url.to_string(),
+            identity: None,
+        })
+    }
+}
+
+/// An engine name: what `launch_session`'s `engine` and `list_sessions` say.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an engine name: 1 to 32 of a-z, 0-9, `-` and `_`"
+        ))
+    }
+}
+
+/// One engine and what placement knows of it.
+#[derive(Debug)]
+pub struct Engine {
+    pub name: String,
+    pub podman: Podman,
+    /// Launches placed here that have not yet become sessions.
+    starting: AtomicUsize,
+    /// Left out of placement until then (it failed to answer).
+    down_until: Mutex<Option<Instant>>,
+    /// The engine's podman version, asked once.
+    version: tokio::sync::OnceCell<(u32, u32)>,
+}
+
+impl Engine {
+    fn new(name: &str, podman: Podman) -> Engine {
+        Engine {
+            name: name.to_string(),
+            podman,
+            starting: AtomicUsize::new(0),
+            down_until: Mutex::new(None),
+            version: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.podman.is_local()
+    }
+
+    /// Leave the engine out of placement for a while: it did not answer.
+    pub fn mark_down(&self) {
+        *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Instant::now() + DOWN_FOR);
+    }
+
+    fn is_down(&self) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The engine's podman (major, minor) version.
+    pub async fn version(&self) -> Result<(u32, u32)> {
+        self.version
+            .get_or_try_init(|| async {
+                let v = if self.is_local() {
+                    super::podman::client_version().await
+                } else {
+                    self.podman.server_version().await
+                };
+                if v.is_err() {
+                    self.mark_down();
+                }
+                v
+            })
+            .await
+            .copied()
+    }
+}
+
+/// A launch placed on an engine: it counts against the engine's load until dropped.
+pub struct Placed {
+    pub engine: Arc<Engine>,
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        self.engine.starting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Every engine of this mcpod: the local podman first, then the operator's
+/// in the order given.
+#[derive(Debug)]
+pub struct Engines {
+    all: Vec<Arc<Engine>>,
+    /// Placement decisions one at a time, so launches at once spread.
+    placing: Mutex<()>,
+}
+
+impl Engines {
+    pub fn new(specs: &[EngineSpec]) -> Result<Engines> {
+        let mut all = vec![Arc::new(Engine::new(LOCAL, Podman::local()))];
+        for spec in specs {
+            if all.iter().any(|e| e.name == spec.name) {
+                return Err(Error::invalid(
+                    "engine",
+                    &spec.name,
+                    "two engines have this name",
+                    "give each --engine a name of its own",
+                ));
+            }
+            let podman = Podman::remote(&spec.url, spec.identity.clone())?;
+            all.push(Arc::new(Engine::new(&spec.name, podman)));
+        }
+        Ok(Engines {
+            all,
+            placing: Mutex::new(()),
+        })
+    }
+
+    pub fn all(&self) -> &[Arc<Engine>] {
+        &self.all
+    }
+
+    /// The local podman.
+    pub fn local(&self) -> &Arc<Engine> {
+        &self.all[0]
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Engine>> {
+        self.all.iter().find(|e| e.name == name)
+    }
+
+    /// Whether there is any engine but the local one.
+    pub fn any_remote(&self) -> bool {
+        self.all.len() > 1
+    }
+
+    /// Place a launch. The rule: the engine it names; else, of the engines
+    /// that answered lately, the one with the fewest sessions (`sessions`:
+    /// running there) plus launches under way, the first listed on a tie
+    /// (local first). `local_only` (the launch mounts host directories,
+    /// which name this host's files) allows only the local engine.
+    pub fn place(
+        &self,
+        requested: Option<&str>,
+        local_only: bool,
+        sessions: impl Fn(&str) -> usize,
+    ) -> Result<Placed> {
+        let _one_at_a_time = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+        let engine = match requested {
+            Some(name) => {
+                let engine = self.get(name).ok_or_else(|| {
+                    Error::invalid(
+                        "engine",
+                        name,
+                        "no engine has this name",
+                        format!("choose one of: {}", self.names().join(", ")),
+                    )
+                })?;
+                if local_only && !engine.is_local() {
+                    return Err(mounts_are_local(name));
+                }
+                engine.clone()
+            }
+            None => self
+                .all
+                .iter()
+                .filter(|e| !local_only || e.is_local())
+                .filter(|e| !e.is_down())
+                .min_by_key(|e| sessions(&e.name) + e.starting.load(Ordering::SeqCst))
+                .or_else(|| self.all.first())
+                .cloned()
+                .ok_or_else(|| {
+                    Error::invalid("engine", "", "there is no engine", "see --engine")
+                })?,
+        };
+        engine.starting.fetch_add(1, Ordering::SeqCst);
+        Ok(Placed { engine })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.all.iter().map(|e| e.name.clone()).collect()
+    }
+}
+
+fn mounts_are_local(name: &str) -> Error {
+    Error::invalid(
+        "engine",
+        name,
+        "the launch mounts host directories, which exist only on the local engine",
+        format!("launch it on `{LOCAL}` (or without `engine`), or without mounts"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engines() -> Engines {
+        let specs: Vec<EngineSpec> = ["a=unix:///run/a.sock", "b=ssh://root@h/run/b.sock"]
+            .iter()
+            .map(|s| EngineSpec::parse(s).expect("parses"))
+            .collect();
+        Engines::new(&specs).expect("engines")
+    }
+
+    #[test]
+    fn names_and_urls_are_checked() {
+        assert!(EngineSpec::parse("a=unix:///x.sock").is_ok());
+        for bad in [
+            "a",
+            "=unix:///x",
+            "A=unix:///x",
+            "local=unix:///x",
+            "a=http://x",
+            "a=/x.sock",
+            "a=unix:///x y",
+        ] {
+            assert!(EngineSpec::parse(bad).is_err(), "{bad}");
+        }
+        let twice = [
+            EngineSpec::parse("a=unix:///x").expect("ok"),
+            EngineSpec::parse("a=unix:///y").expect("ok"),
+        ];
+        assert!(Engines::new(&twice).is_err());
+    }
+
+    #[test]
+    fn launches_at_once_spread_over_the_engines() {
+        let engines = engines();
+        let placed: Vec<Placed> = (0..6)
+            .map(|_| engines.place(None, false, |_| 0).expect("placed"))
+            .collect();
+        let names: Vec<&str> = placed.iter().map(|p| p.engine.name.as_str()).collect();
+        assert_eq!(names, ["local", "a", "b", "local", "a", "b"]);
+        drop(placed);
+        // Sessions count: the least loaded wins.
+        let p = engines
+            .place(None, false, |n| if n == "local" { 2 } else { 1 })
+            .expect("placed");
+        assert_eq!(p.engine.name, "a");
+    }
+
+    #[test]
+    fn a_named_engine_a_down_engine_and_mounts() {
+        let engines = engines();
+        assert_eq!(
+            engines
+                .place(Some("b"), false, |_| 0)
+                .expect("b")
+                .engine
+                .name,
+            "b"
+        );
+        let err = engines
+            .place(Some("c"), false, |_| 0)
+            .err()
+            .expect("no c")
+            .to_string();
+        assert!(err.contains("local, a, b"), "{err}");
+        let err = engines
+            .place(Some("a"), true, |_| 0)
+            .err()
+            .expect("mounts")
+            .to_string();
+        assert!(err.contains("mounts host directories"), "{err}");
+        assert_eq!(
+            engines
+                .place(None, true, |n| if n == "local" { 9 } else { 0 })
+                .expect("local")
+                .engine
+                .name,
+            "local"
+        );
+        engines.get("a").expect("a").mark_down();
+        let p = engines
+            .place(None, false, |n| if n == "local" { 1 } else { 0 })
+            .expect("placed");
+        assert_eq!(p.engine.name, "b");
+    }
+}
