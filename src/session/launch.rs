@@ -496,8 +496,14 @@ impl Sessions {
                 ))
             }),
         };
+        let place = if engine.is_local() {
+            "on this host".to_string()
+        } else {
+            format!("on engine `{}` ({})", engine.name, engine.podman.location())
+        };
         let stream = SessionStream::start(
             &engine.podman,
+            place,
             &container::run_args(plan),
             setup,
             Duration::from_secs(self.policy.handshake_secs),
@@ -517,7 +523,7 @@ impl Sessions {
             Err(_) => String::new(),
         };
         let _ = std::fs::remove_file(&cidfile);
-        let stream = Arc::new(stream?);
+        let stream = stream?;
         let mut set = tokio::task::JoinSet::new();
         for (i, (server, spec)) in chosen.iter().enumerate() {
             let start = self.child_spec(plan.session, server, spec);

@@ -181,6 +181,10 @@ pub struct SessionInfo {
     /// Unix time at which the lease ends and the container is killed.
     pub lease_until: u64,
     pub servers: BTreeMap<String, ServerReport>,
+    /// Why the session ended when mcpod did not end it: its connection to
+    /// the container dropped (an engine that went away, a killed podman).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
     /// What was provisioned for this launch (a package reference or server.json).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioned: Option<Box<crate::provision::Provisioned>>,

@@ -238,6 +238,7 @@ impl Sessions {
             isolation: s.isolation.clone(),
             lease_until: s.lease_until.load(Ordering::SeqCst),
             servers,
+            lost: s.stream.lost(),
             provisioned: None,
             client_config: if ended {
                 json!({})
@@ -540,6 +541,23 @@ pub(super) async fn reap(
             .filter(|s| s.state() == SessionState::Ended && !s.reaped.swap(true, Ordering::SeqCst))
             .collect();
         drop(sessions);
+        // A remote engine whose connection dropped may be gone: if it does
+        // not answer, placement leaves it out for a while.
+        for s in ended
+            .iter()
+            .filter(|s| !s.engine.is_local() && s.stream.ended_unasked())
+        {
+            let engine = s.engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.podman.ping(Duration::from_secs(5)).await {
+                    tracing::warn!(
+                        "engine {} does not answer, left out of placement: {e}",
+                        engine.name
+                    );
+                    engine.mark_down();
+                }
+            });
+        }
         if !ended.is_empty() {
             tracing::info!(
                 "ending the containers of ended sessions: {}",

@@ -48,6 +48,10 @@ pub struct SessionStream {
     pub log: Arc<LogRing>,
     /// The session's egress gate, when it has egress.
     pub gate: Option<Arc<Gate>>,
+    /// Set when mcpod closes the stream (an end it asked for).
+    closing: std::sync::atomic::AtomicBool,
+    /// Why the connection ended when mcpod did not end it.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 /// How long the supervisor gets to say it started a server (a spawn).
@@ -61,10 +65,11 @@ impl SessionStream {
     /// error when podman or the supervisor does not come up within `deadline`.
     pub async fn start(
         engine: &podman::Podman,
+        place: String,
         podman_args: &[OsString],
         setup: Setup,
         deadline: Duration,
-    ) -> Result<SessionStream> {
+    ) -> Result<Arc<SessionStream>> {
         let attached = engine.start_attached(podman_args, protocol::STREAM_FD)?;
         let mut process = attached.process;
         let log = Arc::new(LogRing::new(200));
@@ -77,6 +82,8 @@ impl SessionStream {
             Ok(mut stream) => {
                 stream.podman = tokio::sync::Mutex::new(Some(process));
                 stream.log = log;
+                let stream = Arc::new(stream);
+                stream.watch(place);
                 return Ok(stream);
             }
             Err(failed) => failed,
@@ -158,7 +165,45 @@ impl SessionStream {
             ended,
             log: Arc::new(LogRing::new(1)),
             gate: setup.gate,
+            closing: std::sync::atomic::AtomicBool::new(false),
+            lost: Arc::default(),
         })
+    }
+
+    /// Watch the connection: an end mcpod did not ask for is recorded with
+    /// podman's last words (an engine that went away, a killed podman).
+    fn watch(self: &Arc<Self>, place: String) {
+        let this = Arc::downgrade(self);
+        let ended = self.ended.clone();
+        tokio::spawn(async move {
+            ended.cancelled().await;
+            let Some(this) = this.upgrade() else {
+                return;
+            };
+            if this.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            // podman's last lines arrive just after the connection drops.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let tail = this.log.tail_text(3);
+            let why = if tail.is_empty() {
+                format!("the connection to its container {place} ended")
+            } else {
+                format!("the connection to its container {place} ended; podman said: {tail}")
+            };
+            tracing::warn!("a session's stream ended unasked: {why}");
+            *this.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        });
+    }
+
+    /// Whether the connection ended without mcpod ending it.
+    pub fn ended_unasked(&self) -> bool {
+        self.is_ended() && !self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Why the connection ended, when mcpod did not end it.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Start a server; its pipes, or why the supervisor could not start it.
@@ -253,6 +298,7 @@ impl SessionStream {
     /// runs and exits, and `podman run --rm` removes the container); true
     /// when podman has exited within `wait`.
     pub async fn close(&self, wait: Duration) -> bool {
+        self.closing.store(true, Ordering::SeqCst);
         self.opener.close();
         let mut podman = self.podman.lock().await;
         let Some(process) = podman.as_mut() else {
