@@ -5,6 +5,7 @@ mod config;
 mod doctor;
 mod image;
 mod output;
+mod pod;
 mod policy;
 mod provision;
 mod session;
@@ -44,6 +45,8 @@ pub enum Command {
     Bases(provision::BasesCommand),
     /// Launch an image as a session, list its tools, optionally call one, then stop it.
     Launch(Box<session::LaunchArgs>),
+    /// Print the Kubernetes Pod (restricted Pod Security Standard) a launch would be, with its NetworkPolicy.
+    Pod(Box<pod::PodArgs>),
     /// List the session containers on this host (of every mcpod process).
     Sessions(session::SessionsArgs),
     /// Stop session containers by session id (of any mcpod process).
@@ -110,6 +113,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Provision(args) => provision::provision(args).await,
         Command::Bases(args) => provision::bases(args).await,
         Command::Launch(args) => session::launch(*args).await,
+        Command::Pod(args) => pod::pod(*args).await,
         Command::Sessions(args) => session::sessions(args).await,
         Command::Stop(args) => session::stop(args).await,
         Command::Gc(args) => session::gc(args).await,

@@ -11,8 +11,9 @@ use super::policy::{EngineArgs, PolicyArgs};
 use super::provision::ProvisionArgs;
 use super::{JsonFlag, parse_key_value};
 
+/// What to launch and what to ask for: the flags `launch` and `pod` share.
 #[derive(Args)]
-pub struct LaunchArgs {
+pub struct LaunchSpecArgs {
     /// A local image reference (e.g. a tag `mcpod build` printed), or a package
     /// reference npm:NAME@VERSION / pypi:NAME==VERSION (built on a miss).
     image: Option<String>,
@@ -42,6 +43,12 @@ pub struct LaunchArgs {
     /// Lease in seconds.
     #[arg(long)]
     ttl: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct LaunchArgs {
+    #[command(flatten)]
+    spec: LaunchSpecArgs,
     /// Call SERVER/TOOL after the launch.
     #[arg(long)]
     call: Option<String>,
@@ -101,67 +108,78 @@ pub struct GcArgs {
     /// Say what would be removed, remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Collect on this engine only (`local` or an --engine NAME); default: every engine.
+    #[arg(long, value_name = "ENGINE")]
+    on: Option<String>,
     #[command(flatten)]
     engines: EngineArgs,
     #[command(flatten)]
     out: JsonFlag,
 }
 
-pub async fn launch(args: LaunchArgs) -> Result<(), String> {
-    let mounts = args
-        .mounts
-        .iter()
-        .map(|m| {
-            let parts: Vec<&str> = m.split(':').collect();
-            match parts.as_slice() {
-                [source, target] => Ok(MountRequest {
-                    source: source.to_string(),
-                    target: target.to_string(),
-                    read_only: true,
-                }),
-                [source, target, "rw"] => Ok(MountRequest {
-                    source: source.to_string(),
-                    target: target.to_string(),
-                    read_only: false,
-                }),
-                [source, target, "ro"] => Ok(MountRequest {
-                    source: source.to_string(),
-                    target: target.to_string(),
-                    read_only: true,
-                }),
-                _ => Err(format!(
-                    "invalid --mount `{m}`. Fix: pass SRC:TARGET or SRC:TARGET:rw"
-                )),
-            }
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let mut overrides: std::collections::BTreeMap<String, mcpod::session::ServerOverride> =
-        Default::default();
-    for (server, arg) in args.extra_args {
-        overrides.entry(server).or_default().args.push(arg);
-    }
-    let (image, provision) = match args.image {
-        Some(image) if !mcpod::provision::is_package_reference(&image) => {
-            (image, args.provision.request(None)?)
+impl LaunchSpecArgs {
+    /// The launch these flags ask for (on no engine in particular).
+    pub fn input(self) -> Result<LaunchInput, String> {
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|m| {
+                let parts: Vec<&str> = m.split(':').collect();
+                match parts.as_slice() {
+                    [source, target] => Ok(MountRequest {
+                        source: source.to_string(),
+                        target: target.to_string(),
+                        read_only: true,
+                    }),
+                    [source, target, "rw"] => Ok(MountRequest {
+                        source: source.to_string(),
+                        target: target.to_string(),
+                        read_only: false,
+                    }),
+                    [source, target, "ro"] => Ok(MountRequest {
+                        source: source.to_string(),
+                        target: target.to_string(),
+                        read_only: true,
+                    }),
+                    _ => Err(format!(
+                        "invalid --mount `{m}`. Fix: pass SRC:TARGET or SRC:TARGET:rw"
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut overrides: std::collections::BTreeMap<String, mcpod::session::ServerOverride> =
+            Default::default();
+        for (server, arg) in self.extra_args {
+            overrides.entry(server).or_default().args.push(arg);
         }
-        package => (String::new(), args.provision.request(package)?),
-    };
-    let input = LaunchInput {
-        image,
-        provision,
-        overrides,
-        servers: (!args.servers.is_empty()).then_some(args.servers),
-        env: args.env.into_iter().collect(),
-        mounts,
-        network: args.network.then_some(mcpod::labels::Network::Egress),
-        ttl_secs: args.ttl,
-        memory_mb: None,
-        cpus: None,
-        pids: None,
-        egress: args.egress,
-        forwards: args.forwards.into_iter().collect(),
-        engine: args.on,
-    };
+        let (image, provision) = match self.image {
+            Some(image) if !mcpod::provision::is_package_reference(&image) => {
+                (image, self.provision.request(None)?)
+            }
+            package => (String::new(), self.provision.request(package)?),
+        };
+        Ok(LaunchInput {
+            image,
+            provision,
+            overrides,
+            servers: (!self.servers.is_empty()).then_some(self.servers),
+            env: self.env.into_iter().collect(),
+            mounts,
+            network: self.network.then_some(mcpod::labels::Network::Egress),
+            ttl_secs: self.ttl,
+            memory_mb: None,
+            cpus: None,
+            pids: None,
+            egress: self.egress,
+            forwards: self.forwards.into_iter().collect(),
+            engine: None,
+        })
+    }
+}
+
+pub async fn launch(args: LaunchArgs) -> Result<(), String> {
+    let mut input = args.spec.input()?;
+    input.engine = args.on;
     let call = match &args.call {
         Some(c) => {
             let (server, tool) = c
@@ -238,7 +256,7 @@ pub async fn launch(args: LaunchArgs) -> Result<(), String> {
 
 pub async fn sessions(args: SessionsArgs) -> Result<(), String> {
     let engines = args.engines.engines()?;
-    let (all, failed) = sweep::session_containers(&engines).await;
+    let (all, failed) = sweep::session_containers(engines.all()).await;
     let rows: Vec<serde_json::Value> = all
         .iter()
         .map(|f| {
@@ -283,7 +301,7 @@ pub async fn sessions(args: SessionsArgs) -> Result<(), String> {
 
 pub async fn stop(args: StopArgs) -> Result<(), String> {
     let engines = args.engines.engines()?;
-    let (all, failed) = sweep::session_containers(&engines).await;
+    let (all, failed) = sweep::session_containers(engines.all()).await;
     for failure in &failed {
         eprintln!("could not list {failure}");
     }
@@ -316,10 +334,19 @@ pub async fn stop(args: StopArgs) -> Result<(), String> {
 
 pub async fn gc(args: GcArgs) -> Result<(), String> {
     let engines = args.engines.engines()?;
+    let chosen: Vec<_> = match &args.on {
+        None => engines.all().to_vec(),
+        Some(name) => vec![engines.get(name).cloned().ok_or_else(|| {
+            format!(
+                "--on `{name}` names no engine. Fix: choose one of {}",
+                engines.names().join(", ")
+            )
+        })?],
+    };
     let swept = if args.dry_run {
         Vec::new()
     } else {
-        let (swept, failed) = sweep::sweep_orphans(&engines)
+        let (swept, failed) = sweep::sweep_orphans(&chosen)
             .await
             .map_err(|e| e.to_string())?;
         for failure in failed {
@@ -327,11 +354,33 @@ pub async fn gc(args: GcArgs) -> Result<(), String> {
         }
         swept
     };
-    let collected = mcpod::image::gc::collect(args.keep, args.dry_run)
-        .await
-        .map_err(|e| e.to_string())?;
-    let provisioned = mcpod::provision::collect(args.dry_run).map_err(|e| e.to_string())?;
-    let report = serde_json::json!({"orphans_removed": swept, "images": collected, "provisioned": provisioned});
+    // This host's build cache and staged packages belong to `local`.
+    let local = chosen.iter().any(|e| e.is_local());
+    let collected = if local {
+        mcpod::image::gc::collect(args.keep, args.dry_run)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        Default::default()
+    };
+    let provisioned = if local {
+        mcpod::provision::collect(args.dry_run).map_err(|e| e.to_string())?
+    } else {
+        Default::default()
+    };
+    let mut on_engines = std::collections::BTreeMap::new();
+    for engine in chosen.iter().filter(|e| !e.is_local()) {
+        match mcpod::image::gc::collect_on(&engine.podman, args.keep, args.dry_run).await {
+            Ok(collected) => {
+                on_engines.insert(engine.name.clone(), collected);
+            }
+            Err(e) => eprintln!(
+                "could not collect the images of engine {}: {e}",
+                engine.name
+            ),
+        }
+    }
+    let report = serde_json::json!({"orphans_removed": swept, "images": collected, "engines": on_engines, "provisioned": provisioned});
     print(&report, args.out.json, || {
         let verb = if args.dry_run {
             "would remove"
@@ -348,6 +397,18 @@ pub async fn gc(args: GcArgs) -> Result<(), String> {
         }
         for t in &collected.kept {
             text.push_str(&format!("  kept {t}\n"));
+        }
+        for (engine, collected) in &on_engines {
+            text.push_str(&format!(
+                "engine {engine}: {verb} {} pulled session image(s)\n",
+                collected.removed.len()
+            ));
+            for t in &collected.removed {
+                text.push_str(&format!("  {t}\n"));
+            }
+            for t in &collected.kept {
+                text.push_str(&format!("  kept {t}\n"));
+            }
         }
         text.push_str(&format!(
             "{verb} {} staged package(s) no request uses and {} leftover provisioning director(ies)\n",

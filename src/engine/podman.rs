@@ -263,6 +263,22 @@ impl Podman {
             .map(drop)
     }
 
+    /// Every image in the engine's storage.
+    pub async fn images(&self) -> Result<Vec<EngineImage>> {
+        self.command()
+            .args(["images", "--all", "--format", "json"])
+            .json_list()
+            .await
+    }
+
+    /// Remove the image `id` unless a container uses it; "not there" is fine.
+    pub async fn remove_image(&self, id: &str) -> Result<()> {
+        self.command()
+            .args(["rmi", "--", id])
+            .run_unless_absent(&["image not known"])
+            .await
+    }
+
     /// Remove containers at once, killing what runs in them; missing ones are fine.
     pub async fn remove(&self, containers: &[String]) -> Result<()> {
         if containers.is_empty() {
@@ -414,6 +430,20 @@ impl ContainerSummary {
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.as_ref()?.get(key).map(String::as_str)
     }
+}
+
+/// An image as `podman images` lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EngineImage {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Names", default)]
+    pub names: Option<Vec<String>>,
+    /// Unix seconds.
+    #[serde(rename = "Created", default)]
+    pub created: i64,
+    #[serde(rename = "Containers", default)]
+    pub containers: u64,
 }
 
 /// A container as `podman container inspect` shows it.

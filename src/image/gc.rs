@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::engine::buildah;
+use crate::engine::podman::Podman;
 
 /// What gc removed (or, in a dry run, would remove).
 #[derive(Clone, Debug, Default, Serialize, JsonSchema)]
@@ -74,6 +75,43 @@ pub async fn collect(keep: usize, dry_run: bool) -> Result<Collected> {
         match buildah::remove_image(&name).await {
             Ok(()) => out.removed.push(name),
             Err(e) => out.kept.push(format!("{name}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// On an engine other than the local one: keep the newest `keep` of the
+/// supervised images mcpod pulled there (every name of theirs is
+/// `…/mcpod-session@sha256:…`), remove the older ones no container uses.
+/// Nothing else of the engine's is touched.
+pub async fn collect_on(engine: &Podman, keep: usize, dry_run: bool) -> Result<Collected> {
+    let suffix = format!("/{}@sha256:", super::supervised::REPOSITORY);
+    let mut ours: Vec<_> = engine
+        .images()
+        .await?
+        .into_iter()
+        .filter(|i| {
+            let names = i.names.as_deref().unwrap_or_default();
+            !names.is_empty() && names.iter().all(|n| n.contains(&suffix))
+        })
+        .collect();
+    ours.sort_by_key(|i| std::cmp::Reverse(i.created));
+    let mut out = Collected::default();
+    for image in ours.into_iter().skip(keep) {
+        let name = image
+            .names
+            .as_ref()
+            .and_then(|n| n.first().cloned())
+            .unwrap_or(image.id.clone());
+        if image.containers > 0 {
+            out.kept.push(format!("{name}: a container uses it"));
+        } else if dry_run {
+            out.removed.push(name);
+        } else {
+            match engine.remove_image(&image.id).await {
+                Ok(()) => out.removed.push(name),
+                Err(e) => out.kept.push(format!("{name}: {e}")),
+            }
         }
     }
     Ok(out)

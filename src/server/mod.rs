@@ -99,7 +99,7 @@ pub async fn serve_stdio(
     // fills once the orphans are gone.
     let pool = sessions.clone();
     tokio::spawn(async move {
-        match sweep::sweep_orphans(pool.engines()).await {
+        match sweep::sweep_orphans(pool.engines().all()).await {
             Ok((swept, failed)) => {
                 if !swept.is_empty() {
                     tracing::info!(

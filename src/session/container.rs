@@ -280,7 +280,11 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
         // The session stream: a socket mcpod holds the other end of, as the
         // container's descriptor 3 (no relay through podman and conmon).
         Supervisor::Mounted(_) => a.push("--preserve-fds=1".into()),
-        // A remote engine passes no descriptor: the stream is stdin and stdout.
+        // A remote engine passes no descriptor: the stream is stdin and
+        // stdout. podman 4.3 takes no empty --detach-keys; its default
+        // (ctrl-p ctrl-q) detaches only when each key is a read of one byte
+        // alone, and every multiplexer frame mcpod writes starts with a
+        // 12-byte header written whole, so no frame can be taken for one.
         Supervisor::InImage => a.push("--interactive".into()),
     }
     a.extend([

@@ -217,14 +217,36 @@ impl Sessions {
                 (recipe, session, None)
             }
             None => {
-                let placed = self.engines.place(
-                    input.engine.as_deref(),
-                    !input.mounts.is_empty(),
-                    |name| self.load_of(name),
-                )?;
-                let recipe = Arc::new(self.recipe(input, image, &placed.engine).await?);
-                let session = self.start_session(&recipe, progress, cancel, false).await?;
-                (recipe, session, Some(placed))
+                let mut retried = false;
+                loop {
+                    let placed = self.engines.place(
+                        input.engine.as_deref(),
+                        !input.mounts.is_empty(),
+                        |name| self.load_of(name),
+                    )?;
+                    let recipe = Arc::new(self.recipe(input, image, &placed.engine).await?);
+                    let failed = match self.start_session(&recipe, progress, cancel, false).await {
+                        Ok(session) => break (recipe, session, Some(placed)),
+                        Err(e) => e,
+                    };
+                    // An engine that no longer answers fails the launch only
+                    // when the launch named it: else it is left out, once.
+                    let engine = &placed.engine;
+                    if retried
+                        || input.engine.is_some()
+                        || engine.is_local()
+                        || cancel.is_cancelled()
+                        || engine.podman.ping(Duration::from_secs(5)).await.is_ok()
+                    {
+                        return Err(failed);
+                    }
+                    engine.mark_down();
+                    (progress)(format!(
+                        "engine {} does not answer, placing the launch again: {failed}",
+                        engine.name
+                    ));
+                    retried = true;
+                }
             }
         };
         self.map
@@ -475,27 +497,11 @@ impl Sessions {
     ) -> Result<Started> {
         let cidfile = container::cidfile(plan.name);
         let _ = std::fs::remove_file(&cidfile);
-        let isolation = plan.isolation;
-        let egress = !isolation.egress.is_empty();
-        let setup = super::stream::Setup {
-            lease_until: Some(container::from_now(plan.timeout_secs)),
-            forwards: isolation
-                .forwards
-                .iter()
-                .map(|(listen, to)| mcpod_supervisor::protocol::Forward {
-                    listen: *listen,
-                    host: to.host(),
-                    port: to.port,
-                })
-                .collect(),
-            gate: egress.then(|| {
-                Arc::new(crate::egress::gate::Gate::new(
-                    plan.session,
-                    isolation.egress.clone(),
-                    self.audit.clone(),
-                ))
-            }),
-        };
+        let setup = self.setup(
+            plan.session,
+            plan.isolation,
+            container::from_now(plan.timeout_secs),
+        );
         let place = if engine.is_local() {
             "on this host".to_string()
         } else {
@@ -524,9 +530,63 @@ impl Sessions {
         };
         let _ = std::fs::remove_file(&cidfile);
         let stream = stream?;
+        let servers = self
+            .start_servers(
+                plan.session,
+                &stream,
+                chosen,
+                envs,
+                plan.isolation,
+                progress,
+            )
+            .await;
+        Ok((stream, container_id, servers))
+    }
+
+    /// What the supervisor of `session` is told at the start (its lease
+    /// and forwards), and the gate its connections go through.
+    pub(super) fn setup(
+        &self,
+        session: &str,
+        isolation: &super::Isolation,
+        lease_until: u64,
+    ) -> super::stream::Setup {
+        super::stream::Setup {
+            lease_until: Some(lease_until),
+            forwards: isolation
+                .forwards
+                .iter()
+                .map(|(listen, to)| mcpod_supervisor::protocol::Forward {
+                    listen: *listen,
+                    host: to.host(),
+                    port: to.port,
+                })
+                .collect(),
+            gate: (!isolation.egress.is_empty()).then(|| {
+                Arc::new(crate::egress::gate::Gate::new(
+                    session,
+                    isolation.egress.clone(),
+                    self.audit.clone(),
+                ))
+            }),
+        }
+    }
+
+    /// Start each server of `chosen` as a stream of `stream`, in parallel;
+    /// one failing leaves the others.
+    pub(super) async fn start_servers(
+        &self,
+        session: &str,
+        stream: &Arc<SessionStream>,
+        chosen: &BTreeMap<String, ServerSpec>,
+        envs: &BTreeMap<String, BTreeMap<String, String>>,
+        isolation: &super::Isolation,
+        progress: &Progress,
+    ) -> BTreeMap<String, Arc<Child>> {
+        let egress = !isolation.egress.is_empty();
         let mut set = tokio::task::JoinSet::new();
         for (i, (server, spec)) in chosen.iter().enumerate() {
-            let start = self.child_spec(plan.session, server, spec);
+            let start = self.child_spec(session, server, spec);
             let stream = stream.clone();
             let (server, spec) = (server.clone(), spec.clone());
             let mut env = envs.get(&server).cloned().unwrap_or_default();
@@ -558,7 +618,7 @@ impl Sessions {
                 started.insert(server, child);
             }
         }
-        Ok((stream, container_id, started))
+        started
     }
 
     /// How to start and talk to `server`.

@@ -8,10 +8,12 @@
 //! - [`registry`]: launch, list, stop, logs, calls
 //! - [`sweep`]: containers whose owner is gone
 //! - [`connect`]: a client's own connection to a session's server
+//! - [`pod`]: a session as a Kubernetes Pod manifest, and run under `podman kube play`
 
 pub mod connect;
 pub mod container;
 mod launch;
+pub mod pod;
 pub mod policy;
 mod pool;
 pub mod registry;

@@ -5,7 +5,9 @@ use super::container::{
     BOOT_ID_LABEL, OWNER_HOST_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL, Owner, SESSION_LABEL,
 };
 use crate::Result;
-use crate::engine::engines::Engines;
+use std::sync::Arc;
+
+use crate::engine::engines::Engine;
 use crate::engine::podman::ContainerSummary;
 
 /// The owner a container's labels name, if they name one.
@@ -28,9 +30,9 @@ pub struct Found {
 
 /// Every session container on every engine; an engine that does not answer
 /// is left out and named in the second list, with why.
-pub async fn session_containers(engines: &Engines) -> (Vec<Found>, Vec<String>) {
+pub async fn session_containers(engines: &[Arc<Engine>]) -> (Vec<Found>, Vec<String>) {
     let mut set = tokio::task::JoinSet::new();
-    for engine in engines.all() {
+    for engine in engines {
         let engine = engine.clone();
         set.spawn(async move {
             let listed = engine.podman.containers_with_label(SESSION_LABEL).await;
@@ -61,10 +63,10 @@ pub async fn session_containers(engines: &Engines) -> (Vec<Found>, Vec<String>) 
 /// Remove session containers whose owner is dead, on every engine that
 /// answers; their names (`ENGINE/NAME` off the local engine), and the
 /// engines that did not answer.
-pub async fn sweep_orphans(engines: &Engines) -> Result<(Vec<String>, Vec<String>)> {
+pub async fn sweep_orphans(engines: &[Arc<Engine>]) -> Result<(Vec<String>, Vec<String>)> {
     let (found, failed) = session_containers(engines).await;
     let mut removed = Vec::new();
-    for engine in engines.all() {
+    for engine in engines {
         let orphans: Vec<String> = found
             .iter()
             .filter(|f| f.engine == engine.name && !f.alive)
