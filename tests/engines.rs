@@ -341,24 +341,89 @@ fn bad_engine_requests_are_refused_naming_the_fix() {
 }
 
 #[test]
-fn show_policy_names_the_engines_the_rule_and_the_registry() {
+fn the_operator_sees_and_steers_placement_and_a_remote_client_config_connects() {
     let te = engines();
-    let mut server = serve(&te, &[]);
+    let image = common::hello_image();
+    // No sessions on this host, at most one on b.
+    let mut server = serve(&te, &["--engine-max=local=0", "--engine-max=b=1"]);
     let policy = server.call(10, "show_policy", json!({}))["structuredContent"].clone();
-    let names: Vec<&str> = policy["engines"]
+    let engines: Vec<(&str, &Value)> = policy["engines"]
         .as_array()
         .expect("engines")
         .iter()
-        .filter_map(|e| e["name"].as_str())
+        .map(|e| (e["name"].as_str().unwrap_or(""), &e["max_sessions"]))
         .collect();
-    assert_eq!(names, ["local", "a", "b"], "{policy}");
+    assert_eq!(
+        engines,
+        [("local", &json!(0)), ("a", &Value::Null), ("b", &json!(1))],
+        "{policy}"
+    );
     assert_eq!(policy["engines"][1]["url"], te.a.as_str());
     assert!(
         policy["placement"]
             .as_str()
-            .is_some_and(|p| p.contains("fewest sessions"))
+            .is_some_and(|p| p.contains("fewest sessions") && p.contains("--engine-max"))
     );
     assert_eq!(policy["registry"], format!("{}/mcpod-test", te.registry));
+
+    // a, b, then only a: local takes none, b one.
+    let placed: Vec<String> = (0..3)
+        .map(|i| {
+            let info = server.call(20 + i, "launch_session", json!({"image": image}));
+            info["structuredContent"]["engine"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{info}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(placed, ["a", "b", "a"]);
+    let full = server.call(30, "launch_session", json!({"image": image, "engine": "b"}));
+    assert!(text_of(&full).contains("--engine-max"), "{full}");
+
+    // The client_config of a session on b connects to it over ssh.
+    let listed = server.call(31, "list_sessions", json!({}));
+    let on_b = listed["structuredContent"]["sessions"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["engine"] == "b").cloned())
+        .expect("a session on b");
+    let entry = on_b["client_config"]["mcpServers"]
+        .as_object()
+        .and_then(|servers| servers.values().next().cloned())
+        .expect("an entry");
+    let args: Vec<String> = entry["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    assert!(args.contains(&te.b_ssh), "{args:?}");
+    let mut child = Command::new(entry["command"].as_str().expect("command"))
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mcpod connect");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(
+            stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"}}})
+        )
+        .expect("write");
+    }
+    let out = child.wait_with_output().expect("connect ends");
+    let first: Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().expect("a line"))
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        first["result"]["serverInfo"]["name"], "hello-server",
+        "{first}"
+    );
 }
 
 #[test]

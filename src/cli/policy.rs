@@ -83,6 +83,10 @@ pub struct EngineArgs {
     /// The ssh key podman logs in to engine NAME with, NAME=PATH.
     #[arg(long = "engine-key", value_name = "NAME=PATH", value_parser = parse_engine_key)]
     engine_key: Vec<(String, std::path::PathBuf)>,
+    /// Sessions engine NAME may hold at once (`local` included; 0 keeps
+    /// sessions off it); placement passes over a full engine.
+    #[arg(long = "engine-max", value_name = "NAME=N", value_parser = parse_engine_max)]
+    engine_max: Vec<(String, usize)>,
     /// The registry images built here are pushed to, for other engines to
     /// pull by digest: HOST[:PORT][/NAMESPACE]. TLS and credentials are the
     /// containers configuration's (registries.conf, REGISTRY_AUTH_FILE).
@@ -96,6 +100,17 @@ fn parse_engine_key(s: &str) -> Result<(String, std::path::PathBuf), String> {
         .ok_or_else(|| format!("`{s}` is not NAME=PATH"))?;
     mcpod::engine::engines::check_name(name)?;
     Ok((name.to_string(), std::path::PathBuf::from(path)))
+}
+
+fn parse_engine_max(s: &str) -> Result<(String, usize), String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=N"))?;
+    mcpod::engine::engines::check_name(name)?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("`{n}` in `{s}` is not a number of sessions"))?;
+    Ok((name.to_string(), n))
 }
 
 impl EngineArgs {
@@ -114,7 +129,8 @@ impl EngineArgs {
 
     /// The engines, as `Engines` (the local one first).
     pub fn engines(&self) -> Result<mcpod::engine::engines::Engines, String> {
-        mcpod::engine::engines::Engines::new(&self.specs()?).map_err(|e| e.to_string())
+        mcpod::engine::engines::Engines::new(&self.specs()?, &self.engine_max)
+            .map_err(|e| e.to_string())
     }
 
     fn to_args(&self, a: &mut Vec<String>) {
@@ -123,6 +139,9 @@ impl EngineArgs {
         }
         for (name, key) in &self.engine_key {
             a.push(format!("--engine-key={name}={}", key.display()));
+        }
+        for (name, n) in &self.engine_max {
+            a.push(format!("--engine-max={name}={n}"));
         }
         if let Some(r) = &self.registry {
             a.push(format!("--registry={}", r.prefix()));
@@ -238,6 +257,7 @@ impl PolicyArgs {
             egress_log: self.egress_log,
             meta_tools_only: self.meta_tools_only,
             engines: self.engines.specs()?,
+            engine_max: self.engines.engine_max.clone(),
             registry: self.engines.registry,
         })
     }

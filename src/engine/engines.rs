@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub const LOCAL: &str = "local";
 
 /// The placement rule, as `show_policy` says it.
-pub const PLACEMENT: &str = "the engine a launch names; else the engine with the fewest sessions and launches under way, the first listed on a tie, leaving out for 30 s an engine that failed to answer; a launch that mounts host directories runs on `local`";
+pub const PLACEMENT: &str = "the engine a launch names; else the engine with the fewest sessions and launches under way, the first listed on a tie, leaving out an engine at its --engine-max and for 30 s one that failed to answer; a launch that mounts host directories runs on `local`";
 
 /// How long an engine that failed to answer is left out of placement.
 const DOWN_FOR: Duration = Duration::from_secs(30);
@@ -75,6 +75,8 @@ pub struct Engine {
     down_until: Mutex<Option<Instant>>,
     /// The engine's podman version, asked once.
     version: tokio::sync::OnceCell<(u32, u32)>,
+    /// Sessions (and launches under way) it may hold at once (`--engine-max`).
+    pub max: Option<usize>,
 }
 
 impl Engine {
@@ -85,6 +87,7 @@ impl Engine {
             starting: AtomicUsize::new(0),
             down_until: Mutex::new(None),
             version: tokio::sync::OnceCell::new(),
+            max: None,
         }
     }
 
@@ -145,8 +148,10 @@ pub struct Engines {
 }
 
 impl Engines {
-    pub fn new(specs: &[EngineSpec]) -> Result<Engines> {
-        let mut all = vec![Arc::new(Engine::new(LOCAL, Podman::local()))];
+    /// The local engine and `specs`, each holding at most what `max` says
+    /// of it (`--engine-max NAME=N`).
+    pub fn new(specs: &[EngineSpec], max: &[(String, usize)]) -> Result<Engines> {
+        let mut all = vec![Engine::new(LOCAL, Podman::local())];
         for spec in specs {
             if all.iter().any(|e| e.name == spec.name) {
                 return Err(Error::invalid(
@@ -157,10 +162,21 @@ impl Engines {
                 ));
             }
             let podman = Podman::remote(&spec.url, spec.identity.clone())?;
-            all.push(Arc::new(Engine::new(&spec.name, podman)));
+            all.push(Engine::new(&spec.name, podman));
+        }
+        for (name, n) in max {
+            let engine = all.iter_mut().find(|e| &e.name == name).ok_or_else(|| {
+                Error::invalid(
+                    "--engine-max",
+                    name,
+                    "no engine has this name",
+                    "name `local` or an --engine NAME",
+                )
+            })?;
+            engine.max = Some(*n);
         }
         Ok(Engines {
-            all,
+            all: all.into_iter().map(Arc::new).collect(),
             placing: Mutex::new(()),
         })
     }
@@ -195,6 +211,8 @@ impl Engines {
         sessions: impl Fn(&str) -> usize,
     ) -> Result<Placed> {
         let _one_at_a_time = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+        let load = |e: &Engine| sessions(&e.name) + e.starting.load(Ordering::SeqCst);
+        let full = |e: &Engine| e.max.is_some_and(|max| load(e) >= max);
         let engine = match requested {
             Some(name) => {
                 let engine = self.get(name).ok_or_else(|| {
@@ -208,19 +226,44 @@ impl Engines {
                 if local_only && !engine.is_local() {
                     return Err(mounts_are_local(name));
                 }
+                if full(engine) {
+                    return Err(Error::invalid(
+                        "engine",
+                        name,
+                        format!(
+                            "it holds {} sessions, as many as the operator allows it (--engine-max)",
+                            load(engine)
+                        ),
+                        "launch on another engine (or without `engine`), or stop a session there",
+                    ));
+                }
                 engine.clone()
             }
-            None => self
-                .all
-                .iter()
-                .filter(|e| !local_only || e.is_local())
-                .filter(|e| !e.is_down())
-                .min_by_key(|e| sessions(&e.name) + e.starting.load(Ordering::SeqCst))
-                .or_else(|| self.all.first())
-                .cloned()
-                .ok_or_else(|| {
-                    Error::invalid("engine", "", "there is no engine", "see --engine")
-                })?,
+            None => {
+                let open = self
+                    .all
+                    .iter()
+                    .filter(|e| !local_only || e.is_local())
+                    .filter(|e| !full(e));
+                let chosen = open
+                    .clone()
+                    .filter(|e| !e.is_down())
+                    .min_by_key(|e| load(e))
+                    // Every open engine failed lately: try one anyway.
+                    .or_else(|| open.min_by_key(|e| load(e)));
+                chosen.cloned().ok_or_else(|| {
+                    Error::invalid(
+                        "engine",
+                        "",
+                        if local_only {
+                            "the launch mounts host directories, and the local engine holds as many sessions as the operator allows it (--engine-max)"
+                        } else {
+                            "every engine holds as many sessions as the operator allows it (--engine-max)"
+                        },
+                        "stop a session first (stop_session)",
+                    )
+                })?
+            }
         };
         engine.starting.fetch_add(1, Ordering::SeqCst);
         Ok(Placed { engine })
@@ -249,7 +292,7 @@ mod tests {
             .iter()
             .map(|s| EngineSpec::parse(s).expect("parses"))
             .collect();
-        Engines::new(&specs).expect("engines")
+        Engines::new(&specs, &[]).expect("engines")
     }
 
     #[test]
@@ -270,7 +313,8 @@ mod tests {
             EngineSpec::parse("a=unix:///x").expect("ok"),
             EngineSpec::parse("a=unix:///y").expect("ok"),
         ];
-        assert!(Engines::new(&twice).is_err());
+        assert!(Engines::new(&twice, &[]).is_err());
+        assert!(Engines::new(&[], &[("nope".into(), 1)]).is_err());
     }
 
     #[test]
@@ -321,9 +365,62 @@ mod tests {
             "local"
         );
         engines.get("a").expect("a").mark_down();
+        assert_eq!(
+            engines
+                .place(Some("a"), false, |_| 0)
+                .expect("named, though down")
+                .engine
+                .name,
+            "a"
+        );
         let p = engines
             .place(None, false, |n| if n == "local" { 1 } else { 0 })
             .expect("placed");
         assert_eq!(p.engine.name, "b");
+    }
+}
+
+#[cfg(test)]
+mod max_tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_at_its_max_takes_nothing_more() {
+        let specs = [EngineSpec::parse("a=unix:///a.sock").expect("a")];
+        let engines = Engines::new(&specs, &[("local".into(), 0), ("a".into(), 2)]).expect("ok");
+        let first = engines.place(None, false, |_| 0).expect("a");
+        let second = engines.place(None, false, |_| 0).expect("a");
+        assert_eq!(
+            (first.engine.name.as_str(), second.engine.name.as_str()),
+            ("a", "a")
+        );
+        let err = engines
+            .place(None, false, |_| 0)
+            .err()
+            .expect("full")
+            .to_string();
+        assert!(err.contains("--engine-max"), "{err}");
+        let err = engines
+            .place(Some("local"), false, |_| 0)
+            .err()
+            .expect("local is 0")
+            .to_string();
+        assert!(err.contains("--engine-max"), "{err}");
+        drop(first);
+        assert_eq!(
+            engines
+                .place(None, false, |_| 0)
+                .expect("room again")
+                .engine
+                .name,
+            "a"
+        );
+        // Sessions running count as much as launches under way.
+        drop(second);
+        assert!(
+            engines
+                .place(None, false, |n| if n == "a" { 2 } else { 0 })
+                .is_err()
+        );
     }
 }

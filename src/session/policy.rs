@@ -69,6 +69,8 @@ pub struct Policy {
     pub meta_tools_only: bool,
     /// Remote podman engines sessions may run on, beside the local one (`--engine`).
     pub engines: Vec<crate::engine::engines::EngineSpec>,
+    /// Sessions an engine may hold at once (`--engine-max NAME=N`, `local` included).
+    pub engine_max: Vec<(String, usize)>,
     /// Where images built here go for other engines to pull (`--registry`).
     pub registry: Option<crate::engine::registry::Registry>,
 }
@@ -119,6 +121,7 @@ impl Default for Policy {
             egress_log: None,
             meta_tools_only: false,
             engines: Vec::new(),
+            engine_max: Vec::new(),
             registry: None,
         }
     }
@@ -172,6 +175,8 @@ pub struct EngineReport {
     pub name: String,
     /// `local`, or the podman URL.
     pub url: String,
+    /// Sessions it may hold at once (`--engine-max`); none: no limit of its own.
+    pub max_sessions: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -314,15 +319,22 @@ impl Policy {
             pool: self.pool.clone(),
             allow_egress: self.allow_egress.iter().map(|p| p.to_string()).collect(),
             meta_tools_only: self.meta_tools_only,
-            engines: std::iter::once(EngineReport {
-                name: crate::engine::engines::LOCAL.into(),
-                url: "local".into(),
-            })
-            .chain(self.engines.iter().map(|e| EngineReport {
-                name: e.name.clone(),
-                url: e.url.clone(),
-            }))
-            .collect(),
+            engines: std::iter::once((crate::engine::engines::LOCAL, "local"))
+                .chain(
+                    self.engines
+                        .iter()
+                        .map(|e| (e.name.as_str(), e.url.as_str())),
+                )
+                .map(|(name, url)| EngineReport {
+                    name: name.into(),
+                    url: url.into(),
+                    max_sessions: self
+                        .engine_max
+                        .iter()
+                        .rfind(|(n, _)| n == name)
+                        .map(|(_, max)| *max),
+                })
+                .collect(),
             placement: crate::engine::engines::PLACEMENT.into(),
             registry: self.registry.as_ref().map(|r| r.prefix().to_string()),
             fixed: FixedLimits {

@@ -119,7 +119,7 @@ impl Sessions {
             )),
             None => None,
         };
-        let engines = crate::engine::engines::Engines::new(&policy.engines)?;
+        let engines = crate::engine::engines::Engines::new(&policy.engines, &policy.engine_max)?;
         let shipper = crate::image::travel::Shipper::new(policy.registry.clone());
         Ok(Sessions {
             policy,
