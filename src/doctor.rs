@@ -148,6 +148,33 @@ pub async fn run() -> Vec<Check> {
     checks
 }
 
+/// Whether each engine other than the local one answers, with its podman
+/// version and how its sessions would map users.
+pub async fn engines(engines: &crate::engine::engines::Engines) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for engine in engines.all().iter().filter(|e| !e.is_local()) {
+        let name = format!("engine {}", engine.name);
+        checks.push(match engine.version().await {
+            Ok(version) => Check::pass(
+                &name,
+                format!(
+                    "{} answers: podman {}.{}, sessions {}",
+                    engine.podman.location(),
+                    version.0,
+                    version.1,
+                    crate::session::container::UserMode::remote(version).describe()
+                ),
+            ),
+            Err(e) => Check::fail(
+                &name,
+                e.to_string(),
+                "start the engine's podman service (`podman system service`), and check its URL and --engine-key",
+            ),
+        });
+    }
+    checks
+}
+
 /// True when a `/proc/self/uid_map` maps container uid 0 to a host uid other than 0.
 fn maps_root_away(uid_map: &str) -> bool {
     let mut fields = uid_map.split_whitespace();

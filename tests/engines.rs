@@ -697,3 +697,46 @@ fn an_engine_that_goes_away_ends_its_sessions_and_mcpod_goes_on() {
     assert_eq!(stopped["structuredContent"]["stopped"], true, "{stopped}");
     assert!(server.close(Duration::from_secs(60)).is_some());
 }
+
+#[test]
+fn doctor_says_which_engines_answer() {
+    let te = engines();
+    let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+        .args([
+            "doctor",
+            "--json",
+            &format!("--engine=b={}", te.b_ssh),
+            &format!("--engine-key=b={}", te.ssh_key.display()),
+            "--engine=gone=unix:///nonexistent/podman.sock",
+        ])
+        .output()
+        .expect("mcpod doctor");
+    assert!(
+        !out.status.success(),
+        "an engine that does not answer fails doctor"
+    );
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let check = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}: {checks:?}"))
+    };
+    let b = check("engine b");
+    assert_eq!(b["ok"], true, "{b}");
+    assert!(
+        b["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("answers: podman")),
+        "{b}"
+    );
+    let gone = check("engine gone");
+    assert_eq!(gone["ok"], false, "{gone}");
+    assert!(
+        gone["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("podman system service")),
+        "{gone}"
+    );
+}

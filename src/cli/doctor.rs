@@ -4,9 +4,21 @@ use mcpod::doctor;
 
 use super::JsonFlag;
 use super::output::print;
+use super::policy::EngineArgs;
 
-pub async fn doctor(out: JsonFlag) -> Result<(), String> {
-    let checks = doctor::run().await;
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    engines: EngineArgs,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+pub async fn doctor(args: DoctorArgs) -> Result<(), String> {
+    let engines = args.engines.engines()?;
+    let mut checks = doctor::run().await;
+    checks.extend(doctor::engines(&engines).await);
+    let out = args.out;
     let failed = checks.iter().filter(|c| !c.ok).count();
     print(&checks, out.json, || {
         checks

@@ -58,7 +58,7 @@ pub enum Command {
     /// Print (or --write) the entry that registers mcpod with an MCP client.
     Config(config::ConfigArgs),
     /// Check podman, buildah and skopeo on this host, and say how to fix what is wrong.
-    Doctor(JsonFlag),
+    Doctor(doctor::DoctorArgs),
     /// Print the JSON Schemas of the labels and tools, or write them into a directory.
     Schema(SchemaArgs),
 }
@@ -119,7 +119,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Gc(args) => session::gc(args).await,
         Command::Connect(args) => session::connect(args).await,
         Command::Config(args) => config::config(args),
-        Command::Doctor(out) => doctor::doctor(out).await,
+        Command::Doctor(args) => doctor::doctor(args).await,
         Command::Schema(args) => match args.write {
             Some(dir) => {
                 let written = schema::write(&dir).map_err(|e| e.to_string())?;
