@@ -515,31 +515,34 @@ impl Sessions {
             Duration::from_secs(self.policy.handshake_secs),
         )
         .await;
-        let container_id = match std::fs::read_to_string(&cidfile) {
-            Ok(id) => id.trim().to_string(),
-            // A remote engine writes no cidfile here: ask it.
-            Err(_) if stream.is_ok() && !engine.is_local() => engine
-                .podman
-                .container(plan.name)
-                .await
-                .ok()
-                .flatten()
-                .map(|c| c.id)
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let written = std::fs::read_to_string(&cidfile);
         let _ = std::fs::remove_file(&cidfile);
         let stream = stream?;
-        let servers = self
-            .start_servers(
-                plan.session,
-                &stream,
-                chosen,
-                envs,
-                plan.isolation,
-                progress,
-            )
-            .await;
+        let container_id = async {
+            match written {
+                Ok(id) => id.trim().to_string(),
+                // A remote engine writes no cidfile here: ask it, while the
+                // servers start (over ssh each call is a connection).
+                Err(_) if !engine.is_local() => engine
+                    .podman
+                    .container(plan.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.id)
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        };
+        let servers = self.start_servers(
+            plan.session,
+            &stream,
+            chosen,
+            envs,
+            plan.isolation,
+            progress,
+        );
+        let (container_id, servers) = tokio::join!(container_id, servers);
         Ok((stream, container_id, servers))
     }
 
