@@ -337,7 +337,26 @@ fn bad_engine_requests_are_refused_naming_the_fix() {
     initialize(&mut bare, "2025-11-25");
     let text = refused(&mut bare, 30, json!({"image": fresh.tag, "engine": "a"}));
     assert!(text.contains("--registry"), "{text}");
-    assert!(left_on(&te.a, None, &[]).is_empty());
+    // Nothing reached the engine: no container of this image, and no image.
+    let image_id = podman_out(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &mcpod::image::supervised::tag_for(&fresh.id),
+    ]);
+    let on_a = Command::new("podman")
+        .args(["--url", &te.a, "image", "exists", &image_id])
+        .status()
+        .expect("podman image exists");
+    assert_eq!(on_a.code(), Some(1), "engine a has {image_id}");
+}
+
+/// `podman ARGS...`, which must succeed; its stdout, trimmed.
+fn podman_out(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().expect("podman");
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

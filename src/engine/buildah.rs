@@ -179,7 +179,39 @@ pub async fn stamp_labels(
     to: &str,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let name = format!("mcpod-stamp-{}", super::nonce());
+    commit_changed(from, to, "stamp", cancel, |name| {
+        let mut config = Invocation::new(PROGRAM).arg("config");
+        for (k, v) in labels {
+            config = config.arg("--label").arg(format!("{k}={v}"));
+        }
+        config.arg(name)
+    })
+    .await
+}
+
+/// Commit `from` with the host file `file` added at `dest` as `to`: one
+/// small layer. The working container is removed on every path.
+pub async fn add_file(from: &str, file: &Path, dest: &str, to: &str) -> Result<()> {
+    commit_changed(from, to, "add", CancellationToken::new(), |name| {
+        Invocation::new(PROGRAM)
+            .args(["copy", "--quiet", name])
+            .arg(file)
+            .arg(dest)
+    })
+    .await
+}
+
+/// `buildah from` `from`, the one change `change` makes to the working
+/// container it names, and `commit` as `to`; the working container is
+/// removed on every path.
+async fn commit_changed(
+    from: &str,
+    to: &str,
+    what: &str,
+    cancel: CancellationToken,
+    change: impl FnOnce(&str) -> Invocation,
+) -> Result<()> {
+    let name = format!("mcpod-{what}-{}", super::nonce());
     Invocation::new(PROGRAM)
         .args([
             "from",
@@ -195,12 +227,7 @@ pub async fn stamp_labels(
         .run()
         .await?;
     let result = async {
-        let mut config = Invocation::new(PROGRAM).arg("config");
-        for (k, v) in labels {
-            config = config.arg("--label").arg(format!("{k}={v}"));
-        }
-        config
-            .arg(&name)
+        change(&name)
             .timeout(QUICK)
             .cancel_on(cancel.clone())
             .run()
@@ -209,45 +236,6 @@ pub async fn stamp_labels(
             .args(["commit", "--rm", "--quiet", &name, to])
             .timeout(QUICK)
             .cancel_on(cancel)
-            .run()
-            .await
-            .map(drop)
-    }
-    .await;
-    if result.is_err() {
-        remove_container(&name).await;
-    }
-    result
-}
-
-/// Commit `from` with the host file `file` added at `dest` as `to`: one
-/// small layer. The working container is removed on every path.
-pub async fn add_file(from: &str, file: &Path, dest: &str, to: &str) -> Result<()> {
-    let name = format!("mcpod-add-{}", super::nonce());
-    Invocation::new(PROGRAM)
-        .args([
-            "from",
-            "--pull=never",
-            "--quiet",
-            "--name",
-            &name,
-            "--",
-            from,
-        ])
-        .timeout(QUICK)
-        .run()
-        .await?;
-    let result = async {
-        Invocation::new(PROGRAM)
-            .args(["copy", "--quiet", &name])
-            .arg(file)
-            .arg(dest)
-            .timeout(QUICK)
-            .run()
-            .await?;
-        Invocation::new(PROGRAM)
-            .args(["commit", "--rm", "--quiet", &name, to])
-            .timeout(QUICK)
             .run()
             .await
             .map(drop)

@@ -64,16 +64,15 @@ pub async fn play(manifest: &str, no_network: bool) -> Result<()> {
 pub fn start_piped(container: &str) -> Result<Attached> {
     let mut command = tokio::process::Command::new(PROGRAM);
     command
-        .args(["start", "--", container])
-        .env_clear()
-        .envs(super::env::host_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut process = command
-        .spawn()
-        .map_err(|e| super::process::spawn_error(PROGRAM, e))?;
+    let mut process = super::podman::spawn(
+        command,
+        &["start".into(), "--".into(), container.into()],
+        None,
+    )?;
     let (Some(stdin), Some(stdout), Some(stderr)) = (
         process.stdin.take(),
         process.stdout.take(),

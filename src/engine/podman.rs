@@ -391,7 +391,9 @@ impl Podman {
     }
 }
 
-fn spawn(
+/// Spawn `podman ARGS...` as `command` (its stdio already set) with the
+/// allow-listed environment, and `env` as its env file when given.
+pub(super) fn spawn(
     mut command: tokio::process::Command,
     args: &[std::ffi::OsString],
     env: Option<&env::EnvFile>,
