@@ -452,7 +452,7 @@ impl Sessions {
         let attached = kube::start_piped(&container)?;
         let log = Arc::new(LogRing::new(200));
         for pipe in attached.output {
-            tokio::spawn(copy_log(pipe, log.clone()));
+            tokio::spawn(super::stream::copy_log(pipe, log.clone()));
         }
         let mut process = attached.process;
         let mut stream = attached.stream;
@@ -555,15 +555,6 @@ async fn drain(stream: &mut Box<dyn crate::engine::podman::Stream>) -> usize {
     }
     tracing::debug!("dropped {dropped} bytes written before the session stream began");
     dropped
-}
-
-/// Keep podman's and the supervisor's stderr, a bounded line at a time.
-async fn copy_log(pipe: impl tokio::io::AsyncRead + Unpin, log: Arc<LogRing>) {
-    let mut lines = crate::engine::process::BoundedLines::new(pipe, crate::proxy::log::LINE_BYTES);
-    while let Some(line) = lines.next_line().await {
-        tracing::debug!("pod: {line}");
-        log.push(&line);
-    }
 }
 
 #[cfg(test)]

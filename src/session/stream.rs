@@ -456,7 +456,8 @@ async fn take_offers(
 }
 
 /// Keep podman's and the supervisor's output, a bounded line at a time.
-async fn copy_log(stderr: impl tokio::io::AsyncRead + Unpin, log: Arc<LogRing>) {
+/// Keep podman's and the supervisor's output in `log`, a bounded line at a time.
+pub(super) async fn copy_log(stderr: impl tokio::io::AsyncRead + Unpin, log: Arc<LogRing>) {
     let mut lines = BoundedLines::new(stderr, LINE_BYTES);
     while let Some(line) = lines.next_line().await {
         tracing::debug!("session: {line}");
