@@ -29,6 +29,8 @@
 //! - `tools_list_count`: how many `tools/list` requests it has answered.
 //! - `ask_flood {count}`: `count` `elicitation/create` requests to the client (their
 //!   answers are ignored), then `asked N`.
+//! - `whoami`: the request's `id` and `_meta.progressToken` as it arrived (structured
+//!   content `{id, token}`): which ids and tokens mcpod gives its children.
 //!
 //! Flags: `--duplicate-tools` (`echo` listed twice, with two descriptions),
 //! `--many-tools N` (extra tools `t0`..`t{N-1}`, each answering its own name),
@@ -395,6 +397,13 @@ impl Server {
                 }
                 self.reply(id, Self::text_result("after garbage"))?;
             }
+            "whoami" => {
+                let token = params.pointer("/_meta/progressToken").cloned();
+                let seen = json!({"id": id, "token": token});
+                let mut result = Self::text_result(seen.to_string());
+                result["structuredContent"] = seen;
+                self.reply(id, result)?;
+            }
             "slow" => {
                 let ms = whole(args, "ms")?;
                 std::thread::sleep(Duration::from_millis(ms));
@@ -505,6 +514,11 @@ fn tools() -> Vec<Value> {
                 &[("count", "integer"), ("bytes", "integer")],
                 &["count", "bytes"],
             ),
+        ),
+        tool(
+            "whoami",
+            "Return the request's id and progress token as they arrived.",
+            schema(&[], &[]),
         ),
         tool(
             "garbage_then_reply",

@@ -8,9 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::hostile::hostile_image;
+use common::containers_of;
+use common::hostile::{HostileImages, hostile_image};
 use common::rpc::{Server, initialize, initialize_with, text_of};
-use common::{ImageCleanup, containers_of, unique};
 use serde_json::{Value, json};
 
 /// mcpod's peak resident memory so far, in MiB (VmHWM).
@@ -244,58 +244,6 @@ fn a_notification_flood_does_not_flood_mcpods_stderr() {
         mcpod::logging::EVENT_BYTES
     );
     stop(&mut server, 3, &session);
-}
-
-/// The hostile images one test builds: named under a prefix of the test's
-/// own and removed when it ends. (One prefix shared by every test let a test
-/// that ended remove the images of another still running: seen in CI.)
-struct HostileImages {
-    prefix: String,
-    _cleanup: ImageCleanup,
-}
-
-impl HostileImages {
-    fn new() -> Self {
-        let prefix = unique("hostile-flags");
-        HostileImages {
-            _cleanup: ImageCleanup(prefix.clone()),
-            prefix,
-        }
-    }
-
-    /// Build the hostile image with its server started as `command`.
-    fn with(&self, server: &mut Server, id: u64, root: &std::path::Path, command: Value) -> String {
-        self.serving(server, id, root, json!({"hostile": {"command": command}}))
-    }
-
-    /// Build the hostile image declaring `servers`.
-    fn serving(
-        &self,
-        server: &mut Server,
-        id: u64,
-        root: &std::path::Path,
-        servers: Value,
-    ) -> String {
-        let ctx = root.join(format!("ctx{id}"));
-        std::fs::create_dir(&ctx).expect("ctx");
-        std::fs::write(
-            ctx.join("Containerfile"),
-            format!("FROM {}\n", hostile_image()),
-        )
-        .expect("Containerfile");
-        let built = server.call(
-            id,
-            "build_image",
-            json!({"name": format!("localhost/{}-{id}", self.prefix),
-                "context": format!("ctx{id}"),
-                "servers": servers}),
-        );
-        assert_ne!(built["isError"], true, "{built}");
-        built["structuredContent"]["tag"]
-            .as_str()
-            .expect("tag")
-            .to_string()
-    }
 }
 
 #[test]

@@ -32,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{self, Catalog};
+use super::fast::{self, Lane, RawCall};
 use super::log::{self, LogRing};
 use super::missing::missing_program;
 use super::names;
@@ -104,6 +105,8 @@ struct Shared {
     inputs: Mutex<HashMap<u64, Inputs>>,
     /// Fires whenever this child's tool list changes or the child dies.
     changed: tokio::sync::broadcast::Sender<()>,
+    /// Its calls that pass through as bytes (`fast.rs`).
+    lane: Arc<Lane>,
 }
 
 impl Shared {
@@ -381,6 +384,7 @@ impl Child {
             asks: tokio::sync::Semaphore::new(MAX_ASKS),
             inputs: Mutex::new(HashMap::new()),
             changed: spec.changed,
+            lane: Arc::new(Lane::new(&spec.name)),
         });
         let failed = |reason: String, exit_code: Option<i32>, log: &Arc<LogRing>| {
             Arc::new(Child {
@@ -448,7 +452,9 @@ impl Child {
                     report(problem)
                 }),
             },
-        );
+        )
+        .with_tap(shared.lane.clone());
+        shared.lane.set_writer(transport.raw_writer());
         // A server that writes something else than MCP (a banner, its input
         // echoed, logs on stdout) gets a moment to answer `initialize` after
         // all; then it fails, quoting what it wrote, not after the deadline.
@@ -734,11 +740,8 @@ impl Child {
         let outcome = tokio::select! {
             response = handle.await_response() => match response {
                 Ok(result) => Ok(result),
-                Err(rmcp::ServiceError::McpError(e)) if e.code == wire::TOO_LARGE || e.code == wire::UNPARSABLE => Err(format!(
-                    "{}; {what} failed. Fix: ask for less at once (a smaller range, page or file)",
-                    e.message
-                )),
-                Err(rmcp::ServiceError::McpError(e)) => Err(format!("server `{name}` rejected {what}: {}", e.message)),
+                Err(rmcp::ServiceError::McpError(e)) if e.code == wire::TOO_LARGE || e.code == wire::UNPARSABLE => Err(too_big(&e.message, what)),
+                Err(rmcp::ServiceError::McpError(e)) => Err(rejected(name, what, &e.message)),
                 Err(_) => {
                     // The connection closed: wait a moment for the exit code.
                     let _ = tokio::time::timeout(Duration::from_secs(2), self.died.cancelled()).await;
@@ -746,16 +749,13 @@ impl Child {
                 }
             },
             _ = cancel.cancelled() => {
-                cancel_child("cancelled by the caller".into()).await;
-                Err(format!("{what} on server `{name}` was cancelled; the server was told to stop it"))
+                cancel_child(CANCELLED.into()).await;
+                Err(self.cancelled_message(what))
             }
             _ = self.died.cancelled() => Err(self.dead_message(what)),
             _ = tokio::time::sleep(self.call_timeout) => {
-                cancel_child("mcpod call deadline".into()).await;
-                Err(format!(
-                    "server `{name}` did not answer {what} within {} s; it was cancelled. Fix: raise call_timeout_secs in the image's label, or ask for less",
-                    self.call_timeout.as_secs()
-                ))
+                cancel_child(DEADLINE.into()).await;
+                Err(self.deadline_message(what))
             }
         };
         self.shared
@@ -783,6 +783,79 @@ impl Child {
         }
     }
 
+    /// Call `call.tool` with the agent's bytes, as `call` does (see
+    /// `fast.rs`); `progress` is the agent's writer. Returns the agent's
+    /// response line: the child's result, or a failed tool result saying
+    /// why; none when the agent cancelled the call (it expects no answer).
+    pub async fn call_raw(
+        &self,
+        call: RawCall,
+        progress: &wire::RawWriter,
+        cancel: CancellationToken,
+    ) -> Option<Vec<u8>> {
+        let what = format!("the call of `{}`", call.tool);
+        let lane = &self.shared.lane;
+        let fail = |text: String| fast::error_line(&call.agent_id, text);
+        let Some(writer) = lane.writer().filter(|_| self.is_ready()) else {
+            return Some(fail(self.dead_message(&what)));
+        };
+        let (mut sent, line) = lane.send(&call, what.clone());
+        let number = sent.number;
+        let cancel_child = |reason: &str| writer.line(fast::cancel_line(number, reason));
+        if writer.line(line).await.is_err() {
+            lane.forget(number);
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.died.cancelled()).await;
+            return Some(fail(self.dead_message(&what)));
+        }
+        let deadline = tokio::time::sleep(self.call_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                biased;
+                answer = &mut sent.reply => {
+                    // Progress the child sent before its answer goes first.
+                    while let Ok(p) = sent.progress.try_recv() {
+                        let _ = progress.line(p).await;
+                    }
+                    return Some(match answer {
+                        Ok(line) => line,
+                        Err(_) => fail(self.dead_message(&what)),
+                    });
+                }
+                Some(p) = sent.progress.recv() => {
+                    let _ = progress.line(p).await;
+                }
+                _ = cancel.cancelled() => {
+                    lane.forget(number);
+                    let _ = cancel_child(CANCELLED).await;
+                    return None;
+                }
+                _ = self.died.cancelled() => {
+                    lane.forget(number);
+                    return Some(fail(self.dead_message(&what)));
+                }
+                _ = &mut deadline => {
+                    lane.forget(number);
+                    let _ = cancel_child(DEADLINE).await;
+                    return Some(fail(self.deadline_message(&what)));
+                }
+            }
+        }
+    }
+
+    fn cancelled_message(&self, what: &str) -> String {
+        let name = &self.shared.name;
+        format!("{what} on server `{name}` was cancelled; the server was told to stop it")
+    }
+
+    fn deadline_message(&self, what: &str) -> String {
+        format!(
+            "server `{}` did not answer {what} within {} s; it was cancelled. Fix: raise call_timeout_secs in the image's label, or ask for less",
+            self.shared.name,
+            self.call_timeout.as_secs()
+        )
+    }
+
     fn dead_message(&self, what: &str) -> String {
         let name = &self.shared.name;
         let tail = self.log.tail_text(TAIL_LINES);
@@ -806,6 +879,20 @@ impl Child {
             let _ = tokio::time::timeout(grace, self.died.cancelled()).await;
         }
     }
+}
+
+/// Why a request of mcpod's was cancelled at the child.
+const CANCELLED: &str = "cancelled by the caller";
+const DEADLINE: &str = "mcpod call deadline";
+
+/// A request failed because the child's answer was over mcpod's limits (`why`).
+pub(super) fn too_big(why: &str, what: &str) -> String {
+    format!("{why}; {what} failed. Fix: ask for less at once (a smaller range, page or file)")
+}
+
+/// The child answered `what` with an error saying `message`.
+pub(super) fn rejected(server: &str, what: &str, message: &str) -> String {
+    format!("server `{server}` rejected {what}: {message}")
 }
 
 /// The exit code if the process ends within a moment (else it is killed).

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod child;
+pub mod fast;
 pub mod log;
 mod missing;
 pub mod names;

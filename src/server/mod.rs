@@ -4,6 +4,7 @@
 // Logging is deprecated by 2026-07-28, and still offered and forwarded.
 #![allow(deprecated)]
 
+mod fast;
 mod mrtr;
 mod progress;
 mod tasks;
@@ -86,6 +87,8 @@ pub struct McpodServer {
     tool_router: ToolRouter<Self>,
     tasks: Arc<tasks::Tasks>,
     mrtr: Arc<mrtr::Mrtr>,
+    /// Proxied calls that pass through as bytes.
+    fast: Arc<fast::Agent>,
 }
 
 /// Serve MCP on stdin/stdout until the client goes away or a signal arrives,
@@ -130,7 +133,9 @@ pub async fn serve_stdio(
                 name: "the client".into(),
                 on_problem: Arc::new(|problem| tracing::warn!("{problem}")),
             },
-        );
+        )
+        .with_tap(server.fast.clone());
+        server.fast.set_writer(transport.raw_writer());
         let running = server.serve(transport).await?;
         running.waiting().await?;
         Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
@@ -174,10 +179,16 @@ fn text_error(e: impl std::fmt::Display) -> String {
 impl McpodServer {
     pub fn new(workspace: Workspace, sessions: Arc<Sessions>) -> Self {
         let tasks: Arc<tasks::Tasks> = Arc::default();
+        let tool_router = Self::portable_router();
+        let meta_tools = tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string());
         McpodServer {
             workspace: Arc::new(workspace),
+            fast: Arc::new(fast::Agent::new(sessions.clone(), meta_tools.collect())),
             sessions,
-            tool_router: Self::portable_router(),
+            tool_router,
             mrtr: Arc::new(mrtr::Mrtr::new(tasks.handed.clone())),
             tasks,
         }
@@ -816,6 +827,10 @@ impl ServerHandler for McpodServer {
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         let mut changes = self.sessions.subscribe();
         let peer = context.peer;
+        if let Some(info) = peer.peer_info() {
+            self.fast
+                .connected(&info.protocol_version, &info.capabilities);
+        }
         self.sessions.upstream().connect(peer.clone());
         tokio::spawn(async move {
             while changes.recv().await.is_ok() {

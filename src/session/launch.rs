@@ -465,7 +465,7 @@ impl Sessions {
             servers,
             warnings: recipe.warnings.clone(),
             reaped: AtomicBool::new(false),
-            calls: tokio::sync::Semaphore::new(super::registry::MAX_CALLS),
+            calls: Arc::new(tokio::sync::Semaphore::new(super::registry::MAX_CALLS)),
         });
         if !session
             .servers

@@ -41,7 +41,7 @@ pub(super) struct Session {
     /// Set once its container has been removed because no server is left.
     pub(super) reaped: AtomicBool,
     /// Calls in flight (at most [`MAX_CALLS`]).
-    pub(super) calls: tokio::sync::Semaphore,
+    pub(super) calls: Arc<tokio::sync::Semaphore>,
 }
 
 /// Proxied calls in flight per session; one more is refused at once, so a
@@ -65,6 +65,11 @@ impl Session {
                 self.id
             )
         })
+    }
+
+    /// A place among the calls in flight that the call owns, if there is one.
+    fn owned_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.calls.clone().try_acquire_owned().ok()
     }
 
     /// Running while at least one server is ready.
@@ -438,6 +443,22 @@ impl Sessions {
         let (s, child) = self.server_of(session, server)?;
         let _permit = s.permit()?;
         child.call(tool, arguments, relay, cancel).await
+    }
+
+    /// Where a call of exported tool `name` goes on the fast path (see
+    /// `proxy/fast.rs`): its ready server, the server's name for the tool,
+    /// and the call's place among the session's calls in flight. `None`
+    /// when any of it is missing: the slow path then says why.
+    pub fn fast_target(
+        &self,
+        name: &str,
+    ) -> Option<(Arc<Child>, String, tokio::sync::OwnedSemaphorePermit)> {
+        let (session, server, tool) = self.resolve(name)?;
+        let (s, child) = self.server_of(&session, &server).ok()?;
+        if !child.is_ready() {
+            return None;
+        }
+        Some((child, tool, s.owned_permit()?))
     }
 
     /// `server` of `session`, or the error naming the servers it has.

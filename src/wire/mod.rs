@@ -15,6 +15,10 @@
 //!   the reason, not after its deadline;
 //! - anything else (a notification, non-JSON) is dropped and reported to the
 //!   owner's `on_problem`, which decides how loudly to say so.
+//!
+//! A [`Tap`] sees each line before it is parsed and may take it: that is
+//! how proxied calls pass through as bytes (`proxy/fast.rs`), written with
+//! a [`RawWriter`] between the lines rmcp sends.
 
 pub mod scan;
 
@@ -67,6 +71,32 @@ pub struct Peer {
     pub on_problem: OnProblem,
 }
 
+/// Looks at each whole line a transport reads, before it is parsed.
+pub trait Tap: Send + Sync {
+    /// Take `line` (one JSON-RPC message, no newline): true if the tap
+    /// handles it, and rmcp never sees it.
+    fn take(&self, line: &[u8]) -> bool;
+
+    /// A response to `id` was refused (`why`: too large, or not parsable):
+    /// true if `id` is a request of the tap's, which it now fails.
+    fn refused(&self, _id: &RequestId, _why: &str) -> bool {
+        false
+    }
+}
+
+/// Writes whole lines to a transport's peer, between the messages the
+/// transport itself sends (one lock: lines never interleave).
+#[derive(Clone)]
+pub struct RawWriter(Writer);
+
+impl RawWriter {
+    /// Write `line` (a JSON-RPC message without its newline) and a newline.
+    pub async fn line(&self, mut line: Vec<u8>) -> std::io::Result<()> {
+        line.push(b'\n');
+        write_bytes(&self.0, &line).await
+    }
+}
+
 /// What [`LineTransport::next_line`] found.
 enum Read {
     /// A whole line, in `line`.
@@ -96,6 +126,7 @@ pub struct LineTransport<Role: ServiceRole, R> {
     received: usize,
     limits: Limits,
     peer: Arc<Peer>,
+    tap: Option<Arc<dyn Tap>>,
     _role: PhantomData<fn() -> Role>,
 }
 
@@ -115,8 +146,20 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
             received: 0,
             limits,
             peer: Arc::new(peer),
+            tap: None,
             _role: PhantomData,
         }
+    }
+
+    /// Show each line to `tap` first.
+    pub fn with_tap(mut self, tap: Arc<dyn Tap>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// A writer to the peer, for lines that rmcp does not send.
+    pub fn raw_writer(&self) -> RawWriter {
+        RawWriter(self.write.clone())
     }
 
     /// Read until a whole line is in `self.line` ([`Read::Line`]), an
@@ -128,7 +171,7 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
                 Ok([]) | Err(_) => return None,
                 Ok(available) => available,
             };
-            let newline = memchr(available);
+            let newline = memchr::memchr(b'\n', available);
             let take = newline.map_or(available.len(), |i| i + 1);
             let chunk = &available[..newline.unwrap_or(available.len())];
             let ended = newline.is_some();
@@ -198,6 +241,10 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
                 });
                 (self.peer.on_problem)(format!("{sentence}; refused it with an error reply"));
             }
+            // A response to a request a tap wrote: the tap fails it.
+            (Some(id), false) if self.tap.as_ref().is_some_and(|t| t.refused(&id, &sentence)) => {
+                (self.peer.on_problem)(format!("{sentence}; failed the request it answers"));
+            }
             // A response: fail the request it answers, now.
             (Some(id), false) => {
                 self.injected
@@ -219,10 +266,6 @@ fn error_response<Role: ServiceRole>(
         id: Some(id),
         error: ErrorData::new(code, message, None),
     })
-}
-
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
 }
 
 /// Write one message and its newline in one go.
@@ -323,6 +366,15 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
                     ));
                     continue;
                 }
+            }
+            if let Some(tap) = &self.tap
+                && tap.take(text)
+            {
+                if line.capacity() <= READ_BUF {
+                    self.line = line;
+                    self.line.clear();
+                }
+                continue;
             }
             let parsed = serde_json::from_slice::<RxJsonRpcMessage<Role>>(text);
             match parsed {

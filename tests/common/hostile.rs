@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 
+use serde_json::{Value, json};
+
+use super::rpc::Server;
+use super::{ImageCleanup, unique};
+
 /// The hostile fixture's image (tests/fixtures/hostile), cached by tag like hello's.
 pub fn hostile_image() -> String {
     super::context_image(
@@ -27,4 +32,62 @@ pub fn hostile_binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The hostile images one test builds: named under a prefix of the test's
+/// own and removed when it ends. (One prefix shared by every test let a test
+/// that ended remove the images of another still running: seen in CI.)
+pub struct HostileImages {
+    prefix: String,
+    _cleanup: ImageCleanup,
+}
+
+impl HostileImages {
+    pub fn new() -> Self {
+        let prefix = unique("hostile-flags");
+        HostileImages {
+            _cleanup: ImageCleanup(prefix.clone()),
+            prefix,
+        }
+    }
+
+    /// Build the hostile image with its server started as `command`.
+    pub fn with(
+        &self,
+        server: &mut Server,
+        id: u64,
+        root: &std::path::Path,
+        command: Value,
+    ) -> String {
+        self.serving(server, id, root, json!({"hostile": {"command": command}}))
+    }
+
+    /// Build the hostile image declaring `servers`.
+    pub fn serving(
+        &self,
+        server: &mut Server,
+        id: u64,
+        root: &std::path::Path,
+        servers: Value,
+    ) -> String {
+        let ctx = root.join(format!("ctx{id}"));
+        std::fs::create_dir(&ctx).expect("ctx");
+        std::fs::write(
+            ctx.join("Containerfile"),
+            format!("FROM {}\n", hostile_image()),
+        )
+        .expect("Containerfile");
+        let built = server.call(
+            id,
+            "build_image",
+            json!({"name": format!("localhost/{}-{id}", self.prefix),
+                "context": format!("ctx{id}"),
+                "servers": servers}),
+        );
+        assert_ne!(built["isError"], true, "{built}");
+        built["structuredContent"]["tag"]
+            .as_str()
+            .expect("tag")
+            .to_string()
+    }
 }

@@ -1,0 +1,500 @@
+//! Proxied calls at wire speed: the child's half. A `tools/call` the agent
+//! sent (see `server/fast.rs`) goes to the child as bytes under an id of
+//! mcpod's (`"mcpod-N"`), and the child's answer comes back as bytes with
+//! only its id changed: no rmcp parse of either, no re-serialisation.
+//!
+//! A [`Lane`] is a child's [`wire::Tap`]: it takes the child's responses to
+//! those ids and its progress under those tokens, and hands them to the
+//! call waiting in `Child::call_raw`, which keeps the proxy's guarantees
+//! (deadline, cancellation, the child's death, size and depth limits).
+//! Everything else the child says goes on to rmcp.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use rmcp::model::{CallToolResult, ContentBlock, ErrorData, NumberOrString, RequestId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::{self, RawWriter};
+
+/// Progress notifications of one call that may wait to be written; more are
+/// dropped (each is superseded by the next), as on the slow path.
+pub const PROGRESS_QUEUE: usize = 64;
+/// Characters of a progress message that are forwarded.
+pub const MESSAGE_CHARS: usize = 4096;
+/// Nesting a child's result may have (serde_json's own limit, which the
+/// slow path parses under).
+const MAX_DEPTH: usize = 128;
+
+/// What the agent asked, in its own bytes.
+pub struct RawCall {
+    /// The child's name for the tool.
+    pub tool: String,
+    pub arguments: Option<Box<RawValue>>,
+    /// The agent's request id, copied into the response.
+    pub agent_id: Box<RawValue>,
+    /// The agent's progress token, if it sent one.
+    pub token: Option<Box<RawValue>>,
+}
+
+/// A call waiting for the child's answer.
+struct Waiting {
+    agent_id: Box<RawValue>,
+    token: Option<Box<RawValue>>,
+    /// "the call of `tool`", for messages.
+    what: String,
+    reply: oneshot::Sender<Vec<u8>>,
+    progress: mpsc::Sender<Vec<u8>>,
+}
+
+/// A call sent down a lane: its number, and where its answer and progress come.
+pub struct Sent {
+    pub number: u64,
+    pub reply: oneshot::Receiver<Vec<u8>>,
+    pub progress: mpsc::Receiver<Vec<u8>>,
+}
+
+/// One child's calls in flight on the fast path.
+pub struct Lane {
+    /// The child's name, for messages.
+    server: String,
+    calls: Mutex<HashMap<u64, Waiting>>,
+    /// `calls.len()`, read without the lock on every line the child sends.
+    open: AtomicUsize,
+    next: AtomicU64,
+    /// The child's stdin, once its transport exists.
+    writer: OnceLock<RawWriter>,
+}
+
+impl Lane {
+    pub fn new(server: &str) -> Self {
+        Lane {
+            server: server.to_string(),
+            calls: Mutex::default(),
+            open: AtomicUsize::new(0),
+            next: AtomicU64::new(0),
+            writer: OnceLock::new(),
+        }
+    }
+
+    pub fn set_writer(&self, writer: RawWriter) {
+        let _ = self.writer.set(writer);
+    }
+
+    pub fn writer(&self) -> Option<&RawWriter> {
+        self.writer.get()
+    }
+
+    /// Register `call`; returns its request line for the child.
+    pub fn send(&self, call: &RawCall, what: String) -> (Sent, Vec<u8>) {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply) = oneshot::channel();
+        let (progress_tx, progress) = mpsc::channel(PROGRESS_QUEUE);
+        let line = request_line(number, call);
+        let waiting = Waiting {
+            agent_id: call.agent_id.clone(),
+            token: call.token.clone(),
+            what,
+            reply: reply_tx,
+            progress: progress_tx,
+        };
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.insert(number, waiting);
+        self.open.store(calls.len(), Ordering::Release);
+        let sent = Sent {
+            number,
+            reply,
+            progress,
+        };
+        (sent, line)
+    }
+
+    /// Forget call `number` (answered, cancelled, timed out).
+    pub fn forget(&self, number: u64) {
+        self.take_call(number);
+    }
+
+    fn take_call(&self, number: u64) -> Option<Waiting> {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = calls.remove(&number);
+        self.open.store(calls.len(), Ordering::Release);
+        waiting
+    }
+
+    /// Answer `number` with an error result saying `text`.
+    fn fail(&self, number: u64, text: String) {
+        if let Some(w) = self.take_call(number) {
+            let _ = w.reply.send(error_line(&w.agent_id, text));
+        }
+    }
+
+    /// The child answered call `number`.
+    fn answered(&self, number: u64, head: &Head<'_>) {
+        let Some(w) = self.take_call(number) else {
+            // Answered after its deadline or cancellation: nobody waits.
+            return;
+        };
+        let line = match (head.result, head.error) {
+            (Some(result), _) if deeper_than(result.get().as_bytes(), MAX_DEPTH) => error_line(
+                &w.agent_id,
+                super::child::too_big(
+                    &format!(
+                        "server `{}` sent a response nested deeper than mcpod's limit of {MAX_DEPTH} levels",
+                        self.server
+                    ),
+                    &w.what,
+                ),
+            ),
+            (Some(result), _) if result.get().starts_with('{') => {
+                response_line(&w.agent_id, result.get())
+            }
+            (Some(result), _) => error_line(
+                &w.agent_id,
+                format!(
+                    "server `{}` answered tools/call with an unexpected result: {}",
+                    self.server,
+                    quote(result.get())
+                ),
+            ),
+            (None, Some(error)) => {
+                let message = serde_json::from_str::<ErrorData>(error.get())
+                    .map(|e| e.message.into_owned())
+                    .unwrap_or_else(|_| quote(error.get()));
+                error_line(
+                    &w.agent_id,
+                    super::child::rejected(&self.server, &w.what, &message),
+                )
+            }
+            (None, None) => error_line(
+                &w.agent_id,
+                format!(
+                    "server `{}` answered {} with neither a result nor an error",
+                    self.server, w.what
+                ),
+            ),
+        };
+        let _ = w.reply.send(line);
+    }
+
+    /// The child's progress under call `number`'s token.
+    fn progress(&self, number: u64, params: &RawValue) {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = calls.get(&number) else {
+            return;
+        };
+        let Some(token) = &w.token else {
+            return;
+        };
+        let Ok(mut params) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(params.get())
+        else {
+            return;
+        };
+        if let Some(serde_json::Value::String(m)) = params.get_mut("message")
+            && let Some((cut, _)) = m.char_indices().nth(MESSAGE_CHARS)
+        {
+            m.truncate(cut);
+        }
+        let Ok(token) = serde_json::from_str(token.get()) else {
+            return;
+        };
+        params.insert("progressToken".into(), token);
+        let line = serde_json::json!({
+            "jsonrpc": "2.0", "method": "notifications/progress", "params": params,
+        });
+        if let Ok(line) = serde_json::to_vec(&line) {
+            let _ = w.progress.try_send(line);
+        }
+    }
+}
+
+/// The top level of a message from the child, its values unparsed.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ProgressHead<'a> {
+    #[serde(rename = "progressToken", borrow)]
+    token: &'a RawValue,
+}
+
+impl wire::Tap for Lane {
+    fn take(&self, line: &[u8]) -> bool {
+        if self.open.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let Ok(head) = serde_json::from_slice::<Head>(line) else {
+            return false;
+        };
+        match head.method.as_deref() {
+            None => match head.id.and_then(|id| ours(id.get())) {
+                Some(number) => {
+                    self.answered(number, &head);
+                    true
+                }
+                None => false,
+            },
+            Some("notifications/progress") => {
+                let Some(params) = head.params else {
+                    return false;
+                };
+                let number = serde_json::from_str::<ProgressHead>(params.get())
+                    .ok()
+                    .and_then(|p| ours(p.token.get()));
+                match number {
+                    Some(number) => {
+                        self.progress(number, params);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Some(_) => false,
+        }
+    }
+
+    fn refused(&self, id: &RequestId, why: &str) -> bool {
+        let RequestId::String(id) = id else {
+            return false;
+        };
+        let Some(number) = id.strip_prefix(ID_PREFIX).and_then(|n| n.parse().ok()) else {
+            return false;
+        };
+        let what = {
+            let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            match calls.get(&number) {
+                Some(w) => w.what.clone(),
+                None => return true,
+            }
+        };
+        self.fail(number, super::child::too_big(why, &what));
+        true
+    }
+}
+
+const ID_PREFIX: &str = "mcpod-";
+
+/// The number of one of mcpod's ids (`"mcpod-N"`, as raw JSON).
+fn ours(raw: &str) -> Option<u64> {
+    raw.strip_prefix('"')?
+        .strip_suffix('"')?
+        .strip_prefix(ID_PREFIX)?
+        .parse()
+        .ok()
+}
+
+/// `tools/call` of `call.tool` under id and progress token `"mcpod-N"`.
+fn request_line(number: u64, call: &RawCall) -> Vec<u8> {
+    let mut line = Vec::with_capacity(
+        128 + call.tool.len() + call.arguments.as_ref().map_or(0, |a| a.get().len()),
+    );
+    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":\"mcpod-");
+    line.extend_from_slice(number.to_string().as_bytes());
+    line.extend_from_slice(b"\",\"method\":\"tools/call\",\"params\":{\"name\":");
+    // A String always serialises.
+    line.extend_from_slice(&serde_json::to_vec(&call.tool).unwrap_or_default());
+    if let Some(arguments) = &call.arguments {
+        line.extend_from_slice(b",\"arguments\":");
+        line.extend_from_slice(arguments.get().as_bytes());
+    }
+    if call.token.is_some() {
+        line.extend_from_slice(b",\"_meta\":{\"progressToken\":\"mcpod-");
+        line.extend_from_slice(number.to_string().as_bytes());
+        line.extend_from_slice(b"\"}");
+    }
+    line.extend_from_slice(b"}}");
+    line
+}
+
+/// `notifications/cancelled` of call `number`, for the child.
+pub fn cancel_line(number: u64, reason: &str) -> Vec<u8> {
+    let line = serde_json::json!({
+        "jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": format!("{ID_PREFIX}{number}"), "reason": reason},
+    });
+    serde_json::to_vec(&line).unwrap_or_default()
+}
+
+/// The agent's response carrying `result` (raw JSON) under `id`.
+fn response_line(id: &RawValue, result: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(40 + id.get().len() + result.len());
+    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    line.extend_from_slice(id.get().as_bytes());
+    line.extend_from_slice(b",\"result\":");
+    line.extend_from_slice(result.as_bytes());
+    line.push(b'}');
+    line
+}
+
+/// The agent's response under `id`: a tool result that failed with `text`,
+/// as the slow path answers.
+pub fn error_line(id: &RawValue, text: String) -> Vec<u8> {
+    let result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    let result = serde_json::to_string(&result).unwrap_or_else(|_| "{}".into());
+    response_line(id, &result)
+}
+
+/// The start of a raw value, quoted, for a message.
+fn quote(raw: &str) -> String {
+    let end = raw.char_indices().nth(80).map_or(raw.len(), |(i, _)| i);
+    format!("{:?}", &raw[..end])
+}
+
+/// Whether JSON `bytes` nest deeper than `limit` arrays and objects.
+/// Counting brackets first (vectorised) spares the scan for nearly every
+/// message: fewer brackets than the limit cannot nest past it.
+pub fn deeper_than(bytes: &[u8], limit: usize) -> bool {
+    if memchr::memchr2_iter(b'[', b'{', bytes).nth(limit).is_none() {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The agent's id as rmcp's type (to match its cancellations).
+pub fn request_id(raw: &RawValue) -> Option<RequestId> {
+    serde_json::from_str::<NumberOrString>(raw.get()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::Tap;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).expect("raw JSON")
+    }
+
+    fn call(token: bool) -> RawCall {
+        RawCall {
+            tool: "add".into(),
+            arguments: Some(raw(r#"{"a":1,"b":2}"#)),
+            agent_id: raw("7"),
+            token: token.then(|| raw(r#""t1""#)),
+        }
+    }
+
+    #[test]
+    fn a_call_goes_out_under_mcpods_id_and_its_answer_comes_back_under_the_agents() {
+        let lane = Lane::new("hello");
+        let (mut sent, line) = lane.send(&call(true), "the call of `add`".into());
+        let out: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+        assert_eq!(out["id"], "mcpod-0");
+        assert_eq!(out["params"]["name"], "add");
+        assert_eq!(out["params"]["arguments"]["b"], 2);
+        assert_eq!(out["params"]["_meta"]["progressToken"], "mcpod-0");
+
+        let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"mcpod-0","progress":1,"message":"half"}}"#;
+        assert!(lane.take(progress));
+        let p: serde_json::Value =
+            serde_json::from_slice(&sent.progress.try_recv().expect("progress")).expect("JSON");
+        assert_eq!(p["params"]["progressToken"], "t1");
+        assert_eq!(p["params"]["message"], "half");
+
+        // Someone else's messages go on to rmcp.
+        assert!(!lane.take(br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+        assert!(!lane.take(br#"{"jsonrpc":"2.0","id":"mcpod-x","result":{}}"#));
+
+        let answer = br#"{"result":{"content":[{"type":"text","text":"3"}]},"jsonrpc":"2.0","id":"mcpod-0"}"#;
+        assert!(lane.take(answer));
+        let back: serde_json::Value =
+            serde_json::from_slice(&sent.reply.try_recv().expect("reply")).expect("JSON");
+        assert_eq!(back["id"], 7);
+        assert_eq!(back["result"]["content"][0]["text"], "3");
+        // Nothing is open any more: lines are not even looked at.
+        assert!(!lane.take(answer));
+    }
+
+    #[test]
+    fn a_childs_error_too_deep_or_odd_answer_fails_the_call_as_the_slow_path_does() {
+        let lane = Lane::new("hello");
+        let cases = [
+            (
+                r#"{"jsonrpc":"2.0","id":"mcpod-0","error":{"code":-32602,"message":"no such tool"}}"#
+                    .to_string(),
+                "rejected the call of `add`: no such tool",
+            ),
+            (
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":"mcpod-1","result":{{"x":{}{}}}}}"#,
+                    "[".repeat(200),
+                    "]".repeat(200)
+                ),
+                "deeper than mcpod's limit",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"mcpod-2","result":5}"#.to_string(),
+                "unexpected result",
+            ),
+        ];
+        for (line, says) in cases {
+            let (mut sent, _) = lane.send(&call(false), "the call of `add`".into());
+            assert!(lane.take(line.as_bytes()));
+            let back: serde_json::Value =
+                serde_json::from_slice(&sent.reply.try_recv().expect("reply")).expect("JSON");
+            assert_eq!(back["result"]["isError"], true, "{back}");
+            let text = back["result"]["content"][0]["text"].as_str().unwrap_or("");
+            assert!(text.contains(says), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_refused_response_fails_its_call() {
+        let lane = Lane::new("hello");
+        let (mut sent, _) = lane.send(&call(false), "the call of `add`".into());
+        let id = RequestId::String("mcpod-0".into());
+        assert!(lane.refused(&id, "server `hello` sent a response of 20 bytes"));
+        let back: serde_json::Value =
+            serde_json::from_slice(&sent.reply.try_recv().expect("reply")).expect("JSON");
+        let text = back["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(text.contains("20 bytes") && text.contains("Fix:"), "{text}");
+        assert!(!lane.refused(&RequestId::Number(0), "x"));
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(!deeper_than(br#"{"a":[1,2,{"b":3}]}"#, 3));
+        assert!(deeper_than(br#"{"a":[1,2,{"b":[3]}]}"#, 3));
+        let quoted = format!(r#"{{"a":"{}"}}"#, "[".repeat(500));
+        assert!(!deeper_than(quoted.as_bytes(), 128));
+        let escaped = format!(r#"{{"a":"\"{}"}}"#, "[".repeat(500));
+        assert!(!deeper_than(escaped.as_bytes(), 128));
+    }
+}

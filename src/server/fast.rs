@@ -1,0 +1,186 @@
+//! Proxied calls at wire speed: the agent's half. A tap on mcpod's own
+//! stdio takes each `tools/call` of a proxied tool before rmcp parses it,
+//! and passes it to its child as bytes (`proxy/fast.rs`); the child's
+//! answer is written back with only its id changed. The agent's
+//! `notifications/cancelled` for such a call is taken too.
+//!
+//! Only what needs nothing but that goes this way: an agent that connected
+//! with `initialize` (before 2026-07-28, where a child's questions go to the
+//! agent as requests of their own) and did not declare Tasks, and a call
+//! that carries nothing but a name, object arguments and a progress token.
+//! Anything else (a task, an MRTR retry, other `_meta`, a meta-tool, a
+//! server that is not ready, a session at its limit of calls) goes to rmcp
+//! as before, which answers it or says why not.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rmcp::model::{ClientCapabilities, ProtocolVersion, RequestId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::fast::{RawCall, request_id};
+use crate::session::Sessions;
+use crate::wire::{RawWriter, Tap};
+
+/// The agent's calls on the fast path, by the agent's request id.
+type Calls = Arc<Mutex<HashMap<RequestId, CancellationToken>>>;
+
+pub struct Agent {
+    sessions: Arc<Sessions>,
+    /// Set once the agent has connected in a way the fast path serves.
+    open: AtomicBool,
+    /// mcpod's stdout.
+    writer: OnceLock<RawWriter>,
+    calls: Calls,
+    /// mcpod's own tools, which rmcp serves.
+    meta_tools: HashSet<String>,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+/// `tools/call`'s params, when they hold nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<Meta<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta<'a> {
+    #[serde(rename = "progressToken", borrow, default)]
+    token: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CancelParams {
+    #[serde(rename = "requestId")]
+    id: RequestId,
+}
+
+impl Agent {
+    pub fn new(sessions: Arc<Sessions>, meta_tools: Vec<String>) -> Self {
+        Agent {
+            sessions,
+            open: AtomicBool::new(false),
+            writer: OnceLock::new(),
+            calls: Calls::default(),
+            meta_tools: meta_tools.into_iter().collect(),
+        }
+    }
+
+    pub fn set_writer(&self, writer: RawWriter) {
+        let _ = self.writer.set(writer);
+    }
+
+    /// The agent connected with `version` and `capabilities`: open the fast
+    /// path if nothing it declared needs the slow one.
+    pub fn connected(&self, version: &ProtocolVersion, capabilities: &ClientCapabilities) {
+        let open = *version < ProtocolVersion::V_2026_07_28 && !capabilities.supports_tasks();
+        self.open.store(open, Ordering::Release);
+    }
+
+    /// Start a call of `params` under the agent's `id`, if it can go fast.
+    fn call(&self, id: &RawValue, params: &RawValue) -> bool {
+        let Ok(params) = serde_json::from_str::<CallParams>(params.get()) else {
+            return false;
+        };
+        let objects = params
+            .arguments
+            .is_none_or(|a| a.get().starts_with('{') || a.get() == "null");
+        if !objects || self.meta_tools.contains(params.name.as_ref()) {
+            return false;
+        }
+        let (Some(writer), Some(agent_id)) = (self.writer.get(), request_id(id)) else {
+            return false;
+        };
+        let Some((child, tool, permit)) = self.sessions.fast_target(&params.name) else {
+            return false;
+        };
+        let cancel = CancellationToken::new();
+        {
+            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            if calls.contains_key(&agent_id) {
+                // The agent reused an id still in flight: rmcp decides.
+                return false;
+            }
+            calls.insert(agent_id.clone(), cancel.clone());
+        }
+        let call = RawCall {
+            tool,
+            arguments: params
+                .arguments
+                .filter(|a| a.get() != "null")
+                .map(ToOwned::to_owned),
+            agent_id: id.to_owned(),
+            token: params.meta.and_then(|m| m.token).map(ToOwned::to_owned),
+        };
+        let (writer, calls) = (writer.clone(), self.calls.clone());
+        tokio::spawn(async move {
+            let line = child.call_raw(call, &writer, cancel).await;
+            calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&agent_id);
+            drop(permit);
+            if let Some(line) = line
+                && let Err(e) = writer.line(line).await
+            {
+                tracing::debug!("could not answer a call: {e}");
+            }
+        });
+        true
+    }
+
+    /// The agent cancelled `params.requestId`: take it if it is on the fast path.
+    fn cancel(&self, params: &RawValue) -> bool {
+        let Ok(params) = serde_json::from_str::<CancelParams>(params.get()) else {
+            return false;
+        };
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        match calls.get(&params.id) {
+            Some(cancel) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Tap for Agent {
+    fn take(&self, line: &[u8]) -> bool {
+        if !self.open.load(Ordering::Acquire) {
+            return false;
+        }
+        let call = memchr::memmem::find(line, b"\"tools/call\"").is_some();
+        if !call && memchr::memmem::find(line, b"\"notifications/cancelled\"").is_none() {
+            return false;
+        }
+        let Ok(head) = serde_json::from_slice::<Head>(line) else {
+            return false;
+        };
+        match (head.method.as_ref(), head.id, head.params) {
+            ("tools/call", Some(id), Some(params)) => self.call(id, params),
+            ("notifications/cancelled", None, Some(params)) => self.cancel(params),
+            _ => false,
+        }
+    }
+}

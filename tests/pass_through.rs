@@ -1,0 +1,146 @@
+//! Proxied calls that pass through as bytes (`proxy/fast.rs`,
+//! `server/fast.rs`): which calls take that path, seen from the child
+//! (tests/fixtures/hostile's `whoami` returns the id and progress token it
+//! got), and that the path keeps the proxy's guarantees: the deadline,
+//! progress under the agent's token and cut to size, before the result.
+
+mod common;
+
+use common::hostile::{HostileImages, hostile_image};
+use common::rpc::{Server, initialize, initialize_with, text_of};
+use serde_json::{Value, json};
+
+fn launch(server: &mut Server, id: u64, image: &str) -> String {
+    let launched = server.call(id, "launch_session", json!({"image": image}));
+    assert_ne!(launched["isError"], true, "{launched}");
+    launched["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string()
+}
+
+/// `whoami` called with `meta` as the request's `_meta`: what the child saw.
+fn whoami(server: &mut Server, id: u64, session: &str, meta: Value) -> Value {
+    let response = server.request(
+        id,
+        "tools/call",
+        json!({"name": format!("{session}_hostile__whoami"), "arguments": {}, "_meta": meta}),
+    );
+    assert_eq!(response["id"], id, "{response}");
+    let result = &response["result"];
+    assert_ne!(result["isError"], true, "{result}");
+    result["structuredContent"].clone()
+}
+
+fn passed_through(seen: &Value) -> bool {
+    seen["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("mcpod-"))
+}
+
+#[test]
+fn an_initialize_clients_plain_calls_pass_through_and_the_rest_go_through_rmcp() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-06-18");
+    let session = launch(&mut server, 1, &image);
+
+    // A plain call, and one with a progress token: mcpod's id and token.
+    let seen = whoami(&mut server, 2, &session, json!({}));
+    assert!(passed_through(&seen), "{seen}");
+    assert_eq!(seen["token"], Value::Null, "{seen}");
+    let seen = whoami(
+        &mut server,
+        3,
+        &session,
+        json!({"progressToken": "agent-token"}),
+    );
+    assert!(passed_through(&seen), "{seen}");
+    assert_eq!(seen["token"], seen["id"], "{seen}");
+
+    // `_meta` that the fast path does not carry: rmcp's own numeric ids.
+    let seen = whoami(&mut server, 4, &session, json!({"trace": "x"}));
+    assert!(seen["id"].is_number(), "{seen}");
+
+    // call_tool, the meta-tool, goes through rmcp too, to the same child.
+    let via = server.call(
+        5,
+        "call_tool",
+        json!({"session": session, "server": "hostile", "tool": "whoami"}),
+    );
+    assert!(text_of(&via).contains("\"id\":"), "{via}");
+    assert!(!text_of(&via).contains("mcpod-"), "{via}");
+
+    // A client that declared Tasks: every call through rmcp.
+    let mut tasks = Server::start(root.path());
+    initialize_with(
+        &mut tasks,
+        "2025-11-25",
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}),
+    );
+    let other = launch(&mut tasks, 1, &image);
+    let seen = whoami(&mut tasks, 2, &other, json!({}));
+    assert!(seen["id"].is_number(), "{seen}");
+}
+
+#[test]
+fn a_passed_through_call_keeps_its_deadline_and_its_progress_in_order() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-06-18");
+    let images = HostileImages::new();
+    let image = images.serving(
+        &mut server,
+        1,
+        root.path(),
+        json!({"hostile": {"command": ["/bin/hostile-server"], "call_timeout_secs": 1}}),
+    );
+    let session = launch(&mut server, 2, &image);
+    let seen = whoami(&mut server, 3, &session, json!({}));
+    assert!(passed_through(&seen), "{seen}");
+
+    // Past its deadline: the failure names it, and the session goes on.
+    let slow = server.call(4, &format!("{session}_hostile__slow"), json!({"ms": 1500}));
+    assert_eq!(slow["isError"], true, "{slow}");
+    let text = text_of(&slow);
+    assert!(
+        text.contains("did not answer the call of `slow` within 1 s") && text.contains("Fix:"),
+        "{text}"
+    );
+    // (The fixture sleeps on, deaf to the cancellation, for half a second.)
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let echoed = server.call(
+        5,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "on"}),
+    );
+    assert_eq!(text_of(&echoed), "on", "{echoed}");
+
+    // Progress: under the agent's token, each message cut to 4096
+    // characters, every one before the result.
+    server.send(json!({
+        "jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": format!("{session}_hostile__notify_flood"),
+                   "arguments": {"count": 3, "bytes": 5000},
+                   "_meta": {"progressToken": 77}},
+    }));
+    let response = server.response(6);
+    assert_ne!(response["result"]["isError"], true, "{response}");
+    let progress: Vec<Value> = server
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .cloned()
+        .collect();
+    assert_eq!(
+        progress.len(),
+        3,
+        "all three, before the result: {progress:?}"
+    );
+    for p in &progress {
+        assert_eq!(p["params"]["progressToken"], 77, "{p}");
+        let message = p["params"]["message"].as_str().unwrap_or_default();
+        assert_eq!(message.chars().count(), 4096, "cut to 4096");
+    }
+}
