@@ -21,40 +21,34 @@
 //!    server itself on `-i`); and through a second
 //!    mcpod that keeps two of each image warm (`--warm IMAGE=2`), each launch
 //!    timed once the pool has one ready. Stopping is timed separately.
-//! 2. a proxied `tools/call` of `<session>_hello__add`, 2000 times in a row,
-//!    against the same call on a direct `podman exec -i <container>
-//!    /bin/hello-server` connection into the same container (interleaved in
-//!    blocks of 200), with the CPU time mcpod spent per call (schedstat of all
-//!    its threads); then calls/s with 8 concurrent callers for 3 s, both ways.
-//! 3. the serve process's VmRSS: idle after `initialize`, and with 10 hello
+//! 2. the serve process's VmRSS: idle after `initialize`, and with 10 hello
 //!    sessions; then every session is stopped and no container may be left.
-//! 4. host processes per session: podman and conmon processes on the host
+//! 3. host processes per session: podman and conmon processes on the host
 //!    with 10 one-server and with 5 three-server hello sessions up, per session.
 //!
 //! It prints a table, the ratios, and whether each target holds (a 3-server
 //! cold launch within 1.15x of the 1-server baseline, a warm launch under
 //! 25 ms at the median and >= 10x faster than the baseline, one podman and
-//! one conmon per session, added call latency at the median <= 200 us,
-//! at least 2000 calls/s through one session, RSS < 30 MiB with 10 sessions). Every
+//! one conmon per session, RSS < 30 MiB with 10 sessions). Proxied calls
+//! have their own bench, `benches/calls.rs`. Every
 //! container it started (mcpod's sessions, by owner pid; the baseline's, by
 //! the `io.mcpod.bench` label) is removed on every path, panics included.
 //! Without `--bench` (as under `cargo test --benches`) it runs a tiny smoke
 //! version. `MCPOD_BENCH_BIN` runs another mcpod binary (e.g. an unstripped
 //! build, or a `perf record` wrapper; then RSS and CPU figures are the wrapper's).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
-use rmcp::{Peer, RoleClient, ServiceExt};
 use serde_json::{Value, json};
+use support::{
+    Client, Error, call, connect, median, ms, row_ms, rss_kib, status_field, status_kib,
+    structured, verdict,
+};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-type Client = RunningService<RoleClient, ()>;
-
-const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
 const IMAGE_NAME: &str = "localhost/mcpod-hello";
 /// The hello image with three servers declared.
 const THREE_SERVER_IMAGE: &str = "localhost/mcpod-bench-three-servers";
@@ -70,17 +64,10 @@ const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
 const TARGET_THREE_SERVER_RATIO: f64 = 1.15;
 const TARGET_WARM_MS: f64 = 25.0;
 const TARGET_WARM_SPEEDUP: f64 = 10.0;
-const TARGET_ADDED_US: f64 = 200.0;
-const TARGET_CALLS_PER_SEC: f64 = 2000.0;
 const TARGET_RSS_MIB: f64 = 30.0;
 
 struct Plan {
     launches: usize,
-    calls: usize,
-    block: usize,
-    warmup_calls: usize,
-    callers: usize,
-    throughput_for: Duration,
     sessions: usize,
 }
 
@@ -89,21 +76,11 @@ fn main() {
     let plan = if full {
         Plan {
             launches: 10,
-            calls: 2000,
-            block: 200,
-            warmup_calls: 200,
-            callers: 8,
-            throughput_for: Duration::from_secs(3),
             sessions: 10,
         }
     } else {
         Plan {
             launches: 1,
-            calls: 20,
-            block: 10,
-            warmup_calls: 5,
-            callers: 2,
-            throughput_for: Duration::from_millis(300),
             sessions: 2,
         }
     };
@@ -371,45 +348,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         return Err(format!("the warm mcpod left containers: {left:?}").into());
     }
 
-    // 2. Proxied calls against a direct connection into the same container.
-    let s = launch(&mcpod, &image).await?;
-    let proxied = format!("{}_hello__add", s.session);
-    let mut exec = tokio::process::Command::new("podman");
-    exec.args(["exec", "-i", &s.container, "/bin/hello-server"]);
-    let direct = connect(exec).await?;
-    let (mp, dp) = (mcpod.peer().clone(), direct.peer().clone());
-    for i in 0..plan.warmup_calls {
-        add(&mp, &proxied, i as i64).await?;
-        add(&dp, "add", i as i64).await?;
-    }
-    let mut m_call = Vec::with_capacity(plan.calls);
-    let mut d_call = Vec::with_capacity(plan.calls);
-    let mut m_cpu_ns = 0;
-    let mut done = 0;
-    while done < plan.calls {
-        let n = plan.block.min(plan.calls - done);
-        let cpu = cpu_ns(pid);
-        for i in done..done + n {
-            let t = Instant::now();
-            add(&mp, &proxied, i as i64).await?;
-            m_call.push(t.elapsed());
-        }
-        m_cpu_ns += cpu_ns(pid).saturating_sub(cpu);
-        for i in done..done + n {
-            let t = Instant::now();
-            add(&dp, "add", i as i64).await?;
-            d_call.push(t.elapsed());
-        }
-        done += n;
-    }
-    let cpu = cpu_ns(pid);
-    let m_tput = throughput(&mp, &proxied, plan.callers, plan.throughput_for).await?;
-    let m_tput_cpu_ns = cpu_ns(pid).saturating_sub(cpu);
-    let d_tput = throughput(&dp, "add", plan.callers, plan.throughput_for).await?;
-    let _ = direct.cancel().await;
-    stop(&mcpod, &s.session).await?;
-
-    // 3. Memory with N sessions.
+    // 2. Memory with N sessions.
     let rss_before = rss_kib(pid)?;
     let t = Instant::now();
     let mut sessions = Vec::new();
@@ -433,7 +372,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_after = rss_kib(pid)?;
 
-    // 4. Host processes per session, with three servers each.
+    // 3. Host processes per session, with three servers each.
     let mut three = Vec::new();
     for _ in 0..plan.sessions / 2 {
         three.push(launch_case(&mcpod, &cases[1]).await?.0);
@@ -455,14 +394,9 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     b_hello.sort();
     b_node.sort();
     b_node3.sort();
-    m_call.sort();
-    d_call.sort();
     for samples in cold.iter_mut().chain(warm.iter_mut()) {
         samples.sort();
     }
-    let added_us = us(median(&m_call)) - us(median(&d_call));
-    let m_rate = m_tput.0 as f64 / m_tput.1.as_secs_f64();
-    let d_rate = d_tput.0 as f64 / d_tput.1.as_secs_f64();
     let rss_mib = rss_sessions as f64 / 1024.0;
 
     println!();
@@ -529,44 +463,13 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         println!("   {what}: {}", verdict(*ok));
     }
     println!();
-    println!(
-        "2. tools/call add, sequential (N={} each, blocks of {})   median        p90        p99        max",
-        plan.calls, plan.block
-    );
-    row_us(&format!("   mcpod {proxied}"), &m_call);
-    row_us("   direct podman exec -i, same container", &d_call);
-    println!(
-        "   added at the median: {added_us:.0} us (ratio {:.2}x); at p99: {:.0} us   target <= {TARGET_ADDED_US} us: {}",
-        us(median(&m_call)) / us(median(&d_call)),
-        us(pct(&m_call, 99.0)) - us(pct(&d_call, 99.0)),
-        verdict(added_us <= TARGET_ADDED_US)
-    );
-    println!(
-        "   mcpod serve CPU per proxied call: {:.0} us sequential, {:.0} us under {} callers ({:.0} % of one core)",
-        m_cpu_ns as f64 / 1e3 / m_call.len() as f64,
-        m_tput_cpu_ns as f64 / 1e3 / m_tput.0 as f64,
-        plan.callers,
-        m_tput_cpu_ns as f64 / m_tput.1.as_nanos() as f64 * 100.0
-    );
-    println!(
-        "   throughput, {} concurrent callers for {:.1} s: mcpod {:.0} calls/s ({} calls), direct {:.0} calls/s (ratio {:.2})   target >= {TARGET_CALLS_PER_SEC}: {}",
-        plan.callers,
-        plan.throughput_for.as_secs_f64(),
-        m_rate,
-        m_tput.0,
-        d_rate,
-        m_rate / d_rate,
-        verdict(m_rate >= TARGET_CALLS_PER_SEC)
-    );
-
-    println!();
-    println!("3. mcpod serve resident memory (VmRSS)");
+    println!("2. mcpod serve resident memory (VmRSS)");
     println!(
         "   idle after initialize               {:>8.1} MiB",
         rss_idle as f64 / 1024.0
     );
     println!(
-        "   after 1-2 (0 sessions)              {:>8.1} MiB",
+        "   after 1 (0 sessions)                {:>8.1} MiB",
         rss_before as f64 / 1024.0
     );
     println!(
@@ -590,7 +493,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         ms(exit)
     );
     println!();
-    println!("4. host processes per session (podman, conmon)");
+    println!("3. host processes per session (podman, conmon)");
     let per = |with: (usize, usize), n: usize| (with.0 as f64 / n as f64, with.1 as f64 / n as f64);
     let one = per(procs_one, plan.sessions);
     let three_per = per(procs_three, (plan.sessions / 2).max(1));
@@ -617,31 +520,19 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     Ok(())
 }
 
-/// Start `mcpod serve --root REPO EXTRA...` under an rmcp client: the
-/// client, its pid (registered for cleanup), and the handshake's time.
+/// `support::serve`, its pid registered for cleanup.
 async fn serve(
     repo: &std::path::Path,
     extra: &[String],
     cleanup: &Cleanup,
 ) -> Result<(Client, u32, Duration), Error> {
-    let binary = std::env::var("MCPOD_BENCH_BIN").unwrap_or_else(|_| MCPOD.to_string());
-    let mut command = tokio::process::Command::new(&binary);
-    command
-        .arg("serve")
-        .arg("--root")
-        .arg(repo)
-        .args(extra)
-        .env("MCPOD_LOG", "warn");
-    let transport = TokioChildProcess::new(command)?;
-    let pid = transport.id().ok_or("mcpod serve has no pid")?;
+    let served = support::serve(repo, extra).await?;
     cleanup
         .mcpod_pids
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(pid);
-    let started = Instant::now();
-    let client = ().serve(transport).await?;
-    Ok((client, pid, started.elapsed()))
+        .push(served.1);
+    Ok(served)
 }
 
 /// A launch to time: an image whose default launch is the case, and a tool
@@ -867,179 +758,12 @@ async fn baseline_once(
     Ok((ready, t.elapsed()))
 }
 
-/// An rmcp client on `command`'s stdio; a failed handshake quotes its stderr.
-async fn connect(command: tokio::process::Command) -> Result<Client, Error> {
-    let shown = format!("{:?}", command.as_std());
-    let (transport, stderr) = TokioChildProcess::builder(command)
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let collected = tokio::spawn(async move {
-        let mut text = String::new();
-        if let Some(mut stderr) = stderr {
-            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-        }
-        text
-    });
-    match ().serve(transport).await {
-        Ok(client) => Ok(client),
-        Err(e) => {
-            let text = tokio::time::timeout(Duration::from_secs(5), collected)
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or_default();
-            Err(format!("{shown}: {e}; its stderr: {}", text.trim()).into())
-        }
-    }
-}
-
-async fn add(peer: &Peer<RoleClient>, tool: &str, a: i64) -> Result<(), Error> {
-    let Value::Object(arguments) = json!({"a": a, "b": 1}) else {
-        unreachable!()
-    };
-    let result = peer
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
-        .await?;
-    let sum = result
-        .structured_content
-        .as_ref()
-        .and_then(|s| s["sum"].as_i64());
-    if result.is_error == Some(true) || sum != Some(a + 1) {
-        return Err(format!("{tool}({a}, 1) returned {result:?}").into());
-    }
-    Ok(())
-}
-
-/// Calls completed by `callers` concurrent loops for `span`, and the wall time.
-async fn throughput(
-    peer: &Peer<RoleClient>,
-    tool: &str,
-    callers: usize,
-    span: Duration,
-) -> Result<(usize, Duration), Error> {
-    let start = Instant::now();
-    let deadline = start + span;
-    let mut set = tokio::task::JoinSet::new();
-    for c in 0..callers {
-        let (peer, tool) = (peer.clone(), tool.to_string());
-        set.spawn(async move {
-            let mut n = 0usize;
-            while Instant::now() < deadline {
-                add(&peer, &tool, (c * 1_000_000 + n) as i64).await?;
-                n += 1;
-            }
-            Ok::<usize, Error>(n)
-        });
-    }
-    let mut total = 0;
-    while let Some(joined) = set.join_next().await {
-        total += joined??;
-    }
-    Ok((total, start.elapsed()))
-}
-
-async fn call(client: &Client, tool: &str, arguments: Value) -> Result<CallToolResult, Error> {
-    let Value::Object(arguments) = arguments else {
-        return Err("arguments must be an object".into());
-    };
-    let result = client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
-        .await?;
-    if result.is_error == Some(true) {
-        return Err(format!("{tool} failed: {:?}", result.content).into());
-    }
-    Ok(result)
-}
-
-fn structured(result: &CallToolResult) -> Result<Value, Error> {
-    result
-        .structured_content
-        .clone()
-        .ok_or_else(|| "the tool returned no structured content".into())
-}
-
-fn status_field(pid: u32, field: &str) -> Result<String, Error> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
-}
-
-fn status_kib(pid: u32, field: &str) -> Result<u64, Error> {
-    let value = status_field(pid, field)?;
-    Ok(value.trim_end_matches("kB").trim().parse()?)
-}
-
-/// CPU time of every thread of `pid` so far (/proc/PID/task/*/schedstat), in ns.
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.ok())
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn rss_kib(pid: u32) -> Result<u64, Error> {
-    status_kib(pid, "VmRSS:")
-}
-
 fn podman_version() -> String {
     Command::new("podman")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn median(sorted: &[Duration]) -> Duration {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn row_ms(label: &str, sorted: &[Duration]) {
-    println!(
-        "{label:<48} {:>7.1} ms {:>7.1} ms {:>7.1} ms {:>7.1} ms",
-        ms(median(sorted)),
-        ms(pct(sorted, 90.0)),
-        ms(sorted[0]),
-        ms(sorted[sorted.len() - 1])
-    );
-}
-
-fn row_us(label: &str, sorted: &[Duration]) {
-    println!(
-        "{label:<48} {:>7.0} us {:>7.0} us {:>7.0} us {:>7.0} us",
-        us(median(sorted)),
-        us(pct(sorted, 90.0)),
-        us(pct(sorted, 99.0)),
-        us(sorted[sorted.len() - 1])
-    );
-}
-
-fn verdict(holds: bool) -> &'static str {
-    if holds { "HOLDS" } else { "MISSED" }
 }
 
 fn list_or_none(names: &[String]) -> String {

@@ -1,0 +1,163 @@
+//! What the benches that drive `mcpod serve` share: starting it and other MCP
+//! servers under an rmcp client, calling tools, reading a process's CPU time
+//! and memory, and the statistics and rows they print. Included with
+//! `#[path = "support/mod.rs"] mod support;` (a bench is its own crate).
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Client = RunningService<RoleClient, ()>;
+
+pub const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
+
+/// Start `mcpod serve --root REPO EXTRA...` (or `MCPOD_BENCH_BIN`'s) under
+/// an rmcp client: the client, its pid, and the handshake's time.
+pub async fn serve(
+    repo: &std::path::Path,
+    extra: &[String],
+) -> Result<(Client, u32, Duration), Error> {
+    let binary = std::env::var("MCPOD_BENCH_BIN").unwrap_or_else(|_| MCPOD.to_string());
+    let mut command = tokio::process::Command::new(&binary);
+    command
+        .arg("serve")
+        .arg("--root")
+        .arg(repo)
+        .args(extra)
+        .env("MCPOD_LOG", "warn");
+    let transport = TokioChildProcess::new(command)?;
+    let pid = transport.id().ok_or("mcpod serve has no pid")?;
+    let started = Instant::now();
+    let client = ().serve(transport).await?;
+    Ok((client, pid, started.elapsed()))
+}
+
+/// An MCP client on `command`'s stdio; a failure quotes its stderr.
+pub async fn connect(command: tokio::process::Command) -> Result<Client, Error> {
+    let shown = format!("{:?}", command.as_std());
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let collected = tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(mut stderr) = stderr {
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        }
+        text
+    });
+    match ().serve(transport).await {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            let text = tokio::time::timeout(Duration::from_secs(5), collected)
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or_default();
+            Err(format!("{shown}: {e}; its stderr: {}", text.trim()).into())
+        }
+    }
+}
+
+/// Call `tool`; an error result is an error.
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> Result<CallToolResult, Error> {
+    let Value::Object(arguments) = arguments else {
+        return Err("arguments must be an object".into());
+    };
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
+        .await?;
+    if result.is_error == Some(true) {
+        return Err(format!("{tool} failed: {:?}", result.content).into());
+    }
+    Ok(result)
+}
+
+pub fn structured(result: &CallToolResult) -> Result<Value, Error> {
+    result
+        .structured_content
+        .clone()
+        .ok_or_else(|| "the tool returned no structured content".into())
+}
+
+/// CPU time of every thread of `pid` so far (/proc/PID/task/*/schedstat), in ns.
+pub fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+pub fn status_field(pid: u32, field: &str) -> Result<String, Error> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
+}
+
+pub fn status_kib(pid: u32, field: &str) -> Result<u64, Error> {
+    let value = status_field(pid, field)?;
+    Ok(value.trim_end_matches("kB").trim().parse()?)
+}
+
+pub fn rss_kib(pid: u32) -> Result<u64, Error> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Nearest-rank percentile of sorted samples.
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn median(sorted: &[Duration]) -> Duration {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+pub fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+pub fn row_ms(label: &str, sorted: &[Duration]) {
+    println!(
+        "{label:<48} {:>7.1} ms {:>7.1} ms {:>7.1} ms {:>7.1} ms",
+        ms(median(sorted)),
+        ms(pct(sorted, 90.0)),
+        ms(sorted[0]),
+        ms(sorted[sorted.len() - 1])
+    );
+}
+
+pub fn row_us(label: &str, sorted: &[Duration]) {
+    println!(
+        "{label:<48} {:>7.0} us {:>7.0} us {:>7.0} us {:>7.0} us",
+        us(median(sorted)),
+        us(pct(sorted, 90.0)),
+        us(pct(sorted, 99.0)),
+        us(sorted[sorted.len() - 1])
+    );
+}
+
+pub fn verdict(holds: bool) -> &'static str {
+    if holds { "HOLDS" } else { "MISSED" }
+}
