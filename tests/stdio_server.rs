@@ -353,3 +353,83 @@ fn show_policy_reports_the_operators_policy_and_refusals_say_what_is_allowed() {
         "{text}"
     );
 }
+
+/// Clients on node (Claude Code, Gemini CLI, the Inspector) give a server
+/// UNIX sockets for stdin and stdout, not pipes; mcpod serves them without
+/// a thread hop (`wire/stdio.rs`), calls pass through, and it exits on EOF.
+#[test]
+fn a_client_that_gives_sockets_for_stdio_is_served() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (to_mcpod, their_stdin) = UnixStream::pair().expect("socketpair");
+    let stderr = tempfile::NamedTempFile::new().expect("stderr file");
+    let (from_mcpod, their_stdout) = UnixStream::pair().expect("socketpair");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcpod"))
+        .args(["serve", "--root"])
+        .arg(root.path())
+        .stdin(std::os::fd::OwnedFd::from(their_stdin))
+        .stdout(std::os::fd::OwnedFd::from(their_stdout))
+        .stderr(stderr.reopen().expect("reopen"))
+        .env("MCPOD_LOG", "warn,mcpod::wire::stdio=debug")
+        .spawn()
+        .expect("mcpod serve");
+    from_mcpod
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let mut lines = BufReader::new(from_mcpod);
+    let mut writer = to_mcpod.try_clone().expect("clone");
+    let mut ask = |id: u64, method: &str, params: Value| -> Value {
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(writer, "{line}").expect("write");
+        loop {
+            let mut got = String::new();
+            assert_ne!(
+                lines.read_line(&mut got).expect("read"),
+                0,
+                "mcpod closed stdout"
+            );
+            let message: Value = serde_json::from_str(&got).expect("JSON");
+            if message["id"] == id {
+                return message;
+            }
+        }
+    };
+    let init = ask(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "socket-client", "version": "0"}}),
+    );
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcpod", "{init}");
+    writeln!(
+        &to_mcpod,
+        "{}",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .expect("write");
+    let launched = ask(
+        1,
+        "tools/call",
+        json!({"name": "launch_session", "arguments": {"image": hello_image()}}),
+    );
+    let session = launched["result"]["structuredContent"]["session"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{launched}"))
+        .to_string();
+    let sum = ask(
+        2,
+        "tools/call",
+        json!({"name": format!("{session}_hello__add"), "arguments": {"a": 2, "b": 3}}),
+    );
+    assert_eq!(sum["result"]["structuredContent"]["sum"], 5, "{sum}");
+    // EOF on stdin: mcpod removes the session and exits.
+    to_mcpod
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    assert_eq!(containers_of(&session), Vec::<String>::new());
+    let said = std::fs::read_to_string(stderr.path()).expect("stderr");
+    assert!(said.contains("non-blocking stream sockets"), "{said}");
+}

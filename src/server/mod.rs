@@ -124,7 +124,7 @@ pub async fn serve_stdio(
     tokio::spawn(release_freed_memory());
     let server = McpodServer::new(workspace, sessions.clone());
     let served = async {
-        let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+        let (stdin, stdout) = wire::stdio::stdio();
         let transport = wire::LineTransport::new(
             stdin,
             stdout,

@@ -21,6 +21,7 @@
 //! a [`RawWriter`] between the lines rmcp sends.
 
 pub mod scan;
+pub mod stdio;
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
