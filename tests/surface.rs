@@ -342,8 +342,9 @@ fn a_client_that_declared_nothing_is_never_asked() {
 /// A 2026-07-28 client (no handshake, capabilities per request) takes no
 /// server-to-client requests: a child's question comes back as an input
 /// request of the call it belongs to, and the retry with the answer and the
-/// `requestState` finishes that same call. Within a task, the question is
-/// the task's `input_required` state, answered with `tasks/update`.
+/// `requestState` finishes that same call, called by its exported name or
+/// through `call_tool`. Within a task, the question is the task's
+/// `input_required` state, answered with `tasks/update`.
 #[test]
 fn a_2026_client_answers_a_childs_question_within_its_call_or_task() {
     let image = common::node_reference_image();
@@ -439,6 +440,27 @@ fn a_2026_client_answers_a_childs_question_within_its_call_or_task() {
         garbage.to_string().contains("not its result") || garbage["isError"] == true,
         "{garbage}"
     );
+    // Through the call_tool meta-tool: the same rounds.
+    let named = json!({"session": s, "server": "everything",
+                       "tool": "trigger-elicitation-request", "arguments": {}});
+    let first = call(
+        &mut server,
+        44,
+        json!({"name": "call_tool", "arguments": named, "_meta": asking}),
+    );
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let state = first["requestState"].as_str().expect("requestState");
+    let key3 = first["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("key");
+    let done = call(
+        &mut server,
+        45,
+        json!({"name": "call_tool", "arguments": named, "_meta": asking,
+               "inputResponses": {key3: answer}, "requestState": state}),
+    );
+    assert!(done.to_string().contains("Ada Lovelace"), "{done}");
     // Without the capability in the request, the child hears why.
     let undeclared = call(
         &mut server,

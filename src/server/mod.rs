@@ -514,9 +514,16 @@ impl McpodServer {
     /// A call of a meta-tool or a proxied tool, answered when it is done.
     async fn call_now(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // call_tool is the call it names, with that call's input rounds
+        // and task; a name that does not resolve gets call_tool's errors.
+        if let Some((exported, arguments)) = self.named_by_call_tool(&request) {
+            request.name = exported.clone().into();
+            request.arguments = arguments;
+            return self.call_proxied(&exported, request, context).await;
+        }
         if self.tool_router.has_route(&request.name) {
             return self
                 .tool_router
@@ -525,6 +532,23 @@ impl McpodServer {
         }
         let name = request.name.to_string();
         self.call_proxied(&name, request, context).await
+    }
+
+    /// The exported name and arguments of the tool a `call_tool` call
+    /// names, when that tool exists.
+    fn named_by_call_tool(
+        &self,
+        request: &CallToolRequestParams,
+    ) -> Option<(String, Option<rmcp::model::JsonObject>)> {
+        if request.name != "call_tool" {
+            return None;
+        }
+        let arguments = serde_json::Value::Object(request.arguments.clone()?);
+        let input: CallToolInput = serde_json::from_value(arguments).ok()?;
+        let exported = crate::proxy::names::exported(&input.session, &input.server, &input.tool);
+        let (session, server, tool) = self.sessions.resolve(&exported)?;
+        (session == input.session && server == input.server && tool == input.tool)
+            .then_some((exported, input.arguments))
     }
 
     /// A proxied call under its exported name, as a tool result. The
