@@ -38,7 +38,10 @@
 //! `--banner TEXT` (TEXT as a line on stdout before anything else),
 //! `--echo-stdin` (every line read is written back verbatim, nothing is answered),
 //! `--endless-pages` (every `tools/list` page has a `nextCursor`: pagination never ends),
-//! `--mute` (read stdin, answer nothing: with `--banner`, a server that only prints junk).
+//! `--mute` (read stdin, answer nothing: with `--banner`, a server that only prints junk),
+//! `--asks` (it also offers a prompt `ask` and a resource `hostile://ask`, whose
+//! `prompts/get` and `resources/read` first ask the client an `elicitation/create` and
+//! answer with the client's answer, as text).
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -60,6 +63,7 @@ struct Flags {
     echo_stdin: bool,
     endless_pages: bool,
     mute: bool,
+    asks: bool,
 }
 
 impl Flags {
@@ -72,6 +76,7 @@ impl Flags {
                 "--echo-stdin" => flags.echo_stdin = true,
                 "--endless-pages" => flags.endless_pages = true,
                 "--mute" => flags.mute = true,
+                "--asks" => flags.asks = true,
                 "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
                 "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
                 "--banner" => flags.banner = Some(value(&arg)?),
@@ -123,6 +128,11 @@ struct Server {
     out: io::Stdout,
     /// `tools/list` requests answered so far.
     lists: u64,
+    /// `--asks`: the client's requests waiting for its question's answer,
+    /// by the question's id: (their id, `prompts/get` or `resources/read`).
+    asking: std::collections::HashMap<String, (Value, &'static str)>,
+    /// Questions asked so far.
+    questions: u64,
 }
 
 impl Server {
@@ -180,6 +190,11 @@ impl Server {
                 RpcError::new(-32600, "a message must be a JSON object"),
             );
         };
+        if let (Some(Value::String(asked)), None) = (message.get("id"), message.get("method"))
+            && let Some((id, method)) = self.asking.remove(asked)
+        {
+            return self.answered(&id, method, &message);
+        }
         let (Some(id), Some(method)) = (message.get("id"), message.get("method")) else {
             // A notification, or a response to nothing we asked: ignored.
             return Ok(());
@@ -195,11 +210,16 @@ impl Server {
                 let version = asked
                     .filter(|v| PROTOCOL_VERSIONS.contains(v))
                     .unwrap_or(DEFAULT_PROTOCOL_VERSION);
+                let capabilities = if self.flags.asks {
+                    json!({"tools": {}, "prompts": {}, "resources": {}})
+                } else {
+                    json!({"tools": {}})
+                };
                 self.reply(
                     &id,
                     json!({
                         "protocolVersion": version,
-                        "capabilities": {"tools": {}},
+                        "capabilities": capabilities,
                         "serverInfo": {"name": "hostile-server", "version": env!("CARGO_PKG_VERSION")},
                     }),
                 )
@@ -214,10 +234,62 @@ impl Server {
                 Err(Failure::Rpc(e)) => self.error(&id, e),
                 Err(Failure::Io(e)) => Err(e),
             },
+            "prompts/list" if self.flags.asks => self.reply(
+                &id,
+                json!({"prompts": [{"name": "ask", "description": "Asks the client first"}]}),
+            ),
+            "resources/list" if self.flags.asks => self.reply(
+                &id,
+                json!({"resources": [{"uri": "hostile://ask", "name": "ask"}]}),
+            ),
+            "resources/templates/list" if self.flags.asks => {
+                self.reply(&id, json!({"resourceTemplates": []}))
+            }
+            "prompts/get" | "resources/read" if self.flags.asks => {
+                self.questions += 1;
+                let asked = format!("question-{}", self.questions);
+                let method = if method == "prompts/get" {
+                    "prompts/get"
+                } else {
+                    "resources/read"
+                };
+                self.asking.insert(asked.clone(), (id, method));
+                self.send(&json!({
+                    "jsonrpc": "2.0", "id": asked, "method": "elicitation/create",
+                    "params": {"message": format!("{method} wants a name"),
+                               "requestedSchema": {"type": "object",
+                                   "properties": {"name": {"type": "string"}}}},
+                }))
+            }
             other => self.error(
                 &id,
                 RpcError::new(-32601, format!("method not found: {other}")),
             ),
+        }
+    }
+
+    /// The client answered the question `method`'s request `id` asked.
+    fn answered(
+        &mut self,
+        id: &Value,
+        method: &str,
+        response: &Map<String, Value>,
+    ) -> io::Result<()> {
+        let text = match (response.get("result"), response.get("error")) {
+            (Some(result), _) => format!("answered: {result}"),
+            (None, Some(error)) => format!("refused: {error}"),
+            (None, None) => "no answer".to_string(),
+        };
+        if method == "prompts/get" {
+            self.reply(
+                id,
+                json!({"messages": [{"role": "user", "content": {"type": "text", "text": text}}]}),
+            )
+        } else {
+            self.reply(
+                id,
+                json!({"contents": [{"uri": "hostile://ask", "mimeType": "text/plain", "text": text}]}),
+            )
         }
     }
 
@@ -758,6 +830,8 @@ fn run(flags: Flags) -> io::Result<()> {
         flags,
         lists: 0,
         out: io::stdout(),
+        asking: std::collections::HashMap::new(),
+        questions: 0,
     };
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();

@@ -519,3 +519,90 @@ fn a_2026_client_answers_a_childs_question_within_its_call_or_task() {
         json!({"name": "stop_session", "_meta": meta(json!({})), "arguments": {"session": s}}),
     );
 }
+
+/// A child's question during `prompts/get` or `resources/read` reaches a
+/// 2026-07-28 client as an input round of that request (the hostile
+/// fixture's `--asks` prompt and resource ask before they answer), and a
+/// `requestState` of one kind of request is no answer to another.
+#[test]
+fn a_2026_client_answers_a_childs_question_within_a_prompt_or_a_read() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // The image is built by an initialize client (builds need no rounds).
+    let mut builder = Server::start(root.path());
+    initialize(&mut builder, "2025-06-18");
+    let images = common::hostile::HostileImages::new();
+    let image = images.with(
+        &mut builder,
+        1,
+        root.path(),
+        json!(["/bin/hostile-server", "--asks"]),
+    );
+    let mut server = Server::start(root.path());
+    let meta = |caps: Value| {
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": caps,
+               "io.modelcontextprotocol/clientInfo": {"name": "mcpod-test", "version": "0"}})
+    };
+    let asking = meta(json!({"elicitation": {}}));
+    let launched = server.request(
+        1,
+        "tools/call",
+        json!({"name": "launch_session", "_meta": meta(json!({})), "arguments": {"image": image}}),
+    );
+    let s = result(&launched)["structuredContent"]["session"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{launched}"))
+        .to_string();
+    let answer = json!({"action": "accept", "content": {"name": "Ada Lovelace"}});
+    let round = |first: &Value| {
+        let first = result(first);
+        assert_eq!(first["resultType"], "input_required", "{first}");
+        let (key, request) = first["inputRequests"]
+            .as_object()
+            .and_then(|r| r.iter().next())
+            .expect("one request");
+        assert_eq!(request["method"], "elicitation/create", "{first}");
+        let state = first["requestState"].as_str().expect("requestState");
+        (key.clone(), state.to_string())
+    };
+
+    let prompt = json!({"name": format!("{s}_hostile__ask"), "_meta": asking});
+    let (key, state) = round(&server.request(2, "prompts/get", prompt.clone()));
+    // That state is no answer to a read; the prompt's retry still works.
+    let uri = format!("mcpod://sessions/{s}/servers/hostile/hostile://ask");
+    let wrong = server.request(
+        3,
+        "resources/read",
+        json!({"uri": uri, "_meta": asking, "requestState": state,
+               "inputResponses": {key.clone(): answer}}),
+    );
+    let said = wrong["error"]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("belongs to a prompts/get request"), "{wrong}");
+    let mut retry = prompt;
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({key: answer});
+    let got = server.request(4, "prompts/get", retry);
+    let text = &result(&got)["messages"][0]["content"]["text"];
+    assert!(text.to_string().contains("Ada Lovelace"), "{got}");
+
+    let read = json!({"uri": uri, "_meta": asking});
+    let (key, state) = round(&server.request(5, "resources/read", read.clone()));
+    let mut retry = read;
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({key: answer});
+    let got = server.request(6, "resources/read", retry);
+    let contents = &result(&got)["contents"][0];
+    assert!(
+        contents["text"].to_string().contains("Ada Lovelace"),
+        "{got}"
+    );
+    assert_eq!(contents["uri"], uri, "{got}");
+
+    let stopped = server.request(
+        7,
+        "tools/call",
+        json!({"name": "stop_session", "_meta": meta(json!({})), "arguments": {"session": s}}),
+    );
+    result(&stopped);
+    assert_eq!(containers_of(&s), Vec::<String>::new());
+}

@@ -100,8 +100,8 @@ struct Shared {
     routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
     /// Its requests to the agent waiting for an answer (at most [`MAX_ASKS`]).
     asks: tokio::sync::Semaphore,
-    /// The calls in flight that take its requests to a 2026-07-28 agent, by
-    /// the number of the call.
+    /// The requests in flight that take its requests to a 2026-07-28 agent
+    /// (or a task), by the number of the request.
     inputs: Mutex<HashMap<u64, Inputs>>,
     /// Fires whenever this child's tool list changes or the child dies.
     changed: tokio::sync::broadcast::Sender<()>,
@@ -661,8 +661,9 @@ impl Child {
             .unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Call `tool`; progress goes to `progress`, `cancel` cancels the child's request.
-    /// Its requests to the agent meanwhile go to `relay.inputs`, when given.
+    /// Call `tool`; progress goes to `relay.progress`, `cancel` cancels the
+    /// child's request. Its requests to the agent meanwhile go to
+    /// `relay.inputs`, when given.
     pub async fn call(
         &self,
         tool: &str,
@@ -670,26 +671,11 @@ impl Child {
         relay: Relay,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, String> {
-        let Relay { progress, inputs } = relay;
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let what = format!("the call of `{tool}`");
-        static CALLS: AtomicU64 = AtomicU64::new(0);
-        let number = CALLS.fetch_add(1, Ordering::Relaxed);
-        let registry = &self.shared.inputs;
-        if let Some(inputs) = inputs {
-            registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(number, inputs);
-        }
-        let answered = self.request(&what, request, progress, cancel).await;
-        registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&number);
-        match answered? {
+        match self.request(&what, request, relay, cancel).await? {
             ServerResult::CallToolResult(mut result) => {
                 // Older children leave resultType out; newer callers need it.
                 result.result_type.get_or_insert(ResultType::COMPLETE);
@@ -703,8 +689,34 @@ impl Child {
     }
 
     /// Send `request` (`what` names it in messages) under the child's call
-    /// deadline; progress goes to `progress`, `cancel` cancels it at the child.
+    /// deadline; progress goes to `relay.progress`, the child's requests to
+    /// the agent meanwhile to `relay.inputs`; `cancel` cancels it at the child.
     pub async fn request(
+        &self,
+        what: &str,
+        request: ClientRequest,
+        relay: Relay,
+        cancel: CancellationToken,
+    ) -> Result<ServerResult, String> {
+        let Relay { progress, inputs } = relay;
+        static REQUESTS: AtomicU64 = AtomicU64::new(0);
+        let number = REQUESTS.fetch_add(1, Ordering::Relaxed);
+        let registry = &self.shared.inputs;
+        if let Some(inputs) = inputs {
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(number, inputs);
+        }
+        let answered = self.send(what, request, progress, cancel).await;
+        registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&number);
+        answered
+    }
+
+    async fn send(
         &self,
         what: &str,
         request: ClientRequest,
@@ -776,7 +788,7 @@ impl Child {
             ClientRequest::SetLevelRequest(SetLevelRequest::new(SetLevelRequestParams::new(level)));
         let cancel = CancellationToken::new();
         if let Err(e) = self
-            .request("logging/setLevel", request, None, cancel)
+            .request("logging/setLevel", request, Relay::default(), cancel)
             .await
         {
             self.log.push(&format!("mcpod: {e}"));

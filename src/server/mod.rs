@@ -561,15 +561,13 @@ impl McpodServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let kind = mrtr::Kind::Tool;
         if let Some(handle) = &request.request_state {
-            let answers = request.input_responses.clone().unwrap_or_default();
-            let progress = context.meta.get_progress_token();
-            let caps = context.client_capabilities();
-            let outcome = self
-                .mrtr
-                .resume(handle, answers, caps.as_ref(), (&context.ct, progress))
-                .await?;
-            return Ok(outcome.into());
+            let answers = request.input_responses.clone();
+            return Ok(self
+                .resumed((handle, kind), answers, &context)
+                .await?
+                .into());
         }
         let Some((session, server, tool)) = self.sessions.resolve(name) else {
             return Err(ErrorData::invalid_params(
@@ -581,35 +579,19 @@ impl McpodServer {
         };
         let (progress, flush) =
             forward_progress(&context.meta, context.peer.clone(), &self.tasks.handed);
-        let modern = context
-            .protocol_version()
-            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         let task = context.extensions.get::<tasks::TaskInputs>().cloned();
-        if modern && task.is_none() {
-            let (inputs, asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
-            let cancel = CancellationToken::new();
+        if modern(&context) && task.is_none() {
             let sessions = self.sessions.clone();
-            let call_cancel = cancel.clone();
-            let call = tokio::spawn(async move {
-                sessions
-                    .call(
-                        &session,
-                        &server,
-                        &tool,
-                        request.arguments,
-                        Relay {
-                            progress,
-                            inputs: Some(inputs),
-                        },
-                        call_cancel,
-                    )
-                    .await
-            });
-            let token = context.meta.get_progress_token();
-            let parked = mrtr::Parked::new(call, asks, cancel, (flush, token));
-            let caps = context.client_capabilities();
-            let outcome = self.mrtr.drive(parked, caps.as_ref(), &context.ct).await;
-            return Ok(outcome.into());
+            let arguments = request.arguments;
+            let run = move |inputs, cancel| async move {
+                let relay = Relay {
+                    progress,
+                    inputs: Some(inputs),
+                };
+                let call = sessions.call(&session, &server, &tool, arguments, relay, cancel);
+                call.await.map(mrtr::Answer::Tool)
+            };
+            return Ok(self.in_rounds(kind, &context, flush, run).await.into());
         }
         let result = self
             .sessions
@@ -626,8 +608,84 @@ impl McpodServer {
             )
             .await;
         flush.done().await;
-        Ok(mrtr::Outcome::Done(result).into())
+        Ok(mrtr::Outcome::Done(result.map(mrtr::Answer::Tool)).into())
     }
+
+    /// Run a proxied request so that a 2026-07-28 agent answers the child's
+    /// questions in input rounds (see `mrtr.rs`): `run` is given where the
+    /// questions go and the request's cancellation. The outcome is the
+    /// request's answer, or the questions of its first round.
+    async fn in_rounds<F, Fut>(
+        &self,
+        kind: mrtr::Kind,
+        context: &RequestContext<RoleServer>,
+        flush: progress::Flush,
+        run: F,
+    ) -> mrtr::Outcome
+    where
+        F: FnOnce(crate::proxy::upstream::Inputs, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<mrtr::Answer, String>> + Send + 'static,
+    {
+        let (inputs, asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
+        let cancel = CancellationToken::new();
+        let call = tokio::spawn(run(inputs, cancel.clone()));
+        let token = context.meta.get_progress_token();
+        let parked = mrtr::Parked::new((kind, call), asks, cancel, (flush, token));
+        let caps = context.client_capabilities();
+        self.mrtr.drive(parked, caps.as_ref(), &context.ct).await
+    }
+
+    /// A retry that carries a `requestState`: the next round of the request
+    /// parked under it.
+    async fn resumed(
+        &self,
+        parked: (&str, mrtr::Kind),
+        answers: Option<rmcp::model::InputResponses>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<mrtr::Outcome, ErrorData> {
+        let progress = context.meta.get_progress_token();
+        let caps = context.client_capabilities();
+        let answers = answers.unwrap_or_default();
+        self.mrtr
+            .resume(parked, answers, caps.as_ref(), (&context.ct, progress))
+            .await
+    }
+}
+
+impl McpodServer {
+    /// A proxied `prompts/get` or `resources/read` (`kind`) that `run`
+    /// sends, given where the child's questions go: a retry (`retry`, its
+    /// `requestState` and answers) resumes the request parked under it; a
+    /// 2026-07-28 agent's request runs in input rounds; any other runs to
+    /// its end (the child's questions then go to the agent as requests).
+    async fn rounds_of<F, Fut>(
+        &self,
+        kind: mrtr::Kind,
+        retry: (Option<String>, Option<rmcp::model::InputResponses>),
+        context: &RequestContext<RoleServer>,
+        run: F,
+    ) -> Result<mrtr::Outcome, ErrorData>
+    where
+        F: FnOnce(Option<crate::proxy::upstream::Inputs>, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<mrtr::Answer, String>> + Send + 'static,
+    {
+        if let (Some(handle), answers) = retry {
+            return self.resumed((&handle, kind), answers, context).await;
+        }
+        if modern(context) {
+            let run = |inputs, cancel| run(Some(inputs), cancel);
+            let flush = progress::Flush::none();
+            return Ok(self.in_rounds(kind, context, flush, run).await);
+        }
+        Ok(mrtr::Outcome::Done(run(None, context.ct.clone()).await))
+    }
+}
+
+/// Whether the request is a 2026-07-28 agent's (no server-to-client requests).
+fn modern(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
 }
 
 impl ServerHandler for McpodServer {
@@ -726,11 +784,16 @@ impl ServerHandler for McpodServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.sessions
-            .get_prompt(&request.name, request.arguments, context.ct)
-            .await
-            .map(Into::into)
-            .map_err(|e| ErrorData::invalid_params(e, None))
+        let retry = (request.request_state, request.input_responses);
+        let (sessions, name, arguments) = (self.sessions.clone(), request.name, request.arguments);
+        let run = move |inputs, cancel| async move {
+            let got = sessions.get_prompt(&name, arguments, inputs, cancel);
+            got.await.map(mrtr::Answer::Prompt)
+        };
+        let kind = mrtr::Kind::Prompt;
+        self.rounds_of(kind, retry, &context, run)
+            .await?
+            .into_prompt()
     }
 
     async fn complete(
@@ -822,12 +885,17 @@ impl ServerHandler for McpodServer {
             .then(|| uri.strip_prefix(LOGS_URI)?.split_once("/logs/"))
             .flatten();
         let Some((session, server)) = logs else {
+            let retry = (request.request_state, request.input_responses);
+            let sessions = self.sessions.clone();
+            let run = move |inputs, cancel| async move {
+                let read = sessions.read_resource(&uri, inputs, cancel);
+                read.await.map(mrtr::Answer::Resource)
+            };
+            let kind = mrtr::Kind::Resource;
             return self
-                .sessions
-                .read_resource(&uri, context.ct)
-                .await
-                .map(Into::into)
-                .map_err(|e| ErrorData::resource_not_found(e, None));
+                .rounds_of(kind, retry, &context, run)
+                .await?
+                .into_resource();
         };
         let logs = self
             .sessions

@@ -1,6 +1,8 @@
 //! A child's requests to a 2026-07-28 agent (elicitation, sampling, roots),
 //! which takes no server-to-client requests: they become input requests of
-//! the agent's call that the child is serving (MRTR, SEP-2322).
+//! the agent's request that the child is serving (MRTR, SEP-2322): a
+//! `tools/call` (by its exported name or through `call_tool`), a
+//! `prompts/get` or a `resources/read`.
 //!
 //! The proxied call runs on; mcpod answers the agent's `tools/call` with an
 //! `InputRequiredResult` carrying the child's requests and a `requestState`,
@@ -18,8 +20,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolResult, ClientCapabilities, ErrorData, InputRequest, InputRequests,
-    InputRequiredResult, InputResponses, ServerRequest,
+    CallToolResult, ClientCapabilities, ErrorData, GetPromptResponse, GetPromptResult,
+    InputRequest, InputRequests, InputRequiredResult, InputResponses, ReadResourceResponse,
+    ReadResourceResult, ServerRequest,
 };
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
@@ -37,9 +40,35 @@ const PARKED_FOR: Duration = Duration::from_secs(600);
 /// Parked calls at once.
 const MAX_PARKED: usize = 64;
 
-/// A proxied call under way, and what it asked that awaits the agent.
+/// What a request that may take input rounds comes to.
+pub enum Answer {
+    Tool(CallToolResult),
+    Prompt(GetPromptResult),
+    Resource(ReadResourceResult),
+}
+
+/// The kinds of request that take input rounds, by their method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+}
+
+impl Kind {
+    fn method(self) -> &'static str {
+        match self {
+            Kind::Tool => "tools/call",
+            Kind::Prompt => "prompts/get",
+            Kind::Resource => "resources/read",
+        }
+    }
+}
+
+/// A proxied request under way, and what it asked that awaits the agent.
 pub struct Parked {
-    pub call: JoinHandle<Result<CallToolResult, String>>,
+    pub call: JoinHandle<Result<Answer, String>>,
+    kind: Kind,
     pub asks: Receiver<Asked>,
     pub cancel: CancellationToken,
     pub flush: Flush,
@@ -52,13 +81,14 @@ pub struct Parked {
 
 impl Parked {
     pub fn new(
-        call: JoinHandle<Result<CallToolResult, String>>,
+        (kind, call): (Kind, JoinHandle<Result<Answer, String>>),
         asks: Receiver<Asked>,
         cancel: CancellationToken,
         (flush, token): (Flush, Option<ProgressToken>),
     ) -> Self {
         Parked {
             call,
+            kind,
             asks,
             cancel,
             flush,
@@ -72,7 +102,7 @@ impl Parked {
 
 /// What a call came to: its result (or why it failed), or requests for the agent.
 pub enum Outcome {
-    Done(Result<CallToolResult, String>),
+    Done(Result<Answer, String>),
     InputRequired(InputRequiredResult),
 }
 
@@ -206,19 +236,32 @@ impl Mrtr {
     /// call's progress now under the retry's token (`progress`).
     pub async fn resume(
         &self,
-        handle: &str,
+        (handle, kind): (&str, Kind),
         mut answers: InputResponses,
         caps: Option<&ClientCapabilities>,
         (cancelled, progress): (&CancellationToken, Option<ProgressToken>),
     ) -> Result<Outcome, ErrorData> {
-        let parked = self
-            .parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(handle);
+        let parked = {
+            let mut all = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+            match all.remove(handle) {
+                // Another kind of request's state: left for its own retry.
+                Some(other) if other.kind != kind => {
+                    let theirs = other.kind.method();
+                    all.insert(handle.to_string(), other);
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "requestState belongs to a {theirs} request, not this {}; retry that request with it",
+                            kind.method()
+                        ),
+                        None,
+                    ));
+                }
+                parked => parked,
+            }
+        };
         let Some(mut parked) = parked else {
             return Err(ErrorData::invalid_params(
-                "requestState is not one mcpod gave, or its call has ended or waited too long; call the tool again without it",
+                "requestState is not one mcpod gave, or its request has ended or waited too long; send the request again without it",
                 None,
             ));
         };
@@ -237,7 +280,7 @@ impl Mrtr {
     async fn finish(
         &self,
         parked: Parked,
-        done: Result<Result<CallToolResult, String>, tokio::task::JoinError>,
+        done: Result<Result<Answer, String>, tokio::task::JoinError>,
     ) -> Outcome {
         parked.flush.done().await;
         if let Some(token) = &parked.token {
@@ -262,12 +305,38 @@ impl Mrtr {
 
 impl From<Outcome> for rmcp::model::CallToolResponse {
     fn from(outcome: Outcome) -> Self {
+        let failed =
+            |message: String| CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]);
         match outcome {
-            Outcome::Done(Ok(result)) => result.into(),
-            Outcome::Done(Err(message)) => {
-                CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]).into()
-            }
+            Outcome::Done(Ok(Answer::Tool(result))) => result.into(),
+            Outcome::Done(Ok(_)) => failed(MIXED.into()).into(),
+            Outcome::Done(Err(message)) => failed(message).into(),
             Outcome::InputRequired(input) => rmcp::model::CallToolResponse::InputRequired(input),
+        }
+    }
+}
+
+/// A parked request that came back as another kind (`resume` prevents it).
+const MIXED: &str = "mcpod mixed up two requests' input rounds; send the request again";
+
+impl Outcome {
+    /// As `prompts/get`'s answer: its failure is an invalid-params error.
+    pub fn into_prompt(self) -> Result<GetPromptResponse, ErrorData> {
+        match self {
+            Outcome::Done(Ok(Answer::Prompt(result))) => Ok(result.into()),
+            Outcome::Done(Ok(_)) => Err(ErrorData::internal_error(MIXED, None)),
+            Outcome::Done(Err(message)) => Err(ErrorData::invalid_params(message, None)),
+            Outcome::InputRequired(input) => Ok(input.into()),
+        }
+    }
+
+    /// As `resources/read`'s answer: its failure is a resource-not-found error.
+    pub fn into_resource(self) -> Result<ReadResourceResponse, ErrorData> {
+        match self {
+            Outcome::Done(Ok(Answer::Resource(result))) => Ok(result.into()),
+            Outcome::Done(Ok(_)) => Err(ErrorData::internal_error(MIXED, None)),
+            Outcome::Done(Err(message)) => Err(ErrorData::resource_not_found(message, None)),
+            Outcome::InputRequired(input) => Ok(input.into()),
         }
     }
 }

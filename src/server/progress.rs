@@ -21,6 +21,11 @@ use crate::proxy::ProgressSink;
 pub struct Flush(Option<JoinHandle<()>>);
 
 impl Flush {
+    /// Nothing to wait for: a request without progress.
+    pub fn none() -> Self {
+        Flush(None)
+    }
+
     /// Call once the library has returned (and dropped its progress callback).
     pub async fn done(self) {
         if let Some(task) = self.0 {

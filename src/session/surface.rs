@@ -19,7 +19,8 @@ use rmcp::model::{
 use tokio_util::sync::CancellationToken;
 
 use super::registry::Sessions;
-use crate::proxy::{Child, ProgressSink, names};
+use crate::proxy::upstream::Inputs;
+use crate::proxy::{Child, Relay, names};
 
 /// A request answered by the wrong kind of result.
 fn unexpected(server: &str, method: &str, other: &ServerResult) -> String {
@@ -146,19 +147,21 @@ impl Sessions {
         (session, server): (&str, &str),
         what: &str,
         request: ClientRequest,
-        progress: Option<ProgressSink>,
+        relay: Relay,
         cancel: CancellationToken,
     ) -> Result<ServerResult, String> {
         let (s, child) = self.server_of(session, server)?;
         let _permit = s.permit()?;
-        child.request(what, request, progress, cancel).await
+        child.request(what, request, relay, cancel).await
     }
 
     /// `prompts/get` of an exported prompt name.
+    /// The child's requests to the agent meanwhile go to `inputs`, when given.
     pub async fn get_prompt(
         &self,
         exported: &str,
         arguments: Option<JsonObject>,
+        inputs: Option<Inputs>,
         cancel: CancellationToken,
     ) -> Result<GetPromptResult, String> {
         let (session, server, prompt) = self.resolve_prompt(exported)?;
@@ -166,8 +169,12 @@ impl Sessions {
         params.arguments = arguments;
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
         let what = format!("prompts/get of `{prompt}`");
+        let relay = Relay {
+            progress: None,
+            inputs,
+        };
         match self
-            .forward((&session, &server), &what, request, None, cancel)
+            .forward((&session, &server), &what, request, relay, cancel)
             .await?
         {
             ServerResult::GetPromptResult(mut result) => {
@@ -183,6 +190,7 @@ impl Sessions {
     pub async fn read_resource(
         &self,
         uri: &str,
+        inputs: Option<Inputs>,
         cancel: CancellationToken,
     ) -> Result<ReadResourceResult, String> {
         let (session, server, inner) = self.route_uri(uri)?;
@@ -190,8 +198,12 @@ impl Sessions {
             ReadResourceRequestParams::new(&inner),
         ));
         let what = format!("resources/read of `{inner}`");
+        let relay = Relay {
+            progress: None,
+            inputs,
+        };
         match self
-            .forward((&session, &server), &what, request, None, cancel)
+            .forward((&session, &server), &what, request, relay, cancel)
             .await?
         {
             ServerResult::ReadResourceResult(mut result) => {
@@ -235,7 +247,7 @@ impl Sessions {
                 (&session, &server),
                 "completion/complete",
                 request,
-                None,
+                Relay::default(),
                 cancel,
             )
             .await?
@@ -274,7 +286,7 @@ impl Sessions {
             (&session, &server),
             &what,
             request,
-            None,
+            Relay::default(),
             CancellationToken::new(),
         )
         .await
