@@ -29,6 +29,9 @@
 //! - `tools_list_count`: how many `tools/list` requests it has answered.
 //! - `ask_flood {count}`: `count` `elicitation/create` requests to the client (their
 //!   answers are ignored), then `asked N`.
+//! - `progress_then_ask`: a `notifications/progress` (1 of 2, when the request has a
+//!   progress token), then an `elicitation/create` to the client; once it is answered, the
+//!   second progress (2 of 2) under the same token, then the answer as text.
 //! - `whoami`: the request's `id` and `_meta.progressToken` as it arrived (structured
 //!   content `{id, token}`): which ids and tokens mcpod gives its children.
 //!
@@ -123,6 +126,15 @@ impl RpcError {
     }
 }
 
+/// A request of the client's waiting for the answer to the server's question.
+struct Asking {
+    id: Value,
+    /// `prompts/get`, `resources/read` or `tools/call`.
+    method: &'static str,
+    /// Its progress token, if it had one.
+    token: Option<Value>,
+}
+
 struct Server {
     flags: Flags,
     out: io::Stdout,
@@ -130,7 +142,7 @@ struct Server {
     lists: u64,
     /// `--asks`: the client's requests waiting for its question's answer,
     /// by the question's id: (their id, `prompts/get` or `resources/read`).
-    asking: std::collections::HashMap<String, (Value, &'static str)>,
+    asking: std::collections::HashMap<String, Asking>,
     /// Questions asked so far.
     questions: u64,
 }
@@ -191,9 +203,9 @@ impl Server {
             );
         };
         if let (Some(Value::String(asked)), None) = (message.get("id"), message.get("method"))
-            && let Some((id, method)) = self.asking.remove(asked)
+            && let Some(asking) = self.asking.remove(asked)
         {
-            return self.answered(&id, method, &message);
+            return self.answered(asking, &message);
         }
         let (Some(id), Some(method)) = (message.get("id"), message.get("method")) else {
             // A notification, or a response to nothing we asked: ignored.
@@ -246,20 +258,16 @@ impl Server {
                 self.reply(&id, json!({"resourceTemplates": []}))
             }
             "prompts/get" | "resources/read" if self.flags.asks => {
-                self.questions += 1;
-                let asked = format!("question-{}", self.questions);
                 let method = if method == "prompts/get" {
                     "prompts/get"
                 } else {
                     "resources/read"
                 };
-                self.asking.insert(asked.clone(), (id, method));
-                self.send(&json!({
-                    "jsonrpc": "2.0", "id": asked, "method": "elicitation/create",
-                    "params": {"message": format!("{method} wants a name"),
-                               "requestedSchema": {"type": "object",
-                                   "properties": {"name": {"type": "string"}}}},
-                }))
+                self.ask(Asking {
+                    id,
+                    method,
+                    token: None,
+                })
             }
             other => self.error(
                 &id,
@@ -268,28 +276,52 @@ impl Server {
         }
     }
 
-    /// The client answered the question `method`'s request `id` asked.
-    fn answered(
-        &mut self,
-        id: &Value,
-        method: &str,
-        response: &Map<String, Value>,
-    ) -> io::Result<()> {
+    /// Ask the client for a name on behalf of `asking`, which waits for the answer.
+    fn ask(&mut self, asking: Asking) -> io::Result<()> {
+        self.questions += 1;
+        let asked = format!("question-{}", self.questions);
+        let message = format!("{} wants a name", asking.method);
+        self.asking.insert(asked.clone(), asking);
+        self.send(&json!({
+            "jsonrpc": "2.0", "id": asked, "method": "elicitation/create",
+            "params": {"message": message,
+                       "requestedSchema": {"type": "object",
+                           "properties": {"name": {"type": "string"}}}},
+        }))
+    }
+
+    fn progress(&mut self, token: &Option<Value>, progress: u64) -> io::Result<()> {
+        let Some(token) = token else {
+            return Ok(());
+        };
+        self.send(&json!({
+            "jsonrpc": "2.0", "method": "notifications/progress",
+            "params": {"progressToken": token, "progress": progress, "total": 2,
+                       "message": format!("step {progress} of 2")},
+        }))
+    }
+
+    /// The client answered the question `asking` waited for.
+    fn answered(&mut self, asking: Asking, response: &Map<String, Value>) -> io::Result<()> {
         let text = match (response.get("result"), response.get("error")) {
             (Some(result), _) => format!("answered: {result}"),
             (None, Some(error)) => format!("refused: {error}"),
             (None, None) => "no answer".to_string(),
         };
-        if method == "prompts/get" {
-            self.reply(
+        let id = &asking.id;
+        match asking.method {
+            "prompts/get" => self.reply(
                 id,
                 json!({"messages": [{"role": "user", "content": {"type": "text", "text": text}}]}),
-            )
-        } else {
-            self.reply(
+            ),
+            "resources/read" => self.reply(
                 id,
                 json!({"contents": [{"uri": "hostile://ask", "mimeType": "text/plain", "text": text}]}),
-            )
+            ),
+            _ => {
+                self.progress(&asking.token, 2)?;
+                self.reply(id, Self::text_result(text))
+            }
         }
     }
 
@@ -469,6 +501,15 @@ impl Server {
                 }
                 self.reply(id, Self::text_result("after garbage"))?;
             }
+            "progress_then_ask" => {
+                let token = params.pointer("/_meta/progressToken").cloned();
+                self.progress(&token, 1)?;
+                self.ask(Asking {
+                    id: id.clone(),
+                    method: "tools/call",
+                    token,
+                })?;
+            }
             "whoami" => {
                 let token = params.pointer("/_meta/progressToken").cloned();
                 let seen = json!({"id": id, "token": token});
@@ -586,6 +627,11 @@ fn tools() -> Vec<Value> {
                 &[("count", "integer"), ("bytes", "integer")],
                 &["count", "bytes"],
             ),
+        ),
+        tool(
+            "progress_then_ask",
+            "Report progress 1 of 2, ask the client for a name, report 2 of 2, return the answer.",
+            schema(&[], &[]),
         ),
         tool(
             "whoami",

@@ -133,6 +133,7 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "big_reply",
             "deep_reply",
             "notify_flood",
+            "progress_then_ask",
             "whoami",
             "garbage_then_reply",
             "list_changed_flood",

@@ -606,3 +606,75 @@ fn a_2026_client_answers_a_childs_question_within_a_prompt_or_a_read() {
     result(&stopped);
     assert_eq!(containers_of(&s), Vec::<String>::new());
 }
+
+/// A call's progress goes on under the retry's token once the 2026-07-28
+/// client has answered the child's question (the hostile fixture's
+/// `progress_then_ask`: progress 1, the question, progress 2, the result),
+/// each notification before the response it precedes.
+#[test]
+fn progress_after_an_input_round_goes_under_the_retrys_token() {
+    let image = common::hostile::hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    let meta = |token: &str| {
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+               "io.modelcontextprotocol/clientInfo": {"name": "mcpod-test", "version": "0"},
+               "progressToken": token})
+    };
+    let launched = server.request(
+        1,
+        "tools/call",
+        json!({"name": "launch_session", "_meta": meta("launch"), "arguments": {"image": image}}),
+    );
+    let s = result(&launched)["structuredContent"]["session"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{launched}"))
+        .to_string();
+    let tool = format!("{s}_hostile__progress_then_ask");
+    let progress_of = |server: &mut Server, token: &str| -> Vec<String> {
+        server
+            .notifications
+            .drain(..)
+            .filter(|n| n["method"] == "notifications/progress")
+            .filter(|n| n["params"]["progressToken"] == token)
+            .map(|n| n["params"]["message"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    server.notifications.clear();
+
+    let first = server.request(
+        2,
+        "tools/call",
+        json!({"name": tool, "arguments": {}, "_meta": meta("first")}),
+    );
+    let first = result(&first);
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let (key, _) = first["inputRequests"]
+        .as_object()
+        .and_then(|r| r.iter().next())
+        .expect("one request");
+    let state = first["requestState"].as_str().expect("requestState");
+    assert_eq!(progress_of(&mut server, "first"), ["step 1 of 2"]);
+
+    let done = server.request(
+        3,
+        "tools/call",
+        json!({"name": tool, "arguments": {}, "_meta": meta("second"),
+               "requestState": state,
+               "inputResponses": {key.clone(): {"action": "accept", "content": {"name": "Ada"}}}}),
+    );
+    assert!(text_of(result(&done)).contains("Ada"), "{done}");
+    let notified: Vec<Value> = server.notifications.clone();
+    assert_eq!(
+        progress_of(&mut server, "second"),
+        ["step 2 of 2"],
+        "{notified:?}"
+    );
+    assert!(
+        !notified
+            .iter()
+            .any(|n| n["params"]["progressToken"] == "first"),
+        "{notified:?}"
+    );
+}

@@ -20,9 +20,9 @@ use rmcp::model::{
     CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
     ElicitResult, ElicitationCapability, ErrorData, Implementation, JsonObject, ListRootsRequest,
     ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ProgressToken, Prompt, ProtocolVersion, Resource, ResourceTemplate,
-    ResourceUpdatedNotificationParam, ResultType, RootsCapabilities, SamplingCapability,
-    ServerCapabilities, ServerRequest, ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
+    Prompt, ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
+    ResultType, RootsCapabilities, SamplingCapability, ServerCapabilities, ServerRequest,
+    ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
@@ -97,7 +97,6 @@ struct Shared {
     /// What the last listing left out, and why.
     warnings: RwLock<Vec<String>>,
     log: Arc<LogRing>,
-    routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
     /// Its requests to the agent waiting for an answer (at most [`MAX_ASKS`]).
     asks: tokio::sync::Semaphore,
     /// The requests in flight that take its requests to a 2026-07-28 agent
@@ -254,23 +253,6 @@ impl ClientHandler for Handler {
         self.shared.relist(context.peer);
     }
 
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        let sink = self
-            .shared
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&params.progress_token)
-            .cloned();
-        if let Some(sink) = sink {
-            sink(params);
-        }
-    }
-
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
         self.shared.relist(context.peer);
     }
@@ -380,7 +362,6 @@ impl Child {
             warnings: RwLock::new(Vec::new()),
             relist: AtomicUsize::new(0),
             log: log.clone(),
-            routes: Mutex::new(HashMap::new()),
             asks: tokio::sync::Semaphore::new(MAX_ASKS),
             inputs: Mutex::new(HashMap::new()),
             changed: spec.changed,
@@ -734,11 +715,7 @@ impl Child {
         let token = handle.progress_token.clone();
         let id = handle.id.clone();
         if let Some(sink) = progress {
-            self.shared
-                .routes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(token.clone(), sink);
+            self.shared.lane.route(token.clone(), sink);
         }
         let cancel_child = |reason: String| {
             let peer = peer.clone();
@@ -770,11 +747,7 @@ impl Child {
                 Err(self.deadline_message(what))
             }
         };
-        self.shared
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&token);
+        self.shared.lane.unroute(&token);
         outcome
     }
 

@@ -7,6 +7,12 @@
 //! those ids and its progress under those tokens, and hands them to the
 //! call waiting in `Child::call_raw`, which keeps the proxy's guarantees
 //! (deadline, cancellation, the child's death, size and depth limits).
+//!
+//! It also takes the progress of requests sent through rmcp (their
+//! [`ProgressSink`]s, see [`Lane::route`]) and hands it on at once, in the
+//! order the child wrote it: rmcp handles each notification in a task of
+//! its own, so progress could otherwise overtake the request it precedes
+//! (an input round) or arrive after the response that ends its route.
 //! Everything else the child says goes on to rmcp.
 
 use std::borrow::Cow;
@@ -14,11 +20,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use rmcp::model::{CallToolResult, ContentBlock, ErrorData, NumberOrString, RequestId};
+use rmcp::model::{
+    CallToolResult, ContentBlock, ErrorData, NumberOrString, ProgressNotificationParam,
+    ProgressToken, RequestId,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
+use super::ProgressSink;
 use crate::wire::{self, RawWriter};
 
 /// Progress notifications of one call that may wait to be written; more are
@@ -63,7 +73,9 @@ pub struct Lane {
     /// The child's name, for messages.
     server: String,
     calls: Mutex<HashMap<u64, Waiting>>,
-    /// `calls.len()`, read without the lock on every line the child sends.
+    /// Where the progress of requests sent through rmcp goes, by token.
+    routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
+    /// Fast calls and routes, read without a lock on every line the child sends.
     open: AtomicUsize,
     next: AtomicU64,
     /// The child's stdin, once its transport exists.
@@ -75,6 +87,7 @@ impl Lane {
         Lane {
             server: server.to_string(),
             calls: Mutex::default(),
+            routes: Mutex::default(),
             open: AtomicUsize::new(0),
             next: AtomicU64::new(0),
             writer: OnceLock::new(),
@@ -102,9 +115,11 @@ impl Lane {
             reply: reply_tx,
             progress: progress_tx,
         };
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        calls.insert(number, waiting);
-        self.open.store(calls.len(), Ordering::Release);
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(number, waiting);
+        self.open.fetch_add(1, Ordering::AcqRel);
         let sent = Sent {
             number,
             reply,
@@ -121,8 +136,45 @@ impl Lane {
     fn take_call(&self, number: u64) -> Option<Waiting> {
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         let waiting = calls.remove(&number);
-        self.open.store(calls.len(), Ordering::Release);
+        if waiting.is_some() {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
         waiting
+    }
+
+    /// The progress of a request sent through rmcp under `token` goes to `sink`.
+    pub fn route(&self, token: ProgressToken, sink: ProgressSink) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if routes.insert(token, sink).is_none() {
+            self.open.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    pub fn unroute(&self, token: &ProgressToken) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if routes.remove(token).is_some() {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Progress of a request sent through rmcp: to its sink, now.
+    fn routed(&self, params: &RawValue) -> bool {
+        let Ok(params) = serde_json::from_str::<ProgressNotificationParam>(params.get()) else {
+            return false;
+        };
+        let sink = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&params.progress_token)
+            .cloned();
+        match sink {
+            Some(sink) => {
+                sink(params);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Answer `number` with an error result saying `text`.
@@ -261,7 +313,7 @@ impl wire::Tap for Lane {
                         self.progress(number, params);
                         true
                     }
-                    None => false,
+                    None => self.routed(params),
                 }
             }
             Some(_) => false,

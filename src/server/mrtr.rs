@@ -222,6 +222,8 @@ impl Mrtr {
             if requests.is_empty() {
                 continue;
             }
+            // What the child reported before asking goes out before the round.
+            parked.flush.settle().await;
             let handle = self.handle();
             parked.since = Instant::now();
             self.parked

@@ -11,26 +11,53 @@ use std::time::Duration;
 use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestMetaObject};
 use rmcp::task_manager::TaskContext;
 use rmcp::{Peer, RoleServer};
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Sender, WeakSender};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::image::Progress;
 use crate::proxy::ProgressSink;
 
 /// Waits until every progress notification of one request has been sent.
-pub struct Flush(Option<JoinHandle<()>>);
+pub struct Flush {
+    task: Option<JoinHandle<()>>,
+    /// The forwarder's queue, without keeping it open.
+    queue: Option<WeakSender<Item>>,
+}
+
+/// What a forwarder's queue carries.
+enum Item {
+    Progress(ProgressNotificationParam),
+    /// Answered once everything queued before it has been sent.
+    Settle(oneshot::Sender<()>),
+}
 
 impl Flush {
     /// Nothing to wait for: a request without progress.
     pub fn none() -> Self {
-        Flush(None)
+        Flush {
+            task: None,
+            queue: None,
+        }
     }
 
     /// Call once the library has returned (and dropped its progress callback).
     pub async fn done(self) {
-        if let Some(task) = self.0 {
+        if let Some(task) = self.task {
             // A callback kept alive elsewhere must not hold the response back.
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+    }
+
+    /// Wait until what was queued so far has been sent (the request goes
+    /// on): progress before an input round's response precedes it.
+    pub async fn settle(&self) {
+        let Some(queue) = self.queue.as_ref().and_then(WeakSender::upgrade) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        if queue.send(Item::Settle(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
         }
     }
 }
@@ -103,10 +130,18 @@ fn forwarder(
     token: ProgressToken,
     peer: Peer<RoleServer>,
     handed: Arc<HandedOff>,
-) -> (Sender<ProgressNotificationParam>, Flush) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<ProgressNotificationParam>(QUEUE);
+) -> (Queue, Flush) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(QUEUE);
+    let queue = Some(tx.downgrade());
     let task = tokio::spawn(async move {
-        while let Some(mut param) = rx.recv().await {
+        while let Some(item) = rx.recv().await {
+            let mut param = match item {
+                Item::Progress(param) => param,
+                Item::Settle(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
             param.progress_token = match handed.get(&token) {
                 Some(Route::Task(task)) => {
                     if let Some(message) = param.message {
@@ -123,7 +158,22 @@ fn forwarder(
             }
         }
     });
-    (tx, Flush(Some(task)))
+    (
+        Queue(tx),
+        Flush {
+            task: Some(task),
+            queue,
+        },
+    )
+}
+
+/// The sending end of a forwarder: a notification that does not fit is dropped.
+struct Queue(Sender<Item>);
+
+impl Queue {
+    fn offer(&self, param: ProgressNotificationParam) {
+        let _ = self.0.try_send(Item::Progress(param));
+    }
 }
 
 /// Library progress messages become `notifications/progress` when the caller
@@ -136,16 +186,14 @@ pub fn progress_messages(
     let Some(token) = meta.get_progress_token() else {
         return (
             Arc::new(|msg: String| tracing::debug!("{msg}")),
-            Flush(None),
+            Flush::none(),
         );
     };
     let (tx, flush) = forwarder(token.clone(), peer, handed.clone());
     let step = std::sync::atomic::AtomicU32::new(0);
     let progress: Progress = Arc::new(move |message: String| {
         let n = step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let _ = tx.try_send(
-            ProgressNotificationParam::new(token.clone(), f64::from(n)).with_message(message),
-        );
+        tx.offer(ProgressNotificationParam::new(token.clone(), f64::from(n)).with_message(message));
     });
     (progress, flush)
 }
@@ -157,7 +205,7 @@ pub fn forward_progress(
     handed: &Arc<HandedOff>,
 ) -> (Option<ProgressSink>, Flush) {
     let Some(token) = meta.get_progress_token() else {
-        return (None, Flush(None));
+        return (None, Flush::none());
     };
     let (tx, flush) = forwarder(token, peer, handed.clone());
     let sink: ProgressSink = Arc::new(move |mut param: ProgressNotificationParam| {
@@ -166,7 +214,7 @@ pub fn forward_progress(
         {
             m.truncate(cut);
         }
-        let _ = tx.try_send(param);
+        tx.offer(param);
     });
     (Some(sink), flush)
 }
