@@ -10,12 +10,25 @@ use common::hostile::{HostileImages, hostile_image};
 use common::rpc::{Server, initialize, initialize_with, text_of};
 use serde_json::{Value, json};
 
+/// Launch `image`; the session id. (For a client that declared Tasks, a
+/// launch that takes over a second is a task: it is polled to its result.)
 fn launch(server: &mut Server, id: u64, image: &str) -> String {
-    let launched = server.call(id, "launch_session", json!({"image": image}));
+    let mut launched = server.call(id, "launch_session", json!({"image": image}));
+    if launched["resultType"] == "task" {
+        let task = launched["taskId"].clone();
+        for n in 0..300 {
+            let got = server.request(id + 1000 + n, "tasks/get", json!({"taskId": task}));
+            if got["result"]["status"] != "working" {
+                launched = got["result"]["result"].clone();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
     assert_ne!(launched["isError"], true, "{launched}");
     launched["structuredContent"]["session"]
         .as_str()
-        .expect("session")
+        .unwrap_or_else(|| panic!("no session: {launched}"))
         .to_string()
 }
 
@@ -143,4 +156,65 @@ fn a_passed_through_call_keeps_its_deadline_and_its_progress_in_order() {
         let message = p["params"]["message"].as_str().unwrap_or_default();
         assert_eq!(message.chars().count(), 4096, "cut to 4096");
     }
+}
+
+/// Hostile calls of a proxied tool from an `initialize` client: what rmcp
+/// refuses, the pass-through leaves to it (too deep, arguments that are no
+/// object, a progress token that is no token), so the child never sees it
+/// and goes on serving; an id in flight reused, and a cancellation of an id
+/// mcpod never saw, change nothing.
+#[test]
+fn what_rmcp_refuses_the_pass_through_does_not_pass() {
+    let image = hostile_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-06-18");
+    let session = launch(&mut server, 1, &image);
+    let echo = format!("{session}_hostile__echo");
+
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{echo}","arguments":{{"text":{}{}}}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    server.send_raw(&deep);
+    let reply = server.response(2);
+    let said = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("deeper"), "{reply}");
+
+    let listed = server.request(3, "tools/call", json!({"name": echo, "arguments": [1, 2]}));
+    assert!(
+        listed["error"].is_object() || listed["result"]["isError"] == true,
+        "{listed}"
+    );
+    let token = server.request(
+        4,
+        "tools/call",
+        json!({"name": format!("{session}_hostile__whoami"), "arguments": {},
+               "_meta": {"progressToken": {"not": "a token"}}}),
+    );
+    assert!(
+        !token.to_string().contains("mcpod-"),
+        "a token that is no token went through: {token}"
+    );
+
+    // Two calls under one id at once: the second goes through rmcp, and
+    // each is answered.
+    server.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                       "params": {"name": format!("{session}_hostile__slow"), "arguments": {"ms": 300}}}));
+    server.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                       "params": {"name": echo, "arguments": {"text": "twice"}}}));
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                       "params": {"requestId": "never-sent"}}),
+    );
+    let answers = [server.response(5), server.response(5)];
+    let texts: Vec<String> = answers.iter().map(|a| text_of(&a["result"])).collect();
+    assert!(
+        texts.contains(&"twice".to_string()) && texts.contains(&"slept".to_string()),
+        "{answers:?}"
+    );
+
+    let echoed = server.call(6, &echo, json!({"text": "still here"}));
+    assert_eq!(text_of(&echoed), "still here", "{echoed}");
 }

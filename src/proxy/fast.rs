@@ -38,7 +38,7 @@ pub const PROGRESS_QUEUE: usize = 64;
 pub const MESSAGE_CHARS: usize = 4096;
 /// Nesting a child's result may have (serde_json's own limit, which the
 /// slow path parses under).
-const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = 128;
 
 /// What the agent asked, in its own bytes.
 pub struct RawCall {

@@ -9,8 +9,10 @@
 //! agent as requests of their own) and did not declare Tasks, and a call
 //! that carries nothing but a name, object arguments and a progress token.
 //! Anything else (a task, an MRTR retry, other `_meta`, a meta-tool, a
-//! server that is not ready, a session at its limit of calls) goes to rmcp
-//! as before, which answers it or says why not.
+//! server that is not ready, a session at its limit of calls, and what rmcp
+//! would refuse: arguments that are no object or nest too deep, a progress
+//! token that is neither string nor number) goes to rmcp as before, which
+//! answers it or says why not.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -22,7 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::proxy::fast::{RawCall, request_id};
+use crate::proxy::fast::{MAX_DEPTH, RawCall, deeper_than, request_id};
 use crate::session::Sessions;
 use crate::wire::{RawWriter, Tap};
 
@@ -102,10 +104,15 @@ impl Agent {
         let Ok(params) = serde_json::from_str::<CallParams>(params.get()) else {
             return false;
         };
-        let objects = params
-            .arguments
-            .is_none_or(|a| a.get().starts_with('{') || a.get() == "null");
-        if !objects || self.meta_tools.contains(params.name.as_ref()) {
+        // What rmcp would refuse, it refuses: arguments that are not an
+        // object or nest past serde's limit, a token that is no token.
+        let objects = params.arguments.is_none_or(|a| {
+            (a.get().starts_with('{') && !deeper_than(a.get().as_bytes(), MAX_DEPTH))
+                || a.get() == "null"
+        });
+        let token = params.meta.as_ref().and_then(|m| m.token);
+        let token_ok = token.is_none_or(|t| request_id(t).is_some());
+        if !objects || !token_ok || self.meta_tools.contains(params.name.as_ref()) {
             return false;
         }
         let (Some(writer), Some(agent_id)) = (self.writer.get(), request_id(id)) else {
