@@ -678,3 +678,49 @@ fn progress_after_an_input_round_goes_under_the_retrys_token() {
         "{notified:?}"
     );
 }
+
+/// A tool its child runs only as a task (server-everything's
+/// `simulate-research-query`, `taskSupport: "required"`, the TypeScript SDK's
+/// 2025-11-25 tasks) is called as one: its status messages reach the client
+/// as progress, the question it asks during the task reaches the client as
+/// an elicitation, and the answer shapes the result.
+#[test]
+fn a_tool_its_child_runs_only_as_a_task_is_called_as_one() {
+    let image = common::node_reference_image();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize_with(&mut server, "2025-06-18", json!({"elicitation": {}}));
+    let s = launch(&mut server, 1, &image);
+    let tool = format!("{s}_everything__simulate-research-query");
+
+    server.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": tool, "arguments": {"topic": "tide pools"},
+                   "_meta": {"progressToken": "research"}}}));
+    let done = server.response(2);
+    assert_ne!(done["result"]["isError"], true, "{done}");
+    assert!(done.to_string().contains("tide pools"), "{done}");
+    let progress: Vec<String> = server
+        .notifications
+        .drain(..)
+        .filter(|n| n["method"] == "notifications/progress")
+        .filter(|n| n["params"]["progressToken"] == "research")
+        .filter_map(|n| n["params"]["message"].as_str().map(String::from))
+        .collect();
+    assert!(
+        progress.iter().any(|m| m.contains("Gathering sources")),
+        "the task's status as progress: {progress:?}"
+    );
+
+    server.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": tool, "arguments": {"topic": "python", "ambiguous": true}}}));
+    let ask = server
+        .wait_notification("elicitation/create", Duration::from_secs(30))
+        .expect("the task's question");
+    server.reply(
+        &ask,
+        json!({"action": "accept", "content": {"interpretation": "the snake"}}),
+    );
+    let answered = server.response(3);
+    assert_ne!(answered["result"]["isError"], true, "{answered}");
+    assert!(answered.to_string().contains("the snake"), "{answered}");
+}

@@ -85,8 +85,8 @@ pub struct Handshake {
 }
 
 /// State shared between the child's connection handler and its owner.
-struct Shared {
-    name: String,
+pub(super) struct Shared {
+    pub(super) name: String,
     /// The session it serves, for the names it is exported under.
     session: String,
     catalog: RwLock<Catalog>,
@@ -105,7 +105,7 @@ struct Shared {
     /// Fires whenever this child's tool list changes or the child dies.
     changed: tokio::sync::broadcast::Sender<()>,
     /// Its calls that pass through as bytes (`fast.rs`).
-    lane: Arc<Lane>,
+    pub(super) lane: Arc<Lane>,
 }
 
 impl Shared {
@@ -117,6 +117,16 @@ impl Shared {
         }
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
         *self.warnings.write().unwrap_or_else(|p| p.into_inner()) = warnings;
+    }
+
+    /// List the child's lists; the lane reads which tools must be tasks.
+    async fn list(
+        &self,
+        peer: &Peer<RoleClient>,
+        offers: &ServerCapabilities,
+    ) -> Result<(Catalog, Vec<String>), rmcp::ServiceError> {
+        let _listing = self.lane.listing();
+        catalog::list(&self.name, peer, offers).await
     }
 
     /// Where a child's request came from, for the agent's errors.
@@ -138,7 +148,7 @@ impl Shared {
                 .unwrap_or_default();
             loop {
                 let asked = shared.relist.load(Ordering::SeqCst);
-                match catalog::list(&shared.name, &peer, &offers).await {
+                match shared.list(&peer, &offers).await {
                     Ok(listed) => {
                         shared.set_catalog(listed);
                         let _ = shared.changed.send(());
@@ -293,7 +303,7 @@ fn unexpected(result: ClientResult) -> ErrorData {
 
 /// A started (or failed) child server.
 pub struct Child {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     pub log: Arc<LogRing>,
     status: RwLock<Status>,
     pub handshake: Option<Handshake>,
@@ -301,9 +311,9 @@ pub struct Child {
     offers: ServerCapabilities,
     peer: Option<Peer<RoleClient>>,
     /// Cancelled when the child process exits.
-    died: CancellationToken,
+    pub(super) died: CancellationToken,
     exit_code: Mutex<Option<i32>>,
-    call_timeout: Duration,
+    pub(super) call_timeout: Duration,
     /// Kept so the connection lives as long as the child; closing it ends the server.
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, Handler>>>,
 }
@@ -515,7 +525,7 @@ impl Child {
             .map(|info| info.capabilities.clone())
             .unwrap_or_default();
         let peer = service.peer().clone();
-        let listing = catalog::list(&spec.name, &peer, &offers);
+        let listing = shared.list(&peer, &offers);
         match tokio::time::timeout(spec.handshake, listing).await {
             Ok(Ok(listed)) => shared.set_catalog(listed),
             Ok(Err(e)) => {
@@ -590,6 +600,11 @@ impl Child {
             .clone()
     }
 
+    /// Whether the child runs `tool` only as a task (see `child_task.rs`).
+    pub fn task_only(&self, tool: &str) -> bool {
+        self.shared.lane.task_only(tool)
+    }
+
     pub fn is_ready(&self) -> bool {
         matches!(self.status(), Status::Ready)
     }
@@ -652,6 +667,9 @@ impl Child {
         relay: Relay,
         cancel: CancellationToken,
     ) -> Result<CallToolResult, String> {
+        if self.task_only(tool) {
+            return self.call_as_task(tool, arguments, relay, cancel).await;
+        }
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
@@ -680,21 +698,26 @@ impl Child {
         cancel: CancellationToken,
     ) -> Result<ServerResult, String> {
         let Relay { progress, inputs } = relay;
+        let _asking = self.asking(inputs);
+        self.send(what, request, progress, cancel).await
+    }
+
+    /// The child's requests to the agent go to `inputs` (when given) until
+    /// the guard is dropped.
+    pub(super) fn asking(&self, inputs: Option<Inputs>) -> Asking<'_> {
         static REQUESTS: AtomicU64 = AtomicU64::new(0);
         let number = REQUESTS.fetch_add(1, Ordering::Relaxed);
-        let registry = &self.shared.inputs;
         if let Some(inputs) = inputs {
-            registry
+            self.shared
+                .inputs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(number, inputs);
         }
-        let answered = self.send(what, request, progress, cancel).await;
-        registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&number);
-        answered
+        Asking {
+            registry: &self.shared.inputs,
+            number,
+        }
     }
 
     async fn send(
@@ -828,12 +851,12 @@ impl Child {
         }
     }
 
-    fn cancelled_message(&self, what: &str) -> String {
+    pub(super) fn cancelled_message(&self, what: &str) -> String {
         let name = &self.shared.name;
         format!("{what} on server `{name}` was cancelled; the server was told to stop it")
     }
 
-    fn deadline_message(&self, what: &str) -> String {
+    pub(super) fn deadline_message(&self, what: &str) -> String {
         format!(
             "server `{}` did not answer {what} within {} s; it was cancelled. Fix: raise call_timeout_secs in the image's label, or ask for less",
             self.shared.name,
@@ -841,7 +864,7 @@ impl Child {
         )
     }
 
-    fn dead_message(&self, what: &str) -> String {
+    pub(super) fn dead_message(&self, what: &str) -> String {
         let name = &self.shared.name;
         let tail = self.log.tail_text(TAIL_LINES);
         let code = *self.exit_code.lock().unwrap_or_else(|p| p.into_inner());
@@ -866,9 +889,25 @@ impl Child {
     }
 }
 
+/// Where a child's requests to the agent go during one request of mcpod's
+/// (see [`Child::asking`]).
+pub(super) struct Asking<'a> {
+    registry: &'a Mutex<HashMap<u64, Inputs>>,
+    number: u64,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.number);
+    }
+}
+
 /// Why a request of mcpod's was cancelled at the child.
-const CANCELLED: &str = "cancelled by the caller";
-const DEADLINE: &str = "mcpod call deadline";
+pub(super) const CANCELLED: &str = "cancelled by the caller";
+pub(super) const DEADLINE: &str = "mcpod call deadline";
 
 /// A request failed because the child's answer was over mcpod's limits (`why`).
 pub(super) fn too_big(why: &str, what: &str) -> String {

@@ -16,7 +16,7 @@
 //! Everything else the child says goes on to rmcp.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -73,6 +73,13 @@ pub struct Lane {
     /// The child's name, for messages.
     server: String,
     calls: Mutex<HashMap<u64, Waiting>>,
+    /// mcpod's own raw requests (see [`Lane::request`]) waiting for their answer.
+    raw: Mutex<HashMap<u64, oneshot::Sender<Result<String, String>>>>,
+    /// Tool listings under way, whose `execution.taskSupport` is read.
+    listing: AtomicUsize,
+    /// The tools whose calls must be tasks (`taskSupport: "required"`), as
+    /// the pages of tool listings said (at most [`MAX_TASK_ONLY`]).
+    task_only: Mutex<HashSet<String>>,
     /// Where the progress of requests sent through rmcp goes, by token.
     routes: Mutex<HashMap<ProgressToken, ProgressSink>>,
     /// Fast calls and routes, read without a lock on every line the child sends.
@@ -87,6 +94,9 @@ impl Lane {
         Lane {
             server: server.to_string(),
             calls: Mutex::default(),
+            raw: Mutex::default(),
+            listing: AtomicUsize::new(0),
+            task_only: Mutex::default(),
             routes: Mutex::default(),
             open: AtomicUsize::new(0),
             next: AtomicU64::new(0),
@@ -131,6 +141,107 @@ impl Lane {
     /// Forget call `number` (answered, cancelled, timed out).
     pub fn forget(&self, number: u64) {
         self.take_call(number);
+        if self
+            .raw
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&number)
+            .is_some()
+        {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A request of mcpod's own to the child, `method` with `params`, for
+    /// what rmcp's types cannot say (a 2025-11-25 task): its number, where
+    /// its raw result (or why it failed) comes, and its line.
+    pub fn request(
+        &self,
+        method: &str,
+        params: &serde_json::Value,
+    ) -> (u64, oneshot::Receiver<Result<String, String>>, Vec<u8>) {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let line = serde_json::json!({
+            "jsonrpc": "2.0", "id": format!("{ID_PREFIX}{number}"),
+            "method": method, "params": params,
+        });
+        self.raw
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(number, tx);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        (number, rx, serde_json::to_vec(&line).unwrap_or_default())
+    }
+
+    fn take_raw(&self, number: u64) -> Option<oneshot::Sender<Result<String, String>>> {
+        let taken = self
+            .raw
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&number);
+        if taken.is_some() {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+        taken
+    }
+
+    /// A tool listing starts: the tools' `execution.taskSupport`, which
+    /// rmcp's `Tool` does not keep, is read from the pages that come until
+    /// the returned guard is dropped.
+    pub fn listing(&self) -> Listing<'_> {
+        self.listing.fetch_add(1, Ordering::AcqRel);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Listing { lane: self }
+    }
+
+    /// Whether the child said a call of `tool` must be a task.
+    pub fn task_only(&self, tool: &str) -> bool {
+        self.task_only
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(tool)
+    }
+
+    /// A page of a tool listing: note the tools that must be called as tasks.
+    fn listed(&self, result: &RawValue) {
+        let Ok(page) = serde_json::from_str::<ToolsPage>(result.get()) else {
+            return;
+        };
+        // Listings may overlap (a change noticed during the first), so each
+        // page updates the tools it names, and no listing replaces another.
+        let mut task_only = self.task_only.lock().unwrap_or_else(|p| p.into_inner());
+        for tool in page.tools {
+            let required = tool
+                .execution
+                .and_then(|e| e.task_support)
+                .is_some_and(|s| s == "required");
+            if !required {
+                task_only.remove(&tool.name);
+            } else if task_only.len() < MAX_TASK_ONLY {
+                task_only.insert(tool.name);
+            }
+        }
+    }
+
+    /// Answer raw request `number` with the child's result or error.
+    fn answered_raw(&self, number: u64, head: &Head<'_>) -> bool {
+        let Some(tx) = self.take_raw(number) else {
+            return false;
+        };
+        let answer = match (head.result, head.error) {
+            (Some(result), _) if deeper_than(result.get().as_bytes(), MAX_DEPTH) => Err(format!(
+                "server `{}` sent a response nested deeper than mcpod's limit of {MAX_DEPTH} levels",
+                self.server
+            )),
+            (Some(result), _) => Ok(result.get().to_string()),
+            (None, Some(error)) => Err(serde_json::from_str::<ErrorData>(error.get())
+                .map(|e| e.message.into_owned())
+                .unwrap_or_else(|_| quote(error.get()))),
+            (None, None) => Err("neither a result nor an error".into()),
+        };
+        let _ = tx.send(answer);
+        true
     }
 
     fn take_call(&self, number: u64) -> Option<Waiting> {
@@ -279,6 +390,41 @@ struct Head<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// A tool listing under way (see [`Lane::listing`]).
+pub struct Listing<'a> {
+    lane: &'a Lane,
+}
+
+impl Drop for Listing<'_> {
+    fn drop(&mut self) {
+        self.lane.listing.fetch_sub(1, Ordering::AcqRel);
+        self.lane.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Tools of one server noted as task-only; more are called plainly (and
+/// their server says why not).
+const MAX_TASK_ONLY: usize = 1000;
+
+/// A page of `tools/list`, as far as `execution.taskSupport` goes.
+#[derive(Deserialize)]
+struct ToolsPage {
+    tools: Vec<ListedTool>,
+}
+
+#[derive(Deserialize)]
+struct ListedTool {
+    name: String,
+    #[serde(default)]
+    execution: Option<Execution>,
+}
+
+#[derive(Deserialize)]
+struct Execution {
+    #[serde(rename = "taskSupport", default)]
+    task_support: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct ProgressHead<'a> {
     #[serde(rename = "progressToken", borrow)]
@@ -296,10 +442,19 @@ impl wire::Tap for Lane {
         match head.method.as_deref() {
             None => match head.id.and_then(|id| ours(id.get())) {
                 Some(number) => {
-                    self.answered(number, &head);
+                    if !self.answered_raw(number, &head) {
+                        self.answered(number, &head);
+                    }
                     true
                 }
-                None => false,
+                None => {
+                    if self.listing.load(Ordering::Acquire) > 0
+                        && let Some(result) = head.result
+                    {
+                        self.listed(result);
+                    }
+                    false
+                }
             },
             Some("notifications/progress") => {
                 let Some(params) = head.params else {
@@ -327,6 +482,10 @@ impl wire::Tap for Lane {
         let Some(number) = id.strip_prefix(ID_PREFIX).and_then(|n| n.parse().ok()) else {
             return false;
         };
+        if let Some(tx) = self.take_raw(number) {
+            let _ = tx.send(Err(why.to_string()));
+            return true;
+        }
         let what = {
             let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
             match calls.get(&number) {
@@ -538,6 +697,30 @@ mod tests {
         let text = back["result"]["content"][0]["text"].as_str().unwrap_or("");
         assert!(text.contains("20 bytes") && text.contains("Fix:"), "{text}");
         assert!(!lane.refused(&RequestId::Number(0), "x"));
+    }
+
+    #[test]
+    fn a_listing_notes_the_tools_that_must_be_tasks_and_forgets_them_when_they_change() {
+        let lane = Lane::new("everything");
+        let page =
+            |tools: &str| format!(r#"{{"jsonrpc":"2.0","id":3,"result":{{"tools":{tools}}}}}"#);
+        {
+            let _listing = lane.listing();
+            let first = page(
+                r#"[{"name":"research","execution":{"taskSupport":"required"}},
+                    {"name":"echo","execution":{"taskSupport":"forbidden"}},{"name":"add"}]"#,
+            );
+            // rmcp still gets the page.
+            assert!(!lane.take(first.replace('\n', "").as_bytes()));
+        }
+        assert!(lane.task_only("research") && !lane.task_only("echo") && !lane.task_only("add"));
+        // Outside a listing, pages are not read.
+        let changed = page(r#"[{"name":"research","execution":{"taskSupport":"optional"}}]"#);
+        assert!(!lane.take(changed.as_bytes()));
+        assert!(lane.task_only("research"));
+        let _listing = lane.listing();
+        assert!(!lane.take(changed.as_bytes()));
+        assert!(!lane.task_only("research"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod child;
+mod child_task;
 pub mod fast;
 pub mod log;
 mod missing;

@@ -455,7 +455,7 @@ impl Sessions {
     ) -> Option<(Arc<Child>, String, tokio::sync::OwnedSemaphorePermit)> {
         let (session, server, tool) = self.resolve(name)?;
         let (s, child) = self.server_of(&session, &server).ok()?;
-        if !child.is_ready() {
+        if !child.is_ready() || child.task_only(&tool) {
             return None;
         }
         Some((child, tool, s.owned_permit()?))
