@@ -42,6 +42,8 @@
 //! `--echo-stdin` (every line read is written back verbatim, nothing is answered),
 //! `--endless-pages` (every `tools/list` page has a `nextCursor`: pagination never ends),
 //! `--mute` (read stdin, answer nothing: with `--banner`, a server that only prints junk),
+//! `--task-only` (lists `echo` with `execution.taskSupport: "required"`, and answers its
+//! calls plainly all the same: a server that says its tool needs a task and makes none),
 //! `--asks` (it also offers a prompt `ask` and a resource `hostile://ask`, whose
 //! `prompts/get` and `resources/read` first ask the client an `elicitation/create` and
 //! answer with the client's answer, as text).
@@ -67,6 +69,7 @@ struct Flags {
     endless_pages: bool,
     mute: bool,
     asks: bool,
+    task_only: bool,
 }
 
 impl Flags {
@@ -80,6 +83,7 @@ impl Flags {
                 "--endless-pages" => flags.endless_pages = true,
                 "--mute" => flags.mute = true,
                 "--asks" => flags.asks = true,
+                "--task-only" => flags.task_only = true,
                 "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
                 "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
                 "--banner" => flags.banner = Some(value(&arg)?),
@@ -337,7 +341,11 @@ impl Server {
             first = false;
             serde_json::to_writer(out, &tool).map_err(io::Error::from)
         };
-        for t in tools() {
+        let task_only = self.flags.task_only;
+        for mut t in tools() {
+            if task_only && t["name"] == "echo" {
+                t["execution"] = json!({"taskSupport": "required"});
+            }
             tool(&mut out, t)?;
         }
         if self.flags.duplicate_tools {

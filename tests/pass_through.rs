@@ -218,3 +218,34 @@ fn what_rmcp_refuses_the_pass_through_does_not_pass() {
     let echoed = server.call(6, &echo, json!({"text": "still here"}));
     assert_eq!(text_of(&echoed), "still here", "{echoed}");
 }
+
+/// A server that lists a tool as run only as a task, and then answers its
+/// call with no task: the call fails saying so, briefly, and the session
+/// serves on.
+#[test]
+fn a_server_that_says_a_tool_needs_a_task_and_makes_none_fails_that_call_alone() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-06-18");
+    let images = HostileImages::new();
+    let image = images.with(
+        &mut server,
+        1,
+        root.path(),
+        json!(["/bin/hostile-server", "--task-only"]),
+    );
+    let session = launch(&mut server, 2, &image);
+    let echoed = server.call(
+        3,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "x".repeat(10_000)}),
+    );
+    assert_eq!(echoed["isError"], true, "{echoed}");
+    let text = text_of(&echoed);
+    assert!(
+        text.contains("run only as a task") && text.contains("no task") && text.len() < 1000,
+        "{text}"
+    );
+    let seen = whoami(&mut server, 4, &session, json!({}));
+    assert!(passed_through(&seen), "{seen}");
+}

@@ -49,8 +49,9 @@ impl Child {
                 .pointer("/task/taskId")
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
+                    let start: String = created.to_string().chars().take(200).collect();
                     format!(
-                        "server `{}` answered {what} with no task: {created}",
+                        "server `{}` lists the tool as run only as a task, and answered {what} with no task: {start}",
                         self.shared.name
                     )
                 })?
