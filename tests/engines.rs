@@ -504,14 +504,13 @@ fn gc_removes_the_session_images_an_engine_pulled_and_nothing_else() {
     );
     let id = info["structuredContent"]["image_id"]
         .as_str()
-        .expect("id")
+        .unwrap_or_else(|| panic!("{info}"))
         .to_string();
     let session = info["structuredContent"]["session"]
         .as_str()
         .expect("session")
         .to_string();
     server.call(11, "stop_session", json!({"session": session}));
-    drop(server);
     assert_eq!(pulled_by(&te.a, &id).len(), 1);
 
     let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
@@ -555,6 +554,21 @@ fn gc_removes_the_session_images_an_engine_pulled_and_nothing_else() {
         "the engine's own image stays: {left:?}"
     );
     remote_lines(&te.a, None, &["rmi", "--force", &own]);
+
+    // The serving mcpod took the image to be on a; it is gone, and the
+    // next launch there ships it again instead of failing.
+    let again = server.call(
+        12,
+        "launch_session",
+        json!({"image": image.tag, "engine": "a"}),
+    );
+    assert_ne!(again["isError"], true, "{again}");
+    let session = again["structuredContent"]["session"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    assert_eq!(pulled_by(&te.a, &id).len(), 1);
+    server.call(13, "stop_session", json!({"session": session}));
 }
 
 /// A podman engine of this test's own, to take away.

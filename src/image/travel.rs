@@ -3,6 +3,11 @@
 //! here once, pushed once to the operator's registry, and pulled by digest by
 //! each engine that lacks it. Nothing else is ever pulled: a session still
 //! runs with `--pull=never`, by image ID.
+//!
+//! An engine is asked whether it has the image once per process; after
+//! that the image is taken to be there (over ssh each question is a
+//! connection, ~220 ms). A launch that finds it gone (a `gc` there, say)
+//! forgets what this process knew of that engine and is placed again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +33,8 @@ pub struct Shipper {
     pushed: Mutex<HashMap<String, Once<String>>>,
     /// (engine, supervised image ID) → pulls under way.
     pulled: Mutex<HashMap<(String, String), Once<()>>>,
+    /// (engine, supervised image ID) known to be on that engine.
+    present: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 fn cell<K: std::hash::Hash + Eq, T>(map: &Mutex<HashMap<K, Once<T>>>, key: K) -> Once<T> {
@@ -94,7 +101,15 @@ impl Shipper {
     /// supervised image, pulled there by digest when the engine lacks it.
     pub async fn onto(&self, engine: &Engine, image_id: &str) -> Result<String> {
         let (_, id) = self.supervised(image_id).await?;
+        let key = (engine.name.clone(), id.clone());
+        if self.known(&key) {
+            return Ok(id);
+        }
         if engine.podman.has_image(&id).await? {
+            self.present
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
             return Ok(id);
         }
         let reference = self.publish(image_id).await.map_err(|e| match e {
@@ -127,6 +142,28 @@ impl Shipper {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
+        if pulled.is_ok() {
+            self.present
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
+        }
         pulled.map(|()| id)
+    }
+
+    fn known(&self, key: &(String, String)) -> bool {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    }
+
+    /// The images this process took to be on `engine` may be gone: ask again.
+    /// Whether it knew any.
+    pub fn forget(&self, engine: &str) -> bool {
+        let mut present = self.present.lock().unwrap_or_else(|p| p.into_inner());
+        let before = present.len();
+        present.retain(|(e, _)| e != engine);
+        present.len() != before
     }
 }

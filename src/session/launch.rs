@@ -229,9 +229,24 @@ impl Sessions {
                         Ok(session) => break (recipe, session, Some(placed)),
                         Err(e) => e,
                     };
+                    let engine = &placed.engine;
+                    // An image this process took to be on the engine is gone
+                    // (removed there since): ask again and ship it, once.
+                    if !retried
+                        && !engine.is_local()
+                        && !cancel.is_cancelled()
+                        && image_gone(&failed)
+                        && self.shipper.forget(&engine.name)
+                    {
+                        (progress)(format!(
+                            "engine {} no longer has the session image; shipping it again",
+                            engine.name
+                        ));
+                        retried = true;
+                        continue;
+                    }
                     // An engine that no longer answers fails the launch only
                     // when the launch named it: else it is left out, once.
-                    let engine = &placed.engine;
                     if retried
                         || input.engine.is_some()
                         || engine.is_local()
@@ -771,4 +786,11 @@ impl Drop for LaunchSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Whether a launch failed because its engine lacks the image it was told
+/// to run (podman: "image not known").
+fn image_gone(failed: &Error) -> bool {
+    let said = failed.to_string().to_lowercase();
+    said.contains("image not known") || said.contains("no such image")
 }
