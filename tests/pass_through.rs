@@ -85,6 +85,46 @@ fn an_initialize_clients_plain_calls_pass_through_and_the_rest_go_through_rmcp()
     assert!(text_of(&via).contains("\"id\":"), "{via}");
     assert!(!text_of(&via).contains("mcpod-"), "{via}");
 
+    // A 2026-07-28 client: a plain call passes through, its result with
+    // `resultType`; one that declares what a child could ask goes through
+    // rmcp (the questions become input rounds there).
+    let modern = |caps: Value| {
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": caps,
+               "io.modelcontextprotocol/clientInfo": {"name": "mcpod-test", "version": "0"}})
+    };
+    let mut plain = Server::start(root.path());
+    let launched = plain.request(
+        1,
+        "tools/call",
+        json!({"name": "launch_session", "arguments": {"image": image}, "_meta": modern(json!({}))}),
+    );
+    let other = launched["result"]["structuredContent"]["session"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{launched}"))
+        .to_string();
+    let response = plain.request(
+        2,
+        "tools/call",
+        json!({"name": format!("{other}_hostile__whoami"), "arguments": {},
+               "_meta": modern(json!({}))}),
+    );
+    assert_eq!(response["result"]["resultType"], "complete", "{response}");
+    assert!(
+        passed_through(&response["result"]["structuredContent"]),
+        "{response}"
+    );
+    let response = plain.request(
+        3,
+        "tools/call",
+        json!({"name": format!("{other}_hostile__whoami"), "arguments": {},
+               "_meta": modern(json!({"elicitation": {}}))}),
+    );
+    assert!(
+        response["result"]["structuredContent"]["id"].is_number(),
+        "{response}"
+    );
+
     // A client that declared Tasks: every call through rmcp.
     let mut tasks = Server::start(root.path());
     initialize_with(

@@ -49,11 +49,14 @@ pub struct RawCall {
     pub agent_id: Box<RawValue>,
     /// The agent's progress token, if it sent one.
     pub token: Option<Box<RawValue>>,
+    /// The agent needs `resultType` in the result (2026-07-28).
+    pub complete: bool,
 }
 
 /// A call waiting for the child's answer.
 struct Waiting {
     agent_id: Box<RawValue>,
+    complete: bool,
     token: Option<Box<RawValue>>,
     /// "the call of `tool`", for messages.
     what: String,
@@ -120,6 +123,7 @@ impl Lane {
         let line = request_line(number, call);
         let waiting = Waiting {
             agent_id: call.agent_id.clone(),
+            complete: call.complete,
             token: call.token.clone(),
             what,
             reply: reply_tx,
@@ -312,9 +316,10 @@ impl Lane {
                     &w.what,
                 ),
             ),
-            (Some(result), _) if result.get().starts_with('{') => {
-                response_line(&w.agent_id, result.get())
-            }
+            (Some(result), _) if result.get().starts_with('{') => match w.complete {
+                true => response_line(&w.agent_id, &with_result_type(result.get())),
+                false => response_line(&w.agent_id, result.get()),
+            },
             (Some(result), _) => error_line(
                 &w.agent_id,
                 format!(
@@ -552,10 +557,26 @@ fn response_line(id: &RawValue, result: &str) -> Vec<u8> {
     line
 }
 
+/// A result object with `"resultType":"complete"` when it has none at its
+/// top level (older children leave it out; 2026-07-28 clients need it).
+fn with_result_type(result: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow as C;
+    if memchr::memmem::find(result.as_bytes(), b"\"resultType\"").is_some() {
+        let top = serde_json::from_str::<HashMap<C<'_, str>, &RawValue>>(result);
+        if top.is_ok_and(|top| top.contains_key("resultType")) {
+            return C::Borrowed(result);
+        }
+    }
+    let rest = result[1..].trim_start();
+    let sep = if rest.starts_with('}') { "" } else { "," };
+    C::Owned(format!("{{\"resultType\":\"complete\"{sep}{rest}"))
+}
+
 /// The agent's response under `id`: a tool result that failed with `text`,
 /// as the slow path answers.
 pub fn error_line(id: &RawValue, text: String) -> Vec<u8> {
-    let result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    result.result_type = Some(rmcp::model::ResultType::COMPLETE);
     let result = serde_json::to_string(&result).unwrap_or_else(|_| "{}".into());
     response_line(id, &result)
 }
@@ -619,6 +640,7 @@ mod tests {
             arguments: Some(raw(r#"{"a":1,"b":2}"#)),
             agent_id: raw("7"),
             token: token.then(|| raw(r#""t1""#)),
+            complete: false,
         }
     }
 
@@ -721,6 +743,21 @@ mod tests {
         let _listing = lane.listing();
         assert!(!lane.take(changed.as_bytes()));
         assert!(!lane.task_only("research"));
+    }
+
+    #[test]
+    fn a_2026_result_gets_its_result_type_once() {
+        assert_eq!(with_result_type("{}"), r#"{"resultType":"complete"}"#);
+        assert_eq!(
+            with_result_type(r#"{"content":[]}"#),
+            r#"{"resultType":"complete","content":[]}"#
+        );
+        let has = r#"{"resultType":"complete","content":[]}"#;
+        assert_eq!(with_result_type(has), has);
+        // Only a nested one: the top level still gets its own.
+        let nested =
+            r#"{"content":[{"type":"text","text":"x"}],"structuredContent":{"resultType":1}}"#;
+        assert!(with_result_type(nested).starts_with(r#"{"resultType":"complete","#));
     }
 
     #[test]

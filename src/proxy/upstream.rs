@@ -135,7 +135,7 @@ impl Upstream {
         let Some(peer) = self.peer() else {
             let [call] = inputs else {
                 return Err(refused(if inputs.is_empty() {
-                    "no call of the client's is waiting on this server, and the client connected with 2026-07-28, which takes no server-to-client requests"
+                    "the client did not declare that capability in a call waiting on this server (none of its calls here declared it, or none is waiting), and a 2026-07-28 client takes no server-to-client requests"
                 } else {
                     "more than one call of the client's is waiting on this server, and a 2026-07-28 client can only be asked within the call the question belongs to"
                 }));

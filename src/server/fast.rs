@@ -4,10 +4,15 @@
 //! answer is written back with only its id changed. The agent's
 //! `notifications/cancelled` for such a call is taken too.
 //!
-//! Only what needs nothing but that goes this way: an agent that connected
-//! with `initialize` (before 2026-07-28, where a child's questions go to the
-//! agent as requests of their own) and did not declare Tasks, and a call
-//! that carries nothing but a name, object arguments and a progress token.
+//! Only what needs nothing but that goes this way: a call that carries
+//! nothing but a name, object arguments and a progress token, from an
+//! agent that connected with `initialize` (before 2026-07-28, where a
+//! child's questions go to the agent as requests of their own) and did not
+//! declare Tasks; or from a 2026-07-28 agent whose request's metadata
+//! declares neither Tasks nor anything a child could ask (elicitation,
+//! sampling, roots), since those questions become input rounds, which the
+//! rmcp path makes. Its result gets `resultType: "complete"` when the
+//! child left it out.
 //! Anything else (a task, an MRTR retry, other `_meta`, a meta-tool, a
 //! server that is not ready, a session at its limit of calls, and what rmcp
 //! would refuse: arguments that are no object or nest too deep, a progress
@@ -69,6 +74,29 @@ struct CallParams<'a> {
 struct Meta<'a> {
     #[serde(rename = "progressToken", borrow, default)]
     token: Option<&'a RawValue>,
+    /// A 2026-07-28 client's per-request metadata.
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", default)]
+    version: Option<ProtocolVersion>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default)]
+    capabilities: Option<ClientCapabilities>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
+    _info: Option<&'a RawValue>,
+}
+
+impl Meta<'_> {
+    /// Whether a 2026-07-28 request needs nothing the pass-through does not
+    /// do: no Tasks, and nothing a child could ask of the client (its
+    /// questions would become input rounds, which only the rmcp path makes).
+    fn plain_2026(&self) -> bool {
+        let caps = self.capabilities.clone().unwrap_or_default();
+        self.version
+            .as_ref()
+            .is_some_and(|v| *v >= ProtocolVersion::V_2026_07_28)
+            && !caps.supports_tasks()
+            && caps.elicitation.is_none()
+            && caps.sampling.is_none()
+            && caps.roots.is_none()
+    }
 }
 
 #[derive(Deserialize)]
@@ -115,6 +143,17 @@ impl Agent {
         if !objects || !token_ok || self.meta_tools.contains(params.name.as_ref()) {
             return false;
         }
+        // An `initialize` client that opened the way, or a plain 2026-07-28
+        // request (which also wants `resultType` in the result).
+        let modern = params.meta.as_ref().is_some_and(|m| m.version.is_some());
+        let allowed = if modern {
+            params.meta.as_ref().is_some_and(Meta::plain_2026)
+        } else {
+            self.open.load(Ordering::Acquire)
+        };
+        if !allowed {
+            return false;
+        }
         let (Some(writer), Some(agent_id)) = (self.writer.get(), request_id(id)) else {
             return false;
         };
@@ -138,6 +177,7 @@ impl Agent {
                 .map(ToOwned::to_owned),
             agent_id: id.to_owned(),
             token: params.meta.and_then(|m| m.token).map(ToOwned::to_owned),
+            complete: modern,
         };
         let (writer, calls) = (writer.clone(), self.calls.clone());
         tokio::spawn(async move {
@@ -174,9 +214,6 @@ impl Agent {
 
 impl Tap for Agent {
     fn take(&self, line: &[u8]) -> bool {
-        if !self.open.load(Ordering::Acquire) {
-            return false;
-        }
         let call = memchr::memmem::find(line, b"\"tools/call\"").is_some();
         if !call && memchr::memmem::find(line, b"\"notifications/cancelled\"").is_none() {
             return false;
