@@ -48,6 +48,9 @@
 //! `--bench` (as under `cargo test --benches`) it runs a tiny smoke version.
 //! `MCPOD_BENCH_BIN` runs another mcpod binary.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,17 +58,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::model::{CallToolRequestParams, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
+use support::{
+    Error, MCPOD, call, connect, list_or_none, median, ms, pct, shell_words, structured,
+};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
 type Client = RunningService<RoleClient, Recorder>;
-type Bare = RunningService<RoleClient, ()>;
 
-const MCPOD: &str = env!("CARGO_BIN_EXE_mcpod");
 const IMAGE_NAME: &str = "localhost/mcpod-hello";
 /// Baseline containers carry this label (value: the bench's pid); fresh and
 /// rebuilt images carry `io.mcpod.bench-image=<pid>-<nonce>`.
@@ -1108,32 +1111,6 @@ async fn bare(
     Ok((ready, t.elapsed()))
 }
 
-/// An rmcp client on `command`'s stdio; a failed handshake quotes its stderr.
-async fn connect(command: tokio::process::Command) -> Result<Bare, Error> {
-    let shown = format!("{:?}", command.as_std());
-    let (transport, stderr) = TokioChildProcess::builder(command)
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let collected = tokio::spawn(async move {
-        let mut text = String::new();
-        if let Some(mut stderr) = stderr {
-            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-        }
-        text
-    });
-    match ().serve(transport).await {
-        Ok(client) => Ok(client),
-        Err(e) => {
-            let text = tokio::time::timeout(Duration::from_secs(5), collected)
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or_default();
-            Err(format!("{shown}: {e}; its stderr: {}", text.trim()).into())
-        }
-    }
-}
-
 /// The `podman … run` argv mcpod used for `container` (podman keeps it).
 fn create_command(admin: Option<&str>, container: &str) -> Result<Vec<String>, Error> {
     let out = admin_podman(admin)
@@ -1376,26 +1353,6 @@ fn print_timeline(l: &Launched, procs: &[Spawned], names: &Names) {
     }
 }
 
-async fn call(client: &Client, tool: &str, arguments: Value) -> Result<CallToolResult, Error> {
-    let Value::Object(arguments) = arguments else {
-        return Err("arguments must be an object".into());
-    };
-    let result = client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
-        .await?;
-    if result.is_error == Some(true) {
-        return Err(format!("{tool} failed: {:?}", result.content).into());
-    }
-    Ok(result)
-}
-
-fn structured(result: &CallToolResult) -> Result<Value, Error> {
-    result
-        .structured_content
-        .clone()
-        .ok_or_else(|| "the tool returned no structured content".into())
-}
-
 fn engine_version(e: &Engine) -> String {
     admin_podman(e.admin.as_deref())
         .args(["version", "--format", "{{.Server.Version}}"])
@@ -1415,27 +1372,6 @@ fn load_avg() -> String {
         .join(" ")
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn median(sorted: &[Duration]) -> Duration {
-    let n = sorted.len();
-    if n == 0 {
-        Duration::ZERO
-    } else if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 fn row(label: &str, sorted: &[Duration]) {
     if sorted.is_empty() {
         return;
@@ -1447,25 +1383,4 @@ fn row(label: &str, sorted: &[Duration]) {
         ms(sorted[0]),
         ms(sorted[sorted.len() - 1])
     );
-}
-
-fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
-}
-
-fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.contains(['"', ' ', '[']) {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::{
-    Client, Error, call, connect, median, ms, row_ms, rss_kib, status_field, status_kib,
-    structured, verdict,
+    Client, Error, call, connect, list_or_none, median, ms, row_ms, rss_kib, shell_words,
+    status_field, status_kib, structured, verdict,
 };
 
 const IMAGE_NAME: &str = "localhost/mcpod-hello";
@@ -764,25 +764,4 @@ fn podman_version() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
-}
-
-fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
-}
-
-fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.contains(['"', ' ', '[']) {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

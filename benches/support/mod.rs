@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{Peer, RoleClient, ServiceExt};
 use serde_json::Value;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -66,7 +66,11 @@ pub async fn connect(command: tokio::process::Command) -> Result<Client, Error> 
 }
 
 /// Call `tool`; an error result is an error.
-pub async fn call(client: &Client, tool: &str, arguments: Value) -> Result<CallToolResult, Error> {
+pub async fn call(
+    client: &Peer<RoleClient>,
+    tool: &str,
+    arguments: Value,
+) -> Result<CallToolResult, Error> {
     let Value::Object(arguments) = arguments else {
         return Err("arguments must be an object".into());
     };
@@ -123,7 +127,9 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn median(sorted: &[Duration]) -> Duration {
     let n = sorted.len();
-    if n % 2 == 1 {
+    if n == 0 {
+        Duration::ZERO
+    } else if n % 2 == 1 {
         sorted[n / 2]
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2
@@ -160,4 +166,26 @@ pub fn row_us(label: &str, sorted: &[Duration]) {
 
 pub fn verdict(holds: bool) -> &'static str {
     if holds { "HOLDS" } else { "MISSED" }
+}
+
+pub fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// `args` as one line a shell would take back.
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(['"', ' ', '[']) {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
