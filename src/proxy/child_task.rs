@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::child::{CANCELLED, Child, DEADLINE, rejected, too_big};
+use super::fast::RawAnswer;
 use super::{ProgressSink, Relay};
 
 /// How long the child keeps a task of mcpod's (its `ttl`, in ms).
@@ -118,9 +119,9 @@ impl Child {
             return Err(self.dead_message(what));
         }
         match answer.await {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(why)) if why.contains("mcpod's limit") => Err(too_big(&why, what)),
-            Ok(Err(why)) => Err(rejected(
+            Ok(RawAnswer::Result(result)) => Ok(result),
+            Ok(RawAnswer::OverLimit(why)) => Err(too_big(&why, what)),
+            Ok(RawAnswer::Rejected(why)) => Err(rejected(
                 &self.shared.name,
                 &format!("{method} of {what}"),
                 &why,

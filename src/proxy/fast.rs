@@ -64,6 +64,16 @@ struct Waiting {
     progress: mpsc::Sender<Vec<u8>>,
 }
 
+/// What the child answered a raw request of mcpod's (see [`Lane::request`]).
+pub enum RawAnswer {
+    /// Its result, as raw JSON.
+    Result(String),
+    /// Its error's message.
+    Rejected(String),
+    /// Its answer was over mcpod's size or depth limit (why, in a sentence).
+    OverLimit(String),
+}
+
 /// A call sent down a lane: its number, and where its answer and progress come.
 pub struct Sent {
     pub number: u64,
@@ -77,7 +87,7 @@ pub struct Lane {
     server: String,
     calls: Mutex<HashMap<u64, Waiting>>,
     /// mcpod's own raw requests (see [`Lane::request`]) waiting for their answer.
-    raw: Mutex<HashMap<u64, oneshot::Sender<Result<String, String>>>>,
+    raw: Mutex<HashMap<u64, oneshot::Sender<RawAnswer>>>,
     /// Tool listings under way, whose `execution.taskSupport` is read.
     listing: AtomicUsize,
     /// The tools whose calls must be tasks (`taskSupport: "required"`), as
@@ -163,7 +173,7 @@ impl Lane {
         &self,
         method: &str,
         params: &serde_json::Value,
-    ) -> (u64, oneshot::Receiver<Result<String, String>>, Vec<u8>) {
+    ) -> (u64, oneshot::Receiver<RawAnswer>, Vec<u8>) {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let line = serde_json::json!({
@@ -178,7 +188,7 @@ impl Lane {
         (number, rx, serde_json::to_vec(&line).unwrap_or_default())
     }
 
-    fn take_raw(&self, number: u64) -> Option<oneshot::Sender<Result<String, String>>> {
+    fn take_raw(&self, number: u64) -> Option<oneshot::Sender<RawAnswer>> {
         let taken = self
             .raw
             .lock()
@@ -234,15 +244,19 @@ impl Lane {
             return false;
         };
         let answer = match (head.result, head.error) {
-            (Some(result), _) if deeper_than(result.get().as_bytes(), MAX_DEPTH) => Err(format!(
-                "server `{}` sent a response nested deeper than mcpod's limit of {MAX_DEPTH} levels",
-                self.server
-            )),
-            (Some(result), _) => Ok(result.get().to_string()),
-            (None, Some(error)) => Err(serde_json::from_str::<ErrorData>(error.get())
-                .map(|e| e.message.into_owned())
-                .unwrap_or_else(|_| quote(error.get()))),
-            (None, None) => Err("neither a result nor an error".into()),
+            (Some(result), _) if deeper_than(result.get().as_bytes(), MAX_DEPTH) => {
+                RawAnswer::OverLimit(format!(
+                    "server `{}` sent a response nested deeper than mcpod's limit of {MAX_DEPTH} levels",
+                    self.server
+                ))
+            }
+            (Some(result), _) => RawAnswer::Result(result.get().to_string()),
+            (None, Some(error)) => RawAnswer::Rejected(
+                serde_json::from_str::<ErrorData>(error.get())
+                    .map(|e| e.message.into_owned())
+                    .unwrap_or_else(|_| quote(error.get())),
+            ),
+            (None, None) => RawAnswer::Rejected("neither a result nor an error".into()),
         };
         let _ = tx.send(answer);
         true
@@ -350,12 +364,17 @@ impl Lane {
 
     /// The child's progress under call `number`'s token.
     fn progress(&self, number: u64, params: &RawValue) {
-        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(w) = calls.get(&number) else {
-            return;
-        };
-        let Some(token) = &w.token else {
-            return;
+        // Only what is needed is taken under the lock; the JSON work is not.
+        let (token, queue) = {
+            let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            match calls.get(&number) {
+                Some(Waiting {
+                    token: Some(token),
+                    progress,
+                    ..
+                }) => (token.clone(), progress.clone()),
+                _ => return,
+            }
         };
         let Ok(mut params) =
             serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(params.get())
@@ -375,7 +394,7 @@ impl Lane {
             "jsonrpc": "2.0", "method": "notifications/progress", "params": params,
         });
         if let Ok(line) = serde_json::to_vec(&line) {
-            let _ = w.progress.try_send(line);
+            let _ = queue.try_send(line);
         }
     }
 }
@@ -488,7 +507,7 @@ impl wire::Tap for Lane {
             return false;
         };
         if let Some(tx) = self.take_raw(number) {
-            let _ = tx.send(Err(why.to_string()));
+            let _ = tx.send(RawAnswer::OverLimit(why.to_string()));
             return true;
         }
         let what = {

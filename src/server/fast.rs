@@ -88,14 +88,17 @@ impl Meta<'_> {
     /// do: no Tasks, and nothing a child could ask of the client (its
     /// questions would become input rounds, which only the rmcp path makes).
     fn plain_2026(&self) -> bool {
-        let caps = self.capabilities.clone().unwrap_or_default();
-        self.version
-            .as_ref()
-            .is_some_and(|v| *v >= ProtocolVersion::V_2026_07_28)
-            && !caps.supports_tasks()
-            && caps.elicitation.is_none()
-            && caps.sampling.is_none()
-            && caps.roots.is_none()
+        let asks = self.capabilities.as_ref().is_some_and(|c| {
+            c.supports_tasks()
+                || c.elicitation.is_some()
+                || c.sampling.is_some()
+                || c.roots.is_some()
+        });
+        !asks
+            && self
+                .version
+                .as_ref()
+                .is_some_and(|v| *v >= ProtocolVersion::V_2026_07_28)
     }
 }
 
