@@ -233,8 +233,9 @@ fn what_rmcp_refuses_the_pass_through_does_not_pass() {
         json!({"name": format!("{session}_hostile__whoami"), "arguments": {},
                "_meta": {"progressToken": {"not": "a token"}}}),
     );
+    // rmcp answers it: refused, or called under rmcp's own numeric id.
     assert!(
-        !token.to_string().contains("mcpod-"),
+        token["error"].is_object() || token["result"]["structuredContent"]["id"].is_number(),
         "a token that is no token went through: {token}"
     );
 
