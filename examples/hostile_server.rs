@@ -46,7 +46,16 @@
 //! calls plainly all the same: a server that says its tool needs a task and makes none),
 //! `--asks` (it also offers a prompt `ask` and a resource `hostile://ask`, whose
 //! `prompts/get` and `resources/read` first ask the client an `elicitation/create` and
-//! answer with the client's answer, as text).
+//! answer with the client's answer, as text), `--modern` (a 2026-07-28 server: it answers
+//! `server/discover` and refuses `initialize`; it refuses every other request whose `_meta`
+//! lacks the 2026-07-28 protocol version; it asks its questions as input rounds, an
+//! `InputRequiredResult` whose `requestState` is `hostile-state-N`, accepted once; it tells
+//! of list changes and resource updates only on `subscriptions/listen` streams; and it has
+//! the tools `touch {uri}` (a `notifications/resources/updated` of `uri` on every stream
+//! subscribed to it, then `touched N`, the streams told), `listens` (its open streams'
+//! filters, as structured content `{listens: [...]}`), `ask_many {count}` (an input round
+//! of `count` questions, then `answered N` on the retry) and `ask_forever` (an input round
+//! that asks nothing and only wants its state back, every time)).
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -70,6 +79,7 @@ struct Flags {
     mute: bool,
     asks: bool,
     task_only: bool,
+    modern: bool,
 }
 
 impl Flags {
@@ -84,6 +94,7 @@ impl Flags {
                 "--mute" => flags.mute = true,
                 "--asks" => flags.asks = true,
                 "--task-only" => flags.task_only = true,
+                "--modern" => flags.modern = true,
                 "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
                 "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
                 "--banner" => flags.banner = Some(value(&arg)?),
@@ -149,6 +160,12 @@ struct Server {
     asking: std::collections::HashMap<String, Asking>,
     /// Questions asked so far.
     questions: u64,
+    /// `--modern`: the `requestState`s given out and not yet used, with the
+    /// method of the request that was given each.
+    states: std::collections::HashMap<String, &'static str>,
+    /// `--modern`: the open `subscriptions/listen` streams, by their request's id
+    /// (as JSON text): (their id, their filter).
+    listens: std::collections::BTreeMap<String, (Value, Value)>,
 }
 
 impl Server {
@@ -211,6 +228,16 @@ impl Server {
         {
             return self.answered(asking, &message);
         }
+        if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
+            let id = message
+                .get("params")
+                .and_then(|p| p.get("requestId"))
+                .map(Value::to_string);
+            if let Some(id) = id {
+                self.listens.remove(&id);
+            }
+            return Ok(());
+        }
         let (Some(id), Some(method)) = (message.get("id"), message.get("method")) else {
             // A notification, or a response to nothing we asked: ignored.
             return Ok(());
@@ -220,6 +247,91 @@ impl Server {
             return self.error(&id, RpcError::new(-32600, "`method` must be a string"));
         };
         let params = message.get("params").cloned().unwrap_or(Value::Null);
+        if self.flags.modern {
+            return self.modern(&id, method, &params);
+        }
+        self.request(&id, method, &params)
+    }
+
+    /// `--modern`: what a 2026-07-28 server does before a request is handled.
+    fn modern(&mut self, id: &Value, method: &str, params: &Value) -> io::Result<()> {
+        if method == "initialize" {
+            return self.error(
+                id,
+                RpcError::new(
+                    -32600,
+                    "this server speaks only 2026-07-28: use server/discover",
+                ),
+            );
+        }
+        let version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion");
+        if version != Some(&json!("2026-07-28")) {
+            return self.error(
+                id,
+                RpcError::params(format!(
+                    "{method}: `_meta` must carry io.modelcontextprotocol/protocolVersion 2026-07-28"
+                )),
+            );
+        }
+        match method {
+            "server/discover" => {
+                let mut capabilities = json!({"tools": {"listChanged": true}});
+                if self.flags.asks {
+                    capabilities["prompts"] = json!({"listChanged": true});
+                    capabilities["resources"] = json!({"listChanged": true, "subscribe": true});
+                }
+                self.reply(
+                    id,
+                    json!({
+                        "resultType": "complete",
+                        "supportedVersions": ["2026-07-28"],
+                        "capabilities": capabilities,
+                        "ttlMs": 0, "cacheScope": "private",
+                        "_meta": {"io.modelcontextprotocol/serverInfo":
+                            {"name": "hostile-server", "version": env!("CARGO_PKG_VERSION")}},
+                    }),
+                )
+            }
+            "subscriptions/listen" => {
+                let filter = params.get("notifications").cloned().unwrap_or(json!({}));
+                self.listens
+                    .insert(id.to_string(), (id.clone(), filter.clone()));
+                self.send(&json!({
+                    "jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+                    "params": {"notifications": filter,
+                               "_meta": {"io.modelcontextprotocol/subscriptionId": id}},
+                }))
+            }
+            _ => self.request(id, method, params),
+        }
+    }
+
+    /// `--modern`: send `method` (with `params`) on every open stream whose filter has
+    /// `wants`; returns how many.
+    fn tell(
+        &mut self,
+        method: &str,
+        params: Value,
+        wants: impl Fn(&Value) -> bool,
+    ) -> io::Result<u64> {
+        let ids: Vec<Value> = self
+            .listens
+            .values()
+            .filter(|(_, filter)| wants(filter))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            let mut params = params.clone();
+            params["_meta"] = json!({"io.modelcontextprotocol/subscriptionId": id});
+            self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}))?;
+        }
+        Ok(ids.len() as u64)
+    }
+
+    /// Handle request `method` (`id`, `params`).
+    fn request(&mut self, id: &Value, method: &str, params: &Value) -> io::Result<()> {
+        let id = id.clone();
+        let params = params.clone();
         match method {
             "initialize" => {
                 let asked = params.get("protocolVersion").and_then(Value::as_str);
@@ -267,6 +379,18 @@ impl Server {
                 } else {
                     "resources/read"
                 };
+                if self.flags.modern
+                    && let Some(answer) = self.retried(&params, method)
+                {
+                    return self.answered(
+                        Asking {
+                            id,
+                            method,
+                            token: None,
+                        },
+                        &answer,
+                    );
+                }
                 self.ask(Asking {
                     id,
                     method,
@@ -280,18 +404,51 @@ impl Server {
         }
     }
 
-    /// Ask the client for a name on behalf of `asking`, which waits for the answer.
+    /// Ask the client for a name on behalf of `asking`, which waits for the answer
+    /// (`--modern`: answer `asking` with an input round that asks it).
     fn ask(&mut self, asking: Asking) -> io::Result<()> {
         self.questions += 1;
         let asked = format!("question-{}", self.questions);
         let message = format!("{} wants a name", asking.method);
+        let params = json!({"message": message,
+                            "requestedSchema": {"type": "object",
+                                "properties": {"name": {"type": "string"}}}});
+        if self.flags.modern {
+            let state = format!("hostile-state-{}", self.questions);
+            self.states.insert(state.clone(), asking.method);
+            return self.reply(
+                &asking.id,
+                json!({
+                    "resultType": "input_required",
+                    "inputRequests": {"name": {"method": "elicitation/create", "params": params}},
+                    "requestState": state,
+                }),
+            );
+        }
         self.asking.insert(asked.clone(), asking);
         self.send(&json!({
-            "jsonrpc": "2.0", "id": asked, "method": "elicitation/create",
-            "params": {"message": message,
-                       "requestedSchema": {"type": "object",
-                           "properties": {"name": {"type": "string"}}}},
+            "jsonrpc": "2.0", "id": asked, "method": "elicitation/create", "params": params,
         }))
+    }
+
+    /// `--modern`: the retry of an input round of `method`, as the response a client
+    /// would have sent (`result`: the answer to `name`); none for a first request. A
+    /// state this server did not give, gave another method, or took back already is
+    /// answered as refused.
+    fn retried(&mut self, params: &Value, method: &str) -> Option<Map<String, Value>> {
+        let state = params.get("requestState")?.as_str().unwrap_or_default();
+        let mut answer = Map::new();
+        match self.states.remove(state) {
+            Some(given) if given == method => match params.pointer("/inputResponses/name") {
+                Some(name) => answer.insert("result".into(), name.clone()),
+                None => answer.insert("error".into(), json!("no inputResponses.name")),
+            },
+            _ => answer.insert(
+                "error".into(),
+                json!(format!("unknown requestState `{state}`")),
+            ),
+        };
+        Some(answer)
     }
 
     fn progress(&mut self, token: &Option<Value>, progress: u64) -> io::Result<()> {
@@ -347,6 +504,36 @@ impl Server {
                 t["execution"] = json!({"taskSupport": "required"});
             }
             tool(&mut out, t)?;
+        }
+        if self.flags.modern {
+            let modern = [
+                (
+                    "touch",
+                    "Tell the streams subscribed to `uri` that it was updated.",
+                    schema(&[("uri", "string")], &["uri"]),
+                ),
+                (
+                    "listens",
+                    "Say the filters of the open subscriptions/listen streams.",
+                    schema(&[], &[]),
+                ),
+                (
+                    "ask_many",
+                    "Ask `count` questions in one input round.",
+                    schema(&[("count", "integer")], &["count"]),
+                ),
+                (
+                    "ask_forever",
+                    "Want the request state back, every time.",
+                    schema(&[], &[]),
+                ),
+            ];
+            for (name, description, input) in modern {
+                tool(
+                    &mut out,
+                    json!({"name": name, "description": description, "inputSchema": input}),
+                )?;
+            }
         }
         if self.flags.duplicate_tools {
             tool(
@@ -469,6 +656,76 @@ impl Server {
                 drop(out);
                 self.reply(id, Self::text_result(format!("notified {count}")))?;
             }
+            "list_changed_flood" if self.flags.modern => {
+                let count = whole(args, "count")?;
+                let mut told = 0;
+                let wants = |f: &Value| f["toolsListChanged"] == json!(true);
+                for _ in 0..count {
+                    told = self.tell("notifications/tools/list_changed", json!({}), wants)?;
+                }
+                self.reply(
+                    id,
+                    Self::text_result(format!("sent {count} to {told} streams")),
+                )?;
+            }
+            "touch" if self.flags.modern => {
+                let uri = text_arg(args, "uri")?;
+                let wants = |f: &Value| {
+                    f["resourceSubscriptions"]
+                        .as_array()
+                        .is_some_and(|uris| uris.contains(&json!(uri)))
+                };
+                let params = json!({"uri": uri});
+                let told = self.tell("notifications/resources/updated", params, wants)?;
+                self.reply(id, Self::text_result(format!("touched {told}")))?;
+            }
+            "ask_many" if self.flags.modern => {
+                let count = whole(args, "count")?;
+                if let Some(answer) = self.retried(params, "tools/call") {
+                    let answered = params["inputResponses"].as_object().map_or(0, Map::len);
+                    let text = format!("answered {answered}: {answer:?}");
+                    self.reply(id, Self::text_result(text))?;
+                    return Ok(());
+                }
+                self.questions += 1;
+                let state = format!("hostile-state-{}", self.questions);
+                self.states.insert(state.clone(), "tools/call");
+                let requests: Map<String, Value> = (0..count)
+                    .map(|i| {
+                        let ask = json!({"method": "elicitation/create", "params": {
+                            "message": format!("question {i}"),
+                            "requestedSchema": {"type": "object", "properties": {}}}});
+                        (
+                            if i == 0 {
+                                "name".to_string()
+                            } else {
+                                format!("q{i}")
+                            },
+                            ask,
+                        )
+                    })
+                    .collect();
+                self.reply(
+                    id,
+                    json!({"resultType": "input_required", "inputRequests": requests,
+                           "requestState": state}),
+                )?;
+            }
+            "ask_forever" if self.flags.modern => {
+                self.questions += 1;
+                self.reply(
+                    id,
+                    json!({"resultType": "input_required",
+                           "requestState": format!("hostile-state-{}", self.questions)}),
+                )?;
+            }
+            "listens" if self.flags.modern => {
+                let listens: Vec<Value> = self.listens.values().map(|(_, f)| f.clone()).collect();
+                let seen = json!({"listens": listens});
+                let mut result = Self::text_result(seen.to_string());
+                result["structuredContent"] = seen;
+                self.reply(id, result)?;
+            }
             "list_changed_flood" => {
                 let count = whole(args, "count")?;
                 {
@@ -511,6 +768,16 @@ impl Server {
             }
             "progress_then_ask" => {
                 let token = params.pointer("/_meta/progressToken").cloned();
+                if self.flags.modern
+                    && let Some(answer) = self.retried(params, "tools/call")
+                {
+                    let asking = Asking {
+                        id: id.clone(),
+                        method: "tools/call",
+                        token,
+                    };
+                    return Ok(self.answered(asking, &answer)?);
+                }
                 self.progress(&token, 1)?;
                 self.ask(Asking {
                     id: id.clone(),
@@ -520,7 +787,8 @@ impl Server {
             }
             "whoami" => {
                 let token = params.pointer("/_meta/progressToken").cloned();
-                let seen = json!({"id": id, "token": token});
+                let version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion");
+                let seen = json!({"id": id, "token": token, "protocol_version": version});
                 let mut result = Self::text_result(seen.to_string());
                 result["structuredContent"] = seen;
                 self.reply(id, result)?;
@@ -886,6 +1154,8 @@ fn run(flags: Flags) -> io::Result<()> {
         out: io::stdout(),
         asking: std::collections::HashMap::new(),
         questions: 0,
+        states: std::collections::HashMap::new(),
+        listens: std::collections::BTreeMap::new(),
     };
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();

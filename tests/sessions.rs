@@ -32,6 +32,11 @@ fn launch_call_progress_cancel_stop() {
     let hello = &info["servers"]["hello"];
     assert_eq!(hello["status"], "ready", "{info}");
     assert_eq!(hello["handshake"]["name"], "hello-server");
+    // rmcp's server answers `server/discover`: mcpod speaks 2026-07-28 to it.
+    assert_eq!(
+        hello["handshake"]["protocol_version"], "2026-07-28",
+        "{info}"
+    );
     let exported: Vec<&str> = hello["tools"]
         .as_array()
         .expect("tools")
@@ -236,6 +241,12 @@ fn npm_reference_servers_through_mcpod() {
     let session = info["session"].as_str().expect("session").to_string();
     for name in ["everything", "memory", "filesystem"] {
         assert_eq!(info["servers"][name]["status"], "ready", "{name}: {info}");
+        // They answer `server/discover` with an error: mcpod falls back.
+        let handshake = &info["servers"][name]["handshake"];
+        assert_eq!(
+            handshake["protocol_version"], "2025-11-25",
+            "{name}: {info}"
+        );
     }
     assert_eq!(info["isolation"]["mounts"][0]["read_only"], true);
 
@@ -343,6 +354,12 @@ fn pypi_time_and_git_servers_through_mcpod() {
     let session = info["session"].as_str().expect("session").to_string();
     assert_eq!(info["servers"]["time"]["status"], "ready", "{info}");
     assert_eq!(info["servers"]["git"]["status"], "ready", "{info}");
+    // Python's mcp 2.x answers `server/discover`; the node servers (the
+    // other test) answer it with an error and are spoken to with `initialize`.
+    for server in ["time", "git"] {
+        let handshake = &info["servers"][server]["handshake"];
+        assert_eq!(handshake["protocol_version"], "2026-07-28", "{info}");
+    }
 
     let now = server.call(
         2,

@@ -610,12 +610,29 @@ fn a_2026_client_answers_a_childs_question_within_a_prompt_or_a_read() {
 /// A call's progress goes on under the retry's token once the 2026-07-28
 /// client has answered the child's question (the hostile fixture's
 /// `progress_then_ask`: progress 1, the question, progress 2, the result),
-/// each notification before the response it precedes.
+/// each notification before the response it precedes. Both for an older
+/// child, which asks with a request mid-call, and a 2026-07-28 one
+/// (`--modern`), which asks in an input round of its own: its
+/// `requestState` stays in mcpod.
 #[test]
 fn progress_after_an_input_round_goes_under_the_retrys_token() {
-    let image = common::hostile::hostile_image();
     let root = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(root.path());
+    let mut builder = Server::start(root.path());
+    initialize(&mut builder, "2025-11-25");
+    let images = common::hostile::HostileImages::new();
+    let modern = images.with(
+        &mut builder,
+        1,
+        root.path(),
+        json!(["/bin/hostile-server", "--modern"]),
+    );
+    for image in [common::hostile::hostile_image(), modern] {
+        progress_after_an_input_round(root.path(), &image);
+    }
+}
+
+fn progress_after_an_input_round(root: &std::path::Path, image: &str) {
+    let mut server = Server::start(root);
     let meta = |token: &str| {
         json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
@@ -650,6 +667,7 @@ fn progress_after_an_input_round_goes_under_the_retrys_token() {
     );
     let first = result(&first);
     assert_eq!(first["resultType"], "input_required", "{first}");
+    assert!(!first.to_string().contains("hostile-state"), "{first}");
     let (key, _) = first["inputRequests"]
         .as_object()
         .and_then(|r| r.iter().next())

@@ -22,10 +22,13 @@ use rmcp::model::{
     ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
     Prompt, ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
     ResultType, RootsCapabilities, SamplingCapability, ServerCapabilities, ServerRequest,
-    ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
+    ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
+    Tool, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use rmcp::{
+    ClientCacheConfig, ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient,
+};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,9 +36,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{self, Catalog};
 use super::fast::{self, Lane, RawCall};
+use super::listen::{self, Listener};
 use super::log::{self, LogRing};
 use super::missing::missing_program;
 use super::names;
+use super::rounds;
 use super::upstream::{Ask, Inputs, Upstream};
 use crate::engine::process::BoundedLines;
 use crate::wire;
@@ -91,14 +96,14 @@ pub(super) struct Shared {
     session: String,
     catalog: RwLock<Catalog>,
     /// Where its requests, log messages and resource updates go.
-    upstream: Arc<Upstream>,
+    pub(super) upstream: Arc<Upstream>,
     /// list_changed notifications not yet answered by a re-listing.
     relist: AtomicUsize,
     /// What the last listing left out, and why.
     warnings: RwLock<Vec<String>>,
     log: Arc<LogRing>,
     /// Its requests to the agent waiting for an answer (at most [`MAX_ASKS`]).
-    asks: tokio::sync::Semaphore,
+    pub(super) asks: tokio::sync::Semaphore,
     /// The requests in flight that take its requests to a 2026-07-28 agent
     /// (or a task), by the number of the request.
     inputs: Mutex<HashMap<u64, Inputs>>,
@@ -106,6 +111,8 @@ pub(super) struct Shared {
     changed: tokio::sync::broadcast::Sender<()>,
     /// Its calls that pass through as bytes (`fast.rs`).
     pub(super) lane: Arc<Lane>,
+    /// The agent's resource subscriptions at a 2026-07-28 child (`listen.rs`).
+    pub(super) listener: Listener,
 }
 
 impl Shared {
@@ -129,14 +136,27 @@ impl Shared {
         catalog::list(&self.name, peer, offers).await
     }
 
+    /// Note `what` happened in the child's log and on mcpod's stderr.
+    pub(super) fn note(&self, what: &str) {
+        self.log.push(&format!("mcpod: {what}"));
+        tracing::warn!(server = %self.name, "{what}");
+    }
+
+    /// The child's resource `uri` was updated: tell the agent, under the
+    /// URI it knows.
+    pub(super) async fn updated(&self, uri: &str) {
+        let uri = names::resource_uri(&self.session, &self.name, uri);
+        self.upstream.updated(uri).await;
+    }
+
     /// Where a child's request came from, for the agent's errors.
-    fn from(&self) -> String {
+    pub(super) fn from(&self) -> String {
         format!("server `{}` of session {}", self.name, self.session)
     }
 
     /// Re-list the child's lists: one re-listing at a time, however many
     /// notifications arrive (those that come meanwhile make one more).
-    fn relist(self: &Arc<Self>, peer: Peer<RoleClient>) {
+    pub(super) fn relist(self: &Arc<Self>, peer: Peer<RoleClient>) {
         if self.relist.fetch_add(1, Ordering::SeqCst) > 0 {
             return;
         }
@@ -250,9 +270,7 @@ impl ClientHandler for Handler {
         params: ResourceUpdatedNotificationParam,
         _: NotificationContext<RoleClient>,
     ) {
-        let shared = &self.shared;
-        let uri = names::resource_uri(&shared.session, &shared.name, &params.uri);
-        shared.upstream.updated(uri).await;
+        self.shared.updated(&params.uri).await;
     }
 
     async fn on_prompt_list_changed(&self, context: NotificationContext<RoleClient>) {
@@ -309,6 +327,9 @@ pub struct Child {
     pub handshake: Option<Handshake>,
     /// What it said it offers in the handshake.
     offers: ServerCapabilities,
+    /// It speaks 2026-07-28 (`server/discover`): it asks in input rounds
+    /// (`rounds.rs`) and tells of changes only to listeners (`listen.rs`).
+    modern: bool,
     peer: Option<Peer<RoleClient>>,
     /// Cancelled when the child process exits.
     pub(super) died: CancellationToken,
@@ -376,6 +397,7 @@ impl Child {
             inputs: Mutex::new(HashMap::new()),
             changed: spec.changed,
             lane: Arc::new(Lane::new(&spec.name)),
+            listener: Listener::default(),
         });
         let failed = |reason: String, exit_code: Option<i32>, log: &Arc<LogRing>| {
             Arc::new(Child {
@@ -388,6 +410,7 @@ impl Child {
                 }),
                 handshake: None,
                 offers: ServerCapabilities::default(),
+                modern: false,
                 peer: None,
                 died: CancellationToken::new(),
                 exit_code: Mutex::new(exit_code),
@@ -454,8 +477,16 @@ impl Child {
             tokio::time::sleep(JUNK_GRACE).await;
             first
         };
+        // `server/discover` first; an older server's error (or its silence
+        // for rmcp's 10 s) falls back to `initialize`.
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: None,
+        };
+        let client = handler.get_info();
+        let connecting = handler.serve_with_lifecycle(transport, lifecycle);
         let connected = tokio::select! {
-            connected = tokio::time::timeout(spec.handshake, handler.serve(transport)) => connected,
+            connected = tokio::time::timeout(spec.handshake, connecting) => connected,
             Some(first) = not_mcp => {
                 kill();
                 return failed(
@@ -503,7 +534,7 @@ impl Child {
                 kill();
                 return failed(
                     format!(
-                        "server `{}` did not answer `initialize` within {} s",
+                        "server `{}` did not answer `server/discover` or `initialize` within {} s",
                         spec.name,
                         spec.handshake.as_secs()
                     ),
@@ -525,6 +556,17 @@ impl Child {
             .map(|info| info.capabilities.clone())
             .unwrap_or_default();
         let peer = service.peer().clone();
+        // mcpod keeps the child's lists itself and must see its errors: no
+        // response cache (rmcp's would serve a stale list when one fails).
+        peer.set_response_cache_config(ClientCacheConfig::disabled())
+            .await;
+        let modern = service
+            .peer_info()
+            .is_some_and(|info| !info.protocol_version.has_initialize());
+        if modern {
+            // Each request to it says who asks (rmcp adds this to its own).
+            shared.lane.set_meta(&client);
+        }
         let listing = shared.list(&peer, &offers);
         match tokio::time::timeout(spec.handshake, listing).await {
             Ok(Ok(listed)) => shared.set_catalog(listed),
@@ -556,12 +598,21 @@ impl Child {
             status: RwLock::new(Status::Ready),
             handshake,
             offers,
-            peer: Some(peer),
+            modern,
+            peer: Some(peer.clone()),
             died: CancellationToken::new(),
             exit_code: Mutex::new(None),
             call_timeout: spec.call_timeout,
             service: tokio::sync::Mutex::new(Some(service)),
         });
+        if modern {
+            listen::start(
+                shared.clone(),
+                peer,
+                child.offers.clone(),
+                child.died.clone(),
+            );
+        }
         // The level the agent set before this child started.
         if let Some(level) = shared.upstream.level() {
             child.set_level(level).await;
@@ -698,8 +749,37 @@ impl Child {
         cancel: CancellationToken,
     ) -> Result<ServerResult, String> {
         let Relay { progress, inputs } = relay;
-        let _asking = self.asking(inputs);
-        self.send(what, request, progress, cancel).await
+        let _asking = self.asking(inputs.clone());
+        let inputs: Vec<Inputs> = inputs.into_iter().collect();
+        let mut request = request;
+        let mut round = 0;
+        loop {
+            // Only a child that may answer with a round needs the request again.
+            let again = self.modern.then(|| request.clone());
+            let result = self
+                .send(what, request, progress.clone(), cancel.clone())
+                .await?;
+            let asked = match (result, again) {
+                (ServerResult::InputRequiredResult(asked), Some(again)) => {
+                    request = again;
+                    asked
+                }
+                (result, _) => return Ok(result),
+            };
+            let answering = rounds::answer(&self.shared, what, asked, &inputs, round);
+            let retry = tokio::select! {
+                retry = answering => retry?,
+                _ = cancel.cancelled() => return Err(self.cancelled_message(what)),
+                _ = self.died.cancelled() => return Err(self.dead_message(what)),
+            };
+            if !retry.into_request(&mut request) {
+                return Err(format!(
+                    "server `{}` answered {what} with input_required, which only tools/call, prompts/get and resources/read may",
+                    self.shared.name
+                ));
+            }
+            round += 1;
+        }
     }
 
     /// The child's requests to the agent go to `inputs` (when given) until
@@ -774,10 +854,37 @@ impl Child {
         outcome
     }
 
+    /// Subscribe to (`on`) or unsubscribe from updates of the child's
+    /// resource `uri`: `resources/subscribe` or `resources/unsubscribe`, or
+    /// for a 2026-07-28 child, its `subscriptions/listen` stream.
+    pub async fn subscribe_resource(&self, uri: &str, on: bool) -> Result<(), String> {
+        if self.modern {
+            return self.shared.listener.resource(uri, on);
+        }
+        let (request, what) = if on {
+            let params = SubscribeRequestParams::new(uri);
+            (
+                ClientRequest::SubscribeRequest(SubscribeRequest::new(params)),
+                format!("resources/subscribe of `{uri}`"),
+            )
+        } else {
+            let params = UnsubscribeRequestParams::new(uri);
+            (
+                ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)),
+                format!("resources/unsubscribe of `{uri}`"),
+            )
+        };
+        let cancel = CancellationToken::new();
+        self.request(&what, request, Relay::default(), cancel)
+            .await
+            .map(drop)
+    }
+
     /// `logging/setLevel` at this child, when it offers logging; a failure
     /// is only noted in its log.
     pub async fn set_level(&self, level: LoggingLevel) {
-        if !self.is_ready() || self.offers.logging.is_none() {
+        // 2026-07-28 removed logging/setLevel.
+        if !self.is_ready() || self.offers.logging.is_none() || self.modern {
             return;
         }
         let request =
@@ -795,6 +902,8 @@ impl Child {
     /// `fast.rs`); `progress` is the agent's writer. Returns the agent's
     /// response line: the child's result, or a failed tool result saying
     /// why; none when the agent cancelled the call (it expects no answer).
+    /// A 2026-07-28 child's questions are put to the agent, and the call
+    /// goes on in another round (`rounds.rs`).
     pub async fn call_raw(
         &self,
         call: RawCall,
@@ -802,18 +911,62 @@ impl Child {
         cancel: CancellationToken,
     ) -> Option<Vec<u8>> {
         let what = format!("the call of `{}`", call.tool);
-        let lane = &self.shared.lane;
         let fail = |text: String| fast::error_line(&call.agent_id, text);
+        let mut retry = String::new();
+        let mut round = 0;
+        loop {
+            let asked = match self
+                .raw_round(&call, &what, &retry, progress, &cancel)
+                .await?
+            {
+                fast::Reply::Line(line) => return Some(line),
+                fast::Reply::Asked(asked) => asked,
+            };
+            let asked = match serde_json::from_str(&asked) {
+                Ok(asked) => asked,
+                Err(e) => {
+                    return Some(fail(format!(
+                        "server `{}` answered {what} with an input_required result mcpod cannot read: {e}",
+                        self.shared.name
+                    )));
+                }
+            };
+            let answering = rounds::answer(&self.shared, &what, asked, &[], round);
+            let next = tokio::select! {
+                next = answering => next,
+                _ = cancel.cancelled() => return None,
+                _ = self.died.cancelled() => return Some(fail(self.dead_message(&what))),
+            };
+            match next {
+                Ok(next) => retry = next.members(),
+                Err(why) => return Some(fail(why)),
+            }
+            round += 1;
+        }
+    }
+
+    /// One round of a raw call (`retry`: its retry's members, see
+    /// `rounds::Retry::members`); none when the agent cancelled it.
+    async fn raw_round(
+        &self,
+        call: &RawCall,
+        what: &str,
+        retry: &str,
+        progress: &wire::RawWriter,
+        cancel: &CancellationToken,
+    ) -> Option<fast::Reply> {
+        let lane = &self.shared.lane;
+        let fail = |text: String| Some(fast::Reply::Line(fast::error_line(&call.agent_id, text)));
         let Some(writer) = lane.writer().filter(|_| self.is_ready()) else {
-            return Some(fail(self.dead_message(&what)));
+            return fail(self.dead_message(what));
         };
-        let (mut sent, line) = lane.send(&call, what.clone());
+        let (mut sent, line) = lane.send(call, what.to_string(), retry);
         let number = sent.number;
         let cancel_child = |reason: &str| writer.line(fast::cancel_line(number, reason));
         if writer.line(line).await.is_err() {
             lane.forget(number);
             let _ = tokio::time::timeout(Duration::from_secs(2), self.died.cancelled()).await;
-            return Some(fail(self.dead_message(&what)));
+            return fail(self.dead_message(what));
         }
         let deadline = tokio::time::sleep(self.call_timeout);
         tokio::pin!(deadline);
@@ -825,10 +978,10 @@ impl Child {
                     while let Ok(p) = sent.progress.try_recv() {
                         let _ = progress.line(p).await;
                     }
-                    return Some(match answer {
-                        Ok(line) => line,
-                        Err(_) => fail(self.dead_message(&what)),
-                    });
+                    return match answer {
+                        Ok(reply) => Some(reply),
+                        Err(_) => fail(self.dead_message(what)),
+                    };
                 }
                 Some(p) = sent.progress.recv() => {
                     let _ = progress.line(p).await;
@@ -840,12 +993,12 @@ impl Child {
                 }
                 _ = self.died.cancelled() => {
                     lane.forget(number);
-                    return Some(fail(self.dead_message(&what)));
+                    return fail(self.dead_message(what));
                 }
                 _ = &mut deadline => {
                     lane.forget(number);
                     let _ = cancel_child(DEADLINE).await;
-                    return Some(fail(self.deadline_message(&what)));
+                    return fail(self.deadline_message(what));
                 }
             }
         }

@@ -60,8 +60,17 @@ struct Waiting {
     token: Option<Box<RawValue>>,
     /// "the call of `tool`", for messages.
     what: String,
-    reply: oneshot::Sender<Vec<u8>>,
+    reply: oneshot::Sender<Reply>,
     progress: mpsc::Sender<Vec<u8>>,
+}
+
+/// What a fast call comes to.
+pub enum Reply {
+    /// The agent's response line.
+    Line(Vec<u8>),
+    /// The child's `InputRequiredResult` (a 2026-07-28 child's questions,
+    /// see `rounds.rs`), as raw JSON: the call goes on in another round.
+    Asked(String),
 }
 
 /// What the child answered a raw request of mcpod's (see [`Lane::request`]).
@@ -77,7 +86,7 @@ pub enum RawAnswer {
 /// A call sent down a lane: its number, and where its answer and progress come.
 pub struct Sent {
     pub number: u64,
-    pub reply: oneshot::Receiver<Vec<u8>>,
+    pub reply: oneshot::Receiver<Reply>,
     pub progress: mpsc::Receiver<Vec<u8>>,
 }
 
@@ -100,6 +109,9 @@ pub struct Lane {
     next: AtomicU64,
     /// The child's stdin, once its transport exists.
     writer: OnceLock<RawWriter>,
+    /// A 2026-07-28 child's per-request `_meta`: the members as JSON text,
+    /// and as a map (see [`Lane::set_meta`]).
+    meta: OnceLock<(String, serde_json::Map<String, serde_json::Value>)>,
 }
 
 impl Lane {
@@ -114,7 +126,26 @@ impl Lane {
             open: AtomicUsize::new(0),
             next: AtomicU64::new(0),
             writer: OnceLock::new(),
+            meta: OnceLock::new(),
         }
+    }
+
+    /// The child speaks 2026-07-28: every request of the lane's carries
+    /// who asks (the protocol version, mcpod and its capabilities), as
+    /// rmcp's requests to it do.
+    pub fn set_meta(&self, client: &rmcp::model::ClientConfig) {
+        let meta = rmcp::model::RequestMetaObject::with_client_context(
+            rmcp::model::ProtocolVersion::V_2026_07_28,
+            client.client_info.clone(),
+            client.capabilities.clone(),
+        );
+        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&meta) else {
+            return;
+        };
+        // A map always serialises; its text without the braces is the members.
+        let text = serde_json::to_string(&map).unwrap_or_else(|_| "{}".into());
+        let members = text[1..text.len() - 1].to_string();
+        let _ = self.meta.set((members, map));
     }
 
     pub fn set_writer(&self, writer: RawWriter) {
@@ -125,12 +156,15 @@ impl Lane {
         self.writer.get()
     }
 
-    /// Register `call`; returns its request line for the child.
-    pub fn send(&self, call: &RawCall, what: String) -> (Sent, Vec<u8>) {
+    /// Register `call`; returns its request line for the child. `retry`
+    /// holds the members an input round's retry adds to the params
+    /// (`rounds::Retry::members`), or is empty.
+    pub fn send(&self, call: &RawCall, what: String, retry: &str) -> (Sent, Vec<u8>) {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply) = oneshot::channel();
         let (progress_tx, progress) = mpsc::channel(PROGRESS_QUEUE);
-        let line = request_line(number, call);
+        let meta = self.meta.get().map(|(members, _)| members.as_str());
+        let line = request_line(number, call, meta, retry);
         let waiting = Waiting {
             agent_id: call.agent_id.clone(),
             complete: call.complete,
@@ -176,6 +210,15 @@ impl Lane {
     ) -> (u64, oneshot::Receiver<RawAnswer>, Vec<u8>) {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        let mut params = params.clone();
+        if let (Some((_, meta)), Some(object)) = (self.meta.get(), params.as_object_mut()) {
+            let own = object
+                .entry("_meta")
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let Some(own) = own.as_object_mut() {
+                own.extend(meta.clone());
+            }
+        }
         let line = serde_json::json!({
             "jsonrpc": "2.0", "id": format!("{ID_PREFIX}{number}"),
             "method": method, "params": params,
@@ -309,7 +352,7 @@ impl Lane {
     /// Answer `number` with an error result saying `text`.
     fn fail(&self, number: u64, text: String) {
         if let Some(w) = self.take_call(number) {
-            let _ = w.reply.send(error_line(&w.agent_id, text));
+            let _ = w.reply.send(Reply::Line(error_line(&w.agent_id, text)));
         }
     }
 
@@ -330,6 +373,10 @@ impl Lane {
                     &w.what,
                 ),
             ),
+            (Some(result), _) if asks_for_input(result.get()) => {
+                let _ = w.reply.send(Reply::Asked(result.get().to_string()));
+                return;
+            }
             (Some(result), _) if result.get().starts_with('{') => match w.complete {
                 true => response_line(&w.agent_id, &with_result_type(result.get())),
                 false => response_line(&w.agent_id, result.get()),
@@ -359,7 +406,7 @@ impl Lane {
                 ),
             ),
         };
-        let _ = w.reply.send(line);
+        let _ = w.reply.send(Reply::Line(line));
     }
 
     /// The child's progress under call `number`'s token.
@@ -533,10 +580,15 @@ fn ours(raw: &str) -> Option<u64> {
         .ok()
 }
 
-/// `tools/call` of `call.tool` under id and progress token `"mcpod-N"`.
-fn request_line(number: u64, call: &RawCall) -> Vec<u8> {
+/// `tools/call` of `call.tool` under id and progress token `"mcpod-N"`,
+/// with the per-request `meta` members and an input round's `retry`
+/// members, when given.
+fn request_line(number: u64, call: &RawCall, meta: Option<&str>, retry: &str) -> Vec<u8> {
     let mut line = Vec::with_capacity(
-        128 + call.tool.len() + call.arguments.as_ref().map_or(0, |a| a.get().len()),
+        128 + call.tool.len()
+            + call.arguments.as_ref().map_or(0, |a| a.get().len())
+            + meta.map_or(0, str::len)
+            + retry.len(),
     );
     line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":\"mcpod-");
     line.extend_from_slice(number.to_string().as_bytes());
@@ -547,13 +599,38 @@ fn request_line(number: u64, call: &RawCall) -> Vec<u8> {
         line.extend_from_slice(b",\"arguments\":");
         line.extend_from_slice(arguments.get().as_bytes());
     }
-    if call.token.is_some() {
-        line.extend_from_slice(b",\"_meta\":{\"progressToken\":\"mcpod-");
-        line.extend_from_slice(number.to_string().as_bytes());
-        line.extend_from_slice(b"\"}");
+    if call.token.is_some() || meta.is_some() {
+        line.extend_from_slice(b",\"_meta\":{");
+        if call.token.is_some() {
+            line.extend_from_slice(b"\"progressToken\":\"mcpod-");
+            line.extend_from_slice(number.to_string().as_bytes());
+            line.push(b'"');
+        }
+        if let Some(meta) = meta {
+            if call.token.is_some() {
+                line.push(b',');
+            }
+            line.extend_from_slice(meta.as_bytes());
+        }
+        line.push(b'}');
     }
+    line.extend_from_slice(retry.as_bytes());
     line.extend_from_slice(b"}}");
     line
+}
+
+/// Whether a result (raw JSON) is an `InputRequiredResult`: a 2026-07-28
+/// child's questions. The text is looked for first, so nearly every result
+/// is only scanned.
+fn asks_for_input(result: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Type<'a> {
+        #[serde(rename = "resultType", borrow, default)]
+        result_type: Option<Cow<'a, str>>,
+    }
+    memchr::memmem::find(result.as_bytes(), b"\"input_required\"").is_some()
+        && serde_json::from_str::<Type<'_>>(result)
+            .is_ok_and(|t| t.result_type.as_deref() == Some("input_required"))
 }
 
 /// `notifications/cancelled` of call `number`, for the child.
@@ -663,10 +740,58 @@ mod tests {
         }
     }
 
+    fn line_of(reply: Reply) -> Vec<u8> {
+        match reply {
+            Reply::Line(line) => line,
+            Reply::Asked(asked) => panic!("a round, not a line: {asked}"),
+        }
+    }
+
+    #[test]
+    fn a_modern_childs_call_carries_who_asks_and_a_retry_its_round() {
+        let lane = Lane::new("hello");
+        let client = rmcp::model::ClientConfig::new(
+            Default::default(),
+            rmcp::model::Implementation::new("mcpod", "1"),
+        );
+        lane.set_meta(&client);
+        let retry = r#","inputResponses":{"q":{"action":"accept"}},"requestState":"s1""#;
+        for (token, retry) in [(true, ""), (false, retry)] {
+            let (_, line) = lane.send(&call(token), "the call of `add`".into(), retry);
+            let out: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+            let meta = &out["params"]["_meta"];
+            assert_eq!(
+                meta["io.modelcontextprotocol/protocolVersion"],
+                "2026-07-28"
+            );
+            assert_eq!(meta["io.modelcontextprotocol/clientInfo"]["name"], "mcpod");
+            assert!(meta["io.modelcontextprotocol/clientCapabilities"].is_object());
+            assert_eq!(meta.get("progressToken").is_some(), token, "{out}");
+            assert_eq!(out["params"]["arguments"]["a"], 1);
+            if !retry.is_empty() {
+                assert_eq!(out["params"]["requestState"], "s1");
+                assert_eq!(out["params"]["inputResponses"]["q"]["action"], "accept");
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_required_answer_is_a_round_and_the_word_alone_is_not() {
+        let lane = Lane::new("hello");
+        let (mut sent, _) = lane.send(&call(false), "the call of `add`".into(), "");
+        let asked = br#"{"jsonrpc":"2.0","id":"mcpod-0","result":{"resultType":"input_required","requestState":"s"}}"#;
+        assert!(lane.take(asked));
+        assert!(matches!(sent.reply.try_recv(), Ok(Reply::Asked(r)) if r.contains("\"s\"")));
+        let (mut sent, _) = lane.send(&call(false), "the call of `add`".into(), "");
+        let said = br#"{"jsonrpc":"2.0","id":"mcpod-1","result":{"content":[{"type":"text","text":"\"input_required\""}]}}"#;
+        assert!(lane.take(said));
+        assert!(matches!(sent.reply.try_recv(), Ok(Reply::Line(_))));
+    }
+
     #[test]
     fn a_call_goes_out_under_mcpods_id_and_its_answer_comes_back_under_the_agents() {
         let lane = Lane::new("hello");
-        let (mut sent, line) = lane.send(&call(true), "the call of `add`".into());
+        let (mut sent, line) = lane.send(&call(true), "the call of `add`".into(), "");
         let out: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
         assert_eq!(out["id"], "mcpod-0");
         assert_eq!(out["params"]["name"], "add");
@@ -687,7 +812,7 @@ mod tests {
         let answer = br#"{"result":{"content":[{"type":"text","text":"3"}]},"jsonrpc":"2.0","id":"mcpod-0"}"#;
         assert!(lane.take(answer));
         let back: serde_json::Value =
-            serde_json::from_slice(&sent.reply.try_recv().expect("reply")).expect("JSON");
+            serde_json::from_slice(&line_of(sent.reply.try_recv().expect("reply"))).expect("JSON");
         assert_eq!(back["id"], 7);
         assert_eq!(back["result"]["content"][0]["text"], "3");
         // Nothing is open any more: lines are not even looked at.
@@ -717,10 +842,11 @@ mod tests {
             ),
         ];
         for (line, says) in cases {
-            let (mut sent, _) = lane.send(&call(false), "the call of `add`".into());
+            let (mut sent, _) = lane.send(&call(false), "the call of `add`".into(), "");
             assert!(lane.take(line.as_bytes()));
             let back: serde_json::Value =
-                serde_json::from_slice(&sent.reply.try_recv().expect("reply")).expect("JSON");
+                serde_json::from_slice(&line_of(sent.reply.try_recv().expect("reply")))
+                    .expect("JSON");
             assert_eq!(back["result"]["isError"], true, "{back}");
             let text = back["result"]["content"][0]["text"].as_str().unwrap_or("");
             assert!(text.contains(says), "{text}");
@@ -730,11 +856,11 @@ mod tests {
     #[test]
     fn a_refused_response_fails_its_call() {
         let lane = Lane::new("hello");
-        let (mut sent, _) = lane.send(&call(false), "the call of `add`".into());
+        let (mut sent, _) = lane.send(&call(false), "the call of `add`".into(), "");
         let id = RequestId::String("mcpod-0".into());
         assert!(lane.refused(&id, "server `hello` sent a response of 20 bytes"));
         let back: serde_json::Value =
-            serde_json::from_slice(&sent.reply.try_recv().expect("reply")).expect("JSON");
+            serde_json::from_slice(&line_of(sent.reply.try_recv().expect("reply"))).expect("JSON");
         let text = back["result"]["content"][0]["text"].as_str().unwrap_or("");
         assert!(text.contains("20 bytes") && text.contains("Fix:"), "{text}");
         assert!(!lane.refused(&RequestId::Number(0), "x"));

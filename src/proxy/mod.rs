@@ -7,9 +7,11 @@ pub mod catalog;
 pub mod child;
 mod child_task;
 pub mod fast;
+mod listen;
 pub mod log;
 mod missing;
 pub mod names;
+mod rounds;
 pub mod tools;
 pub mod upstream;
 

@@ -13,8 +13,7 @@ use rmcp::model::{
     ClientRequest, CompleteRequest, CompleteRequestParams, CompleteResult, GetPromptRequest,
     GetPromptRequestParams, GetPromptResult, JsonObject, LoggingLevel, Prompt, ReadResourceRequest,
     ReadResourceRequestParams, ReadResourceResult, Reference, Resource, ResourceContents,
-    ResourceTemplate, ResultType, ServerResult, SubscribeRequest, SubscribeRequestParams,
-    UnsubscribeRequest, UnsubscribeRequestParams,
+    ResourceTemplate, ResultType, ServerResult,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -263,34 +262,14 @@ impl Sessions {
     /// Subscribe to (or unsubscribe from) a resource's updates at its server.
     pub async fn subscribe_resource(&self, uri: &str, on: bool) -> Result<(), String> {
         let (session, server, inner) = self.route_uri(uri)?;
-        let (_, child) = self.server_of(&session, &server)?;
+        let (s, child) = self.server_of(&session, &server)?;
         if child.offers().resources.as_ref().and_then(|r| r.subscribe) != Some(true) {
             return Err(format!(
                 "server `{server}` of session {session} does not offer resource subscriptions"
             ));
         }
-        let (request, what) = if on {
-            let params = SubscribeRequestParams::new(&inner);
-            (
-                ClientRequest::SubscribeRequest(SubscribeRequest::new(params)),
-                format!("resources/subscribe of `{inner}`"),
-            )
-        } else {
-            let params = UnsubscribeRequestParams::new(&inner);
-            (
-                ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)),
-                format!("resources/unsubscribe of `{inner}`"),
-            )
-        };
-        self.forward(
-            (&session, &server),
-            &what,
-            request,
-            Relay::default(),
-            CancellationToken::new(),
-        )
-        .await
-        .map(drop)
+        let _permit = s.permit()?;
+        child.subscribe_resource(&inner, on).await
     }
 
     /// The agent's log level: kept for servers that start later, and sent

@@ -1,0 +1,173 @@
+//! A 2026-07-28 child tells of changes only on a `subscriptions/listen`
+//! stream: its tool, prompt and resource lists changing (each only when it
+//! says it can tell), and updates of the resources the agent subscribed to.
+//! One stream per child, opened again (the new one first, then the old one
+//! dropped) whenever the agent's resource subscriptions at that child
+//! change; a stream that ends or falls behind is opened again after a
+//! moment, and the lists are read again, since changes may have been missed.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{ServerCapabilities, ServerNotification, SubscriptionFilter};
+use rmcp::service::Subscription;
+use rmcp::{Peer, RoleClient};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::child::Shared;
+
+/// Resources of one child the agent may subscribe to at once.
+pub const MAX_RESOURCES: usize = 256;
+/// Failed opens in a row after which mcpod stops trying, until the agent's
+/// subscriptions change.
+const MAX_FAILURES: u32 = 5;
+/// How long after a stream ended or failed it is opened again.
+const AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// The agent's resource subscriptions at one child, as its stream asks for them.
+#[derive(Default)]
+pub struct Listener {
+    uris: Mutex<BTreeSet<String>>,
+    changed: Notify,
+}
+
+impl Listener {
+    /// Subscribe to (`on`) or unsubscribe from updates of the child's `uri`.
+    pub fn resource(&self, uri: &str, on: bool) -> Result<(), String> {
+        let mut uris = self.uris.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = if on {
+            if uris.len() >= MAX_RESOURCES && !uris.contains(uri) {
+                return Err(format!(
+                    "already subscribed to {MAX_RESOURCES} resources of this server, mcpod's limit; unsubscribe from one first"
+                ));
+            }
+            uris.insert(uri.to_string())
+        } else {
+            uris.remove(uri)
+        };
+        if changed {
+            self.changed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// What the stream asks for, given what the child offers.
+    fn filter(&self, offers: &ServerCapabilities) -> SubscriptionFilter {
+        let told = |list_changed: Option<bool>| list_changed.filter(|c| *c);
+        let uris: Vec<String> = match offers.resources.as_ref().and_then(|r| r.subscribe) {
+            Some(true) => self
+                .uris
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut filter = SubscriptionFilter::new();
+        filter.tools_list_changed = told(offers.tools.as_ref().and_then(|t| t.list_changed));
+        filter.prompts_list_changed = told(offers.prompts.as_ref().and_then(|p| p.list_changed));
+        filter.resources_list_changed =
+            told(offers.resources.as_ref().and_then(|r| r.list_changed));
+        filter.resource_subscriptions = (!uris.is_empty()).then_some(uris);
+        filter
+    }
+}
+
+/// Keep a stream open at the child while it lives (until `died`).
+pub fn start(
+    shared: Arc<Shared>,
+    peer: Peer<RoleClient>,
+    offers: ServerCapabilities,
+    died: CancellationToken,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = run(&shared, &peer, &offers) => {}
+            _ = died.cancelled() => {}
+        }
+    });
+}
+
+async fn run(shared: &Arc<Shared>, peer: &Peer<RoleClient>, offers: &ServerCapabilities) {
+    let listener = &shared.listener;
+    let mut current: Option<Subscription> = None;
+    let mut failures = 0;
+    // After a stream broke, changes may have been missed.
+    let mut missed = false;
+    loop {
+        let filter = listener.filter(offers);
+        if filter == SubscriptionFilter::new() {
+            drop(current.take());
+            listener.changed.notified().await;
+            continue;
+        }
+        match peer.listen(filter).await {
+            Ok(opened) => {
+                // The old stream goes only now that the new one is there.
+                drop(current.replace(opened));
+                failures = 0;
+                if std::mem::take(&mut missed) {
+                    shared.relist(peer.clone());
+                }
+            }
+            Err(rmcp::ServiceError::TransportClosed) => return,
+            Err(e) => {
+                failures += 1;
+                shared.note(&format!("subscriptions/listen failed: {e}"));
+                if failures >= MAX_FAILURES {
+                    shared.note(&format!(
+                        "subscriptions/listen failed {MAX_FAILURES} times in a row; changes are not followed until the client's subscriptions change"
+                    ));
+                    listener.changed.notified().await;
+                    failures = 0;
+                } else {
+                    tokio::select! {
+                        _ = tokio::time::sleep(AGAIN_AFTER) => {}
+                        _ = listener.changed.notified() => {}
+                    }
+                }
+                continue;
+            }
+        }
+        let Some(stream) = current.as_mut() else {
+            continue;
+        };
+        tokio::select! {
+            ended = follow(shared, peer, stream) => {
+                shared.note(&format!("its subscriptions/listen stream ended ({ended}); opening another"));
+                drop(current.take());
+                missed = true;
+                tokio::time::sleep(AGAIN_AFTER).await;
+            }
+            _ = listener.changed.notified() => {}
+        }
+    }
+}
+
+/// Act on the stream's notifications until it ends; says how it ended.
+async fn follow(
+    shared: &Arc<Shared>,
+    peer: &Peer<RoleClient>,
+    stream: &mut Subscription,
+) -> String {
+    loop {
+        match stream.next().await {
+            Ok(Some(notification)) => match notification {
+                ServerNotification::ToolListChangedNotification(_)
+                | ServerNotification::PromptListChangedNotification(_)
+                | ServerNotification::ResourceListChangedNotification(_) => {
+                    shared.relist(peer.clone());
+                }
+                ServerNotification::ResourceUpdatedNotification(n) => {
+                    shared.updated(&n.params.uri).await;
+                }
+                _ => {}
+            },
+            Ok(None) => return "by the server".into(),
+            Err(e) => return e.to_string(),
+        }
+    }
+}
