@@ -7,12 +7,15 @@
 //! cargo bench --bench calls
 //! ```
 //!
-//! Each call is timed three ways, interleaved in blocks of 200: mcpod's
-//! pass-through path (`proxy/fast.rs`: a plain call), mcpod's rmcp path
-//! (the same call with one more `_meta` key, which the pass-through does
-//! not carry, so rmcp parses and re-serialises it as before), and direct.
-//! Then calls/s with 8 concurrent callers for 3 s, each way, and mcpod's
-//! CPU time per call (schedstat of all its threads). It prints p50/p90/p99,
+//! Each call is timed four ways, interleaved in blocks of 200: mcpod's
+//! pass-through path (`proxy/fast.rs`: a plain call) for an `initialize`
+//! client, the same for a 2026-07-28 client (a second mcpod, greeted with
+//! `server/discover`, its own session of the image: every request carries
+//! its own `_meta`, and every result gets `resultType`), mcpod's rmcp path
+//! (the `initialize` client's call with one more `_meta` key, which the
+//! pass-through does not carry, so rmcp parses and re-serialises it as
+//! before), and direct. Then calls/s with 8 concurrent callers for 3 s,
+//! each way, and mcpod's CPU time per call (schedstat of all its threads). It prints p50/p90/p99,
 //! the latency added at p50 and p99, and whether the pass-through adds at
 //! most 50 us at the median. Timings are printed, never asserted; without
 //! `--bench` (as under `cargo test --benches`) it runs a tiny smoke version.
@@ -23,10 +26,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, RequestMetaObject};
-use rmcp::{Peer, RoleClient};
+use rmcp::{ClientLifecycleMode, Peer, RoleClient};
 use serde_json::{Value, json};
 use support::{
-    Client, Error, call, connect, cpu_ns, median, pct, row_us, serve, structured, us, verdict,
+    Client, Error, call, connect, cpu_ns, median, pct, row_us, serve, serve_as, structured, us,
+    verdict,
 };
 
 const TARGET_ADDED_US: f64 = 50.0;
@@ -76,6 +80,8 @@ const CASES: [Case; 2] = [
 enum Way {
     /// Through mcpod, a plain call: the pass-through.
     Fast,
+    /// The same, from a 2026-07-28 client (the second mcpod).
+    Modern,
     /// Through mcpod with an extra `_meta` key: rmcp's parse and re-serialisation.
     Rmcp,
     /// Straight to the server in the container.
@@ -111,10 +117,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut pid = None;
-    let result = rt.block_on(run(&plan, &mut pid));
-    // Whatever happened, nothing this mcpod started stays.
-    if let Some(pid) = pid {
+    let mut pids = Vec::new();
+    let result = rt.block_on(run(&plan, &mut pids));
+    // Whatever happened, nothing these mcpods started stays.
+    for pid in pids {
         remove_containers_of(pid);
     }
     if let Err(e) = result {
@@ -123,10 +129,25 @@ fn main() {
     }
 }
 
-async fn run(plan: &Plan, pid_out: &mut Option<u32>) -> Result<(), Error> {
+/// The two mcpods: one greeted with `initialize`, one as a 2026-07-28 client.
+struct Mcpods {
+    old: (Client, u32),
+    modern: (Client, u32),
+}
+
+async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (mcpod, pid, _) = serve(repo, &[]).await?;
-    *pid_out = Some(pid);
+    let (old, pid, _) = serve(repo, &[]).await?;
+    pids.push(pid);
+    let discover = ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    let (modern, modern_pid, _) = serve_as(repo, &[], discover).await?;
+    pids.push(modern_pid);
+    let mcpods = Mcpods {
+        old: (old, pid),
+        modern: (modern, modern_pid),
+    };
     println!(
         "calls bench: {} calls each way per case in blocks of {}, after {} warm-up calls; {} callers for {:.1} s",
         plan.calls,
@@ -137,25 +158,28 @@ async fn run(plan: &Plan, pid_out: &mut Option<u32>) -> Result<(), Error> {
     );
     let mut held = Vec::new();
     for case in &CASES {
-        held.push(bench_case(plan, &mcpod, pid, case).await?);
+        held.push(bench_case(plan, &mcpods, case).await?);
     }
-    let _ = mcpod.cancel().await;
+    let _ = mcpods.old.0.cancel().await;
+    let _ = mcpods.modern.0.cancel().await;
     println!();
-    for (case, added, ok) in held {
-        println!(
-            "pass-through adds {added:.0} us at the median for {case}   target <= {TARGET_ADDED_US} us: {}",
-            verdict(ok)
-        );
+    for (case, added) in held {
+        for (client, added) in [
+            ("an initialize client", added[0]),
+            ("a 2026-07-28 client", added[1]),
+        ] {
+            println!(
+                "pass-through adds {added:.0} us at the median for {case}, {client}   target <= {TARGET_ADDED_US} us: {}",
+                verdict(added <= TARGET_ADDED_US)
+            );
+        }
     }
     Ok(())
 }
 
-async fn bench_case(
-    plan: &Plan,
-    mcpod: &Client,
-    pid: u32,
-    case: &'static Case,
-) -> Result<(&'static str, f64, bool), Error> {
+/// A session of `case`'s image launched through `mcpod`: its id, its
+/// container, and the proxied tool's name.
+async fn launch(mcpod: &Client, case: &Case) -> Result<(String, String, String), Error> {
     let built = structured(
         &call(
             mcpod,
@@ -167,78 +191,110 @@ async fn bench_case(
     let image = built["tag"].as_str().ok_or("build_image: no tag")?;
     let info = structured(&call(mcpod, "launch_session", json!({"image": image})).await?)?;
     let session = info["session"].as_str().ok_or("no session id")?.to_string();
-    let container = info["container"].as_str().ok_or("no container")?;
+    let container = info["container"]
+        .as_str()
+        .ok_or("no container")?
+        .to_string();
     if info["servers"][case.server]["status"] != "ready" {
         return Err(format!("{} is not ready: {info}", case.server).into());
     }
     let proxied = format!("{session}_{}__{}", case.server, case.tool);
+    Ok((session, container, proxied))
+}
+
+async fn stop(mcpod: &Client, session: &str) -> Result<(), Error> {
+    let stopped = structured(&call(mcpod, "stop_session", json!({"session": session})).await?)?;
+    if stopped["stopped"] != true {
+        return Err(format!("stop_session {session}: {stopped}").into());
+    }
+    Ok(())
+}
+
+async fn bench_case(
+    plan: &Plan,
+    mcpods: &Mcpods,
+    case: &'static Case,
+) -> Result<(&'static str, [f64; 2]), Error> {
+    let (old, pid) = (&mcpods.old.0, mcpods.old.1);
+    let (modern, modern_pid) = (&mcpods.modern.0, mcpods.modern.1);
+    let (session, container, proxied) = launch(old, case).await?;
+    let (modern_session, _, modern_proxied) = launch(modern, case).await?;
     let mut exec = tokio::process::Command::new("podman");
-    exec.args(["exec", "-i", container]).args(case.direct);
+    exec.args(["exec", "-i", &container]).args(case.direct);
     let direct = connect(exec).await?;
-    let (mp, dp) = (mcpod.peer().clone(), direct.peer().clone());
+    let (op, mp, dp) = (
+        old.peer().clone(),
+        modern.peer().clone(),
+        direct.peer().clone(),
+    );
+    // Each way's client, tool name, and the mcpod whose CPU it costs.
     let target = |way: Way| match way {
-        Way::Fast | Way::Rmcp => (&mp, proxied.as_str()),
-        Way::Direct => (&dp, case.tool),
+        Way::Fast | Way::Rmcp => (&op, proxied.as_str(), Some(pid)),
+        Way::Modern => (&mp, modern_proxied.as_str(), Some(modern_pid)),
+        Way::Direct => (&dp, case.tool, None),
     };
-    let ways = [Way::Fast, Way::Rmcp, Way::Direct];
+    let ways = [Way::Fast, Way::Modern, Way::Rmcp, Way::Direct];
 
     for i in 0..plan.warmup {
         for way in ways {
-            let (peer, tool) = target(way);
+            let (peer, tool, _) = target(way);
             one(peer, case, tool, way, i).await?;
         }
     }
-    let mut samples: [Vec<Duration>; 3] = Default::default();
-    let mut cpu = [0u64; 2];
+    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let mut cpu = [0u64; 3];
     let mut done = 0;
     while done < plan.calls {
         let n = plan.block.min(plan.calls - done);
         for (w, way) in ways.into_iter().enumerate() {
-            let (peer, tool) = target(way);
-            let before = cpu_ns(pid);
+            let (peer, tool, mcpod) = target(way);
+            let before = mcpod.map(cpu_ns);
             for i in done..done + n {
                 let t = Instant::now();
                 one(peer, case, tool, way, i).await?;
                 samples[w].push(t.elapsed());
             }
-            if w < 2 {
-                cpu[w] += cpu_ns(pid).saturating_sub(before);
+            if let (Some(mcpod), Some(before)) = (mcpod, before) {
+                cpu[w] += cpu_ns(mcpod).saturating_sub(before);
             }
         }
         done += n;
     }
-    let mut rates = [0.0f64; 3];
-    let mut tput_cpu = [0.0f64; 2];
+    let mut rates = [0.0f64; 4];
+    let mut tput_cpu = [0.0f64; 3];
     for (w, way) in ways.into_iter().enumerate() {
-        let (peer, tool) = target(way);
-        let before = cpu_ns(pid);
+        let (peer, tool, mcpod) = target(way);
+        let before = mcpod.map(cpu_ns);
         let (n, took) = throughput(peer, case, tool, way, plan.callers, plan.span).await?;
         rates[w] = n as f64 / took.as_secs_f64();
-        if w < 2 {
-            tput_cpu[w] = cpu_ns(pid).saturating_sub(before) as f64 / 1e3 / n as f64;
+        if let (Some(mcpod), Some(before)) = (mcpod, before) {
+            tput_cpu[w] = cpu_ns(mcpod).saturating_sub(before) as f64 / 1e3 / n as f64;
         }
     }
     let _ = direct.cancel().await;
-    let stopped = structured(&call(mcpod, "stop_session", json!({"session": session})).await?)?;
-    if stopped["stopped"] != true {
-        return Err(format!("stop_session {session}: {stopped}").into());
-    }
+    stop(old, &session).await?;
+    stop(modern, &modern_session).await?;
 
     for s in &mut samples {
         s.sort();
     }
-    let [fast, rmcp, direct] = &samples;
+    let [fast, modern_fast, rmcp, direct] = &samples;
     println!();
     println!(
         "{} — tools/call {} (N={} each)                 median        p90        p99        max",
         case.label, case.tool, plan.calls
     );
     row_us("   mcpod, pass-through", fast);
+    row_us("   mcpod, pass-through, 2026-07-28 client", modern_fast);
     row_us("   mcpod, rmcp path (extra _meta)", rmcp);
     row_us("   direct podman exec -i, same container", direct);
     let added = |s: &[Duration], p: f64| us(pct(s, p)) - us(pct(direct, p));
-    let fast_added = us(median(fast)) - us(median(direct));
-    for (what, s, w) in [("pass-through", fast, 0), ("rmcp path", rmcp, 1)] {
+    let named = [
+        ("pass-through", fast),
+        ("2026 pass", modern_fast),
+        ("rmcp path", rmcp),
+    ];
+    for (w, (what, s)) in named.into_iter().enumerate() {
         println!(
             "   {what:<13} adds {:>5.0} us at the median ({:.2}x direct), {:>5.0} us at p99; mcpod CPU {:>4.0} us per call sequential, {:>4.0} us under {} callers",
             us(median(s)) - us(median(direct)),
@@ -250,14 +306,19 @@ async fn bench_case(
         );
     }
     println!(
-        "   {} callers: pass-through {:.0} calls/s, rmcp path {:.0} calls/s, direct {:.0} calls/s (pass-through {:.2}x direct)",
+        "   {} callers: pass-through {:.0} calls/s, 2026 pass-through {:.0} calls/s, rmcp path {:.0} calls/s, direct {:.0} calls/s (pass-through {:.2}x direct)",
         plan.callers,
         rates[0],
         rates[1],
         rates[2],
-        rates[0] / rates[2]
+        rates[3],
+        rates[0] / rates[3]
     );
-    Ok((case.label, fast_added, fast_added <= TARGET_ADDED_US))
+    let fast_added = [
+        us(median(fast)) - us(median(direct)),
+        us(median(modern_fast)) - us(median(direct)),
+    ];
+    Ok((case.label, fast_added))
 }
 
 /// One call of `tool` (`i` makes its arguments), checked.

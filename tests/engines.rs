@@ -241,10 +241,34 @@ fn twelve_sessions_spread_over_three_engines_built_once_pulled_by_digest_and_not
         rows.iter()
             .all(|r| ["local", "a", "b"].contains(&r["engine"].as_str().unwrap_or("")))
     );
+    // And by which container ID: a remote engine is asked after the launch,
+    // in the background, so it may take a moment to show.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut id = 200;
+    loop {
+        id += 1;
+        let listed = server.call(id, "list_sessions", json!({}));
+        let ids: std::collections::BTreeSet<String> = listed["structuredContent"]["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter_map(|r| r["container_id"].as_str())
+            .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_string)
+            .collect();
+        if ids.len() == 12 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every session has its container ID: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Half stopped by stop_session, the rest by mcpod's exit.
     for (i, session) in sessions.iter().take(6).enumerate() {
-        let stopped = server.call(300 + i as u64, "stop_session", json!({"session": session}));
+        let stopped = server.call(1300 + i as u64, "stop_session", json!({"session": session}));
         assert_eq!(stopped["structuredContent"]["stopped"], true, "{stopped}");
     }
     assert_eq!(

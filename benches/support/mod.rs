@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{Peer, RoleClient, ServiceExt};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, ServiceExt};
 use serde_json::Value;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -24,6 +24,16 @@ pub async fn serve(
     repo: &std::path::Path,
     extra: &[String],
 ) -> Result<(Client, u32, Duration), Error> {
+    serve_as(repo, extra, ClientLifecycleMode::Initialize).await
+}
+
+/// [`serve`], the client greeting mcpod as `lifecycle` says (`Discover`: a
+/// 2026-07-28 client, whose every request carries its own `_meta`).
+pub async fn serve_as(
+    repo: &std::path::Path,
+    extra: &[String],
+    lifecycle: ClientLifecycleMode,
+) -> Result<(Client, u32, Duration), Error> {
     let binary = std::env::var("MCPOD_BENCH_BIN").unwrap_or_else(|_| MCPOD.to_string());
     let mut command = tokio::process::Command::new(&binary);
     command
@@ -35,7 +45,7 @@ pub async fn serve(
     let transport = TokioChildProcess::new(command)?;
     let pid = transport.id().ok_or("mcpod serve has no pid")?;
     let started = Instant::now();
-    let client = ().serve(transport).await?;
+    let client = ().serve_with_lifecycle(transport, lifecycle).await?;
     Ok((client, pid, started.elapsed()))
 }
 

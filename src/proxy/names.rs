@@ -50,6 +50,26 @@ pub fn exported(session: &str, server: &str, tool: &str) -> String {
     out
 }
 
+/// Whether `name` is `exported(session, server, tool)`, without building
+/// it when it needs no shortening (the pass-through asks on every call).
+pub fn is_exported(name: &str, session: &str, server: &str, tool: &str) -> bool {
+    let len = session.len() + 1 + server.len() + 2 + tool.len();
+    let plain = len <= MAX
+        && [session, server, tool]
+            .iter()
+            .all(|p| p.bytes().all(allowed));
+    if !plain {
+        return exported(session, server, tool) == name;
+    }
+    name.len() == len
+        && name
+            .strip_prefix(session)
+            .and_then(|r| r.strip_prefix('_'))
+            .and_then(|r| r.strip_prefix(server))
+            .and_then(|r| r.strip_prefix("__"))
+            == Some(tool)
+}
+
 /// Where every exported resource URI starts.
 pub const URI_PREFIX: &str = "mcpod://sessions/";
 
@@ -73,7 +93,39 @@ fn allowed(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{exported, parse_resource_uri, resource_uri};
+    use super::{exported, is_exported, parse_resource_uri, resource_uri};
+
+    #[test]
+    fn a_name_is_recognised_as_exported_exactly_when_it_is() {
+        let long = "t".repeat(80);
+        let cases = [
+            ("s1", "hello", "add"),
+            ("s1", "hello", "a.b"),
+            ("s1", "hello", long.as_str()),
+            ("s1", "héllo", "add"),
+            ("s1", "hello", ""),
+        ];
+        for (session, server, tool) in cases {
+            let name = exported(session, server, tool);
+            assert!(is_exported(&name, session, server, tool), "{name}");
+            for other in [
+                format!("{name}x"),
+                name[..name.len() - 1].to_string(),
+                exported("s2", server, tool),
+                exported(session, server, "other"),
+                "s1_hello_add".to_string(),
+            ] {
+                assert!(
+                    !is_exported(&other, session, server, tool),
+                    "{other} for {name}"
+                );
+            }
+        }
+        // Where the parts meet is part of the name.
+        assert!(!is_exported("s1_a__b__c", "s1", "a__b", "d"));
+        assert!(is_exported("s1_a__b__c", "s1", "a__b", "c"));
+        assert!(is_exported("s1_a__b__c", "s1", "a", "b__c"));
+    }
 
     #[test]
     fn resource_uris_round_trip_and_keep_templates_whole() {

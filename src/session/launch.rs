@@ -533,31 +533,37 @@ impl Sessions {
         let written = std::fs::read_to_string(&cidfile);
         let _ = std::fs::remove_file(&cidfile);
         let stream = stream?;
-        let container_id = async {
-            match written {
-                Ok(id) => id.trim().to_string(),
-                // A remote engine writes no cidfile here: ask it, while the
-                // servers start (over ssh each call is a connection).
-                Err(_) if !engine.is_local() => engine
-                    .podman
-                    .container(plan.name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|c| c.id)
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
+        let container_id = Arc::new(std::sync::OnceLock::new());
+        match written {
+            Ok(id) => {
+                let _ = container_id.set(id.trim().to_string());
             }
-        };
-        let servers = self.start_servers(
-            plan.session,
-            &stream,
-            chosen,
-            envs,
-            plan.isolation,
-            progress,
-        );
-        let (container_id, servers) = tokio::join!(container_id, servers);
+            // A remote engine writes no cidfile here: ask it in the
+            // background (over ssh each call is a connection, ~200 ms).
+            Err(_) if !engine.is_local() => {
+                let (podman, name, id) = (
+                    engine.podman.clone(),
+                    plan.name.to_string(),
+                    container_id.clone(),
+                );
+                tokio::spawn(async move {
+                    if let Ok(Some(c)) = podman.container(&name).await {
+                        let _ = id.set(c.id);
+                    }
+                });
+            }
+            Err(_) => {}
+        }
+        let servers = self
+            .start_servers(
+                plan.session,
+                &stream,
+                chosen,
+                envs,
+                plan.isolation,
+                progress,
+            )
+            .await;
         Ok((stream, container_id, servers))
     }
 
@@ -658,7 +664,12 @@ impl Sessions {
 }
 
 /// A started container: its stream, its ID, and each server.
-type Started = (Arc<SessionStream>, String, BTreeMap<String, Arc<Child>>);
+/// The stream, the container's ID (once known), and the servers.
+type Started = (
+    Arc<SessionStream>,
+    Arc<std::sync::OnceLock<String>>,
+    BTreeMap<String, Arc<Child>>,
+);
 
 /// The launch's overrides over the chosen servers' label specs, checked as a
 /// label's would be (an override of a server not launched is an error).

@@ -174,7 +174,11 @@ pub struct SessionInfo {
     /// The engine it runs on (`local`, or a name the operator gave with --engine).
     pub engine: String,
     pub container: String,
-    pub container_id: String,
+    /// Podman's ID for the container. On an engine other than `local` it is
+    /// asked for after the launch, so as not to hold it up by one more round
+    /// trip there; until then it is left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     pub image: String,
     /// The image it runs, by ID (on an engine other than `local`: the image
     /// with mcpod's supervisor added, pulled there by digest).

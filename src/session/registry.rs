@@ -27,7 +27,8 @@ pub(super) struct Session {
     /// The engine the container runs on.
     pub(super) engine: Arc<crate::engine::engines::Engine>,
     pub(super) container: String,
-    pub(super) container_id: String,
+    /// Podman's ID for it, once known (see `launch.rs`).
+    pub(super) container_id: Arc<std::sync::OnceLock<String>>,
     pub(super) image: String,
     pub(super) image_id: String,
     pub(super) isolation: Isolation,
@@ -237,7 +238,7 @@ impl Sessions {
             state: s.state(),
             engine: s.engine.name.clone(),
             container: s.container.clone(),
-            container_id: s.container_id.clone(),
+            container_id: s.container_id.get().cloned(),
             image: s.image.clone(),
             image_id: s.image_id.clone(),
             isolation: s.isolation.clone(),
@@ -412,6 +413,17 @@ impl Sessions {
         list: fn(&Catalog) -> &[T],
         name: fn(&T) -> &str,
     ) -> Option<(String, String, String)> {
+        let (s, server, _, item) = self.find_in(exported, list, name)?;
+        Some((s.id.clone(), server, item))
+    }
+
+    /// [`Self::resolve_in`], with the session and the server found.
+    fn find_in<T>(
+        &self,
+        exported: &str,
+        list: fn(&Catalog) -> &[T],
+        name: fn(&T) -> &str,
+    ) -> Option<(Arc<Session>, String, Arc<Child>, String)> {
         let (session, _) = exported.split_once('_')?;
         let s = self
             .map
@@ -419,15 +431,16 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .get(session)
             .cloned()?;
-        s.servers.iter().find_map(|(server, child)| {
+        let (server, child, item) = s.servers.iter().find_map(|(server, child)| {
             child.with_catalog(|c| {
                 list(c)
                     .iter()
                     .map(name)
-                    .find(|n| names::exported(&s.id, server, n) == exported)
-                    .map(|n| (s.id.clone(), server.clone(), n.to_string()))
+                    .find(|n| names::is_exported(exported, &s.id, server, n))
+                    .map(|n| (server.clone(), child.clone(), n.to_string()))
             })
-        })
+        })?;
+        Some((s, server, child, item))
     }
 
     /// Call `tool` on `server` of `session`.
@@ -453,8 +466,7 @@ impl Sessions {
         &self,
         name: &str,
     ) -> Option<(Arc<Child>, String, tokio::sync::OwnedSemaphorePermit)> {
-        let (session, server, tool) = self.resolve(name)?;
-        let (s, child) = self.server_of(&session, &server).ok()?;
+        let (s, _, child, tool) = self.find_in(name, |c| &c.tools, |t| &t.name)?;
         if !child.is_ready() || child.task_only(&tool) {
             return None;
         }
