@@ -86,8 +86,9 @@ fn an_initialize_clients_plain_calls_pass_through_and_the_rest_go_through_rmcp()
     assert!(!text_of(&via).contains("mcpod-"), "{via}");
 
     // A 2026-07-28 client: a plain call passes through, its result with
-    // `resultType`; one that declares what a child could ask goes through
-    // rmcp (the questions become input rounds there).
+    // `resultType`; so does one that declares what a child could ask (a
+    // question would park it, as `surface.rs` shows); one that declares
+    // Tasks goes through rmcp.
     let modern = |caps: Value| {
         json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                "io.modelcontextprotocol/clientCapabilities": caps,
@@ -103,22 +104,27 @@ fn an_initialize_clients_plain_calls_pass_through_and_the_rest_go_through_rmcp()
         .as_str()
         .unwrap_or_else(|| panic!("{launched}"))
         .to_string();
+    for (id, caps) in [
+        (2, json!({})),
+        (3, json!({"elicitation": {}, "sampling": {}, "roots": {}})),
+    ] {
+        let response = plain.request(
+            id,
+            "tools/call",
+            json!({"name": format!("{other}_hostile__whoami"), "arguments": {},
+                   "_meta": modern(caps)}),
+        );
+        assert_eq!(response["result"]["resultType"], "complete", "{response}");
+        assert!(
+            passed_through(&response["result"]["structuredContent"]),
+            "{response}"
+        );
+    }
     let response = plain.request(
-        2,
+        4,
         "tools/call",
         json!({"name": format!("{other}_hostile__whoami"), "arguments": {},
-               "_meta": modern(json!({}))}),
-    );
-    assert_eq!(response["result"]["resultType"], "complete", "{response}");
-    assert!(
-        passed_through(&response["result"]["structuredContent"]),
-        "{response}"
-    );
-    let response = plain.request(
-        3,
-        "tools/call",
-        json!({"name": format!("{other}_hostile__whoami"), "arguments": {},
-               "_meta": modern(json!({"elicitation": {}}))}),
+               "_meta": modern(json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}))}),
     );
     assert!(
         response["result"]["structuredContent"]["id"].is_number(),

@@ -613,7 +613,9 @@ fn a_2026_client_answers_a_childs_question_within_a_prompt_or_a_read() {
 /// each notification before the response it precedes. Both for an older
 /// child, which asks with a request mid-call, and a 2026-07-28 one
 /// (`--modern`), which asks in an input round of its own: its
-/// `requestState` stays in mcpod.
+/// `requestState` stays in mcpod. And both for a call that passed through
+/// as bytes (parked at the question) and one through rmcp (one more
+/// `_meta` key, which the pass-through does not carry).
 #[test]
 fn progress_after_an_input_round_goes_under_the_retrys_token() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -627,17 +629,23 @@ fn progress_after_an_input_round_goes_under_the_retrys_token() {
         json!(["/bin/hostile-server", "--modern"]),
     );
     for image in [common::hostile::hostile_image(), modern] {
-        progress_after_an_input_round(root.path(), &image);
+        for rmcp in [false, true] {
+            progress_after_an_input_round(root.path(), &image, rmcp);
+        }
     }
 }
 
-fn progress_after_an_input_round(root: &std::path::Path, image: &str) {
+fn progress_after_an_input_round(root: &std::path::Path, image: &str, rmcp: bool) {
     let mut server = Server::start(root);
     let meta = |token: &str| {
-        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        let mut meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
                "io.modelcontextprotocol/clientInfo": {"name": "mcpod-test", "version": "0"},
-               "progressToken": token})
+               "progressToken": token});
+        if rmcp {
+            meta["x-mcpod-test"] = json!("the rmcp path");
+        }
+        meta
     };
     let launched = server.request(
         1,

@@ -902,14 +902,20 @@ impl Child {
     /// `fast.rs`); `progress` is the agent's writer. Returns the agent's
     /// response line: the child's result, or a failed tool result saying
     /// why; none when the agent cancelled the call (it expects no answer).
-    /// A 2026-07-28 child's questions are put to the agent, and the call
-    /// goes on in another round (`rounds.rs`).
+    /// The child's questions go to `inputs` when given (a 2026-07-28
+    /// agent's call, see `server/fast.rs`), else to an `initialize` agent;
+    /// a 2026-07-28 child's questions are put so, and the call goes on in
+    /// another round (`rounds.rs`).
     pub async fn call_raw(
         &self,
         call: RawCall,
         progress: &wire::RawWriter,
         cancel: CancellationToken,
+        inputs: Option<Inputs>,
     ) -> Option<Vec<u8>> {
+        // Most calls have no `inputs`: they spare the registry's lock.
+        let _asking = inputs.is_some().then(|| self.asking(inputs.clone()));
+        let inputs: Vec<Inputs> = inputs.into_iter().collect();
         let what = format!("the call of `{}`", call.tool);
         let fail = |text: String| fast::error_line(&call.agent_id, text);
         let mut retry = String::new();
@@ -931,7 +937,7 @@ impl Child {
                     )));
                 }
             };
-            let answering = rounds::answer(&self.shared, &what, asked, &[], round);
+            let answering = rounds::answer(&self.shared, &what, asked, &inputs, round);
             let next = tokio::select! {
                 next = answering => next,
                 _ = cancel.cancelled() => return None,

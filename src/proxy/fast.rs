@@ -49,6 +49,10 @@ pub struct RawCall {
     pub agent_id: Box<RawValue>,
     /// The agent's progress token, if it sent one.
     pub token: Option<Box<RawValue>>,
+    /// Where the call's progress goes instead of straight to the agent
+    /// under `token` (rmcp's forwarder, for a call that may be parked in
+    /// input rounds: its progress then follows the retry's token).
+    pub sink: Option<ProgressSink>,
     /// The agent needs `resultType` in the result (2026-07-28).
     pub complete: bool,
 }
@@ -58,6 +62,7 @@ struct Waiting {
     agent_id: Box<RawValue>,
     complete: bool,
     token: Option<Box<RawValue>>,
+    sink: Option<ProgressSink>,
     /// "the call of `tool`", for messages.
     what: String,
     reply: oneshot::Sender<Reply>,
@@ -169,6 +174,7 @@ impl Lane {
             agent_id: call.agent_id.clone(),
             complete: call.complete,
             token: call.token.clone(),
+            sink: call.sink.clone(),
             what,
             reply: reply_tx,
             progress: progress_tx,
@@ -416,6 +422,16 @@ impl Lane {
             let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
             match calls.get(&number) {
                 Some(Waiting {
+                    sink: Some(sink), ..
+                }) => {
+                    let sink = sink.clone();
+                    drop(calls);
+                    if let Ok(params) = serde_json::from_str(params.get()) {
+                        sink(params);
+                    }
+                    return;
+                }
+                Some(Waiting {
                     token: Some(token),
                     progress,
                     ..
@@ -599,15 +615,16 @@ fn request_line(number: u64, call: &RawCall, meta: Option<&str>, retry: &str) ->
         line.extend_from_slice(b",\"arguments\":");
         line.extend_from_slice(arguments.get().as_bytes());
     }
-    if call.token.is_some() || meta.is_some() {
+    let token = call.token.is_some() || call.sink.is_some();
+    if token || meta.is_some() {
         line.extend_from_slice(b",\"_meta\":{");
-        if call.token.is_some() {
+        if token {
             line.extend_from_slice(b"\"progressToken\":\"mcpod-");
             line.extend_from_slice(number.to_string().as_bytes());
             line.push(b'"');
         }
         if let Some(meta) = meta {
-            if call.token.is_some() {
+            if token {
                 line.push(b',');
             }
             line.extend_from_slice(meta.as_bytes());
@@ -643,7 +660,7 @@ pub fn cancel_line(number: u64, reason: &str) -> Vec<u8> {
 }
 
 /// The agent's response carrying `result` (raw JSON) under `id`.
-fn response_line(id: &RawValue, result: &str) -> Vec<u8> {
+pub fn response_line(id: &RawValue, result: &str) -> Vec<u8> {
     let mut line = Vec::with_capacity(40 + id.get().len() + result.len());
     line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     line.extend_from_slice(id.get().as_bytes());
@@ -736,6 +753,7 @@ mod tests {
             arguments: Some(raw(r#"{"a":1,"b":2}"#)),
             agent_id: raw("7"),
             token: token.then(|| raw(r#""t1""#)),
+            sink: None,
             complete: false,
         }
     }

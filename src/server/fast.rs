@@ -8,11 +8,14 @@
 //! nothing but a name, object arguments and a progress token, from an
 //! agent that connected with `initialize` (before 2026-07-28, where a
 //! child's questions go to the agent as requests of their own) and did not
-//! declare Tasks; or from a 2026-07-28 agent whose request's metadata
-//! declares neither Tasks nor anything a child could ask (elicitation,
-//! sampling, roots), since those questions become input rounds, which the
-//! rmcp path makes. Its result gets `resultType: "complete"` when the
-//! child left it out.
+//! declare Tasks; or from a 2026-07-28 agent whose request's metadata does
+//! not declare Tasks. Its result gets `resultType: "complete"` when the
+//! child left it out. When such a request declares what a child could ask
+//! (elicitation, sampling, roots), the child's first question parks the
+//! call as the rmcp path would (`mrtr.rs`): its agent gets the input round,
+//! and the retry, which carries a `requestState`, goes through rmcp. Its
+//! progress goes through rmcp's forwarder then, so it follows the retry's
+//! token and precedes the round.
 //! Anything else (a task, an MRTR retry, other `_meta`, a meta-tool, a
 //! server that is not ready, a session at its limit of calls, and what rmcp
 //! would refuse: arguments that are no object or nest too deep, a progress
@@ -25,11 +28,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rmcp::model::{ClientCapabilities, ProtocolVersion, RequestId};
+use rmcp::{Peer, RoleServer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::proxy::fast::{MAX_DEPTH, RawCall, deeper_than, request_id};
+use super::mrtr::{self, Mrtr, Outcome};
+use super::progress::{self, HandedOff};
+use crate::proxy::Child;
+use crate::proxy::child::MAX_ASKS;
+use crate::proxy::fast::{self, MAX_DEPTH, RawCall, deeper_than, request_id};
 use crate::session::Sessions;
 use crate::wire::{RawWriter, Tap};
 
@@ -45,6 +53,11 @@ pub struct Agent {
     calls: Calls,
     /// mcpod's own tools, which rmcp serves.
     meta_tools: HashSet<String>,
+    /// Where calls that ask wait for the agent's retry, and their progress.
+    mrtr: Arc<Mrtr>,
+    handed: Arc<HandedOff>,
+    /// rmcp's side of the agent, once it serves: progress of calls that may ask.
+    peer: OnceLock<Peer<RoleServer>>,
 }
 
 #[derive(Deserialize)]
@@ -85,20 +98,25 @@ struct Meta<'a> {
 
 impl Meta<'_> {
     /// Whether a 2026-07-28 request needs nothing the pass-through does not
-    /// do: no Tasks, and nothing a child could ask of the client (its
-    /// questions would become input rounds, which only the rmcp path makes).
+    /// do: no Tasks.
     fn plain_2026(&self) -> bool {
-        let asks = self.capabilities.as_ref().is_some_and(|c| {
-            c.supports_tasks()
-                || c.elicitation.is_some()
-                || c.sampling.is_some()
-                || c.roots.is_some()
-        });
-        !asks
+        let tasks = self
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.supports_tasks());
+        !tasks
             && self
                 .version
                 .as_ref()
                 .is_some_and(|v| *v >= ProtocolVersion::V_2026_07_28)
+    }
+
+    /// Whether the request declares something a child could ask of the
+    /// agent: its questions would become input rounds of this request.
+    fn may_be_asked(&self) -> bool {
+        self.capabilities
+            .as_ref()
+            .is_some_and(|c| c.elicitation.is_some() || c.sampling.is_some() || c.roots.is_some())
     }
 }
 
@@ -109,18 +127,30 @@ struct CancelParams {
 }
 
 impl Agent {
-    pub fn new(sessions: Arc<Sessions>, meta_tools: Vec<String>) -> Self {
+    pub fn new(
+        sessions: Arc<Sessions>,
+        meta_tools: Vec<String>,
+        (mrtr, handed): (Arc<Mrtr>, Arc<HandedOff>),
+    ) -> Self {
         Agent {
             sessions,
             open: AtomicBool::new(false),
             writer: OnceLock::new(),
             calls: Calls::default(),
             meta_tools: meta_tools.into_iter().collect(),
+            mrtr,
+            handed,
+            peer: OnceLock::new(),
         }
     }
 
     pub fn set_writer(&self, writer: RawWriter) {
         let _ = self.writer.set(writer);
+    }
+
+    /// rmcp serves the agent: calls that may ask can pass through now.
+    pub fn set_peer(&self, peer: Peer<RoleServer>) {
+        let _ = self.peer.set(peer);
     }
 
     /// The agent connected with `version` and `capabilities`: open the fast
@@ -157,6 +187,13 @@ impl Agent {
         if !allowed {
             return false;
         }
+        // A request that may be asked needs rmcp's progress forwarder.
+        let asked = modern && params.meta.as_ref().is_some_and(Meta::may_be_asked);
+        let peer = match (asked, self.peer.get()) {
+            (false, _) => None,
+            (true, Some(peer)) => Some(peer.clone()),
+            (true, None) => return false,
+        };
         let (Some(writer), Some(agent_id)) = (self.writer.get(), request_id(id)) else {
             return false;
         };
@@ -172,29 +209,56 @@ impl Agent {
             }
             calls.insert(agent_id.clone(), cancel.clone());
         }
-        let call = RawCall {
+        let token = params.meta.as_ref().and_then(|m| m.token);
+        let mut call = RawCall {
             tool,
             arguments: params
                 .arguments
                 .filter(|a| a.get() != "null")
                 .map(ToOwned::to_owned),
             agent_id: id.to_owned(),
-            token: params.meta.and_then(|m| m.token).map(ToOwned::to_owned),
+            token: token.map(ToOwned::to_owned),
+            sink: None,
             complete: modern,
         };
         let (writer, calls) = (writer.clone(), self.calls.clone());
+        let Some(peer) = peer else {
+            tokio::spawn(async move {
+                let line = child.call_raw(call, &writer, cancel, None).await;
+                calls
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&agent_id);
+                drop(permit);
+                if let Some(line) = line {
+                    write(&writer, line).await;
+                }
+            });
+            return true;
+        };
+        // Progress through rmcp's forwarder, under the agent's token until a
+        // retry takes the call over.
+        let token = token.and_then(|t| serde_json::from_str(t.get()).ok());
+        let (sink, flush) = match token.clone() {
+            Some(token) => progress::forward_progress_to(token, peer, &self.handed),
+            None => (None, progress::Flush::none()),
+        };
+        call.sink = sink;
+        let capabilities = params.meta.and_then(|m| m.capabilities);
+        let asking = Asking {
+            child,
+            call,
+            permit,
+            cancel,
+            writer,
+            mrtr: self.mrtr.clone(),
+        };
         tokio::spawn(async move {
-            let line = child.call_raw(call, &writer, cancel).await;
+            asking.run(capabilities, (flush, token)).await;
             calls
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&agent_id);
-            drop(permit);
-            if let Some(line) = line
-                && let Err(e) = writer.line(line).await
-            {
-                tracing::debug!("could not answer a call: {e}");
-            }
         });
         true
     }
@@ -212,6 +276,115 @@ impl Agent {
             }
             None => false,
         }
+    }
+}
+
+/// A passed-through call of a 2026-07-28 request that declared what a child
+/// could ask: parked in input rounds at the child's first question.
+struct Asking {
+    child: Arc<Child>,
+    call: RawCall,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    cancel: CancellationToken,
+    writer: RawWriter,
+    mrtr: Arc<Mrtr>,
+}
+
+impl Asking {
+    /// Run the call and answer the agent: with its result, or with the
+    /// input round its child's question makes (the rest of the call then
+    /// belongs to the retry, through rmcp).
+    async fn run(
+        self,
+        capabilities: Option<ClientCapabilities>,
+        (flush, token): (progress::Flush, Option<rmcp::model::ProgressToken>),
+    ) {
+        let Asking {
+            child,
+            call,
+            permit,
+            cancel,
+            writer,
+            mrtr,
+        } = self;
+        let agent_id = call.agent_id.clone();
+        let (inputs, mut asks) = tokio::sync::mpsc::channel(MAX_ASKS);
+        let mut running = {
+            let (writer, cancel) = (writer.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let line = child.call_raw(call, &writer, cancel, Some(inputs)).await;
+                drop(permit);
+                line
+            })
+        };
+        let first = tokio::select! {
+            biased;
+            line = &mut running => {
+                // Its progress goes out before its result.
+                flush.done().await;
+                if let Ok(Some(line)) = line {
+                    write(&writer, line).await;
+                }
+                return;
+            }
+            Some(first) = asks.recv() => first,
+        };
+        let call = tokio::spawn(async move {
+            match running.await {
+                Ok(Some(line)) => answer_of(&line),
+                Ok(None) => Err("the call was cancelled".to_string()),
+                Err(e) => Err(format!("the call ended abnormally: {e}")),
+            }
+        });
+        let parked = mrtr::Parked::new(
+            (mrtr::Kind::Tool, call),
+            asks,
+            cancel.clone(),
+            (flush, token),
+        )
+        .asked_first(first);
+        let outcome = mrtr.drive(parked, capabilities.as_ref(), &cancel).await;
+        if cancel.is_cancelled() {
+            // The agent cancelled: it expects no answer.
+            return;
+        }
+        write(&writer, outcome_line(&agent_id, outcome)).await;
+    }
+}
+
+/// A raw response line's tool result, for a parked call's retry.
+fn answer_of(line: &[u8]) -> Result<mrtr::Answer, String> {
+    #[derive(Deserialize)]
+    struct Response {
+        result: rmcp::model::CallToolResult,
+    }
+    serde_json::from_slice::<Response>(line)
+        .map(|r| mrtr::Answer::Tool(r.result))
+        .map_err(|e| format!("mcpod could not read the call's result: {e}"))
+}
+
+/// The agent's response line for what a call came to.
+fn outcome_line(agent_id: &RawValue, outcome: Outcome) -> Vec<u8> {
+    let result = match outcome {
+        Outcome::InputRequired(round) => serde_json::to_string(&round),
+        Outcome::Done(Ok(mrtr::Answer::Tool(mut result))) => {
+            result
+                .result_type
+                .get_or_insert(rmcp::model::ResultType::COMPLETE);
+            serde_json::to_string(&result)
+        }
+        Outcome::Done(Ok(_)) => return fast::error_line(agent_id, mrtr::MIXED.into()),
+        Outcome::Done(Err(message)) => return fast::error_line(agent_id, message),
+    };
+    match result {
+        Ok(result) => fast::response_line(agent_id, &result),
+        Err(e) => fast::error_line(agent_id, format!("mcpod could not write the answer: {e}")),
+    }
+}
+
+async fn write(writer: &RawWriter, line: Vec<u8>) {
+    if let Err(e) = writer.line(line).await {
+        tracing::debug!("could not answer a call: {e}");
     }
 }
 

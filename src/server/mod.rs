@@ -136,7 +136,9 @@ pub async fn serve_stdio(
         )
         .with_tap(server.fast.clone());
         server.fast.set_writer(transport.raw_writer());
+        let fast = server.fast.clone();
         let running = server.serve(transport).await?;
+        fast.set_peer(running.peer().clone());
         running.waiting().await?;
         Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     };
@@ -184,12 +186,18 @@ impl McpodServer {
             .list_all()
             .into_iter()
             .map(|t| t.name.to_string());
+        let mrtr = Arc::new(mrtr::Mrtr::new(tasks.handed.clone()));
+        let rounds = (mrtr.clone(), tasks.handed.clone());
         McpodServer {
             workspace: Arc::new(workspace),
-            fast: Arc::new(fast::Agent::new(sessions.clone(), meta_tools.collect())),
+            fast: Arc::new(fast::Agent::new(
+                sessions.clone(),
+                meta_tools.collect(),
+                rounds,
+            )),
             sessions,
             tool_router,
-            mrtr: Arc::new(mrtr::Mrtr::new(tasks.handed.clone())),
+            mrtr,
             tasks,
         }
     }

@@ -70,6 +70,8 @@ pub struct Parked {
     pub call: JoinHandle<Result<Answer, String>>,
     kind: Kind,
     pub asks: Receiver<Asked>,
+    /// A question already taken from `asks` (see [`Parked::asked_first`]).
+    first: Option<Asked>,
     pub cancel: CancellationToken,
     pub flush: Flush,
     /// The first request's progress token, which the call's progress names.
@@ -90,6 +92,7 @@ impl Parked {
             call,
             kind,
             asks,
+            first: None,
             cancel,
             flush,
             token,
@@ -97,6 +100,14 @@ impl Parked {
             keys: 0,
             since: Instant::now(),
         }
+    }
+
+    /// The call's first question, already taken from `asks` (a call that
+    /// passed through as bytes is parked only once it asks, see
+    /// `server/fast.rs`).
+    pub fn asked_first(mut self, asked: Asked) -> Self {
+        self.first = Some(asked);
+        self
     }
 }
 
@@ -169,13 +180,17 @@ impl Mrtr {
         cancelled: &CancellationToken,
     ) -> Outcome {
         loop {
-            let asked = tokio::select! {
+            let asked = if let Some(first) = parked.first.take() {
+                Some(first)
+            } else {
+                tokio::select! {
                 done = &mut parked.call => return self.finish(parked, done).await,
                 asked = parked.asks.recv() => asked,
                 _ = cancelled.cancelled() => {
                     parked.cancel.cancel();
                     let done = (&mut parked.call).await;
                     return self.finish(parked, done).await;
+                }
                 }
             };
             let Some(first) = asked else {
@@ -319,7 +334,7 @@ impl From<Outcome> for rmcp::model::CallToolResponse {
 }
 
 /// A parked request that came back as another kind (`resume` prevents it).
-const MIXED: &str = "mcpod mixed up two requests' input rounds; send the request again";
+pub const MIXED: &str = "mcpod mixed up two requests' input rounds; send the request again";
 
 impl Outcome {
     /// As `prompts/get`'s answer: its failure is an invalid-params error.

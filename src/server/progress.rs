@@ -204,9 +204,18 @@ pub fn forward_progress(
     peer: Peer<RoleServer>,
     handed: &Arc<HandedOff>,
 ) -> (Option<ProgressSink>, Flush) {
-    let Some(token) = meta.get_progress_token() else {
-        return (None, Flush::none());
-    };
+    match meta.get_progress_token() {
+        Some(token) => forward_progress_to(token, peer, handed),
+        None => (None, Flush::none()),
+    }
+}
+
+/// [`forward_progress`] under `token`.
+pub fn forward_progress_to(
+    token: ProgressToken,
+    peer: Peer<RoleServer>,
+    handed: &Arc<HandedOff>,
+) -> (Option<ProgressSink>, Flush) {
     let (tx, flush) = forwarder(token, peer, handed.clone());
     let sink: ProgressSink = Arc::new(move |mut param: ProgressNotificationParam| {
         if let Some(m) = param.message.as_mut()
