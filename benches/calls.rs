@@ -7,6 +7,9 @@
 //! cargo bench --bench calls
 //! ```
 //!
+//! The direct connection greets the server as mcpod does (`server/discover`
+//! first), so both speak the same protocol era to it.
+//!
 //! Each call is timed four ways, interleaved in blocks of 200: mcpod's
 //! pass-through path (`proxy/fast.rs`: a plain call) for an `initialize`
 //! client, the same for a 2026-07-28 client (a second mcpod, greeted with
@@ -29,7 +32,7 @@ use rmcp::model::{CallToolRequestParams, RequestMetaObject};
 use rmcp::{ClientLifecycleMode, Peer, RoleClient};
 use serde_json::{Value, json};
 use support::{
-    Client, Error, call, connect, cpu_ns, median, pct, row_us, serve, serve_as, structured, us,
+    Client, Error, call, connect_as, cpu_ns, median, pct, row_us, serve, serve_as, structured, us,
     verdict,
 };
 
@@ -221,7 +224,13 @@ async fn bench_case(
     let (modern_session, _, modern_proxied) = launch(modern, case).await?;
     let mut exec = tokio::process::Command::new("podman");
     exec.args(["exec", "-i", &container]).args(case.direct);
-    let direct = connect(exec).await?;
+    // Greeted as mcpod greets it (`server/discover` first), so both speak
+    // the same protocol to the server and only mcpod's own cost differs.
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        legacy_version: None,
+    };
+    let direct = connect_as(exec, auto).await?;
     let (op, mp, dp) = (
         old.peer().clone(),
         modern.peer().clone(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, ServiceExt};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
 use serde_json::Value;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -51,6 +51,14 @@ pub async fn serve_as(
 
 /// An MCP client on `command`'s stdio; a failure quotes its stderr.
 pub async fn connect(command: tokio::process::Command) -> Result<Client, Error> {
+    connect_as(command, ClientLifecycleMode::Initialize).await
+}
+
+/// [`connect`], greeting the server as `lifecycle` says.
+pub async fn connect_as(
+    command: tokio::process::Command,
+    lifecycle: ClientLifecycleMode,
+) -> Result<Client, Error> {
     let shown = format!("{:?}", command.as_std());
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
@@ -62,7 +70,7 @@ pub async fn connect(command: tokio::process::Command) -> Result<Client, Error> 
         }
         text
     });
-    match ().serve(transport).await {
+    match ().serve_with_lifecycle(transport, lifecycle).await {
         Ok(client) => Ok(client),
         Err(e) => {
             let text = tokio::time::timeout(Duration::from_secs(5), collected)

@@ -674,9 +674,23 @@ pub fn response_line(id: &RawValue, result: &str) -> Vec<u8> {
 /// top level (older children leave it out; 2026-07-28 clients need it).
 fn with_result_type(result: &str) -> std::borrow::Cow<'_, str> {
     use std::borrow::Cow as C;
+    /// Whether the top level has `resultType` (even `null`), the rest
+    /// skipped unread.
+    #[derive(Deserialize)]
+    struct Top {
+        #[serde(rename = "resultType", default)]
+        result_type: Present,
+    }
+    #[derive(Default)]
+    struct Present(bool);
+    impl<'de> Deserialize<'de> for Present {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+        }
+    }
     if memchr::memmem::find(result.as_bytes(), b"\"resultType\"").is_some() {
-        let top = serde_json::from_str::<HashMap<C<'_, str>, &RawValue>>(result);
-        if top.is_ok_and(|top| top.contains_key("resultType")) {
+        let top = serde_json::from_str::<Top>(result);
+        if top.is_ok_and(|top| top.result_type.0) {
             return C::Borrowed(result);
         }
     }
@@ -917,6 +931,9 @@ mod tests {
         );
         let has = r#"{"resultType":"complete","content":[]}"#;
         assert_eq!(with_result_type(has), has);
+        // A null one is one: no second key.
+        let null = r#"{"content":[],"resultType":null}"#;
+        assert_eq!(with_result_type(null), null);
         // Only a nested one: the top level still gets its own.
         let nested =
             r#"{"content":[{"type":"text","text":"x"}],"structuredContent":{"resultType":1}}"#;
