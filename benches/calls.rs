@@ -181,8 +181,8 @@ async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
 }
 
 /// A session of `case`'s image launched through `mcpod`: its id, its
-/// container, and the proxied tool's name.
-async fn launch(mcpod: &Client, case: &Case) -> Result<(String, String, String), Error> {
+/// container, the proxied tool's name, and the protocol mcpod speaks to the server.
+async fn launch(mcpod: &Client, case: &Case) -> Result<(String, String, String, String), Error> {
     let built = structured(
         &call(
             mcpod,
@@ -202,7 +202,13 @@ async fn launch(mcpod: &Client, case: &Case) -> Result<(String, String, String),
         return Err(format!("{} is not ready: {info}", case.server).into());
     }
     let proxied = format!("{session}_{}__{}", case.server, case.tool);
-    Ok((session, container, proxied))
+    let era = &info["servers"][case.server]["handshake"]["protocol_version"];
+    Ok((
+        session,
+        container,
+        proxied,
+        era.as_str().unwrap_or("?").to_string(),
+    ))
 }
 
 async fn stop(mcpod: &Client, session: &str) -> Result<(), Error> {
@@ -220,8 +226,8 @@ async fn bench_case(
 ) -> Result<(&'static str, [f64; 2]), Error> {
     let (old, pid) = (&mcpods.old.0, mcpods.old.1);
     let (modern, modern_pid) = (&mcpods.modern.0, mcpods.modern.1);
-    let (session, container, proxied) = launch(old, case).await?;
-    let (modern_session, _, modern_proxied) = launch(modern, case).await?;
+    let (session, container, proxied, era) = launch(old, case).await?;
+    let (modern_session, _, modern_proxied, _) = launch(modern, case).await?;
     let mut exec = tokio::process::Command::new("podman");
     exec.args(["exec", "-i", &container]).args(case.direct);
     // Greeted as mcpod greets it (`server/discover` first), so both speak
@@ -231,6 +237,9 @@ async fn bench_case(
         legacy_version: None,
     };
     let direct = connect_as(exec, auto).await?;
+    let direct_era = direct
+        .peer_info()
+        .map_or("?".to_string(), |i| i.protocol_version.to_string());
     let (op, mp, dp) = (
         old.peer().clone(),
         modern.peer().clone(),
@@ -293,6 +302,7 @@ async fn bench_case(
         "{} — tools/call {} (N={} each)                 median        p90        p99        max",
         case.label, case.tool, plan.calls
     );
+    println!("   (mcpod speaks {era} to the server; the direct client {direct_era})");
     row_us("   mcpod, pass-through", fast);
     row_us("   mcpod, pass-through, 2026-07-28 client", modern_fast);
     row_us("   mcpod, rmcp path (extra _meta)", rmcp);
