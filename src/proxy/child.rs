@@ -766,11 +766,10 @@ impl Child {
                 }
                 (result, _) => return Ok(result),
             };
-            let answering = rounds::answer(&self.shared, what, asked, &inputs, round);
-            let retry = tokio::select! {
-                retry = answering => retry?,
-                _ = cancel.cancelled() => return Err(self.cancelled_message(what)),
-                _ = self.died.cancelled() => return Err(self.dead_message(what)),
+            let retry = match self.round(what, asked, &inputs, round, &cancel).await {
+                Ok(retry) => retry,
+                Err(None) => return Err(self.cancelled_message(what)),
+                Err(Some(why)) => return Err(why),
             };
             if !retry.into_request(&mut request) {
                 return Err(format!(
@@ -779,6 +778,23 @@ impl Child {
                 ));
             }
             round += 1;
+        }
+    }
+
+    /// Answer a 2026-07-28 child's round `round` of `what` (`rounds.rs`),
+    /// unless the caller cancels first (`Err(None)`) or the child dies.
+    async fn round(
+        &self,
+        what: &str,
+        asked: rmcp::model::InputRequiredResult,
+        inputs: &[Inputs],
+        round: usize,
+        cancel: &CancellationToken,
+    ) -> Result<rounds::Retry, Option<String>> {
+        tokio::select! {
+            retry = rounds::answer(&self.shared, what, asked, inputs, round) => retry.map_err(Some),
+            _ = cancel.cancelled() => Err(None),
+            _ = self.died.cancelled() => Err(Some(self.dead_message(what))),
         }
     }
 
@@ -937,15 +953,10 @@ impl Child {
                     )));
                 }
             };
-            let answering = rounds::answer(&self.shared, &what, asked, &inputs, round);
-            let next = tokio::select! {
-                next = answering => next,
-                _ = cancel.cancelled() => return None,
-                _ = self.died.cancelled() => return Some(fail(self.dead_message(&what))),
-            };
-            match next {
+            match self.round(&what, asked, &inputs, round, &cancel).await {
                 Ok(next) => retry = next.members(),
-                Err(why) => return Some(fail(why)),
+                Err(None) => return None,
+                Err(Some(why)) => return Some(fail(why)),
             }
             round += 1;
         }

@@ -114,9 +114,9 @@ pub struct Lane {
     next: AtomicU64,
     /// The child's stdin, once its transport exists.
     writer: OnceLock<RawWriter>,
-    /// A 2026-07-28 child's per-request `_meta`: the members as JSON text,
-    /// and as a map (see [`Lane::set_meta`]).
-    meta: OnceLock<(String, serde_json::Map<String, serde_json::Value>)>,
+    /// A 2026-07-28 child's per-request `_meta`, as the members of a JSON
+    /// object (see [`Lane::set_meta`]).
+    meta: OnceLock<String>,
 }
 
 impl Lane {
@@ -144,13 +144,13 @@ impl Lane {
             client.client_info.clone(),
             client.capabilities.clone(),
         );
-        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&meta) else {
+        let Ok(text) = serde_json::to_string(&meta) else {
             return;
         };
-        // A map always serialises; its text without the braces is the members.
-        let text = serde_json::to_string(&map).unwrap_or_else(|_| "{}".into());
-        let members = text[1..text.len() - 1].to_string();
-        let _ = self.meta.set((members, map));
+        // An object's text without its braces is its members.
+        if let Some(members) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            let _ = self.meta.set(members.to_string());
+        }
     }
 
     pub fn set_writer(&self, writer: RawWriter) {
@@ -168,7 +168,7 @@ impl Lane {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply) = oneshot::channel();
         let (progress_tx, progress) = mpsc::channel(PROGRESS_QUEUE);
-        let meta = self.meta.get().map(|(members, _)| members.as_str());
+        let meta = self.meta.get().map(String::as_str);
         let line = request_line(number, call, meta, retry);
         let waiting = Waiting {
             agent_id: call.agent_id.clone(),
@@ -217,12 +217,18 @@ impl Lane {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let mut params = params.clone();
-        if let (Some((_, meta)), Some(object)) = (self.meta.get(), params.as_object_mut()) {
+        let meta = self
+            .meta
+            .get()
+            .map(|m| serde_json::from_str(&format!("{{{m}}}")));
+        if let (Some(Ok(serde_json::Value::Object(meta))), Some(object)) =
+            (meta, params.as_object_mut())
+        {
             let own = object
                 .entry("_meta")
                 .or_insert_with(|| serde_json::Value::Object(Default::default()));
             if let Some(own) = own.as_object_mut() {
-                own.extend(meta.clone());
+                own.extend(meta);
             }
         }
         let line = serde_json::json!({
@@ -805,6 +811,17 @@ mod tests {
                 assert_eq!(out["params"]["inputResponses"]["q"]["action"], "accept");
             }
         }
+        // mcpod's own raw requests say it too, beside their own `_meta`.
+        let params = serde_json::json!({"taskId": "t1", "_meta": {"k": 1}});
+        let (_, _, line) = lane.request("tasks/get", &params);
+        let out: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+        let meta = &out["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        assert_eq!(meta["k"], 1);
+        assert_eq!(out["params"]["taskId"], "t1");
     }
 
     #[test]

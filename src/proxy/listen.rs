@@ -104,14 +104,14 @@ async fn run(shared: &Arc<Shared>, peer: &Peer<RoleClient>, offers: &ServerCapab
             listener.changed.notified().await;
             continue;
         }
-        match peer.listen(filter).await {
+        let stream = match peer.listen(filter).await {
             Ok(opened) => {
-                // The old stream goes only now that the new one is there.
-                drop(current.replace(opened));
                 failures = 0;
                 if std::mem::take(&mut missed) {
                     shared.relist(peer.clone());
                 }
+                // The old stream goes only now that the new one is there.
+                current.insert(opened)
             }
             Err(rmcp::ServiceError::TransportClosed) => return,
             Err(e) => {
@@ -131,9 +131,6 @@ async fn run(shared: &Arc<Shared>, peer: &Peer<RoleClient>, offers: &ServerCapab
                 }
                 continue;
             }
-        }
-        let Some(stream) = current.as_mut() else {
-            continue;
         };
         tokio::select! {
             ended = follow(shared, peer, stream) => {

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use rmcp::model::{
-    ClientRequest, ClientResult, InputRequest, InputRequiredResult, InputResponses, ServerRequest,
+    ClientRequest, InputRequest, InputRequiredResult, InputResponses, ServerRequest,
 };
 
 use super::child::{MAX_ASKS, Shared};
@@ -124,13 +124,8 @@ pub async fn answer(
             .ask(from, ask, request, inputs)
             .await
             .map_err(|e| e.message.into_owned())?;
-        let value = match answer {
-            ClientResult::ElicitResult(r) => serde_json::to_value(r),
-            ClientResult::CreateMessageResult(r) => serde_json::to_value(r),
-            ClientResult::ListRootsResult(r) => serde_json::to_value(r),
-            other => serde_json::to_value(other),
-        }
-        .map_err(|e| {
+        // `ClientResult` is untagged: the answer's own JSON.
+        let value = serde_json::to_value(answer).map_err(|e| {
             format!(
                 "{from}: the answer to `{}` did not serialise: {e}",
                 ask.method()

@@ -201,15 +201,10 @@ impl Agent {
             return false;
         };
         let cancel = CancellationToken::new();
-        {
-            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            if calls.contains_key(&agent_id) {
-                // The agent reused an id still in flight: rmcp decides.
-                return false;
-            }
-            calls.insert(agent_id.clone(), cancel.clone());
-        }
-        let token = params.meta.as_ref().and_then(|m| m.token);
+        let Some(in_flight) = InFlight::enter(&self.calls, agent_id, &cancel) else {
+            // The agent reused an id still in flight: rmcp decides.
+            return false;
+        };
         let mut call = RawCall {
             tool,
             arguments: params
@@ -221,15 +216,11 @@ impl Agent {
             sink: None,
             complete: modern,
         };
-        let (writer, calls) = (writer.clone(), self.calls.clone());
+        let writer = writer.clone();
         let Some(peer) = peer else {
             tokio::spawn(async move {
                 let line = child.call_raw(call, &writer, cancel, None).await;
-                calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&agent_id);
-                drop(permit);
+                drop((in_flight, permit));
                 if let Some(line) = line {
                     write(&writer, line).await;
                 }
@@ -255,10 +246,7 @@ impl Agent {
         };
         tokio::spawn(async move {
             asking.run(capabilities, (flush, token)).await;
-            calls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&agent_id);
+            drop(in_flight);
         });
         true
     }
@@ -276,6 +264,37 @@ impl Agent {
             }
             None => false,
         }
+    }
+}
+
+/// A call's place in [`Calls`] (where the agent's cancellation finds it),
+/// left when dropped.
+struct InFlight {
+    calls: Calls,
+    id: RequestId,
+}
+
+impl InFlight {
+    /// Enter `id` with `cancel`; none when the id is in flight already.
+    fn enter(calls: &Calls, id: RequestId, cancel: &CancellationToken) -> Option<Self> {
+        let mut map = calls.lock().unwrap_or_else(|p| p.into_inner());
+        if map.contains_key(&id) {
+            return None;
+        }
+        map.insert(id.clone(), cancel.clone());
+        Some(InFlight {
+            calls: calls.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
     }
 }
 
