@@ -4,31 +4,37 @@
 //! (server-everything's `echo`, from `examples/node-reference`).
 //!
 //! ```text
-//! cargo bench --bench calls
+//! scripts/build-hello --release && cargo bench --bench calls
 //! ```
 //!
-//! The direct connection greets the server as mcpod does (`server/discover`
-//! first), so both speak the same protocol era to it.
+//! The full run calls a release build of the hello fixture (the tests' debug
+//! one costs ~300 us of CPU a call, which on two cores swamps what is measured).
 //!
-//! Each call is timed four ways, interleaved in blocks of 200: mcpod's
+//! Each call is timed five ways, interleaved in blocks of 200: mcpod's
 //! pass-through path (`proxy/fast.rs`: a plain call) for an `initialize`
 //! client, the same for a 2026-07-28 client (a second mcpod, greeted with
 //! `server/discover`, its own session of the image: every request carries
 //! its own `_meta`, and every result gets `resultType`), mcpod's rmcp path
 //! (the `initialize` client's call with one more `_meta` key, which the
 //! pass-through does not carry, so rmcp parses and re-serialises it as
-//! before), and direct. Then calls/s with 8 concurrent callers for 3 s,
-//! each way, and mcpod's CPU time per call (schedstat of all its threads). It prints p50/p90/p99,
-//! the latency added at p50 and p99, and whether the pass-through adds at
-//! most 50 us at the median. Timings are printed, never asserted; without
+//! before), and direct into each mcpod's container (see [`connect_direct`]):
+//! each way is compared with the direct call into its own container. Then
+//! calls/s with 8 concurrent callers for 3 s, each way, and mcpod's CPU time
+//! per call (schedstat of all its threads). It prints p50/p90/p99, the
+//! latency added at p50 and p99, and whether the pass-through adds at most
+//! 50 us at the median. Timings are printed, never asserted; without
 //! `--bench` (as under `cargo test --benches`) it runs a tiny smoke version.
 
 #[path = "support/mod.rs"]
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, RequestMetaObject};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, RequestMetaObject,
+};
+use rmcp::service::RunningService;
 use rmcp::{ClientLifecycleMode, Peer, RoleClient};
 use serde_json::{Value, json};
 use support::{
@@ -41,6 +47,8 @@ const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
 const EVERYTHING: &str = "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
 
 struct Plan {
+    /// The full run (`--bench`), not the smoke one.
+    full: bool,
     calls: usize,
     block: usize,
     warmup: usize,
@@ -57,6 +65,9 @@ struct Case {
     server: &'static str,
     tool: &'static str,
     direct: &'static [&'static str],
+    /// For the full run, the release build that replaces the context's
+    /// `bin/<server>-server` (see [`release_context`]).
+    release: Option<&'static str>,
 }
 
 const CASES: [Case; 2] = [
@@ -67,6 +78,7 @@ const CASES: [Case; 2] = [
         server: "hello",
         tool: "add",
         direct: &["/bin/hello-server"],
+        release: Some("target/x86_64-unknown-linux-gnu/release/examples/hello_server"),
     },
     Case {
         label: "node server-everything",
@@ -75,6 +87,7 @@ const CASES: [Case; 2] = [
         server: "everything",
         tool: "echo",
         direct: &["/usr/bin/node", EVERYTHING, "stdio"],
+        release: None,
     },
 ];
 
@@ -87,14 +100,18 @@ enum Way {
     Modern,
     /// Through mcpod with an extra `_meta` key: rmcp's parse and re-serialisation.
     Rmcp,
-    /// Straight to the server in the container.
+    /// Straight to the server in the first mcpod's container.
     Direct,
+    /// Straight to the server in the second mcpod's container: the 2026-07-28
+    /// client's baseline (two processes of one server differ by tens of us).
+    ModernDirect,
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let plan = if full {
         Plan {
+            full,
             calls: 2000,
             block: 200,
             warmup: 300,
@@ -103,6 +120,7 @@ fn main() {
         }
     } else {
         Plan {
+            full,
             calls: 20,
             block: 10,
             warmup: 5,
@@ -139,7 +157,7 @@ struct Mcpods {
 }
 
 async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (old, pid, _) = serve(repo, &[]).await?;
     pids.push(pid);
     let discover = ClientLifecycleMode::Discover {
@@ -180,14 +198,51 @@ async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
     Ok(())
 }
 
-/// A session of `case`'s image launched through `mcpod`: its id, its
-/// container, the proxied tool's name, and the protocol mcpod speaks to the server.
-async fn launch(mcpod: &Client, case: &Case) -> Result<(String, String, String, String), Error> {
+/// The build context the full run uses for `case`: its own, or, for a
+/// server of this repository's, a copy of it under `target/bench/` with the
+/// release build in place of the debug one the tests use. A debug
+/// hello-server spends ~300 us of CPU a call, which on two cores swamps
+/// mcpod's own cost (stop 20's "+100 us for a 2026-07-28 child" was that).
+fn release_context(repo: &Path, case: &Case, full: bool) -> Result<String, Error> {
+    let Some(release) = case.release.filter(|_| full) else {
+        return Ok(case.context.to_string());
+    };
+    let built = repo.join(release);
+    if !built.exists() {
+        return Err(format!(
+            "{} is missing: run scripts/build-hello --release",
+            built.display()
+        )
+        .into());
+    }
+    let context = format!("target/bench/{}", case.server);
+    let from = repo.join(case.context);
+    let to = repo.join(&context);
+    std::fs::create_dir_all(to.join("bin"))?;
+    for file in ["Containerfile", ".containerignore"] {
+        std::fs::copy(from.join(file), to.join(file))?;
+    }
+    let binary = to.join(format!("bin/{}-server", case.server));
+    // Copied only when it changed, so the build cache sees the same file.
+    if std::fs::read(&binary).ok() != Some(std::fs::read(&built)?) {
+        std::fs::copy(&built, &binary)?;
+    }
+    Ok(context)
+}
+
+/// A session of `case`'s image, built from `context`, launched through
+/// `mcpod`: its id, its container, the proxied tool's name, and the protocol
+/// mcpod speaks to the server.
+async fn launch(
+    mcpod: &Client,
+    case: &Case,
+    context: &str,
+) -> Result<(String, String, String, String), Error> {
     let built = structured(
         &call(
             mcpod,
             "build_image",
-            json!({"name": case.image, "context": case.context}),
+            json!({"name": case.image, "context": context}),
         )
         .await?,
     )?;
@@ -211,6 +266,35 @@ async fn launch(mcpod: &Client, case: &Case) -> Result<(String, String, String, 
     ))
 }
 
+/// The same server started with `podman exec -i` in `container`, greeted as
+/// mcpod greets it (`server/discover` first, declaring what mcpod declares
+/// to it), so both speak the same protocol to the server, the server does the
+/// same work, and only mcpod's own cost differs. mcpod declares elicitation,
+/// sampling and roots to a child when its agent may give them: always for a
+/// 2026-07-28 agent (each request declares its own), never for the bench's
+/// `initialize` agent. server-everything registers more tools when they are
+/// declared and answers `echo` 20-60 us slower.
+async fn connect_direct(
+    case: &Case,
+    container: &str,
+    asks: bool,
+) -> Result<RunningService<RoleClient, ClientConfig>, Error> {
+    let mut exec = tokio::process::Command::new("podman");
+    exec.args(["exec", "-i", container]).args(case.direct);
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        legacy_version: None,
+    };
+    let mut capabilities = ClientCapabilities::default();
+    if asks {
+        capabilities.elicitation = Some(Default::default());
+        capabilities.sampling = Some(Default::default());
+        capabilities.roots = Some(Default::default());
+    }
+    let config = ClientConfig::new(capabilities, Implementation::new("calls-bench", "0"));
+    connect_as(exec, auto, config).await
+}
+
 async fn stop(mcpod: &Client, session: &str) -> Result<(), Error> {
     let stopped = structured(&call(mcpod, "stop_session", json!({"session": session})).await?)?;
     if stopped["stopped"] != true {
@@ -226,32 +310,36 @@ async fn bench_case(
 ) -> Result<(&'static str, [f64; 2]), Error> {
     let (old, pid) = (&mcpods.old.0, mcpods.old.1);
     let (modern, modern_pid) = (&mcpods.modern.0, mcpods.modern.1);
-    let (session, container, proxied, era) = launch(old, case).await?;
-    let (modern_session, _, modern_proxied, _) = launch(modern, case).await?;
-    let mut exec = tokio::process::Command::new("podman");
-    exec.args(["exec", "-i", &container]).args(case.direct);
-    // Greeted as mcpod greets it (`server/discover` first), so both speak
-    // the same protocol to the server and only mcpod's own cost differs.
-    let auto = ClientLifecycleMode::Auto {
-        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
-        legacy_version: None,
-    };
-    let direct = connect_as(exec, auto).await?;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let context = release_context(repo, case, plan.full)?;
+    let (session, container, proxied, era) = launch(old, case, &context).await?;
+    let (modern_session, modern_container, modern_proxied, _) =
+        launch(modern, case, &context).await?;
+    let direct = connect_direct(case, &container, false).await?;
+    let modern_direct = connect_direct(case, &modern_container, true).await?;
     let direct_era = direct
         .peer_info()
         .map_or("?".to_string(), |i| i.protocol_version.to_string());
-    let (op, mp, dp) = (
+    let (op, mp, dp, mdp) = (
         old.peer().clone(),
         modern.peer().clone(),
         direct.peer().clone(),
+        modern_direct.peer().clone(),
     );
     // Each way's client, tool name, and the mcpod whose CPU it costs.
     let target = |way: Way| match way {
         Way::Fast | Way::Rmcp => (&op, proxied.as_str(), Some(pid)),
         Way::Modern => (&mp, modern_proxied.as_str(), Some(modern_pid)),
         Way::Direct => (&dp, case.tool, None),
+        Way::ModernDirect => (&mdp, case.tool, None),
     };
-    let ways = [Way::Fast, Way::Modern, Way::Rmcp, Way::Direct];
+    let ways = [
+        Way::Fast,
+        Way::Modern,
+        Way::Rmcp,
+        Way::Direct,
+        Way::ModernDirect,
+    ];
 
     for i in 0..plan.warmup {
         for way in ways {
@@ -259,7 +347,7 @@ async fn bench_case(
             one(peer, case, tool, way, i).await?;
         }
     }
-    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let mut samples: [Vec<Duration>; 5] = Default::default();
     let mut cpu = [0u64; 3];
     let mut done = 0;
     while done < plan.calls {
@@ -278,7 +366,7 @@ async fn bench_case(
         }
         done += n;
     }
-    let mut rates = [0.0f64; 4];
+    let mut rates = [0.0f64; 5];
     let mut tput_cpu = [0.0f64; 3];
     for (w, way) in ways.into_iter().enumerate() {
         let (peer, tool, mcpod) = target(way);
@@ -290,53 +378,60 @@ async fn bench_case(
         }
     }
     let _ = direct.cancel().await;
+    let _ = modern_direct.cancel().await;
     stop(old, &session).await?;
     stop(modern, &modern_session).await?;
 
     for s in &mut samples {
         s.sort();
     }
-    let [fast, modern_fast, rmcp, direct] = &samples;
+    let [fast, modern_fast, rmcp, direct, modern_direct] = &samples;
     println!();
     println!(
         "{} — tools/call {} (N={} each)                 median        p90        p99        max",
         case.label, case.tool, plan.calls
     );
-    println!("   (mcpod speaks {era} to the server; the direct client {direct_era})");
+    println!(
+        "   (image from {context}; mcpod speaks {era} to the server, the direct client {direct_era})"
+    );
     row_us("   mcpod, pass-through", fast);
     row_us("   mcpod, pass-through, 2026-07-28 client", modern_fast);
     row_us("   mcpod, rmcp path (extra _meta)", rmcp);
     row_us("   direct podman exec -i, same container", direct);
-    let added = |s: &[Duration], p: f64| us(pct(s, p)) - us(pct(direct, p));
+    row_us(
+        "   direct, the 2026-07-28 client's container",
+        modern_direct,
+    );
+    let added = |s: &[Duration], base: &[Duration]| us(median(s)) - us(median(base));
+    let added_p99 = |s: &[Duration], base: &[Duration]| us(pct(s, 99.0)) - us(pct(base, 99.0));
+    // Each way against the direct call into its own container.
     let named = [
-        ("pass-through", fast),
-        ("2026 pass", modern_fast),
-        ("rmcp path", rmcp),
+        ("pass-through", fast, direct),
+        ("2026 pass", modern_fast, modern_direct),
+        ("rmcp path", rmcp, direct),
     ];
-    for (w, (what, s)) in named.into_iter().enumerate() {
+    for (w, (what, s, base)) in named.into_iter().enumerate() {
         println!(
             "   {what:<13} adds {:>5.0} us at the median ({:.2}x direct), {:>5.0} us at p99; mcpod CPU {:>4.0} us per call sequential, {:>4.0} us under {} callers",
-            us(median(s)) - us(median(direct)),
-            us(median(s)) / us(median(direct)),
-            added(s, 99.0),
+            added(s, base),
+            us(median(s)) / us(median(base)),
+            added_p99(s, base),
             cpu[w] as f64 / 1e3 / s.len() as f64,
             tput_cpu[w],
             plan.callers
         );
     }
     println!(
-        "   {} callers: pass-through {:.0} calls/s, 2026 pass-through {:.0} calls/s, rmcp path {:.0} calls/s, direct {:.0} calls/s (pass-through {:.2}x direct)",
+        "   {} callers: pass-through {:.0} calls/s, 2026 pass-through {:.0} calls/s, rmcp path {:.0} calls/s, direct {:.0} and {:.0} calls/s (pass-through {:.2}x direct)",
         plan.callers,
         rates[0],
         rates[1],
         rates[2],
         rates[3],
+        rates[4],
         rates[0] / rates[3]
     );
-    let fast_added = [
-        us(median(fast)) - us(median(direct)),
-        us(median(modern_fast)) - us(median(direct)),
-    ];
+    let fast_added = [added(fast, direct), added(modern_fast, modern_direct)];
     Ok((case.label, fast_added))
 }
 

@@ -51,14 +51,16 @@ pub async fn serve_as(
 
 /// An MCP client on `command`'s stdio; a failure quotes its stderr.
 pub async fn connect(command: tokio::process::Command) -> Result<Client, Error> {
-    connect_as(command, ClientLifecycleMode::Initialize).await
+    connect_as(command, ClientLifecycleMode::Initialize, ()).await
 }
 
-/// [`connect`], greeting the server as `lifecycle` says.
-pub async fn connect_as(
+/// [`connect`], greeting the server as `lifecycle` says, as `handler`
+/// (`()`, or a `ClientConfig` that declares capabilities).
+pub async fn connect_as<H: rmcp::ClientHandler>(
     command: tokio::process::Command,
     lifecycle: ClientLifecycleMode,
-) -> Result<Client, Error> {
+    handler: H,
+) -> Result<RunningService<RoleClient, H>, Error> {
     let shown = format!("{:?}", command.as_std());
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
@@ -70,7 +72,7 @@ pub async fn connect_as(
         }
         text
     });
-    match ().serve_with_lifecycle(transport, lifecycle).await {
+    match handler.serve_with_lifecycle(transport, lifecycle).await {
         Ok(client) => Ok(client),
         Err(e) => {
             let text = tokio::time::timeout(Duration::from_secs(5), collected)
