@@ -55,7 +55,10 @@
 //! subscribed to it, then `touched N`, the streams told), `listens` (its open streams'
 //! filters, as structured content `{listens: [...]}`), `ask_many {count}` (an input round
 //! of `count` questions, then `answered N` on the retry) and `ask_forever` (an input round
-//! that asks nothing and only wants its state back, every time)).
+//! that asks nothing and only wants its state back, every time)), `--listen fails` (with
+//! `--modern`: every `subscriptions/listen` is refused) or `--listen ends` (every stream is
+//! acknowledged and ended at once, with its final result); `listens` also says how many
+//! streams were asked for (`attempts`).
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -80,6 +83,20 @@ struct Flags {
     asks: bool,
     task_only: bool,
     modern: bool,
+    /// `--listen`: what becomes of `subscriptions/listen` streams.
+    listen: Listen,
+}
+
+/// What a `--modern` server does with a `subscriptions/listen` request.
+#[derive(Default, PartialEq)]
+enum Listen {
+    /// Keep the stream open (the default).
+    #[default]
+    Keep,
+    /// Refuse it.
+    Fails,
+    /// Acknowledge it, then end it at once.
+    Ends,
 }
 
 impl Flags {
@@ -98,6 +115,15 @@ impl Flags {
                 "--many-tools" => flags.many_tools = number(&value(&arg)?, &arg)?,
                 "--stderr-at-start" => flags.stderr_at_start = number(&value(&arg)?, &arg)?,
                 "--banner" => flags.banner = Some(value(&arg)?),
+                "--listen" => {
+                    flags.listen = match value(&arg)?.as_str() {
+                        "fails" => Listen::Fails,
+                        "ends" => Listen::Ends,
+                        other => {
+                            return Err(format!("--listen wants fails or ends, not `{other}`"));
+                        }
+                    }
+                }
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -166,6 +192,8 @@ struct Server {
     /// `--modern`: the open `subscriptions/listen` streams, by their request's id
     /// (as JSON text): (their id, their filter).
     listens: std::collections::BTreeMap<String, (Value, Value)>,
+    /// `--modern`: the `subscriptions/listen` requests received.
+    listen_attempts: u64,
 }
 
 impl Server {
@@ -293,14 +321,26 @@ impl Server {
                 )
             }
             "subscriptions/listen" => {
+                self.listen_attempts += 1;
+                if self.flags.listen == Listen::Fails {
+                    return self.error(id, RpcError::new(-32603, "this server refuses streams"));
+                }
                 let filter = params.get("notifications").cloned().unwrap_or(json!({}));
-                self.listens
-                    .insert(id.to_string(), (id.clone(), filter.clone()));
                 self.send(&json!({
                     "jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
                     "params": {"notifications": filter,
                                "_meta": {"io.modelcontextprotocol/subscriptionId": id}},
-                }))
+                }))?;
+                if self.flags.listen == Listen::Ends {
+                    return self.reply(
+                        id,
+                        json!({"resultType": "complete",
+                               "_meta": {"io.modelcontextprotocol/subscriptionId": id}}),
+                    );
+                }
+                self.listens
+                    .insert(id.to_string(), (id.clone(), filter.clone()));
+                Ok(())
             }
             _ => self.request(id, method, params),
         }
@@ -721,7 +761,7 @@ impl Server {
             }
             "listens" if self.flags.modern => {
                 let listens: Vec<Value> = self.listens.values().map(|(_, f)| f.clone()).collect();
-                let seen = json!({"listens": listens});
+                let seen = json!({"listens": listens, "attempts": self.listen_attempts});
                 let mut result = Self::text_result(seen.to_string());
                 result["structuredContent"] = seen;
                 self.reply(id, result)?;
@@ -1156,6 +1196,7 @@ fn run(flags: Flags) -> io::Result<()> {
         questions: 0,
         states: std::collections::HashMap::new(),
         listens: std::collections::BTreeMap::new(),
+        listen_attempts: 0,
     };
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();

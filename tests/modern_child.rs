@@ -277,3 +277,58 @@ fn a_2026_childs_changes_and_updates_come_on_its_listen_stream() {
     let stopped = server.call(3001, "stop_session", json!({"session": s}));
     assert_ne!(stopped["isError"], true, "{stopped}");
 }
+
+/// Hostile: a child that refuses every `subscriptions/listen`, or ends each
+/// stream as soon as it opened, is tried 5 times in a row (once a second)
+/// and then left alone, saying why in its log, until the client's
+/// subscriptions there change; its tools go on working throughout.
+#[test]
+fn a_2026_child_that_refuses_or_ends_its_streams_is_tried_5_times_then_left() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize_with(&mut server, "2025-11-25", json!({}));
+    let images = HostileImages::new();
+    let mut id = 10;
+    for (n, mode) in ["fails", "ends"].into_iter().enumerate() {
+        let mut entrypoint = MODERN.to_vec();
+        entrypoint.extend(["--listen", mode]);
+        let n = n as u64;
+        let image = images.with(&mut server, 1 + n, root.path(), json!(entrypoint));
+        let s = launch(&mut server, 3 + n, &image);
+        let listens = format!("{s}_hostile__listens");
+        let attempts = |seen: &Value| seen["attempts"].as_u64().unwrap_or_default();
+
+        let seen = until(&mut server, &mut id, &listens, |seen| attempts(seen) >= 5);
+        assert_eq!(attempts(&seen), 5, "{mode}: {seen}");
+        // Left alone: a retry would come within a second.
+        std::thread::sleep(Duration::from_secs(3));
+        id += 1;
+        let later = server.call(id, &listens, json!({}));
+        assert_eq!(attempts(&later["structuredContent"]), 5, "{mode}: {later}");
+        assert_eq!(later["structuredContent"]["listens"], json!([]), "{later}");
+        id += 1;
+        let logs = server.call(id, "session_logs", json!({"session": s}));
+        let log = logs["structuredContent"]["servers"]["hostile"].to_string();
+        assert!(
+            log.contains("subscriptions/listen failed 5 times in a row"),
+            "{mode}: {log}"
+        );
+
+        // The client's subscriptions change: mcpod tries again.
+        let uri = format!("mcpod://sessions/{s}/servers/hostile/hostile://ask");
+        id += 1;
+        let subscribed = server.request(id, "resources/subscribe", json!({"uri": uri}));
+        assert!(subscribed["error"].is_null(), "{mode}: {subscribed}");
+        until(&mut server, &mut id, &listens, |seen| attempts(seen) > 5);
+
+        id += 1;
+        let whoami = server.call(id, &format!("{s}_hostile__whoami"), json!({}));
+        assert_eq!(
+            whoami["structuredContent"]["protocol_version"], "2026-07-28",
+            "{mode}: {whoami}"
+        );
+        id += 1;
+        let stopped = server.call(id, "stop_session", json!({"session": s}));
+        assert_ne!(stopped["isError"], true, "{mode}: {stopped}");
+    }
+}

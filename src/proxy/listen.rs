@@ -5,10 +5,13 @@
 //! dropped) whenever the agent's resource subscriptions at that child
 //! change; a stream that ends or falls behind is opened again after a
 //! moment, and the lists are read again, since changes may have been missed.
+//! A child that refuses streams, or ends each soon after it opened, is
+//! tried [`MAX_FAILURES`] times in a row, then left until the agent's
+//! subscriptions there change.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::model::{ServerCapabilities, ServerNotification, SubscriptionFilter};
 use rmcp::service::Subscription;
@@ -25,6 +28,10 @@ pub const MAX_RESOURCES: usize = 256;
 const MAX_FAILURES: u32 = 5;
 /// How long after a stream ended or failed it is opened again.
 const AGAIN_AFTER: Duration = Duration::from_secs(1);
+/// A stream that ends sooner than this after it opened counts as a failed
+/// open (a child that ends every stream is not reopened, and its lists
+/// read again, once a second for ever).
+const STEADY: Duration = Duration::from_secs(10);
 
 /// The agent's resource subscriptions at one child, as its stream asks for them.
 #[derive(Default)]
@@ -106,7 +113,6 @@ async fn run(shared: &Arc<Shared>, peer: &Peer<RoleClient>, offers: &ServerCapab
         }
         let stream = match peer.listen(filter).await {
             Ok(opened) => {
-                failures = 0;
                 if std::mem::take(&mut missed) {
                     shared.relist(peer.clone());
                 }
@@ -115,32 +121,40 @@ async fn run(shared: &Arc<Shared>, peer: &Peer<RoleClient>, offers: &ServerCapab
             }
             Err(rmcp::ServiceError::TransportClosed) => return,
             Err(e) => {
-                failures += 1;
                 shared.note(&format!("subscriptions/listen failed: {e}"));
-                if failures >= MAX_FAILURES {
-                    shared.note(&format!(
-                        "subscriptions/listen failed {MAX_FAILURES} times in a row; changes are not followed until the client's subscriptions change"
-                    ));
-                    listener.changed.notified().await;
-                    failures = 0;
-                } else {
-                    tokio::select! {
-                        _ = tokio::time::sleep(AGAIN_AFTER) => {}
-                        _ = listener.changed.notified() => {}
-                    }
-                }
+                failures = back_off(shared, failures + 1).await;
                 continue;
             }
         };
+        let opened = Instant::now();
         tokio::select! {
             ended = follow(shared, peer, stream) => {
-                shared.note(&format!("its subscriptions/listen stream ended ({ended}); opening another"));
+                shared.note(&format!("its subscriptions/listen stream ended ({ended})"));
                 drop(current.take());
                 missed = true;
-                tokio::time::sleep(AGAIN_AFTER).await;
+                failures = if opened.elapsed() < STEADY { failures + 1 } else { 0 };
+                failures = back_off(shared, failures.max(1)).await;
             }
-            _ = listener.changed.notified() => {}
+            _ = listener.changed.notified() => failures = 0,
         }
+    }
+}
+
+/// After the `failures`-th failure in a row (a refused or short-lived
+/// stream): wait a moment, or, at [`MAX_FAILURES`], until the agent's
+/// subscriptions change. Returns the failures to count on with.
+async fn back_off(shared: &Shared, failures: u32) -> u32 {
+    let changed = shared.listener.changed.notified();
+    if failures >= MAX_FAILURES {
+        shared.note(&format!(
+            "subscriptions/listen failed {MAX_FAILURES} times in a row; changes are not followed until the client's subscriptions change"
+        ));
+        changed.await;
+        return 0;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(AGAIN_AFTER) => failures,
+        _ = changed => 0,
     }
 }
 
