@@ -58,7 +58,14 @@
 //! that asks nothing and only wants its state back, every time)), `--listen fails` (with
 //! `--modern`: every `subscriptions/listen` is refused) or `--listen ends` (every stream is
 //! acknowledged and ended at once, with its final result); `listens` also says how many
-//! streams were asked for (`attempts`).
+//! streams were asked for (`attempts`). `--modern --task-only` runs `echo` only as a task of
+//! the 2026-07-28 tasks extension (`io.modelcontextprotocol/tasks`; a call that does not
+//! declare it gets -32021): the call answers `resultType: "task"`; `tasks/get` says
+//! `working` once, then `completed` with the result inline; `text` `ask` first makes the task
+//! `input_required` with an elicitation (answered with `tasks/update`, then `answered: …`),
+//! `stall` keeps it working, `fail` fails it, `strange` gives it the status `exploded`;
+//! `tasks/cancel` cancels it; the tool `tasks` says each task's
+//! status, as structured content `{tasks: {id: status}}`.
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -194,7 +201,19 @@ struct Server {
     listens: std::collections::BTreeMap<String, (Value, Value)>,
     /// `--modern`: the `subscriptions/listen` requests received.
     listen_attempts: u64,
+    /// `--modern --task-only`: the tasks made, by id.
+    tasks: std::collections::BTreeMap<String, HostileTask>,
 }
+
+/// `--modern --task-only`: a task of `echo`.
+struct HostileTask {
+    text: String,
+    polls: u64,
+    answer: Option<Value>,
+    cancelled: bool,
+}
+
+const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 impl Server {
     /// One complete message, as one line.
@@ -342,7 +361,108 @@ impl Server {
                     .insert(id.to_string(), (id.clone(), filter.clone()));
                 Ok(())
             }
+            "tools/call" | "tasks/get" | "tasks/update" | "tasks/cancel"
+                if self.flags.task_only =>
+            {
+                match self.task(method, params) {
+                    Some(Ok(result)) => self.reply(id, result),
+                    Some(Err(e)) => self.error(id, e),
+                    None => self.request(id, method, params),
+                }
+            }
             _ => self.request(id, method, params),
+        }
+    }
+
+    /// `--modern --task-only`: the tasks extension's requests, and calls of
+    /// `echo` (none: an ordinary request).
+    fn task(&mut self, method: &str, params: &Value) -> Option<Result<Value, RpcError>> {
+        let task_id = || params["taskId"].as_str().unwrap_or_default().to_string();
+        match method {
+            "tools/call" => {
+                if params["name"] != "echo" {
+                    return None;
+                }
+                let declared = params
+                    .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities/extensions")
+                    .and_then(|e| e.get(TASKS_EXTENSION))
+                    .is_some();
+                if !declared {
+                    return Some(Err(RpcError::new(
+                        -32021,
+                        "echo runs only as a task: declare the io.modelcontextprotocol/tasks extension",
+                    )));
+                }
+                let text = params["arguments"]["text"].as_str().unwrap_or_default();
+                let made = format!("hostile-task-{}", self.tasks.len() + 1);
+                self.tasks.insert(
+                    made.clone(),
+                    HostileTask {
+                        text: text.to_string(),
+                        polls: 0,
+                        answer: None,
+                        cancelled: false,
+                    },
+                );
+                Some(Ok(
+                    json!({"resultType": "task", "taskId": made, "status": "working",
+                    "createdAt": "2026-12-01T00:00:00Z", "lastUpdatedAt": "2026-12-01T00:00:00Z",
+                    "ttlMs": 60000, "pollIntervalMs": 100}),
+                ))
+            }
+            _ => {
+                let Some(task) = self.tasks.get_mut(&task_id()) else {
+                    return Some(Err(RpcError::params(format!("no task `{}`", task_id()))));
+                };
+                let ack = json!({"resultType": "complete"});
+                match method {
+                    "tasks/cancel" => {
+                        task.cancelled = true;
+                        return Some(Ok(ack));
+                    }
+                    "tasks/update" => {
+                        task.answer = params["inputResponses"].get("hostile-q1").cloned();
+                        return Some(Ok(ack));
+                    }
+                    _ => {}
+                }
+                task.polls += 1;
+                let mut state = json!({"resultType": "complete", "taskId": task_id(),
+                    "createdAt": "2026-12-01T00:00:00Z", "lastUpdatedAt": "2026-12-01T00:00:00Z",
+                    "ttlMs": 60000, "pollIntervalMs": 100});
+                let (status, more) = if task.cancelled {
+                    ("cancelled", json!({}))
+                } else if task.text == "stall" || task.polls == 1 {
+                    (
+                        "working",
+                        json!({"statusMessage": format!("poll {}", task.polls)}),
+                    )
+                } else if task.text == "fail" {
+                    let error = json!({"code": -32000, "message": "it broke"});
+                    ("failed", json!({"error": error}))
+                } else if task.text == "strange" {
+                    ("exploded", json!({}))
+                } else if task.text == "ask" && task.answer.is_none() {
+                    let ask = json!({"method": "elicitation/create", "params": {
+                        "message": "say something",
+                        "requestedSchema": {"type": "object", "properties": {}}}});
+                    (
+                        "input_required",
+                        json!({"inputRequests": {"hostile-q1": ask}}),
+                    )
+                } else {
+                    let text = match &task.answer {
+                        Some(answer) => format!("answered: {answer}"),
+                        None => task.text.clone(),
+                    };
+                    ("completed", json!({"result": Self::text_result(text)}))
+                };
+                state["status"] = json!(status);
+                if let (Some(state), Value::Object(more)) = (state.as_object_mut(), more) {
+                    state.extend(more);
+                }
+                Some(Ok(state))
+            }
         }
     }
 
@@ -567,6 +687,7 @@ impl Server {
                     "Want the request state back, every time.",
                     schema(&[], &[]),
                 ),
+                ("tasks", "Say each task's status.", schema(&[], &[])),
             ];
             for (name, description, input) in modern {
                 tool(
@@ -758,6 +879,20 @@ impl Server {
                     json!({"resultType": "input_required",
                            "requestState": format!("hostile-state-{}", self.questions)}),
                 )?;
+            }
+            "tasks" if self.flags.modern => {
+                let tasks: Map<String, Value> = self
+                    .tasks
+                    .iter()
+                    .map(|(id, t)| {
+                        let status = if t.cancelled { "cancelled" } else { "open" };
+                        (id.clone(), json!(status))
+                    })
+                    .collect();
+                let seen = json!({"tasks": tasks});
+                let mut result = Self::text_result(seen.to_string());
+                result["structuredContent"] = seen;
+                self.reply(id, result)?;
             }
             "listens" if self.flags.modern => {
                 let listens: Vec<Value> = self.listens.values().map(|(_, f)| f.clone()).collect();
@@ -1197,6 +1332,7 @@ fn run(flags: Flags) -> io::Result<()> {
         states: std::collections::HashMap::new(),
         listens: std::collections::BTreeMap::new(),
         listen_attempts: 0,
+        tasks: std::collections::BTreeMap::new(),
     };
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();

@@ -49,6 +49,17 @@ fn until(server: &mut Server, id: &mut u64, tool: &str, done: impl Fn(&Value) ->
     }
 }
 
+/// The messages of the progress the client got under `token`.
+fn progress<'a>(server: &'a Server, token: &str) -> Vec<&'a str> {
+    server
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .filter(|n| n["params"]["progressToken"] == token)
+        .filter_map(|n| n["params"]["message"].as_str())
+        .collect()
+}
+
 /// An `initialize` client is asked the child's questions as requests, on
 /// either path of a call, and in a prompt; the child's `requestState` never
 /// reaches it; too many questions at once or rounds without end fail the call.
@@ -104,14 +115,7 @@ fn an_initialize_client_is_asked_a_2026_childs_questions_as_requests() {
     let done = server.response(5);
     seen.push(done.clone());
     assert!(text_of(&done["result"]).contains("Ada"), "{done}");
-    let progress: Vec<&str> = server
-        .notifications
-        .iter()
-        .filter(|n| n["method"] == "notifications/progress")
-        .filter(|n| n["params"]["progressToken"] == "p")
-        .filter_map(|n| n["params"]["message"].as_str())
-        .collect();
-    assert_eq!(progress, ["step 1 of 2", "step 2 of 2"]);
+    assert_eq!(progress(&server, "p"), ["step 1 of 2", "step 2 of 2"]);
 
     // rmcp's path: a prompt's question.
     server.send(json!({"jsonrpc": "2.0", "id": 6, "method": "prompts/get",
@@ -310,7 +314,7 @@ fn a_2026_child_that_refuses_or_ends_its_streams_is_tried_5_times_then_left() {
         let logs = server.call(id, "session_logs", json!({"session": s}));
         let log = logs["structuredContent"]["servers"]["hostile"].to_string();
         assert!(
-            log.contains("subscriptions/listen failed 5 times in a row"),
+            log.contains("subscriptions/listen was refused or ended early 5 times in a row"),
             "{mode}: {log}"
         );
 
@@ -331,4 +335,87 @@ fn a_2026_child_that_refuses_or_ends_its_streams_is_tried_5_times_then_left() {
         let stopped = server.call(id, "stop_session", json!({"session": s}));
         assert_ne!(stopped["isError"], true, "{mode}: {stopped}");
     }
+}
+
+/// A 2026-07-28 child's tool that runs only as a task (the tasks extension,
+/// declared by mcpod on that call alone): polled to its result with its
+/// status as progress, its question put to the client and the answer sent
+/// back with `tasks/update`, and cancelled at the child (`tasks/cancel`)
+/// when the client cancels the call. The client sees plain calls.
+#[test]
+fn a_2026_childs_task_only_tool_runs_as_its_task() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize_with(&mut server, "2025-11-25", json!({"elicitation": {}}));
+    let images = HostileImages::new();
+    let entrypoint = ["/bin/hostile-server", "--modern", "--task-only"];
+    let image = images.with(&mut server, 1, root.path(), json!(entrypoint));
+    let s = launch(&mut server, 2, &image);
+    let echo = format!("{s}_hostile__echo");
+
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": echo, "arguments": {"text": "hi"}, "_meta": {"progressToken": "t"}}}),
+    );
+    let done = server.response(3);
+    assert_eq!(text_of(&done["result"]), "hi", "{done}");
+    assert_eq!(progress(&server, "t"), ["poll 1"], "{done}");
+
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": echo, "arguments": {"text": "ask"}}}),
+    );
+    let ask = server
+        .wait_notification("elicitation/create", Duration::from_secs(30))
+        .expect("the task's question");
+    assert!(
+        ask["params"]["message"]
+            .to_string()
+            .contains("say something"),
+        "{ask}"
+    );
+    server.reply(
+        &ask,
+        json!({"action": "accept", "content": {"name": "Ada"}}),
+    );
+    let answered = server.response(4);
+    let text = text_of(&answered["result"]);
+    assert!(
+        text.starts_with("answered:") && text.contains("Ada"),
+        "{answered}"
+    );
+
+    // Hostile: a task that fails, or takes a status no one knows, fails the
+    // call, saying why.
+    let failed = server.call(6, &echo, json!({"text": "fail"}));
+    assert_eq!(failed["isError"], true, "{failed}");
+    assert!(text_of(&failed).contains("failed: it broke"), "{failed}");
+    let strange = server.call(7, &echo, json!({"text": "strange"}));
+    assert_eq!(strange["isError"], true, "{strange}");
+    assert!(text_of(&strange).contains("`exploded`"), "{strange}");
+
+    // The client cancels: so does mcpod, at the child.
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": echo, "arguments": {"text": "stall"}}}),
+    );
+    let tasks = format!("{s}_hostile__tasks");
+    let mut id = 10;
+    until(&mut server, &mut id, &tasks, |seen| {
+        seen["tasks"]["hostile-task-5"] == "open"
+    });
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 5}}),
+    );
+    until(&mut server, &mut id, &tasks, |seen| {
+        seen["tasks"]["hostile-task-5"] == "cancelled"
+    });
+
+    id += 1;
+    let after = server.call(id, &echo, json!({"text": "after"}));
+    assert_eq!(text_of(&after), "after", "{after}");
+    id += 1;
+    let stopped = server.call(id, "stop_session", json!({"session": s}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
 }

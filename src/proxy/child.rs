@@ -783,7 +783,7 @@ impl Child {
 
     /// Answer a 2026-07-28 child's round `round` of `what` (`rounds.rs`),
     /// unless the caller cancels first (`Err(None)`) or the child dies.
-    async fn round(
+    pub(super) async fn round(
         &self,
         what: &str,
         asked: rmcp::model::InputRequiredResult,

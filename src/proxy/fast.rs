@@ -206,6 +206,15 @@ impl Lane {
         }
     }
 
+    /// A 2026-07-28 child's per-request `_meta` as an object; none for an
+    /// older child.
+    pub fn meta_object(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match serde_json::from_str(&format!("{{{}}}", self.meta.get()?)) {
+            Ok(serde_json::Value::Object(meta)) => Some(meta),
+            _ => None,
+        }
+    }
+
     /// A request of mcpod's own to the child, `method` with `params`, for
     /// what rmcp's types cannot say (a 2025-11-25 task): its number, where
     /// its raw result (or why it failed) comes, and its line.
@@ -217,18 +226,15 @@ impl Lane {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let mut params = params.clone();
-        let meta = self
-            .meta
-            .get()
-            .map(|m| serde_json::from_str(&format!("{{{m}}}")));
-        if let (Some(Ok(serde_json::Value::Object(meta))), Some(object)) =
-            (meta, params.as_object_mut())
-        {
+        if let (Some(meta), Some(object)) = (self.meta_object(), params.as_object_mut()) {
             let own = object
                 .entry("_meta")
                 .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            // What the request says of itself stands.
             if let Some(own) = own.as_object_mut() {
-                own.extend(meta);
+                for (key, value) in meta {
+                    own.entry(key).or_insert(value);
+                }
             }
         }
         let line = serde_json::json!({

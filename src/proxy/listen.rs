@@ -132,8 +132,9 @@ async fn run(shared: &Arc<Shared>, peer: &Peer<RoleClient>, offers: &ServerCapab
                 shared.note(&format!("its subscriptions/listen stream ended ({ended})"));
                 drop(current.take());
                 missed = true;
-                failures = if opened.elapsed() < STEADY { failures + 1 } else { 0 };
-                failures = back_off(shared, failures.max(1)).await;
+                // One that ended soon after it opened counts on from the last.
+                let failed = if opened.elapsed() < STEADY { failures + 1 } else { 1 };
+                failures = back_off(shared, failed).await;
             }
             _ = listener.changed.notified() => failures = 0,
         }
@@ -147,7 +148,7 @@ async fn back_off(shared: &Shared, failures: u32) -> u32 {
     let changed = shared.listener.changed.notified();
     if failures >= MAX_FAILURES {
         shared.note(&format!(
-            "subscriptions/listen failed {MAX_FAILURES} times in a row; changes are not followed until the client's subscriptions change"
+            "subscriptions/listen was refused or ended early {MAX_FAILURES} times in a row; changes are not followed until the client's subscriptions change"
         ));
         changed.await;
         return 0;
