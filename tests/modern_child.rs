@@ -411,6 +411,21 @@ fn a_2026_childs_task_only_tool_runs_as_its_task() {
     until(&mut server, &mut id, &tasks, |seen| {
         seen["tasks"]["hostile-task-5"] == "cancelled"
     });
+    // The same while the task's question waits for the client.
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+        "name": echo, "arguments": {"text": "ask"}}}),
+    );
+    server
+        .wait_notification("elicitation/create", Duration::from_secs(30))
+        .expect("the task's question");
+    server.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 8}}),
+    );
+    until(&mut server, &mut id, &tasks, |seen| {
+        seen["tasks"]["hostile-task-6"] == "cancelled"
+    });
 
     id += 1;
     let after = server.call(id, &echo, json!({"text": "after"}));

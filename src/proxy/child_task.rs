@@ -112,13 +112,16 @@ impl Child {
                     .push(&format!("mcpod: cancelled task {id:?}: {reason}"));
             }
         };
+        // Cancellation first: a task's question that the cancel cut short
+        // ends `run` too, and the child's task must still be cancelled.
         let outcome = tokio::select! {
-            outcome = run => outcome,
+            biased;
             _ = cancel.cancelled() => {
                 cancel_task(CANCELLED).await;
                 return Err(self.cancelled_message(what));
             }
             _ = self.died.cancelled() => return Err(self.dead_message(what)),
+            outcome = run => outcome,
             _ = tokio::time::sleep(self.call_timeout) => {
                 cancel_task(DEADLINE).await;
                 return Err(self.deadline_message(what));
