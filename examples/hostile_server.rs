@@ -240,6 +240,13 @@ impl Server {
         json!({"content": [{"type": "text", "text": text.into()}], "isError": false})
     }
 
+    /// `seen` as structured content, and as its text.
+    fn structured_result(seen: Value) -> Value {
+        let mut result = Self::text_result(seen.to_string());
+        result["structuredContent"] = seen;
+        result
+    }
+
     /// Handle one line read from stdin.
     fn line(&mut self, line: &[u8]) -> io::Result<()> {
         if self.flags.mute {
@@ -890,16 +897,12 @@ impl Server {
                     })
                     .collect();
                 let seen = json!({"tasks": tasks});
-                let mut result = Self::text_result(seen.to_string());
-                result["structuredContent"] = seen;
-                self.reply(id, result)?;
+                self.reply(id, Self::structured_result(seen))?;
             }
             "listens" if self.flags.modern => {
                 let listens: Vec<Value> = self.listens.values().map(|(_, f)| f.clone()).collect();
                 let seen = json!({"listens": listens, "attempts": self.listen_attempts});
-                let mut result = Self::text_result(seen.to_string());
-                result["structuredContent"] = seen;
-                self.reply(id, result)?;
+                self.reply(id, Self::structured_result(seen))?;
             }
             "list_changed_flood" => {
                 let count = whole(args, "count")?;
@@ -964,9 +967,7 @@ impl Server {
                 let token = params.pointer("/_meta/progressToken").cloned();
                 let version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion");
                 let seen = json!({"id": id, "token": token, "protocol_version": version});
-                let mut result = Self::text_result(seen.to_string());
-                result["structuredContent"] = seen;
-                self.reply(id, result)?;
+                self.reply(id, Self::structured_result(seen))?;
             }
             "slow" => {
                 let ms = whole(args, "ms")?;

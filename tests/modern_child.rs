@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::containers_of;
@@ -20,8 +21,26 @@ use serde_json::{Value, json};
 
 const MODERN: [&str; 3] = ["/bin/hostile-server", "--modern", "--asks"];
 
-fn launch(server: &mut Server, id: u64, image: &str) -> String {
-    let launched = server.call(id, "launch_session", json!({"image": image}));
+/// A fresh mcpod with an `initialize` client that declared `capabilities`:
+/// its root, the client, and the hostile images its test builds.
+fn start(capabilities: Value) -> (tempfile::TempDir, Server, HostileImages) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize_with(&mut server, "2025-11-25", capabilities);
+    (root, server, HostileImages::new())
+}
+
+/// Build the fixture run as `entrypoint` (request `id`) and launch it
+/// (request `id + 1`) as a 2026-07-28 child: the session's id.
+fn launch(
+    server: &mut Server,
+    images: &HostileImages,
+    root: &Path,
+    id: u64,
+    entrypoint: &[&str],
+) -> String {
+    let image = images.with(server, id, root, json!(entrypoint));
+    let launched = server.call(id + 1, "launch_session", json!({"image": image}));
     assert_ne!(launched["isError"], true, "{launched}");
     let info = &launched["structuredContent"];
     let hostile = &info["servers"]["hostile"];
@@ -65,12 +84,8 @@ fn progress<'a>(server: &'a Server, token: &str) -> Vec<&'a str> {
 /// reaches it; too many questions at once or rounds without end fail the call.
 #[test]
 fn an_initialize_client_is_asked_a_2026_childs_questions_as_requests() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(root.path());
-    initialize_with(&mut server, "2025-11-25", json!({"elicitation": {}}));
-    let images = HostileImages::new();
-    let image = images.with(&mut server, 1, root.path(), json!(MODERN));
-    let s = launch(&mut server, 2, &image);
+    let (root, mut server, images) = start(json!({"elicitation": {}}));
+    let s = launch(&mut server, &images, root.path(), 1, &MODERN);
     let mut seen = Vec::new();
 
     // Both paths say who asks, as a 2026-07-28 request must (the fixture
@@ -182,12 +197,8 @@ fn an_initialize_client_is_asked_a_2026_childs_questions_as_requests() {
 /// mcpod's limit of resources per server.
 #[test]
 fn a_2026_childs_changes_and_updates_come_on_its_listen_stream() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(root.path());
-    initialize_with(&mut server, "2025-11-25", json!({}));
-    let images = HostileImages::new();
-    let image = images.with(&mut server, 1, root.path(), json!(MODERN));
-    let s = launch(&mut server, 2, &image);
+    let (root, mut server, images) = start(json!({}));
+    let s = launch(&mut server, &images, root.path(), 1, &MODERN);
     let mut id = 10;
     let listens = format!("{s}_hostile__listens");
     let streams = |seen: &Value| seen["listens"].as_array().cloned().unwrap_or_default();
@@ -288,17 +299,18 @@ fn a_2026_childs_changes_and_updates_come_on_its_listen_stream() {
 /// subscriptions there change; its tools go on working throughout.
 #[test]
 fn a_2026_child_that_refuses_or_ends_its_streams_is_tried_5_times_then_left() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(root.path());
-    initialize_with(&mut server, "2025-11-25", json!({}));
-    let images = HostileImages::new();
+    let (root, mut server, images) = start(json!({}));
     let mut id = 10;
     for (n, mode) in ["fails", "ends"].into_iter().enumerate() {
         let mut entrypoint = MODERN.to_vec();
         entrypoint.extend(["--listen", mode]);
-        let n = n as u64;
-        let image = images.with(&mut server, 1 + n, root.path(), json!(entrypoint));
-        let s = launch(&mut server, 3 + n, &image);
+        let s = launch(
+            &mut server,
+            &images,
+            root.path(),
+            1 + 2 * n as u64,
+            &entrypoint,
+        );
         let listens = format!("{s}_hostile__listens");
         let attempts = |seen: &Value| seen["attempts"].as_u64().unwrap_or_default();
 
@@ -344,13 +356,9 @@ fn a_2026_child_that_refuses_or_ends_its_streams_is_tried_5_times_then_left() {
 /// when the client cancels the call. The client sees plain calls.
 #[test]
 fn a_2026_childs_task_only_tool_runs_as_its_task() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(root.path());
-    initialize_with(&mut server, "2025-11-25", json!({"elicitation": {}}));
-    let images = HostileImages::new();
+    let (root, mut server, images) = start(json!({"elicitation": {}}));
     let entrypoint = ["/bin/hostile-server", "--modern", "--task-only"];
-    let image = images.with(&mut server, 1, root.path(), json!(entrypoint));
-    let s = launch(&mut server, 2, &image);
+    let s = launch(&mut server, &images, root.path(), 1, &entrypoint);
     let echo = format!("{s}_hostile__echo");
 
     server.send(

@@ -817,8 +817,10 @@ mod tests {
                 assert_eq!(out["params"]["inputResponses"]["q"]["action"], "accept");
             }
         }
-        // mcpod's own raw requests say it too, beside their own `_meta`.
-        let params = serde_json::json!({"taskId": "t1", "_meta": {"k": 1}});
+        // mcpod's own raw requests say it too, beside their own `_meta`,
+        // whose keys stand (a task's call declares the tasks extension).
+        let caps = "io.modelcontextprotocol/clientCapabilities";
+        let params = serde_json::json!({"taskId": "t1", "_meta": {"k": 1, caps: {"own": {}}}});
         let (_, _, line) = lane.request("tasks/get", &params);
         let out: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
         let meta = &out["params"]["_meta"];
@@ -827,6 +829,7 @@ mod tests {
             "2026-07-28"
         );
         assert_eq!(meta["k"], 1);
+        assert_eq!(meta[caps], serde_json::json!({"own": {}}));
         assert_eq!(out["params"]["taskId"], "t1");
     }
 
