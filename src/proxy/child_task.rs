@@ -319,3 +319,21 @@ fn poll_interval(task: &Value) -> Duration {
         });
     Duration::from_millis(ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child cannot make mcpod poll its task in a tight loop, nor put it
+    /// off for ever: its interval is kept within 100 ms and 5 s.
+    #[test]
+    fn a_tasks_poll_interval_is_bounded() {
+        let ms = |task: Value| poll_interval(&task).as_millis();
+        assert_eq!(ms(json!({"pollIntervalMs": 0})), 100);
+        assert_eq!(ms(json!({"pollIntervalMs": 1_000_000_000_000u64})), 5000);
+        assert_eq!(ms(json!({"pollIntervalMs": 250})), 250);
+        assert_eq!(ms(json!({"pollIntervalMs": -1})), 500);
+        assert_eq!(ms(json!({"pollIntervalMs": "0"})), 500);
+        assert_eq!(ms(json!({})), 500);
+    }
+}
