@@ -1292,6 +1292,22 @@ fn attack_supervisor() -> String {
     } else {
         Err(io::Error::other("not inherited"))
     };
+    // Nothing of the supervisor's beyond stdio: a copy of the session stream
+    // (on a remote engine, the supervisor's own stdin and stdout) would let
+    // this server write into it.
+    let extra_fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| {
+                    let fd: u32 = e.file_name().to_str()?.parse().ok()?;
+                    let target = std::fs::read_link(e.path()).ok()?;
+                    // Not the listing's own directory descriptor.
+                    (fd > 2 && !target.starts_with("/proc"))
+                        .then(|| format!("{fd} -> {}", target.display()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let read_mem = std::fs::File::open("/proc/1/mem").map(drop);
     let read_env = std::fs::read("/proc/1/environ").map(drop);
     let kill = |signal| {
@@ -1302,12 +1318,21 @@ fn attack_supervisor() -> String {
         }
     };
     [
+        outcome("write /proc/1/fd/0", write_to("0")),
         outcome("write /proc/1/fd/1", write_to("1")),
         outcome("write /proc/1/fd/3", write_to("3")),
         outcome("own fd 3", inherited),
         outcome("open /proc/1/mem", read_mem),
         outcome("read /proc/1/environ", read_env),
         outcome("SIGKILL pid 1", kill(libc::SIGKILL)),
+        format!(
+            "extra fds: {}",
+            if extra_fds.is_empty() {
+                "none".to_string()
+            } else {
+                extra_fds.join(", ")
+            }
+        ),
     ]
     .join("; ")
 }

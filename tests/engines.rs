@@ -47,25 +47,32 @@ impl FreshImage {
 
 impl Drop for FreshImage {
     fn drop(&mut self) {
-        // The supervised image made of it (pulled by the engines by its ID),
-        // then the image itself.
-        let supervised = mcpod::image::supervised::tag_for(&self.id);
-        if let Ok(out) = Command::new("podman")
-            .args(["image", "inspect", "--format", "{{.Id}}", &supervised])
-            .output()
-        {
-            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let te = engines();
-            for url in [&te.a, &te.b_local] {
-                let _ = Command::new("podman")
-                    .args(["--url", url, "rmi", "--force", &id])
-                    .output();
-            }
-        }
+        forget_on_engines(&self.id);
         let _ = Command::new("podman")
-            .args(["rmi", "--force", &supervised, &self.tag])
+            .args(["rmi", "--force", &self.tag])
             .output();
     }
+}
+
+/// Remove the supervised image made of image `id` (which the engines pulled
+/// by its ID) here and on the engines.
+fn forget_on_engines(id: &str) {
+    let supervised = mcpod::image::supervised::tag_for(id);
+    if let Ok(out) = Command::new("podman")
+        .args(["image", "inspect", "--format", "{{.Id}}", &supervised])
+        .output()
+    {
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let te = engines();
+        for url in [&te.a, &te.b_local] {
+            let _ = Command::new("podman")
+                .args(["--url", url, "rmi", "--force", &id])
+                .output();
+        }
+    }
+    let _ = Command::new("podman")
+        .args(["rmi", "--force", &supervised])
+        .output();
 }
 
 /// `mcpod serve` with the test engines and registry.
@@ -753,6 +760,60 @@ fn an_engine_that_goes_away_ends_its_sessions_and_mcpod_goes_on() {
     let stopped = server.call(40, "stop_session", json!({"session": gone}));
     assert_eq!(stopped["structuredContent"]["stopped"], true, "{stopped}");
     assert!(server.close(Duration::from_secs(60)).is_some());
+}
+
+/// On a remote engine the session stream is the supervisor's own stdin and
+/// stdout (podman's `run -i`): a server inherits no copy of them, so it
+/// cannot forge the supervisor's events or egress offers.
+#[test]
+fn a_server_on_a_remote_engine_inherits_nothing_of_the_session_stream() {
+    let te = engines();
+    let root = tempfile::tempdir().expect("root");
+    let images = common::hostile::HostileImages::new();
+    let mut server = Server::start_with(
+        root.path(),
+        &[
+            &format!("--engine=a={}", te.a),
+            &format!("--registry={}/mcpod-test", te.registry),
+        ],
+    );
+    initialize(&mut server, "2025-11-25");
+    let image = images.serving(
+        &mut server,
+        1,
+        root.path(),
+        json!({"hostile": {"command": ["/bin/hostile-server"]}}),
+    );
+    let info = server.call(2, "launch_session", json!({"image": image, "engine": "a"}));
+    assert_eq!(info["structuredContent"]["engine"], "a", "{info}");
+    let session = info["structuredContent"]["session"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let attack = server.call(
+        3,
+        &format!("{session}_hostile__attack_supervisor"),
+        json!({}),
+    );
+    let text = text_of(&attack);
+    for refused in [
+        "extra fds: none",
+        "write /proc/1/fd/1: refused",
+        "write /proc/1/fd/0: refused",
+    ] {
+        assert!(text.contains(refused), "{refused}: {text}");
+    }
+    let echo = server.call(
+        4,
+        &format!("{session}_hostile__echo"),
+        json!({"text": "still here"}),
+    );
+    assert_eq!(text_of(&echo), "still here", "{echo}");
+    let stopped = server.call(5, "stop_session", json!({"session": session}));
+    assert_eq!(stopped["structuredContent"]["stopped"], true, "{stopped}");
+    assert!(remains(&te, &[session], Duration::from_secs(30)).is_empty());
+    let id = podman_out(&["image", "inspect", "--format", "{{.Id}}", &image]);
+    forget_on_engines(id.trim());
 }
 
 #[test]

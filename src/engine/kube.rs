@@ -62,7 +62,7 @@ pub async fn play(manifest: &str, no_network: bool) -> Result<()> {
 /// stdout the container writes to: what was written before the caller first
 /// writes is not the container's answer to anything (see `session::pod`).
 pub fn start_piped(container: &str) -> Result<Attached> {
-    let mut command = tokio::process::Command::new(PROGRAM);
+    let mut command = super::process::host_command(PROGRAM);
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

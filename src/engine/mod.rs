@@ -4,6 +4,7 @@
 pub mod buildah;
 pub mod engines;
 pub mod env;
+pub mod home;
 pub mod kube;
 pub mod podman;
 pub mod process;

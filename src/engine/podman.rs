@@ -325,7 +325,7 @@ impl Podman {
         fd: std::os::fd::RawFd,
     ) -> Result<Attached> {
         use std::os::fd::AsRawFd;
-        let mut command = tokio::process::Command::new(PROGRAM);
+        let mut command = super::process::host_command(PROGRAM);
         command
             .args(self.global_args())
             .stdout(std::process::Stdio::piped())
@@ -381,8 +381,10 @@ impl Podman {
         args: &[std::ffi::OsString],
         env: Option<&env::EnvFile>,
     ) -> Result<std::process::ExitStatus> {
-        let mut command = tokio::process::Command::new(PROGRAM);
-        command.args(self.global_args());
+        let mut command = super::process::host_command(PROGRAM);
+        command
+            .args(self.global_args())
+            .stdin(std::process::Stdio::inherit());
         let mut child = spawn(command, args, env)?;
         child
             .wait()
@@ -391,14 +393,14 @@ impl Podman {
     }
 }
 
-/// Spawn `podman ARGS...` as `command` (its stdio already set) with the
-/// allow-listed environment, and `env` as its env file when given.
+/// Spawn `podman ARGS...` as `command` (a [`super::process::host_command`],
+/// its stdio already set), with `env` as its env file when given.
 pub(super) fn spawn(
     mut command: tokio::process::Command,
     args: &[std::ffi::OsString],
     env: Option<&env::EnvFile>,
 ) -> Result<tokio::process::Child> {
-    command.args(args).env_clear().envs(env::host_env());
+    command.args(args);
     let pipe = env.map(|e| e.attach(&mut command)).transpose()?;
     let spawned = command.spawn();
     drop(pipe);

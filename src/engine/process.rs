@@ -1,5 +1,6 @@
 //! Running one external program: argv only (never a shell string), an
-//! allow-listed environment (see `env.rs`), a deadline,
+//! allow-listed environment (see `env.rs`), a working directory of mcpod's
+//! own (see `home.rs`), a deadline,
 //! cancellation that asks the program to stop (SIGTERM, then SIGKILL after a
 //! grace period), line streaming for progress, and a bounded stderr tail.
 
@@ -82,7 +83,7 @@ impl Invocation {
         self
     }
 
-    /// Run in `dir` (a directory of mcpod's own).
+    /// Run in `dir` (a directory of mcpod's own) instead of [`super::home::work_dir`].
     pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -171,11 +172,9 @@ impl Invocation {
     }
 
     async fn run_inner(mut self, display: &str) -> Result<(std::process::ExitStatus, Output)> {
-        let mut command = Command::new(self.program);
+        let mut command = host_command(self.program);
         command
             .args(&self.args)
-            .env_clear()
-            .envs(super::env::host_env())
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -241,6 +240,21 @@ impl Invocation {
             },
         ))
     }
+}
+
+/// The one way mcpod makes a host process: `program` with the allow-listed
+/// environment ([`super::env::host_env`]) and, as its working directory, the
+/// empty directory of mcpod's own ([`super::home::work_dir`]), never mcpod's
+/// (the agent's workspace). Its stdin is null unless the caller sets one.
+/// `tests/host_processes.rs` checks that nothing else in mcpod spawns.
+pub fn host_command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
+        .envs(super::env::host_env())
+        .current_dir(super::home::work_dir())
+        .stdin(std::process::Stdio::null());
+    command
 }
 
 /// Ask the program to stop (SIGTERM, so buildah can remove its working

@@ -1,8 +1,11 @@
 //! The host programs provisioning runs: npm and pip resolve and fetch
 //! packages, ldd lists the libraries a program loads, and node and python3
 //! say what they are. Like every host process they get the allow-listed
-//! environment and fixed argv: a package name or version never appears here,
-//! only paths of files mcpod wrote.
+//! environment, a working directory of mcpod's own and fixed argv: a package
+//! name or version never appears here, only paths of files mcpod wrote.
+//! python3 always runs isolated (`-I`: no current or script directory on
+//! `sys.path`, no `PYTHON*` variables, no user site), so no module planted
+//! anywhere but the interpreter's own library runs.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -44,7 +47,13 @@ pub async fn pip(
     cancel: CancellationToken,
 ) -> Result<Output> {
     let mut invocation = Invocation::new("python3")
-        .args(["-m", "pip", "--disable-pip-version-check", "--no-input"])
+        .args([
+            "-I",
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
         .args(args)
         .timeout(FETCH_TIMEOUT)
         .cancel_on(cancel);
@@ -54,9 +63,10 @@ pub async fn pip(
     invocation.run().await
 }
 
-/// `python3 ARGS` (a script of mcpod's own), its stdout.
+/// `python3 -I ARGS` (a script of mcpod's own), its stdout.
 pub async fn python(args: Vec<OsString>, timeout: Duration) -> Result<String> {
     Ok(Invocation::new("python3")
+        .arg("-I")
         .args(args)
         .timeout(timeout)
         .run()

@@ -11,17 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::labels::Declared;
 use crate::{Error, Result};
 
-/// `$MCPOD_STATE_DIR`, else `$XDG_CACHE_HOME/mcpod`, else `~/.cache/mcpod`.
-pub fn state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MCPOD_STATE_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("mcpod");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache").join("mcpod")
-}
+pub use crate::engine::home::state_dir;
 
 /// Where the stat cache of the context at `context` lives.
 pub fn stat_cache_path(context: &Path) -> PathBuf {

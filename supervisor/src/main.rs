@@ -156,7 +156,8 @@ async fn stop_all(state: &State) {
 /// The yamux connection's socket: the socket mcpod passed in as
 /// [`protocol::STREAM_FD`] when there is one (made close-on-exec, so no
 /// server inherits it); else stdin and stdout, as pipes when they are
-/// (podman's `-i` gives pipes), else through tokio's blocking stdio.
+/// (podman's `-i` gives pipes; copied close-on-exec, and a server's own
+/// stdio is its pipes), else through tokio's blocking stdio.
 fn stdio() -> Box<dyn Stream> {
     let fd = protocol::STREAM_FD;
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
@@ -170,8 +171,10 @@ fn stdio() -> Box<dyn Stream> {
             return Box::new(socket);
         }
     }
+    // The copy is close-on-exec (dup(2) would clear the flag): a server
+    // must not inherit the stream, or it could write into it.
     fn fifo<T>(fd: i32, make: fn(OwnedFd) -> std::io::Result<T>) -> Option<T> {
-        let copy = unsafe { libc::dup(fd) };
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
         if copy < 0 {
             return None;
         }

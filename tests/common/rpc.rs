@@ -37,10 +37,30 @@ impl Server {
         Self::spawn(root, extra, env, Some(HostLock::shared()))
     }
 
+    /// Start `mcpod serve --root . EXTRA...` in ROOT, as a user does in their
+    /// workspace, with extra environment variables.
+    pub fn start_in_root(root: &std::path::Path, extra: &[&str], env: &[(&str, String)]) -> Server {
+        Self::spawn_to(
+            std::path::Path::new("."),
+            extra,
+            env,
+            Some(HostLock::shared()),
+            None,
+            Some(root),
+        )
+    }
+
     /// Start `mcpod serve --root ROOT EXTRA...` with its stderr kept in a file.
     pub fn start_logged(root: &std::path::Path, extra: &[&str]) -> Server {
         let file = tempfile::NamedTempFile::new().expect("stderr file");
-        let mut server = Self::spawn_to(root, extra, &[], Some(HostLock::shared()), Some(&file));
+        let mut server = Self::spawn_to(
+            root,
+            extra,
+            &[],
+            Some(HostLock::shared()),
+            Some(&file),
+            None,
+        );
         server.stderr = Some(file);
         server
     }
@@ -67,7 +87,7 @@ impl Server {
         env: &[(&str, String)],
         host: Option<HostLock>,
     ) -> Server {
-        Self::spawn_to(root, extra, env, host, None)
+        Self::spawn_to(root, extra, env, host, None, None)
     }
 
     fn spawn_to(
@@ -76,12 +96,17 @@ impl Server {
         env: &[(&str, String)],
         host: Option<HostLock>,
         stderr: Option<&tempfile::NamedTempFile>,
+        cwd: Option<&std::path::Path>,
     ) -> Server {
         let stderr = match stderr {
             Some(f) => Stdio::from(f.reopen().expect("reopen the stderr file")),
             None => Stdio::null(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcpod"));
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .args(["serve", "--root"])
             .arg(root)
             .args(extra)
