@@ -19,6 +19,7 @@
 
 pub mod bases;
 pub mod npm;
+pub mod npm_lock;
 pub mod pypi;
 pub mod reference;
 mod rootfs;
@@ -349,7 +350,10 @@ pub async fn provision(
         )))?;
         let ctx = tmp.path().join("ctx");
         match package.ecosystem {
-            Ecosystem::Npm => npm::stage(&lock, &ctx, &progressed, cancel.clone()).await?,
+            Ecosystem::Npm => {
+                let exact = package.exact(&resolution.version);
+                npm::stage(&exact, &lock, &ctx, &progressed, cancel.clone()).await?
+            }
             Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
         }
         fetched = true;

@@ -2,15 +2,26 @@
 //! (`npm install --package-lock-only`), fetch with `npm ci --omit=dev`, and
 //! find the program in the package's `bin`. npm always runs with
 //! `--ignore-scripts`: no package's install script runs on the host.
+//!
+//! Only the operator's registry is a source, at two gates: npm itself refuses
+//! git, URL, `file:` and directory sources (the `--allow-*=none` flags) and
+//! has no git to run (`--git`, a path that cannot exist), so nothing is cloned
+//! or fetched even while resolving; and the lock npm wrote is checked
+//! ([`npm_lock::check`]) before `npm ci` fetches anything, whatever npm's
+//! version did with the flags.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::npm_lock::{self, Registries};
 use super::reference::{PackageRef, Pin};
 use super::{Found, Progressed};
+use crate::engine::process::Invocation;
 use crate::engine::runtime;
 use crate::{Error, Result};
 
@@ -19,6 +30,25 @@ const FLAGS: &[&str] = &[
     "--no-audit",
     "--no-fund",
     "--loglevel=warn",
+    // Registry packages only, a dependency's dependencies included (npm
+    // 11.10 knows `--allow-git`, later 11.x the others; an older npm ignores
+    // them, and the lock check still refuses before anything is installed).
+    "--allow-git=none",
+    "--allow-remote=none",
+    "--allow-file=none",
+    "--allow-directory=none",
+    // No git process, whatever npm's version and flags: no clone of a host
+    // repository, no ssh with the operator's keys. `/dev/null` is a file, so
+    // this path can never exist.
+    "--git=/dev/null/git",
+];
+/// The `--allow-*` flags' refusals, as npm names them.
+const REFUSED: &[&str] = &[
+    "EALLOWGIT",
+    "EALLOWREMOTE",
+    "EALLOWFILE",
+    "EALLOWDIRECTORY",
+    "spawn ENOTDIR",
 ];
 /// Where the staged `app/` sits in the image.
 pub const APP: &str = "/app";
@@ -51,12 +81,22 @@ pub async fn resolve(
 ) -> Result<(Vec<u8>, String)> {
     let manifest = serde_json::to_vec_pretty(&manifest(package, pins)).unwrap_or_default();
     super::write(&work.join("package.json"), &manifest)?;
+    let registries = registries(work, cancel.clone()).await?;
     let mut args = vec!["install", "--package-lock-only"];
     args.extend(FLAGS);
-    runtime::npm(work, &args, progress.lines("npm"), cancel)
-        .await
-        .map_err(|e| explain(package, e))?;
+    if let Err(e) = runtime::npm(work, &args, progress.lines("npm"), cancel.clone()).await {
+        let refused = match &e {
+            Error::CommandFailed { stderr_tail, .. }
+                if REFUSED.iter().any(|c| stderr_tail.contains(c)) =>
+            {
+                refused_dependencies(work, &args, cancel).await
+            }
+            _ => Vec::new(),
+        };
+        return Err(explain(package, e, &refused));
+    }
     let lock = super::read_small(&work.join("package-lock.json"))?;
+    npm_lock::check(&package.to_string(), &lock, &registries)?;
     let version = locked_version(&lock, &package.name)?;
     Ok((
         super::lock_bytes(&[("package.json", &manifest), ("package-lock.json", &lock)]),
@@ -64,7 +104,81 @@ pub async fn resolve(
     ))
 }
 
-fn explain(package: &PackageRef, e: Error) -> Error {
+/// The registries npm is configured with for processes run in `dir` (the
+/// operator's npmrc files and `npm_config_*` variables).
+async fn registries(dir: &Path, cancel: CancellationToken) -> Result<Registries> {
+    let config: Value = Invocation::new("npm")
+        .args(["config", "list", "--json"])
+        .current_dir(dir)
+        .timeout(Duration::from_secs(60))
+        .cancel_on(cancel)
+        .json()
+        .await?;
+    Ok(Registries::from_config(&config))
+}
+
+/// After npm refused a source: which dependencies it refused, from its
+/// placement log (`placeDep WHERE NAME@ OK for: PARENT want: SPEC`, a node
+/// with no version is one that failed to load), asked once more at `silly`.
+/// Best effort: empty when this npm says it otherwise.
+async fn refused_dependencies(
+    work: &Path,
+    args: &[&str],
+    cancel: CancellationToken,
+) -> Vec<String> {
+    let found = Arc::new(Mutex::new(Vec::new()));
+    let into = found.clone();
+    let sink = Box::new(move |line: &str| {
+        let Some((_, rest)) = line.split_once(" placeDep ") else {
+            return;
+        };
+        let mut words = rest.splitn(3, ' ');
+        let (Some(_), Some(node), Some(tail)) = (words.next(), words.next(), words.next()) else {
+            return;
+        };
+        let (Some(name), Some((parent, spec))) = (
+            node.strip_suffix('@'),
+            tail.strip_prefix("OK for: ")
+                .and_then(|t| t.split_once(" want: ")),
+        ) else {
+            return;
+        };
+        if let Ok(mut found) = into.lock()
+            && found.len() < 8
+        {
+            found.push(format!(
+                "`{}` depends on `{}` from `{}`",
+                cut(parent),
+                cut(name),
+                cut(spec)
+            ));
+        }
+    });
+    let mut args: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("--loglevel"))
+        .collect();
+    args.push("--loglevel=silly");
+    let _ = runtime::npm(work, &args, sink, cancel).await;
+    found.lock().map(|f| f.clone()).unwrap_or_default()
+}
+
+/// Text from npm's output shown in an error: cut, control characters escaped.
+fn cut(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(160)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if text.chars().count() > 160 {
+        out.push('…');
+    }
+    out
+}
+
+fn explain(package: &PackageRef, e: Error, refused: &[String]) -> Error {
     match e {
         Error::CommandFailed {
             command,
@@ -72,7 +186,16 @@ fn explain(package: &PackageRef, e: Error) -> Error {
             stderr_tail,
             ..
         } => {
-            let hint = if stderr_tail.contains("E404") || stderr_tail.contains("ETARGET") {
+            let hint = if REFUSED.iter().any(|c| stderr_tail.contains(c)) {
+                let which = if refused.is_empty() {
+                    "one of its dependencies comes from a git repository, a URL, a file or a directory".to_string()
+                } else {
+                    refused.join("; ")
+                };
+                format!(
+                    "\n`{package}` was refused: {which}. mcpod installs packages from the registry only, so nothing else is fetched or cloned on the host.\nFix: the package must depend on registry versions only: provision another version of it, or pin that dependency to a registry version (`pins`)"
+                )
+            } else if stderr_tail.contains("E404") || stderr_tail.contains("ETARGET") {
                 format!(
                     "\nFix: check the name and version of `{package}` (`npm view {} versions`)",
                     package.name
@@ -107,8 +230,9 @@ fn locked_version(lock: &[u8], name: &str) -> Result<String> {
         })
 }
 
-/// Install the lock into `ctx/app`.
+/// Install the lock of `package` (its exact reference) into `ctx/app`.
 pub async fn stage(
+    package: &str,
     lock: &[u8],
     ctx: &Path,
     progress: &Progressed,
@@ -116,9 +240,15 @@ pub async fn stage(
 ) -> Result<()> {
     let app = ctx.join("app");
     std::fs::create_dir_all(&app).map_err(|e| Error::io("creating", &app, e))?;
-    for (name, bytes) in super::lock_files(lock)? {
+    let files = super::lock_files(lock)?;
+    for (name, bytes) in &files {
         super::write(&app.join(name), bytes)?;
     }
+    // A recorded lock is checked again before npm fetches from it (one
+    // recorded before this check, or with another registry configured now).
+    let registries = registries(&app, cancel.clone()).await?;
+    let package_lock = files.last().map(|(_, b)| *b).unwrap_or_default();
+    npm_lock::check(package, package_lock, &registries)?;
     let mut args = vec!["ci", "--omit=dev"];
     args.extend(FLAGS);
     match runtime::npm(&app, &args, progress.lines("npm"), cancel.clone()).await {
