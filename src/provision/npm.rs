@@ -82,6 +82,12 @@ pub async fn resolve(
     let manifest = serde_json::to_vec_pretty(&manifest(package, pins)).unwrap_or_default();
     super::write(&work.join("package.json"), &manifest)?;
     let registries = registries(work, cancel.clone()).await?;
+    if !registries.unknown_flags.is_empty() {
+        tracing::warn!(
+            "this npm does not know --{}: while resolving {package} it may fetch a dependency's URL or read a file: path on the host (never a git source: npm has no git to run), and the lock check refuses the package before anything is installed; upgrade npm to a version that knows them",
+            registries.unknown_flags.join(", --")
+        );
+    }
     let mut args = vec!["install", "--package-lock-only"];
     args.extend(FLAGS);
     if let Err(e) = runtime::npm(work, &args, progress.lines("npm"), cancel.clone()).await {

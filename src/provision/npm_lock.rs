@@ -18,7 +18,13 @@ const PUBLIC: &str = "https://registry.npmjs.org/";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registries {
     prefixes: Vec<String>,
+    /// The `--allow-*` flags this npm does not know (an older npm ignores
+    /// them, so it reads those sources while resolving).
+    pub unknown_flags: Vec<&'static str>,
 }
+
+/// npm's settings that refuse sources other than the registry.
+const ALLOW: &[&str] = &["allow-git", "allow-remote", "allow-file", "allow-directory"];
 
 impl Registries {
     /// From `npm config list --json`.
@@ -51,7 +57,15 @@ impl Registries {
         if config["replace-registry-host"].as_str().unwrap_or("npmjs") == "npmjs" {
             add(PUBLIC);
         }
-        Registries { prefixes }
+        let unknown_flags = ALLOW
+            .iter()
+            .copied()
+            .filter(|k| config.get(*k).is_none())
+            .collect();
+        Registries {
+            prefixes,
+            unknown_flags,
+        }
     }
 
     /// Whether `url` is a file of one of these registries.
@@ -263,11 +277,17 @@ mod tests {
             entries.as_object_mut().unwrap().remove(path);
         }
         check("npm:evil-mcp@1.0.0", &lock(entries), &strict).unwrap();
-        // The default registry when none is configured.
+        // The default registry when none is configured; an npm that lists
+        // no `allow-*` setting does not know them.
+        let old = Registries::from_config(&json!({"allow-git": "all"}));
+        assert_eq!(old.prefixes, [PUBLIC.to_string()]);
         assert_eq!(
-            Registries::from_config(&json!({})).prefixes,
-            [PUBLIC.to_string()]
+            old.unknown_flags,
+            ["allow-remote", "allow-file", "allow-directory"]
         );
+        assert!(r.unknown_flags.len() == 4 && strict.unknown_flags.len() == 4);
+        let known = json!({"allow-git": "all", "allow-remote": "all", "allow-file": "all", "allow-directory": "all"});
+        assert!(Registries::from_config(&known).unknown_flags.is_empty());
     }
 
     #[test]
