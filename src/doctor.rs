@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::engine::process::Invocation;
 use crate::engine::{buildah, podman};
+use crate::session::container::UserMode;
 
 /// The image the run probes use: busybox-static in a scratch image, built locally.
 pub const PROBE_IMAGE: &str = "localhost/mcpod-probe:1";
@@ -59,22 +60,43 @@ pub async fn run() -> Vec<Check> {
     if !checks[0].ok {
         return checks;
     }
-    match podman::host_info().await {
-        Ok(info) => checks.push(Check::pass(
-            "runtime",
+    let info = match podman::host_info().await {
+        Ok(info) => info,
+        Err(e) => {
+            checks.push(Check::fail("podman info", e.to_string(), SETUP));
+            return checks;
+        }
+    };
+    checks.push(Check::pass(
+        "mode",
+        format!(
+            "{}, cgroups {}, storage {}, runtime {}",
+            if info.rootless { "rootless" } else { "root" },
+            info.cgroups,
+            info.storage,
+            info.runtime
+        ),
+    ));
+    checks.push(match which(&info.runtime) {
+        Some(path) => Check::pass("oci runtime", format!("{} ({path})", info.runtime)),
+        None => Check::fail(
+            "oci runtime",
             format!(
-                "{} (cgroups {}, {})",
-                info.runtime,
-                info.cgroups,
-                if info.rootless { "rootless" } else { "rootful" }
+                "podman is configured with `{}`, which is not on PATH",
+                info.runtime
             ),
-        )),
-        Err(e) => checks.push(Check::fail("runtime", e.to_string(), SETUP)),
-    }
-    checks.push(match which("runc") {
-        Some(path) => Check::pass("runc", path),
-        None => Check::fail("runc", "not found", SETUP),
+            format!("install {} ({SETUP})", info.runtime),
+        ),
     });
+    checks.push(storage_check(&info));
+    checks.push(Check::pass(
+        "limits",
+        if info.enforces_limits() {
+            "memory, pids and cpu limits are enforced".to_string()
+        } else {
+            "memory, pids and cpu limits are NOT enforced: rootless podman on cgroups v1 ignores them (each session's isolation says so; its lease still ends it); cgroups v2 with delegation enforces them".to_string()
+        },
+    ));
     checks.push(match crate::image::supervised::binary() {
         Ok(path) => Check::pass("supervisor", path.display().to_string()),
         Err(e) => Check::fail(
@@ -91,9 +113,11 @@ pub async fn run() -> Vec<Check> {
         ));
         return checks;
     }
+    // A container as sessions start one: no network (rootless podman's
+    // default network would need /dev/net/tun, which sessions never use).
     checks.push(
-        match podman::run_probe(&[], PROBE_IMAGE, &[BUSYBOX, "true"]).await {
-            Ok((status, _)) if status.success() => Check::pass("container start", "a container ran"),
+        match podman::run_probe(&["--network=none"], PROBE_IMAGE, &[BUSYBOX, "true"]).await {
+            Ok((status, _)) if status.success() => Check::pass("container start", "a container ran (--network=none)"),
             Ok((_, out)) => Check::fail(
                 "container start",
                 out.stderr_tail,
@@ -105,47 +129,77 @@ pub async fn run() -> Vec<Check> {
     // The way sessions map users, probed as they run it: on podman before 4.4
     // that is a fixed uid map, and a live `--userns=auto` probe could deadlock
     // this host's podman against a concurrent cleanup (podman#16062).
-    let mode = crate::session::container::UserMode::detect().await;
-    let flags = mode.flags();
+    let mode = UserMode::detect().await;
+    if let Err(e) = mode.usable() {
+        checks.push(Check::fail("session user", mode.describe(), e.to_string()));
+        return checks;
+    }
+    let mut flags = mode.flags();
+    flags.push("--network=none".into());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     checks.push(
         match podman::run_probe(&flags, PROBE_IMAGE, &[BUSYBOX, "cat", "/proc/self/uid_map"]).await {
-            Ok((status, out)) if status.success() && maps_root_away(&out.stdout) => Check::pass(
+            Ok((status, out)) if status.success() && maps_root_away(&out.stdout, info.rootless) => Check::pass(
                 "user namespace",
                 format!(
-                    "{}: container root is host uid {}",
+                    "{}: container root is {} uid {}",
                     mode.describe(),
+                    if info.rootless { "your namespace's" } else { "host" },
                     out.stdout.split_whitespace().nth(1).unwrap_or("?")
                 ),
             ),
-            Ok((status, _)) if status.success() && mode == crate::session::container::UserMode::Nobody => Check::pass(
+            Ok((status, _)) if status.success() && mode == UserMode::Nobody => Check::pass(
                 "user namespace",
                 "none: sessions run as --user 65534:65534",
             ),
             Ok((_, out)) => Check::fail(
                 "user namespace",
                 format!("{} not available: {}", mode.describe(), out.stderr_tail),
-                "add subordinate IDs for the `containers` user to /etc/subuid and /etc/subgid (scripts/setup does); sessions fall back to a non-root --user",
+                if info.rootless {
+                    "check your range in /etc/subuid and /etc/subgid (scripts/setup adds one), then `podman system migrate`"
+                } else {
+                    "add subordinate IDs for the `containers` user to /etc/subuid and /etc/subgid (scripts/setup does); sessions fall back to a non-root --user"
+                },
             ),
             Err(e) => Check::fail("user namespace", e.to_string(), SETUP),
         },
     );
     checks.push(match mode {
-        crate::session::container::UserMode::Nobody => Check::fail(
+        UserMode::Nobody => Check::fail(
             "session user",
             "user=65534:65534 (no subordinate IDs for podman)",
             "run scripts/setup: it adds a `containers` range to /etc/subuid and /etc/subgid",
         ),
-        crate::session::container::UserMode::Map { .. } => Check::pass(
+        UserMode::Map { .. } => Check::pass(
             "session user",
             format!(
                 "{} (podman before 4.4: --userns=auto can deadlock, podman#16062)",
                 mode.describe()
             ),
         ),
-        crate::session::container::UserMode::Auto => Check::pass("session user", mode.describe()),
+        UserMode::Auto | UserMode::Unavailable { .. } => {
+            Check::pass("session user", mode.describe())
+        }
     });
     checks
+}
+
+/// The storage driver: vfs works, but copies every layer whole.
+fn storage_check(info: &podman::HostInfo) -> Check {
+    if info.storage != "vfs" {
+        return Check::pass("storage", info.storage.clone());
+    }
+    let conf = if info.rootless {
+        "~/.config/containers/storage.conf"
+    } else {
+        "/etc/containers/storage.conf"
+    };
+    Check::pass(
+        "storage",
+        format!(
+            "vfs: works, but every layer is a full copy (slow builds and launches); for overlay, install fuse-overlayfs or use a kernel that allows rootless overlay (5.13+), set `driver = \"overlay\"` in {conf}, and `podman system reset` (it removes your images)"
+        ),
+    )
 }
 
 /// Whether each engine other than the local one answers, with its podman
@@ -162,7 +216,7 @@ pub async fn engines(engines: &crate::engine::engines::Engines) -> Vec<Check> {
                     engine.podman.location(),
                     version.0,
                     version.1,
-                    crate::session::container::UserMode::remote(version).describe()
+                    UserMode::remote(version).describe()
                 ),
             ),
             Err(e) => Check::fail(
@@ -175,10 +229,11 @@ pub async fn engines(engines: &crate::engine::engines::Engines) -> Vec<Check> {
     checks
 }
 
-/// True when a `/proc/self/uid_map` maps container uid 0 to a host uid other than 0.
-fn maps_root_away(uid_map: &str) -> bool {
+/// True when a `/proc/self/uid_map` maps container uid 0 away from root
+/// (and, rootless, from the user: 0 in the user's namespace is the user).
+fn maps_root_away(uid_map: &str, _rootless: bool) -> bool {
     let mut fields = uid_map.split_whitespace();
-    fields.next() == Some("0") && fields.next().is_some_and(|host| host != "0")
+    fields.next() == Some("0") && fields.next().is_some_and(|outer| outer != "0")
 }
 
 fn which(program: &str) -> Option<String> {

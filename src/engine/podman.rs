@@ -74,12 +74,24 @@ pub async fn client_version() -> Result<(u32, u32)> {
     Ok(parse_version(&out.stdout))
 }
 
-/// Facts from `podman info` that decide whether containers can run here.
+/// Facts from `podman info` that decide how containers run here.
 #[derive(Clone, Debug, Default)]
 pub struct HostInfo {
+    /// The OCI runtime podman is configured with (`crun`, `runc`).
     pub runtime: String,
+    /// `v1` or `v2`.
     pub cgroups: String,
     pub rootless: bool,
+    /// The storage driver (`overlay`, `vfs`, …).
+    pub storage: String,
+}
+
+impl HostInfo {
+    /// Whether podman applies memory, pids and cpu limits: rootless podman
+    /// on cgroups v1 ignores them (it says so on stderr, and runs the container).
+    pub fn enforces_limits(&self) -> bool {
+        !(self.rootless && self.cgroups == "v1")
+    }
 }
 
 pub async fn host_info() -> Result<HostInfo> {
@@ -87,7 +99,7 @@ pub async fn host_info() -> Result<HostInfo> {
         .args([
             "info",
             "--format",
-            "{{.Host.OCIRuntime.Name}}|{{.Host.CgroupsVersion}}|{{.Host.Security.Rootless}}",
+            "{{.Host.OCIRuntime.Name}}|{{.Host.CgroupsVersion}}|{{.Host.Security.Rootless}}|{{.Store.GraphDriverName}}",
         ])
         .timeout(QUICK);
     let out = inv.run().await?;
@@ -96,6 +108,7 @@ pub async fn host_info() -> Result<HostInfo> {
         runtime: parts.next().unwrap_or_default().to_string(),
         cgroups: parts.next().unwrap_or_default().to_string(),
         rootless: parts.next() == Some("true"),
+        storage: parts.next().unwrap_or_default().to_string(),
     })
 }
 

@@ -7,8 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::policy::Isolation;
 use crate::engine::env::{ENV_FILE, EnvFile};
-use crate::engine::podman;
-use crate::{Error, Result};
 
 /// Container labels (on the container, not the image).
 pub const SESSION_LABEL: &str = "io.mcpod.session";
@@ -80,131 +78,7 @@ fn process_start(pid: u32) -> Option<String> {
     fields.nth(18).map(str::to_string)
 }
 
-/// Container uids 0..MAPPED map onto a host range (with subordinate IDs).
-const MAPPED: u64 = 65536;
-
-/// How server processes avoid running as host root, chosen once per process.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum UserMode {
-    /// `--userns=auto`: podman gives each container its own range.
-    Auto,
-    /// `--uidmap/--gidmap 0:BASE:65536`: one fixed unprivileged range. Used on
-    /// podman older than 4.4, whose `--userns=auto` can deadlock against a
-    /// concurrent `container cleanup` (podman#16062: userns.lock, layers.lock
-    /// and storage.lock taken in opposite orders; seen here with 4.3.1).
-    Map { uid_base: u64, gid_base: u64 },
-    /// No subordinate IDs: run as nobody.
-    Nobody,
-}
-
-impl UserMode {
-    /// Decide from the host's subordinate IDs and podman's version.
-    pub async fn detect() -> UserMode {
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "containers".to_string()
-        } else {
-            std::env::var("USER").unwrap_or_default()
-        };
-        let (Some(uid_base), Some(gid_base)) = (
-            subordinate_base("/etc/subuid", &user),
-            subordinate_base("/etc/subgid", &user),
-        ) else {
-            return UserMode::Nobody;
-        };
-        match podman::client_version().await {
-            Ok(version) if version >= (4, 4) => UserMode::Auto,
-            _ => UserMode::Map { uid_base, gid_base },
-        }
-    }
-
-    /// For an engine other than the local one, whose subordinate IDs mcpod
-    /// cannot read: `--userns=auto` from podman 4.4 on (podman then picks a
-    /// range per container), else the container's processes run as nobody.
-    pub fn remote(version: (u32, u32)) -> UserMode {
-        if version >= (4, 4) {
-            UserMode::Auto
-        } else {
-            UserMode::Nobody
-        }
-    }
-
-    /// As reported in a session's isolation.
-    pub fn describe(&self) -> String {
-        match self {
-            UserMode::Auto => "userns=auto".into(),
-            UserMode::Map { uid_base, .. } => format!("uidmap=0:{uid_base}:{MAPPED}"),
-            UserMode::Nobody => "user=65534:65534".into(),
-        }
-    }
-
-    /// The host uid and gid a session's root runs as, where it is known
-    /// before the container starts (`userns=auto` picks a range per container).
-    fn host_ids(&self) -> Option<(u64, u64)> {
-        match self {
-            UserMode::Auto => None,
-            UserMode::Map { uid_base, gid_base } => Some((*uid_base, *gid_base)),
-            UserMode::Nobody => Some((65534, 65534)),
-        }
-    }
-
-    /// A writable mount the session's root cannot write would fail inside
-    /// the server ("unable to open database file"): refuse it now, naming
-    /// the uid and the fix. mcpod does not chown the operator's directory
-    /// for it (podman's `:U`), and podman 4.3 with runc has no idmapped mounts.
-    pub fn check_writable(&self, mount: &super::policy::GrantedMount) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let Some((uid, gid)) = self.host_ids() else {
-            return Ok(());
-        };
-        let meta = std::fs::metadata(&mount.source)
-            .map_err(|e| Error::io("reading", std::path::Path::new(&mount.source), e))?;
-        let mode = meta.mode();
-        let writable = mode & 0o002 != 0
-            || (u64::from(meta.uid()) == uid && mode & 0o200 != 0)
-            || (u64::from(meta.gid()) == gid && mode & 0o020 != 0);
-        if writable {
-            return Ok(());
-        }
-        Err(Error::invalid(
-            "mount",
-            &mount.source,
-            format!(
-                "a session's root runs as host uid {uid} ({}), and this directory (owner {}:{}, mode {:o}) does not let it write",
-                self.describe(),
-                meta.uid(),
-                meta.gid(),
-                mode & 0o7777
-            ),
-            format!(
-                "let uid {uid} write it (`chown {uid}:{gid} {0}` or `chmod o+w {0}` on the host), or mount it read-only",
-                mount.source
-            ),
-        ))
-    }
-
-    /// podman's flags for this mode.
-    pub fn flags(&self) -> Vec<String> {
-        match self {
-            UserMode::Auto => vec!["--userns=auto".into()],
-            UserMode::Map { uid_base, gid_base } => vec![
-                format!("--uidmap=0:{uid_base}:{MAPPED}"),
-                format!("--gidmap=0:{gid_base}:{MAPPED}"),
-            ],
-            UserMode::Nobody => vec!["--user=65534:65534".into()],
-        }
-    }
-}
-
-/// The first ID of `user`'s subordinate range in `file`, if it has room for the map.
-fn subordinate_base(file: &str, user: &str) -> Option<u64> {
-    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next() == Some(user)).then_some(())?;
-        let start: u64 = f.next()?.trim().parse().ok()?;
-        let count: u64 = f.next()?.trim().parse().ok()?;
-        (count >= MAPPED).then_some(start)
-    })
-}
+pub use super::userns::UserMode;
 
 /// A session container: the supervisor as its PID 1, with everything
 /// `podman run` needs.

@@ -349,10 +349,16 @@ impl Sessions {
             EnvFile::new(name, &env)?;
             envs.insert(name.clone(), env);
         }
-        let user = self.user_on(engine).await?;
-        let isolation =
+        let (user, limits_enforced) = self.user_on(engine).await?;
+        let mut isolation =
             self.policy
                 .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
+        if !limits_enforced {
+            isolation.limits_enforced = false;
+            isolation.warnings.push(
+                "memory, pids and cpu limits are not enforced: rootless podman on cgroups v1 ignores them (the lease still ends the session)".into(),
+            );
+        }
         for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
             user.check_writable(mount)?;
         }
@@ -384,17 +390,20 @@ impl Sessions {
         })
     }
 
-    /// How server processes avoid host root on `engine`: on the local one,
-    /// decided from this host's subordinate IDs; on another, from its podman.
-    async fn user_on(&self, engine: &Engine) -> Result<container::UserMode> {
+    /// How server processes avoid host root (and the user) on `engine`, and
+    /// whether its podman enforces limits: on the local one, decided from
+    /// this host; on another, from its podman's version.
+    async fn user_on(&self, engine: &Engine) -> Result<(container::UserMode, bool)> {
         if engine.is_local() {
-            return Ok(self
-                .user
-                .get_or_init(container::UserMode::detect)
+            let local = self
+                .local
+                .get_or_init(super::userns::Local::detect)
                 .await
-                .clone());
+                .clone();
+            local.user.usable()?;
+            return Ok((local.user, local.limits_enforced));
         }
-        Ok(container::UserMode::remote(engine.version().await?))
+        Ok((container::UserMode::remote(engine.version().await?), true))
     }
 
     /// Start a session of `recipe`: its container and servers (not yet in

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod stream;
 mod surface;
 pub mod sweep;
+pub mod userns;
 
 use std::collections::BTreeMap;
 

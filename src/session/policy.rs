@@ -255,6 +255,10 @@ pub struct Isolation {
     pub pids_limit: u32,
     pub memory_mb: u32,
     pub cpus: f64,
+    /// Whether podman applies `pids_limit`, `memory_mb` and `cpus`: false
+    /// under rootless podman on cgroups v1, which ignores them (the lease
+    /// still ends the session).
+    pub limits_enforced: bool,
     /// The container is killed after this many seconds, even if mcpod is gone.
     pub lease_secs: u64,
     pub mounts: Vec<GrantedMount>,
@@ -466,6 +470,7 @@ impl Policy {
             pids_limit: pids,
             memory_mb,
             cpus,
+            limits_enforced: true,
             lease_secs,
             mounts,
             egress,

@@ -88,7 +88,7 @@ pub struct Sessions {
     pub(super) policy: Policy,
     pub(super) owner: Owner,
     /// Decided on the first launch (it asks podman), not at start-up.
-    pub(super) user: tokio::sync::OnceCell<container::UserMode>,
+    pub(super) local: tokio::sync::OnceCell<super::userns::Local>,
     pub(super) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Tags built by this process: what they named then (see `remember_build`).
     pub(super) resolved: Mutex<HashMap<String, Arc<super::launch::Resolved>>>,
@@ -130,7 +130,7 @@ impl Sessions {
         Ok(Sessions {
             policy,
             owner: Owner::current(),
-            user: tokio::sync::OnceCell::new(),
+            local: tokio::sync::OnceCell::new(),
             map: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             launching: AtomicUsize::new(0),
