@@ -27,6 +27,7 @@ impl Flat {
             labels: &labels,
             base_images: &self.bases,
             context,
+            network: false,
         })
     }
 

@@ -25,6 +25,11 @@ pub struct KeyInputs<'a> {
     /// (base reference as written after FROM, local image ID) for every local base.
     pub base_images: &'a [(String, String)],
     pub context: &'a ContextDigest,
+    /// Whether RUN steps have the network (the operator's `--build-network`):
+    /// what they fetch is in the image, so an image built online is never
+    /// what an offline build of the same inputs finds. Hashed only when
+    /// true, so offline keys are those of before.
+    pub network: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +49,9 @@ impl CacheKey {
             frame(&mut h, id.as_bytes());
         }
         frame(&mut h, &inputs.context.digest);
+        if inputs.network {
+            frame(&mut h, b"network");
+        }
         CacheKey(*h.finalize().as_bytes())
     }
 
@@ -119,6 +127,7 @@ mod tests {
             labels: &labels,
             base_images: &bases,
             context: &context,
+            network: false,
         })
     }
 
@@ -236,6 +245,7 @@ mod tests {
                 labels: &args,
                 base_images: &[],
                 context: c,
+                network: false,
             })
         };
         assert_ne!(k(&a), k(&b));
@@ -246,5 +256,32 @@ mod tests {
             ..ContextDigest::default()
         };
         assert_eq!(k(&a), k(&c));
+    }
+
+    #[test]
+    fn a_build_with_the_network_has_its_own_key_and_offline_keys_are_unchanged() {
+        let args = BTreeMap::new();
+        let context = ContextDigest::default();
+        let k = |network| {
+            CacheKey::compute(&KeyInputs {
+                containerfile: b"FROM x\nRUN fetch\n",
+                build_args: &args,
+                labels: &args,
+                base_images: &[],
+                context: &context,
+                network,
+            })
+        };
+        assert_ne!(k(true), k(false));
+        // The offline key is the one of before the network was an input.
+        let mut h = blake3::Hasher::new();
+        for field in [DOMAIN, b"FROM x\nRUN fetch\n"] {
+            frame(&mut h, field);
+        }
+        count(&mut h, 0);
+        count(&mut h, 0);
+        count(&mut h, 0);
+        frame(&mut h, &context.digest);
+        assert_eq!(k(false), CacheKey(*h.finalize().as_bytes()));
     }
 }

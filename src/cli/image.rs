@@ -31,6 +31,9 @@ pub struct BuildArgs {
     /// Build even when the cache has the image.
     #[arg(long)]
     no_cache: bool,
+    /// Give the RUN steps podman's network (default: none, only loopback).
+    #[arg(long)]
+    build_network: bool,
     #[arg(long, default_value = ".")]
     root: PathBuf,
     #[command(flatten)]
@@ -46,6 +49,11 @@ pub struct InspectArgs {
 }
 
 pub async fn build(args: BuildArgs) -> Result<(), String> {
+    image::isolation::set_policy(image::isolation::BuildPolicy {
+        network: args.build_network,
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
     let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
     let servers: Servers = match &args.servers {
         Some(json) => serde_json::from_str(json).map_err(|e| {

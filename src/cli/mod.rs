@@ -104,7 +104,13 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Serve(args) => {
             let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
             tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
-            server::serve_stdio(workspace, args.policy.policy()?)
+            let build_network = args.policy.build_network;
+            let policy = args.policy.policy()?;
+            mcpod::image::isolation::set_policy(
+                mcpod::image::isolation::BuildPolicy::from_session_policy(&policy, build_network),
+            )
+            .map_err(|e| e.to_string())?;
+            server::serve_stdio(workspace, policy)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -12,6 +12,10 @@ pub struct PolicyArgs {
     /// Let a session ask for network egress (default: no network at all).
     #[arg(long)]
     allow_network: bool,
+    /// Give the RUN steps of builds podman's network (default: none, only
+    /// loopback). What they fetch is baked into the image.
+    #[arg(long)]
+    pub build_network: bool,
     /// A host variable a label's ${NAME} or a launch may use. Repeatable.
     #[arg(long = "allow-env", value_name = "NAME")]
     allow_env: Vec<String>,
@@ -186,6 +190,9 @@ impl PolicyArgs {
         }
         if self.allow_network {
             a.push("--allow-network".into());
+        }
+        if self.build_network {
+            a.push("--build-network".into());
         }
         for name in &self.allow_env {
             a.push(format!("--allow-env={name}"));

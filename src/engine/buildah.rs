@@ -118,6 +118,12 @@ pub struct BuildRequest<'a> {
     pub tag: &'a str,
     pub build_args: &'a BTreeMap<String, String>,
     pub no_cache: bool,
+    /// What RUN steps get (network, user namespace, capabilities, limits):
+    /// `image::isolation`'s flags.
+    pub run_flags: &'a [String],
+    /// This process's `--default-mounts-file`, which buildah records in
+    /// every working container it makes (see `image::leftovers`).
+    pub marker: &'a Path,
 }
 
 /// `buildah build`, streaming its output lines to `on_line`.
@@ -130,7 +136,11 @@ pub async fn build(
     let attempt = || {
         let sink = on_line.clone();
         let mut inv = Invocation::new(PROGRAM)
-            .args(["build", "--layers", "--pull=missing", "--force-rm", "-f"])
+            .arg("--default-mounts-file")
+            .arg(req.marker)
+            .args(["build", "--layers", "--pull=missing", "--force-rm"])
+            .args(req.run_flags)
+            .arg("-f")
             .arg(req.containerfile)
             .arg("--ignorefile")
             .arg(req.ignorefile)
@@ -177,9 +187,10 @@ pub async fn stamp_labels(
     from: &str,
     labels: &BTreeMap<String, String>,
     to: &str,
+    marker: &Path,
     cancel: CancellationToken,
 ) -> Result<()> {
-    commit_changed(from, to, "stamp", cancel, |name| {
+    commit_changed(from, to, "stamp", marker, cancel, |name| {
         let mut config = Invocation::new(PROGRAM).arg("config");
         for (k, v) in labels {
             config = config.arg("--label").arg(format!("{k}={v}"));
@@ -191,8 +202,8 @@ pub async fn stamp_labels(
 
 /// Commit `from` with the host file `file` added at `dest` as `to`: one
 /// small layer. The working container is removed on every path.
-pub async fn add_file(from: &str, file: &Path, dest: &str, to: &str) -> Result<()> {
-    commit_changed(from, to, "add", CancellationToken::new(), |name| {
+pub async fn add_file(from: &str, file: &Path, dest: &str, to: &str, marker: &Path) -> Result<()> {
+    commit_changed(from, to, "add", marker, CancellationToken::new(), |name| {
         Invocation::new(PROGRAM)
             .args(["copy", "--quiet", name])
             .arg(file)
@@ -203,16 +214,19 @@ pub async fn add_file(from: &str, file: &Path, dest: &str, to: &str) -> Result<(
 
 /// `buildah from` `from`, the one change `change` makes to the working
 /// container it names, and `commit` as `to`; the working container is
-/// removed on every path.
+/// removed on every path (and carries `marker`, as a build's do).
 async fn commit_changed(
     from: &str,
     to: &str,
     what: &str,
+    marker: &Path,
     cancel: CancellationToken,
     change: impl FnOnce(&str) -> Invocation,
 ) -> Result<()> {
     let name = format!("mcpod-{what}-{}", super::nonce());
     Invocation::new(PROGRAM)
+        .arg("--default-mounts-file")
+        .arg(marker)
         .args([
             "from",
             "--pull=never",
@@ -271,6 +285,9 @@ pub struct WorkingContainer {
     pub id: String,
     #[serde(rename = "containername")]
     pub name: String,
+    /// False for podman's containers, which `--all` lists too.
+    #[serde(default)]
+    pub builder: bool,
 }
 
 /// Every buildah working container (one process).
@@ -281,6 +298,25 @@ pub async fn containers() -> Result<Vec<WorkingContainer>> {
         .timeout(QUICK)
         .json_list()
         .await
+}
+
+/// The `--default-mounts-file` a working container was made with, if any;
+/// `Ok(None)` also when it is gone.
+pub async fn container_marker(container: &str) -> Result<Option<std::path::PathBuf>> {
+    #[derive(Deserialize)]
+    struct Inspect {
+        #[serde(rename = "DefaultMountsFilePath", default)]
+        marker: String,
+    }
+    let found: Option<Inspect> = Invocation::new(PROGRAM)
+        .args(["inspect", "--type", "container", "--", container])
+        .timeout(QUICK)
+        .lookup(&["container not known"])
+        .await?;
+    Ok(found
+        .map(|f| f.marker)
+        .filter(|m| !m.is_empty())
+        .map(Into::into))
 }
 
 #[cfg(test)]

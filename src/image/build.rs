@@ -20,7 +20,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{containerfile, reference, store};
+use super::isolation::{self, BuildPolicy, RunUser};
+use super::{containerfile, leftovers, reference, store};
 use crate::cache::{CacheKey, HashedContext, KeyInputs, hash_context_for_build};
 use crate::engine::{self, buildah, podman};
 use crate::labels::{self, Declared, Requests, Servers};
@@ -105,6 +106,14 @@ async fn build_inner(
     let text = containerfile::read(&spec.containerfile, &spec.context)?;
     let build_args = resolve_build_args(&spec.name, &spec.build_args, |v| std::env::var(v).ok())?;
     let bases = containerfile::base_images(&String::from_utf8_lossy(&text), &build_args);
+    // The operator's, for every build of this process: RUN steps get no
+    // network unless they allowed it, and never host root.
+    let policy = isolation::policy();
+    let user = RunUser::detect();
+    user.check(
+        &spec.name,
+        containerfile::runs_commands(&String::from_utf8_lossy(&text)),
+    )?;
 
     // The context walk and the image listing are independent: run them together.
     let context = spec.context.clone();
@@ -156,6 +165,7 @@ async fn build_inner(
         labels: &requested,
         base_images: &base_images,
         context: &digest,
+        network: policy.network,
     });
     let key_hex = key.hex();
     let name = reference::qualified(&spec.name);
@@ -208,7 +218,7 @@ async fn build_inner(
     let bases: Vec<String> = base_images.iter().map(|(b, _)| b.clone()).collect();
     let from_scratch = containerfile::builds_from_scratch(&String::from_utf8_lossy(&text));
     let working = WorkingContainers::snapshot(&bases, from_scratch).await?;
-    let inputs = Inputs::stage(&text, hashed)?;
+    let inputs = Inputs::stage(&text, hashed, isolation::flags(policy, &user))?;
     let built = build_and_stamp(
         &spec,
         &build_args,
@@ -230,7 +240,7 @@ async fn build_inner(
     if let Err(e) = podman::untag(&temp).await {
         tracing::warn!("could not remove the temporary tag {temp}: {e}");
     }
-    let (image_id, declared) = built?;
+    let (image_id, declared) = built.map_err(|e| offline_hint(policy, e))?;
     if let Some(old) = previous.filter(|old| *old != image_id) {
         // Refused (and kept) if a container uses it or it has other names.
         let _ = buildah::remove_image(&old).await;
@@ -255,10 +265,16 @@ struct Inputs {
     containerfile: PathBuf,
     ignorefile: PathBuf,
     hashed: HashedContext,
+    /// What RUN steps get (see `isolation`).
+    run_flags: Vec<String>,
 }
 
 impl Inputs {
-    fn stage(containerfile: &[u8], hashed: HashedContext) -> Result<Inputs> {
+    fn stage(
+        containerfile: &[u8],
+        hashed: HashedContext,
+        run_flags: Vec<String>,
+    ) -> Result<Inputs> {
         let dir = store::BuildDir::create()?;
         let containerfile = dir.write("Containerfile", containerfile)?;
         let ignorefile = dir.write("ignore", hashed.ignore_text().as_bytes())?;
@@ -267,7 +283,27 @@ impl Inputs {
             containerfile,
             ignorefile,
             hashed,
+            run_flags,
         })
+    }
+}
+
+/// A failed RUN step's error, with the fix for a step that needed the
+/// network when builds have none.
+fn offline_hint(policy: &BuildPolicy, e: Error) -> Error {
+    match e {
+        Error::CommandFailed {
+            command,
+            status,
+            stderr_tail,
+            hint,
+        } => Error::CommandFailed {
+            hint: hint + &isolation::offline_hint(policy, &stderr_tail).unwrap_or_default(),
+            command,
+            status,
+            stderr_tail,
+        },
+        other => other,
     }
 }
 
@@ -298,8 +334,10 @@ async fn build_and_stamp(
         containerfile,
         ignorefile,
         hashed,
+        run_flags,
     } = inputs;
     let pinned = blocking("pinning the build context", move || hashed.pin()).await?;
+    let marker = leftovers::marker()?;
     let lines = progress.clone();
     buildah::build(
         &buildah::BuildRequest {
@@ -309,6 +347,8 @@ async fn build_and_stamp(
             tag: temp,
             build_args,
             no_cache: spec.no_cache,
+            run_flags: &run_flags,
+            marker: &marker,
         },
         cancel.clone(),
         Box::new(move |line| (lines)(line.to_string())),
@@ -328,7 +368,7 @@ async fn build_and_stamp(
     all.extend(stamped.clone());
     let declared = labels::read(&all)?;
     (progress)(format!("stamping labels onto {tag}"));
-    buildah::stamp_labels(temp, &stamped, tag, cancel).await?;
+    buildah::stamp_labels(temp, &stamped, tag, &marker, cancel).await?;
     let image = buildah::inspect_image(tag)
         .await?
         .ok_or_else(|| Error::UnexpectedOutput {

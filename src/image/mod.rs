@@ -4,6 +4,8 @@ pub mod build;
 pub mod containerfile;
 pub mod gc;
 pub mod inspect;
+pub mod isolation;
+pub mod leftovers;
 pub mod reference;
 pub mod store;
 pub mod supervised;

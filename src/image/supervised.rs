@@ -68,6 +68,7 @@ pub async fn supervised(image_id: &str) -> Result<String> {
         &binary,
         mcpod_supervisor::protocol::PATH_IN_CONTAINER,
         &tag,
+        &super::leftovers::marker()?,
     )
     .await?;
     Ok(tag)

@@ -1,5 +1,5 @@
 //! Orphans: session containers whose owning mcpod process is gone, on every
-//! engine.
+//! engine, and the buildah working containers of its builds.
 
 use super::container::{
     BOOT_ID_LABEL, OWNER_HOST_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL, Owner, SESSION_LABEL,
@@ -66,6 +66,14 @@ pub async fn session_containers(engines: &[Arc<Engine>]) -> (Vec<Found>, Vec<Str
 pub async fn sweep_orphans(engines: &[Arc<Engine>]) -> Result<(Vec<String>, Vec<String>)> {
     let (found, failed) = session_containers(engines).await;
     let mut removed = Vec::new();
+    // The local engine's storage is buildah's: working containers of builds
+    // a killed mcpod left.
+    if engines.iter().any(|e| e.is_local()) {
+        match crate::image::leftovers::sweep().await {
+            Ok(left) => removed.extend(left),
+            Err(e) => tracing::warn!("could not sweep buildah working containers: {e}"),
+        }
+    }
     for engine in engines {
         let orphans: Vec<String> = found
             .iter()
