@@ -170,7 +170,7 @@ async fn a_failing_build_leaves_nothing_behind() {
     .expect_err("the RUN step fails");
     let msg = err.to_string();
     assert!(
-        msg.contains("buildah build") && msg.contains("failing on purpose"),
+        msg.contains("`buildah ") && msg.contains(" build ") && msg.contains("failing on purpose"),
         "{msg}"
     );
     assert_eq!(images_named(&format!("{name}:")), Vec::<String>::new());

@@ -47,18 +47,6 @@ pub fn builds_from_scratch(containerfile: &str) -> bool {
     })
 }
 
-/// Whether a Containerfile may run commands (a `RUN`, or an `ONBUILD` that
-/// may be one). Over-approximated on purpose: any line, continuation lines
-/// too (an `# escape=` directive moves where instructions start), whose
-/// first word is one.
-pub fn runs_commands(containerfile: &str) -> bool {
-    containerfile.lines().any(|line| {
-        line.split_whitespace().next().is_some_and(|word| {
-            word.eq_ignore_ascii_case("RUN") || word.eq_ignore_ascii_case("ONBUILD")
-        })
-    })
-}
-
 /// The longest word an `ARG` substitution makes: references cannot multiply
 /// a value without bound (no image reference is this long; buildah refuses
 /// what is cut short).
@@ -219,16 +207,6 @@ fn substitute(word: &str, vars: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_are_found_wherever_a_line_starts_with_one() {
-        assert!(runs_commands("FROM x\nrun true\n"));
-        assert!(runs_commands("FROM x\n  ONBUILD RUN true\n"));
-        assert!(runs_commands("# escape=`\nLABEL a=b \\\nRUN true\n"));
-        assert!(!runs_commands(
-            "FROM scratch\nCOPY run /run\n# RUN nothing\n"
-        ));
-    }
 
     fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -1,15 +1,23 @@
 //! What a build's RUN steps may reach: the flags `buildah build` gets besides
 //! its inputs. RUN steps run the agent's commands, so they get what a
 //! session gets where buildah can give it: no network unless the operator
-//! allows it, never host root, a small capability set, memory, process and
-//! CPU limits, and none of the host's proxy variables. Only the operator
-//! sets this (`mcpod serve --build-network` and the session ceilings); no
-//! tool argument reaches it.
+//! allows it, a small capability set, memory, process and CPU limits, and
+//! none of the host's proxy variables. Only the operator sets this (`mcpod
+//! serve --build-network` and the session ceilings); no tool argument
+//! reaches it.
+//!
+//! Not a user namespace: buildah 1.28 takes `--userns-uid-map` and
+//! `--userns-gid-map` (it has no `--userns=auto`), and its RUN steps then do
+//! run as an unprivileged host uid, but what they write is committed with
+//! the host IDs (measured on this host's overlay storage: a file a step
+//! chowns to 1000 is owned by 2147484647 in the image, and the directories
+//! buildah makes by 2147483647, so the next step cannot write `/run`).
+//! A RUN step is therefore uid 0 of the host's user namespace, with the
+//! capabilities below, no network and its own mount and PID namespaces.
 
 use std::sync::OnceLock;
 
 use crate::session::Policy;
-use crate::session::container::{MAPPED, subordinate_ids};
 use crate::{Error, Result};
 
 /// The operator's settings for builds.
@@ -85,52 +93,9 @@ pub const RUN_CAPABILITIES: &[&str] = &[
     "SETUID",
 ];
 
-/// Who a RUN step's root is on the host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunUser {
-    /// mcpod is not root: buildah runs rootless, its root is mcpod's user.
-    Rootless,
-    /// The fixed subordinate range sessions use on podman < 4.4
-    /// (`session::container::UserMode::Map`). Not `--userns=auto`, which
-    /// buildah 1.28 does not have and which would give every step its own
-    /// range (podman#18031); a fixed map also lets containers-storage keep
-    /// one ID-shifted copy of each base for sessions and builds alike.
-    Map { uid_base: u64, gid_base: u64 },
-    /// Root without subordinate IDs: a RUN step would be host root, so
-    /// Containerfiles with RUN steps are refused.
-    HostRoot,
-}
-
-impl RunUser {
-    /// Decide from this host, as sessions do.
-    pub fn detect() -> RunUser {
-        // SAFETY: geteuid(2) cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return RunUser::Rootless;
-        }
-        match subordinate_ids() {
-            Some((uid_base, gid_base)) => RunUser::Map { uid_base, gid_base },
-            None => RunUser::HostRoot,
-        }
-    }
-
-    /// Refuse a Containerfile with RUN steps when they would run as host root.
-    pub fn check(&self, image: &str, runs_commands: bool) -> Result<()> {
-        if *self != RunUser::HostRoot || !runs_commands {
-            return Ok(());
-        }
-        Err(Error::invalid(
-            "Containerfile of image",
-            image,
-            "it has RUN steps, and on this host they would run as host root: mcpod runs as root and /etc/subuid or /etc/subgid has no range of 65536 IDs for the user `containers`",
-            "build without RUN steps (COPY what they would make from the build context), or have the operator add the ranges (`usermod --add-subuids 2147483647-4294967294 --add-subgids 2147483647-4294967294 containers`)",
-        ))
-    }
-}
-
-/// `buildah build`'s flags for RUN steps under `policy` as `user`.
-pub fn flags(policy: &BuildPolicy, user: &RunUser) -> Vec<String> {
-    let mut f = vec![
+/// `buildah build`'s flags for RUN steps under `policy`.
+pub fn flags(policy: &BuildPolicy) -> Vec<String> {
+    vec![
         format!(
             "--network={}",
             if policy.network { "private" } else { "none" }
@@ -150,12 +115,7 @@ pub fn flags(policy: &BuildPolicy, user: &RunUser) -> Vec<String> {
             "--cpu-quota={}",
             ((policy.cpus * 100_000.0).round() as i64).max(1000)
         ),
-    ];
-    if let RunUser::Map { uid_base, gid_base } = user {
-        f.push(format!("--userns-uid-map=0:{uid_base}:{MAPPED}"));
-        f.push(format!("--userns-gid-map=0:{gid_base}:{MAPPED}"));
-    }
-    f
+    ]
 }
 
 /// The fix a failed RUN step's error carries when builds have no network.
@@ -174,12 +134,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_steps_get_no_network_a_map_and_few_capabilities_by_default() {
-        let user = RunUser::Map {
-            uid_base: 100000,
-            gid_base: 200000,
-        };
-        let f = flags(&BuildPolicy::default(), &user);
+    fn run_steps_get_no_network_and_few_capabilities_by_default() {
+        let f = flags(&BuildPolicy::default());
         for expected in [
             "--network=none",
             "--http-proxy=false",
@@ -188,8 +144,6 @@ mod tests {
             "--memory=2048m",
             "--ulimit=nproc=1024:1024",
             "--cpu-quota=200000",
-            "--userns-uid-map=0:100000:65536",
-            "--userns-gid-map=0:200000:65536",
         ] {
             assert!(f.iter().any(|a| a == expected), "{expected} not in {f:?}");
         }
@@ -197,26 +151,7 @@ mod tests {
             network: true,
             ..BuildPolicy::default()
         };
-        assert!(flags(&networked, &RunUser::Rootless).contains(&"--network=private".to_string()));
-        assert!(
-            !flags(&networked, &RunUser::Rootless)
-                .iter()
-                .any(|a| a.starts_with("--userns"))
-        );
-    }
-
-    #[test]
-    fn run_steps_that_would_be_host_root_are_refused() {
-        let err = RunUser::HostRoot
-            .check("localhost/x", true)
-            .expect_err("refused")
-            .to_string();
-        assert!(
-            err.contains("host root") && err.contains("usermod"),
-            "{err}"
-        );
-        assert!(RunUser::HostRoot.check("localhost/x", false).is_ok());
-        assert!(RunUser::Rootless.check("localhost/x", true).is_ok());
+        assert!(flags(&networked).contains(&"--network=private".to_string()));
     }
 
     #[test]
