@@ -980,7 +980,16 @@ impl Server {
             "http_via_proxy" => {
                 let url = text_arg(args, "url")?;
                 let method = args.get("method").and_then(Value::as_str).unwrap_or("GET");
-                self.reply(id, Self::text_result(via_proxy(method, &url)))?;
+                let to = Proxied {
+                    proxy: args.get("proxy").and_then(Value::as_u64),
+                    body: args.get("body").and_then(Value::as_str).unwrap_or(""),
+                };
+                self.reply(id, Self::text_result(via_proxy(method, &url, &to)))?;
+            }
+            "hold_via_proxy" => {
+                let url = text_arg(args, "url")?;
+                let count = whole(args, "count")?;
+                self.reply(id, Self::text_result(hold_via_proxy(&url, count)))?;
             }
             "tcp_bench" => {
                 let to = text_arg(args, "to")?;
@@ -1117,8 +1126,24 @@ fn tools() -> Vec<Value> {
         ),
         tool(
             "http_via_proxy",
-            "Send `method` (default GET) `url` through $HTTP_PROXY (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT); reply with what came back, or the error.",
-            schema(&[("url", "string"), ("method", "string")], &["url"]),
+            "Send `method` (default GET) `url` through $HTTP_PROXY, or 127.0.0.1:`proxy` (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT), then `body`; reply with what came back, or the error.",
+            schema(
+                &[
+                    ("url", "string"),
+                    ("method", "string"),
+                    ("proxy", "integer"),
+                    ("body", "string"),
+                ],
+                &["url"],
+            ),
+        ),
+        tool(
+            "hold_via_proxy",
+            "Open `count` CONNECT tunnels to `url` (HOST:PORT) through $HTTP_PROXY and keep them open after replying; reply `held N`, or the error.",
+            schema(
+                &[("url", "string"), ("count", "integer")],
+                &["url", "count"],
+            ),
         ),
         tool(
             "tcp_bench",
@@ -1170,24 +1195,71 @@ fn exchange(stream: &mut std::net::TcpStream, request: &[u8]) -> io::Result<Stri
     Ok(String::from_utf8_lossy(&got).into_owned())
 }
 
-fn via_proxy(method: &str, url: &str) -> String {
-    let Ok(proxy) = std::env::var("HTTP_PROXY") else {
-        return "error: no HTTP_PROXY".into();
+/// Which proxy (None: $HTTP_PROXY) and what to send after the head.
+struct Proxied<'a> {
+    proxy: Option<u64>,
+    body: &'a str,
+}
+
+/// A connection to 127.0.0.1:`port`, or to $HTTP_PROXY.
+fn to_proxy(port: Option<u64>) -> Result<std::net::TcpStream, String> {
+    let proxy = match port {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => match std::env::var("HTTP_PROXY") {
+            Ok(p) => p.trim_start_matches("http://").trim_end_matches('/').into(),
+            Err(_) => return Err("error: no HTTP_PROXY".into()),
+        },
     };
-    let proxy = proxy.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = match std::net::TcpStream::connect(proxy) {
+    std::net::TcpStream::connect(&proxy)
+        .map_err(|e| format!("error: connecting to the proxy {proxy}: {e}"))
+}
+
+/// Connections [`hold_via_proxy`] keeps open until the process ends.
+static HELD: std::sync::Mutex<Vec<std::net::TcpStream>> = std::sync::Mutex::new(Vec::new());
+
+fn hold_via_proxy(url: &str, count: u64) -> String {
+    use std::io::Read;
+    for _ in 0..count {
+        let mut stream = match to_proxy(None) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let head = format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n\r\n");
+        let mut answer = [0u8; 39];
+        let answered = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.read_exact(&mut answer));
+        if let Err(e) = answered {
+            return format!("error: {e}");
+        }
+        if !answer.starts_with(b"HTTP/1.1 200") {
+            return format!("error: {}", String::from_utf8_lossy(&answer));
+        }
+        HELD.lock().unwrap_or_else(|p| p.into_inner()).push(stream);
+    }
+    format!(
+        "held {}",
+        HELD.lock().unwrap_or_else(|p| p.into_inner()).len()
+    )
+}
+
+fn via_proxy(method: &str, url: &str, to: &Proxied<'_>) -> String {
+    let mut stream = match to_proxy(to.proxy) {
         Ok(s) => s,
-        Err(e) => return format!("error: connecting to the proxy {proxy}: {e}"),
+        Err(e) => return e,
     };
     let request = if method.eq_ignore_ascii_case("CONNECT") {
-        format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n\r\n")
+        format!("CONNECT {url} HTTP/1.1\r\nHost: {url}\r\n\r\n{}", to.body)
     } else {
         let host = url
             .trim_start_matches("http://")
             .split('/')
             .next()
             .unwrap_or_default();
-        format!("{method} {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+        format!(
+            "{method} {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n{}",
+            to.body
+        )
     };
     exchange(&mut stream, request.as_bytes()).unwrap_or_else(|e| format!("error: {e}"))
 }

@@ -15,14 +15,51 @@ pub const BURST: f64 = 200.0;
 /// Events a second, sustained.
 pub const PER_SECOND: f64 = 50.0;
 
-/// A token bucket of events.
-struct Bucket {
+/// A token bucket of events: `burst` at once, `per_second` after that;
+/// what is over the rate is counted, for the next event admitted (or
+/// [`Bucket::take_dropped`]) to say. The egress audit limits refused
+/// connections' records with one too.
+pub struct Bucket {
+    burst: f64,
+    per_second: f64,
     tokens: f64,
-    last: Instant,
+    last: Option<Instant>,
     dropped: u64,
 }
 
-static BUCKET: Mutex<Option<Bucket>> = Mutex::new(None);
+impl Bucket {
+    pub const fn new(burst: f64, per_second: f64) -> Bucket {
+        Bucket {
+            burst,
+            per_second,
+            tokens: burst,
+            last: None,
+            dropped: 0,
+        }
+    }
+
+    /// Whether an event at `now` may be written: `Some(events dropped
+    /// before it)`; `None` (counted) when it is over the rate.
+    pub fn admit(&mut self, now: Instant) -> Option<u64> {
+        let last = *self.last.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.last = Some(now);
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(self.take_dropped())
+    }
+
+    /// Events dropped since the last admitted one (or the last call), now zero.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+}
+
+static BUCKET: Mutex<Bucket> = Mutex::new(Bucket::new(BURST, PER_SECOND));
 
 /// The default filter: info for mcpod, warnings only for rmcp (whose info
 /// events carry whole notifications and the client's initialize parameters).
@@ -68,21 +105,7 @@ impl Write for LimitedStderr {
 
 /// Whether an event at `now` may be written: `Some(lines dropped before it)`.
 fn admit(now: Instant) -> Option<u64> {
-    let mut guard = BUCKET.lock().unwrap_or_else(|p| p.into_inner());
-    let bucket = guard.get_or_insert(Bucket {
-        tokens: BURST,
-        last: now,
-        dropped: 0,
-    });
-    let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-    bucket.tokens = (bucket.tokens + elapsed * PER_SECOND).min(BURST);
-    bucket.last = now;
-    if bucket.tokens < 1.0 {
-        bucket.dropped += 1;
-        return None;
-    }
-    bucket.tokens -= 1.0;
-    Some(std::mem::take(&mut bucket.dropped))
+    BUCKET.lock().unwrap_or_else(|p| p.into_inner()).admit(now)
 }
 
 /// An event cut to [`EVENT_BYTES`], still one line.

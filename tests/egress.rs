@@ -5,91 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::egress::{echo_server, egress_log, http_server, launch, session_of};
 use common::hostile::hostile_image;
 use common::rpc::{Server, initialize, text_of};
-use serde_json::{Value, json};
-
-/// An HTTP server on 127.0.0.1 answering every request with `body`; the
-/// request lines it saw.
-fn http_server(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let log = log.clone();
-            std::thread::spawn(move || serve_http(stream, body, &log));
-        }
-    });
-    (port, seen)
-}
-
-fn serve_http(stream: TcpStream, body: &str, log: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    log.lock().expect("log").push(first.trim().to_string());
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-}
-
-/// A TCP server on 127.0.0.1 that sends back what it reads.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-fn launch(server: &mut Server, id: u64, args: Value) -> Value {
-    let result = server.call(id, "launch_session", args);
-    assert_ne!(result["isError"], true, "launch failed: {result}");
-    result["structuredContent"].clone()
-}
-
-fn session_of(info: &Value) -> String {
-    info["session"].as_str().expect("session").to_string()
-}
-
-fn egress_log(server: &mut Server, id: u64, session: &str) -> Vec<Value> {
-    let logs = server.call(id, "session_logs", json!({"session": session}));
-    logs["structuredContent"]["egress"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| serde_json::from_str(l.as_str()?).ok())
-        .collect()
-}
+use serde_json::json;
 
 #[test]
 fn the_hostile_server_reaches_only_what_is_granted_and_nothing_directly() {

@@ -6,63 +6,22 @@
 //! control, and the connection audited.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mcpod_supervisor::mux;
 use mcpod_supervisor::protocol::{self, Verdict};
-use serde::Serialize;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::audit::{Audit, AuditFile, Record, now};
 use super::pattern::{HOST_ALIAS, Pattern, special};
 use crate::proxy::log::LogRing;
 
 const RESOLVE: Duration = Duration::from_secs(5);
 const DIAL: Duration = Duration::from_secs(10);
-
-/// Each direction's relay buffer (tokio's default of 8 KiB costs a quarter
-/// of the throughput here).
-const RELAY_BUFFER: usize = 64 * 1024;
-
-/// The operator's audit file (`--egress-log`): one JSON line per connection.
-pub struct AuditFile(Mutex<std::fs::File>);
-
-impl AuditFile {
-    pub fn open(path: &Path) -> std::io::Result<AuditFile> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(AuditFile(Mutex::new(file)))
-    }
-
-    fn write(&self, line: &str) {
-        use std::io::Write;
-        let mut file = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = writeln!(file, "{line}") {
-            tracing::warn!("cannot write the egress audit file: {e}");
-        }
-    }
-}
-
-/// One connection, as audited.
-#[derive(Serialize)]
-struct Record<'a> {
-    time: u64,
-    session: &'a str,
-    /// The server (through its proxy) or `forward:PORT`.
-    from: &'a str,
-    destination: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    address: Option<String>,
-    verdict: &'static str,
-    rule: &'a str,
-    bytes_out: u64,
-    bytes_in: u64,
-    duration_ms: u64,
-}
 
 /// A session's gate.
 pub struct Gate {
@@ -70,7 +29,11 @@ pub struct Gate {
     grants: Vec<Pattern>,
     /// Each connection's record, for session_logs.
     pub log: Arc<LogRing>,
-    audit: Option<Arc<AuditFile>>,
+    audit: Audit,
+    /// Cancelled when the session ends, however it ends: every relay ends.
+    ending: CancellationToken,
+    /// The connections under way, waited for (to be recorded) at the end.
+    relays: TaskTracker,
 }
 
 /// The longest host name (and server name) a connection may give.
@@ -93,12 +56,38 @@ type Dialled = (TcpStream, SocketAddr, String);
 
 impl Gate {
     pub fn new(session: &str, grants: Vec<Pattern>, audit: Option<Arc<AuditFile>>) -> Gate {
+        let log = Arc::new(LogRing::new(1000));
         Gate {
             session: session.to_string(),
             grants,
-            log: Arc::new(LogRing::new(1000)),
-            audit,
+            audit: Audit::new(session, log.clone(), audit),
+            log,
+            ending: CancellationToken::new(),
+            relays: TaskTracker::new(),
         }
+    }
+
+    /// End every connection: the session has ended (a connection still
+    /// dialling ends once it is let through).
+    pub fn end_relays(&self) {
+        self.ending.cancel();
+    }
+
+    /// End every connection and wait up to `within` for each to be
+    /// recorded; then say what was not recorded one by one.
+    pub async fn finish(&self, within: Duration) {
+        self.end_relays();
+        self.relays.close();
+        if tokio::time::timeout(within, self.relays.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "session {}: egress connections were not recorded within {within:?} of its end",
+                self.session
+            );
+        }
+        self.audit.flush();
     }
 
     /// Decide on `host:port` for `from`, answer on `stream`, relay, audit.
@@ -109,6 +98,8 @@ impl Gate {
         host: &str,
         port: u16,
     ) {
+        // Counted until recorded, so the session's end waits for the record.
+        let _tracked = self.relays.token();
         let began = Instant::now();
         // What the container names is recorded and quoted cut to a DNS
         // name's length, so a long one cannot swell the audit.
@@ -139,28 +130,22 @@ impl Gate {
             stream.get_mut().flush().await
         }
         .await;
-        let (address, rule, bytes) = match decided {
-            Ok((mut tcp, address, rule)) => {
-                let bytes = match answered {
-                    Ok(()) => tokio::io::copy_bidirectional_with_sizes(
-                        &mut stream,
-                        &mut tcp,
-                        RELAY_BUFFER,
-                        RELAY_BUFFER,
-                    )
-                    .await
-                    .unwrap_or((0, 0)),
-                    Err(_) => (0, 0),
+        let (address, rule, relayed) = match decided {
+            Ok((tcp, address, rule)) => {
+                let relayed = match answered {
+                    Ok(()) => super::relay::relay(stream, tcp, &self.ending).await,
+                    Err(e) => super::relay::Relayed {
+                        out: 0,
+                        back: 0,
+                        end: format!("error: answering the container: {e}"),
+                    },
                 };
-                (Some(address.to_string()), rule, bytes)
+                (Some(address.to_string()), rule, Some(relayed))
             }
-            Err(reason) => (None, reason, (0, 0)),
+            Err(reason) => (None, reason, None),
         };
-        let record = Record {
-            time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default(),
+        self.audit.record(&Record {
+            time: now(),
             session: &self.session,
             from,
             destination: format!("{host_said}:{port}"),
@@ -171,16 +156,11 @@ impl Gate {
                 "refused"
             },
             rule: &rule,
-            bytes_out: bytes.0,
-            bytes_in: bytes.1,
+            bytes_out: relayed.as_ref().map_or(0, |r| r.out),
+            bytes_in: relayed.as_ref().map_or(0, |r| r.back),
             duration_ms: began.elapsed().as_millis() as u64,
-        };
-        let line = serde_json::to_string(&record).unwrap_or_default();
-        tracing::info!(session = %self.session, "egress: {line}");
-        self.log.push(&line);
-        if let Some(audit) = &self.audit {
-            audit.write(&line);
-        }
+            end: relayed.map(|r| r.end),
+        });
     }
 
     /// The grant that covers `host:port`, resolved and dialled; or why not.

@@ -6,9 +6,13 @@
 //!
 //! - [`pattern`]: `HOST:PORT` patterns, what a grant covers, special addresses
 //! - [`gate`]: one connection: check, resolve, dial, relay, audit
+//! - [`relay`]: the bytes both ways, counted, ended with the session
+//! - [`audit`]: the records, refusals limited per session
 
+pub mod audit;
 pub mod gate;
 pub mod pattern;
+pub mod relay;
 
 pub use pattern::{HOST_ALIAS, Pattern};
 

@@ -105,7 +105,7 @@ pub struct Sessions {
     /// Sessions started ahead of launches (see `pool.rs`).
     pub(super) pool: super::pool::Pool,
     /// The operator's egress audit file (`--egress-log`).
-    pub(super) audit: Option<Arc<crate::egress::gate::AuditFile>>,
+    pub(super) audit: Option<Arc<crate::egress::audit::AuditFile>>,
     /// The agent, as the children see it.
     pub(super) upstream: Arc<crate::proxy::upstream::Upstream>,
     /// Where sessions run, and how they are placed.
@@ -120,7 +120,7 @@ impl Sessions {
         let pool = super::pool::Pool::new(policy.pool.max);
         let audit = match &policy.egress_log {
             Some(path) => Some(Arc::new(
-                crate::egress::gate::AuditFile::open(path)
+                crate::egress::audit::AuditFile::open(path)
                     .map_err(|e| Error::io("opening the egress log", path, e))?,
             )),
             None => None,

@@ -57,6 +57,9 @@ pub struct SessionStream {
 /// How long the supervisor gets to say it started a server (a spawn).
 const START_ANSWER: Duration = Duration::from_secs(10);
 
+/// How long a session's end waits for its egress connections' records.
+const RECORDS: Duration = Duration::from_secs(2);
+
 /// Lines of podman's and the supervisor's stderr an error quotes.
 const TAIL_LINES: usize = 20;
 
@@ -131,11 +134,17 @@ impl SessionStream {
         let (opener, inbound, drive) = mux::connect(io, Mode::Client);
         let ended = CancellationToken::new();
         let end = ended.clone();
+        let gate = setup.gate.clone();
         tokio::spawn(async move {
             if let Err(e) = drive.await {
                 tracing::debug!("a session stream failed: {e}");
             }
             end.cancel();
+            // However the session ended (closed, killed, crashed), its
+            // connections end with it and are recorded.
+            if let Some(gate) = gate {
+                gate.finish(RECORDS).await;
+            }
         });
         let hello = say_hello(&opener, setup.lease_until, setup.forwards);
         let control = match tokio::time::timeout(deadline, hello).await {
@@ -300,15 +309,34 @@ impl SessionStream {
     pub async fn close(&self, wait: Duration) -> bool {
         self.closing.store(true, Ordering::SeqCst);
         self.opener.close();
-        let mut podman = self.podman.lock().await;
-        let Some(process) = podman.as_mut() else {
-            return true;
+        let exited = {
+            let mut podman = self.podman.lock().await;
+            match podman.as_mut() {
+                None => true,
+                Some(process) => {
+                    let exited = tokio::time::timeout(wait, process.wait()).await.is_ok();
+                    if exited {
+                        podman.take();
+                    }
+                    exited
+                }
+            }
         };
-        let exited = tokio::time::timeout(wait, process.wait()).await.is_ok();
-        if exited {
-            podman.take();
+        // The connection may outlive a podman that did not exit: the relays
+        // end here all the same, and are recorded before mcpod goes on (or
+        // exits).
+        if let Some(gate) = &self.gate {
+            gate.finish(RECORDS).await;
         }
         exited
+    }
+}
+
+impl Drop for SessionStream {
+    fn drop(&mut self) {
+        if let Some(gate) = &self.gate {
+            gate.end_relays();
+        }
     }
 }
 

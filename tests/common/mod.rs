@@ -1,6 +1,7 @@
 //! Shared helpers for tests that drive the real buildah and podman.
 #![allow(dead_code)]
 
+pub mod egress;
 pub mod engines;
 pub mod host;
 pub mod hostile;
