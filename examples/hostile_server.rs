@@ -984,12 +984,18 @@ impl Server {
                     proxy: args.get("proxy").and_then(Value::as_u64),
                     body: args.get("body").and_then(Value::as_str).unwrap_or(""),
                 };
-                self.reply(id, Self::text_result(via_proxy(method, &url, &to)))?;
+                let repeat = args.get("repeat").and_then(Value::as_u64).unwrap_or(1);
+                let mut got = String::new();
+                for _ in 0..repeat.max(1) {
+                    got = via_proxy(method, &url, &to);
+                }
+                self.reply(id, Self::text_result(got))?;
             }
             "hold_via_proxy" => {
                 let url = text_arg(args, "url")?;
                 let count = whole(args, "count")?;
-                self.reply(id, Self::text_result(hold_via_proxy(&url, count)))?;
+                let body = args.get("body").and_then(Value::as_str).unwrap_or("");
+                self.reply(id, Self::text_result(hold_via_proxy(&url, count, body)))?;
             }
             "tcp_bench" => {
                 let to = text_arg(args, "to")?;
@@ -1126,13 +1132,14 @@ fn tools() -> Vec<Value> {
         ),
         tool(
             "http_via_proxy",
-            "Send `method` (default GET) `url` through $HTTP_PROXY, or 127.0.0.1:`proxy` (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT), then `body`; reply with what came back, or the error.",
+            "Send `method` (default GET) `url` through $HTTP_PROXY, or 127.0.0.1:`proxy` (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT), then `body`; `repeat` times (default 1); reply with what came back the last time, or the error.",
             schema(
                 &[
                     ("url", "string"),
                     ("method", "string"),
                     ("proxy", "integer"),
                     ("body", "string"),
+                    ("repeat", "integer"),
                 ],
                 &["url"],
             ),
@@ -1217,7 +1224,7 @@ fn to_proxy(port: Option<u64>) -> Result<std::net::TcpStream, String> {
 /// Connections [`hold_via_proxy`] keeps open until the process ends.
 static HELD: std::sync::Mutex<Vec<std::net::TcpStream>> = std::sync::Mutex::new(Vec::new());
 
-fn hold_via_proxy(url: &str, count: u64) -> String {
+fn hold_via_proxy(url: &str, count: u64, body: &str) -> String {
     use std::io::Read;
     for _ in 0..count {
         let mut stream = match to_proxy(None) {
@@ -1228,7 +1235,8 @@ fn hold_via_proxy(url: &str, count: u64) -> String {
         let mut answer = [0u8; 39];
         let answered = stream
             .write_all(head.as_bytes())
-            .and_then(|()| stream.read_exact(&mut answer));
+            .and_then(|()| stream.read_exact(&mut answer))
+            .and_then(|()| stream.write_all(body.as_bytes()));
         if let Err(e) = answered {
             return format!("error: {e}");
         }

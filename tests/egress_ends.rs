@@ -7,7 +7,10 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::egress::{audit_records, eventually, holding_server, launch, open_fds, session_of};
+use common::egress::{
+    audit_records, egress_log, eventually, holding_server, launch, open_fds, resetting_server,
+    session_of,
+};
 use common::hostile::hostile_image;
 use common::rpc::{Server, initialize, text_of};
 use serde_json::json;
@@ -17,7 +20,8 @@ const HELD: u64 = 40;
 
 #[test]
 fn egress_connections_end_with_their_session_however_it_ends() {
-    let (port, open) = holding_server();
+    let holding = holding_server();
+    let (port, open) = (holding.port, holding.open.clone());
     let root = tempfile::tempdir().expect("tempdir");
     let audit = root.path().join("egress.jsonl");
     let mut server = Server::start_with(
@@ -95,5 +99,145 @@ fn egress_connections_end_with_their_session_however_it_ends() {
             server.call(id + 4, "stop_session", json!({"session": session}));
         }
     }
+    server.close(Duration::from_secs(30));
+}
+
+/// mcpod exits (stdin closed, SIGTERM) with connections open: each is
+/// ended and recorded, with the bytes that went through.
+#[test]
+fn connections_open_when_mcpod_exits_are_recorded_with_their_bytes() {
+    let holding = holding_server();
+    let port = holding.port;
+    for exit in ["stdin closed", "SIGTERM"] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let audit = root.path().join("egress.jsonl");
+        let mut server = Server::start_with(
+            root.path(),
+            &[
+                &format!("--allow-egress=host.containers.internal:{port}"),
+                &format!("--egress-log={}", audit.display()),
+            ],
+        );
+        initialize(&mut server, "2025-11-25");
+        let info = launch(
+            &mut server,
+            1,
+            json!({"image": hostile_image(),
+                   "egress": [format!("host.containers.internal:{port}")]}),
+        );
+        let session = session_of(&info);
+        let before = holding.bytes.load(Ordering::SeqCst);
+        let held = text_of(&server.call(
+            2,
+            &format!("{session}_hostile__hold_via_proxy"),
+            json!({"url": format!("host.containers.internal:{port}"), "count": 5, "body": "0123456789"}),
+        ));
+        assert_eq!(held, "held 5", "{exit}");
+        assert!(
+            eventually(Duration::from_secs(10), || holding
+                .bytes
+                .load(Ordering::SeqCst)
+                == before + 50),
+            "{exit}: the bytes did not arrive"
+        );
+        if exit == "SIGTERM" {
+            // SAFETY: a signal to the mcpod this test started.
+            unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+        }
+        let status = server.close(Duration::from_secs(30));
+        assert!(status.is_some(), "{exit}: mcpod did not exit");
+        let records = audit_records(&audit);
+        assert_eq!(records.len(), 5, "{exit}: {records:?}");
+        for r in &records {
+            assert_eq!(r["verdict"], "allowed", "{exit}: {r}");
+            assert_eq!(r["bytes_out"], 10, "{exit}: {r}");
+            assert_eq!(r["end"], "the session ended", "{exit}: {r}");
+        }
+    }
+}
+
+/// A destination that resets the connection: the record says so and counts
+/// what went through before.
+#[test]
+fn a_connection_that_ends_in_an_error_records_its_bytes() {
+    let port = resetting_server(1000);
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_with(
+        root.path(),
+        &[&format!("--allow-egress=host.containers.internal:{port}")],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({"image": hostile_image(),
+               "egress": [format!("host.containers.internal:{port}")]}),
+    );
+    let session = session_of(&info);
+    let got = text_of(&server.call(
+        2,
+        &format!("{session}_hostile__http_via_proxy"),
+        json!({"method": "CONNECT", "url": format!("host.containers.internal:{port}"),
+               "body": "x".repeat(1000)}),
+    ));
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let mut records = Vec::new();
+    let recorded = eventually(Duration::from_secs(10), || {
+        records = egress_log(&mut server, 3, &session);
+        !records.is_empty()
+    });
+    assert!(recorded, "no record");
+    let record = &records[0];
+    assert_eq!(record["bytes_out"], 1000, "{record}");
+    assert!(
+        record["end"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("error:")),
+        "{record}"
+    );
+    server.close(Duration::from_secs(30));
+}
+
+/// A server that floods refused connections: the audit records the first
+/// ones and counts the rest in `suppressed` records, nothing lost.
+#[test]
+fn a_flood_of_refused_connections_is_recorded_within_a_bound_and_counted() {
+    const FLOOD: u64 = 2000;
+    let root = tempfile::tempdir().expect("tempdir");
+    let audit = root.path().join("egress.jsonl");
+    let mut server = Server::start_with(
+        root.path(),
+        &[
+            "--allow-egress=host.containers.internal:9",
+            &format!("--egress-log={}", audit.display()),
+        ],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({"image": hostile_image(), "egress": ["host.containers.internal:9"]}),
+    );
+    let session = session_of(&info);
+    let got = text_of(&server.call(
+        2,
+        &format!("{session}_hostile__http_via_proxy"),
+        json!({"method": "CONNECT", "url": "refused.example:443", "repeat": FLOOD}),
+    ));
+    assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+    let stopped = server.call(3, "stop_session", json!({"session": session}));
+    assert_ne!(stopped["isError"], true, "{stopped}");
+    let records = audit_records(&audit);
+    let one_by_one = records.iter().filter(|r| r["verdict"] == "refused").count() as u64;
+    let suppressed: u64 = records
+        .iter()
+        .filter(|r| r["verdict"] == "suppressed")
+        .filter_map(|r| r["refused"].as_u64())
+        .sum();
+    assert_eq!(one_by_one + suppressed, FLOOD, "{records:?}");
+    assert!(
+        suppressed > 0 && one_by_one < FLOOD / 2,
+        "{one_by_one} recorded one by one, {suppressed} counted"
+    );
     server.close(Duration::from_secs(30));
 }

@@ -70,27 +70,36 @@ pub fn echo_server() -> u16 {
 
 /// A TCP server on 127.0.0.1 that keeps every connection open, even once
 /// its peer has stopped sending (a server that never closes an idle
-/// connection of its own accord): its port and how many connections it has
-/// whose peer has not yet closed its side.
-pub fn holding_server() -> (u16, Arc<AtomicUsize>) {
+/// connection of its own accord).
+pub struct Holding {
+    pub port: u16,
+    /// Connections whose peer has not yet closed its side.
+    pub open: Arc<AtomicUsize>,
+    /// Bytes received, all connections together.
+    pub bytes: Arc<AtomicUsize>,
+}
+
+pub fn holding_server() -> Holding {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let open = Arc::new(AtomicUsize::new(0));
-    let count = open.clone();
+    let (open, bytes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (count, got) = (open.clone(), bytes.clone());
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             count.fetch_add(1, Ordering::SeqCst);
-            let count = count.clone();
+            let (count, got) = (count.clone(), got.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
-                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    got.fetch_add(n, Ordering::SeqCst);
+                }
                 count.fetch_sub(1, Ordering::SeqCst);
                 // Never closed from this side.
                 std::mem::forget(stream);
             });
         }
     });
-    (port, open)
+    Holding { port, open, bytes }
 }
 
 /// A TCP server on 127.0.0.1 that reads `take` bytes of each connection,
