@@ -361,3 +361,66 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
     }
 }
+
+/// A name that resolves to one of this host's own addresses (here the
+/// address's decimal form, which the resolver reads as the address) is
+/// refused, whatever range the address is in: a service listening on all of
+/// the host's addresses is not reached through a granted name.
+#[test]
+fn the_hosts_own_address_is_refused_unless_a_grant_names_it() {
+    let listed = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip addr");
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let Some(own) = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+    else {
+        panic!("this host has no global IPv4 address: {text}");
+    };
+    let name = u32::from(own).to_string();
+    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_with(
+        root.path(),
+        &[
+            &format!("--allow-egress={name}:{port}"),
+            &format!("--allow-egress={own}:{port}"),
+        ],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({"image": hostile_image(), "egress": [format!("{name}:{port}"), format!("{own}:{port}")]}),
+    );
+    let session = session_of(&info);
+    let got = text_of(&server.call(
+        2,
+        &format!("{session}_hostile__http_via_proxy"),
+        json!({"method": "CONNECT", "url": format!("{name}:{port}")}),
+    ));
+    assert!(
+        got.starts_with("HTTP/1.1 403") && got.contains("one of this host's own addresses"),
+        "{own} as {name}: {got}"
+    );
+    assert!(listener.accept().is_err(), "a connection reached the host");
+    // A grant of the address itself lets it through.
+    let got = text_of(&server.call(
+        3,
+        &format!("{session}_hostile__http_via_proxy"),
+        json!({"method": "CONNECT", "url": format!("{own}:{port}")}),
+    ));
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        listener.accept().is_ok(),
+        "the granted address was not dialled"
+    );
+    server.close(Duration::from_secs(30));
+}

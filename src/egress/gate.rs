@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::audit::{Audit, AuditFile, Record, now};
-use super::pattern::{HOST_ALIAS, Pattern, special};
+use super::pattern::{HOST_ALIAS, Pattern};
 use crate::proxy::log::LogRing;
 
 const RESOLVE: Duration = Duration::from_secs(5);
@@ -200,7 +200,7 @@ impl Gate {
         let mut refused = None;
         let allowed: Vec<SocketAddr> = addresses
             .into_iter()
-            .filter(|a| match special(a.ip()) {
+            .filter(|a| match super::host::refused(a.ip()) {
                 Some(why) if !grant.names_address(a.ip()) => {
                     refused.get_or_insert((*a, why));
                     false

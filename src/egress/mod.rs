@@ -6,11 +6,13 @@
 //!
 //! - [`pattern`]: `HOST:PORT` patterns, what a grant covers, special addresses
 //! - [`gate`]: one connection: check, resolve, dial, relay, audit
+//! - [`host`]: this host's own addresses, refused too
 //! - [`relay`]: the bytes both ways, counted, ended with the session
 //! - [`audit`]: the records, refusals limited per session
 
 pub mod audit;
 pub mod gate;
+pub mod host;
 pub mod pattern;
 pub mod relay;
 

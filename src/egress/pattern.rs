@@ -3,7 +3,7 @@
 //! which addresses are special (loopback, private, link-local, metadata):
 //! refused unless a grant names them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -170,43 +170,89 @@ fn dns_name(name: &str) -> Option<String> {
 }
 
 /// Why `address` may not be dialled unless a grant names it: loopback,
-/// private, link-local (cloud metadata lives there), shared, unspecified,
-/// broadcast or multicast; `None` for a public address.
+/// private, link-local (cloud metadata lives there), shared, reserved for
+/// documentation, benchmarking or the future, unspecified, broadcast or
+/// multicast; `None` for a public address. An IPv6 address that embeds an
+/// IPv4 one by a translation that reaches it (mapped `::ffff:0:0/96`, NAT64
+/// `64:ff9b::/96`, 6to4 `2002::/16`) is judged by the IPv4 address it
+/// embeds; the forms nothing public uses (IPv4-compatible `::/96`, local
+/// NAT64 `64:ff9b:1::/48`, Teredo, documentation, discard, site-local) are
+/// refused outright.
 pub fn special(address: IpAddr) -> Option<&'static str> {
     match address {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            if v4.is_loopback() {
-                Some("a loopback address")
-            } else if v4.is_private() {
-                Some("a private address")
-            } else if v4.is_link_local() {
-                Some("a link-local address (cloud metadata lives there)")
-            } else if a == 100 && (64..128).contains(&b) {
-                Some("a shared (carrier-grade NAT) address")
-            } else if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() || a == 0 {
-                Some("not a unicast address")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return special(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            if v6.is_loopback() {
-                Some("a loopback address")
-            } else if first & 0xfe00 == 0xfc00 {
-                Some("a private (unique local) address")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("a link-local address")
-            } else if v6.is_unspecified() || v6.is_multicast() {
-                Some("not a unicast address")
-            } else {
-                None
-            }
-        }
+        IpAddr::V4(v4) => special_v4(v4),
+        IpAddr::V6(v6) => special_v6(v6),
+    }
+}
+
+fn special_v4(v4: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = v4.octets();
+    if v4.is_loopback() {
+        Some("a loopback address")
+    } else if v4.is_private() {
+        Some("a private address")
+    } else if v4.is_link_local() {
+        Some("a link-local address (cloud metadata lives there)")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("a shared (carrier-grade NAT) address")
+    } else if (a, b, c) == (192, 0, 0) {
+        Some("an IETF protocol address (192.0.0.0/24)")
+    } else if matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113)) {
+        Some("a documentation address (podman's host alias 192.0.2.2 is one)")
+    } else if a == 198 && (18..20).contains(&b) {
+        Some("a benchmarking address (198.18.0.0/15)")
+    } else if a >= 240 {
+        Some("a reserved address (240.0.0.0/4)")
+    } else if v4.is_unspecified() || v4.is_multicast() || a == 0 {
+        Some("not a unicast address")
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address `v6` embeds by a translation that reaches it: mapped,
+/// NAT64 (well-known prefix) or 6to4.
+pub fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        Some(v4)
+    } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+    } else if s[0] == 0x2002 {
+        Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+    } else {
+        None
+    }
+}
+
+fn special_v6(v6: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = embedded_v4(v6) {
+        return special_v4(v4);
+    }
+    let s = v6.segments();
+    if v6.is_loopback() {
+        Some("a loopback address")
+    } else if v6.is_unspecified() || v6.is_multicast() {
+        Some("not a unicast address")
+    } else if s[..6] == [0; 6] {
+        Some("an IPv4-compatible address (::/96, deprecated)")
+    } else if s[..3] == [0x64, 0xff9b, 1] {
+        Some("a local NAT64 address (64:ff9b:1::/48)")
+    } else if s[0] & 0xfe00 == 0xfc00 {
+        Some("a private (unique local) address")
+    } else if s[0] & 0xffc0 == 0xfe80 {
+        Some("a link-local address")
+    } else if s[0] & 0xffc0 == 0xfec0 {
+        Some("a site-local address (fec0::/10, deprecated)")
+    } else if s[..2] == [0x2001, 0] {
+        Some("a Teredo address (2001::/32)")
+    } else if s[..2] == [0x2001, 0xdb8] {
+        Some("a documentation address (2001:db8::/32)")
+    } else if s[..4] == [0x100, 0, 0, 0] {
+        Some("a discard address (100::/64)")
+    } else {
+        None
     }
 }
 
@@ -283,17 +329,63 @@ mod tests {
             "192.168.1.1",
             "169.254.169.254",
             "100.64.0.1",
+            "100.127.255.254",
             "0.0.0.0",
+            "0.1.2.3",
+            "192.0.0.8",
+            "192.0.2.2",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
             "::1",
+            "::",
             "fd00::1",
             "fe80::1",
+            "fec0::1",
+            "ff02::1",
             "::ffff:127.0.0.1",
+            "::ffff:192.0.2.2",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::c000:202",
+            "64:ff9b:1::808:808",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001::1",
+            "2001:db8::1",
+            "100::1",
         ] {
             assert!(special(a.parse().expect(a)).is_some(), "{a}");
         }
-        for a in ["93.184.216.34", "2606:4700::1111", "1.1.1.1"] {
+        for a in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "1.1.1.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "192.0.3.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::ffff:8.8.8.8",
+            "2001:4860::8888",
+        ] {
             assert_eq!(special(a.parse().expect(a)), None, "{a}");
         }
+        assert_eq!(
+            embedded_v4("64:ff9b::c000:202".parse().expect("nat64")),
+            Some(Ipv4Addr::new(192, 0, 2, 2))
+        );
+        assert_eq!(
+            embedded_v4("2002:c000:202::1".parse().expect("6to4")),
+            Some(Ipv4Addr::new(192, 0, 2, 2))
+        );
         let lo: IpAddr = "127.0.0.1".parse().expect("ip");
         assert!(p("host.containers.internal:8080").names_address(lo));
         assert!(p("127.0.0.1:8080").names_address(lo));
