@@ -141,6 +141,7 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "tools_list_count",
             "slow",
             "http_via_proxy",
+            "hold_via_proxy",
             "tcp_bench",
             "tcp_exchange",
             "attack_supervisor"
