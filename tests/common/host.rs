@@ -1,4 +1,5 @@
-//! One lock over the host's session containers, across test processes.
+//! One lock over the host's session containers (of this user's podman),
+//! across test processes.
 //!
 //! Every `mcpod serve` sweeps the whole host for session containers whose
 //! owner died, in the background, soon after it starts. A test that leaves an
@@ -23,7 +24,10 @@ impl HostLock {
     }
 
     fn take(mode: libc::c_int) -> HostLock {
-        let path = std::env::temp_dir().join("mcpod-tests-host.lock");
+        // Per user: each user's podman has containers of its own.
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let path = std::env::temp_dir().join(format!("mcpod-tests-host-{uid}.lock"));
         let file = File::options()
             .create(true)
             .truncate(false)
