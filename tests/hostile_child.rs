@@ -15,22 +15,11 @@ use serde_json::{Value, json};
 
 /// mcpod's peak resident memory so far, in MiB (VmHWM).
 fn peak_rss_mib(server: &Server) -> u64 {
-    rss_field(server, "VmHWM:")
+    server.memory_mib("VmHWM:")
 }
 
 fn rss_mib(server: &Server) -> u64 {
-    rss_field(server, "VmRSS:")
-}
-
-fn rss_field(server: &Server, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
-        .expect("mcpod's /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map(|kb| kb / 1024)
-        .expect("the field")
+    server.memory_mib("VmRSS:")
 }
 
 /// Launch the hostile image (or `image`); the session id.

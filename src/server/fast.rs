@@ -200,6 +200,11 @@ impl Agent {
         let Some((child, tool, permit)) = self.sessions.fast_target(&params.name) else {
             return false;
         };
+        // In the transport's flight until answered (the agent's reads pace it).
+        let Some(slot) = writer.enter(agent_id.clone()) else {
+            // The agent reused an id still in flight: rmcp's path refuses it.
+            return false;
+        };
         let cancel = CancellationToken::new();
         let Some(in_flight) = InFlight::enter(&self.calls, agent_id, &cancel) else {
             // The agent reused an id still in flight: rmcp decides.
@@ -224,6 +229,7 @@ impl Agent {
                 if let Some(line) = line {
                     write(&writer, line).await;
                 }
+                drop(slot);
             });
             return true;
         };
@@ -246,7 +252,7 @@ impl Agent {
         };
         tokio::spawn(async move {
             asking.run(capabilities, (flush, token)).await;
-            drop(in_flight);
+            drop((in_flight, slot));
         });
         true
     }
@@ -401,8 +407,9 @@ fn outcome_line(agent_id: &RawValue, outcome: Outcome) -> Vec<u8> {
     }
 }
 
+/// Write the agent's reply `line`.
 async fn write(writer: &RawWriter, line: Vec<u8>) {
-    if let Err(e) = writer.line(line).await {
+    if let Err(e) = writer.answer(line).await {
         tracing::debug!("could not answer a call: {e}");
     }
 }

@@ -16,10 +16,17 @@
 //! - anything else (a notification, non-JSON) is dropped and reported to the
 //!   owner's `on_problem`, which decides how loudly to say so.
 //!
+//! - a request with an id that is no id (an object, an array, a boolean, a
+//!   fraction, null), or a batch (an array of messages, which MCP removed in
+//!   2025-06-18), gets a JSON-RPC error reply whose id is null;
+//! - a peer that sends requests and never reads the replies is paused
+//!   ([`flow`]): memory stays bounded, an honest slow reader loses nothing.
+//!
 //! A [`Tap`] sees each line before it is parsed and may take it: that is
 //! how proxied calls pass through as bytes (`proxy/fast.rs`), written with
 //! a [`RawWriter`] between the lines rmcp sends.
 
+pub mod flow;
 pub mod scan;
 pub mod stdio;
 
@@ -33,6 +40,8 @@ use rmcp::model::{
 use rmcp::service::{RxJsonRpcMessage, ServiceRole, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use flow::{Flow, MAX_HELD, MAX_HELD_BYTES, MAX_IN_FLIGHT, Notice, Slot};
 
 /// The error code of a reply mcpod makes up for a message over the limit.
 pub const TOO_LARGE: ErrorCode = ErrorCode(-32010);
@@ -88,13 +97,29 @@ pub trait Tap: Send + Sync {
 /// Writes whole lines to a transport's peer, between the messages the
 /// transport itself sends (one lock: lines never interleave).
 #[derive(Clone)]
-pub struct RawWriter(Writer);
+pub struct RawWriter {
+    write: Writer,
+    flow: Arc<Flow>,
+}
 
 impl RawWriter {
     /// Write `line` (a JSON-RPC message without its newline) and a newline.
     pub async fn line(&self, mut line: Vec<u8>) -> std::io::Result<()> {
         line.push(b'\n');
-        write_bytes(&self.0, &line).await
+        write_bytes(&self.write, &line).await
+    }
+
+    /// A request a [`Tap`] took, in flight until the slot is dropped (after
+    /// [`RawWriter::answer`]); none when its id is in flight already.
+    pub fn enter(&self, id: RequestId) -> Option<Slot> {
+        Slot::enter(&self.flow, id)
+    }
+
+    /// Write `line`, the reply to a request the peer sent: its bytes count
+    /// towards the pause while it waits.
+    pub async fn answer(&self, line: Vec<u8>) -> std::io::Result<()> {
+        let _waiting = self.flow.reply(line.len() + 1);
+        self.line(line).await
     }
 }
 
@@ -118,6 +143,12 @@ pub struct LineTransport<Role: ServiceRole, R> {
     oversized: Option<(scan::Scan, bool)>,
     /// Made-up error responses, delivered before the next line is read.
     injected: VecDeque<RxJsonRpcMessage<Role>>,
+    /// Requests in flight, and the pause.
+    flow: Arc<Flow>,
+    /// Requests read while paused (with their ids), for when it ends.
+    held: VecDeque<(Option<RequestId>, Vec<u8>)>,
+    /// Bytes of `held`.
+    held_bytes: usize,
     write: Writer,
     /// Digests of the first messages sent, to tell a peer that echoes them.
     sent: Arc<std::sync::Mutex<Vec<blake3::Hash>>>,
@@ -141,6 +172,9 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
             line: Vec::new(),
             oversized: None,
             injected: VecDeque::new(),
+            flow: Arc::default(),
+            held: VecDeque::new(),
+            held_bytes: 0,
             write: Arc::new(tokio::sync::Mutex::new(Some(Box::new(write)))),
             sent: Arc::default(),
             pending_replies: Arc::default(),
@@ -160,7 +194,10 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
 
     /// A writer to the peer, for lines that rmcp does not send.
     pub fn raw_writer(&self) -> RawWriter {
-        RawWriter(self.write.clone())
+        RawWriter {
+            write: self.write.clone(),
+            flow: self.flow.clone(),
+        }
     }
 
     /// Read until a whole line is in `self.line` ([`Read::Line`]), an
@@ -219,28 +256,23 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
         let sentence = format!("{peer} sent a {kind} {what}");
         match (scan.id(), scan.has_method()) {
             // A request: tell the peer why it gets no answer.
-            (Some(id), true) => {
-                let reply = serde_json::json!({
-                    "jsonrpc": "2.0", "id": id,
-                    "error": {"code": code.0, "message": format!("{sentence}; mcpod refused it")},
-                });
-                use std::sync::atomic::Ordering;
-                // A peer that floods bad requests and never reads its
-                // replies costs a bounded number of them, not a task each.
-                let pending = self.pending_replies.clone();
-                if pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_REPLIES {
-                    pending.fetch_sub(1, Ordering::SeqCst);
-                    (self.peer.on_problem)(format!(
-                        "{sentence}; dropped it unanswered ({MAX_PENDING_REPLIES} error replies are already waiting to be read)"
-                    ));
-                    return;
-                }
-                let write = self.write.clone();
-                tokio::spawn(async move {
-                    let _ = write_line(&write, &reply).await;
-                    pending.fetch_sub(1, Ordering::SeqCst);
-                });
-                (self.peer.on_problem)(format!("{sentence}; refused it with an error reply"));
+            (Some(id), true) => self.reply_error(Some(id), code, &sentence, ""),
+            // JSON-RPC's answer to a request whose id cannot be read, and
+            // to a batch: an Invalid Request error with a null id.
+            (None, _) if scan.batch() => {
+                let sentence = format!(
+                    "{peer} sent a JSON-RPC batch (an array of messages), which MCP does not support since 2025-06-18"
+                );
+                let fix = ". Fix: send each message on a line of its own";
+                self.reply_error(None, ErrorCode::INVALID_REQUEST, &sentence, fix);
+            }
+            (None, true) if scan.has_id() => {
+                let sentence = format!(
+                    "{sentence}; its `id` is not a string or an integer (or is longer than 256 bytes)"
+                );
+                let fix =
+                    ", and this reply has a null id. Fix: give each request a string or integer id";
+                self.reply_error(None, ErrorCode::INVALID_REQUEST, &sentence, fix);
             }
             // A response to a request a tap wrote: the tap fails it.
             (Some(id), false) if self.tap.as_ref().is_some_and(|t| t.refused(&id, &sentence)) => {
@@ -254,6 +286,126 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
             }
             (None, _) => (self.peer.on_problem)(format!("{sentence}; dropped it")),
         }
+    }
+}
+
+impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
+    /// Parse `line` (or let the tap take it) and count a request in: the
+    /// message for rmcp, if any.
+    fn deliver(&mut self, line: Vec<u8>) -> Option<RxJsonRpcMessage<Role>> {
+        let text = message_text(&line);
+        if let Some(tap) = &self.tap
+            && tap.take(text)
+        {
+            self.reuse(line);
+            return None;
+        }
+        let parsed = serde_json::from_slice::<RxJsonRpcMessage<Role>>(text);
+        let message = match parsed {
+            Ok(message) => message,
+            Err(e) => {
+                let scan = scan::scan(text);
+                let why = if e.to_string().contains("recursion limit") {
+                    "nested deeper than mcpod's limit of 128 levels".to_string()
+                } else if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_err() {
+                    format!("that is not JSON ({e}), starting {}", quote_start(text))
+                } else {
+                    format!("that is not a valid JSON-RPC message ({e})")
+                };
+                self.refuse(&scan, &why, UNPARSABLE);
+                return None;
+            }
+        };
+        self.reuse(line);
+        match message {
+            JsonRpcMessage::Request(request) if !self.flow.enter(&request.id) => {
+                let sentence = format!(
+                    "{} sent a request with id {}, which a request of its that mcpod has not answered yet has",
+                    self.peer.name, request.id
+                );
+                let fix = ". Fix: give each request in flight an id of its own";
+                self.reply_error(Some(request.id), ErrorCode::INVALID_REQUEST, &sentence, fix);
+                None
+            }
+            // A cancelled request gets no reply: it leaves the flight now.
+            JsonRpcMessage::Notification(mut n) => {
+                n.notification = match n.notification.try_into() {
+                    Ok(cancelled) => {
+                        let cancelled: rmcp::model::CancelledNotification = cancelled;
+                        if let Some(id) = &cancelled.params.request_id {
+                            self.flow.leave(id);
+                        }
+                        cancelled.into()
+                    }
+                    Err(other) => other,
+                };
+                Some(JsonRpcMessage::Notification(n))
+            }
+            message => Some(message),
+        }
+    }
+
+    /// While paused: keep `line` for later if it is a request (none back),
+    /// drop it with the held request it cancels (none back), else give it
+    /// back to be delivered now (an answer, a notification).
+    fn hold(&mut self, mut line: Vec<u8>) -> Option<Vec<u8>> {
+        let scan = scan::scan(message_text(&line));
+        if scan.has_method() && scan.has_id() {
+            line.shrink_to_fit();
+            self.held_bytes += line.len();
+            self.held.push_back((scan.id(), line));
+            return None;
+        }
+        if scan.method().as_deref() == Some("notifications/cancelled")
+            && let Some(id) = cancelled_id(message_text(&line))
+            && let Some(i) = self
+                .held
+                .iter()
+                .position(|(held, _)| held.as_ref() == Some(&id))
+            && let Some((_, request)) = self.held.remove(i)
+        {
+            self.held_bytes -= request.len();
+            (self.peer.on_problem)(format!(
+                "{} cancelled request {id} before mcpod read it (it had {MAX_IN_FLIGHT} requests in flight); dropped both",
+                self.peer.name
+            ));
+            return None;
+        }
+        Some(line)
+    }
+
+    /// Keep a line's buffer for the next line while it is small.
+    fn reuse(&mut self, mut line: Vec<u8>) {
+        if line.capacity() <= READ_BUF {
+            line.clear();
+            self.line = line;
+        }
+    }
+
+    /// Answer a request mcpod will not serve with an error reply (`id`
+    /// none: a null id). A peer that floods bad requests and never reads
+    /// its replies costs [`MAX_PENDING_REPLIES`] of them, not a task each.
+    /// `fix` follows "mcpod refused it" in the reply.
+    fn reply_error(&self, id: Option<RequestId>, code: ErrorCode, sentence: &str, fix: &str) {
+        use std::sync::atomic::Ordering;
+        let reply = serde_json::json!({
+            "jsonrpc": "2.0", "id": id,
+            "error": {"code": code.0, "message": format!("{sentence}; mcpod refused it{fix}")},
+        });
+        let pending = self.pending_replies.clone();
+        if pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_REPLIES {
+            pending.fetch_sub(1, Ordering::SeqCst);
+            (self.peer.on_problem)(format!(
+                "{sentence}; dropped it unanswered ({MAX_PENDING_REPLIES} error replies are already waiting to be read)"
+            ));
+            return;
+        }
+        let write = self.write.clone();
+        tokio::spawn(async move {
+            let _ = write_line(&write, &reply).await;
+            pending.fetch_sub(1, Ordering::SeqCst);
+        });
+        (self.peer.on_problem)(format!("{sentence}; refused it with an error reply"));
     }
 }
 
@@ -298,8 +450,35 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let write = self.write.clone();
         let sent = self.sent.clone();
+        let flow = self.flow.clone();
+        let peer = self.peer.clone();
+        // A reply: its request leaves the flight once it is written.
+        let answers = match &item {
+            JsonRpcMessage::Response(r) => Some(r.id.clone()),
+            JsonRpcMessage::Error(e) => e.id.clone(),
+            _ => None,
+        };
+        // A notification waits with a bounded number of others, or is dropped.
+        let mut ticket = None;
+        let mut item = Some(item);
+        if matches!(item, Some(JsonRpcMessage::Notification(_))) {
+            match flow.notification() {
+                Notice::Write(t) => ticket = Some(t),
+                Notice::DroppedFirst => {
+                    item = None;
+                    (peer.on_problem)(format!(
+                        "{} is not reading what mcpod writes: {} notifications wait to be written, so mcpod drops more (progress, list changes, log messages) until it reads",
+                        peer.name,
+                        flow::MAX_WAITING_NOTIFICATIONS
+                    ));
+                }
+                Notice::Dropped => item = None,
+            }
+        }
         async move {
+            let Some(item) = item else { return Ok(()) };
             let mut bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
+            drop(item);
             {
                 let mut sent = sent.lock().unwrap_or_else(|p| p.into_inner());
                 if sent.len() < ECHO_WINDOW {
@@ -307,7 +486,23 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
                 }
             }
             bytes.push(b'\n');
-            write_bytes(&write, &bytes).await
+            let waiting = answers.as_ref().map(|_| flow.reply(bytes.len()));
+            let written = write_bytes(&write, &bytes).await;
+            drop((waiting, ticket));
+            if let Some(id) = &answers {
+                flow.leave(id);
+            }
+            if written.is_ok() {
+                let dropped = flow.take_dropped();
+                if dropped > 0 {
+                    (peer.on_problem)(format!(
+                        "mcpod dropped {dropped} notifications to {} while {} waited to be written (it was not reading)",
+                        peer.name,
+                        flow::MAX_WAITING_NOTIFICATIONS
+                    ));
+                }
+            }
+            written
         }
     }
 
@@ -316,7 +511,29 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
             if let Some(message) = self.injected.pop_front() {
                 return Some(message);
             }
-            match self.next_line().await? {
+            let paused = self.flow.paused();
+            if !paused && let Some((_, line)) = self.held.pop_front() {
+                self.held_bytes -= line.len();
+                if let Some(message) = self.deliver(line) {
+                    return Some(message);
+                }
+                continue;
+            }
+            let flow = self.flow.clone();
+            if paused && (self.held.len() >= MAX_HELD || self.held_bytes >= MAX_HELD_BYTES) {
+                flow.until_open().await;
+                continue;
+            }
+            let read = if self.held.is_empty() {
+                self.next_line().await?
+            } else {
+                // Held requests go on as soon as the pause ends.
+                tokio::select! {
+                    read = self.next_line() => read?,
+                    () = flow.until_open() => continue,
+                }
+            };
+            match read {
                 Read::Line => {}
                 Read::OversizedKnown => {
                     if let Some((scan, _)) = self.oversized.take() {
@@ -344,11 +561,9 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
                 }
             }
             let line = std::mem::take(&mut self.line);
-            let text = line.strip_suffix(b"\r").unwrap_or(&line);
-            let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+            let text = message_text(&line);
             if text.iter().all(u8::is_ascii_whitespace) {
-                self.line = line;
-                self.line.clear();
+                self.reuse(line);
                 continue;
             }
             if self.received < ECHO_WINDOW {
@@ -368,36 +583,15 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
                     continue;
                 }
             }
-            if let Some(tap) = &self.tap
-                && tap.take(text)
-            {
-                if line.capacity() <= READ_BUF {
-                    self.line = line;
-                    self.line.clear();
-                }
-                continue;
-            }
-            let parsed = serde_json::from_slice::<RxJsonRpcMessage<Role>>(text);
-            match parsed {
-                Ok(message) => {
-                    // Keep the buffer's memory only while it is small.
-                    if line.capacity() <= READ_BUF {
-                        self.line = line;
-                        self.line.clear();
-                    }
-                    return Some(message);
-                }
-                Err(e) => {
-                    let scan = scan::scan(text);
-                    let why = if e.to_string().contains("recursion limit") {
-                        "nested deeper than mcpod's limit of 128 levels".to_string()
-                    } else if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_err() {
-                        format!("that is not JSON ({e}), starting {}", quote_start(text))
-                    } else {
-                        format!("that is not a valid JSON-RPC message ({e})")
-                    };
-                    self.refuse(&scan, &why, UNPARSABLE);
-                }
+            let line = match self.flow.paused() {
+                true => match self.hold(line) {
+                    Some(line) => line,
+                    None => continue,
+                },
+                false => line,
+            };
+            if let Some(message) = self.deliver(line) {
+                return Some(message);
             }
         }
     }
@@ -410,6 +604,28 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
     }
 }
 
+/// A line without its `\r` and byte-order mark.
+fn message_text(line: &[u8]) -> &[u8] {
+    let text = line.strip_suffix(b"\r").unwrap_or(line);
+    text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
+}
+
+/// The `requestId` of a `notifications/cancelled` line.
+fn cancelled_id(text: &[u8]) -> Option<RequestId> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "requestId")]
+        id: RequestId,
+    }
+    #[derive(serde::Deserialize)]
+    struct Cancel {
+        params: Params,
+    }
+    serde_json::from_slice::<Cancel>(text)
+        .ok()
+        .map(|c| c.params.id)
+}
+
 /// The first bytes of a line, quoted, for a message.
 fn quote_start(text: &[u8]) -> String {
     let head = &text[..text.len().min(80)];
@@ -417,255 +633,4 @@ fn quote_start(text: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rmcp::{RoleClient, RoleServer};
-    use std::sync::Mutex;
-    use tokio::io::AsyncReadExt;
-
-    type Problems = Arc<Mutex<Vec<String>>>;
-
-    fn transport<Role: ServiceRole>(
-        max: usize,
-    ) -> (
-        LineTransport<Role, tokio::io::ReadHalf<tokio::io::DuplexStream>>,
-        tokio::io::DuplexStream,
-        Problems,
-    ) {
-        let (ours, theirs) = tokio::io::duplex(1 << 20);
-        let (read, write) = tokio::io::split(ours);
-        let problems: Problems = Arc::default();
-        let p = problems.clone();
-        let t = LineTransport::new(
-            read,
-            write,
-            Limits { max_message: max },
-            Peer {
-                name: "the peer".into(),
-                on_problem: Arc::new(move |m| p.lock().expect("lock").push(m)),
-            },
-        );
-        (t, theirs, problems)
-    }
-
-    async fn reply(theirs: &mut tokio::io::DuplexStream) -> serde_json::Value {
-        let mut got = Vec::new();
-        let mut byte = [0u8];
-        while theirs.read_exact(&mut byte).await.is_ok() && byte[0] != b'\n' {
-            got.push(byte[0]);
-        }
-        serde_json::from_slice(&got).expect("a JSON reply")
-    }
-
-    const PING: &str = "{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"ping\"}\n";
-
-    #[tokio::test]
-    async fn an_oversized_request_is_answered_and_the_next_one_served() {
-        let (mut t, mut theirs, problems) = transport::<RoleServer>(1000);
-        let big = format!(
-            "{{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{{\"x\":\"{}\"}},\"id\":5}}\n",
-            "a".repeat(5000)
-        );
-        theirs.write_all(big.as_bytes()).await.expect("write");
-        theirs.write_all(PING.as_bytes()).await.expect("write");
-        let next = t.receive().await.expect("the ping");
-        assert!(matches!(next, JsonRpcMessage::Request(r) if r.id == RequestId::Number(99)));
-        let err = reply(&mut theirs).await;
-        assert_eq!(err["id"], 5, "{err}");
-        let text = err["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            text.contains(&format!("of {} bytes", big.len() - 1)),
-            "{text}"
-        );
-        assert!(text.contains("limit of 1000 bytes"), "{text}");
-        assert!(text.contains("`tools/call`"), "{text}");
-        assert_eq!(problems.lock().expect("lock").len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_too_deep_request_is_answered() {
-        let (mut t, mut theirs, _) = transport::<RoleServer>(1 << 20);
-        let deep = format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":\"d\",\"method\":\"tools/call\",\"params\":{}{}}}\n",
-            "[".repeat(100_000),
-            "]".repeat(100_000)
-        );
-        theirs.write_all(deep.as_bytes()).await.expect("write");
-        theirs.write_all(PING.as_bytes()).await.expect("write");
-        assert!(t.receive().await.is_some());
-        let err = reply(&mut theirs).await;
-        assert_eq!(err["id"], "d", "{err}");
-        assert!(
-            err["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("deeper"),
-            "{err}"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_oversized_response_fails_its_request() {
-        let (mut t, mut theirs, problems) = transport::<RoleClient>(1000);
-        let big = format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{}\"}}]}}}}\n",
-            "a".repeat(5000)
-        );
-        theirs.write_all(big.as_bytes()).await.expect("write");
-        match t.receive().await {
-            Some(JsonRpcMessage::Error(e)) => {
-                assert_eq!(e.id, Some(RequestId::Number(3)));
-                assert_eq!(e.error.code, TOO_LARGE);
-                assert!(
-                    e.error.message.contains("the peer sent a response of"),
-                    "{e:?}"
-                );
-            }
-            other => panic!("expected an error response, got {other:?}"),
-        }
-        assert!(problems.lock().expect("lock")[0].contains("failed the request"));
-    }
-
-    #[tokio::test]
-    async fn a_response_that_never_ends_fails_its_request_at_once() {
-        let (mut t, mut theirs, _) = transport::<RoleClient>(1000);
-        let writer = tokio::spawn(async move {
-            theirs
-                .write_all(
-                    br#"{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":""#,
-                )
-                .await
-                .expect("write");
-            // Then a never-ending text, and no newline.
-            loop {
-                if theirs.write_all(&[b'a'; 64 * 1024]).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), t.receive())
-            .await
-            .expect("an answer before the line ends");
-        match got {
-            Some(JsonRpcMessage::Error(e)) => {
-                assert_eq!(e.id, Some(RequestId::Number(4)));
-                assert!(e.error.message.contains("limit of 1000 bytes"), "{e:?}");
-            }
-            other => panic!("expected an error response, got {other:?}"),
-        }
-        writer.abort();
-    }
-
-    #[tokio::test]
-    async fn an_echo_of_what_was_sent_is_dropped_and_told() {
-        let (mut t, mut theirs, problems) = transport::<RoleClient>(1 << 20);
-        let ping: TxJsonRpcMessage<RoleClient> =
-            serde_json::from_str(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).expect("a ping");
-        t.send(ping).await.expect("sent");
-        // Copy back the very bytes that came.
-        let mut line = Vec::new();
-        let mut byte = [0u8];
-        while theirs.read_exact(&mut byte).await.is_ok() {
-            line.push(byte[0]);
-            if byte[0] == b'\n' {
-                break;
-            }
-        }
-        theirs.write_all(&line).await.expect("echo");
-        theirs
-            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n")
-            .await
-            .expect("write");
-        assert!(matches!(
-            t.receive().await,
-            Some(JsonRpcMessage::Response(_))
-        ));
-        let problems = problems.lock().expect("lock").clone();
-        assert!(
-            problems.len() == 1 && problems[0].contains("echoed back"),
-            "{problems:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_flood_of_bad_requests_that_never_reads_its_replies_is_bounded() {
-        // A pipe of 256 bytes that nobody reads: replies cannot be written.
-        let (ours, mut theirs) = tokio::io::duplex(256);
-        let (read, write) = tokio::io::split(ours);
-        let problems: Problems = Arc::default();
-        let p = problems.clone();
-        let mut t = LineTransport::<RoleServer, _>::new(
-            read,
-            write,
-            Limits {
-                max_message: 1 << 20,
-            },
-            Peer {
-                name: "the peer".into(),
-                on_problem: Arc::new(move |m| p.lock().expect("lock").push(m)),
-            },
-        );
-        let writer = tokio::spawn(async move {
-            for i in 0..1000 {
-                let bad =
-                    format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"x\",\"params\":[[[\n");
-                if theirs.write_all(bad.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-            theirs.write_all(PING.as_bytes()).await.expect("ping");
-            theirs
-        });
-        let next = tokio::time::timeout(std::time::Duration::from_secs(10), t.receive())
-            .await
-            .expect("the ping after the flood");
-        assert!(matches!(next, Some(JsonRpcMessage::Request(_))));
-        let pending = t.pending_replies.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(pending <= MAX_PENDING_REPLIES, "{pending} replies pending");
-        let dropped = problems
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|m| m.contains("unanswered"))
-            .count();
-        assert!(dropped >= 1000 - MAX_PENDING_REPLIES - 1, "{dropped}");
-        drop(writer);
-    }
-
-    #[tokio::test]
-    async fn junk_is_dropped_and_told() {
-        let (mut t, mut theirs, problems) = transport::<RoleServer>(1000);
-        theirs
-            .write_all(b"hello, I am not JSON\n\n{\"no\":\n")
-            .await
-            .expect("write");
-        theirs.write_all(PING.as_bytes()).await.expect("write");
-        assert!(t.receive().await.is_some());
-        let problems = problems.lock().expect("lock").clone();
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(
-            problems[0].contains("not JSON") && problems[0].contains("hello, I am"),
-            "{problems:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_line_with_no_end_is_never_buffered() {
-        let (mut t, mut theirs, _) = transport::<RoleServer>(1000);
-        let writer = tokio::spawn(async move {
-            for _ in 0..64 {
-                theirs.write_all(&[b'x'; 64 * 1024]).await.expect("write");
-            }
-            theirs
-        });
-        // 4 MiB without a newline: the transport keeps nothing of it.
-        let got = tokio::time::timeout(std::time::Duration::from_millis(500), t.receive()).await;
-        assert!(got.is_err(), "no message yet");
-        assert!(
-            t.line.capacity() <= 1000 + READ_BUF,
-            "{}",
-            t.line.capacity()
-        );
-        drop(writer);
-    }
-}
+mod tests;

@@ -40,6 +40,12 @@ pub struct Scan {
     has_method: bool,
     /// The message has a `result` or `error` key: a response.
     has_outcome: bool,
+    /// The message has an `id` key (whatever its value).
+    has_id: bool,
+    /// The message is an array (a JSON-RPC batch).
+    batch: bool,
+    /// The first byte that is not white space has been seen.
+    started: bool,
     /// Bytes seen.
     pub bytes: usize,
 }
@@ -53,6 +59,10 @@ impl Scan {
     }
 
     fn byte(&mut self, b: u8) {
+        if !self.started && !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            self.started = true;
+            self.batch = b == b'[';
+        }
         if self.in_string {
             if let Some(key) = self.key.as_mut()
                 && key.len() <= KEY_BYTES
@@ -105,7 +115,10 @@ impl Scan {
             b':' if self.depth == 1 => {
                 if let Some(key) = self.key_done.take() {
                     self.pending = match key.as_slice() {
-                        b"id" => Some(Field::Id),
+                        b"id" => {
+                            self.has_id = true;
+                            Some(Field::Id)
+                        }
                         b"method" => {
                             self.has_method = true;
                             Some(Field::Method)
@@ -168,6 +181,16 @@ impl Scan {
         self.has_method
     }
 
+    /// Whether the message has an `id` key, usable as an id or not.
+    pub fn has_id(&self) -> bool {
+        self.has_id
+    }
+
+    /// Whether the message is an array: a JSON-RPC batch.
+    pub fn batch(&self) -> bool {
+        self.batch
+    }
+
     /// Whether what the message is, and whom it concerns, is known before
     /// its end: an id, and a `method` (a request) or a `result` or `error`
     /// (a response). Keys come in any order, so until then it is not.
@@ -224,6 +247,26 @@ mod tests {
         }
         let s = scan(br#"{"id":null,"method":"m"}"#);
         assert_eq!(s.id(), None);
+        assert!(s.has_id() && !s.batch());
+    }
+
+    #[test]
+    fn tells_a_batch_and_an_id_it_cannot_use() {
+        for bad in [
+            &br#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#[..],
+            br#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+        ] {
+            let s = scan(bad);
+            assert!(s.has_id() && s.has_method() && s.id().is_none(), "{bad:?}");
+            assert!(!s.batch());
+        }
+        let s = scan(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert!(!s.has_id());
+        let s = scan(b" \n[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]");
+        assert!(s.batch() && !s.has_id() && s.id().is_none());
+        assert!(!scan(b"{\"a\":[1]}").batch());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A JSON-RPC line client for the real mcpod binary.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,61 @@ impl Server {
         Self::spawn_to(root, extra, env, host, None, None)
     }
 
+    /// Start `mcpod serve --root ROOT` (stderr kept as with
+    /// [`Server::start_logged`]) with its stdin and stdout given to the
+    /// test as they are: nothing reads its stdout until the test does.
+    pub fn start_unread(root: &std::path::Path) -> (Server, ChildStdin, ChildStdout) {
+        let file = tempfile::NamedTempFile::new().expect("stderr file");
+        let mut child = Self::command(root, &[], &[], Some(&file))
+            .spawn()
+            .expect("mcpod starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let server = Server {
+            child,
+            _host: Some(HostLock::shared()),
+            stdin: None,
+            lines: std::sync::mpsc::channel().1,
+            notifications: Vec::new(),
+            stderr: Some(file),
+        };
+        (server, stdin, stdout)
+    }
+
+    fn command(
+        root: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+        stderr: Option<&tempfile::NamedTempFile>,
+    ) -> Command {
+        let stderr = match stderr {
+            Some(f) => Stdio::from(f.reopen().expect("reopen the stderr file")),
+            None => Stdio::null(),
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcpod"));
+        command
+            .args(["serve", "--root"])
+            .arg(root)
+            .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        command
+    }
+
+    /// A memory field of mcpod's /proc status (`VmRSS:`, `VmHWM:`), in MiB.
+    pub fn memory_mib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("mcpod's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .map(|kb| kb / 1024)
+            .unwrap_or_else(|| panic!("no {field} in mcpod's /proc status"))
+    }
+
     fn spawn_to(
         root: &std::path::Path,
         extra: &[&str],
@@ -98,24 +153,11 @@ impl Server {
         stderr: Option<&tempfile::NamedTempFile>,
         cwd: Option<&std::path::Path>,
     ) -> Server {
-        let stderr = match stderr {
-            Some(f) => Stdio::from(f.reopen().expect("reopen the stderr file")),
-            None => Stdio::null(),
-        };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcpod"));
+        let mut command = Self::command(root, extra, env, stderr);
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }
-        let mut child = command
-            .args(["serve", "--root"])
-            .arg(root)
-            .args(extra)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("mcpod starts");
+        let mut child = command.spawn().expect("mcpod starts");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = std::sync::mpsc::channel();
@@ -183,6 +225,11 @@ impl Server {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// The next message mcpod writes, if one comes within `within`.
+    pub fn next_message(&mut self, within: Duration) -> Option<Value> {
+        self.lines.recv_timeout(within).ok()
     }
 
     pub fn send(&mut self, message: Value) {
