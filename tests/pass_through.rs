@@ -245,8 +245,8 @@ fn what_rmcp_refuses_the_pass_through_does_not_pass() {
         "a token that is no token went through: {token}"
     );
 
-    // Two calls under one id at once: the second goes through rmcp, and
-    // each is answered.
+    // Two calls under one id at once (JSON-RPC forbids it): the first
+    // runs, the second is refused, saying why; each is answered.
     server.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                        "params": {"name": format!("{session}_hostile__slow"), "arguments": {"ms": 300}}}));
     server.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
@@ -257,8 +257,13 @@ fn what_rmcp_refuses_the_pass_through_does_not_pass() {
     );
     let answers = [server.response(5), server.response(5)];
     let texts: Vec<String> = answers.iter().map(|a| text_of(&a["result"])).collect();
+    let refused = answers.iter().any(|a| {
+        a["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("request 5 is still unanswered"))
+    });
     assert!(
-        texts.contains(&"twice".to_string()) && texts.contains(&"slept".to_string()),
+        refused && texts.contains(&"slept".to_string()),
         "{answers:?}"
     );
 

@@ -66,7 +66,11 @@ fn settle(
 /// Launch the hello fixture; a launch that took over a second is a task,
 /// polled to its result, for a client that declared the extension.
 fn launch_hello(server: &mut Server, id: u64) -> String {
-    let image = common::hello_image();
+    launch(server, id, &common::hello_image(), "hello")
+}
+
+/// Launch `image`, whose server `name` must be ready, as [`launch_hello`].
+fn launch(server: &mut Server, id: u64, image: &str, name: &str) -> String {
     let mut launched = call(server, id, "launch_session", json!({"image": image}));
     if launched["resultType"] == "task" {
         let task = launched["taskId"].as_str().expect("taskId").to_string();
@@ -80,7 +84,7 @@ fn launch_hello(server: &mut Server, id: u64) -> String {
         launched = done["result"].clone();
     }
     assert_eq!(
-        launched["structuredContent"]["servers"]["hello"]["status"], "ready",
+        launched["structuredContent"]["servers"][name]["status"], "ready",
         "{launched}"
     );
     launched["structuredContent"]["session"]
@@ -243,4 +247,75 @@ fn a_slow_build_is_a_task_for_a_client_without_a_handshake() {
         "{:?}",
         containers_named(&other)
     );
+}
+
+/// Finished results are kept within bounds: 40 calls of 4 MiB results,
+/// each a task, leave mcpod holding at most 64 MiB of them (the oldest are
+/// dropped, and a `tasks/get` of one says so and what to do), not 160 MiB
+/// for 30 minutes.
+#[test]
+fn finished_task_results_are_capped_and_a_dropped_one_says_so() {
+    const CALLS: u64 = 40;
+    const BYTES: u64 = 4 << 20;
+    const BOUND_MIB: u64 = 140;
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize_with(&mut server, "2025-11-25", declaring());
+    let s = launch(&mut server, 1, &common::hostile::hostile_image(), "hostile");
+    let rss_before = server.memory_mib("VmRSS:");
+    // The child answers one call at a time: behind a slow one, every call
+    // runs past the hand-off and becomes a task.
+    let send_call = |server: &mut Server, id: u64, tool: &str, arguments: Value| {
+        server.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                           "params": {"name": format!("{s}_hostile__{tool}"), "arguments": arguments}}));
+    };
+    send_call(&mut server, 10, "slow", json!({"ms": 2500}));
+    let ids: Vec<u64> = (100..100 + CALLS).collect();
+    for id in &ids {
+        send_call(&mut server, *id, "big_reply", json!({"bytes": BYTES}));
+    }
+    let all: Vec<u64> = std::iter::once(10).chain(ids.iter().copied()).collect();
+    let handles = server.responses(&all, Duration::from_secs(60));
+    let tasks: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let result = &handles[id]["result"];
+            assert_eq!(result["resultType"], "task", "{result:.300}");
+            result["taskId"].as_str().expect("taskId").to_string()
+        })
+        .collect();
+    // The child answers in order: once the last is done, all are.
+    let last = tasks.last().expect("tasks");
+    let (done, _) = settle(
+        &mut server,
+        1000,
+        last,
+        Duration::from_secs(120),
+        &Value::Null,
+    );
+    assert_eq!(done["status"], "completed", "{:.300}", done.to_string());
+    let text = done["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(text.len() as u64, BYTES);
+    // mcpod gives freed memory back every 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = server.memory_mib("VmRSS:");
+    eprintln!(
+        "mcpod's RSS: {rss_before} MiB before, {rss} MiB with {CALLS} results of {BYTES} bytes finished"
+    );
+    assert!(
+        rss <= BOUND_MIB,
+        "{rss} MiB with {CALLS} finished results of {BYTES} bytes (bound {BOUND_MIB} MiB)"
+    );
+    let first = server.request(5000, "tasks/get", json!({"taskId": tasks[0]}));
+    let said = first["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("no longer has its result")
+            && said.contains("64 MiB")
+            && said.contains("Fix:"),
+        "{:.300}",
+        first.to_string()
+    );
+    call(&mut server, 5001, "stop_session", json!({"session": s}));
 }

@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 mod fast;
+mod kept;
 mod mrtr;
 mod progress;
 mod tasks;
@@ -757,7 +758,7 @@ impl ServerHandler for McpodServer {
         request: GetTaskParams,
         _: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let task = self.tasks.manager.get_task(&request.task_id)?;
+        let task = self.tasks.get(&request.task_id)?;
         Ok(GetTaskResult::new(task))
     }
 

@@ -9,13 +9,15 @@
 //! get today's behaviour. rmcp's `TaskManager` keeps the tasks. A child's
 //! request to the agent (elicitation, sampling, roots) during the call hands
 //! it off at once, and becomes the task's `input_required` state, answered
-//! with `tasks/update`.
+//! with `tasks/update`. At most `kept::MAX_RUNNING` tasks run at once,
+//! and finished results are kept within bounds (`kept.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CreateTaskResult, NumberOrString, ProgressToken,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, NumberOrString,
+    ProgressToken, TaskPayload,
 };
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskExit, TaskManager, TaskOptions};
@@ -23,6 +25,7 @@ use rmcp::{ErrorData, RoleServer};
 use tokio_util::sync::CancellationToken;
 
 use super::McpodServer;
+use super::kept::Kept;
 use super::mrtr::input_request;
 use super::progress::HandedOff;
 use crate::proxy::upstream::{Asked, Inputs};
@@ -44,6 +47,19 @@ pub struct TaskInputs(pub Inputs);
 pub struct Tasks {
     pub manager: TaskManager,
     pub handed: Arc<HandedOff>,
+    /// The running count and the finished results.
+    pub kept: Arc<Kept>,
+}
+
+impl Tasks {
+    /// `tasks/get`: rmcp's state of the task, with its result from [`Kept`].
+    pub fn get(&self, id: &str) -> Result<rmcp::model::DetailedTask, ErrorData> {
+        let mut task = self.manager.get_task(id)?;
+        if let TaskPayload::Completed { result } = &mut task.payload {
+            *result = self.kept.result(id)?;
+        }
+        Ok(task)
+    }
 }
 
 /// Whether a call of `name` may become a task: the meta-tools that can take
@@ -100,6 +116,15 @@ impl McpodServer {
             Some(asked) = asks.recv() => Some(asked),
             _ = tokio::time::sleep(HAND_OFF) => None,
         };
+        let running = match self.tasks.kept.start() {
+            Ok(running) => running,
+            Err(refused) => {
+                cancel.cancel();
+                let _ = answered(call.await);
+                return Err(refused);
+            }
+        };
+        let kept = self.tasks.kept.clone();
         let handed = self.tasks.handed.clone();
         let options = TaskOptions::new()
             .with_ttl_ms(TTL_MS)
@@ -139,8 +164,18 @@ impl McpodServer {
                     }
                 };
                 handed.forget(&token);
+                drop(running);
                 match done {
-                    Ok(Ok(CallToolResponse::Complete(result))) => Ok(result),
+                    // Kept by mcpod, within its bounds; rmcp keeps an empty one.
+                    Ok(Ok(CallToolResponse::Complete(result))) => {
+                        let object = match serde_json::to_value(&result) {
+                            Ok(serde_json::Value::Object(object)) => object,
+                            _ => Default::default(),
+                        };
+                        drop(result);
+                        kept.keep(task.task_id(), object, Duration::from_millis(TTL_MS));
+                        Ok(CallToolResult::success(Vec::new()))
+                    }
                     Ok(Ok(_)) => Err(TaskExit::Error(ErrorData::internal_error(
                         "the call answered with neither a result nor an error",
                         None,

@@ -320,8 +320,8 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
         match message {
             JsonRpcMessage::Request(request) if !self.flow.enter(&request.id) => {
                 let sentence = format!(
-                    "{} sent a request with id {}, which a request of its that mcpod has not answered yet has",
-                    self.peer.name, request.id
+                    "{} sent a request with id {} while its request {} is still unanswered",
+                    self.peer.name, request.id, request.id
                 );
                 let fix = ". Fix: give each request in flight an id of its own";
                 self.reply_error(Some(request.id), ErrorCode::INVALID_REQUEST, &sentence, fix);

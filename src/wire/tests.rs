@@ -342,7 +342,7 @@ async fn a_request_that_reuses_an_id_in_flight_is_refused() {
         err["error"]["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("has not answered yet"),
+            .contains("is still unanswered"),
         "{err}"
     );
     // Answered, the id may be used again.
