@@ -85,6 +85,7 @@ async fn another_protocol_version_is_refused_naming_both() {
         Hello {
             version,
             refused: None,
+            limits: Default::default(),
         },
         |_, _, _| async { tokio::time::sleep(Duration::from_secs(30)).await },
     );
@@ -107,6 +108,7 @@ async fn what_no_server_asked_for_is_dropped_and_a_broken_control_line_ends_the_
         Hello {
             version: protocol::VERSION,
             refused: None,
+            limits: Default::default(),
         },
         move |opener, mut inbound, mut control| async move {
             // Events and offers for servers nobody started, and a stream
@@ -189,6 +191,7 @@ async fn a_peer_holding_every_stream_gets_no_more_and_the_session_goes_on() {
         Hello {
             version: protocol::VERSION,
             refused: None,
+            limits: Default::default(),
         },
         |opener, mut inbound, _control| async move {
             // Each with a byte of an unfinished line, so it reaches mcpod

@@ -225,9 +225,58 @@ pub fn exec_args(container: &str, command: &ServerCommand<'_>) -> Vec<OsString> 
     a
 }
 
+/// The isolation as the container holds it: limits podman was asked for but
+/// the supervisor does not see in its cgroup (a runtime or cgroup setup that
+/// drops them silently) are reported as not enforced, with what was seen.
+pub fn as_seen(mut isolation: Isolation, seen: &mcpod_supervisor::protocol::Limits) -> Isolation {
+    if !isolation.limits_enforced {
+        return isolation;
+    }
+    let memory = u64::from(isolation.memory_mb) * 1024 * 1024;
+    let pids = u64::from(isolation.pids_limit);
+    if seen.pids_max == Some(pids) && seen.memory_max == Some(memory) {
+        return isolation;
+    }
+    let shown = |v: Option<u64>| v.map_or("no limit".to_string(), |n| n.to_string());
+    isolation.limits_enforced = false;
+    isolation.warnings.push(format!(
+        "memory, pids and cpu limits are not enforced: podman was asked for pids {pids} and memory {memory} bytes, and the container's cgroup holds pids {} and memory {}",
+        shown(seen.pids_max),
+        shown(seen.memory_max)
+    ));
+    isolation
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_the_cgroup_does_not_hold_are_reported_as_not_enforced() {
+        use mcpod_supervisor::protocol::Limits;
+        let policy = super::super::policy::Policy::default();
+        let isolation = policy
+            .grant(&Default::default(), None, "userns=auto".into())
+            .expect("grant");
+        let held = Limits {
+            pids_max: Some(u64::from(isolation.pids_limit)),
+            memory_max: Some(u64::from(isolation.memory_mb) * 1024 * 1024),
+        };
+        assert!(as_seen(isolation.clone(), &held).limits_enforced);
+        let dropped = as_seen(
+            isolation.clone(),
+            &Limits {
+                pids_max: Some(2048),
+                memory_max: None,
+            },
+        );
+        assert!(!dropped.limits_enforced);
+        let warning = dropped.warnings.last().expect("a warning");
+        assert!(
+            warning.contains("pids 2048") && warning.contains("memory no limit"),
+            "{warning}"
+        );
+    }
 
     #[test]
     fn this_process_is_alive_and_a_gone_one_is_not() {

@@ -482,7 +482,7 @@ impl Sessions {
             container_id,
             image: recipe.image.clone(),
             image_id,
-            isolation: recipe.isolation.clone(),
+            isolation: container::as_seen(recipe.isolation.clone(), &stream.limits),
             lease_until: AtomicU64::new(container::from_now(timeout_secs)),
             stream,
             specs: recipe.chosen.clone(),

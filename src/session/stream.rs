@@ -52,6 +52,8 @@ pub struct SessionStream {
     closing: std::sync::atomic::AtomicBool,
     /// Why the connection ended when mcpod did not end it.
     lost: Arc<Mutex<Option<String>>>,
+    /// The cgroup limits the supervisor saw in the container at its start.
+    pub limits: protocol::Limits,
 }
 
 /// How long the supervisor gets to say it started a server (a spawn).
@@ -147,8 +149,8 @@ impl SessionStream {
             }
         });
         let hello = say_hello(&opener, setup.lease_until, setup.forwards);
-        let control = match tokio::time::timeout(deadline, hello).await {
-            Ok(Ok(control)) => control,
+        let (control, limits) = match tokio::time::timeout(deadline, hello).await {
+            Ok(Ok(answered)) => answered,
             Ok(Err(reason)) => {
                 opener.close();
                 return Err(reason);
@@ -176,6 +178,7 @@ impl SessionStream {
             gate: setup.gate,
             closing: std::sync::atomic::AtomicBool::new(false),
             lost: Arc::default(),
+            limits,
         })
     }
 
@@ -356,7 +359,7 @@ async fn say_hello(
     opener: &mux::Opener,
     lease_until: Option<u64>,
     forwards: Vec<Forward>,
-) -> std::result::Result<BufReader<mux::Stream>, String> {
+) -> std::result::Result<(BufReader<mux::Stream>, protocol::Limits), String> {
     let stream = opener
         .open()
         .await
@@ -380,7 +383,7 @@ async fn say_hello(
             "the supervisor speaks session protocol {version} and mcpod {}",
             protocol::VERSION
         )),
-        Ok(Some(_)) => Ok(stream),
+        Ok(Some(Hello { limits, .. })) => Ok((stream, limits)),
         Ok(None) => Err("the container's stream ended before the supervisor answered".into()),
         Err(e) => Err(format!("the supervisor's answer: {e}")),
     }

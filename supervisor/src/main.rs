@@ -312,6 +312,7 @@ async fn control(
     let hello = protocol::line(&Hello {
         version: protocol::VERSION,
         refused: refused.clone(),
+        limits: protocol::Limits::read(std::path::Path::new("/sys/fs/cgroup")),
     });
     if writer.write_all(&hello).await.is_err() || refused.is_some() {
         let _ = writer.shutdown().await;

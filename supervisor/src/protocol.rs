@@ -95,6 +95,41 @@ pub struct Hello {
     /// Set when the versions differ: why, and the supervisor then closes.
     #[serde(default)]
     pub refused: Option<String>,
+    /// The limits the container's cgroup holds, as the supervisor reads them.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// A container's cgroup limits as seen from inside (`None`: no limit, or
+/// nothing to read), so mcpod reports what holds, not what it asked for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub pids_max: Option<u64>,
+    #[serde(default)]
+    pub memory_max: Option<u64>,
+}
+
+impl Limits {
+    /// Read from the cgroup files (v2, else v1) under `root` (`/sys/fs/cgroup`).
+    pub fn read(root: &std::path::Path) -> Limits {
+        let first = |files: &[&str]| {
+            files.iter().find_map(|f| {
+                let text = std::fs::read_to_string(root.join(f)).ok()?;
+                let text = text.trim();
+                // "max", or v1's "no limit" (a page-rounded i64::MAX).
+                match text.parse::<u64>() {
+                    Ok(n) if n < (1 << 62) => Some(Some(n)),
+                    _ => Some(None),
+                }
+            })
+        };
+        Limits {
+            pids_max: first(&["pids.max", "pids/pids.max"]).flatten(),
+            memory_max: first(&["memory.max", "memory/memory.limit_in_bytes"]).flatten(),
+        }
+    }
 }
 
 /// The supervisor's answer on a stdio stream.
@@ -204,6 +239,32 @@ fn invalid(what: &str) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_read_from_cgroup_v2_or_v1_files() {
+        let v2 = std::env::temp_dir().join(format!("mcpod-limits-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&v2).expect("dir");
+        std::fs::write(v2.join("pids.max"), "64\n").expect("write");
+        std::fs::write(v2.join("memory.max"), "max\n").expect("write");
+        assert_eq!(
+            Limits::read(&v2),
+            Limits {
+                pids_max: Some(64),
+                memory_max: None
+            }
+        );
+        let v1 = v2.join("v1");
+        std::fs::create_dir_all(v1.join("memory")).expect("dir");
+        std::fs::write(
+            v1.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .expect("write");
+        assert_eq!(Limits::read(&v1), Limits::default());
+        std::fs::write(v1.join("memory/memory.limit_in_bytes"), "134217728\n").expect("write");
+        assert_eq!(Limits::read(&v1).memory_max, Some(134217728));
+        let _ = std::fs::remove_dir_all(&v2);
+    }
 
     #[tokio::test]
     async fn lines_round_trip_and_leave_what_follows() {
