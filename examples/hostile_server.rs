@@ -985,9 +985,13 @@ impl Server {
                     body: args.get("body").and_then(Value::as_str).unwrap_or(""),
                 };
                 let repeat = args.get("repeat").and_then(Value::as_u64).unwrap_or(1);
+                let spawn = args.get("spawn").and_then(Value::as_str);
                 let mut got = String::new();
                 for _ in 0..repeat.max(1) {
-                    got = via_proxy(method, &url, &to);
+                    got = match spawn {
+                        Some(how) => via_spawned(how, method, &url, &to),
+                        None => via_proxy(method, &url, &to),
+                    };
                 }
                 self.reply(id, Self::text_result(got))?;
             }
@@ -1132,7 +1136,7 @@ fn tools() -> Vec<Value> {
         ),
         tool(
             "http_via_proxy",
-            "Send `method` (default GET) `url` through $HTTP_PROXY, or 127.0.0.1:`proxy` (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT), then `body`; `repeat` times (default 1); reply with what came back the last time, or the error.",
+            "Send `method` (default GET) `url` through $HTTP_PROXY, or 127.0.0.1:`proxy` (absolute form, or CONNECT for `method` CONNECT with `url` HOST:PORT), then `body`; `repeat` times (default 1); reply with what came back the last time, or the error. `spawn`: from a process of its own, `child` (this program run again), `orphan` (a child's child, once the child has exited) or `hidden` (a child that made itself non-dumpable).",
             schema(
                 &[
                     ("url", "string"),
@@ -1140,6 +1144,7 @@ fn tools() -> Vec<Value> {
                     ("proxy", "integer"),
                     ("body", "string"),
                     ("repeat", "integer"),
+                    ("spawn", "string"),
                 ],
                 &["url"],
             ),
@@ -1270,6 +1275,73 @@ fn via_proxy(method: &str, url: &str, to: &Proxied<'_>) -> String {
         )
     };
     exchange(&mut stream, request.as_bytes()).unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// [`via_proxy`] from a process of its own: this program run again as
+/// `--via-proxy` (`child`), or run by such a child that exits at once
+/// (`orphan`: the supervisor adopts it); what it printed.
+fn via_spawned(how: &str, method: &str, url: &str, to: &Proxied<'_>) -> String {
+    let flag = match how {
+        "child" => "--via-proxy",
+        "orphan" => "--via-proxy-orphan",
+        "hidden" => "--via-proxy-hidden",
+        other => return format!("error: spawn wants child, orphan or hidden, not `{other}`"),
+    };
+    let proxy = to.proxy.map(|p| p.to_string()).unwrap_or_default();
+    // The orphan holds stdout: output() reads until it has exited too.
+    match std::process::Command::new("/proc/self/exe")
+        .args([flag, method, url, &proxy, to.body])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(e) => format!("error: spawning: {e}"),
+    }
+}
+
+/// `--via-proxy METHOD URL PROXY BODY` (PROXY empty: $HTTP_PROXY): print
+/// what came back. `--via-proxy-orphan`: the same from a child of this
+/// process, once this process has exited. `--via-proxy-hidden`: the same,
+/// non-dumpable (its /proc/PID/fd unreadable to others).
+fn spawned(flag: &str, args: &[String]) -> ExitCode {
+    let [method, url, proxy, body] = args else {
+        eprintln!("hostile-server: {flag} wants METHOD URL PROXY BODY");
+        return ExitCode::from(2);
+    };
+    if flag == "--via-proxy-orphan" {
+        let spawned = std::process::Command::new("/proc/self/exe")
+            .arg("--via-proxy")
+            .args(args)
+            .arg(std::process::id().to_string())
+            .spawn();
+        return match spawned {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                println!("error: spawning: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if flag == "--via-proxy-hidden" {
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
+    let to = Proxied {
+        proxy: proxy.parse().ok(),
+        body,
+    };
+    print!("{}", via_proxy(method, url, &to));
+    ExitCode::SUCCESS
+}
+
+/// Wait (up to 5 s) until process `parent` is no longer this one's parent.
+fn orphaned(parent: &str) {
+    let parent: u32 = parent.parse().unwrap_or(0);
+    for _ in 0..500 {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn tcp_bench(to: &str, mib: u64, connects: u64) -> String {
@@ -1452,7 +1524,15 @@ fn run(flags: Flags) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let flags = match Flags::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let first = args.first().map(String::as_str);
+    if let Some(flag @ ("--via-proxy" | "--via-proxy-orphan" | "--via-proxy-hidden")) = first {
+        if let Some(parent) = args.get(5) {
+            orphaned(parent);
+        }
+        return spawned(flag, &args[1..args.len().min(5)]);
+    }
+    let flags = match Flags::parse(args.into_iter()) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("hostile-server: {e}");

@@ -47,8 +47,16 @@ impl AuditFile {
 pub struct Record<'a> {
     pub time: u64,
     pub session: &'a str,
-    /// The server (through its proxy) or `forward:PORT`.
+    /// The server whose process opened it (through a proxy; `NAME
+    /// (unverified)`: the proxy's owner, when the supervisor could not tell)
+    /// or `forward:PORT`.
     pub from: &'a str,
+    /// The server whose proxy port it came through, when not `from`'s own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_of: Option<&'a str>,
+    /// Why the supervisor could not tell which server opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<&'a str>,
     pub destination: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -168,6 +176,8 @@ mod tests {
             time: 0,
             session,
             from: "s",
+            proxy_of: None,
+            unverified: None,
             destination: "x.example:443".into(),
             address: None,
             verdict: "refused",

@@ -3,14 +3,16 @@
 //! container), every special address refused unless the grant names it, the
 //! checked address itself dialled (so a name cannot be rebound to another
 //! address between check and dial), the bytes relayed with the stream's flow
-//! control, and the connection audited.
+//! control, and the connection audited under the server whose process
+//! opened it (as the supervisor found it): one that came through another
+//! server's proxy port is refused.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcpod_supervisor::mux;
-use mcpod_supervisor::protocol::{self, Verdict};
+use mcpod_supervisor::protocol::{self, Peer, Verdict};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -90,11 +92,13 @@ impl Gate {
         self.audit.flush();
     }
 
-    /// Decide on `host:port` for `from`, answer on `stream`, relay, audit.
+    /// Decide on `host:port` for a connection to `from`'s proxy (or a
+    /// forward) that `peer`'s process opened, answer on `stream`, relay, audit.
     pub async fn handle(
         &self,
         mut stream: BufReader<mux::Stream>,
         from: &str,
+        peer: Option<Peer>,
         host: &str,
         port: u16,
     ) {
@@ -103,9 +107,19 @@ impl Gate {
         let began = Instant::now();
         // What the container names is recorded and quoted cut to a DNS
         // name's length, so a long one cannot swell the audit.
-        let (host_said, from) = (cut(host), cut(from));
+        let (host_said, owner) = (cut(host), cut(from));
+        let (from, proxy_of, unverified) = match peer {
+            None => (owner, None, None),
+            Some(Peer::Server(name)) if name == from => (owner, None, None),
+            Some(Peer::Server(name)) => (cut(&name), Some(owner), None),
+            Some(Peer::Unknown(why)) => (format!("{owner} (unverified)"), None, Some(cut(&why))),
+        };
         let from = from.as_str();
-        let decided = if host.len() > MAX_NAME {
+        let decided = if let Some(owner) = &proxy_of {
+            Err(format!(
+                "the connection came from server `{from}` through server `{owner}`'s proxy port: refused, each server's connections go through its own proxy (the HTTP_PROXY in its environment), so that the audit names it"
+            ))
+        } else if host.len() > MAX_NAME {
             Err(format!(
                 "`{host_said}` is longer than a host name ({MAX_NAME} bytes)"
             ))
@@ -148,6 +162,8 @@ impl Gate {
             time: now(),
             session: &self.session,
             from,
+            proxy_of: proxy_of.as_deref(),
+            unverified: unverified.as_deref(),
             destination: format!("{host_said}:{port}"),
             address,
             verdict: if verdict.allowed {

@@ -453,9 +453,14 @@ async fn take_offers(
             .await;
             let id = match offer {
                 Ok(Ok(Some(Offer::Stderr { id }))) => id,
-                Ok(Ok(Some(Offer::Connect { from, host, port }))) => {
+                Ok(Ok(Some(Offer::Connect {
+                    from,
+                    host,
+                    port,
+                    peer,
+                }))) => {
                     match gate {
-                        Some(gate) => gate.handle(stream, &from, &host, port).await,
+                        Some(gate) => gate.handle(stream, &from, peer, &host, port).await,
                         None => {
                             let refused = Verdict {
                                 allowed: false,

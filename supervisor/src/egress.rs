@@ -2,10 +2,15 @@
 //! container's loopback (CONNECT, and plain HTTP in absolute form) and the
 //! granted port forwards. Each connection becomes a stream to mcpod, which
 //! decides ([`Verdict`]) and dials; a refusal is an HTTP 403 naming the rule.
+//! A proxy connection's offer says which server's process opened it
+//! ([`peer`](crate::peer)), so mcpod refuses one that came through another
+//! server's port and audits the server that really connected.
 
 use mcpod_supervisor::mux;
-use mcpod_supervisor::protocol::{self, Forward, Offer, Verdict};
+use mcpod_supervisor::protocol::{self, Forward, Offer, Peer, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::peer::{self, Servers};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The longest request head the proxy reads.
@@ -15,11 +20,29 @@ const MAX_HEAD: usize = 16 * 1024;
 const VERDICT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Listen on `127.0.0.1:port` as `from`'s HTTP proxy; returns once bound.
-pub async fn proxy(port: u16, from: String, opener: mux::Opener) -> std::io::Result<()> {
+/// Each connection is attributed to the server among `servers` whose
+/// process opened it.
+pub async fn proxy(
+    port: u16,
+    from: String,
+    opener: mux::Opener,
+    servers: Servers,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(proxy_connection(client, from.clone(), opener.clone()));
+        while let Ok((client, address)) = listener.accept().await {
+            // At accept, while the connection is open: its holder exists.
+            let peer = match client.local_addr() {
+                Ok(local) => {
+                    let servers = servers.clone();
+                    tokio::spawn(async move { peer::attribute(&servers, address, local).await })
+                }
+                Err(e) => {
+                    let why = format!("the proxy's own address: {e}");
+                    tokio::spawn(async move { Peer::Unknown(why) })
+                }
+            };
+            tokio::spawn(proxy_connection(client, from.clone(), peer, opener.clone()));
         }
     });
     Ok(())
@@ -35,7 +58,7 @@ pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<(
             let (opener, from, host) = (opener.clone(), from.clone(), forward.host.clone());
             let port = forward.port;
             tokio::spawn(async move {
-                if let Ok(mut upstream) = ask(&opener, &from, &host, port).await {
+                if let Ok(mut upstream) = ask(&opener, &from, None, &host, port).await {
                     relay(&mut client, &mut upstream).await;
                 }
             });
@@ -48,6 +71,7 @@ pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<(
 async fn ask(
     opener: &mux::Opener,
     from: &str,
+    peer: Option<Peer>,
     host: &str,
     port: u16,
 ) -> Result<BufReader<mux::Stream>, String> {
@@ -60,6 +84,7 @@ async fn ask(
         from: from.to_string(),
         host: host.to_string(),
         port,
+        peer,
     };
     let verdict = tokio::time::timeout(VERDICT, async {
         stream.get_mut().write_all(&protocol::line(&offer)).await?;
@@ -79,8 +104,14 @@ async fn ask(
     }
 }
 
-/// One client of the proxy: read its request head, ask mcpod, then relay.
-async fn proxy_connection(mut client: TcpStream, from: String, opener: mux::Opener) {
+/// One client of the proxy: read its request head (while `peer` looks for
+/// who opened it), ask mcpod, then relay.
+async fn proxy_connection(
+    mut client: TcpStream,
+    from: String,
+    peer: tokio::task::JoinHandle<Peer>,
+    opener: mux::Opener,
+) {
     let mut buf = Vec::with_capacity(1024);
     let end = loop {
         let mut chunk = [0u8; 4096];
@@ -127,7 +158,10 @@ async fn proxy_connection(mut client: TcpStream, from: String, opener: mux::Open
         )
         .await;
     };
-    let mut upstream = match ask(&opener, &from, &host, port).await {
+    let peer = peer
+        .await
+        .unwrap_or_else(|e| Peer::Unknown(format!("the lookup failed: {e}")));
+    let mut upstream = match ask(&opener, &from, Some(peer), &host, port).await {
         Ok(upstream) => upstream,
         Err(reason) => return refuse(&mut client, 403, &reason).await,
     };

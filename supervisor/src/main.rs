@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod egress;
+mod peer;
 
 use mcpod_supervisor::mux::{self, Mode};
 use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
@@ -65,6 +66,8 @@ struct State {
     /// Fired to end the session (the control stream ended, or the lease did).
     end: Notify,
     lease: watch::Sender<Option<u64>>,
+    /// Live servers by pid, to attribute proxy connections to.
+    servers: peer::Servers,
 }
 
 impl State {
@@ -110,6 +113,7 @@ async fn run() -> i32 {
         control: Mutex::new(None),
         end: Notify::new(),
         lease: watch::channel(None).0,
+        servers: peer::Servers::default(),
     });
     tokio::spawn(reap(state.clone(), children));
     tokio::spawn(lease(state.clone()));
@@ -216,6 +220,7 @@ async fn reap(state: Arc<State>, mut sigchld: tokio::signal::unix::Signal) {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&pid);
             if let Some((id, tx)) = waiter {
+                state.servers.remove(pid);
                 state
                     .groups
                     .lock()
@@ -369,7 +374,13 @@ async fn run_server(
 ) {
     let (mut from_mcpod, mut to_mcpod) = tokio::io::split(stream);
     if let Some(port) = start.proxy_port
-        && let Err(e) = egress::proxy(port, start.name.clone(), opener.clone()).await
+        && let Err(e) = egress::proxy(
+            port,
+            start.name.clone(),
+            opener.clone(),
+            state.servers.clone(),
+        )
+        .await
     {
         let reason = format!("cannot listen on 127.0.0.1:{port} as its egress proxy: {e}");
         say(&format!("server {}: {reason}", start.name));
@@ -395,6 +406,7 @@ async fn run_server(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(start.id, pid);
+        state.servers.insert(pid, &start.name);
         (pid, pipes)
     });
     let (pid, (mut stdin, mut stdout, mut stderr)) = match spawned {
@@ -451,8 +463,10 @@ async fn run_server(
 
 type Pipes = (pipe::Sender, pipe::Receiver, pipe::Receiver);
 
-/// Start the server in a process group of its own; its pid and pipes, or
-/// why not (and whether its program is missing).
+/// Start the server in a session (so a process group) of its own; its pid
+/// and pipes, or why not (and whether its program is missing). The session
+/// attributes its orphans' proxy connections to it: a process cannot join
+/// another process's session (see `peer.rs`).
 fn spawn(start: &Start) -> Result<(i32, Pipes), (String, bool)> {
     let Some(program) = start.argv.first() else {
         return Err(("its command is empty".into(), false));
@@ -463,8 +477,17 @@ fn spawn(start: &Start) -> Result<(i32, Pipes), (String, bool)> {
         .envs(start.env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0);
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setsid is async-signal-safe; it cannot fail in a fresh child,
+    // which leads no group yet.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     if let Some(dir) = &start.workdir {
         command.current_dir(dir);
     }

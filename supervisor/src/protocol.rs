@@ -24,8 +24,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version; mcpod and the supervisor refuse each other's
-/// control stream when theirs differ.
-pub const VERSION: u32 = 1;
+/// control stream when theirs differ. 2: a connection's offer says which
+/// server's process opened it ([`Peer`]).
+pub const VERSION: u32 = 2;
 
 /// The longest first line of a stream, and of a control line (a start
 /// carries a server's argv and env: 256 KiB of env at most, see mcpod).
@@ -153,11 +154,26 @@ pub enum Offer {
     /// port forward); mcpod answers a [`Verdict`], then the stream carries
     /// the connection's bytes.
     Connect {
-        /// The server's name, or `forward:PORT`.
+        /// The server whose proxy port it came to, or `forward:PORT`.
         from: String,
         host: String,
         port: u16,
+        /// Which server's process opened it, as the supervisor found it
+        /// (proxy connections; none for a port forward).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<Peer>,
     },
+}
+
+/// The server whose process holds a proxy connection: found by its socket
+/// in `/proc` and the holder's parents (see the supervisor's `peer.rs`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Peer {
+    /// A process of this server (itself or a descendant) holds it.
+    Server(String),
+    /// It could not be attributed: why.
+    Unknown(String),
 }
 
 /// mcpod's answer to a connection.

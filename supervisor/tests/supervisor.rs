@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mcpod_supervisor::mux::{self, Mode};
-use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
+use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Peer, Start, Started};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 
@@ -343,6 +343,14 @@ async fn a_broken_line_from_mcpod_is_refused_and_the_supervisor_goes_on() {
 /// The next stream the supervisor opens that is a connection (stderr
 /// streams are skipped): its offer and the stream.
 async fn next_connection(sup: &mut Supervisor) -> (String, String, u16, BufReader<mux::Stream>) {
+    let (from, host, port, _, stream) = next_offer(sup).await;
+    (from, host, port, stream)
+}
+
+/// [`next_connection`], with the server the supervisor found opened it.
+async fn next_offer(
+    sup: &mut Supervisor,
+) -> (String, String, u16, Option<Peer>, BufReader<mux::Stream>) {
     loop {
         let stream = tokio::time::timeout(Duration::from_secs(10), sup.inbound.recv())
             .await
@@ -350,7 +358,12 @@ async fn next_connection(sup: &mut Supervisor) -> (String, String, u16, BufReade
             .expect("a stream");
         let mut stream = BufReader::new(stream);
         match protocol::read_line(&mut stream).await.expect("offer") {
-            Some(Offer::Connect { from, host, port }) => return (from, host, port, stream),
+            Some(Offer::Connect {
+                from,
+                host,
+                port,
+                peer,
+            }) => return (from, host, port, peer, stream),
             Some(Offer::Stderr { .. }) => continue,
             None => panic!("no offer"),
         }
@@ -502,5 +515,75 @@ async fn a_servers_proxy_asks_mcpod_and_relays_or_refuses_with_the_rule() {
         let mut text = String::new();
         let _ = c.read_to_string(&mut text).await;
         assert!(text.starts_with(status), "{status}: {text}");
+    }
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Start `argv` as server `name` with its proxy on `port`.
+async fn start_proxied(sup: &mut Supervisor, name: &str, argv: &[&str], port: u16) {
+    let id = sup.next;
+    sup.next += 1;
+    let mut stdio = BufReader::new(sup.opener.open().await.expect("stdio"));
+    let start = Open::Start(Start {
+        id,
+        name: name.into(),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: vec![],
+        workdir: None,
+        proxy_port: Some(port),
+    });
+    stdio
+        .get_mut()
+        .write_all(&protocol::line(&start))
+        .await
+        .expect("start");
+    let started: Started = protocol::read_line(&mut stdio)
+        .await
+        .expect("read")
+        .expect("answer");
+    assert!(matches!(started, Started::Running { .. }), "{started:?}");
+    // The stdio stream stays open with the server.
+    std::mem::forget(stdio);
+}
+
+/// The supervisor finds which server's process holds a proxy connection
+/// (its socket in /proc, the holder's parents): server `a` connecting to
+/// `b`'s proxy, itself and from a child, is named as `a`; a process of no
+/// server (this test) is not attributed.
+#[tokio::test]
+async fn a_proxy_connection_names_the_server_whose_process_opened_it() {
+    let (pa, pb) = (free_port(), free_port());
+    let mut sup = Supervisor::spawn().started().await;
+    start_proxied(&mut sup, "b", &["/bin/sleep", "30"], pb).await;
+    let connect = |fd: u8, host: &str| {
+        format!(
+            "exec {fd}<>/dev/tcp/127.0.0.1/{pb}; printf 'CONNECT {host}:1 HTTP/1.1\\r\\n\\r\\n' >&{fd}; cat <&{fd} >/dev/null"
+        )
+    };
+    // The shell itself, then a subshell: a process the shell forked.
+    let script = format!(
+        "{}; exec 3<&-; ({}); sleep 30",
+        connect(3, "itself.example"),
+        connect(4, "child.example")
+    );
+    start_proxied(&mut sup, "a", &["/bin/bash", "-c", &script], pa).await;
+    for host in ["itself.example", "child.example"] {
+        let (from, got, _, peer, mut s) = next_offer(&mut sup).await;
+        assert_eq!((from.as_str(), got.as_str()), ("b", host));
+        assert_eq!(peer, Some(Peer::Server("a".into())), "{host}");
+        answer(&mut s, false, "refused").await;
+    }
+    // This test's own connection: its process descends from no server.
+    let _c = client(pa, b"CONNECT mine.example:1 HTTP/1.1\r\n\r\n").await;
+    let (from, _, _, peer, _s) = next_offer(&mut sup).await;
+    assert_eq!(from, "a");
+    match peer {
+        Some(Peer::Unknown(why)) => assert!(why.contains("descends from no server"), "{why}"),
+        other => panic!("{other:?}"),
     }
 }
