@@ -2,9 +2,11 @@
 //! names the server that really connected, not the port's owner. At accept,
 //! while the connection is open:
 //!
-//! 1. the connecting socket's inode: the line of `/proc/net/tcp` (or `tcp6`,
-//!    an IPv6 socket connected to `::ffff:127.0.0.1`) whose local end is the
-//!    peer's address and whose remote end is the proxy's;
+//! 1. the connecting socket's inode: the socket whose local end is the
+//!    peer's address and whose remote end is the proxy's, asked of the
+//!    kernel by that exact address pair (sock_diag netlink, a hash lookup),
+//!    else found in `/proc/net/tcp` (or `tcp6`: an IPv6 socket connected to
+//!    `::ffff:127.0.0.1`), which lists every bucket of the host's table (ms);
 //! 2. the processes holding it: those whose `/proc/PID/fd` has a link to
 //!    `socket:[INODE]` (same uid as the supervisor; a process that made
 //!    itself non-dumpable cannot be read, and is not found);
@@ -102,9 +104,161 @@ pub fn find(
     }
 }
 
-/// The inode of the socket whose local end is `peer` and remote end `local`.
+/// The inode of the socket whose local end is `peer` and remote end `local`:
+/// by sock_diag, else (no sock_diag in the kernel) in `/proc/net/tcp*`.
 fn socket_inode(proc: &Path, peer: SocketAddr, local: SocketAddr) -> Result<u64, String> {
     let (peer, local) = (plain(peer), plain(local));
+    match diag_inode(peer, local) {
+        Ok(Some(0)) | Ok(None) => {
+            Err("the connecting socket was closed before the proxy looked".into())
+        }
+        Ok(Some(inode)) => Ok(inode),
+        Err(_) => listed_inode(proc, peer, local),
+    }
+}
+
+/// sock_diag's ids, requests and answers (linux/inet_diag.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct DiagId {
+    sport: [u8; 2],
+    dport: [u8; 2],
+    src: [u8; 16],
+    dst: [u8; 16],
+    interface: u32,
+    cookie: [u32; 2],
+}
+
+#[repr(C)]
+struct DiagRequest {
+    header: libc::nlmsghdr,
+    family: u8,
+    protocol: u8,
+    ext: u8,
+    pad: u8,
+    states: u32,
+    id: DiagId,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct DiagMessage {
+    family: u8,
+    state: u8,
+    timer: u8,
+    retrans: u8,
+    id: DiagId,
+    expires: u32,
+    rqueue: u32,
+    wqueue: u32,
+    uid: u32,
+    inode: u32,
+}
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+
+/// The inode of the TCP socket from `peer` to `local`, asked of the kernel
+/// by that exact pair; `None` when there is none; `Err` when sock_diag
+/// cannot be asked.
+fn diag_inode(peer: SocketAddr, local: SocketAddr) -> Result<Option<u64>, String> {
+    let (IpAddr::V4(from), IpAddr::V4(to)) = (peer.ip(), local.ip()) else {
+        return Err("an IPv6 pair".into());
+    };
+    let mut id = DiagId {
+        sport: peer.port().to_be_bytes(),
+        dport: local.port().to_be_bytes(),
+        src: [0; 16],
+        dst: [0; 16],
+        interface: 0,
+        // INET_DIAG_NOCOOKIE: any socket of that pair.
+        cookie: [u32::MAX; 2],
+    };
+    id.src[..4].copy_from_slice(&from.octets());
+    id.dst[..4].copy_from_slice(&to.octets());
+    let request = DiagRequest {
+        header: libc::nlmsghdr {
+            nlmsg_len: std::mem::size_of::<DiagRequest>() as u32,
+            nlmsg_type: SOCK_DIAG_BY_FAMILY,
+            nlmsg_flags: libc::NLM_F_REQUEST as u16,
+            nlmsg_seq: 1,
+            nlmsg_pid: 0,
+        },
+        family: libc::AF_INET as u8,
+        protocol: libc::IPPROTO_TCP as u8,
+        ext: 0,
+        pad: 0,
+        states: u32::MAX,
+        id,
+    };
+    // SAFETY: a socket of our own, closed by OwnedFd; the request and the
+    // answer's buffer are valid for their sizes; the answer is read with
+    // read_unaligned within the bytes received.
+    unsafe {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let wait = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&wait as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+        kernel.nl_family = libc::AF_NETLINK as u16;
+        let sent = libc::sendto(
+            fd.as_raw_fd(),
+            (&request as *const DiagRequest).cast(),
+            std::mem::size_of::<DiagRequest>(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        );
+        if sent < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let mut answer = [0u8; 1024];
+        let got = libc::recv(fd.as_raw_fd(), answer.as_mut_ptr().cast(), answer.len(), 0);
+        if got < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let got = got as usize;
+        let head = std::mem::size_of::<libc::nlmsghdr>();
+        if got < head {
+            return Err("a short answer".into());
+        }
+        let header: libc::nlmsghdr = std::ptr::read_unaligned(answer.as_ptr().cast());
+        if header.nlmsg_type == libc::NLMSG_ERROR as u16 && got >= head + 4 {
+            let error: i32 = std::ptr::read_unaligned(answer[head..].as_ptr().cast());
+            return if error == -libc::ENOENT {
+                Ok(None)
+            } else {
+                Err(std::io::Error::from_raw_os_error(-error).to_string())
+            };
+        }
+        if header.nlmsg_type != SOCK_DIAG_BY_FAMILY
+            || got < head + std::mem::size_of::<DiagMessage>()
+        {
+            return Err("an answer that is no socket".into());
+        }
+        let message: DiagMessage = std::ptr::read_unaligned(answer[head..].as_ptr().cast());
+        Ok(Some(u64::from(message.inode)))
+    }
+}
+
+/// [`socket_inode`] by the lines of `/proc/net/tcp` and `tcp6`.
+fn listed_inode(proc: &Path, peer: SocketAddr, local: SocketAddr) -> Result<u64, String> {
     let mut lines = 0;
     for table in ["net/tcp", "net/tcp6"] {
         let file = match std::fs::File::open(proc.join(table)) {
@@ -356,6 +510,14 @@ mod tests {
         // A process of no server.
         let err = find(proc, peer, local, &HashMap::new(), -1).expect_err("no server");
         assert!(err.contains("descends from no server"), "{err}");
+        // sock_diag and /proc/net/tcp agree; the accepted side is another socket.
+        let inode = diag_inode(peer, local).expect("sock_diag").expect("found");
+        assert!(inode > 0);
+        assert_eq!(listed_inode(proc, peer, local), Ok(inode));
+        assert_ne!(diag_inode(local, peer).expect("sock_diag"), Some(inode));
+        // Closed: nothing to attribute.
         drop(client);
+        let err = find(proc, peer, local, &servers, -1).expect_err("closed");
+        assert!(err.contains("closed before the proxy looked"), "{err}");
     }
 }
