@@ -27,10 +27,12 @@ use std::sync::{Arc, Mutex};
 
 use mcpod_supervisor::protocol::Peer;
 
-/// The most processes one lookup looks through.
+/// The most processes one lookup looks through (a session's pids limit is
+/// at most 1024 too).
 pub const MAX_PROCESSES: usize = 1024;
-/// The most descriptors (all processes together) one lookup reads.
-pub const MAX_FDS: usize = 16 * 1024;
+/// The most descriptors (all processes together) one lookup reads: a
+/// readlink costs ~14 us here, so a lookup takes at most ~60 ms.
+pub const MAX_FDS: usize = 4096;
 /// The most sockets of `/proc/net/tcp` and `tcp6` one lookup reads.
 pub const MAX_SOCKETS: usize = 64 * 1024;
 /// The most parents walked up from a holder.
@@ -82,7 +84,7 @@ pub fn find(
     me: i32,
 ) -> Result<String, String> {
     let inode = socket_inode(proc, peer, local)?;
-    let holders = holders(proc, inode, me)?;
+    let holders = holders(proc, inode, me, (MAX_PROCESSES, MAX_FDS))?;
     let mut names = BTreeSet::new();
     for pid in &holders {
         match server_of(proc, *pid, servers) {
@@ -336,8 +338,10 @@ fn endpoint(text: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// The processes (but `me`) with a descriptor on socket `inode`.
-fn holders(proc: &Path, inode: u64, me: i32) -> Result<Vec<i32>, String> {
+/// The processes (but `me`) with a descriptor on socket `inode`, looking
+/// through at most `bounds` processes and descriptors.
+fn holders(proc: &Path, inode: u64, me: i32, bounds: (usize, usize)) -> Result<Vec<i32>, String> {
+    let (max_processes, max_fds) = bounds;
     let target = format!("socket:[{inode}]");
     let entries = std::fs::read_dir(proc).map_err(|e| format!("cannot list /proc: {e}"))?;
     let (mut processes, mut fds) = (0, 0);
@@ -354,9 +358,9 @@ fn holders(proc: &Path, inode: u64, me: i32) -> Result<Vec<i32>, String> {
             continue;
         }
         processes += 1;
-        if processes > MAX_PROCESSES {
+        if processes > max_processes {
             return Err(format!(
-                "the container has more than {MAX_PROCESSES} processes, more than the proxy looks through"
+                "the container has more than {max_processes} processes, more than the proxy looks through"
             ));
         }
         let dir = match std::fs::read_dir(entry.path().join("fd")) {
@@ -370,9 +374,9 @@ fn holders(proc: &Path, inode: u64, me: i32) -> Result<Vec<i32>, String> {
         };
         for fd in dir.flatten() {
             fds += 1;
-            if fds > MAX_FDS {
+            if fds > max_fds {
                 return Err(format!(
-                    "the container's processes hold more than {MAX_FDS} descriptors, more than the proxy looks through"
+                    "the container's processes hold more than {max_fds} descriptors, more than the proxy looks through"
                 ));
             }
             match std::fs::read_link(fd.path()) {
@@ -515,6 +519,11 @@ mod tests {
         assert!(inode > 0);
         assert_eq!(listed_inode(proc, peer, local), Ok(inode));
         assert_ne!(diag_inode(local, peer).expect("sock_diag"), Some(inode));
+        // Past a bound the lookup stops and says which.
+        let err = holders(proc, inode, -1, (1, MAX_FDS)).expect_err("processes");
+        assert!(err.contains("more than 1 processes"), "{err}");
+        let err = holders(proc, inode, -1, (MAX_PROCESSES, 2)).expect_err("fds");
+        assert!(err.contains("more than 2 descriptors"), "{err}");
         // Closed: nothing to attribute.
         drop(client);
         let err = find(proc, peer, local, &servers, -1).expect_err("closed");
