@@ -238,8 +238,12 @@ fn doctor_reports_each_check() {
         "podman",
         "buildah",
         "skopeo",
-        "runtime",
+        "mode",
+        "oci runtime",
+        "storage",
+        "limits",
         "container start",
+        "user namespace",
         "session user",
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");

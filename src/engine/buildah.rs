@@ -292,12 +292,25 @@ pub struct WorkingContainer {
 
 /// Every buildah working container (one process).
 pub async fn containers() -> Result<Vec<WorkingContainer>> {
-    // buildah prints `null` (or nothing) when there are none.
-    Invocation::new(PROGRAM)
-        .args(["containers", "--all", "--json"])
-        .timeout(QUICK)
-        .json_list()
-        .await
+    // A container removed while buildah reads the list (a build or a
+    // session ending at the same moment) fails the listing with "container
+    // not known": the list is asked for again, a few times.
+    let mut tries = 0;
+    loop {
+        // buildah prints `null` (or nothing) when there are none.
+        let listed = Invocation::new(PROGRAM)
+            .args(["containers", "--all", "--json"])
+            .timeout(QUICK)
+            .json_list()
+            .await;
+        match listed {
+            Err(e) if tries < 5 && e.to_string().contains("container not known") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The `--default-mounts-file` a working container was made with, if any;
