@@ -210,3 +210,56 @@ fn the_operator_can_give_builds_the_network() {
         "an online build must not share the key"
     );
 }
+
+/// What buildah does on the host for a step is refused before buildah runs:
+/// a cache mount whose `id` climbs out of buildah's cache directory (buildah
+/// 1.28 mounts that host directory read-write, CVE-2024-9675), and `ADD URL`
+/// (fetched on the host's network). Nothing reaches the host directory or
+/// the host's server, and no image is made.
+#[tokio::test]
+async fn steps_buildah_would_do_on_the_host_are_refused() {
+    let victim = tempfile::tempdir().expect("victim");
+    std::fs::write(victim.path().join("private"), "ROOT-ONLY").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let climb = "../".repeat(12);
+    let victim_path = victim.path().display().to_string();
+    for (what, containerfile) in [
+        (
+            "a cache mount out of buildah's cache",
+            format!(
+                "FROM localhost/mcpod-debian:bookworm\nRUN --mount=type=cache,id={climb}{},target=/c cp /c/private /stolen; echo x > /c/planted\n",
+                victim_path.trim_start_matches('/')
+            ),
+        ),
+        (
+            "ADD of a URL on the host",
+            format!(
+                "FROM localhost/mcpod-debian:bookworm\nADD http://127.0.0.1:{port}/secret /secret\n"
+            ),
+        ),
+    ] {
+        let name = unique("hostside");
+        let _cleanup = ImageCleanup(name.clone());
+        let ctx = context(&[("Containerfile", &containerfile)]);
+        let err = build_image(
+            build_spec(&name, ctx.path()),
+            quiet(),
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err(what)
+        .to_string();
+        assert!(err.contains("line 2"), "{what}: {err}");
+        assert!(images_named(&name).is_empty(), "{what}: an image was made");
+    }
+    assert!(
+        !victim.path().join("planted").exists(),
+        "the host directory was written"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host's server was asked for the URL"
+    );
+}

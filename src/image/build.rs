@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::isolation::{self, BuildPolicy};
-use super::{containerfile, leftovers, reference, store};
+use super::{containerfile, leftovers, reference, steps, store};
 use crate::cache::{CacheKey, HashedContext, KeyInputs, hash_context_for_build};
 use crate::engine::{self, buildah, podman};
 use crate::labels::{self, Declared, Requests, Servers};
@@ -104,6 +104,10 @@ async fn build_inner(
     reference::validate_name(&spec.name)?;
     labels::validate_servers(&spec.servers)?;
     let text = containerfile::read(&spec.containerfile, &spec.context)?;
+    steps::check(
+        &spec.containerfile.display().to_string(),
+        &String::from_utf8_lossy(&text),
+    )?;
     let build_args = resolve_build_args(&spec.name, &spec.build_args, |v| std::env::var(v).ok())?;
     let bases = containerfile::base_images(&String::from_utf8_lossy(&text), &build_args);
     // The operator's, for every build of this process: RUN steps get no

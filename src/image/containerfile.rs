@@ -120,9 +120,18 @@ fn mount_from(spec: &str) -> Option<&str> {
 
 /// Logical instructions: continuation lines joined, comments and blanks dropped.
 fn instructions(text: &str) -> Vec<String> {
+    numbered_instructions(text)
+        .into_iter()
+        .map(|(_, instruction)| instruction)
+        .collect()
+}
+
+/// [`instructions`], each with the line (from 1) it starts on.
+pub fn numbered_instructions(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current = String::new();
-    for line in text.lines() {
+    let mut start = 0;
+    for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
             continue;
@@ -130,16 +139,19 @@ fn instructions(text: &str) -> Vec<String> {
         if !current.is_empty() && trimmed.starts_with('#') {
             continue;
         }
+        if current.is_empty() {
+            start = n + 1;
+        }
         if let Some(body) = trimmed.strip_suffix('\\') {
             current.push_str(body);
             current.push(' ');
         } else {
             current.push_str(trimmed);
-            out.push(std::mem::take(&mut current));
+            out.push((start, std::mem::take(&mut current)));
         }
     }
     if !current.trim().is_empty() {
-        out.push(current);
+        out.push((start, current));
     }
     out
 }

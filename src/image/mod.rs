@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod isolation;
 pub mod leftovers;
 pub mod reference;
+pub mod steps;
 pub mod store;
 pub mod supervised;
 pub mod travel;
