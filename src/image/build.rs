@@ -355,12 +355,20 @@ async fn build_and_stamp(
     .await?;
     // Before anything gets a name that stays: what buildah read was what was hashed.
     blocking("verifying the build context", move || pinned.verify()).await?;
-    let inherited = buildah::inspect_image(temp)
-        .await?
-        .ok_or_else(|| Error::UnexpectedOutput {
-            command: format!("buildah inspect {temp}"),
-            reason: "the image buildah just built is not there".into(),
-        })?;
+    // Asked again when not found: buildah 1.28 answers "not found" while
+    // another process changes the store's layers (seen once in a clean CI run).
+    let mut inherited = None;
+    for wait in [0, 200, 1000] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        inherited = buildah::inspect_image(temp).await?;
+        if inherited.is_some() {
+            break;
+        }
+    }
+    let inherited = inherited.ok_or_else(|| Error::UnexpectedOutput {
+        command: format!("buildah inspect {temp}"),
+        reason: "the image buildah just built is not there".into(),
+    })?;
     let mut stamped = labels::stamp(&inherited.labels, &spec.servers)?;
     stamped.extend(spec.labels.clone());
     let mut all = inherited.labels.clone();
