@@ -165,3 +165,89 @@ fn null_id_reply(server: &mut Server) -> Value {
     assert!(reply.get("id").is_some(), "{reply}");
     reply
 }
+
+#[test]
+fn large_requests_in_flight_cost_bounded_memory() {
+    // Each request in flight kept its whole message: 40 build_image calls
+    // carrying 8 MiB of `_meta` each, all waiting on the first one's build
+    // lock, were all read and held (a request was counted, not its bytes;
+    // 256 in flight allowed 4 GiB).
+    const REQUESTS: u64 = 40;
+    const JUNK: usize = 8 * 1024 * 1024;
+    // 110 MiB with the byte budget here, 206 MiB without it.
+    const BOUND_MIB: u64 = 160;
+    let root = tempfile::tempdir().expect("tempdir");
+    common::write(
+        root.path(),
+        "slow/Containerfile",
+        &format!(
+            "FROM {}\nRUN [\"/bin/busybox\", \"sleep\", \"8\"]\n",
+            mcpod::doctor::PROBE_IMAGE
+        ),
+    );
+    let name = common::unique("held");
+    let _cleanup = common::ImageCleanup(name.clone());
+    let (server, mut stdin, stdout) = Server::start_unread(root.path());
+    let junk = "x".repeat(JUNK);
+    let writer = std::thread::spawn(move || {
+        let start = format!(
+            "{}\n{}\n",
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "large-requests", "version": "0"}}}),
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        );
+        stdin.write_all(start.as_bytes()).expect("initialize");
+        for id in 1..=REQUESTS {
+            let line = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "build_image",
+                    "arguments": {"name": format!("localhost/{name}"), "context": "slow"},
+                    "_meta": {"junk": junk}}});
+            // Blocks once mcpod stops reading, until the test reads.
+            if stdin.write_all(format!("{line}\n").as_bytes()).is_err() {
+                break;
+            }
+        }
+        let _ = stdin.flush();
+        stdin
+    });
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut last = (cpu_ticks(&server), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if server.memory_mib("VmHWM:") > BOUND_MIB || Instant::now() > give_up {
+            break;
+        }
+        let ticks = cpu_ticks(&server);
+        if ticks != last.0 {
+            last = (ticks, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    let peak = server.memory_mib("VmHWM:");
+    eprintln!("mcpod's peak RSS with {REQUESTS} requests of 8 MiB waiting: {peak} MiB");
+    assert!(
+        peak <= BOUND_MIB,
+        "mcpod's peak RSS reached {peak} MiB with {REQUESTS} requests of 8 MiB in flight (bound {BOUND_MIB} MiB)"
+    );
+    // A reader gets every reply, once.
+    let mut answered = BTreeSet::new();
+    for line in BufReader::new(stdout).lines() {
+        let reply: Value = serde_json::from_str(&line.expect("a line")).expect("JSON-RPC");
+        if let Some(id) = reply["id"].as_u64() {
+            assert!(reply.get("result").is_some(), "{reply:.300}");
+            assert_ne!(reply["result"]["isError"], true, "{reply:.300}");
+            assert!(answered.insert(id), "answered twice: {id}");
+        }
+        if answered.len() as u64 == REQUESTS + 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        answered.len() as u64,
+        REQUESTS + 1,
+        "every request answered"
+    );
+    drop(writer.join().expect("the writer"));
+}

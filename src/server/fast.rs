@@ -161,7 +161,11 @@ impl Agent {
     }
 
     /// Start a call of `params` under the agent's `id`, if it can go fast.
-    fn call(&self, id: &RawValue, params: &RawValue) -> bool {
+    fn call(&self, id: &RawValue, params: &RawValue, bytes: usize) -> bool {
+        // An id too long to echo: the transport refuses it.
+        if id.get().len() > crate::wire::MAX_ID_BYTES + 2 {
+            return false;
+        }
         let Ok(params) = serde_json::from_str::<CallParams>(params.get()) else {
             return false;
         };
@@ -201,7 +205,7 @@ impl Agent {
             return false;
         };
         // In the transport's flight until answered (the agent's reads pace it).
-        let Some(slot) = writer.enter(agent_id.clone()) else {
+        let Some(slot) = writer.enter(agent_id.clone(), bytes) else {
             // The agent reused an id still in flight: rmcp's path refuses it.
             return false;
         };
@@ -424,7 +428,7 @@ impl Tap for Agent {
             return false;
         };
         match (head.method.as_ref(), head.id, head.params) {
-            ("tools/call", Some(id), Some(params)) => self.call(id, params),
+            ("tools/call", Some(id), Some(params)) => self.call(id, params, line.len()),
             ("notifications/cancelled", None, Some(params)) => self.cancel(params),
             _ => false,
         }

@@ -4,8 +4,10 @@
 //!
 //! Each request read enters the transport's set of requests *in flight*
 //! and leaves it when its reply has been written (or the peer cancelled it:
-//! then no reply comes). Once [`MAX_IN_FLIGHT`] requests are in flight, or
-//! replies of [`MAX_REPLY_BYTES`] wait to be written, the transport reads
+//! then no reply comes). Once [`MAX_IN_FLIGHT`] requests, or requests of
+//! [`MAX_REQUEST_BYTES`] (the size of each line as read: a request waiting
+//! on a lock keeps its whole message), are in flight, or replies of
+//! [`MAX_REPLY_BYTES`] wait to be written, the transport reads
 //! no new request until one leaves. It still reads what the peer sends past
 //! them (answers to mcpod's own requests, cancellations), keeping at most
 //! [`MAX_HELD`] requests of [`MAX_HELD_BYTES`] for later: a peer whose
@@ -21,7 +23,7 @@
 //! child, a question to the agent) that wait to be written do not: the peer
 //! may be blocked writing its answers, which mcpod must go on reading.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +40,12 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// Bytes of replies waiting to be written that pause reading: a few large
 /// results (a child may answer with up to 16 MiB) pause sooner than 256.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of requests in flight that pause reading. One request may be
+/// 16 MiB (the line limit), and a request waiting (on a build lock, on its
+/// unread reply) keeps its whole message: counted, 256 of them could hold
+/// 4 GiB. An agent's requests are a few KiB, so 64 MiB (four requests at
+/// the line limit, as much as replies may hold) never pauses honest use.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 /// Requests read past the pause, kept for when it ends.
 pub const MAX_HELD: usize = 64;
 /// Bytes of requests read past the pause (one more line may cross it).
@@ -60,7 +68,10 @@ pub struct Flow {
 
 #[derive(Default)]
 struct InFlight {
-    ids: HashSet<RequestId>,
+    /// Each request's bytes as read.
+    ids: HashMap<RequestId, usize>,
+    /// Their sum.
+    bytes: usize,
     /// Set at a bound, cleared at half of it.
     paused: bool,
 }
@@ -76,17 +87,33 @@ pub enum Notice {
 }
 
 impl Flow {
-    /// Request `id` was read: true, unless it is in flight already (an id
-    /// reused while its first request is unanswered, which JSON-RPC forbids).
-    pub fn enter(&self, id: &RequestId) -> bool {
-        self.lock().ids.insert(id.clone())
+    /// Request `id`, a line of `bytes`, was read: true, unless it is in
+    /// flight already (an id reused while its first request is unanswered,
+    /// which JSON-RPC forbids).
+    pub fn enter(&self, id: &RequestId, bytes: usize) -> bool {
+        let mut in_flight = self.lock();
+        if in_flight.ids.contains_key(id) {
+            return false;
+        }
+        in_flight.ids.insert(id.clone(), bytes);
+        in_flight.bytes += bytes;
+        true
     }
 
     /// Request `id` was answered (its reply written) or cancelled.
     pub fn leave(&self, id: &RequestId) {
         let freed = {
             let mut in_flight = self.lock();
-            in_flight.ids.remove(id) && in_flight.paused && in_flight.ids.len() == MAX_IN_FLIGHT / 2
+            match in_flight.ids.remove(id) {
+                Some(bytes) => {
+                    in_flight.bytes -= bytes;
+                    // `until_open` checks again: a wake-up too many is harmless.
+                    in_flight.paused
+                        && in_flight.ids.len() <= MAX_IN_FLIGHT / 2
+                        && in_flight.bytes <= MAX_REQUEST_BYTES / 2
+                }
+                None => false,
+            }
         };
         if freed {
             self.freed.notify_waiters();
@@ -98,15 +125,24 @@ impl Flow {
         self.lock().ids.len()
     }
 
+    /// Bytes of the requests in flight.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
     /// Whether no new request may be read now: from when a bound is
     /// reached until half of it is left.
     pub fn paused(&self) -> bool {
         let bytes = self.reply_bytes.load(Ordering::Acquire);
         let mut in_flight = self.lock();
         in_flight.paused = if in_flight.paused {
-            in_flight.ids.len() > MAX_IN_FLIGHT / 2 || bytes > MAX_REPLY_BYTES / 2
+            in_flight.ids.len() > MAX_IN_FLIGHT / 2
+                || in_flight.bytes > MAX_REQUEST_BYTES / 2
+                || bytes > MAX_REPLY_BYTES / 2
         } else {
-            in_flight.ids.len() >= MAX_IN_FLIGHT || bytes >= MAX_REPLY_BYTES
+            in_flight.ids.len() >= MAX_IN_FLIGHT
+                || in_flight.bytes >= MAX_REQUEST_BYTES
+                || bytes >= MAX_REPLY_BYTES
         };
         in_flight.paused
     }
@@ -199,9 +235,9 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Enter `id`; none when it is in flight already.
-    pub fn enter(flow: &Arc<Flow>, id: RequestId) -> Option<Slot> {
-        flow.enter(&id).then(|| Slot {
+    /// Enter `id`, a line of `bytes`; none when it is in flight already.
+    pub fn enter(flow: &Arc<Flow>, id: RequestId, bytes: usize) -> Option<Slot> {
+        flow.enter(&id, bytes).then(|| Slot {
             flow: flow.clone(),
             id,
         })
@@ -223,9 +259,9 @@ mod tests {
     async fn the_pause_ends_when_a_request_leaves() {
         let flow = Arc::new(Flow::default());
         for i in 0..MAX_IN_FLIGHT as i64 {
-            assert!(flow.enter(&NumberOrString::Number(i)));
+            assert!(flow.enter(&NumberOrString::Number(i), 10));
         }
-        assert!(!flow.enter(&NumberOrString::Number(0)), "a reused id");
+        assert!(!flow.enter(&NumberOrString::Number(0), 10), "a reused id");
         assert!(flow.paused());
         let waiting = tokio::spawn({
             let flow = flow.clone();
@@ -244,8 +280,8 @@ mod tests {
         assert_eq!(flow.in_flight(), MAX_IN_FLIGHT / 2 + 1);
         tokio::task::yield_now().await;
         assert!(flow.paused() && !waiting.is_finished());
-        let slot = Slot::enter(&flow, NumberOrString::String("s".into())).expect("a slot");
-        assert!(Slot::enter(&flow, NumberOrString::String("s".into())).is_none());
+        let slot = Slot::enter(&flow, NumberOrString::String("s".into()), 10).expect("a slot");
+        assert!(Slot::enter(&flow, NumberOrString::String("s".into()), 10).is_none());
         drop(slot);
         flow.leave(&NumberOrString::Number(0));
         waiting.await.expect("open again");
@@ -266,6 +302,34 @@ mod tests {
         assert!(!waiting.is_finished());
         drop(big);
         waiting.await.expect("open again");
+    }
+
+    #[tokio::test]
+    async fn request_bytes_in_flight_pause_until_half_have_left() {
+        let flow = Arc::new(Flow::default());
+        let quarter = MAX_REQUEST_BYTES / 4;
+        for i in 0..3 {
+            assert!(flow.enter(&NumberOrString::Number(i), quarter));
+            assert!(!flow.paused(), "3 requests, under the byte budget");
+        }
+        assert!(flow.enter(&NumberOrString::Number(3), quarter));
+        assert_eq!(flow.in_flight_bytes(), MAX_REQUEST_BYTES);
+        assert!(flow.paused(), "4 requests of a quarter each: paused");
+        let waiting = tokio::spawn({
+            let flow = flow.clone();
+            async move { flow.until_open().await }
+        });
+        tokio::task::yield_now().await;
+        flow.leave(&NumberOrString::Number(0));
+        tokio::task::yield_now().await;
+        assert!(
+            flow.paused() && !waiting.is_finished(),
+            "until half have left"
+        );
+        flow.leave(&NumberOrString::Number(1));
+        waiting.await.expect("open again");
+        assert_eq!(flow.in_flight_bytes(), MAX_REQUEST_BYTES / 2);
+        assert_eq!(flow.in_flight(), 2);
     }
 
     #[test]

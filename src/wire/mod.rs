@@ -48,6 +48,10 @@ pub const TOO_LARGE: ErrorCode = ErrorCode(-32010);
 /// The error code of a reply mcpod makes up for a message it cannot parse.
 pub const UNPARSABLE: ErrorCode = ErrorCode(-32011);
 
+/// The longest string id a request may have (as JSON, without its quotes):
+/// a longer one is refused with a null id, never echoed.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// The first messages each way that are checked for an echo (a "server"
 /// that copies its stdin to its stdout, `cat` say, never answers).
 const ECHO_WINDOW: usize = 4;
@@ -109,10 +113,11 @@ impl RawWriter {
         write_bytes(&self.write, &line).await
     }
 
-    /// A request a [`Tap`] took, in flight until the slot is dropped (after
-    /// [`RawWriter::answer`]); none when its id is in flight already.
-    pub fn enter(&self, id: RequestId) -> Option<Slot> {
-        Slot::enter(&self.flow, id)
+    /// A request a [`Tap`] took (a line of `bytes`), in flight until the
+    /// slot is dropped (after [`RawWriter::answer`]); none when its id is in
+    /// flight already.
+    pub fn enter(&self, id: RequestId, bytes: usize) -> Option<Slot> {
+        Slot::enter(&self.flow, id, bytes)
     }
 
     /// Write `line`, the reply to a request the peer sent: its bytes count
@@ -316,9 +321,20 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> LineTransport<Role, R> {
                 return None;
             }
         };
+        let bytes = line.len();
         self.reuse(line);
         match message {
-            JsonRpcMessage::Request(request) if !self.flow.enter(&request.id) => {
+            JsonRpcMessage::Request(request) if too_long(&request.id) => {
+                let sentence = format!(
+                    "{} sent a request whose `id` is a string of {} bytes, longer than mcpod's limit of {MAX_ID_BYTES}",
+                    self.peer.name,
+                    id_len(&request.id)
+                );
+                let fix = ", and this reply has a null id. Fix: give each request an id of at most 256 bytes";
+                self.reply_error(None, ErrorCode::INVALID_REQUEST, &sentence, fix);
+                None
+            }
+            JsonRpcMessage::Request(request) if !self.flow.enter(&request.id, bytes) => {
                 let sentence = format!(
                     "{} sent a request with id {} while its request {} is still unanswered",
                     self.peer.name, request.id, request.id
@@ -601,6 +617,19 @@ impl<Role: ServiceRole, R: AsyncRead + Send + Unpin> Transport<Role> for LineTra
             let _ = w.shutdown().await;
         }
         Ok(())
+    }
+}
+
+/// Whether `id` is a string longer than [`MAX_ID_BYTES`].
+fn too_long(id: &RequestId) -> bool {
+    id_len(id) > MAX_ID_BYTES
+}
+
+/// The bytes of a string id (0 for a number).
+fn id_len(id: &RequestId) -> usize {
+    match id {
+        rmcp::model::NumberOrString::String(s) => s.len(),
+        rmcp::model::NumberOrString::Number(_) => 0,
     }
 }
 

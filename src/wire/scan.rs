@@ -181,6 +181,11 @@ impl Scan {
         self.has_method
     }
 
+    /// Whether the message has a `result` or `error` key: a response.
+    pub fn has_outcome(&self) -> bool {
+        self.has_outcome
+    }
+
     /// Whether the message has an `id` key, usable as an id or not.
     pub fn has_id(&self) -> bool {
         self.has_id

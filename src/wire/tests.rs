@@ -441,3 +441,48 @@ async fn notifications_to_a_peer_that_never_reads_are_bounded_and_counted() {
     drop(t);
     drain.abort();
 }
+
+#[tokio::test]
+async fn a_request_with_an_id_over_256_bytes_is_refused_without_echoing_it() {
+    let (mut t, mut theirs, _) = transport::<RoleServer>(1 << 20);
+    let long = "i".repeat(MAX_ID_BYTES + 1);
+    let request = serde_json::json!({"jsonrpc": "2.0", "id": long, "method": "ping"});
+    theirs
+        .write_all(format!("{request}\n{PING}").as_bytes())
+        .await
+        .expect("write");
+    assert_eq!(
+        request_id_of(t.receive().await),
+        RequestId::Number(99),
+        "the ping after it is served"
+    );
+    let err = reply(&mut theirs).await;
+    assert!(err["id"].is_null(), "{err}");
+    assert_eq!(err["error"]["code"], -32600, "{err}");
+    let text = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("longer than mcpod's limit of 256"), "{text}");
+    assert!(!text.contains(&long), "{text}");
+    // 256 bytes is an id.
+    let ok = serde_json::json!({"jsonrpc": "2.0", "id": "j".repeat(256), "method": "ping"});
+    theirs
+        .write_all(format!("{ok}\n").as_bytes())
+        .await
+        .expect("write");
+    assert!(t.receive().await.is_some());
+}
+
+#[tokio::test]
+async fn a_child_s_json_that_is_no_message_is_dropped_unanswered() {
+    let (mut t, mut theirs, problems) = transport::<RoleClient>(1 << 20);
+    theirs
+        .write_all(
+            b"{\"level\":30,\"msg\":\"started\"}\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n",
+        )
+        .await
+        .expect("write");
+    assert!(t.receive().await.is_some(), "the response after it");
+    assert!(
+        problems.lock().expect("lock")[0].contains("dropped it"),
+        "{problems:?}"
+    );
+}
