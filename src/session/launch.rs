@@ -9,14 +9,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::container;
+use super::recipe::{Recipe, Resolved, apply_overrides};
 use super::registry::{Session, Sessions, reap, shut_down};
 use super::stream::SessionStream;
 use super::{LaunchInput, SessionInfo, SessionState};
 use crate::engine;
 use crate::engine::engines::{Engine, LOCAL};
 use crate::engine::env::EnvFile;
-use crate::image::{self, Built, Inspected, Progress};
-use crate::labels::{Requests, ServerSpec, Servers};
+use crate::image::{self, Built, Progress};
+use crate::labels::ServerSpec;
 use crate::proxy::{Child, StartSpec, Status};
 use crate::{Error, Result};
 
@@ -680,36 +681,6 @@ type Started = (
     BTreeMap<String, Arc<Child>>,
 );
 
-/// The launch's overrides over the chosen servers' label specs, checked as a
-/// label's would be (an override of a server not launched is an error).
-fn apply_overrides(
-    mut chosen: BTreeMap<String, ServerSpec>,
-    overrides: &BTreeMap<String, super::ServerOverride>,
-) -> Result<BTreeMap<String, ServerSpec>> {
-    for (server, change) in overrides {
-        let Some(spec) = chosen.get_mut(server) else {
-            return Err(Error::invalid(
-                "overrides",
-                server,
-                "no server of that name is launched",
-                format!(
-                    "override one of: {}",
-                    chosen.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        };
-        if let Some(command) = &change.command {
-            spec.command = command.clone();
-        }
-        spec.command.extend(change.args.iter().cloned());
-        spec.env.extend(change.env.clone());
-    }
-    if !overrides.is_empty() {
-        crate::labels::validate_servers(&chosen)?;
-    }
-    Ok(chosen)
-}
-
 /// Why each server of a session failed: its reason, exit code and stderr tail.
 fn no_server_ready(session: &Session) -> String {
     session
@@ -751,51 +722,6 @@ fn report(progress: &Progress, server: &str, child: &Child) {
         Status::Failed { reason, .. } => format!("failed: {reason}"),
     };
     (progress)(format!("server {server}: {state}"));
-}
-
-/// A checked launch: what its session starts, and the key of that spec.
-pub(super) struct Recipe {
-    pub(super) key: String,
-    /// The image as asked for.
-    pub(super) image: String,
-    pub(super) image_id: String,
-    pub(super) chosen: BTreeMap<String, ServerSpec>,
-    pub(super) envs: BTreeMap<String, BTreeMap<String, String>>,
-    pub(super) isolation: super::Isolation,
-    pub(super) warnings: Vec<String>,
-    /// The engine its sessions start on.
-    pub(super) engine: Arc<Engine>,
-    pub(super) user: container::UserMode,
-}
-
-/// What a launch needs of an image: its ID and what its labels declare.
-pub(super) struct Resolved {
-    id: String,
-    servers: Servers,
-    requests: Option<Requests>,
-    warnings: Vec<String>,
-}
-
-impl From<Inspected> for Resolved {
-    fn from(i: Inspected) -> Self {
-        Resolved {
-            id: i.id,
-            servers: i.servers,
-            requests: i.requests,
-            warnings: i.warnings,
-        }
-    }
-}
-
-impl From<&Built> for Resolved {
-    fn from(b: &Built) -> Self {
-        Resolved {
-            id: b.image_id.clone(),
-            servers: b.servers.clone(),
-            requests: b.requests.clone(),
-            warnings: b.label_warnings.clone(),
-        }
-    }
 }
 
 /// A launch under way, counted in `Sessions::launching` until it ends (the

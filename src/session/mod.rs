@@ -16,6 +16,7 @@ mod launch;
 pub mod pod;
 pub mod policy;
 mod pool;
+mod recipe;
 pub mod registry;
 pub mod stream;
 mod surface;

@@ -41,7 +41,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::container::{self, Owner};
-use super::launch::Resolved;
+use super::recipe::Resolved;
 use super::stream::SessionStream;
 use super::{Isolation, LaunchInput, Sessions};
 use crate::engine::kube;

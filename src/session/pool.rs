@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::launch::{Recipe, Resolved};
+use super::recipe::{Recipe, Resolved};
 use super::registry::{Session, Sessions, shut_down};
 use super::{LaunchInput, SessionState};
 use crate::image::{self, Progress};

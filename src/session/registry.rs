@@ -91,7 +91,7 @@ pub struct Sessions {
     pub(super) local: tokio::sync::OnceCell<super::userns::Local>,
     pub(super) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Tags built by this process: what they named then (see `remember_build`).
-    pub(super) resolved: Mutex<HashMap<String, Arc<super::launch::Resolved>>>,
+    pub(super) resolved: Mutex<HashMap<String, Arc<super::recipe::Resolved>>>,
     /// Launches under way: they count against `max_sessions` before they are in `map`.
     pub(super) launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.

@@ -1,0 +1,53 @@
+use super::*;
+
+#[test]
+fn locks_round_trip_and_reject_junk() {
+    let lock = lock_bytes(&[("a.json", b"{\n}"), ("b.txt", b"")]);
+    let files = lock_files(&lock).unwrap();
+    assert_eq!(files, [("a.json", &b"{\n}"[..]), ("b.txt", &b""[..])]);
+    for junk in [&b"x"[..], b"a 99\nshort", b"../x 1\na", b"a nope\n"] {
+        assert!(lock_files(junk).is_err());
+    }
+}
+
+#[test]
+fn names_from_packages() {
+    let p = PackageRef::parse("t", "npm:@modelcontextprotocol/server-memory@1.0.0").unwrap();
+    assert_eq!(
+        image_name(&p),
+        "localhost/npm/modelcontextprotocol/server-memory"
+    );
+    assert_eq!(server_name(None, &p, None).unwrap(), "memory");
+    let t = PackageRef::parse("t", "pypi:mcp-server-time==1").unwrap();
+    assert_eq!(server_name(None, &t, None).unwrap(), "time");
+    let g = PackageRef::parse("t", "npm:github-mcp-server@1.0.0").unwrap();
+    assert_eq!(server_name(None, &g, None).unwrap(), "github");
+    let m = PackageRef::parse("t", "npm:mcp@1.0.0").unwrap();
+    assert_eq!(server_name(None, &m, None).unwrap(), "mcp");
+    assert_eq!(
+        server_name(None, &p, Some("io.github.x/9time")).unwrap(),
+        "time"
+    );
+    assert_eq!(server_name(Some("mem"), &p, None).unwrap(), "mem");
+    assert!(server_name(Some("bad name"), &p, None).is_err());
+    let p = PackageRef::parse("t", "pypi:Mcp_Server.Time==1").unwrap();
+    assert_eq!(image_name(&p), "localhost/pypi/mcp-server-time");
+    crate::image::reference::validate_name(&image_name(&p)).unwrap();
+    let scoped = PackageRef::parse("t", "npm:@a.b/c~d@1.0.0").unwrap();
+    crate::image::reference::validate_name(&image_name(&scoped)).unwrap();
+}
+
+#[test]
+fn request_keys_cover_every_input() {
+    let p = |s| PackageRef::parse("t", s).unwrap();
+    let pin = |n: &str, s: &str| reference::Pin {
+        name: n.into(),
+        spec: s.into(),
+    };
+    let base = request_key(&p("npm:a@1.0.0"), &[], "");
+    assert_ne!(base, request_key(&p("npm:a@1.0.1"), &[], ""));
+    assert_ne!(base, request_key(&p("npm:a@1.0.0"), &[pin("b", "1")], ""));
+    assert_ne!(base, request_key(&p("npm:a@1.0.0"), &[], "cp3.11"));
+    assert_ne!(base, request_key(&p("pypi:a==1.0.0"), &[], ""));
+    assert_eq!(base, request_key(&p("npm:a@1.0.0"), &[], ""));
+}
