@@ -4,18 +4,21 @@
 // Logging is deprecated by 2026-07-28, and still offered and forwarded.
 #![allow(deprecated)]
 
+mod calls;
 mod fast;
 mod kept;
 mod mrtr;
 mod progress;
+mod stdio;
 mod tasks;
 pub mod tools;
+
+pub use stdio::serve_stdio;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
@@ -28,16 +31,13 @@ use rmcp::model::{
     UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
-use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
+use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_router};
 use tokio_util::sync::CancellationToken;
 
 use crate::image::{self, Built, Inspected};
 use crate::provision::{self, ProvisionRequest, Provisioned};
 use crate::proxy::Relay;
-use crate::session::{
-    LaunchInput, Logs, LogsInput, Policy, PolicyReport, SessionInfo, Sessions, sweep,
-};
-use crate::wire;
+use crate::session::{LaunchInput, Logs, LogsInput, PolicyReport, SessionInfo, Sessions};
 use crate::workspace::Workspace;
 use progress::{forward_progress, progress_messages};
 use tools::{
@@ -90,88 +90,6 @@ pub struct McpodServer {
     mrtr: Arc<mrtr::Mrtr>,
     /// Proxied calls that pass through as bytes.
     fast: Arc<fast::Agent>,
-}
-
-/// Serve MCP on stdin/stdout until the client goes away or a signal arrives,
-/// then remove every container this process started.
-pub async fn serve_stdio(
-    workspace: Workspace,
-    policy: Policy,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let sessions = Arc::new(Sessions::new(policy)?);
-    // In the background: the handshake must not wait for podman. The pool
-    // fills once the orphans are gone.
-    let pool = sessions.clone();
-    tokio::spawn(async move {
-        match sweep::sweep_orphans(pool.engines().all()).await {
-            Ok((swept, failed)) => {
-                if !swept.is_empty() {
-                    tracing::info!(
-                        "removed {} orphaned session container(s): {}",
-                        swept.len(),
-                        swept.join(", ")
-                    );
-                }
-                for failure in failed {
-                    tracing::warn!(
-                        "could not sweep an engine, left out of placement for now: {failure}"
-                    );
-                }
-            }
-            Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
-        }
-        pool.start_pool();
-    });
-    tokio::spawn(release_freed_memory());
-    let server = McpodServer::new(workspace, sessions.clone());
-    let served = async {
-        let (stdin, stdout) = wire::stdio::stdio();
-        let transport = wire::LineTransport::new(
-            stdin,
-            stdout,
-            wire::Limits::default(),
-            wire::Peer {
-                name: "the client".into(),
-                on_problem: Arc::new(|problem| tracing::warn!("{problem}")),
-            },
-        )
-        .with_tap(server.fast.clone());
-        server.fast.set_writer(transport.raw_writer());
-        let fast = server.fast.clone();
-        let running = server.serve(transport).await?;
-        fast.set_peer(running.peer().clone());
-        running.waiting().await?;
-        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-    };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let result = tokio::select! {
-        r = served => r,
-        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); Ok(()) }
-        _ = term.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
-    };
-    match sessions.stop_all().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("removed {n} session container(s)"),
-        Err(e) => tracing::error!("could not remove every session container: {e}"),
-    }
-    result
-}
-
-/// Every few seconds, give the memory freed since back to the system: after
-/// a burst of requests glibc keeps its heap at the peak (measured: 17 MiB
-/// idle, 74 MiB for good after 10,000 calls at once). A trim of a small,
-/// mostly free heap takes well under a millisecond.
-async fn release_freed_memory() {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        every.tick().await;
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free memory of the allocator.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    }
 }
 
 fn text_error(e: impl std::fmt::Display) -> String {
@@ -508,193 +426,6 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
         flush.done().await;
         result
     }
-}
-
-impl McpodServer {
-    /// The names of the meta-tools (for docs and their checks).
-    pub fn tool_names() -> Vec<String> {
-        Self::tool_router()
-            .list_all()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect()
-    }
-
-    /// A call of a meta-tool or a proxied tool, answered when it is done.
-    async fn call_now(
-        &self,
-        mut request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        // call_tool is the call it names, with that call's input rounds
-        // and task; a name that does not resolve gets call_tool's errors.
-        if let Some((exported, arguments)) = self.named_by_call_tool(&request) {
-            request.name = exported.clone().into();
-            request.arguments = arguments;
-            return self.call_proxied(&exported, request, context).await;
-        }
-        if self.tool_router.has_route(&request.name) {
-            return self
-                .tool_router
-                .call(ToolCallContext::new(self, request, context))
-                .await;
-        }
-        let name = request.name.to_string();
-        self.call_proxied(&name, request, context).await
-    }
-
-    /// The exported name and arguments of the tool a `call_tool` call
-    /// names, when that tool exists.
-    fn named_by_call_tool(
-        &self,
-        request: &CallToolRequestParams,
-    ) -> Option<(String, Option<rmcp::model::JsonObject>)> {
-        if request.name != "call_tool" {
-            return None;
-        }
-        let arguments = serde_json::Value::Object(request.arguments.clone()?);
-        let input: CallToolInput = serde_json::from_value(arguments).ok()?;
-        let exported = crate::proxy::names::exported(&input.session, &input.server, &input.tool);
-        let (session, server, tool) = self.sessions.resolve(&exported)?;
-        (session == input.session && server == input.server && tool == input.tool)
-            .then_some((exported, input.arguments))
-    }
-
-    /// A proxied call under its exported name, as a tool result. The
-    /// child's requests to the agent meanwhile go to the task the call is
-    /// (see `tasks.rs`), or, for a 2026-07-28 agent, become input requests
-    /// of this call (see `mrtr.rs`); an `initialize` agent is asked directly.
-    async fn call_proxied(
-        &self,
-        name: &str,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let kind = mrtr::Kind::Tool;
-        if let Some(handle) = &request.request_state {
-            let answers = request.input_responses.clone();
-            return Ok(self
-                .resumed((handle, kind), answers, &context)
-                .await?
-                .into());
-        }
-        let Some((session, server, tool)) = self.sessions.resolve(name) else {
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "unknown tool `{name}`; list the tools again (sessions may have stopped), or use call_tool"
-                ),
-                None,
-            ));
-        };
-        let (progress, flush) =
-            forward_progress(&context.meta, context.peer.clone(), &self.tasks.handed);
-        let task = context.extensions.get::<tasks::TaskInputs>().cloned();
-        if modern(&context) && task.is_none() {
-            let sessions = self.sessions.clone();
-            let arguments = request.arguments;
-            let run = move |inputs, cancel| async move {
-                let relay = Relay {
-                    progress,
-                    inputs: Some(inputs),
-                };
-                let call = sessions.call(&session, &server, &tool, arguments, relay, cancel);
-                call.await.map(mrtr::Answer::Tool)
-            };
-            return Ok(self.in_rounds(kind, &context, flush, run).await.into());
-        }
-        let result = self
-            .sessions
-            .call(
-                &session,
-                &server,
-                &tool,
-                request.arguments,
-                Relay {
-                    progress,
-                    inputs: task.map(|t| t.0),
-                },
-                context.ct.clone(),
-            )
-            .await;
-        flush.done().await;
-        Ok(mrtr::Outcome::Done(result.map(mrtr::Answer::Tool)).into())
-    }
-
-    /// Run a proxied request so that a 2026-07-28 agent answers the child's
-    /// questions in input rounds (see `mrtr.rs`): `run` is given where the
-    /// questions go and the request's cancellation. The outcome is the
-    /// request's answer, or the questions of its first round.
-    async fn in_rounds<F, Fut>(
-        &self,
-        kind: mrtr::Kind,
-        context: &RequestContext<RoleServer>,
-        flush: progress::Flush,
-        run: F,
-    ) -> mrtr::Outcome
-    where
-        F: FnOnce(crate::proxy::upstream::Inputs, CancellationToken) -> Fut,
-        Fut: Future<Output = Result<mrtr::Answer, String>> + Send + 'static,
-    {
-        let (inputs, asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
-        let cancel = CancellationToken::new();
-        let call = tokio::spawn(run(inputs, cancel.clone()));
-        let token = context.meta.get_progress_token();
-        let parked = mrtr::Parked::new((kind, call), asks, cancel, (flush, token));
-        let caps = context.client_capabilities();
-        self.mrtr.drive(parked, caps.as_ref(), &context.ct).await
-    }
-
-    /// A retry that carries a `requestState`: the next round of the request
-    /// parked under it.
-    async fn resumed(
-        &self,
-        parked: (&str, mrtr::Kind),
-        answers: Option<rmcp::model::InputResponses>,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<mrtr::Outcome, ErrorData> {
-        let progress = context.meta.get_progress_token();
-        let caps = context.client_capabilities();
-        let answers = answers.unwrap_or_default();
-        self.mrtr
-            .resume(parked, answers, caps.as_ref(), (&context.ct, progress))
-            .await
-    }
-}
-
-impl McpodServer {
-    /// A proxied `prompts/get` or `resources/read` (`kind`) that `run`
-    /// sends, given where the child's questions go: a retry (`retry`, its
-    /// `requestState` and answers) resumes the request parked under it; a
-    /// 2026-07-28 agent's request runs in input rounds; any other runs to
-    /// its end (the child's questions then go to the agent as requests).
-    async fn rounds_of<F, Fut>(
-        &self,
-        kind: mrtr::Kind,
-        retry: (Option<String>, Option<rmcp::model::InputResponses>),
-        context: &RequestContext<RoleServer>,
-        run: F,
-    ) -> Result<mrtr::Outcome, ErrorData>
-    where
-        F: FnOnce(Option<crate::proxy::upstream::Inputs>, CancellationToken) -> Fut,
-        Fut: Future<Output = Result<mrtr::Answer, String>> + Send + 'static,
-    {
-        if let (Some(handle), answers) = retry {
-            return self.resumed((&handle, kind), answers, context).await;
-        }
-        if modern(context) {
-            let run = |inputs, cancel| run(Some(inputs), cancel);
-            let flush = progress::Flush::none();
-            return Ok(self.in_rounds(kind, context, flush, run).await);
-        }
-        Ok(mrtr::Outcome::Done(run(None, context.ct.clone()).await))
-    }
-}
-
-/// Whether the request is a 2026-07-28 agent's (no server-to-client requests).
-fn modern(context: &RequestContext<RoleServer>) -> bool {
-    context
-        .protocol_version()
-        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
 }
 
 impl ServerHandler for McpodServer {
