@@ -18,6 +18,7 @@
 //!   wheels only; names and versions reach them only in files mcpod wrote.
 
 pub mod bases;
+pub mod debian;
 mod gc;
 pub mod npm;
 pub mod npm_lock;
