@@ -40,6 +40,7 @@ use super::listen::{self, Listener};
 use super::log::{self, LogRing};
 use super::missing::missing_program;
 use super::names;
+use super::read_only::read_only_hint;
 use super::rounds;
 use super::upstream::{Ask, Inputs, Upstream};
 use crate::engine::process::BoundedLines;

@@ -11,6 +11,7 @@ mod listen;
 pub mod log;
 mod missing;
 pub mod names;
+mod read_only;
 mod rounds;
 pub mod tools;
 pub mod upstream;

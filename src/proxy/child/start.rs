@@ -144,9 +144,10 @@ impl Child {
                         format!("server `{}` could not start: {missing}", spec.name)
                     }
                     Some(c) => format!(
-                        "server `{}` exited with code {c} during the MCP handshake{}",
+                        "server `{}` exited with code {c} during the MCP handshake{}{}",
                         spec.name,
-                        junk_note()
+                        junk_note(),
+                        read_only_hint(&spec.name, &log.tail_text(TAIL_LINES)).unwrap_or_default()
                     ),
                     None => format!(
                         "server `{}` failed the MCP handshake: {e}{}",
