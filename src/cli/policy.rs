@@ -40,6 +40,10 @@ pub struct PolicyArgs {
     /// Seconds each server gets to answer `initialize`.
     #[arg(long)]
     handshake_timeout: Option<u64>,
+    /// The size of each writable image path a session is granted (a tmpfs
+    /// copy of the image's files there), MiB; default 64; 0 grants none.
+    #[arg(long)]
+    writable_path_mb: Option<u32>,
     /// The base image packages of a runtime run on: node=IMAGE or python=IMAGE
     /// (e.g. node=docker.io/library/node:22-slim, pulled by the operator).
     /// Default: a base mcpod makes once from the host's own node or python3.
@@ -226,6 +230,10 @@ impl PolicyArgs {
             ),
             ("--pool-max", self.pool_max.map(|v| v.to_string())),
             ("--spare-secs", self.spare_secs.map(|v| v.to_string())),
+            (
+                "--writable-path-mb",
+                self.writable_path_mb.map(|v| v.to_string()),
+            ),
         ];
         for (flag, value) in numbers {
             if let Some(v) = value {
@@ -266,6 +274,7 @@ impl PolicyArgs {
             engines: self.engines.specs()?,
             engine_max: self.engines.engine_max.clone(),
             registry: self.engines.registry,
+            writable_path_mb: self.writable_path_mb.unwrap_or(d.writable_path_mb),
         })
     }
 }

@@ -31,7 +31,7 @@ pub use spec::{
     SchemaLabel, ServerSpec, ServerSpecObject, ServerSpecWire, Servers, ServersLabel,
 };
 pub use stamp::{canonical_servers_json, stamp};
-pub use validate::{is_server_name, validate_servers};
+pub use validate::{RESERVED_TOPS, check_writable_input, is_server_name, validate_servers};
 
 /// The label holding the servers an image declares (JSON object, name → spec).
 pub const SERVERS: &str = "io.mcpod.servers";

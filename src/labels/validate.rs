@@ -232,6 +232,12 @@ pub fn validate_servers(servers: &Servers) -> Result<()> {
     Ok(())
 }
 
+/// A writable path an agent passes in (a launch's `overrides.SERVER.writable_paths[i]`,
+/// named by `field`): the rules of the label's `writable_paths`, as an input error.
+pub fn check_writable_input(field: &str, p: &str) -> Result<()> {
+    check_writable_path(p, field).map_err(|e| Error::invalid(field, p, e.reason, e.fix))
+}
+
 /// A path a session may be asked to make writable.
 pub(crate) fn check_writable_path(p: &str, path: &str) -> Result<(), Problem> {
     let fix = "give an absolute directory such as /data or /home/app/.cache";
@@ -266,7 +272,36 @@ pub(crate) fn check_writable_path(p: &str, path: &str) -> Result<(), Problem> {
             "choose a directory whose path has no `:` or `,`",
         ));
     }
+    if let Some(top) = reserved_top(p) {
+        return Err(Problem::new(
+            path,
+            format!(
+                "writable path `{}` is under `{top}`, which {}",
+                quote(p),
+                if top == RESERVED_TOPS[0] {
+                    "holds mcpod's supervisor"
+                } else {
+                    "the container runtime provides (kernel file systems, devices, or the runtime's own tmpfs)"
+                }
+            ),
+            "name the directory of the image the server writes to, such as /usr/lib/python3/dist-packages/PKG/bin (/tmp is always writable)",
+        ));
+    }
     check_path_chars(p, path)
+}
+
+/// Top-level directories no writable path may be at or under: mcpod's
+/// supervisor (`/.mcpod`, first), and what the runtime mounts itself.
+pub const RESERVED_TOPS: &[&str] = &["/.mcpod", "/proc", "/sys", "/dev", "/run"];
+
+/// The reserved directory `p` is at or under, if any (`//proc` and `/proc/`
+/// included).
+fn reserved_top(p: &str) -> Option<&'static str> {
+    let first = p.split('/').find(|c| !c.is_empty())?;
+    RESERVED_TOPS
+        .iter()
+        .copied()
+        .find(|top| top.trim_start_matches('/') == first)
 }
 
 fn check_path_chars(p: &str, path: &str) -> Result<(), Problem> {
@@ -373,6 +408,13 @@ mod tests {
 
     #[test]
     fn writable_paths() {
+        assert!(
+            mcpod_supervisor::protocol::PATH_IN_CONTAINER
+                .starts_with(&format!("{}/", RESERVED_TOPS[0])),
+            "the supervisor's directory is the first reserved one"
+        );
+        assert!(check_writable_path("/tmp/cache", "$").is_ok());
+        assert!(check_writable_path("/runner", "$").is_ok());
         assert!(check_writable_path("/data", "$").is_ok());
         assert!(check_writable_path("/home/app/.cache/", "$").is_ok());
         for (bad, says) in [
@@ -384,6 +426,13 @@ mod tests {
             ("/tmp:exec", "contains `:`"),
             ("/tmp,size=1g", "contains `,`"),
             ("/a\nb", "control character"),
+            ("/proc", "under `/proc`"),
+            ("/proc/self/root", "under `/proc`"),
+            ("//sys/fs", "under `/sys`"),
+            ("/dev/", "under `/dev`"),
+            ("/run/secrets", "under `/run`"),
+            ("/.mcpod", "supervisor"),
+            ("/.mcpod/x", "supervisor"),
         ] {
             let p = check_writable_path(bad, "$.writable_paths[0]").unwrap_err();
             assert!(p.reason.contains(says), "{bad}: {p:?}");

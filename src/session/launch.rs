@@ -363,6 +363,14 @@ impl Sessions {
         for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
             user.check_writable(mount)?;
         }
+        let image_paths = || isolation.tmpfs.keys().any(|p| p != "/tmp" && p != "/run");
+        if user == container::UserMode::Nobody && image_paths() {
+            // No user namespace: the copies keep the image's owners (root),
+            // and a server running as nobody can only add files at the top.
+            isolation.warnings.push(
+                "the servers run as 65534 without a user namespace: in a writable image path they can add files, but the image's own files there stay root's; give podman subordinate IDs (scripts/setup) for a user namespace".into(),
+            );
+        }
         // The effective launch spec: what a pooled session must have been
         // started with to stand in for this launch. Env values are hashed
         // with the rest, never kept in the key.

@@ -104,6 +104,13 @@ pub struct ServerOverride {
     /// Env over the label's: literal values (or `${NAME}` references).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Directories of the image this server writes to (e.g. beside its own
+    /// code at start), made writable for the session: each a tmpfs copy of
+    /// the image's files there, of the operator's size (show_policy's
+    /// writable_paths). Absolute; not `/`, nor under /proc, /sys, /dev, /run
+    /// or /.mcpod.
+    #[serde(default)]
+    pub writable_paths: Vec<String>,
 }
 
 impl LaunchInput {
@@ -117,6 +124,15 @@ impl LaunchInput {
             pids: self.pids,
             egress: self.egress.clone(),
             forwards: self.forwards.clone(),
+            writable_paths: self
+                .overrides
+                .iter()
+                .flat_map(|(server, o)| {
+                    o.writable_paths.iter().enumerate().map(move |(i, p)| {
+                        (format!("overrides.{server}.writable_paths[{i}]"), p.clone())
+                    })
+                })
+                .collect(),
         }
     }
 }

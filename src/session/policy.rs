@@ -73,6 +73,8 @@ pub struct Policy {
     pub engine_max: Vec<(String, usize)>,
     /// Where images built here go for other engines to pull (`--registry`).
     pub registry: Option<crate::engine::registry::Registry>,
+    /// The size of each writable image path's tmpfs, MiB (`--writable-path-mb`; 0: none granted).
+    pub writable_path_mb: u32,
 }
 
 /// The warm pool (`--warm IMAGE[=N]`, `--pool-max`, `--spare-secs`).
@@ -123,6 +125,7 @@ impl Default for Policy {
             engines: Vec::new(),
             engine_max: Vec::new(),
             registry: None,
+            writable_path_mb: writable::DEFAULT_PATH_MB,
         }
     }
 }
@@ -165,6 +168,9 @@ pub struct PolicyReport {
     /// The operator's registry (`--registry`), through which images reach
     /// engines other than `local`.
     pub registry: Option<String>,
+    /// Directories of the image a session's servers may write to (a tmpfs
+    /// copy of the image's files there): how they are asked for and bounded.
+    pub writable_paths: writable::WritableReport,
     /// Bounds mcpod holds to whatever the operator says.
     pub fixed: FixedLimits,
 }
@@ -237,6 +243,9 @@ pub struct Ask {
     pub egress: Vec<Pattern>,
     /// Port forwards (over the label's, when given).
     pub forwards: BTreeMap<u16, Pattern>,
+    /// Image paths to make writable, each with where it was asked
+    /// (`overrides.SERVER.writable_paths[I]`), besides the label's.
+    pub writable_paths: Vec<(String, String)>,
 }
 
 /// The isolation a session actually gets; every field is visible to the agent.
@@ -341,6 +350,7 @@ impl Policy {
                 .collect(),
             placement: crate::engine::engines::PLACEMENT.into(),
             registry: self.registry.as_ref().map(|r| r.prefix().to_string()),
+            writable_paths: self.writable_report(),
             fixed: FixedLimits {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,
@@ -440,11 +450,13 @@ impl Policy {
             ("/tmp".to_string(), "64m".to_string()),
             ("/run".to_string(), "16m".to_string()),
         ]);
-        for path in &label.writable_paths {
-            tmpfs
-                .entry(path.clone())
-                .or_insert_with(|| "64m".to_string());
-        }
+        self.grant_writable(
+            &ask.writable_paths,
+            &label,
+            memory_mb,
+            &mut tmpfs,
+            &mut warnings,
+        )?;
 
         let mut mounts = Vec::new();
         for m in &ask.mounts {
@@ -708,3 +720,6 @@ impl Policy {
 
 #[cfg(test)]
 mod tests;
+mod writable;
+
+pub use writable::WritableReport;

@@ -21,6 +21,7 @@ fn ask() -> Ask {
         pids: None,
         egress: vec![],
         forwards: BTreeMap::new(),
+        writable_paths: vec![],
     }
 }
 
