@@ -87,12 +87,14 @@ pub enum Error {
 
     /// A launch in which no server came up; the session is gone again.
     #[error(
-        "no server of image `{image}` came up, so session `{session}` was removed with its container. {reasons}. Fix: correct the server's command or its requests in the image's labels (see them with inspect_labels), or launch with `servers` naming the ones that work"
+        "no server of image `{image}` came up, so session `{session}` was removed with its container. {reasons}. Fix: {fix}"
     )]
     NoServerReady {
         image: String,
         session: String,
         reasons: String,
+        /// What to do: [`Error::NO_SERVER_READY_FIX`], or what the servers' failure calls for.
+        fix: String,
     },
 
     /// Output of an external program that mcpod could not understand.
@@ -101,6 +103,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// The fix for [`Error::NoServerReady`] when nothing more is known.
+    pub const NO_SERVER_READY_FIX: &str = "correct the server's command or its requests in the image's labels (see them with inspect_labels), or launch with `servers` naming the ones that work";
+
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,

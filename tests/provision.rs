@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::mcpod_cli as mcpod;
 use common::rpc::{Server, initialize, text_of};
 use serde_json::{Value, json};
 
@@ -14,22 +15,6 @@ const THINKING: &str = "npm:@modelcontextprotocol/server-sequential-thinking@202
 const MEMORY: &str = "@modelcontextprotocol/server-memory";
 const MEMORY_VERSION: &str = "2026.8.31";
 const SQLITE: &str = "pypi:mcp-server-sqlite==2025.4.25";
-
-fn mcpod(args: &[&str], path_prefix: Option<&Path>) -> (bool, Value, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcpod"));
-    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    if let Some(prefix) = path_prefix {
-        let path = std::env::var("PATH").unwrap_or_default();
-        command.env("PATH", format!("{}:{path}", prefix.display()));
-    }
-    let out = command.output().expect("mcpod runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    (
-        out.status.success(),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
 
 fn structured(result: &Value) -> Value {
     assert_ne!(

@@ -35,6 +35,10 @@ pub struct ProvisionArgs {
     /// The server's name in the image's labels.
     #[arg(long = "server-name")]
     server_name: Option<String>,
+    /// Resolve the dependencies as they stood when the package was published
+    /// (`published`) or at the end of a past day (YYYY-MM-DD).
+    #[arg(long = "as-of", value_name = "published|YYYY-MM-DD")]
+    resolve_as_of: Option<String>,
     /// Resolve again instead of reusing the recorded lock.
     #[arg(long)]
     refresh: bool,
@@ -59,6 +63,7 @@ impl ProvisionArgs {
             pins: self.pins,
             bin: self.bin,
             server: self.server_name,
+            resolve_as_of: self.resolve_as_of,
             refresh: self.refresh,
         };
         let workspace = Workspace::new(&self.root).map_err(|e| e.to_string())?;

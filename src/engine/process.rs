@@ -2,7 +2,8 @@
 //! allow-listed environment (see `env.rs`), a working directory of mcpod's
 //! own (see `home.rs`), a deadline,
 //! cancellation that asks the program to stop (SIGTERM, then SIGKILL after a
-//! grace period), line streaming for progress, and a bounded stderr tail.
+//! grace period), line streaming for progress, and bounded stdout and stderr
+//! tails that a failure quotes, each labelled.
 
 use std::ffi::OsString;
 use std::process::Stdio;
@@ -14,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Result};
 
-/// How many bytes of stderr an error keeps.
-const STDERR_TAIL_BYTES: usize = 2048;
+/// How many bytes of stderr, and of stdout, an error keeps.
+pub const TAIL_BYTES: usize = 4096;
 /// How long a program gets to exit after SIGTERM before it is killed.
 const TERM_GRACE: Duration = Duration::from_secs(10);
 
@@ -36,6 +37,8 @@ pub struct Invocation {
 /// What a finished program printed.
 #[derive(Debug)]
 pub struct Output {
+    /// All of stdout; with a line sink ([`Invocation::on_line`]), its last
+    /// [`TAIL_BYTES`] only.
     pub stdout: String,
     pub stderr_tail: String,
 }
@@ -77,7 +80,8 @@ impl Invocation {
         self
     }
 
-    /// Stream every line of stdout and stderr to `sink` (stdout is then not kept).
+    /// Stream every line of stdout and stderr to `sink` (stdout is then kept
+    /// as a tail only, for a failure to quote).
     pub fn on_line(mut self, sink: LineSink) -> Self {
         self.on_line = Some(sink);
         self
@@ -116,7 +120,7 @@ impl Invocation {
         if status.success() {
             Ok(output)
         } else {
-            Err(failed(&display, status, output.stderr_tail))
+            Err(failed(&display, status, &output))
         }
     }
 
@@ -151,7 +155,7 @@ impl Invocation {
         if absent.iter().any(|a| out.stderr_tail.contains(a)) {
             return Ok(None);
         }
-        Err(failed(&display, status, out.stderr_tail))
+        Err(failed(&display, status, &out))
     }
 
     /// Run to completion for its effect: `Ok` when it succeeds, or when it
@@ -162,7 +166,7 @@ impl Invocation {
         if status.success() || absent.iter().any(|a| out.stderr_tail.contains(a)) {
             return Ok(());
         }
-        Err(failed(&display, status, out.stderr_tail))
+        Err(failed(&display, status, &out))
     }
 
     /// Run to completion and return the exit status with the output, whatever it was.
@@ -198,9 +202,13 @@ impl Invocation {
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let sink = std::sync::Arc::new(std::sync::Mutex::new(self.on_line.take()));
-        let keep_stdout = sink.lock().map(|s| s.is_none()).unwrap_or(true);
-        let out_task = tokio::spawn(read_lines(stdout, sink.clone(), keep_stdout, usize::MAX));
-        let err_task = tokio::spawn(read_lines(stderr, sink, true, STDERR_TAIL_BYTES));
+        let whole_stdout = sink.lock().map(|s| s.is_none()).unwrap_or(true);
+        let out_task = tokio::spawn(read_lines(
+            stdout,
+            sink.clone(),
+            if whole_stdout { usize::MAX } else { TAIL_BYTES },
+        ));
+        let err_task = tokio::spawn(read_lines(stderr, sink, TAIL_BYTES));
 
         let cancel = self.cancel.clone().unwrap_or_default();
         let deadline = async {
@@ -280,12 +288,11 @@ struct Kept {
 }
 
 /// Stream `pipe` to `sink` a bounded line at a time; keep the last
-/// `keep_limit` bytes (`keep`), or everything up to [`MAX_OUTPUT_BYTES`]
-/// when `keep_limit` is `usize::MAX` (a program's stdout, to be parsed).
+/// `keep_limit` bytes, or everything up to [`MAX_OUTPUT_BYTES`] when
+/// `keep_limit` is `usize::MAX` (a program's stdout, to be parsed).
 async fn read_lines(
     pipe: Option<impl AsyncRead + Unpin>,
     sink: std::sync::Arc<std::sync::Mutex<Option<LineSink>>>,
-    keep: bool,
     keep_limit: usize,
 ) -> Kept {
     let Some(pipe) = pipe else {
@@ -300,24 +307,22 @@ async fn read_lines(
         {
             f(tail(line.trim_end(), LINE_BYTES));
         }
-        if !keep {
-            continue;
-        }
         if whole {
             if kept.text.len() + line.len() + 1 > MAX_OUTPUT_BYTES || lines.cut() {
                 kept.overflowed = true;
                 continue;
             }
         } else if kept.text.len() > keep_limit.saturating_mul(2) {
-            kept.text = tail(&kept.text, keep_limit).to_string();
+            // Keep a mark that something was dropped before the tail.
+            kept.text = format!("…{}", tail(&kept.text, keep_limit));
         }
         kept.text.push_str(&line);
-        if lines.ended_line() {
+        if lines.ended_line() || lines.cut() {
             kept.text.push('\n');
         }
     }
     if !whole {
-        kept.text = tail(&kept.text, keep_limit).trim().to_string();
+        kept.text = cut_tail(kept.text.trim(), keep_limit);
     }
     kept
 }
@@ -444,17 +449,42 @@ pub(crate) fn spawn_error(program: &'static str, e: std::io::Error) -> Error {
     }
 }
 
-fn failed(display: &str, status: std::process::ExitStatus, stderr_tail: String) -> Error {
+fn failed(display: &str, status: std::process::ExitStatus, out: &Output) -> Error {
     let status = match status.code() {
         Some(code) => format!("exit code {code}"),
         None => "killed by a signal".to_string(),
     };
-    let hint = hint_for(&stderr_tail);
+    let hint = hint_for(&out.stderr_tail);
     Error::CommandFailed {
         command: display.to_string(),
         status,
-        stderr_tail,
+        stderr_tail: tails(&out.stderr_tail, &out.stdout),
         hint,
+    }
+}
+
+/// What a failed program printed, for its error: the last [`TAIL_BYTES`] of
+/// its stderr and of its stdout, each labelled (some programs, such as
+/// `python3 -m compileall`, report on stdout), and said to be empty when so.
+pub fn tails(stderr: &str, stdout: &str) -> String {
+    let one = |label: &str, text: &str| {
+        let kept = cut_tail(text.trim(), TAIL_BYTES);
+        if kept.is_empty() {
+            format!("\n{label}: (nothing)")
+        } else {
+            format!("\n{label}:\n{kept}")
+        }
+    };
+    format!("{}{}", one("stderr", stderr), one("stdout", stdout))
+}
+
+/// The last `limit` bytes of `s`, after `…` when that is not all of it.
+fn cut_tail(s: &str, limit: usize) -> String {
+    let kept = tail(s, limit);
+    if kept.len() < s.len() && !kept.starts_with('…') {
+        format!("…{kept}")
+    } else {
+        kept.to_string()
     }
 }
 
@@ -522,6 +552,42 @@ mod tests {
             .expect_err("exit 3 fails");
         let msg = err.to_string();
         assert!(msg.contains("exit code 3") && msg.contains("boom"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_quotes_both_tails_labelled_and_bounded() {
+        // compileall's way: the reason on stdout, nothing on stderr.
+        let err = Invocation::new("sh")
+            .args(["-c", "echo '*** Error compiling x.py'; exit 1"])
+            .run()
+            .await
+            .expect_err("exit 1 fails");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("stderr: (nothing)") && msg.contains("stdout:\n*** Error compiling x.py"),
+            "{msg}"
+        );
+        // Both, with a line sink (stdout then streams, and its tail is kept),
+        // each cut to its last TAIL_BYTES.
+        let err = Invocation::new("sh")
+            .args([
+                "-c",
+                "head -c 100000 /dev/zero | tr '\\0' o; echo; echo OUT-END; \
+                 head -c 100000 /dev/zero | tr '\\0' e >&2; echo >&2; echo ERR-END >&2; exit 2",
+            ])
+            .on_line(Box::new(|_| {}))
+            .run()
+            .await
+            .expect_err("exit 2 fails");
+        let msg = err.to_string();
+        assert!(msg.contains("exit code 2"), "{msg}");
+        assert!(msg.contains("stderr:\n…eee"), "{msg}");
+        assert!(msg.contains("stdout:\n…ooo"), "{msg}");
+        assert!(
+            msg.contains("o\nOUT-END") && msg.contains("e\nERR-END"),
+            "{msg}"
+        );
+        assert!(msg.len() < 3 * TAIL_BYTES, "{}", msg.len());
     }
 
     #[tokio::test]

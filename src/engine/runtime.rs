@@ -46,14 +46,26 @@ pub async fn pip(
     lines: Option<LineSink>,
     cancel: CancellationToken,
 ) -> Result<Output> {
+    pip_from(None, args, lines, cancel).await
+}
+
+/// `python3 -m pip ARGS`, or with `wheel` (a pip wheel of mcpod's own,
+/// fetched with its hash checked) that pip run from the wheel,
+/// `python3 -I WHEEL/pip ARGS`.
+pub async fn pip_from(
+    wheel: Option<&Path>,
+    args: Vec<OsString>,
+    lines: Option<LineSink>,
+    cancel: CancellationToken,
+) -> Result<Output> {
+    let pip: Vec<OsString> = match wheel {
+        Some(wheel) => vec![wheel.join("pip").into()],
+        None => vec!["-m".into(), "pip".into()],
+    };
     let mut invocation = Invocation::new("python3")
-        .args([
-            "-I",
-            "-m",
-            "pip",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
+        .arg("-I")
+        .args(pip)
+        .args(["--disable-pip-version-check", "--no-input"])
         .args(args)
         .timeout(FETCH_TIMEOUT)
         .cancel_on(cancel);

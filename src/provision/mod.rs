@@ -17,8 +17,10 @@
 //! - **Nothing runs on the host.** npm runs with `--ignore-scripts`, pip with
 //!   wheels only; names and versions reach them only in files mcpod wrote.
 
+pub mod as_of;
 pub mod bases;
 pub mod debian;
+pub mod drift;
 mod gc;
 pub mod npm;
 pub mod npm_lock;
@@ -90,6 +92,12 @@ pub struct ProvisionRequest {
     /// The server's name in the image's labels (default: from the package).
     #[serde(default)]
     pub server: Option<String>,
+    /// Resolve the dependencies as they stood at a time, for an older package
+    /// that today's releases of its dependencies break: `published` (when the
+    /// package's exact version was published) or a past day, `YYYY-MM-DD`
+    /// (UTC, to its end). npm `--before`, pip `--uploaded-prior-to`.
+    #[serde(default)]
+    pub resolve_as_of: Option<String>,
     /// Resolve the reference again instead of reusing the recorded lock.
     #[serde(default)]
     pub refresh: bool,
@@ -204,6 +212,9 @@ impl Progressed {
 struct Resolution {
     version: String,
     lock: String,
+    /// What `resolve_as_of` came to (RFC 3339), when it was given.
+    #[serde(default)]
+    cutoff: Option<String>,
 }
 
 /// Provision `spec` on the operator's `bases`. Cancelling stops npm, pip or
@@ -279,6 +290,11 @@ pub async fn provision(
         (None, None) => unreachable_input()?,
     };
     let pins = reference::parse_pins(package.ecosystem, &options.pins)?;
+    let as_of = options
+        .resolve_as_of
+        .as_deref()
+        .map(as_of::AsOf::parse)
+        .transpose()?;
     let runtime = match package.ecosystem {
         Ecosystem::Npm => Runtime::Node,
         Ecosystem::Pypi => Runtime::Python,
@@ -297,7 +313,7 @@ pub async fn provision(
             base.glibc.as_deref().unwrap_or("")
         ),
     };
-    let request = request_key(&package, &pins, &target);
+    let request = request_key(&package, &pins, &target, as_of.as_ref());
     let root = store::state_dir().join("provision");
     let request_path = root.join("requests").join(format!("{request}.json"));
     let recorded = (!options.refresh)
@@ -313,16 +329,32 @@ pub async fn provision(
         None => {
             (progress)(format!("resolving {package}"));
             let work = TempDir::create(&root.join(format!("work-{}", crate::engine::nonce())))?;
+            let cutoff = match &as_of {
+                Some(a) => Some(a.cutoff(&package, cancel.clone()).await?),
+                None => None,
+            };
             let (lock, version) = match package.ecosystem {
                 Ecosystem::Npm => {
+                    if let Some(cutoff) = &cutoff {
+                        // npm reads the project's .npmrc from its directory.
+                        write(&work.path().join(".npmrc"), as_of::npmrc(cutoff).as_bytes())?;
+                    }
                     npm::resolve(&package, &pins, work.path(), &progressed, cancel.clone()).await?
                 }
                 Ecosystem::Pypi => {
+                    let pip = match &cutoff {
+                        Some(cutoff) => Some((
+                            as_of::pip_wheel(&root.join("pip"), cancel.clone()).await?,
+                            cutoff.as_str(),
+                        )),
+                        None => None,
+                    };
                     pypi::resolve(
                         &package,
                         &pins,
                         &base,
                         work.path(),
+                        pip.as_ref().map(|(w, c)| (w.as_path(), *c)),
                         &progressed,
                         cancel.clone(),
                     )
@@ -335,6 +367,7 @@ pub async fn provision(
             let resolution = Resolution {
                 version,
                 lock: digest,
+                cutoff,
             };
             bases::write_json(&request_path, &resolution)?;
             (resolution, lock)
@@ -353,13 +386,16 @@ pub async fn provision(
             crate::engine::nonce()
         )))?;
         let ctx = tmp.path().join("ctx");
-        match package.ecosystem {
+        let staging_warnings = match package.ecosystem {
             Ecosystem::Npm => {
                 let exact = package.exact(&resolution.version);
-                npm::stage(&exact, &lock, &ctx, &progressed, cancel.clone()).await?
+                npm::stage(&exact, &lock, &ctx, &progressed, cancel.clone()).await?;
+                Vec::new()
             }
             Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
-        }
+        };
+        // Beside the context (not in it, not in the key): a repeat warns the same.
+        bases::write_json(&tmp.path().join(STAGE_WARNINGS), &staging_warnings)?;
         fetched = true;
         let bytes = tree_bytes(&ctx)?;
         if bytes > MAX_STAGED_BYTES {
@@ -390,7 +426,15 @@ pub async fn provision(
     }
     command.extend(found.program[1..].iter().cloned());
     let mut notes = Vec::new();
+    if let (Some(a), Some(cutoff)) = (&as_of, &resolution.cutoff) {
+        notes.push(format!(
+            "dependencies resolved as of {cutoff} (`resolve_as_of`: {})",
+            a.key()
+        ));
+    }
     let mut warnings = found.warnings.clone();
+    warnings
+        .extend(bases::read_json::<Vec<String>>(&staged.join(STAGE_WARNINGS)).unwrap_or_default());
     let mut env = BTreeMap::new();
     let mut labels = BTreeMap::from([
         ("org.opencontainers.image.title".to_string(), exact.clone()),
@@ -398,6 +442,8 @@ pub async fn provision(
             "org.opencontainers.image.version".to_string(),
             resolution.version.clone(),
         ),
+        // Which lock (in the state dir) a server that fails at start ran with.
+        (drift::LOCK_LABEL.to_string(), resolution.lock.clone()),
     ]);
     let mut ownership = None;
     let registry_name = match &chosen {
@@ -499,7 +545,12 @@ fn unreachable_input<T>() -> Result<T> {
 }
 
 /// The request's key: everything that can change what resolving it chooses.
-fn request_key(package: &PackageRef, pins: &[reference::Pin], target: &str) -> String {
+fn request_key(
+    package: &PackageRef,
+    pins: &[reference::Pin],
+    target: &str,
+    as_of: Option<&as_of::AsOf>,
+) -> String {
     let mut h = blake3::Hasher::new();
     let mut field = |s: &str| {
         h.update(&(s.len() as u64).to_le_bytes());
@@ -515,6 +566,10 @@ fn request_key(package: &PackageRef, pins: &[reference::Pin], target: &str) -> S
         field(&pin.spec);
     }
     field(target);
+    if let Some(as_of) = as_of {
+        field("resolve-as-of");
+        field(&as_of.key());
+    }
     h.finalize().to_hex()[..32].to_string()
 }
 
@@ -653,6 +708,9 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))
 }
+
+/// What staging a lock warned of, beside its `ctx`.
+const STAGE_WARNINGS: &str = "warnings.json";
 
 /// The most a staged package may take on disk.
 const MAX_STAGED_BYTES: u64 = 2 * 1024 * 1024 * 1024;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::bases::Base;
 use super::reference::{PackageRef, Pin, normalize_pypi};
 use super::{Found, Progressed};
+use crate::engine::process::{Invocation, tails};
 use crate::engine::runtime;
 use crate::{Error, Result};
 
@@ -64,6 +65,7 @@ pub async fn resolve(
     pins: &[Pin],
     base: &Base,
     work: &Path,
+    as_of: Option<(&Path, &str)>,
     progress: &Progressed,
     cancel: CancellationToken,
 ) -> Result<(Vec<u8>, String)> {
@@ -98,7 +100,12 @@ pub async fn resolve(
         constraints_file.into(),
     ];
     args.extend(target(base)?);
-    runtime::pip(args, Some(progress.lines("pip")), cancel)
+    // As of a time: the pinned pip that knows --uploaded-prior-to, run from its wheel.
+    let wheel = as_of.map(|(wheel, cutoff)| {
+        args.push(super::as_of::pip_flag(cutoff));
+        wheel
+    });
+    runtime::pip_from(wheel, args, Some(progress.lines("pip")), cancel)
         .await
         .map_err(|e| explain(package, base, e))?;
     let report: serde_json::Value =
@@ -188,14 +195,15 @@ fn explain(package: &PackageRef, base: &Base, e: Error) -> Error {
 }
 
 /// Install the lock into `ctx/site` for `base`, with bytecode when the host's
-/// Python is the base's (same minor: the same bytecode).
+/// Python is the base's (same minor: the same bytecode). The answer is what
+/// to warn of (files that do not compile).
 pub async fn stage(
     lock: &[u8],
     base: &Base,
     ctx: &Path,
     progress: &Progressed,
     cancel: CancellationToken,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let files = super::lock_files(lock)?;
     let work = ctx.with_extension("pip");
     std::fs::create_dir_all(&work).map_err(|e| Error::io("creating", &work, e))?;
@@ -225,29 +233,84 @@ pub async fn stage(
     // Console scripts carry the host python's path in their #! line; the label runs python3.
     let _ = std::fs::remove_dir_all(site.join("bin"));
     let host = runtime::probe_python().await.ok();
+    let mut warnings = Vec::new();
     if host.is_some_and(|h| Some(h.minor) == base.python_minor()) {
         (progress.say)("compiling bytecode (unchecked-hash .pyc, for a read-only root)".into());
-        runtime::python(
-            vec![
-                "-m".into(),
-                "compileall".into(),
-                "-q".into(),
-                "-j".into(),
-                "0".into(),
-                "--invalidation-mode".into(),
-                "unchecked-hash".into(),
-                // The path the image has, not the staging one (which is
-                // temporary): the same lock gives the same bytes, and
-                // tracebacks name the files as the server sees them.
-                "-d".into(),
-                SITE.into(),
-                site.clone().into(),
-            ],
-            Duration::from_secs(600),
-        )
-        .await?;
+        warnings.extend(compile(&site, base).await?);
     }
-    super::readable(&site)
+    super::readable(&site)?;
+    Ok(warnings)
+}
+
+/// Compile `site`'s bytecode, best-effort per file: a file that does not
+/// compile (a Python 2 test file, a template with `.py` in its name) keeps
+/// its source and no `.pyc`; the answer is a warning naming a few of them.
+async fn compile(site: &Path, base: &Base) -> Result<Vec<String>> {
+    let invocation = Invocation::new("python3")
+        .args([
+            "-I",
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            // The path the image has, not the staging one (which is
+            // temporary): the same lock gives the same bytes, and
+            // tracebacks name the files as the server sees them.
+            "-d",
+            SITE,
+        ])
+        .arg(site)
+        .timeout(Duration::from_secs(600));
+    let display = invocation.display();
+    let (status, out) = invocation.status().await?;
+    if status.success() {
+        return Ok(Vec::new());
+    }
+    let failed = not_compiled(&out.stdout, site);
+    if status.code() != Some(1) || failed.is_empty() {
+        return Err(Error::CommandFailed {
+            command: display,
+            status: status.to_string(),
+            stderr_tail: tails(&out.stderr_tail, &out.stdout),
+            hint: String::new(),
+        });
+    }
+    const NAMED: usize = 3;
+    let mut named = failed
+        .iter()
+        .take(NAMED)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if failed.len() > NAMED {
+        named.push_str(&format!(" and {} more", failed.len() - NAMED));
+    }
+    Ok(vec![format!(
+        "{} file(s) of the package do not compile for Python {} and are left as source without bytecode: {named}. A server that imports one of them fails when it does",
+        failed.len(),
+        base.python_minor().unwrap_or_default(),
+    )])
+}
+
+/// The files compileall says it could not compile (`*** Error compiling
+/// 'PATH'...` on stdout), relative to `site`.
+fn not_compiled(stdout: &str, site: &Path) -> Vec<String> {
+    let site = format!("{}/", site.display());
+    let mut out: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("*** Error compiling '"))
+        .filter_map(|l| l.strip_suffix("'..."))
+        .map(|path| {
+            let relative = path.strip_prefix(&site).unwrap_or(path);
+            super::cut(&relative.escape_debug().to_string(), 200)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What the staged package says of itself: its console script, summary and
@@ -437,6 +500,17 @@ mod tests {
         );
         assert_eq!(f.description.as_deref(), Some("Time"));
         assert!(found(&p, ctx.path(), Some("nope")).is_err());
+    }
+
+    #[test]
+    fn files_that_do_not_compile_are_named_from_compileall_stdout() {
+        let stdout = "*** Error compiling '/s/site/pkg/py2.py'...\n  File \"/opt/mcp/site/pkg/py2.py\", line 1\n    print 'x'\nSyntaxError: Missing parentheses\n*** Error compiling '/s/site/a\nb.py'...\nListing '/x'...\n";
+        assert_eq!(
+            not_compiled(stdout, Path::new("/s/site")),
+            ["pkg/py2.py"],
+            "a name cut by a newline in it is not taken"
+        );
+        assert!(not_compiled("Listing '/x'...\n", Path::new("/s/site")).is_empty());
     }
 
     #[test]

@@ -513,6 +513,7 @@ impl Sessions {
                 image: recipe.image.clone(),
                 session: id,
                 reasons,
+                fix: start_failure_fix(&session, &recipe.image_id).await,
             });
         }
         Ok(session)
@@ -721,6 +722,27 @@ fn no_server_ready(session: &Session) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The fix for a session none of whose servers came up: for a provisioned
+/// image whose servers failed on a dependency, the installed versions and
+/// `resolve_as_of` or a pin (asked of the image's labels only then).
+async fn start_failure_fix(session: &Session, image_id: &str) -> String {
+    let stderr: String = session
+        .servers
+        .values()
+        .filter_map(|child| match child.status() {
+            Status::Failed { stderr_tail, .. } => Some(stderr_tail + "\n"),
+            Status::Ready => None,
+        })
+        .collect();
+    if crate::provision::drift::looks_like_drift(&stderr)
+        && let Ok(image) = crate::image::inspect_labels(image_id).await
+        && let Some(fix) = crate::provision::drift::fix(&image.labels, &stderr)
+    {
+        return fix;
+    }
+    Error::NO_SERVER_READY_FIX.to_string()
 }
 
 /// Say how a server came up.

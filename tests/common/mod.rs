@@ -11,6 +11,25 @@ pub mod rpc;
 use std::path::Path;
 use std::process::Command;
 
+/// Run the mcpod binary with `args` (in the crate's directory), with
+/// `path_prefix` before PATH: whether it succeeded, its stdout as JSON (null
+/// when it is not), and its stderr.
+pub fn mcpod_cli(args: &[&str], path_prefix: Option<&Path>) -> (bool, serde_json::Value, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcpod"));
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(prefix) = path_prefix {
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.env("PATH", format!("{}:{path}", prefix.display()));
+    }
+    let out = command.output().expect("mcpod runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    (
+        out.status.success(),
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// A name no other test (or earlier run) uses: `mcpod-test-<what>-<nonce>`.
 pub fn unique(what: &str) -> String {
     format!("mcpod-test-{what}-{}", mcpod::engine::nonce())
