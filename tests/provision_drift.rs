@@ -83,7 +83,8 @@ fn resolved_as_of_a_day_an_older_server_starts_and_hostile_days_are_refused() {
         "yesterday",
         "--index-url=x",
     ] {
-        let (ok, _, err) = mcpod(&["provision", SQLITE, "--as-of", hostile, "--json"], None);
+        let as_of = format!("--as-of={hostile}");
+        let (ok, _, err) = mcpod(&["provision", SQLITE, &as_of, "--json"], None);
         assert!(
             !ok && err.contains("invalid resolve_as_of"),
             "{hostile}: {err}"
