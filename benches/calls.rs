@@ -202,7 +202,7 @@ async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
 /// server of this repository's, a copy of it under `target/bench/` with the
 /// release build in place of the debug one the tests use. A debug
 /// hello-server spends ~300 us of CPU a call, which on two cores swamps
-/// mcpod's own cost (stop 20's "+100 us for a 2026-07-28 child" was that).
+/// mcpod's own cost (it reads as +100 us for a 2026-07-28 child).
 fn release_context(repo: &Path, case: &Case, full: bool) -> Result<String, Error> {
     let Some(release) = case.release.filter(|_| full) else {
         return Ok(case.context.to_string());

@@ -180,6 +180,28 @@ async fn run(rounds: usize, mib: u64, connects: u64) -> Result<(), Error> {
         ratio * 100.0,
         if ratio >= 0.8 { "HOLDS" } else { "MISSED" }
     );
+    // The rows scripts/perf-table records into docs/performance.md.
+    for (what, mcpod_text, base, result, target) in [
+        (
+            "egress connection setup, p50",
+            format!("{g50:.0} µs from inside a session, through a port forward and the gate"),
+            format!("the same client on the host, direct: {d50:.0} µs"),
+            format!("+{added:.0} µs"),
+            format!("< 1 ms added: {}", if added < 1000.0 { "met" } else { "missed" }),
+        ),
+        (
+            "egress throughput, one connection, echoed",
+            format!("{gt:.0} MiB/s"),
+            format!("direct loopback: {dt:.0} MiB/s"),
+            format!("{:.0}%", ratio * 100.0),
+            format!("≥ 80%: {}", if ratio >= 0.8 { "met" } else { "missed" }),
+        ),
+    ] {
+        println!(
+            "perf-row {}",
+            json!({"what": what, "mcpod": mcpod_text, "baseline": base, "result": result, "target": target})
+        );
+    }
     let logs = call(
         &mcpod,
         "session_logs",

@@ -1,6 +1,6 @@
 //! Sessions on remote podman engines, end to end: the release `mcpod serve`
 //! with two remote engines and a registry, under an rmcp client, against
-//! podman driven by hand with the same hardening flags, in one run (issue 13).
+//! podman driven by hand with the same hardening flags, in one run.
 //!
 //! ```text
 //! cargo bench --bench engines
@@ -565,7 +565,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         "     (mcpod-local / bare-local: {:.2}x)",
         ratio(&m_ready[0], &b_ready[0])
     );
-    println!("   target: none set (issue 13 sets none)");
+    println!("   target: none set");
 
     // Where a warm launch's time goes: one more, traced, per engine.
     println!();
@@ -687,7 +687,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
             ratio(&a, &r_total)
         );
     }
-    println!("   target: none set (issue 13 sets none)");
+    println!("   target: none set");
 
     // mcpod's exit ends its sessions on every engine; then nothing may be left.
     let left_running: Vec<String> = cleanup

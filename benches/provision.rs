@@ -210,5 +210,16 @@ fn main() {
             w / b,
             cold_ratio
         );
+        // The row scripts/perf-table records into docs/performance.md.
+        println!(
+            "perf-row {}",
+            serde_json::json!({
+                "what": format!("{}: package name → first tool result, cold / warm (median of {n})", case.name),
+                "mcpod": format!("{cold_text} s / {w:.2} s"),
+                "baseline": format!("hand-built `{}`: {b:.2} s", case.example_dir),
+                "result": format!("warm {:.2}x", w / b),
+                "target": "",
+            })
+        );
     }
 }

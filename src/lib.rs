@@ -24,6 +24,7 @@ pub mod labels;
 pub mod logging;
 pub mod provision;
 pub mod proxy;
+pub mod reference;
 pub mod schema;
 pub mod server;
 pub mod session;

@@ -27,8 +27,8 @@ fn cpu_ticks(server: &Server) -> u64 {
 #[test]
 fn a_client_that_never_reads_costs_bounded_memory_and_a_slow_reader_loses_nothing() {
     // Each reply of mcpod's (a `ping`'s, a `tools/list`'s of about 66 KiB)
-    // that waited to be written used to cost a task and its bytes: 40,000
-    // requests grew mcpod by more than 500 MiB.
+    // that waits to be written would cost a task and its bytes without flow
+    // control: 40,000 requests would grow mcpod by more than 500 MiB.
     const REQUESTS: u64 = 40_000;
     const LIST_EVERY: u64 = 40;
     const BOUND_MIB: u64 = 200;

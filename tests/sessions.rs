@@ -416,7 +416,7 @@ fn pypi_time_and_git_servers_through_mcpod() {
 }
 
 /// A writable mount the session's root cannot write is refused at launch,
-/// naming the uid and the fix (it used to fail inside the server). Under
+/// naming the uid and the fix, not left to fail inside the server. Under
 /// `userns=auto` the uid is not known before the container starts.
 #[test]
 fn a_writable_mount_the_session_cannot_write_is_refused_naming_the_uid() {

@@ -84,6 +84,9 @@ pub struct SchemaArgs {
     /// Write the schema files into this directory (e.g. schemas/).
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "schemas")]
     write: Option<PathBuf>,
+    /// Print the tool reference as Markdown (docs/reference.md).
+    #[arg(long, conflicts_with = "write")]
+    markdown: bool,
 }
 
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -126,6 +129,10 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         Command::Connect(args) => session::connect(args).await,
         Command::Config(args) => config::config(args),
         Command::Doctor(args) => doctor::doctor(args).await,
+        Command::Schema(args) if args.markdown => {
+            print!("{}", mcpod::reference::markdown());
+            Ok(())
+        }
         Command::Schema(args) => match args.write {
             Some(dir) => {
                 let written = schema::write(&dir).map_err(|e| e.to_string())?;
