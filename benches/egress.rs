@@ -187,7 +187,10 @@ async fn run(rounds: usize, mib: u64, connects: u64) -> Result<(), Error> {
             format!("{g50:.0} µs from inside a session, through a port forward and the gate"),
             format!("the same client on the host, direct: {d50:.0} µs"),
             format!("+{added:.0} µs"),
-            format!("< 1 ms added: {}", if added < 1000.0 { "met" } else { "missed" }),
+            format!(
+                "< 1 ms added: {}",
+                if added < 1000.0 { "met" } else { "missed" }
+            ),
         ),
         (
             "egress throughput, one connection, echoed",

@@ -195,8 +195,18 @@ fn run() -> BoxResult<()> {
     let cold_ratio = ratio(&cold_t);
     let warm_ratio = ratio(&warm_t);
     for (what, t, r, target) in [
-        (format!("hash a {size} context, no stat cache"), &cold_t, cold_ratio, 2.0),
-        ("same, warm stat cache (reads 0 bytes)".to_string(), &warm_t, warm_ratio, 20.0),
+        (
+            format!("hash a {size} context, no stat cache"),
+            &cold_t,
+            cold_ratio,
+            2.0,
+        ),
+        (
+            "same, warm stat cache (reads 0 bytes)".to_string(),
+            &warm_t,
+            warm_ratio,
+            20.0,
+        ),
     ] {
         println!(
             "perf-row {}",

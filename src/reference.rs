@@ -14,7 +14,12 @@ pub fn markdown() -> String {
     let descriptions: BTreeMap<String, String> = crate::server::McpodServer::portable_router()
         .list_all()
         .into_iter()
-        .map(|t| (t.name.to_string(), t.description.unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.description.unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     let mut out = String::from(
         "# Reference: every tool and label\n\n\

@@ -107,7 +107,11 @@ fn check(page: &Path, target: &str) -> Option<String> {
         dir.join(file)
     };
     if !path.exists() {
-        return Some(format!("{}: `{target}`: no file {}", page.display(), path.display()));
+        return Some(format!(
+            "{}: `{target}`: no file {}",
+            page.display(),
+            path.display()
+        ));
     }
     let anchor = anchor?;
     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -133,7 +137,10 @@ fn every_relative_link_resolves() {
             broken.extend(check(&page, &target));
         }
     }
-    assert!(count > 50, "only {count} links found: is the parser broken?");
+    assert!(
+        count > 50,
+        "only {count} links found: is the parser broken?"
+    );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
