@@ -95,6 +95,7 @@ fn one_paragraph(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .replace('|', "\\|")
+        .replace('<', "&lt;")
 }
 
 fn render_schema(out: &mut String, schema: &Value) {
