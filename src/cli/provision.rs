@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use mcpod::provision::{self, ProvisionRequest, Runtime};
+use mcpod::provision::{self, ProvisionRequest};
 use mcpod::workspace::Workspace;
 
 use super::output::{cancel_on_ctrl_c, print, progress_to_stderr, warnings_text};
@@ -42,6 +42,10 @@ pub struct ProvisionArgs {
     /// Resolve again instead of reusing the recorded lock.
     #[arg(long)]
     refresh: bool,
+    /// The runtime to run on: node@22, node@22.5.1, python@3.13, node@host
+    /// (default: from the package's engines.node or Requires-Python).
+    #[arg(long, value_name = "NAME@VERSION")]
+    runtime: Option<String>,
     /// The workspace root a --server-json path resolves in.
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -65,6 +69,7 @@ impl ProvisionArgs {
             server: self.server_name,
             resolve_as_of: self.resolve_as_of,
             refresh: self.refresh,
+            runtime: self.runtime,
         };
         let workspace = Workspace::new(&self.root).map_err(|e| e.to_string())?;
         request
@@ -88,9 +93,13 @@ pub struct ProvisionCommand {
 
 #[derive(Args)]
 pub struct BasesCommand {
-    /// Make this runtime's base again from the host's program (node or python), e.g. after an upgrade.
+    /// Make a base again: node or python (from the host's program, e.g. after an upgrade),
+    /// or a version as a request's runtime names it (node@22, python@3.13).
     #[arg(long, value_name = "RUNTIME")]
     remake: Option<String>,
+    /// Ask the npm registry now which node versions can be made.
+    #[arg(long)]
+    refresh: bool,
     #[command(flatten)]
     policy: PolicyArgs,
     #[command(flatten)]
@@ -142,22 +151,24 @@ pub async fn provision(args: ProvisionCommand) -> Result<(), String> {
 
 pub async fn bases(args: BasesCommand) -> Result<(), String> {
     let policy = args.policy.policy()?;
+    let cancel = cancel_on_ctrl_c();
     if let Some(runtime) = &args.remake {
-        let runtime = Runtime::parse(runtime)
-            .ok_or_else(|| format!("invalid --remake `{runtime}`. Fix: pass node or python"))?;
-        provision::bases::remake(
-            runtime,
-            progress_to_stderr(args.out.json),
-            cancel_on_ctrl_c(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let pick = provision::bases::choice::named(runtime, cancel.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        provision::bases::remake(&pick, progress_to_stderr(args.out.json), cancel.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    let list = provision::bases::list(&policy.bases)
+    let bases = provision::bases::list(&policy.bases)
         .await
         .map_err(|e| e.to_string())?;
+    let can_be_made = provision::bases::makeable(args.refresh, cancel).await;
+    let list = mcpod::server::tools::BaseList { bases, can_be_made };
     print(&list, args.out.json, || {
-        list.iter()
+        let made: String = list
+            .bases
+            .iter()
             .map(|b| match &b.base {
                 Some(base) => format!(
                     "{}: {} {} ({}), {}\n",
@@ -174,6 +185,20 @@ pub async fn bases(args: BasesCommand) -> Result<(), String> {
                     b.will_be_made_from.as_deref().unwrap_or("?")
                 ),
             })
-            .collect()
+            .collect();
+        let makeable: String = list
+            .can_be_made
+            .iter()
+            .map(|m| {
+                format!(
+                    "can be made, {}: {}\n  default: {}\n  from: {}\n",
+                    m.runtime.as_str(),
+                    m.versions.join(", "),
+                    m.default,
+                    m.source
+                )
+            })
+            .collect();
+        made + &makeable
     })
 }

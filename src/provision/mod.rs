@@ -19,8 +19,10 @@
 
 pub mod as_of;
 pub mod bases;
+mod choose;
 pub mod debian;
 pub mod drift;
+mod files;
 mod gc;
 pub mod npm;
 pub mod npm_lock;
@@ -31,7 +33,6 @@ mod rootfs;
 pub mod server_json;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +45,10 @@ use crate::image::{self, Built, Progress, store};
 use crate::labels::{ServerSpec, Servers};
 use crate::{Error, Result};
 pub use bases::{Base, OperatorBases, Runtime};
+use files::{
+    MAX_STAGED_BYTES, STAGE_WARNINGS, TempDir, atomic_write, lock_bytes, lock_files, read_small,
+    readable, tree_bytes, write,
+};
 pub use gc::{Collected, collect};
 pub use reference::{Ecosystem, PackageRef};
 
@@ -101,6 +106,13 @@ pub struct ProvisionRequest {
     /// Resolve the reference again instead of reusing the recorded lock.
     #[serde(default)]
     pub refresh: bool,
+    /// The runtime to run on: `node@22` (the newest 22.x), `node@22.5.1`,
+    /// `python@3.13`, or `node@host` / `python@host` (the host's own).
+    /// Default: node from the package's engines.node, else the current LTS;
+    /// the host's Python, another when the package's Requires-Python
+    /// excludes it. list_bases shows what can be made.
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 impl ProvisionRequest {
@@ -215,6 +227,10 @@ struct Resolution {
     /// What `resolve_as_of` came to (RFC 3339), when it was given.
     #[serde(default)]
     cutoff: Option<String>,
+    /// The runtime chosen for it (`node@22.12.0`, `python@host`): a repeat
+    /// runs on the same one without asking a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    runtime: Option<String>,
 }
 
 /// Provision `spec` on the operator's `bases`. Cancelling stops npm, pip or
@@ -299,21 +315,56 @@ pub async fn provision(
         Ecosystem::Npm => Runtime::Node,
         Ecosystem::Pypi => Runtime::Python,
     };
-    let base = bases::resolve(runtime, operator, progress.clone(), cancel.clone()).await?;
+    let asked = options
+        .runtime
+        .as_deref()
+        .map(|text| bases::choice::parse(text, runtime))
+        .transpose()?;
+    if let (Some(text), Some(image)) = (&options.runtime, operator.get(&runtime)) {
+        return Err(Error::invalid(
+            "runtime",
+            text.as_str(),
+            format!(
+                "the operator runs every {} package on its own base (--base {}={image})",
+                runtime.as_str(),
+                runtime.as_str()
+            ),
+            "drop `runtime`",
+        ));
+    }
     let progressed = Progressed {
         say: progress.clone(),
     };
+    let mut notes = Vec::new();
+    let mut warnings = Vec::new();
+
+    // A PyPI package's Python is chosen before resolving: wheels are picked for it.
+    let mut base = match package.ecosystem {
+        Ecosystem::Npm => None,
+        Ecosystem::Pypi => {
+            let chosen = bases::choice::python(asked.as_ref()).await?;
+            let base =
+                bases::resolve(&chosen.pick, operator, progress.clone(), cancel.clone()).await?;
+            Some(base)
+        }
+    };
 
     // The request, and what resolving it once chose.
-    let target = match package.ecosystem {
-        Ecosystem::Npm => String::new(),
-        Ecosystem::Pypi => format!(
+    let target = match &base {
+        None => String::new(),
+        Some(base) => format!(
             "cp{} glibc {}",
             base.python_minor().unwrap_or_default(),
             base.glibc.as_deref().unwrap_or("")
         ),
     };
-    let request = request_key(&package, &pins, &target, as_of.as_ref());
+    let request = request_key(
+        &package,
+        &pins,
+        &target,
+        options.runtime.as_deref().unwrap_or(""),
+        as_of.as_ref(),
+    );
     let root = store::state_dir().join("provision");
     let request_path = root.join("requests").join(format!("{request}.json"));
     let recorded = (!options.refresh)
@@ -325,7 +376,24 @@ pub async fn provision(
         let lock = read_small(&root.join("locks").join(&r.lock)).ok()?;
         Some((r, lock))
     }) {
-        Some(found) => found,
+        Some((resolution, lock)) => {
+            // The runtime recorded with the lock (none: recorded before
+            // runtimes were chosen, on the host's).
+            let pick = resolution
+                .runtime
+                .as_deref()
+                .and_then(bases::Pick::from_id)
+                .unwrap_or(bases::Pick::Host(runtime));
+            notes.push(format!(
+                "runs on {}, as chosen when the lock was recorded (`refresh` chooses again)",
+                pick.id()
+            ));
+            if base.as_ref().is_none_or(|b| b.id != pick.id()) {
+                base =
+                    Some(bases::resolve(&pick, operator, progress.clone(), cancel.clone()).await?);
+            }
+            (resolution, lock)
+        }
         None => {
             (progress)(format!("resolving {package}"));
             let work = TempDir::create(&root.join(format!("work-{}", crate::engine::nonce())))?;
@@ -333,34 +401,58 @@ pub async fn provision(
                 Some(a) => Some(a.cutoff(&package, cancel.clone()).await?),
                 None => None,
             };
-            let (lock, version) = match package.ecosystem {
-                Ecosystem::Npm => {
-                    if let Some(cutoff) = &cutoff {
-                        // npm reads the project's .npmrc from its directory.
-                        write(&work.path().join(".npmrc"), as_of::npmrc(cutoff).as_bytes())?;
-                    }
-                    npm::resolve(&package, &pins, work.path(), &progressed, cancel.clone()).await?
-                }
-                Ecosystem::Pypi => {
-                    let pip = match &cutoff {
-                        Some(cutoff) => Some((
-                            as_of::pip_wheel(&root.join("pip"), cancel.clone()).await?,
-                            cutoff.as_str(),
-                        )),
-                        None => None,
-                    };
-                    pypi::resolve(
+            if let (Ecosystem::Npm, Some(cutoff)) = (package.ecosystem, &cutoff) {
+                // npm reads the project's .npmrc from its directory.
+                write(&work.path().join(".npmrc"), as_of::npmrc(cutoff).as_bytes())?;
+            }
+            let pip = match (package.ecosystem, &cutoff) {
+                (Ecosystem::Pypi, Some(cutoff)) => Some((
+                    as_of::pip_wheel(&root.join("pip"), cancel.clone()).await?,
+                    cutoff.as_str(),
+                )),
+                _ => None,
+            };
+            let (lock, version, chosen) = match (package.ecosystem, &base) {
+                (Ecosystem::Pypi, Some(first)) => {
+                    let (lock, version, other) = choose::pypi(
                         &package,
                         &pins,
-                        &base,
+                        first,
+                        asked.is_none() && !operator.contains_key(&runtime),
                         work.path(),
                         pip.as_ref().map(|(w, c)| (w.as_path(), *c)),
                         &progressed,
+                        operator,
                         cancel.clone(),
                     )
-                    .await?
+                    .await?;
+                    if let Some((why, other)) = other {
+                        notes.push(why);
+                        base = Some(other);
+                    }
+                    (lock, version, None)
+                }
+                _ => {
+                    let (lock, version) =
+                        npm::resolve(&package, &pins, work.path(), &progressed, cancel.clone())
+                            .await?;
+                    let chosen = choose::node(
+                        &package,
+                        &lock,
+                        asked.as_ref(),
+                        operator,
+                        progress.clone(),
+                        cancel.clone(),
+                    )
+                    .await?;
+                    (lock, version, Some(chosen))
                 }
             };
+            if let Some((chosen_base, why, more)) = chosen {
+                notes.extend(why);
+                warnings.extend(more);
+                base = Some(chosen_base);
+            }
             fetched = true;
             let digest = blake3::hash(&lock).to_hex()[..32].to_string();
             atomic_write(&root.join("locks").join(&digest), &lock)?;
@@ -368,11 +460,19 @@ pub async fn provision(
                 version,
                 lock: digest,
                 cutoff,
+                runtime: base.as_ref().map(|b| b.id.clone()),
             };
             bases::write_json(&request_path, &resolution)?;
             (resolution, lock)
         }
     };
+    let base = base.ok_or_else(|| Error::UnexpectedOutput {
+        command: "provisioning".into(),
+        reason: "no base was chosen".into(),
+    })?;
+    if package.ecosystem == Ecosystem::Npm {
+        warnings.extend(choose::engines_mismatch(&package, &lock, &base));
+    }
     let staged = eco_dir.join(&resolution.lock);
     if !staged.join("ctx").is_dir() {
         (progress)(format!(
@@ -425,14 +525,13 @@ pub async fn provision(
         command.extend(c.runtime_args.iter().cloned());
     }
     command.extend(found.program[1..].iter().cloned());
-    let mut notes = Vec::new();
+    warnings.extend(found.warnings.iter().cloned());
     if let (Some(a), Some(cutoff)) = (&as_of, &resolution.cutoff) {
         notes.push(format!(
             "dependencies resolved as of {cutoff} (`resolve_as_of`: {})",
             a.key()
         ));
     }
-    let mut warnings = found.warnings.clone();
     warnings
         .extend(bases::read_json::<Vec<String>>(&staged.join(STAGE_WARNINGS)).unwrap_or_default());
     let mut env = BTreeMap::new();
@@ -549,6 +648,7 @@ fn request_key(
     package: &PackageRef,
     pins: &[reference::Pin],
     target: &str,
+    runtime: &str,
     as_of: Option<&as_of::AsOf>,
 ) -> String {
     let mut h = blake3::Hasher::new();
@@ -556,7 +656,7 @@ fn request_key(
         h.update(&(s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     };
-    field("mcpod-provision-1");
+    field("mcpod-provision-2");
     field(package.ecosystem.as_str());
     field(&package.normalized_name());
     field(&package.name);
@@ -566,6 +666,10 @@ fn request_key(
         field(&pin.spec);
     }
     field(target);
+    if !runtime.is_empty() {
+        field("runtime");
+        field(runtime);
+    }
     if let Some(as_of) = as_of {
         field("resolve-as-of");
         field(&as_of.key());
@@ -647,164 +751,6 @@ fn cut(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// A directory of mcpod's own that is removed when dropped, unless persisted.
-struct TempDir {
-    path: Option<PathBuf>,
-}
-
-impl TempDir {
-    fn create(path: &Path) -> Result<TempDir> {
-        std::fs::create_dir_all(path).map_err(|e| Error::io("creating", path, e))?;
-        Ok(TempDir {
-            path: Some(path.to_path_buf()),
-        })
-    }
-
-    fn path(&self) -> &Path {
-        self.path.as_deref().unwrap_or(Path::new("/nonexistent"))
-    }
-
-    /// Rename into `to`; when another provisioning got there first, keep
-    /// theirs (same lock, same content) and remove this one.
-    fn persist(mut self, to: &Path) -> Result<()> {
-        let Some(path) = self.path.take() else {
-            return Ok(());
-        };
-        match std::fs::rename(&path, to) {
-            Ok(()) => Ok(()),
-            Err(_) if to.join("ctx").is_dir() => {
-                let _ = std::fs::remove_dir_all(&path);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&path);
-                Err(Error::io("renaming", to, e))
-            }
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_dir_all(path);
-        }
-    }
-}
-
-/// Write a file of mcpod's own.
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io("writing", path, e))
-}
-
-/// Write a file of mcpod's own atomically.
-fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", crate::engine::nonce()));
-    write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))
-}
-
-/// What staging a lock warned of, beside its `ctx`.
-const STAGE_WARNINGS: &str = "warnings.json";
-
-/// The most a staged package may take on disk.
-const MAX_STAGED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-
-/// Bytes of the regular files under `dir` (links not followed).
-fn tree_bytes(dir: &Path) -> Result<u64> {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| Error::io("reading", &d, e))? {
-            let entry = entry.map_err(|e| Error::io("reading", &d, e))?;
-            let meta = entry
-                .metadata()
-                .map_err(|e| Error::io("reading", entry.path(), e))?;
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                total += meta.len();
-            }
-        }
-    }
-    Ok(total)
-}
-
-/// The largest file provisioning reads (a lockfile, a report, a manifest).
-const MAX_READ: u64 = 16 * 1024 * 1024;
-
-/// Read a file of at most 16 MiB (mcpod's own, or a staged package's:
-/// opened non-blocking and refused unless it is a regular file).
-fn read_small(path: &Path) -> Result<Vec<u8>> {
-    crate::cache::input::read_bounded(path, "file", MAX_READ, |_| Ok(()))
-}
-
-/// A lock of several files as one byte string (each `NAME LEN\n` then its bytes).
-fn lock_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, bytes) in files {
-        out.extend_from_slice(format!("{name} {}\n", bytes.len()).as_bytes());
-        out.extend_from_slice(bytes);
-    }
-    out
-}
-
-/// The files of a lock made by [`lock_bytes`].
-fn lock_files(mut lock: &[u8]) -> Result<Vec<(&str, &[u8])>> {
-    let bad = || Error::UnexpectedOutput {
-        command: "reading a recorded lock".into(),
-        reason: "it is not a lock mcpod wrote (remove it, or provision with `refresh`)".into(),
-    };
-    let mut out = Vec::new();
-    while !lock.is_empty() {
-        let nl = lock.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
-        let header = std::str::from_utf8(&lock[..nl]).map_err(|_| bad())?;
-        let (name, len) = header.rsplit_once(' ').ok_or_else(bad)?;
-        let len: usize = len.parse().map_err(|_| bad())?;
-        let rest = &lock[nl + 1..];
-        if rest.len() < len || name.contains('/') || name.is_empty() {
-            return Err(bad());
-        }
-        out.push((name, &rest[..len]));
-        lock = &rest[len..];
-    }
-    Ok(out)
-}
-
-/// Every file and directory under `dir` readable by all, writable by none
-/// but the owner (sessions may run as an unmapped uid).
-fn readable(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let set = |path: &Path, dir_or_exec: bool| {
-            let mode = if dir_or_exec { 0o755 } else { 0o644 };
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("setting the mode of", path, e))
-        };
-        set(&d, true)?;
-        for entry in std::fs::read_dir(&d).map_err(|e| Error::io("reading", &d, e))? {
-            let entry = entry.map_err(|e| Error::io("reading", &d, e))?;
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::io("reading", entry.path(), e))?;
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                let exec = entry
-                    .metadata()
-                    .map(|m| m.permissions().mode() & 0o111 != 0)
-                    .unwrap_or(false);
-                set(&entry.path(), exec)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A progress sink that drops everything (for callers without one).

@@ -522,6 +522,9 @@ mod tests {
             version: "3.12.1".into(),
             glibc: Some("2.36".into()),
             origin: String::new(),
+            id: String::new(),
+            headers: None,
+            integrity: None,
         };
         let args: Vec<String> = target(&base)
             .unwrap()

@@ -44,18 +44,19 @@ fn request_keys_cover_every_input() {
         name: n.into(),
         spec: s.into(),
     };
-    let base = request_key(&p("npm:a@1.0.0"), &[], "", None);
-    assert_ne!(base, request_key(&p("npm:a@1.0.1"), &[], "", None));
-    assert_ne!(
-        base,
-        request_key(&p("npm:a@1.0.0"), &[pin("b", "1")], "", None)
-    );
-    assert_ne!(base, request_key(&p("npm:a@1.0.0"), &[], "cp3.11", None));
-    assert_ne!(base, request_key(&p("pypi:a==1.0.0"), &[], "", None));
-    assert_eq!(base, request_key(&p("npm:a@1.0.0"), &[], "", None));
+    let key = |p: &PackageRef, pins: &[reference::Pin], target: &str, runtime: &str| {
+        request_key(p, pins, target, runtime, None)
+    };
+    let base = key(&p("npm:a@1.0.0"), &[], "", "");
+    assert_ne!(base, key(&p("npm:a@1.0.1"), &[], "", ""));
+    assert_ne!(base, key(&p("npm:a@1.0.0"), &[pin("b", "1")], "", ""));
+    assert_ne!(base, key(&p("npm:a@1.0.0"), &[], "cp3.11", ""));
+    assert_ne!(base, key(&p("pypi:a==1.0.0"), &[], "", ""));
+    assert_ne!(base, key(&p("npm:a@1.0.0"), &[], "", "node@22"));
+    assert_eq!(base, key(&p("npm:a@1.0.0"), &[], "", ""));
     let published = super::as_of::AsOf::Published;
     let day = super::as_of::AsOf::Day(2025, 4, 25);
-    let with = |a| request_key(&p("npm:a@1.0.0"), &[], "", Some(a));
+    let with = |a| request_key(&p("npm:a@1.0.0"), &[], "", "", Some(a));
     assert_ne!(base, with(&published));
     assert_ne!(with(&published), with(&day));
 }

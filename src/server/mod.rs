@@ -275,8 +275,9 @@ launch_session (which also takes the package reference directly).",
     #[tool(
         description = "The base images packages run on: for node (npm packages) and python (PyPI \
 packages), the image, its runtime version and C library, and who provides it (made by mcpod once \
-from the host's own runtime, or the operator's --base). A base not made yet says what it will be made \
-from; listing makes nothing.",
+from node's official binaries on the npm registry, a Debian release's Python, the host's own runtime, \
+or the operator's --base). `can_be_made` lists what provision_server's `runtime` may name (node \
+majors, Python minors) and the default; listing makes nothing and asks no registry.",
         annotations(
             title = "List base images",
             read_only_hint = true,
@@ -286,10 +287,12 @@ from; listing makes nothing.",
         )
     )]
     async fn list_bases(&self) -> Result<Json<BaseList>, String> {
-        provision::bases::list(&self.sessions.policy().bases)
+        let bases = provision::bases::list(&self.sessions.policy().bases)
             .await
-            .map(|bases| Json(BaseList { bases }))
-            .map_err(text_error)
+            .map_err(text_error)?;
+        let can_be_made =
+            provision::bases::makeable(false, tokio_util::sync::CancellationToken::new()).await;
+        Ok(Json(BaseList { bases, can_be_made }))
     }
 
     #[tool(

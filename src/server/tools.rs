@@ -190,4 +190,7 @@ pub struct Stopped {
 #[derive(Clone, Debug, serde::Serialize, JsonSchema)]
 pub struct BaseList {
     pub bases: Vec<crate::provision::bases::BaseReport>,
+    /// What a request's `runtime` may name, by runtime (node versions as
+    /// the npm registry last listed them).
+    pub can_be_made: Vec<crate::provision::bases::Makeable>,
 }
