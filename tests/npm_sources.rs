@@ -344,6 +344,9 @@ fn a_recorded_lock_with_a_git_source_is_refused_before_npm_ci() {
         .block_on(mcpod::provision::npm::stage(
             "npm:evil-mcp@1.0.0",
             &lock,
+            &mcpod::provision::npm_platform::Platform::host(
+                mcpod::provision::npm_platform::Libc::Glibc,
+            ),
             &ctx,
             &progress,
             tokio_util::sync::CancellationToken::new(),

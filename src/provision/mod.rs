@@ -26,6 +26,7 @@ mod files;
 mod gc;
 pub mod npm;
 pub mod npm_lock;
+pub mod npm_platform;
 mod oci;
 pub mod pypi;
 pub mod reference;
@@ -350,14 +351,22 @@ pub async fn provision(
     };
 
     // The request, and what resolving it once chose.
-    let target = match &base {
-        None => String::new(),
-        Some(base) => format!(
-            "cp{} glibc {}",
-            base.python_minor().unwrap_or_default(),
-            base.glibc.as_deref().unwrap_or("")
+    // npm packages lock for a platform: the made bases are glibc; an
+    // operator's node base is asked which.
+    let operator_node = match (package.ecosystem, operator.contains_key(&Runtime::Node)) {
+        (Ecosystem::Npm, true) => Some(
+            bases::resolve(
+                &bases::Pick::Host(Runtime::Node),
+                operator,
+                progress.clone(),
+                cancel.clone(),
+            )
+            .await?,
         ),
+        _ => None,
     };
+    let platform = npm_platform(operator_node.as_ref());
+    let target = target(&package, base.as_ref(), &platform);
     let request = request_key(
         &package,
         &pins,
@@ -433,9 +442,9 @@ pub async fn provision(
                     (lock, version, None)
                 }
                 _ => {
+                    let (work, stop) = (work.path(), cancel.clone());
                     let (lock, version) =
-                        npm::resolve(&package, &pins, work.path(), &progressed, cancel.clone())
-                            .await?;
+                        npm::resolve(&package, &pins, &platform, work, &progressed, stop).await?;
                     let chosen = choose::node(
                         &package,
                         &lock,
@@ -489,7 +498,7 @@ pub async fn provision(
         let staging_warnings = match package.ecosystem {
             Ecosystem::Npm => {
                 let exact = package.exact(&resolution.version);
-                npm::stage(&exact, &lock, &ctx, &progressed, cancel.clone()).await?;
+                npm::stage(&exact, &lock, &platform, &ctx, &progressed, cancel.clone()).await?;
                 Vec::new()
             }
             Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
@@ -637,6 +646,30 @@ pub async fn provision(
         warnings,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The platform npm packages lock for: the made bases are glibc; an
+/// operator's base whose node reports no glibc is taken for musl.
+fn npm_platform(operator_node: Option<&Base>) -> npm_platform::Platform {
+    use npm_platform::{Libc, Platform};
+    Platform::host(if operator_node.is_some_and(|b| b.glibc.is_none()) {
+        Libc::Musl
+    } else {
+        Libc::Glibc
+    })
+}
+
+/// What a request is resolved for, part of its key: npm's platform, PyPI's
+/// Python and glibc.
+fn target(package: &PackageRef, base: Option<&Base>, platform: &npm_platform::Platform) -> String {
+    match (package.ecosystem, base) {
+        (Ecosystem::Npm, _) | (Ecosystem::Pypi, None) => format!("npm {}", platform.key()),
+        (Ecosystem::Pypi, Some(base)) => format!(
+            "cp{} glibc {}",
+            base.python_minor().unwrap_or_default(),
+            base.glibc.as_deref().unwrap_or("")
+        ),
+    }
 }
 
 fn unreachable_input<T>() -> Result<T> {

@@ -19,9 +19,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::npm_lock::{self, Registries};
+use super::npm_platform::{self, Platform};
 use super::reference::{PackageRef, Pin};
 use super::{Found, Progressed};
-use crate::engine::process::Invocation;
+use crate::engine::process::{Invocation, Output};
 use crate::engine::runtime;
 use crate::{Error, Result};
 
@@ -70,11 +71,12 @@ fn manifest(package: &PackageRef, pins: &[Pin]) -> Value {
     doc
 }
 
-/// Resolve in `work`: the lock's bytes (package.json, then package-lock.json)
-/// and the exact version chosen.
+/// Resolve in `work` for `platform`: the lock's bytes (package.json, then
+/// package-lock.json) and the exact version chosen.
 pub async fn resolve(
     package: &PackageRef,
     pins: &[Pin],
+    platform: &Platform,
     work: &Path,
     progress: &Progressed,
     cancel: CancellationToken,
@@ -88,9 +90,11 @@ pub async fn resolve(
             registries.unknown_flags.join(", --")
         );
     }
+    let platform_flags = platform.flags();
     let mut args = vec!["install", "--package-lock-only"];
     args.extend(FLAGS);
-    if let Err(e) = runtime::npm(work, &args, progress.lines("npm"), cancel.clone()).await {
+    args.extend(platform_flags.iter().map(String::as_str));
+    if let Err(e) = npm(work, &args, progress, cancel.clone()).await {
         let refused = match &e {
             Error::CommandFailed { stderr_tail, .. }
                 if REFUSED.iter().any(|c| stderr_tail.contains(c)) =>
@@ -99,9 +103,37 @@ pub async fn resolve(
             }
             _ => Vec::new(),
         };
-        return Err(explain(package, e, &refused));
+        return Err(explain(&package.to_string(), &package.name, e, &refused));
     }
     let lock = super::read_small(&work.join("package-lock.json"))?;
+    // Every entry npm wrote is checked, another platform's included; then
+    // what the session's platform does not install is left out.
+    npm_lock::check(&package.to_string(), &lock, &registries)?;
+    let fitted = npm_platform::for_platform(&lock, platform)?;
+    let names = |list: &[String]| {
+        let shown: Vec<String> = list.iter().take(12).map(|p| cut(p)).collect();
+        let more = list.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("{}{more}", shown.join(", "))
+    };
+    if !fitted.left_out.is_empty() {
+        (progress.say)(format!(
+            "npm: left out of the lock, as not for {}: {}",
+            platform.key(),
+            names(&fitted.left_out)
+        ));
+    }
+    if !fitted.not_loaded.is_empty() {
+        (progress.say)(format!(
+            "npm: optional dependencies npm could not load (no such version in the registry, or a source it refused), left out: {}",
+            names(&fitted.not_loaded)
+        ));
+    }
+    let lock = fitted.lock;
     npm_lock::check(&package.to_string(), &lock, &registries)?;
     let version = locked_version(&lock, &package.name)?;
     Ok((
@@ -184,41 +216,150 @@ fn cut(text: &str) -> String {
     out
 }
 
-fn explain(package: &PackageRef, e: Error, refused: &[String]) -> Error {
-    match e {
-        Error::CommandFailed {
-            command,
-            status,
-            stderr_tail,
-            ..
-        } => {
-            let hint = if REFUSED.iter().any(|c| stderr_tail.contains(c)) {
-                let which = if refused.is_empty() {
-                    "one of its dependencies comes from a git repository, a URL, a file or a directory".to_string()
-                } else {
-                    refused.join("; ")
-                };
-                format!(
-                    "\n`{package}` was refused: {which}. mcpod installs packages from the registry only, so nothing else is fetched or cloned on the host.\nFix: the package must depend on registry versions only: provision another version of it, or pin that dependency to a registry version (`pins`)"
-                )
-            } else if stderr_tail.contains("E404") || stderr_tail.contains("ETARGET") {
-                format!(
-                    "\nFix: check the name and version of `{package}` (`npm view {} versions`)",
-                    package.name
-                )
-            } else if stderr_tail.contains("ENOTFOUND") || stderr_tail.contains("EAI_AGAIN") {
-                "\nFix: npm could not reach its registry; the operator sets it with npm_config_registry".to_string()
+/// An npm failure's hint: what the reason npm gave means for `package`
+/// (its reference as shown, and its name).
+fn explain(package: &str, name: &str, mut e: Error, refused: &[String]) -> Error {
+    if let Error::CommandFailed {
+        stderr_tail, hint, ..
+    } = &mut e
+    {
+        let said = stderr_tail.as_str();
+        *hint = if REFUSED.iter().any(|c| said.contains(c)) {
+            let which = if refused.is_empty() {
+                "one of its dependencies comes from a git repository, a URL, a file or a directory"
+                    .to_string()
             } else {
-                String::new()
+                refused.join("; ")
             };
-            Error::CommandFailed {
-                command,
-                status,
-                stderr_tail,
-                hint,
-            }
+            format!(
+                "\n`{package}` was refused: {which}. mcpod installs packages from the registry only, so nothing else is fetched or cloned on the host.\nFix: the package must depend on registry versions only: provision another version of it, or pin that dependency to a registry version (`pins`)"
+            )
+        } else if said.contains("E404") || said.contains("ETARGET") {
+            format!("\nFix: check the name and version of `{package}` (`npm view {name} versions`)")
+        } else if said.contains("ENOTFOUND") || said.contains("EAI_AGAIN") {
+            "\nFix: npm could not reach its registry; the operator sets it with npm_config_registry"
+                .to_string()
+        } else if said.contains("from lock file") {
+            format!(
+                "\nFix: the recorded lock of `{package}` and its package.json disagree; provision it again with `refresh` to resolve it anew"
+            )
+        } else {
+            std::mem::take(hint)
+        };
+    }
+    e
+}
+
+/// Run npm in `dir`, its output lines as progress. A failure quotes npm's
+/// own reason (its `npm error` lines) rather than the tail of its stderr,
+/// which after a usage error is only npm's usage text.
+async fn npm(
+    dir: &Path,
+    args: &[&str],
+    progress: &Progressed,
+    cancel: CancellationToken,
+) -> Result<Output> {
+    let reason = Arc::new(Mutex::new(Reason::default()));
+    let into = reason.clone();
+    let mut lines = progress.lines("npm");
+    let sink = Box::new(move |line: &str| {
+        if let Ok(mut reason) = into.lock() {
+            reason.take(line);
         }
-        other => other,
+        lines(line);
+    });
+    let mut result = runtime::npm(dir, args, sink, cancel).await;
+    if let Err(Error::CommandFailed { stderr_tail, .. }) = &mut result
+        && let Some(said) = reason.lock().ok().and_then(|r| r.text())
+    {
+        *stderr_tail = said;
+    }
+    result
+}
+
+/// The most lines and bytes of npm's reason an error quotes.
+const REASON_LINES: usize = 24;
+const REASON_BYTES: usize = 3072;
+
+/// npm's reason for a failure, gathered from its output: the `npm error`
+/// lines (`npm ERR!` before npm 10), without the usage text npm appends to a
+/// usage error, the log file's path, or anything past the bounds.
+#[derive(Default)]
+struct Reason {
+    lines: Vec<String>,
+    bytes: usize,
+    more: usize,
+    usage: bool,
+}
+
+impl Reason {
+    fn take(&mut self, line: &str) {
+        let Some(text) = line
+            .strip_prefix("npm error")
+            .or_else(|| line.strip_prefix("npm ERR!"))
+        else {
+            return;
+        };
+        let text = text.trim();
+        if self.usage
+            || text.starts_with("A complete log of this run")
+            || text.starts_with("Log files were not written")
+        {
+            return;
+        }
+        if text == "Usage:" {
+            // Before the usage: a blank line, the command's one-line
+            // summary, a blank line.
+            self.usage = true;
+            while self.lines.last().is_some_and(String::is_empty) {
+                self.lines.pop();
+            }
+            let n = self.lines.len();
+            if n >= 2 && self.lines[n - 2].is_empty() {
+                self.lines.pop();
+            }
+            return;
+        }
+        if text.is_empty() {
+            if self.lines.last().is_some_and(|l| !l.is_empty()) {
+                self.lines.push(String::new());
+            }
+            return;
+        }
+        let text: String = text
+            .chars()
+            .take(400)
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect();
+        if self.lines.len() >= REASON_LINES || self.bytes + text.len() > REASON_BYTES {
+            self.more += 1;
+            return;
+        }
+        self.bytes += text.len();
+        self.lines.push(text);
+    }
+
+    /// The reason as quoted, if npm gave one.
+    fn text(&self) -> Option<String> {
+        let mut lines: Vec<&str> = self
+            .lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if lines.is_empty() {
+            return None;
+        }
+        let more = (self.more > 0).then(|| format!("(and {} more lines of npm's)", self.more));
+        lines.extend(more.as_deref());
+        Some(lines.join("\n"))
     }
 }
 
@@ -236,10 +377,12 @@ fn locked_version(lock: &[u8], name: &str) -> Result<String> {
         })
 }
 
-/// Install the lock of `package` (its exact reference) into `ctx/app`.
+/// Install the lock of `package` (its exact reference) into `ctx/app`, for
+/// `platform`.
 pub async fn stage(
     package: &str,
     lock: &[u8],
+    platform: &Platform,
     ctx: &Path,
     progress: &Progressed,
     cancel: CancellationToken,
@@ -255,21 +398,25 @@ pub async fn stage(
     let registries = registries(&app, cancel.clone()).await?;
     let package_lock = files.last().map(|(_, b)| *b).unwrap_or_default();
     npm_lock::check(package, package_lock, &registries)?;
+    let platform_flags = platform.flags();
     let mut args = vec!["ci", "--omit=dev"];
     args.extend(FLAGS);
-    match runtime::npm(&app, &args, progress.lines("npm"), cancel.clone()).await {
+    args.extend(platform_flags.iter().map(String::as_str));
+    let result = match npm(&app, &args, progress, cancel.clone()).await {
         // A stale packument in npm's shared cache (another npm wrote it while
         // this one read, seen in CI as ETARGET for a version the lock names):
         // once more, asking the registry.
         Err(Error::CommandFailed { stderr_tail, .. }) if stderr_tail.contains("ETARGET") => {
             args.push("--prefer-online");
-            runtime::npm(&app, &args, progress.lines("npm"), cancel).await?;
+            npm(&app, &args, progress, cancel).await
         }
-        other => {
-            other?;
-        }
-    }
-    Ok(())
+        other => other,
+    };
+    result.map(|_| ()).map_err(|e| {
+        let name = package.strip_prefix("npm:").unwrap_or(package);
+        let name = name.rsplit_once('@').map_or(name, |(n, _)| n);
+        explain(package, name, e, &[])
+    })
 }
 
 /// What the staged package says of itself: its program, description and
@@ -484,5 +631,37 @@ mod tests {
                 .to_string()
                 .contains("no `bin`")
         );
+    }
+
+    /// What `npm ci` prints when the lock lacks an optional dependency: the
+    /// reason, then its usage text, which is all a stderr tail showed.
+    #[test]
+    fn npms_reason_is_quoted_not_its_usage() {
+        let mut said = String::from(
+            "npm error code EUSAGE\nnpm error\nnpm error `npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync.\nnpm error\nnpm error Missing: kubernetes-mcp-server-darwin-amd64@ from lock file\nnpm error Missing: kubernetes-mcp-server-windows-arm64@ from lock file\nnpm error\nnpm error Clean install a project\nnpm error\nnpm error Usage:\nnpm error npm ci\nnpm error\nnpm error Options:\n",
+        );
+        for _ in 0..80 {
+            said.push_str("npm error   --install-strategy\nnpm error     Sets the strategy for installing packages in node_modules.\n");
+        }
+        said.push_str("npm warn config something\nnpm error A complete log of this run can be found in: /root/.npm/_logs/x.log\n");
+        let mut reason = Reason::default();
+        for line in said.lines() {
+            reason.take(line);
+        }
+        assert_eq!(
+            reason.text().unwrap(),
+            "code EUSAGE\n`npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync.\nMissing: kubernetes-mcp-server-darwin-amd64@ from lock file\nMissing: kubernetes-mcp-server-windows-arm64@ from lock file"
+        );
+
+        // Bounded, with control characters escaped; older npm's prefix.
+        let mut reason = Reason::default();
+        for i in 0..1000 {
+            reason.take(&format!("npm ERR! line {i}\u{1b}[31m {}", "x".repeat(1000)));
+        }
+        let text = reason.text().unwrap();
+        assert!(text.len() < REASON_BYTES + 200, "{}", text.len());
+        assert!(text.contains("\\u{1b}[31m") && !text.contains('\u{1b}'));
+        assert!(text.ends_with("more lines of npm's)"), "{text}");
+        assert!(Reason::default().text().is_none());
     }
 }

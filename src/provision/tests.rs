@@ -60,3 +60,47 @@ fn request_keys_cover_every_input() {
     assert_ne!(base, with(&published));
     assert_ne!(with(&published), with(&day));
 }
+
+/// A lock resolved for one CPU or C library is not reused for another: the
+/// npm platform is part of the request's key.
+#[test]
+fn the_npm_platform_is_part_of_the_request_key() {
+    use npm_platform::{Libc, Platform};
+    let base = Base {
+        runtime: Runtime::Node,
+        id: "node@20.20.2".into(),
+        image: "localhost/mcpod-base-node:x".into(),
+        image_id: "x".into(),
+        version: "v20.20.2".into(),
+        glibc: None,
+        origin: "made".into(),
+        headers: None,
+        integrity: None,
+    };
+    let p = PackageRef::parse("t", "npm:kubernetes-mcp-server@0.0.67").unwrap();
+    let on = |cpu, libc| Platform {
+        os: "linux",
+        cpu,
+        libc,
+    };
+    let keys: Vec<String> = [
+        on("x64", Libc::Glibc),
+        on("arm64", Libc::Glibc),
+        on("x64", Libc::Musl),
+    ]
+    .iter()
+    .map(|platform| request_key(&p, &[], &target(&p, Some(&base), platform), "", None))
+    .collect();
+    assert!(
+        keys[0] != keys[1] && keys[0] != keys[2] && keys[1] != keys[2],
+        "{keys:?}"
+    );
+    // The made base is glibc; an operator's base whose node has no glibc is musl.
+    assert_eq!(npm_platform(None).libc, Libc::Glibc);
+    assert_eq!(npm_platform(Some(&base)).libc, Libc::Musl);
+    let glibc = Base {
+        glibc: Some("2.36".into()),
+        ..base
+    };
+    assert_eq!(npm_platform(Some(&glibc)).libc, Libc::Glibc);
+}
