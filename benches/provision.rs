@@ -19,7 +19,12 @@
 //!
 //! Warm and baseline runs are interleaved (N=5 each, medians printed, with
 //! warm / baseline). Without `--bench` (as under `cargo test --benches`) it
-//! runs one warm and one baseline run of the npm case.
+//! runs one warm and one baseline run of the npm case. Words after `--`
+//! choose cases by name (`cargo bench --bench provision -- platform`).
+//!
+//! The platform-binary case (`kubernetes-mcp-server`, a Go binary per
+//! platform as optional dependencies, a dummy kubeconfig mounted) has no
+//! example image of its own: its baseline is the npm case's.
 
 use std::process::Command;
 use std::time::Instant;
@@ -66,7 +71,44 @@ const CASES: &[Case] = &[
         example_server: "time",
         example_call: "time/get_current_time",
     },
+    Case {
+        name: "npm platform binary",
+        reference: "npm:kubernetes-mcp-server@0.0.67",
+        extra: &[
+            "--allow-mount",
+            KUBE_DIR,
+            "--mount",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-kube:/kube"),
+            "--extra-arg",
+            "kubernetes=--kubeconfig",
+            "--extra-arg",
+            "kubernetes=/kube/config",
+        ],
+        call: "kubernetes/configuration_view",
+        args: "{}",
+        example_dir: "examples/node-reference",
+        example_name: "localhost/mcpod-node-reference",
+        example_server: "memory",
+        example_call: "memory/read_graph",
+    },
 ];
+
+/// The dummy kubeconfig the platform-binary case's server reads at start.
+const KUBE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-kube");
+
+fn write_kubeconfig() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new(KUBE_DIR);
+    std::fs::create_dir_all(dir).expect("kube dir");
+    std::fs::write(
+        dir.join("config"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {server: \"https://127.0.0.1:6443\"}\n  name: dummy\ncontexts:\n- context: {cluster: dummy, user: dummy}\n  name: dummy\ncurrent-context: dummy\nusers:\n- name: dummy\n  user: {token: dummy}\n",
+    )
+    .expect("kubeconfig");
+    for (path, mode) in [(dir.to_path_buf(), 0o755), (dir.join("config"), 0o644)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
 
 fn run(args: &[&str], state: Option<&std::path::Path>) -> (f64, serde_json::Value) {
     let mut command = Command::new(MCPOD);
@@ -122,7 +164,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = if full { 5 } else { 1 };
-    let cases = if full { CASES } else { &CASES[..1] };
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let cases: Vec<&Case> = if full {
+        CASES.iter().collect()
+    } else {
+        vec![&CASES[0]]
+    };
+    let cases: Vec<&Case> = cases
+        .into_iter()
+        .filter(|c| chosen.is_empty() || chosen.iter().any(|w| c.name.contains(w.as_str())))
+        .collect();
+    write_kubeconfig();
     println!("package reference to first tool result (mcpod launch REF --call), s; N={n}");
     println!(
         "{:<22} {:>8} {:>8} {:>9} {:>8} {:>8}",
