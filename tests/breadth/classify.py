@@ -15,7 +15,7 @@ matching is `other`. The classes:
   8 writes beside code  the server writes into its own tree on the read-only root
   network-needed        the server tried the network at start (DNS, connect)
   timeout               no answer within the deadline (handshake or the run's own)
-  other
+  other                 anything else, e.g. mcpod's handshake failing on a late server/discover answer
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ import re
 
 # (class, rule name, pattern). Case-sensitive unless the pattern says (?i) or (?i:...).
 RULES: list[tuple[str, str, str]] = [
+    # mcpod's handshake, not the package: rmcp's Auto lifecycle gives `server/discover` 10 s, then
+    # sends `initialize`; a server slower than that (a loaded machine) answers the probe late.
+    ("other", "late server/discover answer", r"conflict initialized response id|uncorrelated error response"),
+    # The host, not the package: provisioning ran out of disk.
+    ("other", "host disk full", r"(?i:no space left on device)|ENOSPC"),
     ("8 writes beside code", "EROFS", r"EROFS|\[Errno 30\]|Read-only file system"),
     ("2 bytecode", "compileall", r"compileall"),
     ("5 missing library", "ld.so", r"error while loading shared libraries|cannot open shared object file|version `GLIBC_[0-9.]+' not found"),
@@ -34,10 +39,10 @@ RULES: list[tuple[str, str, str]] = [
     ("4 runtime version", "engines", r"(?i)unsupported engine|engines\.node|\"engines\"|The engine \"node\" is incompatible"),
     ("4 runtime version", "Requires-Python", r"(?i)requires-python|require a different python version|requires python"),
     ("3 native addon", "bindings", r"Could not locate the bindings file|\.node'|\.node\b.*(?:not found|ENOENT)|node-gyp|NODE_MODULE_VERSION|prebuild"),
-    ("3 native addon", "no wheel", r"(?i)no matching distribution|only-binary|from versions: none"),
+    ("3 native addon", "no wheel", r"No matching distribution found|from versions: none"),
     ("6 system program", "spawn ENOENT", r"spawn \S+ ENOENT|(?i:command not found)|Bad git executable|executable .{0,40} not found"),
     ("6 system program", "missing program", r"FileNotFoundError: \[Errno 2\] No such file or directory: '[\w.-]+'"),
-    ("7 dependency drift", "import/attribute", r"AttributeError|ImportError: cannot import name|does not provide an export named|ERR_PACKAGE_PATH_NOT_EXPORTED|is not a function"),
+    ("7 dependency drift", "import/attribute", r"AttributeError|ModuleNotFoundError: No module named '\w+\.[\w.]+'|ImportError: cannot import name|does not provide an export named|ERR_PACKAGE_PATH_NOT_EXPORTED|is not a function"),
     ("network-needed", "resolve/connect", r"ENOTFOUND|EAI_AGAIN|getaddrinfo|Temporary failure in name resolution|Name or service not known|ECONNREFUSED|ENETUNREACH|Network is unreachable|Connection refused|fetch failed|(?i:failed to resolve)|nodename nor servname"),
     ("timeout", "deadline", r"(?i)did not answer `?initialize`? within|handshake.{0,40}(?:timed out|deadline)|timed out|deadline"),
 ]
@@ -60,7 +65,10 @@ def evidence(text: str) -> str:
         if m:
             start = text.rfind("\n", 0, m.start()) + 1
             end = text.find("\n", m.end())
-            return text[start : end if end >= 0 else len(text)].strip()[:400]
+            end = end if end >= 0 else len(text)
+            # A long line (a host command's message) is cut to a window around the match.
+            start, end = max(start, m.start() - 200), min(end, m.end() + 200)
+            return text[start:end].strip()
     for line in text.splitlines():
         if line.strip():
             return line.strip()[:400]
