@@ -44,12 +44,15 @@ pub fn collect(dry_run: bool) -> Result<Collected> {
             let _ = std::fs::remove_dir_all(&path);
         }
     };
+    let toolchains = store::state_dir().join("toolchains");
     for entry in std::fs::read_dir(bases::bases_dir())
         .into_iter()
+        .chain(std::fs::read_dir(toolchains))
         .flatten()
         .flatten()
     {
-        if entry.file_name().to_string_lossy().contains("-stage-") && old(&entry.path()) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if (name.contains("-stage-") || name.starts_with("stage-")) && old(&entry.path()) {
             remove(entry.path(), &mut out.leftovers);
         }
     }
@@ -70,7 +73,11 @@ pub fn collect(dry_run: bool) -> Result<Collected> {
                 if old(&entry.path()) {
                     remove(entry.path(), &mut out.leftovers);
                 }
-            } else if !used.contains(&name) && entry.path().is_dir() {
+            } else if !used.contains(
+                name.split_once("-b")
+                    .map_or(name.as_str(), |(lock, _)| lock),
+            ) && entry.path().is_dir()
+            {
                 remove(entry.path(), &mut out.staged);
             }
         }

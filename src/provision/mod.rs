@@ -19,6 +19,7 @@
 
 pub mod as_of;
 pub mod bases;
+pub mod build;
 mod choose;
 pub mod debian;
 pub mod drift;
@@ -482,7 +483,12 @@ pub async fn provision(
     if package.ecosystem == Ecosystem::Npm {
         warnings.extend(choose::engines_mismatch(&package, &lock, &base));
     }
-    let staged = eco_dir.join(&resolution.lock);
+    // A tree whose install scripts run is built for its base's node.
+    let built_for = match package.ecosystem {
+        Ecosystem::Npm => build::key(&lock, &base),
+        Ecosystem::Pypi => String::new(),
+    };
+    let staged = eco_dir.join(format!("{}{built_for}", resolution.lock));
     if !staged.join("ctx").is_dir() {
         (progress)(format!(
             "fetching {} into {}",
@@ -499,6 +505,7 @@ pub async fn provision(
             Ecosystem::Npm => {
                 let exact = package.exact(&resolution.version);
                 npm::stage(&exact, &lock, &platform, &ctx, &progressed, cancel.clone()).await?;
+                build::npm(&ctx.join("app"), &base, &progressed, cancel.clone()).await?;
                 Vec::new()
             }
             Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,

@@ -514,7 +514,7 @@ pub fn found(package: &PackageRef, lock: &[u8], ctx: &Path, bin: Option<&str>) -
     let mut warnings = Vec::new();
     if !scripts.is_empty() {
         warnings.push(format!(
-            "install scripts were not run (npm --ignore-scripts, so no package code runs on the host) for: {}; a package that needs one to build a native part may fail at start",
+            "install scripts ran in a build container (no network, only the package tree writable), never on the host, for: {}",
             scripts.join(", ")
         ));
     }

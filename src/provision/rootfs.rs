@@ -26,6 +26,11 @@ impl Rootfs {
         })
     }
 
+    /// The staging root on the host.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
     /// Files and bytes staged so far.
     pub fn size(&self) -> (u64, u64) {
         (self.files, self.bytes)
