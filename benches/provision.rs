@@ -15,7 +15,13 @@
 //!   byte-identical);
 //! - **warm**: the recorded lock and the cached image (no npm, pip or buildah);
 //! - **baseline**: the same server in its hand-built example image
-//!   (`examples/node-reference`, `examples/python-time`), launched the same way.
+//!   (`examples/node-reference`, `examples/python-time`), launched the same way
+//!   (none for the native-addon case: its ratios print as NaN).
+//!
+//! `cargo bench --bench provision -- addon` runs only the cases whose name
+//! has that word (here: `npm native addon`, an npm server whose sqlite3
+//! addon is compiled in the build container; its cold run makes the
+//! toolchain in the fresh state dir too).
 //!
 //! Warm and baseline runs are interleaved (N=5 each, medians printed, with
 //! warm / baseline). Without `--bench` (as under `cargo test --benches`) it
@@ -90,6 +96,19 @@ const CASES: &[Case] = &[
         example_name: "localhost/mcpod-node-reference",
         example_server: "memory",
         example_call: "memory/read_graph",
+    },
+    Case {
+        name: "npm native addon",
+        // sqlite3 5.1.7 compiled by its install script in the build container.
+        reference: "npm:mcp-server-sqlite-npx@0.8.0",
+        extra: &["--extra-arg", "sqlite-npx=/tmp/bench.db"],
+        call: "sqlite-npx/list_tables",
+        args: "{}",
+        // No hand-built example: no baseline.
+        example_dir: "",
+        example_name: "",
+        example_server: "",
+        example_call: "",
     },
 ];
 
@@ -184,18 +203,20 @@ fn main() {
         "case", "cold", "warm", "baseline", "warm/b", "cold/b"
     );
     for case in cases {
-        let (_, built) = run(
-            &[
-                "build",
-                "--name",
-                case.example_name,
-                "--context",
-                case.example_dir,
-                "--json",
-            ],
-            None,
-        );
-        let example = built["tag"].as_str().expect("example tag").to_string();
+        let example = (!case.example_dir.is_empty()).then(|| {
+            let (_, built) = run(
+                &[
+                    "build",
+                    "--name",
+                    case.example_name,
+                    "--context",
+                    case.example_dir,
+                    "--json",
+                ],
+                None,
+            );
+            built["tag"].as_str().expect("example tag").to_string()
+        });
         // Once, untimed: the lock recorded and the image built (the warm state).
         launch(case, None);
         let cold = if full {
@@ -247,9 +268,17 @@ fn main() {
             assert_eq!(result["session"]["provisioned"]["fetched"], false);
             assert_eq!(result["session"]["provisioned"]["image"]["cache_hit"], true);
             warm.push(secs);
-            base.push(baseline(case, &example));
+            if let Some(example) = &example {
+                base.push(baseline(case, example));
+            }
         }
-        let (w, b) = (median(warm), median(base));
+        let w = median(warm);
+        // No baseline: the ratios print as NaN.
+        let b = if base.is_empty() {
+            f64::NAN
+        } else {
+            median(base)
+        };
         let cold_text = cold
             .map(|c| format!("{c:.2}"))
             .unwrap_or_else(|| "-".into());
