@@ -303,6 +303,8 @@ fn run_args(app: &Path, image: &str, container: &str, user: &UserMode) -> Vec<St
         // `U`: podman hands the tree to the build's uid (and back after).
         format!("--volume={}:{MOUNT}:rw,U", app.display()),
         format!("--workdir={MOUNT}"),
+        // npm's debug log would be in the container's /tmp, gone with it.
+        "--env=npm_config_logs_max=0".into(),
     ];
     a.extend(
         isolation::flags(&policy)
@@ -373,6 +375,10 @@ impl Log {
     /// Take `line`; what to show as progress, if anything.
     fn push(&mut self, line: &str) -> Option<String> {
         self.bytes += line.len() as u64 + 1;
+        // npm 11 on the variables prebuild-install and node-pre-gyp read.
+        if line.starts_with("npm warn Unknown env config") {
+            return None;
+        }
         self.lines += 1;
         let npm_line = line.starts_with("npm error") || line.starts_with("npm ERR!");
         if let Some(path) = npm_line
