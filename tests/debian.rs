@@ -47,6 +47,17 @@ async fn a_release_python_unpacks_and_runs_and_a_second_fetch_brings_only_what_i
         "{names:?}"
     );
     assert!(base.iter().all(|d| d.sha256.len() == 64));
+    // Again, from the download cache: the same packages, none left out.
+    let again = debian::fetch(
+        Suite::Trixie,
+        &["python3".to_string()],
+        &[],
+        &progress,
+        &cancel,
+    )
+    .await
+    .expect("fetches again");
+    assert_eq!(again, base, "a repeat names every package, cached or not");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let rootfs = dir.path().join("rootfs");

@@ -194,6 +194,9 @@ pub async fn fetch(
         ));
     }
     let root = Root::prepare(suite, installed)?;
+    // apt runs without its own locks (they are the host's): one fetch at a
+    // time per suite's root, across mcpod processes too.
+    let _lock = root.lock().await?;
     let fresh = root.lists_age().is_some_and(|age| age < LISTS_MAX_AGE);
     if !fresh {
         root.update(progress, cancel).await?;
@@ -420,10 +423,40 @@ impl Root {
         std::fs::write(&stamp, b"").map_err(|e| Error::io("writing", &stamp, e))
     }
 
-    /// What installing `want` would download: apt's `--print-uris` lines.
+    /// Hold the root's lock file until the guard drops.
+    async fn lock(&self) -> Result<std::fs::File> {
+        let path = self.dir.join("lock");
+        tokio::task::spawn_blocking(move || {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io("opening", &path, e))?;
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(Error::io("locking", &path, std::io::Error::last_os_error()));
+            }
+            Ok(file)
+        })
+        .await
+        .map_err(|e| Error::UnexpectedOutput {
+            command: "locking Debian's package root".into(),
+            reason: e.to_string(),
+        })?
+    }
+
+    /// What installing `want` would download: apt's `--print-uris` lines,
+    /// asked against an empty download cache (apt leaves out what its cache
+    /// holds already), for files in the real one.
     async fn plan(&self, want: &[String], cancel: &CancellationToken) -> Result<Vec<Deb>> {
+        let empty = self.dir.join("var/cache/apt/plan");
+        let partial = empty.join("partial");
+        std::fs::create_dir_all(&partial).map_err(|e| Error::io("creating", &partial, e))?;
         let out = Invocation::new("apt-get")
             .args(self.options())
+            .arg(format!("-oDir::Cache::Archives={}/", empty.display()))
             .args(["install", "--print-uris", "-y", "-qq", "--"])
             .args(want)
             .timeout(APT_TIMEOUT)
