@@ -89,7 +89,8 @@ fn build_containers() -> Vec<String> {
 }
 
 /// A staged-like tree: a root package.json and one dependency `name` with
-/// `manifest`'s scripts and the given extra files.
+/// `manifest`'s scripts, a `binding.gyp` (so its scripts count as a native
+/// build, as any package can claim) and the given extra files.
 fn tree(name: &str, scripts: serde_json::Value, files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tree");
     let app = dir.path();
@@ -105,6 +106,11 @@ fn tree(name: &str, scripts: serde_json::Value, files: &[(&str, &str)]) -> tempf
         &format!("{pkg}/package.json"),
         &json!({"name": name, "version": "1.0.0", "scripts": scripts}).to_string(),
     );
+    common::write(
+        app,
+        &format!("{pkg}/binding.gyp"),
+        r#"{"targets": [{"target_name": "none", "type": "none"}]}"#,
+    );
     for (path, content) in files {
         common::write(app, &format!("{pkg}/{path}"), content);
     }
@@ -115,7 +121,7 @@ async fn run(app: &Path) -> mcpod::Result<Vec<String>> {
     let cancel = CancellationToken::new();
     let progress = common::quiet();
     let base = provision::bases::resolve(
-        Runtime::Node,
+        &provision::bases::Pick::Host(Runtime::Node),
         &Default::default(),
         progress.clone(),
         cancel.clone(),

@@ -49,11 +49,23 @@ const MOUNT: &str = super::npm::APP;
 /// The uid and gid scripts run as inside the container.
 const BUILD_USER: &str = "1000:1000";
 
-/// A package whose install scripts npm would run.
+/// What in an install script marks a native build (or a prebuilt addon's
+/// download, which falls back to building it).
+const NATIVE_TOOLS: &[&str] = &[
+    "node-gyp",
+    "prebuild-install",
+    "node-pre-gyp",
+    "cmake-js",
+    "prebuildify",
+];
+
+/// A package with a native addon whose install scripts run in the build.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scripted {
     /// `name@version`
     pub package: String,
+    /// Its name, as `npm rebuild` takes it.
+    pub name: String,
     /// Its directory relative to the tree (`node_modules/sqlite3`).
     pub dir: PathBuf,
 }
@@ -142,13 +154,22 @@ fn visit(
         && !script("preinstall")
         && manifest["gypfile"].as_bool() != Some(false)
         && dir.join("binding.gyp").is_file();
-    if script("preinstall") || script("install") || script("postinstall") || gyp {
+    // Only native builds run: a binding.gyp, or a script that builds or
+    // fetches an addon (which, with no network, builds it). Other scripts
+    // (a browser download, a banner) are skipped as npm's --ignore-scripts
+    // skipped them: with no network most could only fail.
+    let native_tool = ["preinstall", "install", "postinstall"].iter().any(|name| {
+        manifest["scripts"][*name]
+            .as_str()
+            .is_some_and(|s| NATIVE_TOOLS.iter().any(|tool| s.contains(tool)))
+    });
+    let scripted = script("preinstall") || script("install") || script("postinstall");
+    let native = gyp || native_tool || (scripted && dir.join("binding.gyp").is_file());
+    let name = manifest["name"].as_str().unwrap_or_default();
+    if native && is_npm_name(name) {
         found.push(Scripted {
-            package: format!(
-                "{}@{}",
-                manifest["name"].as_str().unwrap_or("?"),
-                manifest["version"].as_str().unwrap_or("?")
-            ),
+            package: format!("{name}@{}", manifest["version"].as_str().unwrap_or("?")),
+            name: name.to_string(),
             dir: rel.to_path_buf(),
         });
         if found.len() > MAX_PACKAGES {
@@ -182,6 +203,8 @@ pub async fn npm(
         return Ok(Vec::new());
     }
     let names: Vec<String> = scripted.iter().map(|s| s.package.clone()).collect();
+    let mut rebuild: Vec<String> = scripted.iter().map(|s| s.name.clone()).collect();
+    rebuild.dedup();
     let toolchain = toolchain::for_base(base, &progress.say, &cancel).await?;
     (progress.say)(format!(
         "running the install scripts of {} in a build container (network none, only the package tree writable)",
@@ -190,7 +213,7 @@ pub async fn npm(
     let user = UserMode::detect().await;
     user.usable()?;
     let container = format!("mcpod-build-{}", crate::engine::nonce());
-    let args = run_args(app, &toolchain.image_id, &container, &user);
+    let args = run_args(app, &toolchain.image_id, &container, &user, &rebuild);
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = cancel.child_token();
     let sink = {
@@ -283,7 +306,13 @@ pub async fn npm(
 /// network and no capabilities (the scripts run as a non-root uid, which
 /// capabilities would not reach anyway), a read-only root, `/app` the only
 /// writable tree besides a small `/tmp`, and podman's own deadline.
-fn run_args(app: &Path, image: &str, container: &str, user: &UserMode) -> Vec<String> {
+fn run_args(
+    app: &Path,
+    image: &str,
+    container: &str,
+    user: &UserMode,
+    packages: &[String],
+) -> Vec<String> {
     let policy = BuildPolicy {
         network: false,
         ..isolation::policy().clone()
@@ -316,8 +345,26 @@ fn run_args(app: &Path, image: &str, container: &str, user: &UserMode) -> Vec<St
         a.push(format!("--user={BUILD_USER}"));
     }
     a.push(image.into());
-    a.extend(["npm".into(), "rebuild".into()]);
+    a.extend(["npm".into(), "rebuild".into(), "--".into()]);
+    a.extend(packages.iter().cloned());
     a
+}
+
+/// An npm package name (`name`, `@scope/name`): lowercase letters, digits,
+/// `-._~`, at most 214 bytes; never an option to npm.
+fn is_npm_name(name: &str) -> bool {
+    let bare = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(['.', '_', '-'])
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._~".contains(&b))
+    };
+    name.len() <= 214
+        && match name.strip_prefix('@').map(|s| s.split_once('/')) {
+            Some(Some((scope, bare_name))) => bare(scope) && bare(bare_name),
+            Some(None) => false,
+            None => bare(name),
+        }
 }
 
 /// Give the tree back to mcpod's uid (the build's uid owns what it wrote).
@@ -457,7 +504,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packages_with_install_scripts_or_a_binding_gyp_are_found() {
+    fn packages_with_native_builds_are_found_and_other_scripts_skipped() {
         let app = tempfile::tempdir().unwrap();
         let put = |rel: &str, manifest: &str, gyp: bool| {
             let dir = app.path().join(rel);
@@ -497,7 +544,21 @@ mod tests {
             .into_iter()
             .map(|s| s.package)
             .collect();
-        assert_eq!(found, ["@s/g@2.0.0", "a@1.0.0", "p@3.0.0"]);
+        // `p`'s postinstall builds nothing native: skipped, as npm's
+        // --ignore-scripts skipped it.
+        assert_eq!(found, ["@s/g@2.0.0", "a@1.0.0"]);
+    }
+
+    #[test]
+    fn only_npm_names_reach_npm_rebuild() {
+        for good in ["sqlite3", "@scope/better-sqlite3", "a.b_c~d-e"] {
+            assert!(is_npm_name(good), "{good}");
+        }
+        for bad in [
+            "", "--global", "-x", "@scope", "@/x", "A", "a b", ".hidden", "a/b",
+        ] {
+            assert!(!is_npm_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -199,12 +199,20 @@ fn copy_tree_to(side: &mut Rootfs, src: &Path, abs: &Path) -> Result<()> {
     fs::rename(&from, &to).map_err(|e| Error::io("moving", &from, e))
 }
 
-/// node's headers for the node `base` runs: for now the host node's
-/// (`<prefix>/include/node`, beside the node the made base was made from),
-/// refused unless they are of the base's node version (an addon built
-/// against other headers would not load). The one place that changes when
-/// bases come with their own headers.
+/// node's headers for the node `base` runs: those kept with a base made
+/// from node's official binaries, else the host node's
+/// (`<prefix>/include/node`, beside the node a host-made base was made
+/// from), refused unless they are of the base's node version (an addon built
+/// against other headers would not load).
 pub fn node_headers(base: &Base) -> Result<PathBuf> {
+    // A base made from node's official binaries kept their headers.
+    if let Some(headers) = base
+        .headers
+        .as_ref()
+        .filter(|h| h.join("node_version.h").is_file())
+    {
+        return Ok(headers.clone());
+    }
     let node = which("node").ok_or_else(|| {
         Error::invalid(
             "node",
