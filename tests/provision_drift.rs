@@ -35,11 +35,19 @@ const SQLITE_DB: [&str; 4] = [
 ];
 
 /// mcp-server-sqlite resolved today gets mcp 2.x and dies at start with an
-/// AttributeError: the error names the installed mcp and the way out
-/// (`resolve_as_of`, or the pin), not the labels.
+/// AttributeError. Launched from its image, the error names the installed
+/// mcp and the way out (`resolve_as_of`, or the pin), not the labels;
+/// launched from its package reference, mcpod takes that way itself: it
+/// provisions it again as of its publication, and the server answers.
 #[test]
 fn a_server_that_fails_on_todays_dependencies_names_them_and_resolve_as_of() {
-    let mut args = vec!["launch", SQLITE];
+    let (ok, provisioned, err) = mcpod(&["provision", SQLITE, "--json"], None);
+    assert!(ok, "{err}");
+    let tag = provisioned["image"]["tag"]
+        .as_str()
+        .expect("tag")
+        .to_string();
+    let mut args = vec!["launch", tag.as_str()];
     args.extend(SQLITE_DB);
     let (ok, _, err) = mcpod(&args, None);
     assert!(!ok, "mcp 2.x is resolved and the server cannot start");
@@ -49,6 +57,18 @@ fn a_server_that_fails_on_todays_dependencies_names_them_and_resolve_as_of() {
     assert!(fix.contains("\"resolve_as_of\": \"published\""), "{fix}");
     assert!(fix.contains("\"pins\": [\"mcp<2\"]"), "{fix}");
     assert!(!fix.contains("labels"), "{fix}");
+
+    let mut args = vec!["launch", SQLITE];
+    args.extend(SQLITE_DB);
+    args.extend(["--call", "sqlite/list_tables", "--json"]);
+    let (ok, launched, err) = mcpod(&args, None);
+    assert!(
+        ok,
+        "the package reference is provisioned again as of its publication: {err}"
+    );
+    let notes = launched["session"]["provisioned"]["notes"].to_string();
+    assert!(notes.contains("resolved as of its publication"), "{notes}");
+    assert_ne!(launched["call"]["isError"], true, "{launched}");
 }
 
 /// The same package resolved as of a past day (npm's and pip's view of the
@@ -124,4 +144,26 @@ fn npm_resolves_as_of_publication() {
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(version, _)| version);
     assert_eq!(zod, Some("3.24.4"), "zod as of 2025-05-08");
+}
+
+/// Resolved as of its own publication, mcp-server-sqlite gets mcp 1.6, whose
+/// server exits on a request it does not know: it dies on the
+/// `server/discover` probe, and is started again with `initialize` only.
+#[test]
+fn an_old_sdk_server_that_dies_on_the_discover_probe_starts_on_initialize() {
+    let mut args = vec!["launch", SQLITE, "--as-of", "published"];
+    args.extend(SQLITE_DB);
+    args.extend(["--call", "sqlite/list_tables", "--json"]);
+    let (ok, launched, err) = mcpod(&args, None);
+    assert!(ok, "{err}");
+    let session = &launched["session"];
+    let sqlite = &session["servers"]["sqlite"];
+    assert_eq!(sqlite["status"], "ready", "{session}");
+    assert!(
+        sqlite["handshake"]["protocol_version"]
+            .as_str()
+            .is_some_and(|v| v < "2026"),
+        "an older protocol, by initialize: {sqlite}"
+    );
+    assert_ne!(launched["call"]["isError"], true, "{launched}");
 }

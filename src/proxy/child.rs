@@ -210,6 +210,9 @@ pub struct Child {
     pub(super) died: CancellationToken,
     exit_code: Mutex<Option<i32>>,
     pub(super) call_timeout: Duration,
+    /// It failed the handshake that probed with `server/discover`: an older
+    /// server may have died on the unknown method, or answered it late.
+    probe_failed: std::sync::atomic::AtomicBool,
     /// Kept so the connection lives as long as the child; closing it ends the server.
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, Handler>>>,
 }
@@ -240,6 +243,7 @@ pub struct NotStarted {
 }
 
 /// How to talk to one server.
+#[derive(Clone)]
 pub struct StartSpec {
     pub name: String,
     /// The session it serves.
@@ -250,6 +254,8 @@ pub struct StartSpec {
     pub handshake: Duration,
     pub call_timeout: Duration,
     pub changed: tokio::sync::broadcast::Sender<()>,
+    /// Handshake with `initialize` only, without the `server/discover` probe.
+    pub legacy: bool,
 }
 
 impl Child {
@@ -267,6 +273,14 @@ impl Child {
     /// Whether the child runs `tool` only as a task (see `child_task.rs`).
     pub fn task_only(&self, tool: &str) -> bool {
         self.shared.lane.task_only(tool)
+    }
+
+    /// Whether starting it again with `initialize` only may succeed: it
+    /// failed the handshake that began with the `server/discover` probe
+    /// (servers on older SDKs exit on a method they do not know, and a slow
+    /// one's late answer to the probe confuses the fallback).
+    pub fn probe_failed(&self) -> bool {
+        self.probe_failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_ready(&self) -> bool {

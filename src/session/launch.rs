@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::container;
 use super::recipe::{Recipe, Resolved, apply_overrides};
 use super::registry::{Session, Sessions, reap, shut_down};
+use super::servers::{as_of_publication, no_server_ready, start_failure_fix};
 use super::stream::SessionStream;
 use super::{LaunchInput, SessionInfo, SessionState};
 use crate::engine;
@@ -18,7 +19,7 @@ use crate::engine::engines::{Engine, LOCAL};
 use crate::engine::env::EnvFile;
 use crate::image::{self, Built, Progress};
 use crate::labels::ServerSpec;
-use crate::proxy::{Child, StartSpec, Status};
+use crate::proxy::{Child, Status};
 use crate::{Error, Result};
 
 impl Sessions {
@@ -84,9 +85,35 @@ impl Sessions {
             self.launching.fetch_add(1, Ordering::SeqCst);
             LaunchSlot(&self.launching)
         };
+        let asked = input.clone();
         let provisioned = self.provision_for(&mut input, &progress, &cancel).await?;
-        let mut info = self.launch_resolved(&input, &progress, &cancel).await?;
-        info.provisioned = provisioned.map(Box::new);
+        let failed = match self.launch_resolved(&input, &progress, &cancel).await {
+            Ok(mut info) => {
+                info.provisioned = provisioned.map(Box::new);
+                return Ok(info);
+            }
+            Err(e) => e,
+        };
+        let Some(mut again) = as_of_publication(asked, provisioned.as_ref(), &failed) else {
+            return Err(failed);
+        };
+        // Its servers failed on today's dependencies (an import or attribute
+        // error): once more, resolved as they stood when it was published.
+        (progress)(
+            "its servers failed on today's releases of its dependencies; provisioning it again as of its publication (`resolve_as_of: \"published\"`)"
+                .into(),
+        );
+        let provisioned = self.provision_for(&mut again, &progress, &cancel).await?;
+        let mut info = self
+            .launch_resolved(&again, &progress, &cancel)
+            .await
+            .map_err(|_| failed)?;
+        info.provisioned = provisioned.map(|mut p| {
+            p.notes.push(
+                "today's dependencies failed its servers at start (an import or attribute error), so it was resolved as of its publication; pin `resolve_as_of` to keep that, or `pins` to choose".into(),
+            );
+            Box::new(p)
+        });
         Ok(info)
     }
 
@@ -614,72 +641,6 @@ impl Sessions {
             }),
         }
     }
-
-    /// Start each server of `chosen` as a stream of `stream`, in parallel;
-    /// one failing leaves the others.
-    pub(super) async fn start_servers(
-        &self,
-        session: &str,
-        stream: &Arc<SessionStream>,
-        chosen: &BTreeMap<String, ServerSpec>,
-        envs: &BTreeMap<String, BTreeMap<String, String>>,
-        isolation: &super::Isolation,
-        progress: &Progress,
-    ) -> BTreeMap<String, Arc<Child>> {
-        let egress = !isolation.egress.is_empty();
-        let mut set = tokio::task::JoinSet::new();
-        for (i, (server, spec)) in chosen.iter().enumerate() {
-            let start = self.child_spec(session, server, spec);
-            let stream = stream.clone();
-            let (server, spec) = (server.clone(), spec.clone());
-            let mut env = envs.get(&server).cloned().unwrap_or_default();
-            // Each server's own proxy, so the audit names the server.
-            let proxy_port = egress.then(|| crate::egress::PROXY_PORTS + i as u16);
-            if let Some(port) = proxy_port {
-                for (name, value) in crate::egress::proxy_env(port) {
-                    // The label's own setting wins; it cannot reach further.
-                    env.entry(name.into()).or_insert(value);
-                }
-            }
-            set.spawn(async move {
-                let io = stream
-                    .start_server(
-                        &server,
-                        &spec.command,
-                        &env,
-                        spec.workdir.as_deref(),
-                        proxy_port,
-                    )
-                    .await;
-                (server, Child::start(start, io).await)
-            });
-        }
-        let mut started = BTreeMap::new();
-        while let Some(joined) = set.join_next().await {
-            if let Ok((server, child)) = joined {
-                report(progress, &server, &child);
-                started.insert(server, child);
-            }
-        }
-        started
-    }
-
-    /// How to start and talk to `server`.
-    fn child_spec(&self, session: &str, server: &str, spec: &ServerSpec) -> StartSpec {
-        StartSpec {
-            name: server.to_string(),
-            session: session.to_string(),
-            upstream: self.upstream.clone(),
-            command: spec.command.clone(),
-            handshake: Duration::from_secs(self.policy.handshake_secs),
-            call_timeout: Duration::from_secs(
-                spec.call_timeout_secs
-                    .map(u64::from)
-                    .unwrap_or(self.policy.default_call_secs),
-            ),
-            changed: self.changed.clone(),
-        }
-    }
 }
 
 /// A started container: its stream, its ID, and each server.
@@ -689,70 +650,6 @@ type Started = (
     Arc<std::sync::OnceLock<String>>,
     BTreeMap<String, Arc<Child>>,
 );
-
-/// Why each server of a session failed: its reason, exit code and stderr tail.
-fn no_server_ready(session: &Session) -> String {
-    session
-        .servers
-        .iter()
-        .map(|(name, child)| match child.status() {
-            Status::Ready => format!("server `{name}` is ready"),
-            Status::Failed {
-                reason,
-                exit_code,
-                stderr_tail,
-            } => {
-                let mut line = format!("server `{name}`: {reason}");
-                if let Some(code) = exit_code
-                    && !reason.contains(&format!("code {code}"))
-                {
-                    line.push_str(&format!(" (exit code {code})"));
-                }
-                let tail = stderr_tail.trim();
-                if tail.is_empty() {
-                    line.push_str("; it wrote nothing to stderr");
-                } else {
-                    line.push_str(&format!(
-                        "; its stderr ends: {}",
-                        crate::engine::process::tail(tail, 1024)
-                    ));
-                }
-                line
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// The fix for a session none of whose servers came up: for a provisioned
-/// image whose servers failed on a dependency, the installed versions and
-/// `resolve_as_of` or a pin (asked of the image's labels only then).
-async fn start_failure_fix(session: &Session, image_id: &str) -> String {
-    let stderr: String = session
-        .servers
-        .values()
-        .filter_map(|child| match child.status() {
-            Status::Failed { stderr_tail, .. } => Some(stderr_tail + "\n"),
-            Status::Ready => None,
-        })
-        .collect();
-    if crate::provision::drift::looks_like_drift(&stderr)
-        && let Ok(image) = crate::image::inspect_labels(image_id).await
-        && let Some(fix) = crate::provision::drift::fix(&image.labels, &stderr)
-    {
-        return fix;
-    }
-    Error::NO_SERVER_READY_FIX.to_string()
-}
-
-/// Say how a server came up.
-fn report(progress: &Progress, server: &str, child: &Child) {
-    let state = match child.status() {
-        Status::Ready => format!("ready with {} tools", child.tools().len()),
-        Status::Failed { reason, .. } => format!("failed: {reason}"),
-    };
-    (progress)(format!("server {server}: {state}"));
-}
 
 /// A launch under way, counted in `Sessions::launching` until it ends (the
 /// session is in the map by then, or the launch failed).

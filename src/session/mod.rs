@@ -18,6 +18,7 @@ pub mod policy;
 mod pool;
 mod recipe;
 pub mod registry;
+mod servers;
 pub mod stream;
 mod surface;
 pub mod sweep;

@@ -41,6 +41,7 @@ impl Child {
                 died: CancellationToken::new(),
                 exit_code: Mutex::new(exit_code),
                 call_timeout: spec.call_timeout,
+                probe_failed: Default::default(),
                 service: tokio::sync::Mutex::new(None),
             })
         };
@@ -104,10 +105,15 @@ impl Child {
             first
         };
         // `server/discover` first; an older server's error (or its silence
-        // for rmcp's 10 s) falls back to `initialize`.
-        let lifecycle = ClientLifecycleMode::Auto {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            legacy_version: None,
+        // for rmcp's 10 s) falls back to `initialize`. A server that died on
+        // the probe is started again with `initialize` only (`legacy`).
+        let lifecycle = if spec.legacy {
+            ClientLifecycleMode::Initialize
+        } else {
+            ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: None,
+            }
         };
         let client = handler.get_info();
         let connecting = handler.serve_with_lifecycle(transport, lifecycle);
@@ -155,7 +161,14 @@ impl Child {
                         junk_note()
                     ),
                 };
-                return failed(reason, code, &log);
+                let child = failed(reason, code, &log);
+                let missing = matches!(code, Some(126 | 127));
+                if !spec.legacy && !missing && junk.borrow().is_none() {
+                    child
+                        .probe_failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                return child;
             }
             Err(_) => {
                 kill();
@@ -230,6 +243,7 @@ impl Child {
             died: CancellationToken::new(),
             exit_code: Mutex::new(None),
             call_timeout: spec.call_timeout,
+            probe_failed: Default::default(),
             service: tokio::sync::Mutex::new(Some(service)),
         });
         if modern {
