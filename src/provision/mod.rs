@@ -23,8 +23,10 @@ pub mod build;
 mod choose;
 pub mod debian;
 pub mod drift;
+mod elf;
 mod files;
 mod gc;
+pub mod libraries;
 pub mod npm;
 pub mod npm_lock;
 pub mod npm_platform;
@@ -605,6 +607,8 @@ pub async fn provision(
         &package,
         chosen.as_ref().map(|c| c.name.as_str()),
     )?;
+    let libs = libraries::gather(&staged, &base, &progress).await?;
+    let sys = libs.apply(&mut notes, &mut warnings, &mut env);
     let server_spec = ServerSpec {
         command,
         env,
@@ -613,8 +617,8 @@ pub async fn provision(
         description: Some(cut(&description, 512)),
     };
     let containerfile = match package.ecosystem {
-        Ecosystem::Npm => npm::containerfile(&base.image),
-        Ecosystem::Pypi => pypi::containerfile(&base.image),
+        Ecosystem::Npm => npm::containerfile(&base.image, sys),
+        Ecosystem::Pypi => pypi::containerfile(&base.image, sys),
     };
     let containerfile_path = staged.join(format!(
         "Containerfile.{}",

@@ -19,10 +19,9 @@
 
 pub mod choice;
 mod debian_python;
-mod elf;
-mod host;
+pub(super) mod host;
 pub mod node_dist;
-mod operator;
+pub(super) mod operator;
 pub mod versions;
 
 use std::collections::BTreeMap;
@@ -33,7 +32,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::rootfs;
+use super::{elf, rootfs};
 use crate::engine::buildah;
 use crate::image::{self, Progress, reference, store};
 use crate::{Error, Result};

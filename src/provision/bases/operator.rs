@@ -67,6 +67,51 @@ pub struct Said {
     pub glibc: Option<String>,
 }
 
+/// How an image is asked: no network, no capabilities, read-only, nobody.
+const FLAGS: [&str; 5] = [
+    "--network=none",
+    "--cap-drop=all",
+    "--security-opt=no-new-privileges",
+    "--read-only",
+    "--user=65534:65534",
+];
+
+/// The names of the files in an image's library directories (`dirs`, absolute
+/// paths of mcpod's own), listed by its runtime's program in a container;
+/// the error is the reason it could not.
+pub async fn list_libraries(
+    runtime: Runtime,
+    image_id: &str,
+    dirs: &[&str],
+) -> std::result::Result<Vec<String>, String> {
+    let dirs = serde_json::to_string(dirs).map_err(|e| e.to_string())?;
+    let argv: Vec<String> = match runtime {
+        Runtime::Node => vec![
+            "node".into(),
+            "-e".into(),
+            format!(
+                "const fs=require('fs');const out=[];for(const d of {dirs}){{try{{out.push(...fs.readdirSync(d))}}catch(e){{}}}}console.log(JSON.stringify(out))"
+            ),
+        ],
+        Runtime::Python => vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import json,os\nout=[]\nfor d in {dirs}:\n    try: out+=os.listdir(d)\n    except OSError: pass\nprint(json.dumps(out))"
+            ),
+        ],
+    };
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (status, output) = podman::run_probe(&FLAGS, image_id, &argv)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("{status}: {}", output.stderr_tail.trim()));
+    }
+    crate::engine::process::parse_json("the base's library listing", &output.stdout)
+        .map_err(|e| e.to_string())
+}
+
 /// Run `runtime`'s program in `image_id`; the error is the reason it could not.
 pub async fn probe(runtime: Runtime, image_id: &str) -> std::result::Result<Said, String> {
     let argv: Vec<String> = match runtime {
@@ -78,14 +123,7 @@ pub async fn probe(runtime: Runtime, image_id: &str) -> std::result::Result<Said
         Runtime::Python => vec!["python3".into(), "-c".into(), runtime::PYTHON_PROBE.into()],
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let flags = [
-        "--network=none",
-        "--cap-drop=all",
-        "--security-opt=no-new-privileges",
-        "--read-only",
-        "--user=65534:65534",
-    ];
-    let (status, output) = podman::run_probe(&flags, image_id, &argv)
+    let (status, output) = podman::run_probe(&FLAGS, image_id, &argv)
         .await
         .map_err(|e| e.to_string())?;
     if !status.success() {

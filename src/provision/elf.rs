@@ -1,6 +1,9 @@
 //! What an ELF program loads, read from its headers (never by running it or
-//! `ldd`, which may run it): its interpreter (`PT_INTERP`) and the libraries
-//! it names (`DT_NEEDED`). 64-bit little-endian files only, reads bounded.
+//! `ldd`, which may run it): its interpreter (`PT_INTERP`), the libraries it
+//! names (`DT_NEEDED`) and where it asks for them (`DT_RPATH`,
+//! `DT_RUNPATH`). 64-bit little-endian files only, reads bounded. Used for
+//! node's official binaries (a base's libraries) and for every ELF file a
+//! staged package carries (the libraries the base lacks).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -15,8 +18,27 @@ const MAX_TABLE: u64 = 4 << 20;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Needs {
+    /// `e_machine`: 62 for x86-64, 183 for aarch64.
+    pub machine: u16,
     pub interpreter: Option<String>,
     pub libraries: Vec<String>,
+    /// `DT_RUNPATH`, else `DT_RPATH`: `:`-separated directories, as written
+    /// (`$ORIGIN/../lib`).
+    pub search_path: Option<String>,
+}
+
+/// The `e_machine` of the host's own programs.
+pub fn host_machine() -> Option<u16> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(62),
+        "aarch64" => Some(183),
+        _ => None,
+    }
+}
+
+/// Whether the first bytes of a file say it is an ELF file.
+pub fn is_elf(head: &[u8]) -> bool {
+    head.starts_with(b"\x7fELF")
 }
 
 pub fn needs(path: &Path) -> Result<Needs> {
@@ -55,7 +77,10 @@ pub fn needs(path: &Path) -> Result<Needs> {
         return Err(bad("its program headers are malformed"));
     }
     let phs = read_at(phoff, phentsize * phnum)?;
-    let mut out = Needs::default();
+    let mut out = Needs {
+        machine: u16_at(&header, 18) as u16,
+        ..Needs::default()
+    };
     let mut dynamic = None;
     let mut loads = Vec::new();
     for i in 0..phnum as usize {
@@ -80,6 +105,7 @@ pub fn needs(path: &Path) -> Result<Needs> {
     let mut strtab = None;
     let mut strsz = None;
     let mut needed = Vec::new();
+    let (mut rpath, mut runpath) = (None, None);
     for entry in table.chunks_exact(16) {
         let (tag, value) = (u64_at(entry, 0), u64_at(entry, 8));
         match tag {
@@ -87,7 +113,12 @@ pub fn needs(path: &Path) -> Result<Needs> {
             1 => needed.push(value),
             5 => strtab = Some(value),
             10 => strsz = Some(value),
+            15 => rpath = Some(value),
+            29 => runpath = Some(value),
             _ => {}
+        }
+        if needed.len() as u64 > MAX_HEADERS {
+            return Err(bad("it names more than 4096 libraries"));
         }
     }
     let (Some(addr), Some(strsz)) = (strtab, strsz) else {
@@ -100,22 +131,28 @@ pub fn needs(path: &Path) -> Result<Needs> {
         .map(|(vaddr, off, _)| addr - vaddr + off)
         .ok_or_else(|| bad("its string table is in no loaded segment"))?;
     // Each name is read where it is (node's string table is megabytes of
-    // exported symbols), at most 256 bytes, within the table.
-    for at in needed {
+    // exported symbols), at most `max` bytes, within the table.
+    let mut string_at = |at: u64, max: u64| -> Result<String> {
         if at >= strsz {
-            return Err(bad("a library name lies outside the string table"));
+            return Err(bad("a name lies outside the string table"));
         }
         let start = file_offset.saturating_add(at);
-        let rest = read_at(start, (strsz - at).min(256).min(len.saturating_sub(start)))?;
+        let rest = read_at(start, (strsz - at).min(max).min(len.saturating_sub(start)))?;
         let end = rest
             .iter()
             .position(|&b| b == 0)
-            .ok_or_else(|| bad("a library name is longer than 255 bytes"))?;
-        let name = String::from_utf8_lossy(&rest[..end]).into_owned();
-        if name.is_empty() || name.contains('/') || name.len() > 255 {
+            .ok_or_else(|| bad(&format!("a name is longer than {} bytes", max - 1)))?;
+        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+    };
+    for at in needed {
+        let name = string_at(at, 256)?;
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(bad(&format!("it names the library `{name}`")));
         }
         out.libraries.push(name);
+    }
+    if let Some(at) = runpath.or(rpath) {
+        out.search_path = Some(string_at(at, 4096)?);
     }
     Ok(out)
 }
