@@ -500,28 +500,27 @@ async fn from_host_dirs(
     all.extend(found);
     let added: Vec<PathBuf> = all.into_iter().collect();
     let copy = added.clone();
-    let tmp = staged.join(format!("{SYS_DIR}.tmp-{}", crate::engine::nonce()));
+    let staging = staged.join(format!("{SYS_DIR}.tmp-{}", crate::engine::nonce()));
     let sys = staged.join("ctx").join(SYS_DIR);
-    let staging = tmp.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let mut rootfs = Rootfs::create(&staging)?;
-        for lib in &copy {
-            rootfs.copy_file(lib, lib)?;
-        }
-        match fs::rename(&staging, &sys) {
+    // The copy runs to its end and cleans up even when provisioning is
+    // cancelled meanwhile.
+    tokio::task::spawn_blocking(move || {
+        let copied = Rootfs::create(&staging)
+            .and_then(|mut rootfs| copy.iter().try_for_each(|lib| rootfs.copy_file(lib, lib)));
+        let done = copied.and_then(|()| match fs::rename(&staging, &sys) {
             Ok(()) => Ok(()),
             // Another provisioning got there first, with the same files.
             Err(_) if sys.is_dir() => Ok(()),
             Err(e) => Err(Error::io("renaming", &staging, e)),
-        }
+        });
+        let _ = fs::remove_dir_all(&staging);
+        done
     })
     .await
     .map_err(|e| Error::UnexpectedOutput {
         command: "staging the libraries the package loads".into(),
         reason: e.to_string(),
-    });
-    let _ = fs::remove_dir_all(&tmp);
-    done??;
+    })??;
     Ok((added, warnings))
 }
 

@@ -4,10 +4,22 @@
 /// Why a server's program did not start, when its exit code says the image
 /// has no such program (127: the supervisor found none, or a shell said
 /// "command not found"); with the way out for `npx`/`uvx`-style runners.
-pub(super) fn missing_program(command: &[String], code: Option<i32>) -> Option<String> {
+/// `stderr`: the end of what the child said, which tells a program that is
+/// there but cannot load a library (the dynamic loader exits 127 too).
+pub(super) fn missing_program(
+    command: &[String],
+    code: Option<i32>,
+    stderr: &str,
+) -> Option<String> {
     let program = command.first().map(String::as_str).unwrap_or_default();
     if code != Some(127) {
         return None;
+    }
+    if stderr.contains("error while loading shared libraries") {
+        return Some(
+            "a program it runs is in the image but could not load a library it links (its stderr below names both). Fix: provision the package with this mcpod, which adds the libraries a package's programs link to the bases it makes and warns of any it could not find; otherwise name a base that carries the library (--base)"
+                .to_string(),
+        );
     }
     let fix = match runner_package(command) {
         Some((runner, Some(reference))) => format!(
@@ -62,6 +74,21 @@ mod tests {
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_library_the_loader_cannot_find_is_not_a_missing_program() {
+        let command = argv("node /app/index.js");
+        let said = super::missing_program(
+            &command,
+            Some(127),
+            "/app/dist/azmcp: error while loading shared libraries: librt.so.1: cannot open shared object file: No such file or directory",
+        )
+        .unwrap();
+        assert!(!said.contains("is not in the image"), "{said}");
+        assert!(said.contains("could not load a library"), "{said}");
+        let missing = super::missing_program(&command, Some(127), "").unwrap();
+        assert!(missing.contains("`node` is not in the image"), "{missing}");
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Child {
             Ok(io) => io,
             Err(NotStarted { reason, missing }) => {
                 let missing = missing
-                    .then(|| missing_program(&spec.command, Some(127)))
+                    .then(|| missing_program(&spec.command, Some(127), ""))
                     .flatten();
                 let (reason, code) = match missing {
                     Some(missing) => (missing, Some(127)),
@@ -146,7 +146,9 @@ impl Child {
                 let code = exit_code_soon(&mut exit, &kill).await;
                 let _ = stderr_done.await;
                 let reason = match code {
-                    _ if let Some(missing) = missing_program(&spec.command, code) => {
+                    _ if let Some(missing) =
+                        missing_program(&spec.command, code, &log.tail_text(TAIL_LINES)) =>
+                    {
                         format!("server `{}` could not start: {missing}", spec.name)
                     }
                     Some(c) => format!(
