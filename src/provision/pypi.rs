@@ -5,7 +5,7 @@
 //! console scripts.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -101,11 +101,14 @@ pub async fn resolve(
     ];
     args.extend(target(base)?);
     // As of a time: the pinned pip that knows --uploaded-prior-to, run from its wheel.
-    let wheel = as_of.map(|(wheel, cutoff)| {
-        args.push(super::as_of::pip_flag(cutoff));
-        wheel
-    });
-    runtime::pip_from(wheel, args, Some(progress.lines("pip")), cancel)
+    let wheel = match as_of {
+        Some((wheel, cutoff)) => {
+            args.push(super::as_of::pip_flag(cutoff));
+            Some(wheel.to_path_buf())
+        }
+        None => pinned_pip_for(base, cancel.clone()).await?,
+    };
+    runtime::pip_from(wheel.as_deref(), args, Some(progress.lines("pip")), cancel)
         .await
         .map_err(|e| explain(package, base, e))?;
     let report: serde_json::Value =
@@ -194,6 +197,21 @@ fn explain(package: &PackageRef, base: &Base, e: Error) -> Error {
     }
 }
 
+/// The pinned pip (run from its wheel) when `base`'s Python is not the
+/// host's: pip 23's resolver checks Requires-Python against the Python it
+/// runs on, not `--python-version` (`requires a different Python: 3.11.7
+/// not in '>=3.12'` for a 3.13 base); pip 26 checks the target's.
+async fn pinned_pip_for(base: &Base, cancel: CancellationToken) -> Result<Option<PathBuf>> {
+    let host = runtime::probe_python().await?;
+    if Some(host.minor) == base.python_minor() {
+        return Ok(None);
+    }
+    let dir = crate::image::store::state_dir()
+        .join("provision")
+        .join("pip");
+    Ok(Some(super::as_of::pip_wheel(&dir, cancel).await?))
+}
+
 /// Install the lock into `ctx/site` for `base`, with bytecode when the host's
 /// Python is the base's (same minor: the same bytecode). The answer is what
 /// to warn of (files that do not compile).
@@ -227,7 +245,9 @@ pub async fn stage(
         requirements.into(),
     ];
     args.extend(target(base)?);
-    let installed = runtime::pip(args, Some(progress.lines("pip")), cancel).await;
+    let wheel = pinned_pip_for(base, cancel.clone()).await?;
+    let installed =
+        runtime::pip_from(wheel.as_deref(), args, Some(progress.lines("pip")), cancel).await;
     let _ = std::fs::remove_dir_all(&work);
     installed?;
     // Console scripts carry the host python's path in their #! line; the label runs python3.
@@ -528,6 +548,7 @@ mod tests {
             id: String::new(),
             headers: None,
             integrity: None,
+            debian: None,
         };
         let args: Vec<String> = target(&base)
             .unwrap()

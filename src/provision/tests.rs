@@ -76,6 +76,7 @@ fn the_npm_platform_is_part_of_the_request_key() {
         origin: "made".into(),
         headers: None,
         integrity: None,
+        debian: None,
     };
     let p = PackageRef::parse("t", "npm:kubernetes-mcp-server@0.0.67").unwrap();
     let on = |cpu, libc| Platform {

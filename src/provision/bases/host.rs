@@ -115,6 +115,7 @@ pub async fn stage(runtime: Runtime, mut rootfs: Rootfs, progress: &Progress) ->
                 env: "NODE_ENV=production",
                 headers: None,
                 integrity: None,
+                debian: None,
             })
         }
         Runtime::Python => {
@@ -177,6 +178,7 @@ pub async fn stage(runtime: Runtime, mut rootfs: Rootfs, progress: &Progress) ->
                 env: PYTHON_ENV,
                 headers: None,
                 integrity: None,
+                debian: None,
             })
         }
     }

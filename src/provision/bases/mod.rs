@@ -32,7 +32,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{elf, rootfs};
+use super::{debian, elf, rootfs};
 use crate::engine::buildah;
 use crate::image::{self, Progress, reference, store};
 use crate::{Error, Result};
@@ -105,6 +105,19 @@ pub struct Base {
     /// of the tarball it came from (`sha512-…`), checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<String>,
+    /// For a base made from Debian's packages: the release and every package
+    /// in it (`name=version`), what a derived base names as installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debian: Option<DebianTree>,
+}
+
+/// The Debian packages a base is made of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DebianTree {
+    /// `bookworm`, `trixie`.
+    pub suite: String,
+    /// `name=version` of each package, sorted.
+    pub packages: Vec<String>,
 }
 
 impl Base {
@@ -152,6 +165,8 @@ pub struct Staged {
     pub env: &'static str,
     pub headers: Option<PathBuf>,
     pub integrity: Option<String>,
+    /// For a tree made from Debian's packages: the release and the packages.
+    pub debian: Option<(debian::Suite, Vec<debian::Deb>)>,
 }
 
 /// The base for `pick`: the operator's for its runtime, else the one mcpod
@@ -362,7 +377,7 @@ async fn make_in(
     let staged = match pick {
         Pick::Host(runtime) => host::stage(*runtime, rootfs, &progress).await?,
         Pick::Node(version) => stage_node(*version, rootfs, &progress, cancel.clone()).await?,
-        Pick::Debian(suite) => debian_python::stage(suite, rootfs, &progress).await?,
+        Pick::Debian(suite) => debian_python::stage(suite, rootfs, &progress, &cancel).await?,
     };
     let description = format!(
         "{} {} from {} (made by mcpod)",
@@ -402,7 +417,14 @@ async fn make_in(
         origin: format!("made by mcpod from {}", staged.origin),
         headers: staged.headers,
         integrity: staged.integrity,
+        debian: staged
+            .debian
+            .as_ref()
+            .map(|(suite, debs)| debian_tree(*suite, debs)),
     };
+    if let Some((_, debs)) = &staged.debian {
+        write_json(&debs_path(&base.image_id), debs)?;
+    }
     if !matches!(pick, Pick::Host(_)) {
         // A runtime not from the host is tried once, in a container, on
         // the libraries it was given.
@@ -471,7 +493,49 @@ async fn stage_node(
         env: "NODE_ENV=production",
         headers: Some(unpacked.headers),
         integrity: Some(unpacked.integrity),
+        debian: None,
     })
+}
+
+fn debian_tree(suite: debian::Suite, debs: &[debian::Deb]) -> DebianTree {
+    let mut packages: Vec<String> = debs.iter().map(debian::Deb::pinned).collect();
+    packages.sort();
+    DebianTree {
+        suite: suite.as_str().to_string(),
+        packages,
+    }
+}
+
+/// Where the Debian packages of the made base `image_id` are recorded in
+/// full (with what each provides, for a dpkg status naming them).
+fn debs_path(image_id: &str) -> PathBuf {
+    let id = image_id.trim_start_matches("sha256:");
+    bases_dir()
+        .join("debs")
+        .join(format!("{}.json", &id[..id.len().min(32)]))
+}
+
+/// The Debian packages `base` is made of, in full: recorded when it was
+/// made, else fetched again at the recorded versions (apt's cache holds them).
+pub async fn debian_packages(
+    base: &Base,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<Option<(debian::Suite, Vec<debian::Deb>)>> {
+    let Some(tree) = &base.debian else {
+        return Ok(None);
+    };
+    let suite = debian::Suite::parse(&tree.suite).ok_or_else(|| Error::UnexpectedOutput {
+        command: format!("reading the base {}", base.id),
+        reason: format!("`{}` is not a Debian release mcpod knows", tree.suite),
+    })?;
+    if let Some(debs) = read_json::<Vec<debian::Deb>>(&debs_path(&base.image_id))
+        .filter(|d| debian_tree(suite, d) == *tree)
+    {
+        return Ok(Some((suite, debs)));
+    }
+    let debs = debian::fetch(suite, &tree.packages, &[], progress, cancel).await?;
+    Ok(Some((suite, debs)))
 }
 
 pub(super) fn staged(progress: &Progress, (files, bytes): (u64, u64)) {

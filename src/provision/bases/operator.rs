@@ -55,6 +55,7 @@ pub async fn base(runtime: Runtime, reference_text: &str) -> Result<Base> {
         id: format!("{}@operator", runtime.as_str()),
         headers: None,
         integrity: None,
+        debian: None,
     };
     write_json(&probe_path, &base)?;
     Ok(base)
