@@ -40,7 +40,7 @@ pub enum Command {
     /// Read an image's labels and the MCP servers they declare (the inspect_labels tool).
     Inspect(image::InspectArgs),
     /// Build an image for an npm or PyPI package or a server.json (the provision_server tool).
-    Provision(provision::ProvisionCommand),
+    Provision(Box<provision::ProvisionCommand>),
     /// List the base images packages run on (the list_bases tool), or --remake one.
     Bases(provision::BasesCommand),
     /// Launch an image as a session, list its tools, optionally call one, then stop it.
@@ -119,7 +119,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
         }
         Command::Build(args) => image::build(args).await,
         Command::Inspect(args) => image::inspect(args).await,
-        Command::Provision(args) => provision::provision(args).await,
+        Command::Provision(args) => provision::provision(*args).await,
         Command::Bases(args) => provision::bases(args).await,
         Command::Launch(args) => session::launch(*args).await,
         Command::Pod(args) => pod::pod(*args).await,

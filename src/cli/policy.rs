@@ -49,6 +49,11 @@ pub struct PolicyArgs {
     /// Default: a base mcpod makes once from the host's own node or python3.
     #[arg(long = "base", value_name = "RUNTIME=IMAGE", value_parser = parse_base)]
     base: Vec<(mcpod::provision::Runtime, String)>,
+    /// A Debian package (e.g. git) provision requests may install into their
+    /// base (`system_packages`), with its dependencies, from Debian's archive
+    /// through the host's apt; no maintainer script runs. Repeatable. Default: none.
+    #[arg(long = "allow-system-package", value_name = "NAME", value_parser = parse_debian_name)]
+    allow_system_package: Vec<String>,
     /// Keep N sessions of IMAGE's default launch started and initialized
     /// (default N 1), so a launch_session that matches one is handed it at
     /// once. Repeatable.
@@ -204,6 +209,9 @@ impl PolicyArgs {
         for (runtime, image) in &self.base {
             a.push(format!("--base={}={image}", runtime.as_str()));
         }
+        for name in &self.allow_system_package {
+            a.push(format!("--allow-system-package={name}"));
+        }
         for (image, n) in &self.warm {
             a.push(format!("--warm={image}={n}"));
         }
@@ -263,6 +271,7 @@ impl PolicyArgs {
             handshake_secs: self.handshake_timeout.unwrap_or(d.handshake_secs),
             default_call_secs: d.default_call_secs,
             bases: self.base.into_iter().collect(),
+            system_packages: self.allow_system_package,
             pool: mcpod::session::policy::PoolPolicy {
                 warm: self.warm.into_iter().collect(),
                 max: self.pool_max.unwrap_or(d.pool.max),
@@ -277,4 +286,14 @@ impl PolicyArgs {
             writable_path_mb: self.writable_path_mb.unwrap_or(d.writable_path_mb),
         })
     }
+}
+
+/// `--allow-system-package NAME`: a Debian package name, no version.
+fn parse_debian_name(s: &str) -> Result<String, String> {
+    if s.contains('=') || !mcpod::provision::debian::is_package(s) {
+        return Err(format!(
+            "`{s}` is not a Debian package name (lowercase letters, digits, `+-.`, e.g. git)"
+        ));
+    }
+    Ok(s.to_string())
 }

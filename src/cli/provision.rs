@@ -46,6 +46,10 @@ pub struct ProvisionArgs {
     /// (default: from the package's engines.node or Requires-Python).
     #[arg(long, value_name = "NAME@VERSION")]
     runtime: Option<String>,
+    /// A Debian package the server runs (e.g. git), installed into its base
+    /// at an exact version; needs --allow-system-package NAME. Repeatable.
+    #[arg(long = "system-package", value_name = "NAME")]
+    system_packages: Vec<String>,
     /// The workspace root a --server-json path resolves in.
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -70,6 +74,7 @@ impl ProvisionArgs {
             resolve_as_of: self.resolve_as_of,
             refresh: self.refresh,
             runtime: self.runtime,
+            system_packages: self.system_packages,
         };
         let workspace = Workspace::new(&self.root).map_err(|e| e.to_string())?;
         request
@@ -114,6 +119,7 @@ pub async fn provision(args: ProvisionCommand) -> Result<(), String> {
     let done = provision::provision(
         request,
         &policy.bases,
+        &policy.system_packages,
         progress_to_stderr(args.out.json),
         cancel_on_ctrl_c(),
     )

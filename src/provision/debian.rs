@@ -193,6 +193,9 @@ pub async fn fetch(
             "run mcpod on a Debian or Ubuntu host, or name a base that carries them (--base)",
         ));
     }
+    // One apt at a time per release (its lists and download cache are
+    // shared), across mcpod processes too.
+    let _lock = store::lock_key(&format!("debian-{suite}")).await?;
     let root = Root::prepare(suite, installed)?;
     // apt runs without its own locks (they are the host's): one fetch at a
     // time per suite's root, across mcpod processes too.

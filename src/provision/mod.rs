@@ -117,6 +117,13 @@ pub struct ProvisionRequest {
     /// excludes it. list_bases shows what can be made.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// Debian packages the server runs (`git`), installed with their
+    /// dependencies into a base made from Debian's packages, at exact
+    /// versions the result names: only those the operator allows
+    /// (`--allow-system-package`). A PyPI package on the host's Python moves
+    /// to Debian's Python of the same minor.
+    #[serde(default)]
+    pub system_packages: Vec<String>,
 }
 
 impl ProvisionRequest {
@@ -242,6 +249,7 @@ struct Resolution {
 pub async fn provision(
     request: ProvisionRequest,
     operator: &OperatorBases,
+    allowed_system: &[String],
     progress: Progress,
     cancel: CancellationToken,
 ) -> Result<Provisioned> {
@@ -336,6 +344,30 @@ pub async fn provision(
             "drop `runtime`",
         ));
     }
+    let system = &options.system_packages;
+    if !system.is_empty() {
+        bases::derived::check(system, allowed_system)?;
+        if let Some(image) = operator.get(&runtime) {
+            return Err(Error::invalid(
+                "system_packages",
+                system.join(" "),
+                format!(
+                    "the operator runs every {} package on its own base (--base {}={image}), and system packages are installed only on a base mcpod makes from Debian's packages",
+                    runtime.as_str(),
+                    runtime.as_str()
+                ),
+                "drop `system_packages` (the operator's base may carry the programs)",
+            ));
+        }
+        if runtime == Runtime::Node {
+            return Err(Error::invalid(
+                "system_packages",
+                system.join(" "),
+                "system packages are installed on a base made from Debian's packages, and node bases are made from node's official binaries",
+                "drop `system_packages`, or ask the operator for a node base that carries the programs (--base node=IMAGE)",
+            ));
+        }
+    }
     let progressed = Progressed {
         say: progress.clone(),
     };
@@ -347,8 +379,29 @@ pub async fn provision(
         Ecosystem::Npm => None,
         Ecosystem::Pypi => {
             let chosen = bases::choice::python(asked.as_ref()).await?;
-            let base =
+            let mut base =
                 bases::resolve(&chosen.pick, operator, progress.clone(), cancel.clone()).await?;
+            if !system.is_empty() && base.debian.is_none() {
+                // System packages go on a tree of Debian's: its Python of the same minor.
+                let minor = base.python_minor().unwrap_or_default();
+                let pick = bases::choice::debian_python(&minor).ok_or_else(|| {
+                    Error::invalid(
+                        "system_packages",
+                        system.join(" "),
+                        format!(
+                            "system packages need a base made from Debian's packages, and no Debian release carries Python {minor} ({})",
+                            base.id
+                        ),
+                        "name a Python Debian carries with `runtime` (python@3.11 or python@3.13)",
+                    )
+                })?;
+                notes.push(format!(
+                    "runs on {} instead of {}: system packages need a base made from Debian's packages",
+                    pick.id(),
+                    base.id
+                ));
+                base = bases::resolve(&pick, operator, progress.clone(), cancel.clone()).await?;
+            }
             Some(base)
         }
     };
@@ -376,6 +429,7 @@ pub async fn provision(
         &target,
         options.runtime.as_deref().unwrap_or(""),
         as_of.as_ref(),
+        system,
     );
     let root = store::state_dir().join("provision");
     let request_path = root.join("requests").join(format!("{request}.json"));
@@ -485,6 +539,22 @@ pub async fn provision(
     if package.ecosystem == Ecosystem::Npm {
         warnings.extend(choose::engines_mismatch(&package, &lock, &base));
     }
+    let base = if system.is_empty() {
+        base
+    } else {
+        let (derived, added) =
+            bases::derived::derive(&base, system, options.refresh, &progress, &cancel).await?;
+        notes.push(format!(
+            "system packages from Debian {}: {}",
+            derived.debian.as_ref().map_or("", |d| d.suite.as_str()),
+            if added.is_empty() {
+                "none new (the base has them)".to_string()
+            } else {
+                added.join(" ")
+            }
+        ));
+        derived
+    };
     // A tree whose install scripts run is built for its base's node.
     let built_for = match package.ecosystem {
         Ecosystem::Npm => build::key(&lock, &base),
@@ -694,6 +764,7 @@ fn request_key(
     target: &str,
     runtime: &str,
     as_of: Option<&as_of::AsOf>,
+    system: &[String],
 ) -> String {
     let mut h = blake3::Hasher::new();
     let mut field = |s: &str| {
@@ -717,6 +788,13 @@ fn request_key(
     if let Some(as_of) = as_of {
         field("resolve-as-of");
         field(&as_of.key());
+    }
+    let mut system = system.to_vec();
+    system.sort();
+    system.dedup();
+    for name in &system {
+        field("system-package");
+        field(name);
     }
     h.finalize().to_hex()[..32].to_string()
 }

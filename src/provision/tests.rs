@@ -45,7 +45,7 @@ fn request_keys_cover_every_input() {
         spec: s.into(),
     };
     let key = |p: &PackageRef, pins: &[reference::Pin], target: &str, runtime: &str| {
-        request_key(p, pins, target, runtime, None)
+        request_key(p, pins, target, runtime, None, &[])
     };
     let base = key(&p("npm:a@1.0.0"), &[], "", "");
     assert_ne!(base, key(&p("npm:a@1.0.1"), &[], "", ""));
@@ -56,7 +56,7 @@ fn request_keys_cover_every_input() {
     assert_eq!(base, key(&p("npm:a@1.0.0"), &[], "", ""));
     let published = super::as_of::AsOf::Published;
     let day = super::as_of::AsOf::Day(2025, 4, 25);
-    let with = |a| request_key(&p("npm:a@1.0.0"), &[], "", "", Some(a));
+    let with = |a| request_key(&p("npm:a@1.0.0"), &[], "", "", Some(a), &[]);
     assert_ne!(base, with(&published));
     assert_ne!(with(&published), with(&day));
 }
@@ -90,7 +90,7 @@ fn the_npm_platform_is_part_of_the_request_key() {
         on("x64", Libc::Musl),
     ]
     .iter()
-    .map(|platform| request_key(&p, &[], &target(&p, Some(&base), platform), "", None))
+    .map(|platform| request_key(&p, &[], &target(&p, Some(&base), platform), "", None, &[]))
     .collect();
     assert!(
         keys[0] != keys[1] && keys[0] != keys[2] && keys[1] != keys[2],

@@ -263,8 +263,15 @@ launch_session (which also takes the package reference directly).",
     ) -> Result<Json<Provisioned>, String> {
         let request = input.read_paths(&self.workspace).map_err(text_error)?;
         let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
-        let done =
-            provision::provision(request, &self.sessions.policy().bases, progress, cancel).await;
+        let policy = self.sessions.policy();
+        let done = provision::provision(
+            request,
+            &policy.bases,
+            &policy.system_packages,
+            progress,
+            cancel,
+        )
+        .await;
         flush.done().await;
         if let Ok(done) = &done {
             self.sessions.remember_build(&done.image);

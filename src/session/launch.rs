@@ -151,6 +151,7 @@ impl Sessions {
         let provisioned = crate::provision::provision(
             request,
             &self.policy.bases,
+            &self.policy.system_packages,
             progress.clone(),
             cancel.clone(),
         )

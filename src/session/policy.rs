@@ -58,6 +58,9 @@ pub struct Policy {
     /// The operator's base images for provisioned packages (`--base
     /// RUNTIME=IMAGE`); a runtime not named gets a base mcpod makes.
     pub bases: crate::provision::OperatorBases,
+    /// Debian packages a provision request may install into its base
+    /// (`--allow-system-package NAME`); none by default.
+    pub system_packages: Vec<String>,
     /// The warm pool: images to keep ready sessions of, and how many.
     pub pool: PoolPolicy,
     /// Destinations a session may be granted (`--allow-egress`).
@@ -118,6 +121,7 @@ impl Default for Policy {
             handshake_secs: 30,
             default_call_secs: 300,
             bases: Default::default(),
+            system_packages: Vec::new(),
             pool: PoolPolicy::default(),
             allow_egress: Vec::new(),
             egress_log: None,

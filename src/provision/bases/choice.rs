@@ -377,6 +377,11 @@ pub fn python_for(spec: &str, refused_minor: &str) -> Result<Option<Chosen>> {
     }))
 }
 
+/// The Python of `minor` made from a Debian release's packages, if one is.
+pub fn debian_python(minor: &str) -> Option<Pick> {
+    debian_python::suite_with(minor).map(Pick::Debian)
+}
+
 /// The Python minors a base can be made for: the host's, and Debian's.
 pub fn python_minors(host_minor: &str) -> Vec<String> {
     let mut out = vec![format!("python@{host_minor} (the host's)")];

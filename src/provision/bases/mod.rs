@@ -19,6 +19,7 @@
 
 pub mod choice;
 mod debian_python;
+pub mod derived;
 pub(super) mod host;
 pub mod node_dist;
 pub(super) mod operator;
