@@ -28,6 +28,10 @@
 //! runs one warm and one baseline run of the npm case. Words after `--`
 //! choose cases by name (`cargo bench --bench provision -- platform`).
 //!
+//! The Debian-Python case runs mcp-server-time on trixie's 3.13
+//! (`--runtime python@3.13`: a base made from Debian's packages, not the
+//! host's Python); its baseline is the PyPI case's example image.
+//!
 //! The platform-binary case (`kubernetes-mcp-server`, a Go binary per
 //! platform as optional dependencies, a dummy kubeconfig mounted) has no
 //! example image of its own: its baseline is the npm case's.
@@ -65,6 +69,24 @@ const CASES: &[Case] = &[
         name: "pypi mcp-server-time",
         reference: "pypi:mcp-server-time==2026.10.19",
         extra: &[
+            "--extra-arg",
+            "time=--local-timezone",
+            "--extra-arg",
+            "time=UTC",
+        ],
+        call: "time/get_current_time",
+        args: r#"{"timezone":"UTC"}"#,
+        example_dir: "examples/python-time",
+        example_name: "localhost/mcpod-python-time",
+        example_server: "time",
+        example_call: "time/get_current_time",
+    },
+    Case {
+        name: "pypi on python 3.13 (Debian trixie)",
+        reference: "pypi:mcp-server-time==2026.10.19",
+        extra: &[
+            "--runtime",
+            "python@3.13",
             "--extra-arg",
             "time=--local-timezone",
             "--extra-arg",
