@@ -577,8 +577,9 @@ pub async fn provision(
             Ecosystem::Npm => {
                 let exact = package.exact(&resolution.version);
                 npm::stage(&exact, &lock, &platform, &ctx, &progressed, cancel.clone()).await?;
-                build::npm(&ctx.join("app"), &base, &progressed, cancel.clone()).await?;
-                Vec::new()
+                build::npm(&ctx.join("app"), &base, &progressed, cancel.clone())
+                    .await?
+                    .warnings
             }
             Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
         };

@@ -189,31 +189,86 @@ fn visit(
     Ok(())
 }
 
-/// Run the install scripts of the npm tree at `app` (the staged `app/`) in
-/// a build container on `base`'s node. The names of the packages built; an
-/// empty list (and no container) when none has scripts.
+/// What the builds of a tree came to.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// The packages whose native builds ran (`name@version`).
+    pub built: Vec<String>,
+    /// One per package whose build failed: it is left as npm staged it.
+    pub warnings: Vec<String>,
+}
+
+/// How many packages' failed builds are set aside before the tree's build
+/// itself counts as failed.
+const MAX_SET_ASIDE: usize = 8;
+
+/// Run the native builds of the npm tree at `app` (the staged `app/`) in a
+/// build container on `base`'s node (none, and no container, when no
+/// package has one). A package whose build fails is left as npm staged it,
+/// without its addon, with a warning naming it and quoting the compiler (as
+/// npm treats an optional dependency's failed build; a server that loads the
+/// addon then fails at start, naming it), and the others are built again
+/// without it. The build's bounds (the deadline, the log) fail it.
 pub async fn npm(
     app: &Path,
     base: &Base,
     progress: &Progressed,
     cancel: CancellationToken,
-) -> Result<Vec<String>> {
-    let scripted = with_scripts(app)?;
+) -> Result<Built> {
+    let mut scripted = with_scripts(app)?;
     if scripted.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Built::default());
     }
+    let toolchain = toolchain::for_base(base, &progress.say, &cancel).await?;
+    let user = UserMode::detect().await;
+    user.usable()?;
+    let mut warnings = Vec::new();
+    loop {
+        match build_once(app, base, &scripted, &toolchain, &user, progress, &cancel).await? {
+            None => {
+                let built = scripted.into_iter().map(|s| s.package).collect();
+                return Ok(Built { built, warnings });
+            }
+            Some((package, failed)) if warnings.len() < MAX_SET_ASIDE => {
+                (progress.say)(format!(
+                    "the native build of {package} failed; it is left without its addon"
+                ));
+                warnings.push(format!(
+                    "{failed}; it is left as npm staged it, without what its build makes: the server fails at start only if it loads it"
+                ));
+                scripted.retain(|s| s.package != package);
+                if scripted.is_empty() {
+                    return Ok(Built {
+                        built: Vec::new(),
+                        warnings,
+                    });
+                }
+            }
+            Some((_, failed)) => return Err(failed),
+        }
+    }
+}
+
+/// One build container over `scripted`: `None` when it succeeded, else the
+/// package that failed and the error naming it.
+async fn build_once(
+    app: &Path,
+    base: &Base,
+    scripted: &[Scripted],
+    toolchain: &toolchain::Toolchain,
+    user: &UserMode,
+    progress: &Progressed,
+    cancel: &CancellationToken,
+) -> Result<Option<(String, Error)>> {
     let names: Vec<String> = scripted.iter().map(|s| s.package.clone()).collect();
     let mut rebuild: Vec<String> = scripted.iter().map(|s| s.name.clone()).collect();
     rebuild.dedup();
-    let toolchain = toolchain::for_base(base, &progress.say, &cancel).await?;
     (progress.say)(format!(
         "running the install scripts of {} in a build container (network none, only the package tree writable)",
         names.join(", ")
     ));
-    let user = UserMode::detect().await;
-    user.usable()?;
     let container = format!("mcpod-build-{}", crate::engine::nonce());
-    let args = run_args(app, &toolchain.image_id, &container, &user, &rebuild);
+    let args = run_args(app, &toolchain.image_id, &container, user, &rebuild);
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = cancel.child_token();
     let sink = {
@@ -275,19 +330,19 @@ pub async fn npm(
     };
     handed_back?;
     if status.success() {
-        return Ok(names);
+        return Ok(None);
     }
-    let failed = log
+    let named = log
         .failed_dir()
         .and_then(|dir| scripted.iter().find(|s| s.dir == dir))
-        .map(|s| s.package.clone())
-        .unwrap_or_else(|| names.join(", "));
+        .map(|s| s.package.clone());
+    let failed = named.clone().unwrap_or_else(|| names.join(", "));
     let first_error = log
         .first_error
         .as_deref()
         .map(|e| format!("; the first error: `{e}`"))
         .unwrap_or_default();
-    Err(Error::invalid(
+    let error = Error::invalid(
         "package",
         failed.clone(),
         format!(
@@ -299,7 +354,11 @@ pub async fn npm(
         format!(
             "a script that downloads (a prebuilt binary, a library's sources) cannot: the build has no network. Provision a version whose `{failed}` builds from its own sources or ships prebuilt platform packages, or pin one (`pins`)"
         ),
-    ))
+    );
+    match named {
+        Some(package) => Ok(Some((package, error))),
+        None => Err(error),
+    }
 }
 
 /// `podman run`'s argv for the build: the build policy's limits with no
