@@ -62,8 +62,11 @@ pub struct Relay {
 }
 
 /// How long a starting server that wrote something other than MCP still
-/// gets to answer `initialize`.
-const JUNK_GRACE: Duration = Duration::from_secs(1);
+/// gets to answer `initialize`: a banner on stdout before a slow import
+/// (`office-word-mcp-server` prints "Loading configuration…" and answers
+/// seconds later) is dropped and the server still comes up; one that writes
+/// only junk fails well before the handshake deadline.
+const JUNK_GRACE: Duration = Duration::from_secs(10);
 
 /// A child's requests to the agent (elicitation, sampling, roots) that may
 /// wait for an answer at once.
