@@ -212,9 +212,8 @@ async fn pinned_pip_for(base: &Base, cancel: CancellationToken) -> Result<Option
     Ok(Some(super::as_of::pip_wheel(&dir, cancel).await?))
 }
 
-/// Install the lock into `ctx/site` for `base`, with bytecode when the host's
-/// Python is the base's (same minor: the same bytecode). The answer is what
-/// to warn of (files that do not compile).
+/// Install the lock into `ctx/site` for `base`, with its bytecode (see
+/// [`compile`]). The answer is what to warn of (files that do not compile).
 pub async fn stage(
     lock: &[u8],
     base: &Base,
@@ -253,11 +252,16 @@ pub async fn stage(
     // Console scripts carry the host python's path in their #! line; the label runs python3.
     let _ = std::fs::remove_dir_all(site.join("bin"));
     let host = runtime::probe_python().await.ok();
-    let mut warnings = Vec::new();
-    if host.is_some_and(|h| Some(h.minor) == base.python_minor()) {
-        (progress.say)("compiling bytecode (unchecked-hash .pyc, for a read-only root)".into());
-        warnings.extend(compile(&site, base).await?);
-    }
+    let same = host.is_some_and(|h| Some(h.minor) == base.python_minor());
+    (progress.say)(format!(
+        "compiling bytecode (unchecked-hash .pyc, for a read-only root){}",
+        if same {
+            ""
+        } else {
+            " with the base's own python3, in a container"
+        }
+    ));
+    let warnings = compile(&site, base, !same).await?;
     super::readable(&site)?;
     Ok(warnings)
 }
@@ -265,31 +269,54 @@ pub async fn stage(
 /// Compile `site`'s bytecode, best-effort per file: a file that does not
 /// compile (a Python 2 test file, a template with `.py` in its name) keeps
 /// its source and no `.pyc`; the answer is a warning naming a few of them.
-async fn compile(site: &Path, base: &Base) -> Result<Vec<String>> {
-    let invocation = Invocation::new("python3")
-        .args([
-            "-I",
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            // The path the image has, not the staging one (which is
-            // temporary): the same lock gives the same bytes, and
-            // tracebacks name the files as the server sees them.
-            "-d",
-            SITE,
-        ])
-        .arg(site)
-        .timeout(Duration::from_secs(600));
+/// With the host's python3 when it is the base's minor (the same bytecode),
+/// else with the base's own python3 in a container (no network, no
+/// capabilities, a read-only root, only `site` writable): compileall reads
+/// the package's files and runs none of them.
+async fn compile(site: &Path, base: &Base, in_base: bool) -> Result<Vec<String>> {
+    let compileall = [
+        "-I",
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        // The path the image has, not the staging one (which is
+        // temporary): the same lock gives the same bytes, and
+        // tracebacks name the files as the server sees them.
+        "-d",
+        SITE,
+    ];
+    let invocation = if in_base {
+        Invocation::new("podman")
+            .args([
+                "run",
+                "--rm",
+                "--pull=never",
+                "--network=none",
+                "--cap-drop=all",
+                "--security-opt=no-new-privileges",
+                "--read-only",
+                "--log-driver=none",
+            ])
+            .arg(format!("--volume={}:{SITE}:rw", site.display()))
+            .arg(&base.image_id)
+            .arg("python3")
+            .args(compileall)
+            .arg(SITE)
+    } else {
+        Invocation::new("python3").args(compileall).arg(site)
+    }
+    .timeout(Duration::from_secs(600));
+    let printed_site = if in_base { Path::new(SITE) } else { site };
     let display = invocation.display();
     let (status, out) = invocation.status().await?;
     if status.success() {
         return Ok(Vec::new());
     }
-    let failed = not_compiled(&out.stdout, site);
+    let failed = not_compiled(&out.stdout, printed_site);
     if status.code() != Some(1) || failed.is_empty() {
         return Err(Error::CommandFailed {
             command: display,
