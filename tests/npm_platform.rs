@@ -151,10 +151,19 @@ fn only_the_sessions_platform_binary_is_locked_and_staged() {
         [&format!("node_modules/@esbuild/linux-{}", host.cpu)],
         "{paths:?}"
     );
-    let staged = mcpod::engine::home::state_dir()
-        .join("provision/npm")
-        .join(digest)
-        .join("ctx/app/node_modules/@esbuild");
+    // The staged tree is the lock's digest, with a suffix when the lock has
+    // install scripts (esbuild's postinstall; builds run per base).
+    let npm_dir = mcpod::engine::home::state_dir().join("provision/npm");
+    let tree = std::fs::read_dir(&npm_dir)
+        .expect("staged trees")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(digest))
+                && p.join("ctx").is_dir()
+        })
+        .expect("the lock's staged tree");
+    let staged = tree.join("ctx/app/node_modules/@esbuild");
     let dirs: Vec<String> = std::fs::read_dir(&staged)
         .expect("staged @esbuild")
         .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
