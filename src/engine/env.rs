@@ -18,6 +18,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::{Error, Result};
 
+/// True when `name` matches `^[A-Za-z_][A-Za-z0-9_]*$`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Variables of mcpod's own environment that its host processes inherit. All
 /// are the operator's: mcpod's environment is set by whoever started it.
 const PASSED: &[&str] = &[
@@ -105,7 +114,7 @@ impl EnvFile {
     pub fn new(server: &str, env: &BTreeMap<String, String>) -> Result<EnvFile> {
         let mut text = Vec::new();
         for (name, value) in env {
-            if !crate::labels::is_env_name(name) {
+            if !is_env_name(name) {
                 return Err(Error::invalid(
                     "env name",
                     name,

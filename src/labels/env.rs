@@ -7,14 +7,9 @@ use std::collections::BTreeMap;
 use super::spec::{ServerSpec, Servers};
 use crate::{Error, Result};
 
-/// True when `name` matches `^[A-Za-z_][A-Za-z0-9_]*$`.
-pub fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// The rule for a variable's name lives with the engine, the lowest module
+/// that needs it (it renders a container's env file).
+pub use crate::engine::env::is_env_name;
 
 /// The host variable NAME when `value` is exactly `${NAME}`; `None` when it is literal.
 pub fn env_ref(value: &str) -> Option<&str> {
