@@ -7,7 +7,6 @@
 //! version) is recorded by the base's image and what was asked, so a repeat
 //! runs no apt and fetches nothing.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::super::debian;
 use super::{Base, DebianTree, bases_dir, blocking, read_json, write_json};
 use crate::engine::buildah;
-use crate::image::{self, Progress, reference};
+use crate::image::{Progress, reference};
 use crate::{Error, Result};
 
 /// The flag an operator allows a Debian package with.
@@ -191,22 +190,8 @@ async fn build(
         "# Made by mcpod: {} with Debian packages\nFROM {}\nCOPY layer/ /\n",
         base.id, base.image
     );
-    let path = stage.join("Containerfile");
-    std::fs::write(&path, containerfile).map_err(|e| Error::io("writing", &path, e))?;
-    let built = image::build_image(
-        image::BuildSpec {
-            name: format!("localhost/mcpod-base-{}-system", base.runtime.as_str()),
-            containerfile: path,
-            context: stage.to_path_buf(),
-            build_args: BTreeMap::new(),
-            servers: Default::default(),
-            labels: BTreeMap::new(),
-            no_cache: false,
-        },
-        progress.clone(),
-        cancel.clone(),
-    )
-    .await?;
+    let name = format!("localhost/mcpod-base-{}-system", base.runtime.as_str());
+    let built = super::build_stage(name, stage, containerfile, progress, cancel).await?;
     Ok((built.tag, built.image_id))
 }
 

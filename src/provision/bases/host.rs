@@ -97,17 +97,13 @@ pub async fn stage(runtime: Runtime, mut rootfs: Rootfs, progress: &Progress) ->
                 probe.version
             ));
             let libs = runtime::libraries(std::slice::from_ref(&probe.exe)).await?;
-            let exe = probe.exe.clone();
-            blocking(move || {
-                rootfs.copy_file(&exe, Path::new("/usr/bin/node"))?;
-                for lib in &libs {
-                    rootfs.copy_file(lib, lib)?;
-                }
-                rootfs.dir(Path::new("/tmp"), 0o1777)?;
-                Ok(rootfs.size())
-            })
-            .await
-            .map(|size| staged(progress, size))?;
+            super::copy_node(
+                rootfs,
+                probe.exe.clone(),
+                libs.into_iter().collect(),
+                progress,
+            )
+            .await?;
             Ok(Staged {
                 version: probe.version,
                 glibc: None,

@@ -392,22 +392,8 @@ async fn make_in(
         staged.env,
         serde_json::to_string(&description).unwrap_or_default(),
     );
-    let path = stage.join("Containerfile");
-    fs::write(&path, containerfile).map_err(|e| Error::io("writing", &path, e))?;
-    let built = image::build_image(
-        image::BuildSpec {
-            name: format!("localhost/mcpod-base-{}", runtime.as_str()),
-            containerfile: path,
-            context: stage.to_path_buf(),
-            build_args: BTreeMap::new(),
-            servers: Default::default(),
-            labels: BTreeMap::new(),
-            no_cache: false,
-        },
-        progress.clone(),
-        cancel,
-    )
-    .await?;
+    let name = format!("localhost/mcpod-base-{}", runtime.as_str());
+    let built = build_stage(name, stage, containerfile, &progress, &cancel).await?;
     let mut base = Base {
         runtime,
         id: pick.id(),
@@ -450,7 +436,7 @@ async fn make_in(
 /// libraries it names in its ELF header.
 async fn stage_node(
     version: versions::Version,
-    mut rootfs: rootfs::Rootfs,
+    rootfs: rootfs::Rootfs,
     progress: &Progress,
     cancel: CancellationToken,
 ) -> Result<Staged> {
@@ -473,17 +459,7 @@ async fn stage_node(
         }
         libs.push(interp);
     }
-    let node = unpacked.node.clone();
-    blocking(move || {
-        rootfs.copy_file(&node, Path::new("/usr/bin/node"))?;
-        for lib in &libs {
-            rootfs.copy_file(lib, lib)?;
-        }
-        rootfs.dir(Path::new("/tmp"), 0o1777)?;
-        Ok(rootfs.size())
-    })
-    .await
-    .map(|size| staged(progress, size))?;
+    copy_node(rootfs, unpacked.node.clone(), libs, progress).await?;
     Ok(Staged {
         version: format!("v{version}"),
         glibc: None,
@@ -537,6 +513,54 @@ pub async fn debian_packages(
     }
     let debs = debian::fetch(suite, &tree.packages, &[], progress, cancel).await?;
     Ok(Some((suite, debs)))
+}
+
+/// Write `containerfile` into `stage` and build the stage through the
+/// content-addressed cache as image `name` (bases, derived bases, the build
+/// toolchain: images of mcpod's own, with no servers or labels).
+pub(in crate::provision) async fn build_stage(
+    name: String,
+    stage: &Path,
+    containerfile: String,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<image::Built> {
+    let path = stage.join("Containerfile");
+    fs::write(&path, containerfile).map_err(|e| Error::io("writing", &path, e))?;
+    image::build_image(
+        image::BuildSpec {
+            name,
+            containerfile: path,
+            context: stage.to_path_buf(),
+            build_args: BTreeMap::new(),
+            servers: Default::default(),
+            labels: BTreeMap::new(),
+            no_cache: false,
+        },
+        progress.clone(),
+        cancel.clone(),
+    )
+    .await
+}
+
+/// Stage a node base's files: `node` as `/usr/bin/node`, the host libraries
+/// it loads at their own paths, and a `/tmp`.
+pub(super) async fn copy_node(
+    mut rootfs: rootfs::Rootfs,
+    node: PathBuf,
+    libs: Vec<PathBuf>,
+    progress: &Progress,
+) -> Result<()> {
+    blocking(move || {
+        rootfs.copy_file(&node, Path::new("/usr/bin/node"))?;
+        for lib in &libs {
+            rootfs.copy_file(lib, lib)?;
+        }
+        rootfs.dir(Path::new("/tmp"), 0o1777)?;
+        Ok(rootfs.size())
+    })
+    .await
+    .map(|size| staged(progress, size))
 }
 
 pub(super) fn staged(progress: &Progress, (files, bytes): (u64, u64)) {

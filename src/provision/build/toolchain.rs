@@ -11,7 +11,6 @@
 //! (Debian 12), so an addon built here links no symbol newer than the base
 //! has.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +21,7 @@ use super::super::bases::{self, Base};
 use super::super::debian::{self, Suite};
 use super::super::rootfs::Rootfs;
 use crate::engine::{buildah, runtime};
-use crate::image::{self, Progress, reference, store};
+use crate::image::{Progress, reference, store};
 use crate::{Error, Result};
 
 /// The Debian release the toolchain comes from (glibc 2.36).
@@ -160,22 +159,9 @@ async fn make(
         PACKAGES.join(" "),
         base.image,
     );
-    let path = stage.join("Containerfile");
-    fs::write(&path, containerfile).map_err(|e| Error::io("writing", &path, e))?;
-    let built = image::build_image(
-        image::BuildSpec {
-            name: "localhost/mcpod-toolchain".into(),
-            containerfile: path,
-            context: stage.to_path_buf(),
-            build_args: BTreeMap::new(),
-            servers: Default::default(),
-            labels: BTreeMap::new(),
-            no_cache: false,
-        },
-        progress.clone(),
-        cancel.clone(),
-    )
-    .await?;
+    let name = "localhost/mcpod-toolchain".to_string();
+    let built =
+        super::super::bases::build_stage(name, stage, containerfile, progress, cancel).await?;
     Ok(Toolchain {
         image: built.tag,
         image_id: built.image_id,
