@@ -263,4 +263,28 @@ ModuleNotFoundError: No module named 'pydantic_core._x'"#;
         assert_eq!(named_in(Ecosystem::Npm, node), ["@scope/pkg", "zod"]);
         assert!(!looks_like_drift("Error: connect ECONNREFUSED"));
     }
+
+    /// An image's labels are the image's to say: a lock label that is not a
+    /// digest of mcpod's own (a path, too long, not hex) is never read, and
+    /// the generic fix stays.
+    #[test]
+    fn a_hostile_lock_label_is_never_read() {
+        let stderr = "AttributeError: 'Server' object has no attribute 'list_resources'";
+        for hostile in [
+            "../../../../etc/passwd",
+            "/etc/shadow",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789abcdef0123456789abcdeg",
+            "",
+        ] {
+            let labels = std::collections::BTreeMap::from([
+                (LOCK_LABEL.to_string(), hostile.to_string()),
+                (
+                    TITLE_LABEL.to_string(),
+                    "pypi:mcp-server-sqlite==2025.4.25".to_string(),
+                ),
+            ]);
+            assert_eq!(fix(&labels, stderr), None, "{hostile}");
+        }
+    }
 }
