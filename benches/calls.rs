@@ -247,8 +247,14 @@ async fn launch(
         .await?,
     )?;
     let image = built["tag"].as_str().ok_or("build_image: no tag")?;
-    let info = structured(&call(mcpod, "launch_session", json!({"image": image})).await?)?;
-    let session = info["session"].as_str().ok_or("no session id")?.to_string();
+    let launched = structured(&call(mcpod, "launch_session", json!({"image": image})).await?)?;
+    let session = launched["session"]
+        .as_str()
+        .ok_or("no session id")?
+        .to_string();
+    // The container and handshakes are in the session's detail.
+    let listed = call(mcpod, "list_sessions", json!({"session": session})).await?;
+    let info = structured(&listed)?["detail"].clone();
     let container = info["container"]
         .as_str()
         .ok_or("no container")?

@@ -936,6 +936,9 @@ async fn launch(
     if !tools.iter().any(|t| t.name == want) {
         return Err(format!("tools/list after the launch on {engine} lacks {want}").into());
     }
+    // Its container and image are in the session's detail (after the timing).
+    let detail = call(client, "list_sessions", json!({"session": session})).await?;
+    let info = structured(&detail)?["detail"].clone();
     let progress = {
         let mut all = recorder.0.lock().unwrap_or_else(|p| p.into_inner());
         all.drain(..)

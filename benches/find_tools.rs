@@ -1,7 +1,10 @@
 //! find_tools over 1,000 tools (10 sessions of the hostile fixture with 100
 //! tools each), through the release `mcpod serve`, against a `ping` round
 //! trip (the JSON-RPC floor) and a `tools/list` in the same run; and what an
-//! answer costs in bytes against the schemas of every tool.
+//! answer costs in bytes against the schemas of every tool. Then the ranking
+//! alone (`proxy::search`) in this process over the same 1,000 tools against
+//! the filter it replaced (every word a substring of the name, the server's
+//! name or the description; kept here only as the baseline), same queries.
 //!
 //! ```text
 //! cargo bench --bench find_tools
@@ -12,7 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use rmcp::model::CallToolRequestParams;
+use mcpod::proxy::search;
+use rmcp::model::{CallToolRequestParams, Tool};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
@@ -84,13 +88,14 @@ async fn run(sessions: usize, rounds: usize) -> Result<(), Error> {
     let (all, _) = call(&mcpod, "find_tools", json!({"query": "", "limit": 1})).await?;
     let total = all["total"].as_u64().unwrap_or(0);
     let (every, every_bytes) =
-        call(&mcpod, "find_tools", json!({"query": "t", "limit": 100})).await?;
+        call(&mcpod, "find_tools", json!({"query": "", "limit": 100})).await?;
     let per_tool =
         every_bytes as f64 / every["tools"].as_array().map_or(1, |t| t.len().max(1)) as f64;
 
     let mut find = Vec::new();
     let mut ping = Vec::new();
     let mut list = Vec::new();
+    let mut sentence = Vec::new();
     let mut answer_bytes = 0;
     for i in 0..rounds {
         let t = Instant::now();
@@ -114,8 +119,17 @@ async fn run(sessions: usize, rounds: usize) -> Result<(), Error> {
         let t = Instant::now();
         mcpod.list_all_tools().await?;
         list.push(t.elapsed());
+        let t = Instant::now();
+        call(
+            &mcpod,
+            "find_tools",
+            json!({"query": sentence_query(i), "limit": 5}),
+        )
+        .await?;
+        sentence.push(t.elapsed());
     }
     find.sort();
+    sentence.sort();
     ping.sort();
     list.sort();
     println!(
@@ -136,6 +150,11 @@ async fn run(sessions: usize, rounds: usize) -> Result<(), Error> {
         "   tools/list (meta-only)     {:>6.2} ms  {:>6.2} ms",
         p(&list, 0.5),
         p(&list, 0.99)
+    );
+    println!(
+        "   find_tools, 6 words *      {:>6.2} ms  {:>6.2} ms",
+        p(&sentence, 0.5),
+        p(&sentence, 0.99)
     );
     println!(
         "   find_tools over ping: {:.2}x; its own work ~{:.2} ms   target < {TARGET_MS} ms at the median: {}",
@@ -168,5 +187,127 @@ async fn run(sessions: usize, rounds: usize) -> Result<(), Error> {
         let _ = call(&mcpod, "stop_session", json!({"session": id})).await?;
     }
     let _ = mcpod.cancel().await;
+    println!(
+        "   * `{}`: every tool shares a word with it",
+        sentence_query(5)
+    );
+    in_process(&every, sessions, rounds)
+}
+
+/// A query of 6 words, every one in the description of `t<i>` (so the old
+/// filter finds it too), and some in every tool's.
+fn sentence_query(i: usize) -> String {
+    format!("extra tool t{} answers its own name", i % 80)
+}
+
+/// The ranking against the old filter, in this process, over `sessions`
+/// copies of the tools `every` found (one session's 100).
+fn in_process(every: &Value, sessions: usize, rounds: usize) -> Result<(), Error> {
+    let one: Vec<Tool> = every["tools"]
+        .as_array()
+        .ok_or("no tools")?
+        .iter()
+        .map(|t| {
+            serde_json::from_value(json!({
+                "name": t["upstream"], "description": t["description"], "inputSchema": t["input_schema"]
+            }))
+        })
+        .collect::<Result<_, _>>()?;
+    let tools: Vec<(String, Tool)> = (0..sessions)
+        .flat_map(|s| one.iter().map(move |t| (format!("hostile{s}"), t.clone())))
+        .collect();
+    // What a server's listing builds once (`catalog::list`), not timed per query.
+    let docs: Vec<search::Doc> = tools.iter().map(|(s, t)| search::Doc::new(s, t)).collect();
+    for (what, query) in [
+        ("`tN`", (|i| format!("t{}", i % 80)) as fn(usize) -> String),
+        ("6 words", sentence_query),
+    ] {
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for i in 0..rounds {
+            let query = query(i);
+            let t = Instant::now();
+            let found = old_filter(&query, &tools);
+            old.push(t.elapsed());
+            let t = Instant::now();
+            let ranked = ranking(&query, &tools, &docs)?;
+            new.push(t.elapsed());
+            if found.is_empty() || ranked.is_empty() {
+                return Err(format!(
+                    "`{query}`: the filter found {found:?}, the ranking {ranked:?}"
+                )
+                .into());
+            }
+        }
+        old.sort();
+        new.sort();
+        let (o, n) = (p(&old, 0.5), p(&new, 0.5));
+        println!(
+            "   in process over {} tools, {what}: ranking {:.3} ms median (p99 {:.3}), old filter {:.3} ms (p99 {:.3}): {:.2}x the old filter",
+            tools.len(),
+            n,
+            p(&new, 0.99),
+            o,
+            p(&old, 0.99),
+            n / o
+        );
+    }
     Ok(())
+}
+
+/// find_tools as mcpod ranks (`search::rank`: the terms of every tool
+/// tallied, then scored); the best 5 names.
+fn ranking(
+    query: &str,
+    tools: &[(String, Tool)],
+    docs: &[search::Doc],
+) -> Result<Vec<String>, Error> {
+    let query = search::Query::parse(query)?;
+    // Every match copied, as the filter below and `Sessions::find_tools` do.
+    let found: Vec<Tool> = search::rank(&query, docs)
+        .into_iter()
+        .map(|(i, _)| tools[i].1.clone())
+        .collect();
+    Ok(found
+        .into_iter()
+        .take(5)
+        .map(|t| t.name.to_string())
+        .collect())
+}
+
+/// The filter find_tools used before the ranking: a tool matched only when
+/// every word was in its name, its server's name or its description (3, 2
+/// or 1 a word); the best 5 names.
+fn old_filter(query: &str, tools: &[(String, Tool)]) -> Vec<String> {
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    let mut found: Vec<(usize, Tool)> = tools
+        .iter()
+        .filter_map(|(server, tool)| {
+            let name = tool.name.to_lowercase();
+            let server = server.to_lowercase();
+            let description = tool
+                .description
+                .as_deref()
+                .unwrap_or_default()
+                .to_lowercase();
+            let mut score = 0;
+            for w in &words {
+                if name.contains(w.as_str()) {
+                    score += 3;
+                } else if server.contains(w.as_str()) {
+                    score += 2;
+                } else if description.contains(w.as_str()) {
+                    score += 1;
+                } else {
+                    return None;
+                }
+            }
+            Some((score, tool.clone()))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found
+        .into_iter()
+        .take(5)
+        .map(|(_, t)| t.name.to_string())
+        .collect()
 }

@@ -14,6 +14,9 @@
 //!   image's tag is learnt from an untimed fresh staging first, which is
 //!   byte-identical);
 //! - **warm**: the recorded lock and the cached image (no npm, pip or buildah);
+//! - **provision**: a warm repeat of `mcpod provision REFERENCE` alone (the
+//!   recorded lock read, the staged tree and the cache hit checked; no launch),
+//!   whose target is under 1 s;
 //! - **baseline**: the same server in its hand-built example image
 //!   (`examples/node-reference`, `examples/python-time`), launched the same way
 //!   (none for the native-addon case: its ratios print as NaN).
@@ -221,8 +224,8 @@ fn main() {
     write_kubeconfig();
     println!("package reference to first tool result (mcpod launch REF --call), s; N={n}");
     println!(
-        "{:<22} {:>8} {:>8} {:>9} {:>8} {:>8}",
-        "case", "cold", "warm", "baseline", "warm/b", "cold/b"
+        "{:<22} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9}",
+        "case", "cold", "warm", "baseline", "warm/b", "cold/b", "provision"
     );
     for case in cases {
         let example = (!case.example_dir.is_empty()).then(|| {
@@ -285,7 +288,9 @@ fn main() {
         };
         let mut warm = Vec::new();
         let mut base = Vec::new();
+        let mut provisioned = Vec::new();
         for _ in 0..n {
+            provisioned.push(provision(case));
             let (secs, result) = launch(case, None);
             assert_eq!(result["session"]["provisioned"]["fetched"], false);
             assert_eq!(result["session"]["provisioned"]["image"]["cache_hit"], true);
@@ -295,6 +300,7 @@ fn main() {
             }
         }
         let w = median(warm);
+        let p = median(provisioned);
         // No baseline: the ratios print as NaN.
         let b = if base.is_empty() {
             f64::NAN
@@ -308,13 +314,14 @@ fn main() {
             .map(|c| format!("{:.2}x", c / b))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<22} {:>8} {:>8.2} {:>9.2} {:>7.2}x {:>8}",
+            "{:<22} {:>8} {:>8.2} {:>9.2} {:>7.2}x {:>8} {:>9.2}",
             case.name,
             cold_text,
             w,
             b,
             w / b,
-            cold_ratio
+            cold_ratio,
+            p
         );
         // The row scripts/perf-table records into docs/performance.md.
         println!(
@@ -322,10 +329,34 @@ fn main() {
             serde_json::json!({
                 "what": format!("{}: package name → first tool result, cold / warm (median of {n})", case.name),
                 "mcpod": format!("{cold_text} s / {w:.2} s"),
-                "baseline": format!("hand-built `{}`: {b:.2} s", case.example_dir),
-                "result": format!("warm {:.2}x", w / b),
+                "baseline": if b.is_nan() { "none (no hand-built image)".to_string() } else { format!("hand-built `{}`: {b:.2} s", case.example_dir) },
+                "result": if b.is_nan() { "-".to_string() } else { format!("warm {:.2}x", w / b) },
                 "target": "",
             })
         );
+        println!(
+            "perf-row {}",
+            serde_json::json!({
+                "what": format!("{}: warm repeat of `mcpod provision` alone (median of {n})", case.name),
+                "mcpod": format!("{p:.2} s"),
+                "baseline": "",
+                "result": format!("{p:.2} s"),
+                "target": format!("< 1 s: {}", if p < 1.0 { "met" } else { "missed" }),
+            })
+        );
     }
+}
+
+/// A warm `mcpod provision` of the case's reference (on its runtime), in
+/// seconds: it must neither fetch nor build.
+fn provision(case: &Case) -> f64 {
+    let mut args = vec!["provision", case.reference];
+    if let Some(i) = case.extra.iter().position(|a| *a == "--runtime") {
+        args.extend(&case.extra[i..i + 2]);
+    }
+    args.push("--json");
+    let (secs, result) = run(&args, None);
+    assert_eq!(result["fetched"], false, "{result}");
+    assert_eq!(result["image"]["cache_hit"], true, "{result}");
+    secs
 }

@@ -661,7 +661,11 @@ struct Launched {
 }
 
 async fn launch(client: &Client, image: &str) -> Result<Launched, Error> {
-    let info = structured(&call(client, "launch_session", json!({"image": image})).await?)?;
+    let launched = structured(&call(client, "launch_session", json!({"image": image})).await?)?;
+    let session = launched["session"].as_str().ok_or("no session id")?;
+    // Its container is in the session's detail.
+    let listed = call(client, "list_sessions", json!({"session": session})).await?;
+    let info = structured(&listed)?["detail"].clone();
     let hello = &info["servers"]["hello"];
     if hello["status"] != "ready" {
         return Err(format!("the hello server is not ready: {hello}").into());

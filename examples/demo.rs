@@ -92,12 +92,16 @@ async fn main() -> Result<(), Error> {
     }
 
     let t = Instant::now();
-    let session = structured(&call(&client, "launch_session", json!({ "image": tag })).await?)?;
-    let id = session["session"].as_str().unwrap_or("?").to_string();
+    let launched = structured(&call(&client, "launch_session", json!({ "image": tag })).await?)?;
+    let id = launched["session"].as_str().unwrap_or("?").to_string();
+    let elapsed = t.elapsed().as_millis();
+    // The launch answers with the servers and their tools; the rest is one call away.
+    let listed = call(&client, "list_sessions", json!({ "session": id })).await?;
+    let session = structured(&listed)?["detail"].clone();
     println!(
-        "\n> launch_session: session {id} in container {} ({} ms)",
+        "\n> launch_session: session {id} in container {} ({elapsed} ms, {} bytes)",
         session["container"].as_str().unwrap_or("?"),
-        t.elapsed().as_millis()
+        launched.to_string().len()
     );
     let iso = &session["isolation"];
     println!(
@@ -189,9 +193,10 @@ async fn provision(
     }
     let package = "npm:@modelcontextprotocol/server-memory@2026.8.31";
     let t = Instant::now();
-    // server-memory keeps its graph beside its code by default; the root is read-only.
-    let overrides = json!({"memory": {"env": {"MEMORY_FILE_PATH": "/tmp/memory.json"}}});
-    let session = structured(
+    // server-memory keeps its graph beside its code by default; the root is
+    // read-only. Its one server's override needs no name.
+    let overrides = json!({"env": {"MEMORY_FILE_PATH": "/tmp/memory.json"}});
+    let launched = structured(
         &call(
             client,
             "launch_session",
@@ -199,7 +204,9 @@ async fn provision(
         )
         .await?,
     )?;
-    let id = session["session"].as_str().unwrap_or("?").to_string();
+    let id = launched["session"].as_str().unwrap_or("?").to_string();
+    let listed = call(client, "list_sessions", json!({ "session": id })).await?;
+    let session = structured(&listed)?["detail"].clone();
     let p = &session["provisioned"];
     println!(
         "\n> launch_session {{image: {package}, overrides: {overrides}}}: session {id} ({} ms)",

@@ -1,18 +1,23 @@
 //! Registering mcpod in MCP clients: the entry each client expects, in its own
-//! format and file, merged into what is there (with a backup).
+//! format and file, merged into what is there (with a backup). An entry either
+//! starts mcpod (stdio) or points the client at a running `mcpod serve
+//! --listen` (HTTP, `http.rs`).
 //!
 //! Merging edits the user's document in place: TOML through `toml_edit` (every
 //! spelling of `mcp_servers.mcpod` is the same table to it, comments and order
 //! stay), JSON through an order-keeping tree. The entry's own keys (`command`,
-//! `args`, `type`) are replaced; any other key the user put in the entry is
+//! `args`, `type`; `url`, `headers`' `Authorization`) are replaced, and the
+//! other transport's keys dropped; any other key the user put in the entry is
 //! kept, and so is every other entry.
 
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
+mod http;
 mod json;
 
+pub use http::{DEFAULT_TOKEN_ENV, Remote, check_env_name, check_url};
 use json::J;
 
 /// The clients mcpod knows how to register with.
@@ -39,6 +44,26 @@ pub enum Scope {
 pub struct Launch {
     pub command: String,
     pub args: Vec<String>,
+}
+
+/// What the entry makes the client do: start mcpod itself (stdio), or reach
+/// a running `mcpod serve --listen` over Streamable HTTP.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    Stdio(Launch),
+    Http(Remote),
+}
+
+impl Entry {
+    /// The keys of the other transport, dropped from the user's entry.
+    fn foreign_keys(&self, toml: bool) -> &'static [&'static str] {
+        match (self, toml) {
+            (Entry::Stdio(_), false) => http::JSON_HTTP_KEYS,
+            (Entry::Http(_), false) => http::JSON_STDIO_KEYS,
+            (Entry::Stdio(_), true) => http::TOML_HTTP_KEYS,
+            (Entry::Http(_), true) => http::TOML_STDIO_KEYS,
+        }
+    }
 }
 
 /// The server name mcpod registers under.
@@ -179,34 +204,43 @@ mcpod connected."
     }
 
     /// The entry alone, as the client's file would hold it.
-    pub fn render(self, launch: &Launch) -> String {
-        match self {
-            Client::Codex => merge_toml("", launch).unwrap_or_default(),
-            _ => json::to_string(&self.merge_json(J::Obj(Vec::new()), launch), "  "),
+    pub fn render(self, entry: &Entry) -> Result<String> {
+        if let Entry::Http(_) = entry {
+            self.check_http()?;
         }
+        Ok(match self {
+            Client::Codex => merge_toml("", entry).unwrap_or_default(),
+            _ => json::to_string(&self.merge_json(J::Obj(Vec::new()), entry), "  "),
+        })
     }
 
     /// The entry's own keys for a JSON client.
-    fn json_entry(self, launch: &Launch) -> Vec<(String, J)> {
-        let mut entry = Vec::new();
-        if matches!(self, Client::ClaudeCode | Client::Vscode) {
-            entry.push(("type".to_string(), J::Str("stdio".into())));
-        }
-        entry.push(("command".to_string(), J::Str(launch.command.clone())));
-        entry.push((
-            "args".to_string(),
-            J::Arr(launch.args.iter().cloned().map(J::Str).collect()),
-        ));
+    fn json_entry(self, entry: &Entry) -> Vec<(String, J)> {
+        let mut fields = match entry {
+            Entry::Stdio(launch) => {
+                let mut fields = Vec::new();
+                if matches!(self, Client::ClaudeCode | Client::Vscode) {
+                    fields.push(("type".to_string(), J::Str("stdio".into())));
+                }
+                fields.push(("command".to_string(), J::Str(launch.command.clone())));
+                fields.push((
+                    "args".to_string(),
+                    J::Arr(launch.args.iter().cloned().map(J::Str).collect()),
+                ));
+                fields
+            }
+            Entry::Http(remote) => remote.json_entry(self),
+        };
         if self == Client::Gemini {
-            entry.push((
+            fields.push((
                 "timeout".to_string(),
                 J::Num((TOOL_TIMEOUT_SECS * 1000).into()),
             ));
         }
-        entry
+        fields
     }
 
-    fn merge_json(self, mut doc: J, launch: &Launch) -> J {
+    fn merge_json(self, mut doc: J, new: &Entry) -> J {
         let key = if self == Client::Vscode {
             "servers"
         } else {
@@ -240,11 +274,30 @@ mcpod connected."
             Some(J::Obj(fields)) => fields,
             _ => Vec::new(),
         };
-        for (k, v) in self.json_entry(launch) {
+        let fields = self.json_entry(new);
+        // The other transport's keys go, and so does a `type` this client's
+        // entry does not set (it would name the other transport).
+        let ours_type = fields.iter().any(|(k, _)| k == "type");
+        entry.retain(|(k, _)| !new.foreign_keys(false).contains(&k.as_str()));
+        entry.retain(|(k, _)| ours_type || k != "type");
+        for (k, v) in fields {
             // Gemini's timeout is the user's if they set one.
             if k == "timeout" && entry.iter().any(|(e, _)| e == "timeout") {
                 continue;
             }
+            // The user's other headers stay; only Authorization is ours.
+            let v = if k == "headers" {
+                http::merge_headers(
+                    entry
+                        .iter()
+                        .rev()
+                        .find(|(e, _)| e == "headers")
+                        .map(|(_, v)| v),
+                    v,
+                )
+            } else {
+                v
+            };
             json::set(&mut entry, &k, v);
         }
         servers.retain(|(k, _)| k != NAME);
@@ -254,9 +307,12 @@ mcpod connected."
     }
 
     /// The file's merged text.
-    fn merged(self, path: &Path, existing: Option<&str>, launch: &Launch) -> Result<String> {
+    fn merged(self, path: &Path, existing: Option<&str>, entry: &Entry) -> Result<String> {
+        if let Entry::Http(_) = entry {
+            self.check_http()?;
+        }
         if self == Client::Codex {
-            return merge_toml(existing.unwrap_or_default(), launch).map_err(|e| {
+            return merge_toml(existing.unwrap_or_default(), entry).map_err(|e| {
                 Error::invalid(
                     "client config",
                     path.display().to_string(),
@@ -287,13 +343,13 @@ mcpod connected."
                 "fix or move the file; nothing was written",
             ));
         }
-        Ok(json::to_string(&self.merge_json(doc, launch), &indent))
+        Ok(json::to_string(&self.merge_json(doc, entry), &indent))
     }
 
     /// Merge the entry into `path` (created if missing), keeping everything else
     /// there; the previous file is kept as `<path>.bak`, and the new one
     /// replaces it atomically. Returns the backup path.
-    pub fn write(self, path: &Path, launch: &Launch) -> Result<Option<PathBuf>> {
+    pub fn write(self, path: &Path, entry: &Entry) -> Result<Option<PathBuf>> {
         // A symlinked file (dotfiles) is written where it points.
         let path = match std::fs::canonicalize(path) {
             Ok(real) => real,
@@ -305,7 +361,7 @@ mcpod connected."
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("reading", path, e)),
         };
-        let merged = self.merged(path, existing.as_deref(), launch)?;
+        let merged = self.merged(path, existing.as_deref(), entry)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         }
@@ -334,16 +390,12 @@ mcpod connected."
 /// Set `mcp_servers.mcpod` in a Codex config, however the document spells it
 /// (a `[mcp_servers.mcpod]` header, quoted keys, dotted keys, an inline table),
 /// keeping the user's other keys in it, and everything else, as written.
-fn merge_toml(doc: &str, launch: &Launch) -> std::result::Result<String, String> {
+fn merge_toml(doc: &str, new: &Entry) -> std::result::Result<String, String> {
     use toml_edit::{Array, DocumentMut, Item, Table, value};
 
     let mut doc: DocumentMut = doc
         .parse()
         .map_err(|e: toml_edit::TomlError| e.to_string())?;
-    let mut args = Array::new();
-    for a in &launch.args {
-        args.push(a.as_str());
-    }
     let root = doc.as_table_mut();
     if !root.contains_key("mcp_servers") {
         let mut servers = Table::new();
@@ -373,8 +425,24 @@ fn merge_toml(doc: &str, launch: &Launch) -> std::result::Result<String, String>
         _ => return Err("`mcp_servers` is not a table".into()),
     };
     let entry = entry.ok_or("`mcp_servers.mcpod` is not a table")?;
-    entry.insert("command", value(launch.command.as_str()));
-    entry.insert("args", value(args));
+    for key in new.foreign_keys(true) {
+        entry.remove(key);
+    }
+    match new {
+        Entry::Stdio(launch) => {
+            let mut args = Array::new();
+            for a in &launch.args {
+                args.push(a.as_str());
+            }
+            entry.insert("command", value(launch.command.as_str()));
+            entry.insert("args", value(args));
+        }
+        // Codex sends `Authorization: Bearer` with the variable's value.
+        Entry::Http(remote) => {
+            entry.insert("url", value(remote.url()));
+            entry.insert("bearer_token_env_var", value(remote.token_env()));
+        }
+    }
     if entry.get("tool_timeout_sec").is_none() {
         entry.insert("tool_timeout_sec", value(TOOL_TIMEOUT_SECS as i64));
     }
@@ -385,11 +453,11 @@ fn merge_toml(doc: &str, launch: &Launch) -> std::result::Result<String, String>
 mod tests {
     use super::*;
 
-    fn launch() -> Launch {
-        Launch {
+    fn launch() -> Entry {
+        Entry::Stdio(Launch {
             command: "/usr/local/bin/mcpod".into(),
             args: vec!["serve".into(), "--root".into(), "/work/p \"q\"".into()],
-        }
+        })
     }
 
     fn parse(text: &str) -> serde_json::Value {
@@ -398,16 +466,16 @@ mod tests {
 
     #[test]
     fn each_client_gets_its_own_format() {
-        let cc = parse(&Client::ClaudeCode.render(&launch()));
+        let cc = parse(&Client::ClaudeCode.render(&launch()).expect("renders"));
         assert_eq!(cc["mcpServers"]["mcpod"]["type"], "stdio");
         assert_eq!(cc["mcpServers"]["mcpod"]["args"][2], "/work/p \"q\"");
-        let vs = parse(&Client::Vscode.render(&launch()));
+        let vs = parse(&Client::Vscode.render(&launch()).expect("renders"));
         assert_eq!(vs["servers"]["mcpod"]["command"], "/usr/local/bin/mcpod");
-        let desk = parse(&Client::ClaudeDesktop.render(&launch()));
+        let desk = parse(&Client::ClaudeDesktop.render(&launch()).expect("renders"));
         assert!(desk["mcpServers"]["mcpod"]["type"].is_null());
-        let gemini = parse(&Client::Gemini.render(&launch()));
+        let gemini = parse(&Client::Gemini.render(&launch()).expect("renders"));
         assert_eq!(gemini["mcpServers"]["mcpod"]["timeout"], 900_000);
-        let codex = Client::Codex.render(&launch());
+        let codex = Client::Codex.render(&launch()).expect("renders");
         assert_eq!(
             codex,
             "[mcp_servers.mcpod]\ncommand = \"/usr/local/bin/mcpod\"\nargs = [\"serve\", \"--root\", '/work/p \"q\"']\ntool_timeout_sec = 900\n"

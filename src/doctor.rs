@@ -45,7 +45,51 @@ impl Check {
 
 const SETUP: &str = "run scripts/setup";
 
+/// Check the host, in order: the tools, podman's mode, runtime, storage and
+/// limits, the supervisor, then a container start and the way sessions map
+/// users. Stops where a failed check leaves the later ones nothing to try.
 pub async fn run() -> Vec<Check> {
+    let mut checks = tool_versions().await;
+    if !checks[0].ok {
+        return checks;
+    }
+    let info = match podman::host_info().await {
+        Ok(info) => info,
+        Err(e) => {
+            checks.push(Check::fail("podman info", e.to_string(), SETUP));
+            return checks;
+        }
+    };
+    checks.push(mode_check(&info));
+    checks.push(runtime_check(&info));
+    checks.push(storage_check(&info));
+    checks.push(limits_check(&info));
+    checks.push(supervisor_check());
+    if let Err(e) = ensure_probe_image().await {
+        checks.push(Check::fail(
+            "probe image",
+            e,
+            format!("install busybox-static ({SETUP}), then retry"),
+        ));
+        return checks;
+    }
+    checks.push(container_start_check().await);
+    // The way sessions map users, probed as they run it: on podman before 4.4
+    // that is a fixed uid map, and a live `--userns=auto` probe could deadlock
+    // this host's podman against a concurrent cleanup (podman#16062).
+    let mode = UserMode::detect().await;
+    if let Err(e) = mode.usable() {
+        checks.push(Check::fail("session user", mode.describe(), e.to_string()));
+        return checks;
+    }
+    checks.push(user_namespace_check(&mode, &info).await);
+    checks.push(session_user_check(&mode));
+    checks
+}
+
+/// Whether podman, buildah and skopeo run, with their versions (podman's
+/// first: the checks after it need it).
+async fn tool_versions() -> Vec<Check> {
     let mut checks = Vec::new();
     for (name, version) in [
         ("podman", crate::engine::version("podman").await),
@@ -57,17 +101,12 @@ pub async fn run() -> Vec<Check> {
             Err(e) => Check::fail(name, e.to_string(), SETUP),
         });
     }
-    if !checks[0].ok {
-        return checks;
-    }
-    let info = match podman::host_info().await {
-        Ok(info) => info,
-        Err(e) => {
-            checks.push(Check::fail("podman info", e.to_string(), SETUP));
-            return checks;
-        }
-    };
-    checks.push(Check::pass(
+    checks
+}
+
+/// How podman runs: rootless or root, cgroups, storage, runtime.
+fn mode_check(info: &podman::HostInfo) -> Check {
+    Check::pass(
         "mode",
         format!(
             "{}, cgroups {}, storage {}, runtime {}",
@@ -76,8 +115,12 @@ pub async fn run() -> Vec<Check> {
             info.storage,
             info.runtime
         ),
-    ));
-    checks.push(match which(&info.runtime) {
+    )
+}
+
+/// Whether the OCI runtime podman is configured with is on PATH.
+fn runtime_check(info: &podman::HostInfo) -> Check {
+    match which(&info.runtime) {
         Some(path) => Check::pass("oci runtime", format!("{} ({path})", info.runtime)),
         None => Check::fail(
             "oci runtime",
@@ -87,84 +130,92 @@ pub async fn run() -> Vec<Check> {
             ),
             format!("install {} ({SETUP})", info.runtime),
         ),
-    });
-    checks.push(storage_check(&info));
-    checks.push(Check::pass(
+    }
+}
+
+/// Whether sessions' memory, pids and cpu limits are enforced (said, never
+/// failed: a lease still ends a session).
+fn limits_check(info: &podman::HostInfo) -> Check {
+    Check::pass(
         "limits",
         if info.enforces_limits() {
             "memory, pids and cpu limits are enforced".to_string()
         } else {
             "memory, pids and cpu limits are NOT enforced: rootless podman on cgroups v1 ignores them (each session's isolation says so; its lease still ends it); cgroups v2 with delegation enforces them".to_string()
         },
-    ));
-    checks.push(match crate::image::supervised::binary() {
+    )
+}
+
+/// Whether the supervisor binary could be written where sessions mount it.
+fn supervisor_check() -> Check {
+    match crate::image::supervised::binary() {
         Ok(path) => Check::pass("supervisor", path.display().to_string()),
         Err(e) => Check::fail(
             "supervisor",
             e.to_string(),
             "let mcpod write its state directory (MCPOD_STATE_DIR, else ~/.cache/mcpod)",
         ),
-    });
-    if let Err(e) = ensure_probe_image().await {
-        checks.push(Check::fail(
-            "probe image",
-            e,
-            format!("install busybox-static ({SETUP}), then retry"),
-        ));
-        return checks;
     }
-    // A container as sessions start one: no network (rootless podman's
-    // default network would need /dev/net/tun, which sessions never use).
-    checks.push(
-        match podman::run_probe(&["--network=none"], PROBE_IMAGE, &[BUSYBOX, "true"]).await {
-            Ok((status, _)) if status.success() => Check::pass("container start", "a container ran (--network=none)"),
-            Ok((_, out)) => Check::fail(
-                "container start",
-                out.stderr_tail,
-                "run scripts/setup: it detects crun on hybrid cgroups and ulimits above the hard limit, and writes the containers.conf override that fixes them",
-            ),
-            Err(e) => Check::fail("container start", e.to_string(), SETUP),
-        },
-    );
-    // The way sessions map users, probed as they run it: on podman before 4.4
-    // that is a fixed uid map, and a live `--userns=auto` probe could deadlock
-    // this host's podman against a concurrent cleanup (podman#16062).
-    let mode = UserMode::detect().await;
-    if let Err(e) = mode.usable() {
-        checks.push(Check::fail("session user", mode.describe(), e.to_string()));
-        return checks;
+}
+
+/// A container as sessions start one: no network (rootless podman's
+/// default network would need /dev/net/tun, which sessions never use).
+async fn container_start_check() -> Check {
+    match podman::run_probe(&["--network=none"], PROBE_IMAGE, &[BUSYBOX, "true"]).await {
+        Ok((status, _)) if status.success() => {
+            Check::pass("container start", "a container ran (--network=none)")
+        }
+        Ok((_, out)) => Check::fail(
+            "container start",
+            out.stderr_tail,
+            "run scripts/setup: it detects crun on hybrid cgroups and ulimits above the hard limit, and writes the containers.conf override that fixes them",
+        ),
+        Err(e) => Check::fail("container start", e.to_string(), SETUP),
     }
+}
+
+/// A container run with the user flags of `mode`: container root must map
+/// away from root (or, with no subordinate IDs, the container runs at all).
+async fn user_namespace_check(mode: &UserMode, info: &podman::HostInfo) -> Check {
     let mut flags = mode.flags();
     flags.push("--network=none".into());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    checks.push(
-        match podman::run_probe(&flags, PROBE_IMAGE, &[BUSYBOX, "cat", "/proc/self/uid_map"]).await {
-            Ok((status, out)) if status.success() && maps_root_away(&out.stdout, info.rootless) => Check::pass(
+    match podman::run_probe(&flags, PROBE_IMAGE, &[BUSYBOX, "cat", "/proc/self/uid_map"]).await {
+        Ok((status, out)) if status.success() && maps_root_away(&out.stdout, info.rootless) => {
+            Check::pass(
                 "user namespace",
                 format!(
                     "{}: container root is {} uid {}",
                     mode.describe(),
-                    if info.rootless { "your namespace's" } else { "host" },
+                    if info.rootless {
+                        "your namespace's"
+                    } else {
+                        "host"
+                    },
                     out.stdout.split_whitespace().nth(1).unwrap_or("?")
                 ),
-            ),
-            Ok((status, _)) if status.success() && mode == UserMode::Nobody => Check::pass(
-                "user namespace",
-                "none: sessions run as --user 65534:65534",
-            ),
-            Ok((_, out)) => Check::fail(
-                "user namespace",
-                format!("{} not available: {}", mode.describe(), out.stderr_tail),
-                if info.rootless {
-                    "check your range in /etc/subuid and /etc/subgid (scripts/setup adds one), then `podman system migrate`"
-                } else {
-                    "add subordinate IDs for the `containers` user to /etc/subuid and /etc/subgid (scripts/setup does); sessions fall back to a non-root --user"
-                },
-            ),
-            Err(e) => Check::fail("user namespace", e.to_string(), SETUP),
-        },
-    );
-    checks.push(match mode {
+            )
+        }
+        Ok((status, _)) if status.success() && *mode == UserMode::Nobody => {
+            Check::pass("user namespace", "none: sessions run as --user 65534:65534")
+        }
+        Ok((_, out)) => Check::fail(
+            "user namespace",
+            format!("{} not available: {}", mode.describe(), out.stderr_tail),
+            if info.rootless {
+                "check your range in /etc/subuid and /etc/subgid (scripts/setup adds one), then `podman system migrate`"
+            } else {
+                "add subordinate IDs for the `containers` user to /etc/subuid and /etc/subgid (scripts/setup does); sessions fall back to a non-root --user"
+            },
+        ),
+        Err(e) => Check::fail("user namespace", e.to_string(), SETUP),
+    }
+}
+
+/// Which user sessions run as: a fixed `--user` without subordinate IDs
+/// fails, with the fix.
+fn session_user_check(mode: &UserMode) -> Check {
+    match mode {
         UserMode::Nobody => Check::fail(
             "session user",
             "user=65534:65534 (no subordinate IDs for podman)",
@@ -180,8 +231,7 @@ pub async fn run() -> Vec<Check> {
         UserMode::Auto | UserMode::Unavailable { .. } => {
             Check::pass("session user", mode.describe())
         }
-    });
-    checks
+    }
 }
 
 /// The storage driver: vfs works, but copies every layer whole.

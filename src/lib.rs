@@ -12,7 +12,9 @@
 //! - [`cache`]: the content-addressed cache key and the build-context walk
 //! - [`engine`]: the only code that spawns podman, buildah and skopeo
 //! - [`error`]: the one error type
+//! - [`budget`]: the size budget of each tool's result (used by server and session)
 
+pub mod budget;
 pub mod cache;
 pub mod clients;
 pub mod doctor;

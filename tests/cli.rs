@@ -224,6 +224,77 @@ fn config_project_entries_are_portable() {
     assert!(ok);
 }
 
+/// Shared mode: `--url` writes an entry that reaches a running `mcpod serve
+/// --listen` with the token read from a variable, and is refused with the
+/// flags only a started mcpod takes, and for Claude Desktop.
+#[test]
+fn config_url_writes_an_http_entry_and_refuses_stdio_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = format!("mcpod_{}", "5e".repeat(32));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .arg("config")
+            .args(args)
+            .current_dir(dir.path())
+            .env("TEAM_TOKEN", &token)
+            .output()
+            .expect("runs")
+    };
+    let url = "http://127.0.0.1:8765/mcp";
+    let out = run(&[
+        "--client",
+        "claude-code",
+        "--url",
+        url,
+        "--token-env",
+        "TEAM_TOKEN",
+        "--write",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(dir.path().join(".mcp.json")).expect(".mcp.json");
+    assert!(!text.contains(&token) && !stderr.contains(&token), "{text}");
+    let doc: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        doc["mcpServers"]["mcpod"],
+        serde_json::json!({"type": "http", "url": url, "headers": {"Authorization": "Bearer ${TEAM_TOKEN}"}})
+    );
+    assert!(stderr.contains("TEAM_TOKEN"), "{stderr}");
+
+    for (args, says) in [
+        (
+            vec!["--client", "cursor", "--url", url, "--root", "."],
+            "--root",
+        ),
+        (
+            vec!["--client", "cursor", "--url", url, "--allow-network"],
+            "--allow-network",
+        ),
+        (
+            vec!["--client", "cursor", "--url", url, "--command", "x"],
+            "--command",
+        ),
+        (
+            vec!["--client", "claude-desktop", "--url", url],
+            "only starts commands",
+        ),
+        (
+            vec!["--client", "gemini", "--url", "http://10.1.2.3:8765/mcp"],
+            "TLS",
+        ),
+        (
+            vec!["--client", "gemini", "--url", url, "--token-env", "a b"],
+            "[A-Z_][A-Z0-9_]*",
+        ),
+        (vec!["--client", "gemini", "--token-env", "T"], "--url"),
+    ] {
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn doctor_reports_each_check() {
     let (ok, checks, err) = mcpod(&["doctor", "--json"]);

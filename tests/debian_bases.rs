@@ -64,7 +64,7 @@ fn a_package_needing_a_newer_python_runs_on_trixie_s_chosen_from_requires_python
     let root = tempfile::tempdir().expect("root");
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(1, "launch_session", json!({"image": YFMCP})));
+    let info = server.launch_detail(1, json!({"image": YFMCP}));
     assert_eq!(
         info["provisioned"]["base"]["id"], "python@3.13-trixie",
         "the launch reuses the recorded choice: {info}"
@@ -113,9 +113,8 @@ fn a_server_that_runs_git_gets_debian_s_git_when_the_operator_allows_it() {
         &["--allow-system-package", "git", "--allow-mount", &repo_text],
     );
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(
+    let info = server.launch_detail(
         1,
-        "launch_session",
         json!({
             "image": GIT_SERVER,
             "provision": {"system_packages": ["git"], "refresh": true},
@@ -126,7 +125,7 @@ fn a_server_that_runs_git_gets_debian_s_git_when_the_operator_allows_it() {
                 "GIT_CONFIG_VALUE_0": "*"
             }}}
         }),
-    ));
+    );
     let provisioned = &info["provisioned"];
     let packages = provisioned["base"]["debian"]["packages"].to_string();
     assert!(

@@ -220,11 +220,19 @@ fn twelve_sessions_spread_over_three_engines_built_once_pulled_by_digest_and_not
             .is_some_and(|t| t.contains(&json!(key))),
         "{tags}"
     );
-    let remote_ids: std::collections::BTreeSet<String> = launched
+    let remote: Vec<String> = launched
         .values()
         .map(|r| &r["result"]["structuredContent"])
         .filter(|info| info["engine"] != "local")
-        .map(|info| info["image_id"].as_str().expect("image_id").to_string())
+        .map(|info| info["session"].as_str().expect("session").to_string())
+        .collect();
+    let remote_ids: std::collections::BTreeSet<String> = remote
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let info = server.detail(400 + i as u64, s);
+            info["image_id"].as_str().expect("image_id").to_string()
+        })
         .collect();
     assert_eq!(remote_ids.len(), 1, "one supervised image: {remote_ids:?}");
     let id = remote_ids.first().expect("one");
@@ -251,13 +259,17 @@ fn twelve_sessions_spread_over_three_engines_built_once_pulled_by_digest_and_not
     // And by which container ID: a remote engine is asked after the launch,
     // in the background, so it may take a moment to show.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut id = 200;
+    let mut id = 10_000;
     loop {
-        id += 1;
-        let listed = server.call(id, "list_sessions", json!({}));
-        let ids: std::collections::BTreeSet<String> = listed["structuredContent"]["sessions"]
-            .as_array()
-            .expect("sessions")
+        let details: Vec<Value> = sessions
+            .iter()
+            .map(|s| {
+                id += 1;
+                server.detail(id, s)
+            })
+            .collect();
+        let listed = json!(details);
+        let ids: std::collections::BTreeSet<String> = details
             .iter()
             .filter_map(|r| r["container_id"].as_str())
             .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -436,6 +448,7 @@ fn the_operator_sees_and_steers_placement_and_a_remote_client_config_connects() 
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["engine"] == "b").cloned())
         .expect("a session on b");
+    let on_b = server.detail(32, on_b["session"].as_str().expect("session"));
     let entry = on_b["client_config"]["mcpServers"]
         .as_object()
         .and_then(|servers| servers.values().next().cloned())
@@ -533,7 +546,7 @@ fn gc_removes_the_session_images_an_engine_pulled_and_nothing_else() {
         "launch_session",
         json!({"image": image.tag, "engine": "a"}),
     );
-    let id = info["structuredContent"]["image_id"]
+    let id = server.detail_of(10, &info)["image_id"]
         .as_str()
         .unwrap_or_else(|| panic!("{info}"))
         .to_string();

@@ -424,8 +424,10 @@ fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
     );
     stop(&mut server, 4, &session);
 
-    // Junk and no answer, or the input echoed: a failure within seconds, not
-    // the 30 s handshake deadline, saying what it wrote.
+    // Junk and no answer, or the input echoed: a failure after the junk
+    // grace (with one more start with `initialize` only, as an older server
+    // behind a banner needs), not at the 30 s handshake deadline, saying what
+    // it wrote.
     for (id, command, says) in [
         (
             10,
@@ -448,10 +450,12 @@ fn a_server_that_writes_no_mcp_at_start_fails_at_once_quoting_it() {
         assert_eq!(result["isError"], true, "{result}");
         let text = text_of(&result);
         assert!(
-            text.contains(says) && text.contains("server `hostile`"),
-            "{text}"
+            text.contains(says)
+                && text.contains("server `hostile`")
+                && text.contains("wrote to stdout what is not MCP")
+                && !text.contains("within 30 s"),
+            "took {took:?}: {text}"
         );
-        assert!(took < Duration::from_secs(15), "took {took:?}: {text}");
     }
     let listed = server.call(30, "list_sessions", json!({}));
     assert_ne!(listed["isError"], true, "{listed}");

@@ -132,7 +132,7 @@ fn label_env_reaches_only_the_container_and_no_host_process() {
             json!({"image": tag, "servers": servers, "env": {"TOKEN": secret}}),
         );
         assert_ne!(launched["isError"], true, "{launched}");
-        let info = &launched["structuredContent"];
+        let info = &server.detail_of(id, &launched);
         let session = info["session"].as_str().expect("session").to_string();
         for s in servers.as_array().expect("names") {
             let s = s.as_str().expect("name");

@@ -42,7 +42,7 @@ fn launch(
     let image = images.with(server, id, root, json!(entrypoint));
     let launched = server.call(id + 1, "launch_session", json!({"image": image}));
     assert_ne!(launched["isError"], true, "{launched}");
-    let info = &launched["structuredContent"];
+    let info = &server.detail_of(id + 1, &launched);
     let hostile = &info["servers"]["hostile"];
     assert_eq!(hostile["status"], "ready", "{info}");
     assert_eq!(

@@ -44,7 +44,7 @@ fn a_server_with_a_native_addon_is_built_in_a_container_and_answers() {
         json!({"image": SQLITE_NPX, "overrides": {"sqlite-npx": {"args": ["/tmp/t.db"]}}}),
     );
     assert_ne!(info["isError"], true, "{}", text_of(&info));
-    let info = &info["structuredContent"];
+    let info = &server.detail_of(1, &info);
     assert_eq!(info["servers"]["sqlite-npx"]["status"], "ready", "{info}");
     let warnings = info["provisioned"]["warnings"].to_string();
     assert!(
@@ -67,9 +67,9 @@ fn a_server_with_a_native_addon_is_built_in_a_container_and_answers() {
     assert!(text_of(&tables).contains("\"t\""), "{tables}");
     server.call(4, "stop_session", json!({"session": session}));
     assert!(
-        build_containers().is_empty(),
+        common::build_containers("sqlite3@").is_empty(),
         "no build container is left: {:?}",
-        build_containers()
+        common::build_containers("sqlite3@")
     );
 }
 
@@ -79,13 +79,6 @@ fn tail(text: &str) -> &str {
         start += 1;
     }
     &text[start..]
-}
-
-fn build_containers() -> Vec<String> {
-    common::podman_lines(&["ps", "--all", "--format", "{{.Names}}"])
-        .into_iter()
-        .filter(|n| n.starts_with("mcpod-build-"))
-        .collect()
 }
 
 /// A staged-like tree: a root package.json and one dependency `name` with
@@ -149,7 +142,11 @@ async fn hostile_install_scripts_reach_neither_the_network_nor_the_host() {
         err.contains("phone-home@1.0.0") && err.contains("phone-home: no network"),
         "{err}"
     );
-    assert!(build_containers().is_empty(), "{:?}", build_containers());
+    assert!(
+        common::build_containers("phone-home@").is_empty(),
+        "{:?}",
+        common::build_containers("phone-home@")
+    );
 
     // The host: a secret file it names cannot be read, paths outside the
     // tree cannot be written; what it can write is inside the tree.
@@ -202,7 +199,11 @@ async fn hostile_install_scripts_reach_neither_the_network_nor_the_host() {
         "the error quotes a bounded tail: {}",
         err.len()
     );
-    assert!(build_containers().is_empty(), "{:?}", build_containers());
+    assert!(
+        common::build_containers("noisy@").is_empty(),
+        "{:?}",
+        common::build_containers("noisy@")
+    );
 
     // A compiler error: named and quoted.
     let broken = tree(

@@ -23,14 +23,13 @@ fn a_package_whose_binary_links_libraries_the_base_lacks_lists_its_tools() {
     let root = tempfile::tempdir().expect("root");
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(
+    let info = server.launch_detail(
         1,
-        "launch_session",
         json!({
             "image": AZURE,
             "overrides": {"mcp": {"args": ["server", "start"]}},
         }),
-    ));
+    );
     let (name, status) = info["servers"]
         .as_object()
         .and_then(|s| s.iter().next())

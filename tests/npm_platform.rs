@@ -92,15 +92,14 @@ fn a_package_with_platform_binaries_launches_and_lists_its_tools() {
     let mut server =
         Server::start_with(root.path(), &[&format!("--allow-mount={}", kube.display())]);
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(
+    let info = server.launch_detail(
         1,
-        "launch_session",
         json!({
             "image": KUBERNETES,
             "mounts": [{"source": kube.display().to_string(), "target": "/kube"}],
             "overrides": {"kubernetes": {"args": ["--kubeconfig", "/kube/config"]}},
         }),
-    ));
+    );
     assert_eq!(info["servers"]["kubernetes"]["status"], "ready", "{info}");
     let session = info["session"].as_str().expect("session").to_string();
     let tools: Vec<String> = server

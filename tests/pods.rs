@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use mcpod::session::{LaunchInput, MountRequest, Policy, ServerOverride, Sessions};
+use mcpod::session::{LaunchInput, MountRequest, Overrides, Policy, ServerOverride, Sessions};
 use serde_json::{Value, json};
 
 /// The Kubernetes version the manifests are validated against.
@@ -257,7 +257,7 @@ fn with_secret(image: &str, secret: &str, literal: &str) -> (Policy, LaunchInput
         ..Policy::default()
     };
     let mut input = launch_of(image);
-    input.overrides.insert(
+    input.overrides = Overrides::PerServer(BTreeMap::from([(
         "hello".into(),
         ServerOverride {
             env: BTreeMap::from([
@@ -266,7 +266,7 @@ fn with_secret(image: &str, secret: &str, literal: &str) -> (Policy, LaunchInput
             ]),
             ..Default::default()
         },
-    );
+    )]));
     input.env.insert("MCPOD_POD_SECRET".into(), secret.into());
     (policy, input)
 }

@@ -52,7 +52,7 @@ fn ids(pool: &[Value]) -> Vec<String> {
 fn launch(server: &mut Server, id: u64, args: Value) -> Value {
     let result = server.call(id, "launch_session", args);
     assert_ne!(result["isError"], true, "launch failed: {result}");
-    result["structuredContent"].clone()
+    server.detail_of(id, &result)
 }
 
 fn now_secs() -> u64 {

@@ -33,7 +33,7 @@ fn an_npm_package_reference_launches_in_one_call() {
     let root = tempfile::tempdir().expect("root");
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(1, "launch_session", json!({"image": THINKING})));
+    let info = server.launch_detail(1, json!({"image": THINKING}));
     let provisioned = &info["provisioned"];
     assert_eq!(provisioned["reference"], THINKING, "{info}");
     assert_eq!(provisioned["server"], "sequential-thinking");
@@ -137,7 +137,7 @@ fn a_server_json_with_a_secret_becomes_a_reference_and_its_name_a_label() {
     ]);
     assert_eq!(label, ["io.github.modelcontextprotocol/server-memory"]);
 
-    let info = structured(&server.call(2, "launch_session", json!({"image": tag})));
+    let info = server.launch_detail(2, json!({"image": tag}));
     let session = info["session"].as_str().expect("session").to_string();
     let call = |server: &mut Server, id, tool: &str, arguments: Value| {
         server.call(
@@ -339,8 +339,7 @@ fn a_server_json_oci_package_declares_the_images_own_command() {
     let done = structured(&server.call(1, "provision_server", json!({"server_json": doc})));
     assert_eq!(done["server"], "hello", "{done}");
     assert_eq!(done["spec"]["command"], json!(["/bin/hello-server"]));
-    let info =
-        structured(&server.call(2, "launch_session", json!({"image": done["image"]["tag"]})));
+    let info = server.launch_detail(2, json!({"image": done["image"]["tag"]}));
     assert_eq!(info["servers"]["hello"]["status"], "ready", "{info}");
     let _cleanup2 = common::ImageCleanup(
         done["image"]["tag"]
@@ -602,11 +601,9 @@ fn launch_overrides_change_args_and_env_within_policy() {
         &[("HELLO_SECRET", "from-the-host".to_string())],
     );
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(
-        1,
-        "launch_session",
+    let info = server.launch_detail(1,
         json!({"image": hello, "overrides": {"hello": {"env": {"MODE": "literal", "TOKEN": "${HELLO_SECRET}"}}}}),
-    ));
+    );
     let session = info["session"].as_str().expect("session").to_string();
     let who = server.call(
         2,

@@ -167,3 +167,44 @@ fn an_old_sdk_server_that_dies_on_the_discover_probe_starts_on_initialize() {
     );
     assert_ne!(launched["call"]["isError"], true, "{launched}");
 }
+
+/// The same old server behind a banner on stdout (as chroma-mcp prints
+/// "Starting MCP server" before serving): the banner is dropped, the probe
+/// still kills it, and it is still started again with `initialize` only.
+#[test]
+fn an_old_sdk_server_with_a_banner_that_dies_on_the_probe_starts_on_initialize() {
+    use common::rpc::{Server, initialize, text_of};
+    let root = tempfile::tempdir().expect("root");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let launched = server.call(
+        1,
+        "launch_session",
+        serde_json::json!({
+            "provision": {"package": SQLITE, "resolve_as_of": "published"},
+            "overrides": {"command": ["python3", "-c",
+                "print('Starting the server', flush=True); import sys; \
+                 sys.argv[1:] = ['--db-path', '/tmp/test.db']; \
+                 from mcp_server_sqlite import main; sys.exit(main())"]},
+        }),
+    );
+    assert_ne!(launched["isError"], true, "{}", text_of(&launched));
+    let servers = &launched["structuredContent"]["servers"];
+    let (_, sqlite) = servers
+        .as_object()
+        .and_then(|s| s.iter().next())
+        .expect("a server");
+    assert_eq!(sqlite["status"], "ready", "{launched}");
+    let detail = server.detail_of(2, &launched);
+    let handshake = detail["servers"]
+        .as_object()
+        .and_then(|s| s.values().next())
+        .map(|s| s["handshake"]["protocol_version"].clone());
+    assert!(
+        handshake
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| v < "2026"),
+        "an older protocol, by initialize: {detail}"
+    );
+}

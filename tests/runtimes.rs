@@ -45,11 +45,10 @@ fn a_package_runs_on_the_node_its_engines_ask_for() {
     let root = tempfile::tempdir().expect("root");
     let mut server = Server::start(root.path());
     initialize(&mut server, "2025-11-25");
-    let info = structured(&server.call(
+    let info = server.launch_detail(
         1,
-        "launch_session",
         json!({"image": DBHUB, "overrides": {"dbhub": {"args": ["--demo"]}}}),
-    ));
+    );
     assert_eq!(
         info["provisioned"]["base"]["id"], provisioned["base"]["id"],
         "the launch reuses the recorded choice: {info}"
@@ -124,4 +123,68 @@ fn a_requested_node_is_checked_against_engines_and_the_registry() {
         json!({"package": DBHUB, "runtime": format!("node@{}", "2".repeat(1 << 20))}),
     );
     assert!(text_of(&huge).contains("more than the 64"), "{huge}");
+}
+
+/// A real MCP server, pinned, on a node with a compile cache.
+const MEMORY: &str = "npm:@modelcontextprotocol/server-memory@2025.11.25";
+
+/// On node ≥ 22.1 the provisioned image carries the server's compile cache
+/// (made by a warm-up run at provision time), the image's environment
+/// points node at it, the session's server reads it (the directory node
+/// reads is the session uid's), and the server answers.
+#[test]
+fn a_server_on_node_22_starts_with_its_compile_cache() {
+    let done = provision_cli(MEMORY, &["--runtime", "node@22"]);
+    let notes = done["notes"].to_string();
+    assert!(notes.contains("starts warm"), "{done}");
+    let image = done["image"]["image_id"].as_str().expect("image id");
+    // What node in the image sees: the variable, and the cache's files in
+    // the directories it reads as root (a user namespace) and as nobody.
+    let script = "const fs=require('fs');const d=process.env.NODE_COMPILE_CACHE;\
+                  const out={dir:d,subdirs:{}};\
+                  for(const s of fs.readdirSync(d)){out.subdirs[s]=fs.readdirSync(d+'/'+s).length}\
+                  console.log(JSON.stringify(out))";
+    let out = std::process::Command::new("podman")
+        .args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--read-only",
+            "--user=65534:65534",
+        ])
+        .args([image, "node", "-e", script])
+        .output()
+        .expect("podman runs");
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "the image lists its cache: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(seen["dir"], "/var/cache/mcpod-node-compile", "{seen}");
+    let subdirs = seen["subdirs"].as_object().expect("subdirs");
+    for uid in ["-0", "-65534"] {
+        let files = subdirs
+            .iter()
+            .find(|(name, _)| name.ends_with(uid))
+            .map(|(_, n)| n.as_u64().unwrap_or(0))
+            .unwrap_or(0);
+        assert!(
+            files > 50,
+            "the cache for uid {uid} holds the modules: {seen}"
+        );
+    }
+    let root = tempfile::tempdir().expect("root");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let info = server.launch_detail(1, json!({"image": MEMORY}));
+    assert_eq!(info["servers"]["memory"]["status"], "ready", "{info}");
+    let session = info["session"].as_str().expect("session").to_string();
+    let tools = structured(&server.call(2, "find_tools", json!({"query": "entities"})));
+    assert!(
+        tools.to_string().contains("create_entities"),
+        "the server answers tools/list: {tools}"
+    );
+    server.call(3, "stop_session", json!({"session": session}));
 }

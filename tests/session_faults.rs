@@ -137,7 +137,7 @@ fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
 fn launch(server: &mut Server, id: u64, args: Value) -> Value {
     let result = server.call(id, "launch_session", args);
     assert_ne!(result["isError"], true, "launch failed: {result}");
-    result["structuredContent"].clone()
+    server.detail_of(id, &result)
 }
 
 fn session_of(info: &Value) -> String {
@@ -966,6 +966,9 @@ fn ten_concurrent_launches_and_stops() {
             "launch {id}: {info}"
         );
         sessions.insert(session_of(info));
+    }
+    for (i, session) in sessions.iter().enumerate() {
+        let info = mcpod.detail(300 + i as u64, session);
         containers.insert(info["container"].as_str().expect("container").to_string());
     }
     assert_eq!(sessions.len(), 10, "session ids repeat: {sessions:?}");
@@ -1068,14 +1071,7 @@ fn concurrent_launches_respect_max_sessions() {
     }
 }
 
-/// The `list_sessions` entry of `session` (it must be listed).
+/// The `list_sessions` detail of `session` (it must be listed).
 fn listed_session(mcpod: &mut Server, id: u64, session: &str) -> serde_json::Value {
-    let list = mcpod.call(id, "list_sessions", json!({}));
-    list["structuredContent"]["sessions"]
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .find(|s| s["session"] == session)
-        .unwrap_or_else(|| panic!("{session} is not listed: {list}"))
-        .clone()
+    mcpod.detail(id, session)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 fn launch(server: &mut Server, id: u64, args: Value) -> Value {
     let result = server.call(id, "launch_session", args);
     assert_ne!(result["isError"], true, "launch failed: {result}");
-    result["structuredContent"].clone()
+    server.detail_of(id, &result)
 }
 
 #[test]
@@ -27,7 +27,21 @@ fn launch_call_progress_cancel_stop() {
         "name": "launch_session", "arguments": {"image": image}, "_meta": {"progressToken": "launch"}}}));
     let launched = server.response(1)["result"].clone();
     assert_ne!(launched["isError"], true, "{launched}");
-    let info = launched["structuredContent"].clone();
+    // The launch answers with each tool's input schema: callable at once.
+    let greet = &launched["structuredContent"]["servers"]["hello"]["tools"]
+        .as_array()
+        .and_then(|t| {
+            t.iter()
+                .find(|t| t["name"].as_str().is_some_and(|n| n.ends_with("__greet")))
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("no greet tool: {launched}"));
+    assert!(
+        greet["input_schema"]["properties"]["name"].is_object(),
+        "{greet}"
+    );
+    // The rest is one call away.
+    let info = server.detail_of(1, &launched);
     let session = info["session"].as_str().expect("session id").to_string();
     let hello = &info["servers"]["hello"];
     assert_eq!(hello["status"], "ready", "{info}");
@@ -418,50 +432,106 @@ fn pypi_time_and_git_servers_through_mcpod() {
 /// A writable mount the session's root cannot write is refused at launch,
 /// naming the uid and the fix, not left to fail inside the server. Under
 /// `userns=auto` the uid is not known before the container starts.
+/// A writable mount works without anyone's chown where podman can id-map it
+/// (podman 5 with crun, as root): the server writes there as the directory's
+/// owner, and a directory root owns is refused. Elsewhere the launch is
+/// refused before it starts, naming the fix, as show_policy said beforehand;
+/// made writable, it is granted and written.
 #[test]
-fn a_writable_mount_the_session_cannot_write_is_refused_naming_the_uid() {
-    use std::os::unix::fs::PermissionsExt;
-    let image = hello_image();
+fn a_writable_mount_is_written_as_its_owner_or_refused_naming_the_fix() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let image = common::node_reference_image();
     let root = tempfile::tempdir().expect("tempdir");
     let data = tempfile::tempdir().expect("data");
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        std::os::unix::fs::chown(data.path(), Some(4242), Some(4343)).expect("chown");
+    }
     let allow = format!("{}:rw", data.path().display());
     let mut server = Server::start_with(root.path(), &["--allow-mount", &allow]);
     initialize(&mut server, "2025-11-25");
+    let policy = server.call(1, "show_policy", json!({}));
+    let how = policy["structuredContent"]["writable_mounts"]
+        .as_str()
+        .expect("writable_mounts")
+        .to_string();
+    eprintln!("writable mounts here: {how}");
     let mount = json!([{"source": data.path(), "target": "/data", "read_only": false}]);
-    let launched = server.call(
-        1,
-        "launch_session",
-        json!({"image": image, "mounts": mount}),
-    );
-    let auto = launched["structuredContent"]["isolation"]["user"] == "userns=auto";
-    if auto {
-        eprintln!("userns=auto: the session's uid is not known before it starts; nothing to check");
-        let session = launched["structuredContent"]["session"]
-            .as_str()
-            .expect("session");
-        server.call(2, "stop_session", json!({"session": session}));
+    let write = |server: &mut Server, id: u64, session: &str| {
+        let wrote = server.call(
+            id,
+            &format!("{session}_filesystem__write_file"),
+            json!({"path": "/data/new.txt", "content": "from the session"}),
+        );
+        assert_ne!(wrote["isError"], true, "{wrote}");
+        let file = data.path().join("new.txt");
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("written"),
+            "from the session"
+        );
+        std::fs::metadata(&file).expect("meta")
+    };
+    let refused = |server: &mut Server, id: u64| {
+        let refused = server.call(
+            id,
+            "launch_session",
+            json!({"image": image, "mounts": mount}),
+        );
+        assert_eq!(refused["isError"], true, "{refused}");
+        text_of(&refused)
+    };
+    if how.starts_with("id-mapped") {
+        assert!(as_root, "id-mapped mounts are for root's podman only");
+        let info = launch(&mut server, 2, json!({"image": image, "mounts": mount}));
+        assert_eq!(
+            info["isolation"]["mounts"][0]["written_as"],
+            json!({"uid": 4242, "gid": 4343}),
+            "{info}"
+        );
+        let session = info["session"].as_str().expect("session").to_string();
+        let meta = write(&mut server, 3, &session);
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (4242, 4343),
+            "written as the owner"
+        );
+        let dir = std::fs::metadata(data.path()).expect("dir");
+        assert_eq!(
+            (dir.uid(), dir.mode() & 0o7777),
+            (4242, 0o755),
+            "not chowned"
+        );
+        server.call(4, "stop_session", json!({"session": session}));
+        // Root's directory is never id-mapped: refused before a launch.
+        std::os::unix::fs::chown(data.path(), Some(0), Some(0)).expect("chown");
+        let text = refused(&mut server, 5);
+        assert!(
+            text.contains("root owns this directory") && text.contains("chown"),
+            "{text}"
+        );
+        assert!(containers_of(&session).is_empty(), "the first one ended");
         return;
     }
-    assert_eq!(launched["isError"], true, "{launched}");
-    let text = text_of(&launched);
+    // No id-mapped mounts: show_policy said what a writable mount needs,
+    // and the launch is refused naming the same.
+    assert!(how.contains("must let"), "{how}");
+    let text = refused(&mut server, 2);
     assert!(
-        text.contains("host uid") && text.contains("mode 755") && text.contains("chmod o+w"),
+        text.contains("mode 755") && text.contains("chmod o+w"),
         "{text}"
     );
-    // Made writable, it is granted.
+    // Made writable, it is granted and written.
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    let launched = server.call(
-        3,
-        "launch_session",
-        json!({"image": image, "mounts": mount}),
+    let info = launch(&mut server, 3, json!({"image": image, "mounts": mount}));
+    assert!(
+        info["isolation"]["mounts"][0]["written_as"].is_null(),
+        "{info}"
     );
-    assert_ne!(launched["isError"], true, "{launched}");
-    let session = launched["structuredContent"]["session"]
-        .as_str()
-        .expect("session")
-        .to_string();
-    let stopped = server.call(4, "stop_session", json!({"session": session}));
+    let session = info["session"].as_str().expect("session").to_string();
+    write(&mut server, 4, &session);
+    let stopped = server.call(5, "stop_session", json!({"session": session}));
     assert_ne!(stopped["isError"], true, "{stopped}");
 }
 
@@ -506,7 +576,9 @@ fn meta_tools_only_lists_none_of_the_sessions_tools_and_they_still_work() {
 }
 
 /// find_tools reaches every session's tools by words, with what it takes to
-/// call them; a bad query is an error, not an exit.
+/// call them; a query that shares one word with a tool finds it; one that
+/// shares none says so and names the tools spelled like it; a bad query is
+/// an error naming its bound, not an exit.
 #[test]
 fn find_tools_finds_a_session_tool_by_words_and_it_can_be_called() {
     let image = hello_image();
@@ -520,9 +592,8 @@ fn find_tools_finds_a_session_tool_by_words_and_it_can_be_called() {
         .to_string();
     let found = server.call(2, "find_tools", json!({"query": "ADD integers"}));
     let f = &found["structuredContent"];
-    assert_eq!(f["total"], 1, "{f}");
     let add = &f["tools"][0];
-    assert_eq!(add["name"], format!("{session}_hello__add"), "{add}");
+    assert_eq!(add["name"], format!("{session}_hello__add"), "{f}");
     assert_eq!(
         (add["server"].as_str(), add["upstream"].as_str()),
         (Some("hello"), Some("add"))
@@ -534,17 +605,32 @@ fn find_tools_finds_a_session_tool_by_words_and_it_can_be_called() {
         json!({"a": 2, "b": 3}),
     );
     assert_eq!(sum["structuredContent"]["sum"], 5, "{sum}");
-    // Every tool for an empty query, within the limit; none for a stray word.
+    // Every tool for an empty query, within the limit.
     let all = server.call(4, "find_tools", json!({"query": "", "limit": 2}));
     assert_eq!(
         all["structuredContent"]["tools"].as_array().map(Vec::len),
         Some(2)
     );
     assert_eq!(all["structuredContent"]["total"], 5, "{all}");
-    let none = server.call(5, "find_tools", json!({"query": "add nonsense"}));
-    assert_eq!(none["structuredContent"]["total"], 0, "{none}");
-    let long = server.call(6, "find_tools", json!({"query": "x".repeat(5000)}));
+    // One shared word is enough (the filter before wanted every word).
+    let one = server.call(5, "find_tools", json!({"query": "add nonsense"}));
+    let one = &one["structuredContent"];
+    assert_eq!(one["tools"][0]["upstream"], "add", "{one}");
+    assert!(one["note"].is_null(), "{one}");
+    // None shared: said plainly, with the names spelled like it.
+    let none = server.call(6, "find_tools", json!({"query": "gret"}));
+    let none = &none["structuredContent"];
+    assert_eq!(none["total"], 0, "{none}");
+    assert!(
+        none["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("shares a word with `gret`")),
+        "{none}"
+    );
+    assert_eq!(none["near"][0], format!("{session}_hello__greet"), "{none}");
+    let long = server.call(7, "find_tools", json!({"query": "x".repeat(5000)}));
     assert_eq!(long["isError"], true, "{long}");
-    let stopped = server.call(7, "stop_session", json!({"session": session}));
+    assert!(text_of(&long).contains("MAX_QUERY_BYTES"), "{long}");
+    let stopped = server.call(8, "stop_session", json!({"session": session}));
     assert_ne!(stopped["isError"], true, "{stopped}");
 }

@@ -17,7 +17,7 @@ fn launch(server: &mut Server, id: u64, args: Value) -> Value {
         "launch failed: {}",
         text_of(&result)
     );
-    result["structuredContent"].clone()
+    server.detail_of(id, &result)
 }
 
 /// The first thing a text quotes between backticks after `after`.

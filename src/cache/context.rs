@@ -21,8 +21,9 @@
 //! refused instead, naming it. None of them is ever opened: a FIFO blocks its
 //! reader, a device like /dev/zero never ends.
 //!
-//! The ignore file is read with a bound ([`MAX_IGNORE_FILE`]) and refused when
-//! it resolves outside the context (the Containerfile's own one: outside the
+//! The ignore file (found by `ignore_file.rs`) is read with a bound
+//! ([`MAX_IGNORE_FILE`](super::input::MAX_IGNORE_FILE)) and refused when it
+//! resolves outside the context (the Containerfile's own one: outside the
 //! context and the Containerfile's directory).
 //!
 //! With a stat cache, a file whose (size, mtime, ctime, inode, mode) is
@@ -39,20 +40,9 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::ignore::{IgnoreRules, ParentMatches};
-use super::input::{self, MAX_IGNORE_FILE};
+use super::ignore_file::load_ignore;
 use super::statcache::{self, FileStat, Lookup, StatCache};
-use super::verify::HashedContext;
 use crate::{Error, Result};
-
-/// Ignore files looked for in the context root, in order, when the
-/// Containerfile has none of its own; the first one found applies.
-pub const IGNORE_FILES: [&str; 2] = [".containerignore", ".dockerignore"];
-
-/// Suffixes of a Containerfile's own ignore file (`Containerfile.dockerignore`
-/// beside it), in buildah's order of precedence. One found replaces the
-/// context's: buildah checks `.containerignore`, then lets `.dockerignore`
-/// override it.
-pub const CONTAINERFILE_IGNORE_SUFFIXES: [&str; 2] = [".dockerignore", ".containerignore"];
 
 const DOMAIN: &[u8] = b"mcpod-context-v1";
 /// Read buffer per hashing thread.
@@ -99,6 +89,19 @@ pub fn hash_context(
     hash_context_for_build(root, containerfile, stat_cache).map(|(digest, _)| digest)
 }
 
+/// What the hashing walk saw, for a build to pin ([`hash_context_for_build`]; checked by
+/// `verify`).
+pub struct HashedContext {
+    pub(super) root: PathBuf,
+    pub(super) rules: IgnoreRules,
+    pub(super) ignore_text: String,
+    pub(super) skip: Option<Vec<u8>>,
+    pub(super) threads: usize,
+    pub(super) scanned_ns: i64,
+    /// Sorted, with every file's digest.
+    pub(super) tree: Tree,
+}
+
 /// [`hash_context`], keeping what the walk saw, so that a build can check
 /// that buildah read the same ([`HashedContext::pin`]). Costs nothing more.
 pub fn hash_context_for_build(
@@ -116,17 +119,53 @@ pub fn hash_context_for_build(
 
     let root_id = canonical.as_os_str().as_bytes();
     let skip = stat_cache.and_then(|p| relative_inside(&canonical, p));
+    let walker = Walker {
+        root,
+        rules: &rules,
+        skip: skip.as_deref(),
+        stat_all: false,
+    };
+    let (walked, cache) = walk_loading_cache(&walker, threads, stat_cache, root_id);
+    let Tree { names, mut entries } = walked?;
 
-    // Load the stat cache while the tree is walked.
-    let (walked, cache) = std::thread::scope(|s| {
+    let unread = take_cached(&cache, &names, &mut entries);
+    let mut rewrite = (stat_cache.is_some() && !cache.is_valid()) || unread.stale;
+    let read_bytes = read_unread(root, &names, &mut entries, unread.jobs, threads)?;
+    rewrite |= racy_settled(&entries, unread.racy, scanned_ns);
+
+    let result = fold(
+        &names,
+        &entries,
+        ignore_file,
+        unread.cached_files,
+        read_bytes,
+    );
+    if let (Some(path), true) = (stat_cache, rewrite) {
+        write_stat_cache(path, root_id, scanned_ns, &names, &entries);
+    }
+    let hashed = HashedContext {
+        root: root.to_path_buf(),
+        rules,
+        ignore_text,
+        skip,
+        threads,
+        scanned_ns,
+        tree: Tree { names, entries },
+    };
+    Ok((result, hashed))
+}
+
+/// Walk the tree on `threads` threads while the stat cache at `stat_cache`
+/// (if any) is loaded on one more.
+fn walk_loading_cache(
+    walker: &Walker<'_>,
+    threads: usize,
+    stat_cache: Option<&Path>,
+    root_id: &[u8],
+) -> (Result<Tree>, StatCache) {
+    std::thread::scope(|s| {
         let loader = stat_cache.map(|p| s.spawn(move || StatCache::load(p, root_id)));
-        let walker = Walker {
-            root,
-            rules: &rules,
-            skip: skip.as_deref(),
-            stat_all: false,
-        };
-        let walked = walk(&walker, threads);
+        let walked = walk(walker, threads);
         let cache = match loader {
             Some(h) => h
                 .join()
@@ -134,19 +173,32 @@ pub fn hash_context_for_build(
             None => StatCache::default(),
         };
         (walked, cache)
-    });
-    let Tree { names, mut entries } = walked?;
+    })
+}
 
-    // Take what the stat cache can vouch for (a merge of two sorted lists);
-    // the rest is read.
-    let mut rewrite = stat_cache.is_some() && !cache.is_valid();
+/// What the stat cache left to read.
+struct Unread {
+    /// The entries of the files to read.
+    jobs: Vec<usize>,
+    /// The racy ones among them, with the digest the cache had.
+    racy: Vec<(usize, [u8; 32])>,
+    /// Files whose digest the cache vouched for.
+    cached_files: u64,
+    /// The cache missed a file, or lists one that is gone: rewrite it.
+    stale: bool,
+}
+
+/// Take what the stat cache can vouch for into `entries` (a merge of two
+/// sorted lists); the rest is to be read.
+fn take_cached(cache: &StatCache, names: &[u8], entries: &mut [Entry]) -> Unread {
+    let mut stale = false;
     let mut jobs = Vec::new();
     let mut racy = Vec::new();
     let mut known = 0usize;
     let mut cached_files = 0u64;
     let mut cursor = 0;
     for (idx, entry) in entries.iter_mut().enumerate() {
-        let rel = entry.rel(&names);
+        let rel = entry.rel(names);
         let Kind::File { stat, digest } = &mut entry.kind else {
             continue;
         };
@@ -162,17 +214,33 @@ pub fn hash_context_for_build(
                 jobs.push(idx);
             }
             Lookup::Miss => {
-                rewrite = true;
+                stale = true;
                 jobs.push(idx);
             }
         }
     }
     // Entries for files that are gone: drop them from the cache file.
-    rewrite |= known != cache.len();
+    stale |= known != cache.len();
+    Unread {
+        jobs,
+        racy,
+        cached_files,
+        stale,
+    }
+}
 
+/// Read and hash the files of `jobs`, their digests into `entries`.
+/// Returns the bytes read.
+fn read_unread(
+    root: &Path,
+    names: &[u8],
+    entries: &mut [Entry],
+    mut jobs: Vec<usize>,
+    threads: usize,
+) -> Result<u64> {
     // Biggest first, so that no thread is left with a large file at the end.
     jobs.sort_unstable_by_key(|&i| std::cmp::Reverse(entries[i].size()));
-    let hashed = hash_files(root, &names, &entries, &jobs, threads)?;
+    let hashed = hash_files(root, names, entries, &jobs, threads)?;
     let mut read_bytes = 0;
     for (idx, digest, n) in hashed {
         if let Kind::File { digest: slot, .. } = &mut entries[idx].kind {
@@ -180,40 +248,38 @@ pub fn hash_context_for_build(
         }
         read_bytes += n;
     }
-    // A racy entry whose content is unchanged: rewriting the cache (with a newer
-    // scan time) lets the next run trust it, once the file is old enough.
+    Ok(read_bytes)
+}
+
+/// Whether a racy entry calls for rewriting the cache: its content changed,
+/// or it is unchanged and old enough now that, with a newer scan time, the
+/// next run can trust it.
+fn racy_settled(entries: &[Entry], racy: Vec<(usize, [u8; 32])>, scanned_ns: i64) -> bool {
+    let mut rewrite = false;
     for (idx, old) in racy {
         if let Kind::File { stat, digest } = &entries[idx].kind {
             rewrite |= *digest != Some(old) || stat.settled_before(scanned_ns);
         }
     }
+    rewrite
+}
 
-    let result = fold(&names, &entries, ignore_file, cached_files, read_bytes);
-    if let (Some(path), true) = (stat_cache, rewrite) {
-        let files = entries.iter().filter_map(|e| match &e.kind {
-            Kind::File {
-                stat,
-                digest: Some(d),
-            } => Some((e.rel(&names), *stat, *d)),
-            _ => None,
-        });
-        let files: Vec<_> = files.collect();
-        let bytes = statcache::encode(root_id, scanned_ns, files.into_iter());
-        if let Err(e) = statcache::write_atomic(path, &bytes) {
-            // The digest is right either way; the next walk will just read more.
-            tracing::warn!(path = %path.display(), error = %e, "could not write the build-context stat cache");
-        }
+/// Write the stat cache: every file hashed, with its stat and digest. A
+/// failure is logged: the digest is right either way.
+fn write_stat_cache(path: &Path, root_id: &[u8], scanned_ns: i64, names: &[u8], entries: &[Entry]) {
+    let files = entries.iter().filter_map(|e| match &e.kind {
+        Kind::File {
+            stat,
+            digest: Some(d),
+        } => Some((e.rel(names), *stat, *d)),
+        _ => None,
+    });
+    let files: Vec<_> = files.collect();
+    let bytes = statcache::encode(root_id, scanned_ns, files.into_iter());
+    if let Err(e) = statcache::write_atomic(path, &bytes) {
+        // The digest is right either way; the next walk will just read more.
+        tracing::warn!(path = %path.display(), error = %e, "could not write the build-context stat cache");
     }
-    let hashed = HashedContext {
-        root: root.to_path_buf(),
-        rules,
-        ignore_text,
-        skip,
-        threads,
-        scanned_ns,
-        tree: Tree { names, entries },
-    };
-    Ok((result, hashed))
 }
 
 fn now_ns() -> i64 {
@@ -240,67 +306,6 @@ fn check_root(root: &Path) -> Result<()> {
         )),
         Err(e) => Err(Error::io("reading the build context", root, e)),
     }
-}
-
-/// The ignore file buildah applies, compiled, and its text as parsed: the
-/// Containerfile's own, else the first that exists in the root. `canonical`
-/// is the root, resolved.
-fn load_ignore(
-    root: &Path,
-    canonical: &Path,
-    containerfile: Option<&Path>,
-) -> Result<(IgnoreRules, Option<PathBuf>, String)> {
-    // The Containerfile's own ignore file may live beside it, outside the context.
-    let cf_dir = containerfile
-        .and_then(|cf| root.join(cf).parent().map(Path::to_path_buf))
-        .and_then(|dir| std::fs::canonicalize(dir).ok());
-    let own = containerfile.into_iter().flat_map(|cf| {
-        let cf = root.join(cf);
-        CONTAINERFILE_IGNORE_SUFFIXES.map(|suffix| {
-            let mut path = cf.clone().into_os_string();
-            path.push(suffix);
-            (PathBuf::from(path), true)
-        })
-    });
-    let in_root = IGNORE_FILES.map(|name| (root.join(name), false));
-    for (path, is_own) in own.chain(in_root) {
-        let (roots, place): (Vec<&Path>, String) = match (&cf_dir, is_own) {
-            (Some(dir), true) => (
-                vec![canonical, dir],
-                format!(
-                    "the context `{}` and the Containerfile's directory `{}`",
-                    root.display(),
-                    dir.display()
-                ),
-            ),
-            _ => (vec![canonical], format!("the context `{}`", root.display())),
-        };
-        let read = input::read_bounded(&path, "ignore file", MAX_IGNORE_FILE, |real| {
-            input::inside("ignore file", &path, real, &roots, &place)
-        });
-        let bytes = match read {
-            Ok(bytes) => bytes,
-            // Absent, or a dangling symlink: buildah looks further too.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let rules = IgnoreRules::parse(&text).map_err(|e| match e {
-            Error::InvalidInput {
-                value, reason, fix, ..
-            } => Error::InvalidInput {
-                field: format!("pattern in {}", path.display()),
-                value,
-                reason,
-                fix,
-            },
-            other => other,
-        })?;
-        return Ok((rules, Some(path), text));
-    }
-    Ok((IgnoreRules::default(), None, String::new()))
 }
 
 /// The path of `file` relative to the (canonical) root, if it lies inside it.

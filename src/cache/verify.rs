@@ -18,24 +18,11 @@
 //! changed. Not seen: a directory above the context root renamed away and
 //! back during the build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::context::{self, Kind, Tree, Walker};
-use super::ignore::IgnoreRules;
+use super::context::{self, HashedContext, Kind, Tree, Walker};
 use super::statcache::FileStat;
 use crate::{Error, Result};
-
-/// What the hashing walk saw, for a build to pin ([`super::hash_context_for_build`]).
-pub struct HashedContext {
-    pub(super) root: PathBuf,
-    pub(super) rules: IgnoreRules,
-    pub(super) ignore_text: String,
-    pub(super) skip: Option<Vec<u8>>,
-    pub(super) threads: usize,
-    pub(super) scanned_ns: i64,
-    /// Sorted, with every file's digest.
-    pub(super) tree: Tree,
-}
 
 /// The context as pinned before buildah runs.
 pub struct PinnedContext {

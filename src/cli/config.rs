@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mcpod::clients::{Client, Launch, Scope};
+use mcpod::clients::{Client, DEFAULT_TOKEN_ENV, Entry, Launch, Remote, Scope};
 
 use super::policy::PolicyArgs;
 
@@ -34,6 +34,15 @@ pub struct ConfigArgs {
     /// Print how the client approves or trusts the entry, and what it supports, instead.
     #[arg(long)]
     print_approval: bool,
+    /// Shared mode: point the client at a running `mcpod serve --listen`
+    /// (http://127.0.0.1:PORT/mcp; https:// for any host but loopback)
+    /// instead of starting mcpod.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// With --url: the environment variable the client reads the token from
+    /// when it starts. The file holds this name, never the token.
+    #[arg(long, value_name = "NAME", requires = "url", default_value = DEFAULT_TOKEN_ENV)]
+    token_env: String,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -70,6 +79,35 @@ fn launch(args: &ConfigArgs, scope: Scope) -> Result<Launch, String> {
     })
 }
 
+/// The shared-mode entry, refused with what the stdio entry alone takes:
+/// these flags configure the mcpod a client starts, and with --url the client
+/// starts none.
+fn remote(args: &ConfigArgs, url: &str) -> Result<Remote, String> {
+    let mut stdio_only: Vec<String> = Vec::new();
+    if args.root.is_some() {
+        stdio_only.push("--root".into());
+    }
+    if args.command.is_some() {
+        stdio_only.push("--command".into());
+    }
+    for arg in args.policy.to_args() {
+        let flag = arg.split('=').next().unwrap_or(&arg).to_string();
+        if !stdio_only.contains(&flag) {
+            stdio_only.push(flag);
+        }
+    }
+    if !stdio_only.is_empty() {
+        return Err(format!(
+            "--url cannot be used with {}: with --url the client starts no mcpod, so these \
+flags have nothing to configure. Pass them to `mcpod serve --listen` instead, or drop --url for \
+the stdio entry",
+            stdio_only.join(", ")
+        ));
+    }
+    args.client.check_http().map_err(|e| e.to_string())?;
+    Remote::new(url, &args.token_env).map_err(|e| e.to_string())
+}
+
 /// A relative root as a project entry spells it.
 fn portable(client: Client, root: &Path) -> String {
     let rel = root.display().to_string();
@@ -97,16 +135,27 @@ pub fn config(args: ConfigArgs) -> Result<(), String> {
         Some(p) => p.clone(),
         None => client.path(scope).map_err(|e| e.to_string())?,
     };
+    let remote = match &args.url {
+        Some(url) => Some(remote(&args, url)?),
+        None => None,
+    };
+    let approval = match &remote {
+        Some(r) => format!("{} {}", client.approval(scope, &path), client.http_note(r)),
+        None => client.approval(scope, &path),
+    };
     if args.print_approval {
-        println!("{}", client.approval(scope, &path));
+        println!("{approval}");
         return Ok(());
     }
-    let launch = launch(&args, scope)?;
+    let entry = match remote {
+        Some(r) => Entry::Http(r),
+        None => Entry::Stdio(launch(&args, scope)?),
+    };
     if !args.write {
-        print!("{}", client.render(&launch));
+        print!("{}", client.render(&entry).map_err(|e| e.to_string())?);
         return Ok(());
     }
-    let backup = client.write(&path, &launch).map_err(|e| e.to_string())?;
+    let backup = client.write(&path, &entry).map_err(|e| e.to_string())?;
     match backup {
         Some(b) => eprintln!(
             "registered mcpod in {} (previous file kept as {})",
@@ -115,12 +164,17 @@ pub fn config(args: ConfigArgs) -> Result<(), String> {
         ),
         None => eprintln!("registered mcpod in {} (new file)", path.display()),
     }
-    if !on_path(&launch.command) {
-        eprintln!(
+    match &entry {
+        Entry::Stdio(launch) if !on_path(&launch.command) => eprintln!(
             "note: the entry runs `{}`, which is not on this PATH: install mcpod (`cargo install --path .`) or pass --command",
             launch.command
-        );
+        ),
+        Entry::Http(r) if std::env::var_os(r.token_env()).is_none() => eprintln!(
+            "note: {} is not set here: the client reads the token from it when it starts",
+            r.token_env()
+        ),
+        _ => {}
     }
-    eprintln!("{}", client.approval(scope, &path));
+    eprintln!("{approval}");
     Ok(())
 }

@@ -9,11 +9,13 @@ mod pod;
 mod policy;
 mod provision;
 mod session;
+mod token;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use mcpod::logging::audit;
 use mcpod::workspace::Workspace;
 use mcpod::{schema, server};
 
@@ -33,8 +35,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Speak MCP over stdio (the default with no subcommand).
+    /// Speak MCP over stdio (the default with no subcommand), or over Streamable HTTP with --listen.
     Serve(ServeArgs),
+    /// Create, list and revoke the bearer tokens of `serve --listen`.
+    Token(token::TokenArgs),
     /// Build an image behind the content-addressed cache (the build_image tool).
     Build(image::BuildArgs),
     /// Read an image's labels and the MCP servers they declare (the inspect_labels tool).
@@ -69,7 +73,62 @@ pub struct ServeArgs {
     #[arg(long, default_value = ".")]
     root: PathBuf,
     #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
     policy: PolicyArgs,
+    /// Rotate the audit log ($MCPOD_STATE_DIR/audit.jsonl, one JSON line per request, argument
+    /// names and sizes but never values) when it reaches N MiB; the one before is kept as
+    /// audit.jsonl.1. Default 16.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    audit_max_mb: Option<u32>,
+}
+
+/// `serve --listen`: MCP over Streamable HTTP instead of stdio.
+#[derive(Args, Default)]
+pub struct HttpArgs {
+    /// Serve MCP over Streamable HTTP on ADDR (http://ADDR/mcp) instead of stdio; every request
+    /// needs `Authorization: Bearer <token>` of `mcpod token create`. Port 0 picks a free port
+    /// (the log line `serving MCP over HTTP on ...` names it).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8765")]
+    listen: Option<std::net::SocketAddr>,
+    /// Allow --listen on an address beyond loopback. mcpod speaks plain HTTP: terminate TLS in a
+    /// reverse proxy in front of it (and name the proxy's host with --allow-host), or bearer
+    /// tokens cross the network in the clear.
+    #[arg(long, requires = "listen")]
+    listen_public: bool,
+    /// A further Host header value that names this server (e.g. the proxy's `mcp.example.com`);
+    /// others are refused with 403 (DNS rebinding). Repeatable.
+    #[arg(long, value_name = "HOST", requires = "listen")]
+    allow_host: Vec<String>,
+    /// A browser origin (`scheme://host:port`) whose requests are accepted; requests with any
+    /// other `Origin` are refused with 403. None by default. Repeatable.
+    #[arg(long, value_name = "ORIGIN", requires = "listen")]
+    allow_origin: Vec<String>,
+    /// Connections served at once; more are answered 503.
+    #[arg(long, value_name = "N", default_value_t = 256, requires = "listen",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: u32,
+}
+
+impl HttpArgs {
+    fn options(&self) -> Result<Option<server::HttpOptions>, String> {
+        let Some(listen) = self.listen else {
+            return Ok(None);
+        };
+        if !listen.ip().is_loopback() && !self.listen_public {
+            return Err(format!(
+                "--listen {listen} is beyond loopback. Fix: add --listen-public, with a reverse \
+                 proxy in front that terminates TLS, or listen on 127.0.0.1"
+            ));
+        }
+        Ok(Some(server::HttpOptions {
+            listen,
+            allowed_hosts: self.allow_host.clone(),
+            allowed_origins: self.allow_origin.clone(),
+            max_connections: self.max_connections as usize,
+            tokens: server::auth::Tokens::in_state_dir(),
+        }))
+    }
 }
 
 #[derive(Args, Default)]
@@ -106,17 +165,32 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
     match command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
             let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
-            tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
+            let http = args.http.options()?;
+            if http.is_none() {
+                tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
+            }
             let build_network = args.policy.build_network;
             let policy = args.policy.policy()?;
-            mcpod::image::isolation::set_policy(
-                mcpod::image::isolation::BuildPolicy::from_session_policy(&policy, build_network),
-            )
-            .map_err(|e| e.to_string())?;
-            server::serve_stdio(workspace, policy)
-                .await
-                .map_err(|e| e.to_string())
+            mcpod::image::isolation::set_policy(policy.builds(build_network))
+                .map_err(|e| e.to_string())?;
+            let max_bytes = args
+                .audit_max_mb
+                .map_or(audit::DEFAULT_MAX_BYTES, |mb| u64::from(mb) << 20);
+            let audit = audit::AuditLog::in_state_dir(max_bytes).map_err(|e| {
+                format!(
+                    "could not open the audit log in {}: {e}. Fix: make the directory writable, or \
+                     set MCPOD_STATE_DIR to one that is",
+                    mcpod::engine::home::state_dir().display()
+                )
+            })?;
+            let audit = std::sync::Arc::new(audit);
+            let served = match http {
+                Some(options) => server::serve_http(workspace, policy, options, audit).await,
+                None => server::serve_stdio(workspace, policy, audit).await,
+            };
+            served.map_err(|e| e.to_string())
         }
+        Command::Token(args) => token::token(args),
         Command::Build(args) => image::build(args).await,
         Command::Inspect(args) => image::inspect(args).await,
         Command::Provision(args) => provision::provision(*args).await,

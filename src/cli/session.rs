@@ -161,7 +161,7 @@ impl LaunchSpecArgs {
         Ok(LaunchInput {
             image,
             provision,
-            overrides,
+            overrides: mcpod::session::Overrides::PerServer(overrides),
             servers: (!self.servers.is_empty()).then_some(self.servers),
             env: self.env.into_iter().collect(),
             mounts,

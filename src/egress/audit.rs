@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::logging::Bucket;
-use crate::proxy::log::LogRing;
+use crate::logging::ring::LogRing;
 
 /// Refused connections recorded one by one at once, per session.
 pub const REFUSED_BURST: f64 = 100.0;

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::audit::{Audit, AuditFile, Record, now};
-use super::pattern::{HOST_ALIAS, Pattern};
-use crate::proxy::log::LogRing;
+use super::pattern::{HOST_ALIAS, LOCALHOST, Pattern};
+use crate::logging::ring::LogRing;
 
 const RESOLVE: Duration = Duration::from_secs(5);
 const DIAL: Duration = Duration::from_secs(10);
@@ -197,22 +197,24 @@ impl Gate {
         };
         let rule = format!("granted by {grant}");
         let name = host.trim_start_matches('[').trim_end_matches(']');
-        let addresses: Vec<SocketAddr> = if name.eq_ignore_ascii_case(HOST_ALIAS) {
-            vec![SocketAddr::from(([127, 0, 0, 1], port))]
-        } else if let Ok(ip) = name.parse::<IpAddr>() {
-            vec![SocketAddr::new(ip, port)]
-        } else {
-            match tokio::time::timeout(RESOLVE, tokio::net::lookup_host((name, port))).await {
-                Ok(Ok(found)) => found.collect(),
-                Ok(Err(e)) => return Err(format!("`{name}` does not resolve: {e} ({rule})")),
-                Err(_) => {
-                    return Err(format!(
-                        "`{name}` did not resolve within {} s ({rule})",
-                        RESOLVE.as_secs()
-                    ));
+        // The host alias and `localhost` are the host's loopback, never resolved.
+        let addresses: Vec<SocketAddr> =
+            if name.eq_ignore_ascii_case(HOST_ALIAS) || name.eq_ignore_ascii_case(LOCALHOST) {
+                vec![SocketAddr::from(([127, 0, 0, 1], port))]
+            } else if let Ok(ip) = name.parse::<IpAddr>() {
+                vec![SocketAddr::new(ip, port)]
+            } else {
+                match tokio::time::timeout(RESOLVE, tokio::net::lookup_host((name, port))).await {
+                    Ok(Ok(found)) => found.collect(),
+                    Ok(Err(e)) => return Err(format!("`{name}` does not resolve: {e} ({rule})")),
+                    Err(_) => {
+                        return Err(format!(
+                            "`{name}` did not resolve within {} s ({rule})",
+                            RESOLVE.as_secs()
+                        ));
+                    }
                 }
-            }
-        };
+            };
         let mut refused = None;
         let allowed: Vec<SocketAddr> = addresses
             .into_iter()

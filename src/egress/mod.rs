@@ -22,8 +22,9 @@ pub use pattern::{HOST_ALIAS, Pattern};
 /// per server, in order of name; a forward may not take one of them.
 pub const PROXY_PORTS: u16 = 41000;
 
-/// Proxy ports kept for servers: as many as a label may declare.
-pub const MAX_PROXIES: u16 = crate::labels::MAX_SERVERS as u16;
+/// Proxy ports kept for servers, one each: the most servers a session may
+/// have (`labels::MAX_SERVERS` is this).
+pub const MAX_PROXIES: u16 = 64;
 
 /// The variables that point a server at its proxy on `127.0.0.1:port`.
 /// `NO_PROXY` keeps the container's own loopback local; node's `fetch` reads

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 /// the host); a grant must name it, as `host.containers.internal:PORT`.
 pub const HOST_ALIAS: &str = "host.containers.internal";
 
+/// The name that is loopback by definition (RFC 6761): a grant of
+/// `localhost:PORT` is the host's `127.0.0.1:PORT`, never resolved.
+pub const LOCALHOST: &str = "localhost";
+
 /// A destination pattern: `api.github.com:443`, `*.pypi.org:443` (any
 /// subdomain, not the apex), `10.0.0.5:5432`, `[fd00::1]:80` or
 /// `host.containers.internal:8080`.
@@ -88,16 +92,22 @@ impl Pattern {
         } else {
             Host::Name(dns_name(host).ok_or_else(|| bad("not a DNS name or an IP address"))?)
         };
+        if let Some(why) = not_a_destination(&host, port) {
+            return Err(bad(&why));
+        }
         Ok(Pattern { host, port })
     }
 
-    /// Whether every destination this pattern names is one `grant` names too.
+    /// Whether every destination this pattern names is one `grant` names too
+    /// (the same address by another spelling, `localhost:8765` within
+    /// `127.0.0.1:8765`, included).
     pub fn within(&self, grant: &Pattern) -> bool {
         if self.port != grant.port {
             return false;
         }
         match (&self.host, &grant.host) {
             (a, b) if a == b => true,
+            _ if self.pinned().is_some() && self.pinned() == grant.pinned() => true,
             (Host::Name(n), Host::Wildcard(s)) => subdomain(n, s),
             (Host::Wildcard(t), Host::Wildcard(s)) => subdomain(t, s),
             _ => false,
@@ -122,11 +132,35 @@ impl Pattern {
     }
 
     /// Whether this pattern names `address` itself (an IP grant, or the host
-    /// alias for loopback), which lets a special address through.
+    /// alias or `localhost` for loopback), which lets a special address through.
     pub fn names_address(&self, address: IpAddr) -> bool {
         match &self.host {
             Host::Ip(ip) => *ip == address,
-            Host::Name(n) => n == HOST_ALIAS && address.is_loopback(),
+            Host::Name(n) => (n == HOST_ALIAS || n == LOCALHOST) && address.is_loopback(),
+            Host::Wildcard(_) => false,
+        }
+    }
+
+    /// The address this pattern dials without resolving a name: an IP
+    /// address, or the host's `127.0.0.1` for the host alias and `localhost`.
+    pub fn pinned(&self) -> Option<IpAddr> {
+        match &self.host {
+            Host::Ip(ip) => Some(*ip),
+            Host::Name(n) if n == HOST_ALIAS || n == LOCALHOST => {
+                Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a client in the session would dial this destination on the
+    /// container's own loopback (`127.0.0.1`, `[::1]`, `localhost`: what
+    /// `NO_PROXY` keeps off the proxy), where only a port forward reaches it.
+    pub fn on_container_loopback(&self) -> bool {
+        match &self.host {
+            Host::Ip(IpAddr::V4(ip)) => *ip == Ipv4Addr::LOCALHOST,
+            Host::Ip(IpAddr::V6(ip)) => *ip == Ipv6Addr::LOCALHOST,
+            Host::Name(n) => n == LOCALHOST,
             Host::Wildcard(_) => false,
         }
     }
@@ -143,6 +177,32 @@ impl Pattern {
     /// A literal destination (no wildcard), as a port forward needs.
     pub fn is_literal(&self) -> bool {
         !matches!(self.host, Host::Wildcard(_))
+    }
+}
+
+/// Why `host` (parsed) is no destination to grant: an address a client
+/// cannot mean as one place (the unspecified address reaches whatever
+/// listens locally), an IPv4 address in an IPv6 or abbreviated spelling
+/// (which would slip past what the IPv4 one is granted or refused as).
+fn not_a_destination(host: &Host, port: u16) -> Option<String> {
+    match host {
+        Host::Ip(ip) if ip.is_unspecified() => Some(format!(
+            "{ip} is the unspecified address: a connection to it reaches whatever listens locally; for this host's loopback write 127.0.0.1:{port}"
+        )),
+        Host::Ip(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| {
+            format!("an IPv4-mapped IPv6 address; write the IPv4 address, {v4}:{port}")
+        }),
+        // No top-level domain starts with a digit: `127.1`, `0x7f.1` or
+        // `2130706433` is an IPv4 address in a shorthand resolvers accept.
+        Host::Name(n) | Host::Wildcard(n)
+            if n.rsplit('.').next().is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_digit())) =>
+        {
+            Some(
+                "an IPv4 address in a shorthand spelling (its last label starts with a digit); write all four parts, e.g. 127.0.0.1"
+                    .to_string(),
+            )
+        }
+        _ => None,
     }
 }
 
@@ -311,6 +371,41 @@ mod tests {
     }
 
     #[test]
+    fn loopback_spellings_are_one_address_and_shorthands_are_refused() {
+        for (asked, grant) in [
+            ("localhost:8765", "127.0.0.1:8765"),
+            ("127.0.0.1:8765", "localhost:8765"),
+            ("host.containers.internal:8765", "127.0.0.1:8765"),
+        ] {
+            assert!(p(asked).within(&p(grant)), "{asked} within {grant}");
+        }
+        assert!(!p("localhost:8765").within(&p("127.0.0.1:8766")));
+        assert!(!p("[::1]:8765").within(&p("127.0.0.1:8765")));
+        assert!(!p("127.0.0.2:8765").within(&p("localhost:8765")));
+        for on in ["127.0.0.1:1", "localhost:1", "[::1]:1"] {
+            assert!(p(on).on_container_loopback(), "{on}");
+        }
+        for off in ["host.containers.internal:1", "127.0.0.2:1", "a.com:1"] {
+            assert!(!p(off).on_container_loopback(), "{off}");
+        }
+        for (bad, says) in [
+            ("0.0.0.0:8765", "write 127.0.0.1:8765"),
+            ("[::]:8765", "unspecified"),
+            (
+                "[::ffff:127.0.0.1]:8765",
+                "write the IPv4 address, 127.0.0.1:8765",
+            ),
+            ("127.1:8765", "shorthand"),
+            ("0x7f.1:8765", "shorthand"),
+            ("2130706433:8765", "shorthand"),
+            ("*.0:80", "shorthand"),
+        ] {
+            let err = Pattern::parse(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn a_destination_matches_by_name_suffix_or_address() {
         assert!(p("*.github.com:443").matches("API.github.com.", 443));
         assert!(!p("*.github.com:443").matches("github.com", 443));
@@ -390,8 +485,12 @@ mod tests {
         assert!(p("host.containers.internal:8080").names_address(lo));
         assert!(p("127.0.0.1:8080").names_address(lo));
         assert!(
-            !p("localhost:8080").names_address(lo),
+            !p("db.internal:8080").names_address(lo),
             "a name is not the address"
+        );
+        assert!(
+            p("localhost:8080").names_address(lo),
+            "loopback by definition"
         );
         assert!(!p("*.internal:8080").names_address(lo));
     }

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::{Error, Result};
 
@@ -170,8 +170,9 @@ impl EnvFile {
     /// a thread fills while podman reads. Returns the guard that keeps the
     /// parent's read end open until the process has started; drop it then.
     pub fn attach(&self, command: &mut tokio::process::Command) -> Result<PipeGuard> {
-        let (read, write) = pipe().map_err(|e| Error::io("creating", "an env-file pipe", e))?;
-        super::process::pass_fd(command, read.as_raw_fd(), ENV_FILE_FD);
+        let (read, write) =
+            super::fd::pipe().map_err(|e| Error::io("creating", "an env-file pipe", e))?;
+        super::fd::pass_fd(command, read.as_raw_fd(), ENV_FILE_FD);
         let text = self.text.clone();
         // A full pipe blocks until podman reads; once podman is gone (and the
         // guard dropped), the write fails with EPIPE and the thread ends.
@@ -185,18 +186,6 @@ impl EnvFile {
 
 /// The parent's copy of the env-file pipe's read end.
 pub struct PipeGuard(#[allow(dead_code)] OwnedFd);
-
-/// A close-on-exec pipe: (read, write).
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills two descriptors on success, which we then own.
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -4,13 +4,17 @@
 pub mod buildah;
 pub mod engines;
 pub mod env;
+pub mod fd;
 pub mod home;
 pub mod kube;
+pub mod owner;
 pub mod podman;
 pub mod process;
 pub mod registry;
 pub mod runtime;
 pub mod skopeo;
+pub mod storage;
+pub mod userns;
 
 /// `PROGRAM --version`, trimmed (for doctor).
 pub async fn version(program: &'static str) -> crate::Result<String> {

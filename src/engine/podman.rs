@@ -35,33 +35,45 @@ pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<St
 /// The argv a local image runs by default (its entrypoint, then its cmd);
 /// `Ok(None)` when it is not in local storage.
 pub async fn image_command(reference: &str) -> Result<Option<Vec<String>>> {
-    #[derive(Deserialize)]
-    struct Config {
-        #[serde(rename = "Entrypoint", default)]
-        entrypoint: Option<Vec<String>>,
-        #[serde(rename = "Cmd", default)]
-        cmd: Option<Vec<String>>,
-    }
+    Ok(image_config(reference).await?.map(|config| {
+        let mut argv = config.entrypoint.unwrap_or_default();
+        argv.extend(config.cmd.unwrap_or_default());
+        argv
+    }))
+}
+
+/// The user a local image's processes run as (its `USER`; empty: root);
+/// `Ok(None)` when it is not in local storage.
+pub async fn image_user(reference: &str) -> Result<Option<String>> {
+    Ok(image_config(reference)
+        .await?
+        .map(|config| config.user.unwrap_or_default()))
+}
+
+#[derive(Default, Deserialize)]
+struct ImageRunConfig {
+    #[serde(rename = "Entrypoint", default)]
+    entrypoint: Option<Vec<String>>,
+    #[serde(rename = "Cmd", default)]
+    cmd: Option<Vec<String>>,
+    #[serde(rename = "User", default)]
+    user: Option<String>,
+}
+
+async fn image_config(reference: &str) -> Result<Option<ImageRunConfig>> {
     #[derive(Deserialize)]
     struct Inspect {
         #[serde(rename = "Config", default)]
-        config: Option<Config>,
+        config: Option<ImageRunConfig>,
     }
     let found: Option<Vec<Inspect>> = Invocation::new(PROGRAM)
         .args(["image", "inspect", "--", reference])
         .timeout(QUICK)
         .lookup(&["image not known", "no such"])
         .await?;
-    let Some(first) = found.and_then(|mut all| all.pop()) else {
-        return Ok(None);
-    };
-    let config = first.config.unwrap_or(Config {
-        entrypoint: None,
-        cmd: None,
-    });
-    let mut argv = config.entrypoint.unwrap_or_default();
-    argv.extend(config.cmd.unwrap_or_default());
-    Ok(Some(argv))
+    Ok(found
+        .and_then(|mut all| all.pop())
+        .map(|first| first.config.unwrap_or_default()))
 }
 
 /// podman's (major, minor) version.
@@ -349,7 +361,7 @@ impl Podman {
             let (ours, theirs) = std::os::unix::net::UnixStream::pair()
                 .map_err(|e| Error::io("creating", "a session socket", e))?;
             command.stdin(std::process::Stdio::null());
-            super::process::pass_fd(&mut command, theirs.as_raw_fd(), fd);
+            super::fd::pass_fd(&mut command, theirs.as_raw_fd(), fd);
             let mut process = spawn(command, args, None)?;
             // podman has its copy now (or never will).
             drop(theirs);

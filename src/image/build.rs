@@ -1,6 +1,7 @@
 //! build_image: key → probe → (on a miss) buildah build → stamp labels.
 //!
-//! A hit costs one context walk and one `buildah images` call. A miss builds to
+//! A hit costs one context walk and one read of the store's image index (see
+//! `probe`), with no process started when mcpod built the key. A miss builds to
 //! a temporary tag, stamps the merged labels with a metadata-only commit onto the
 //! final tag, and removes the temporary tag on every path (success, failure,
 //! cancellation, and the caller going away).
@@ -21,8 +22,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::isolation::{self, BuildPolicy};
+use super::probe::Probe;
 use super::{containerfile, leftovers, reference, steps, store};
-use crate::cache::{CacheKey, HashedContext, KeyInputs, hash_context_for_build};
+use crate::cache::{CacheKey, ContextDigest, HashedContext, KeyInputs, hash_context_for_build};
 use crate::engine::{self, buildah, podman};
 use crate::labels::{self, Declared, Requests, Servers};
 use crate::{Error, Result};
@@ -101,6 +103,76 @@ async fn build_inner(
     cancel: CancellationToken,
 ) -> Result<Built> {
     let started = Instant::now();
+    let (text, build_args) = checked(&spec)?;
+    let bases = containerfile::base_images(&String::from_utf8_lossy(&text), &build_args);
+    // The operator's, for every build of this process: RUN steps get no
+    // network unless they allowed it.
+    let policy = isolation::policy();
+    let (mut probe, digest, hashed) = walk_and_probe(&spec, &bases).await?;
+    let mut warnings = Vec::new();
+    let base_images = base_ids(&probe, bases, &mut warnings);
+    let requested = requested_labels(&spec)?;
+    let key = CacheKey::compute(&KeyInputs {
+        containerfile: &text,
+        build_args: &build_args,
+        labels: &requested,
+        base_images: &base_images,
+        context: &digest,
+        network: policy.network,
+    });
+    let name = reference::qualified(&spec.name);
+    let finish = Finish {
+        tag: format!("{name}:{}", key.tag()),
+        key_hex: key.hex(),
+        started,
+        context_files: digest.files,
+        context_bytes: digest.bytes,
+    };
+    let (tag, key_hex) = (&finish.tag, &finish.key_hex);
+
+    if !spec.no_cache
+        && let Some((image_id, declared)) = probe.hit(key_hex, tag).await?
+    {
+        return Ok(finish.built(image_id, declared, true, false, warnings));
+    }
+
+    (progress)(format!("cache miss for {tag}; waiting for the build lock"));
+    let lock = tokio::select! {
+        lock = store::lock_key(key_hex) => lock?,
+        _ = cancel.cancelled() => return Err(Error::Cancelled { what: format!("the build of {tag}") }),
+    };
+    let waited = !spec.no_cache;
+    if waited && let Some((image_id, declared)) = built_meanwhile(key_hex, tag).await? {
+        return Ok(finish.built(image_id, declared, true, true, warnings));
+    }
+
+    let miss = Miss {
+        text,
+        build_args,
+        base_images,
+        hashed,
+        temp: format!("{name}:mcpod-tmp-{}-{}", key.tag(), engine::nonce()),
+        tag: tag.clone(),
+    };
+    let (image_id, declared) = build_miss(&spec, miss, &probe, policy, &progress, cancel).await?;
+    store::write_record(
+        key_hex,
+        &store::Record {
+            image_id: image_id.clone(),
+            tag: tag.clone(),
+            declared: declared.clone(),
+        },
+    )?;
+    drop(lock);
+    (progress)(format!("built {tag}"));
+    Ok(finish.built(image_id, declared, false, false, warnings))
+}
+
+/// Check what cannot be built before anything runs: the image name, the
+/// servers, the Containerfile (read from inside the context) and its steps.
+/// Returns the Containerfile's bytes and the build args resolved from the
+/// host's environment.
+fn checked(spec: &BuildSpec) -> Result<(Vec<u8>, BTreeMap<String, String>)> {
     reference::validate_name(&spec.name)?;
     labels::validate_servers(&spec.servers)?;
     let text = containerfile::read(&spec.containerfile, &spec.context)?;
@@ -109,40 +181,53 @@ async fn build_inner(
         &String::from_utf8_lossy(&text),
     )?;
     let build_args = resolve_build_args(&spec.name, &spec.build_args, |v| std::env::var(v).ok())?;
-    let bases = containerfile::base_images(&String::from_utf8_lossy(&text), &build_args);
-    // The operator's, for every build of this process: RUN steps get no
-    // network unless they allowed it.
-    let policy = isolation::policy();
+    Ok((text, build_args))
+}
 
-    // The context walk and the image listing are independent: run them together.
+/// Hash the build context while local storage is probed for `bases`: the
+/// two are independent, so they run together.
+async fn walk_and_probe(
+    spec: &BuildSpec,
+    bases: &[String],
+) -> Result<(Probe, ContextDigest, HashedContext)> {
     let context = spec.context.clone();
     let containerfile = spec.containerfile.clone();
     let stat_cache = store::stat_cache_path(&context);
     let walk = tokio::task::spawn_blocking(move || {
         hash_context_for_build(&context, Some(&containerfile), Some(&stat_cache))
     });
-    let images = buildah::images().await?;
+    let probe = Probe::take(bases).await?;
     let (digest, hashed) = walk.await.map_err(|e| Error::UnexpectedOutput {
         command: "hashing the build context".into(),
         reason: e.to_string(),
     })??;
+    Ok((probe, digest, hashed))
+}
 
-    let mut warnings = Vec::new();
-    let base_images: Vec<(String, String)> = bases
+/// Each base image with its ID in local storage (empty, with a warning,
+/// for one that is not there: buildah will pull it).
+fn base_ids(
+    probe: &Probe,
+    bases: Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    bases
         .into_iter()
         .map(|base| {
-            let id = match reference::find(&images, &base) {
-                Some(image) => image.id.clone(),
-                None => {
-                    warnings.push(format!(
-                        "base image `{base}` is not in local storage; buildah will try to pull it, and the next build will get a new key once it is local"
-                    ));
-                    String::new()
-                }
-            };
+            let id = probe.id_of(&base).unwrap_or_else(|| {
+                warnings.push(format!(
+                    "base image `{base}` is not in local storage; buildah will try to pull it, and the next build will get a new key once it is local"
+                ));
+                String::new()
+            });
             (base, id)
         })
-        .collect();
+        .collect()
+}
+
+/// The labels the spec asks for, with its servers under `io.mcpod.servers`;
+/// an `io.mcpod.*` label of its own is refused (those are stamped).
+fn requested_labels(spec: &BuildSpec) -> Result<BTreeMap<String, String>> {
     if let Some(key) = spec.labels.keys().find(|k| k.starts_with("io.mcpod.")) {
         return Err(Error::invalid(
             "labels",
@@ -158,68 +243,105 @@ async fn build_inner(
             labels::canonical_servers_json(&spec.servers),
         );
     }
-    let key = CacheKey::compute(&KeyInputs {
-        containerfile: &text,
-        build_args: &build_args,
-        labels: &requested,
-        base_images: &base_images,
-        context: &digest,
-        network: policy.network,
-    });
-    let key_hex = key.hex();
-    let name = reference::qualified(&spec.name);
-    let tag = format!("{name}:{}", key.tag());
-    let finish = |image_id: String,
-                  declared: Declared,
-                  cache_hit: bool,
-                  waited: bool,
-                  mut warnings: Vec<String>| {
+    Ok(requested)
+}
+
+/// What every answer of one build shares: its tag, key, start and context.
+struct Finish {
+    tag: String,
+    key_hex: String,
+    started: Instant,
+    context_files: u64,
+    context_bytes: u64,
+}
+
+impl Finish {
+    /// The answer for the image `image_id`, with the labels' warnings added
+    /// to `warnings`.
+    fn built(
+        &self,
+        image_id: String,
+        declared: Declared,
+        cache_hit: bool,
+        waited: bool,
+        mut warnings: Vec<String>,
+    ) -> Built {
         warnings.extend(declared.warnings.iter().cloned());
         Built {
             requests: declared.requests,
             label_warnings: declared.warnings,
-            tag: tag.clone(),
-            key: key_hex.clone(),
+            tag: self.tag.clone(),
+            key: self.key_hex.clone(),
             cache_hit,
             waited_for_concurrent_build: waited,
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms: self.started.elapsed().as_millis() as u64,
             image_id,
             servers: declared.servers,
             servers_source: declared.source,
-            context_files: digest.files,
-            context_bytes: digest.bytes,
+            context_files: self.context_files,
+            context_bytes: self.context_bytes,
             warnings,
         }
-    };
-
-    if !spec.no_cache
-        && let Some(image) = reference::find(&images, &tag)
-    {
-        let declared = declared_of(&key_hex, &image.id).await?;
-        return Ok(finish(image.id.clone(), declared, true, false, warnings));
     }
+}
 
-    (progress)(format!("cache miss for {tag}; waiting for the build lock"));
-    let lock = tokio::select! {
-        lock = store::lock_key(&key_hex) => lock?,
-        _ = cancel.cancelled() => return Err(Error::Cancelled { what: format!("the build of {tag}") }),
+/// The image a concurrent build tagged `tag` while this one waited for the
+/// lock, with what it declares. As `Probe::hit`: a tag moved off the image
+/// mcpod recorded is built again (none).
+async fn built_meanwhile(key_hex: &str, tag: &str) -> Result<Option<(String, Declared)>> {
+    let Some(found) = buildah::inspect_image(tag).await? else {
+        return Ok(None);
     };
-    let waited = !spec.no_cache;
-    if waited && let Some(found) = buildah::inspect_image(&tag).await? {
-        let declared = declared_of(&key_hex, &found.id).await?;
-        return Ok(finish(found.id, declared, true, true, warnings));
-    }
+    let declared = match store::record(key_hex) {
+        Some(record) if record.image_id == found.id => Some(record.declared),
+        Some(_) => None,
+        None => Some(labels::read(&found.labels)?),
+    };
+    Ok(declared.map(|declared| (found.id, declared)))
+}
 
+/// What a build on a cache miss is made of.
+struct Miss {
+    text: Vec<u8>,
+    build_args: BTreeMap<String, String>,
+    base_images: Vec<(String, String)>,
+    hashed: HashedContext,
+    /// The temporary tag buildah builds to.
+    temp: String,
+    /// The final tag.
+    tag: String,
+}
+
+/// Build on a cache miss: buildah builds to the temporary tag, the labels
+/// are stamped onto the final tag, and the temporary tag (and the working
+/// containers of a stopped build) go on every path. A forced rebuild also
+/// removes the image it took the tag from. Returns the image ID and what it
+/// declares.
+async fn build_miss(
+    spec: &BuildSpec,
+    miss: Miss,
+    probe: &Probe,
+    policy: &BuildPolicy,
+    progress: &Progress,
+    cancel: CancellationToken,
+) -> Result<(String, Declared)> {
+    let Miss {
+        text,
+        build_args,
+        base_images,
+        hashed,
+        temp,
+        tag,
+    } = miss;
     // A forced rebuild moves the tag; the image it leaves nameless goes too.
-    let previous = reference::find(&images, &tag).map(|i| i.id.clone());
-    let temp = format!("{name}:mcpod-tmp-{}-{}", key.tag(), engine::nonce());
+    let previous = spec.no_cache.then(|| probe.id_of(&tag)).flatten();
     (progress)(format!("building {tag}"));
     let bases: Vec<String> = base_images.iter().map(|(b, _)| b.clone()).collect();
     let from_scratch = containerfile::builds_from_scratch(&String::from_utf8_lossy(&text));
     let working = WorkingContainers::snapshot(&bases, from_scratch).await?;
     let inputs = Inputs::stage(&text, hashed, isolation::flags(policy))?;
     let built = build_and_stamp(
-        &spec,
+        spec,
         &build_args,
         inputs,
         &temp,
@@ -244,17 +366,7 @@ async fn build_inner(
         // Refused (and kept) if a container uses it or it has other names.
         let _ = buildah::remove_image(&old).await;
     }
-    store::write_record(
-        &key_hex,
-        &store::Record {
-            image_id: image_id.clone(),
-            tag: tag.clone(),
-            declared: declared.clone(),
-        },
-    )?;
-    drop(lock);
-    (progress)(format!("built {tag}"));
-    Ok(finish(image_id, declared, false, false, warnings))
+    Ok((image_id, declared))
 }
 
 /// What buildah reads besides the context: private copies of the bytes that
@@ -482,15 +594,6 @@ impl Drop for InFlight {
             }
         }
     }
-}
-
-/// What a cached image declares: from mcpod's record, else from its labels.
-async fn declared_of(key_hex: &str, image_id: &str) -> Result<Declared> {
-    if let Some(record) = store::read_record(key_hex, image_id) {
-        return Ok(record.declared);
-    }
-    let config = buildah::inspect_image(image_id).await?.unwrap_or_default();
-    labels::read(&config.labels)
 }
 
 /// Substitute `${NAME}` in build-arg values from the host environment.

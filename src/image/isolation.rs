@@ -17,8 +17,13 @@
 
 use std::sync::OnceLock;
 
-use crate::session::Policy;
 use crate::{Error, Result};
+
+/// The largest memory (MiB), processes and CPUs a container may have unless
+/// the operator says otherwise: a session's ceilings, and a build's.
+pub const CEILING_MEMORY_MB: u32 = 2048;
+pub const CEILING_PROCESSES: u32 = 1024;
+pub const CEILING_CPUS: f64 = 2.0;
 
 /// The operator's settings for builds.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,20 +40,13 @@ pub struct BuildPolicy {
 }
 
 impl Default for BuildPolicy {
-    /// A session's ceilings, and no network.
+    /// The default ceilings, and no network.
     fn default() -> Self {
-        BuildPolicy::from_session_policy(&Policy::default(), false)
-    }
-}
-
-impl BuildPolicy {
-    /// A build gets what the largest session may have.
-    pub fn from_session_policy(policy: &Policy, network: bool) -> BuildPolicy {
         BuildPolicy {
-            network,
-            memory_mb: policy.max_memory_mb,
-            processes: policy.max_pids,
-            cpus: policy.max_cpus,
+            network: false,
+            memory_mb: CEILING_MEMORY_MB,
+            processes: CEILING_PROCESSES,
+            cpus: CEILING_CPUS,
         }
     }
 }

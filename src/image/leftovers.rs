@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::engine::buildah;
-use crate::session::container::{Owner, machine_id};
+use crate::engine::owner::{Owner, machine_id};
 use crate::{Error, Result};
 
 const FILE: &str = "mounts.conf";

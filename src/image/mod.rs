@@ -6,6 +6,7 @@ pub mod gc;
 pub mod inspect;
 pub mod isolation;
 pub mod leftovers;
+pub mod probe;
 pub mod reference;
 pub mod steps;
 pub mod store;

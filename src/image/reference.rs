@@ -2,6 +2,7 @@
 //! finding a reference among the names local storage uses.
 
 use crate::engine::buildah::LocalImage;
+use crate::engine::storage::StoredImage;
 use crate::{Error, Result};
 
 /// Check an image name (repository, no tag) such as `localhost/tools` or `tools`.
@@ -77,14 +78,38 @@ pub fn qualified(name: &str) -> String {
     }
 }
 
+/// An image as a lookup sees it: its full ID (hex, no `sha256:`) and names.
+pub trait Named {
+    fn id(&self) -> &str;
+    fn names(&self) -> &[String];
+}
+
+impl Named for LocalImage {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn names(&self) -> &[String] {
+        LocalImage::names(self)
+    }
+}
+
+impl Named for StoredImage {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn names(&self) -> &[String] {
+        StoredImage::names(self)
+    }
+}
+
 /// Find `reference` among local images the way podman resolves it locally:
 /// by ID prefix, by exact name, or by a short name qualified with `localhost/`
 /// or `docker.io/[library/]`, with `:latest` when no tag is given.
-pub fn find<'a>(images: &'a [LocalImage], reference: &str) -> Option<&'a LocalImage> {
+pub fn find<'a, I: Named>(images: &'a [I], reference: &str) -> Option<&'a I> {
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
     if hex.len() >= 12
         && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        && let Some(image) = images.iter().find(|i| i.id.starts_with(hex))
+        && let Some(image) = images.iter().find(|i| i.id().starts_with(hex))
     {
         return Some(image);
     }

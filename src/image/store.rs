@@ -68,9 +68,13 @@ fn record_path(key_hex: &str) -> PathBuf {
 
 /// The record for `key_hex` if it describes `image_id`; anything unreadable is ignored.
 pub fn read_record(key_hex: &str, image_id: &str) -> Option<Record> {
+    record(key_hex).filter(|r| r.image_id == image_id)
+}
+
+/// The record for `key_hex`, whichever image it describes; anything unreadable is ignored.
+pub fn record(key_hex: &str) -> Option<Record> {
     let bytes = std::fs::read(record_path(key_hex)).ok()?;
-    let record: Record = serde_json::from_slice(&bytes).ok()?;
-    (record.image_id == image_id).then_some(record)
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Write the record atomically (temp file + rename).

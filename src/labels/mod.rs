@@ -6,11 +6,11 @@
 //! - `spec`: the types. The normalised [`ServerSpec`], [`Requests`], [`Declared`], and the
 //!   wire types of each label value (serde + schemars) from which the JSON Schemas are made.
 //! - `json`: JSON paths, type names and the canonical writer the other files share.
+//! - `env`: `${NAME}` references in a spec's env, and their resolution on the host.
 //! - `validate`: the rules a server name, a spec and a request must satisfy.
 //! - `parse`: walks one label value (a `serde_json::Value`) into the normalised types,
 //!   reporting errors and warnings with the JSON path they concern.
 //! - `read`: a whole label set into a [`Declared`] (schema version, precedence, outrig).
-//! - `env`: `${NAME}` references in a spec's env, and their resolution on the host.
 //! - `stamp`: the labels to stamp on a built image, serialised canonically.
 //! - `schema`: the JSON Schemas of the label values.
 
@@ -46,8 +46,8 @@ pub const OUTRIG_MCP: &str = "org.outrig.mcp";
 pub const SCHEMA_VERSION: &str = "1";
 /// The largest label value read, in bytes; checked before parsing.
 pub const MAX_LABEL_BYTES: usize = 64 * 1024;
-/// The most servers one image may declare.
-pub const MAX_SERVERS: usize = 64;
+/// The most servers one image may declare: one egress proxy port each.
+pub const MAX_SERVERS: usize = crate::egress::MAX_PROXIES as usize;
 /// The longest server name.
 pub const MAX_SERVER_NAME_LEN: usize = 32;
 /// The range of `call_timeout_secs`.

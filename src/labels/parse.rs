@@ -22,6 +22,16 @@ pub(crate) enum Dialect {
     Outrig,
 }
 
+/// Serde reads a server given as JSON (`#[serde(try_from)]` on the spec)
+/// through the same checks as a label's.
+impl TryFrom<serde_json::Value> for ServerSpec {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+        spec_from_input(&value)
+    }
+}
+
 impl Dialect {
     fn fields(self) -> &'static [&'static str] {
         match self {

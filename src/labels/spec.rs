@@ -40,14 +40,6 @@ pub struct ServerSpec {
     pub description: Option<String>,
 }
 
-impl TryFrom<serde_json::Value> for ServerSpec {
-    type Error = String;
-
-    fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
-        super::parse::spec_from_input(&value)
-    }
-}
-
 impl JsonSchema for ServerSpec {
     fn schema_name() -> Cow<'static, str> {
         "ServerSpec".into()

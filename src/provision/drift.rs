@@ -11,7 +11,7 @@ use crate::image::store;
 /// The label naming a provisioned image's lock (its blake3 digest).
 pub const LOCK_LABEL: &str = "mcpod.provision.lock";
 /// The label naming the package at its exact version.
-const TITLE_LABEL: &str = "org.opencontainers.image.title";
+pub const TITLE_LABEL: &str = "org.opencontainers.image.title";
 /// How many installed versions a message names.
 const NAMED: usize = 6;
 
@@ -20,6 +20,7 @@ const SIGNS: &[&str] = &[
     "ModuleNotFoundError",
     "ImportError",
     "AttributeError",
+    "TypeError: ",
     "ERR_MODULE_NOT_FOUND",
     "ERR_PACKAGE_PATH_NOT_EXPORTED",
     "does not provide an export named",
@@ -33,8 +34,12 @@ pub fn looks_like_drift(stderr: &str) -> bool {
 
 /// The fix for a provisioned image (`labels`) whose servers failed with
 /// `stderr` (their tails): the installed versions of the dependencies the
-/// traceback names, and the options. `None` when it is not that case.
-pub fn fix(labels: &std::collections::BTreeMap<String, String>, stderr: &str) -> Option<String> {
+/// traceback names, and the options: the cause and the fix. `None` when it
+/// is not that case.
+pub fn fix(
+    labels: &std::collections::BTreeMap<String, String>,
+    stderr: &str,
+) -> Option<(String, String)> {
     if !looks_like_drift(stderr) {
         return None;
     }
@@ -85,10 +90,14 @@ pub fn fix(labels: &std::collections::BTreeMap<String, String>, stderr: &str) ->
             Ecosystem::Pypi => "NAME<MAJOR".into(),
             Ecosystem::Npm => "NAME@<MAJOR".into(),
         });
-    Some(format!(
-        "the server failed importing or using a dependency, which has likely changed since `{reference}` was published; {installed}. \
-         Provision it with its dependencies as they stood then: `provision: {{\"package\": \"{reference}\", \"resolve_as_of\": \"published\"}}` \
-         (or a past day, `YYYY-MM-DD`; CLI `--as-of published`), or pin the dependency: `\"pins\": [\"{pin}\"]` (CLI `--pin '{pin}'`)"
+    Some((
+        format!(
+            "the server failed importing or using a dependency, which has likely changed since `{reference}` was published"
+        ),
+        format!(
+            "{installed}; provision it with its dependencies as they stood then: `provision: {{\"package\": \"{reference}\", \"resolve_as_of\": \"published\"}}` \
+             (or a past day, `YYYY-MM-DD`; CLI `--as-of published`), or pin the dependency: `\"pins\": [\"{pin}\"]` (CLI `--pin '{pin}'`)"
+        ),
     ))
 }
 

@@ -41,120 +41,201 @@ pub fn is_elf(head: &[u8]) -> bool {
     head.starts_with(b"\x7fELF")
 }
 
+/// Read what the ELF file at `path` loads from its headers.
 pub fn needs(path: &Path) -> Result<Needs> {
-    let bad = |why: &str| Error::UnexpectedOutput {
-        command: format!("reading the ELF headers of {}", path.display()),
-        reason: why.to_string(),
-    };
-    let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io("reading", path, e))?
-        .len();
-    let mut read_at = |offset: u64, size: u64| -> Result<Vec<u8>> {
-        if size > MAX_TABLE || offset.checked_add(size).is_none_or(|end| end > len) {
-            return Err(bad("a table lies outside the file or is too large"));
-        }
-        let mut buf = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(offset))
-            .and_then(|_| f.read_exact(&mut buf))
-            .map_err(|e| Error::io("reading", path, e))?;
-        Ok(buf)
-    };
-    let header = read_at(0, 64)?;
+    let mut elf = Elf::open(path)?;
+    let header = elf.read_at(0, 64)?;
     if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
-        return Err(bad("not a 64-bit little-endian ELF file"));
+        return Err(elf.bad("not a 64-bit little-endian ELF file"));
     }
-    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let (phoff, phentsize, phnum) = (
-        u64_at(&header, 32),
-        u16_at(&header, 54),
-        u16_at(&header, 56),
-    );
-    if phentsize < 56 || phnum > MAX_HEADERS {
-        return Err(bad("its program headers are malformed"));
-    }
-    let phs = read_at(phoff, phentsize * phnum)?;
+    let segments = elf.segments(&header)?;
     let mut out = Needs {
         machine: u16_at(&header, 18) as u16,
+        interpreter: segments.interpreter,
         ..Needs::default()
     };
-    let mut dynamic = None;
-    let mut loads = Vec::new();
-    for i in 0..phnum as usize {
-        let ph = &phs[i * phentsize as usize..];
-        let (kind, offset, vaddr, filesz) =
-            (u32_at(ph, 0), u64_at(ph, 8), u64_at(ph, 16), u64_at(ph, 32));
-        match kind {
-            3 => {
-                let text = read_at(offset, filesz)?;
-                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-                out.interpreter = Some(String::from_utf8_lossy(&text[..end]).into_owned());
-            }
-            2 => dynamic = Some((offset, filesz)),
-            1 => loads.push((vaddr, offset, filesz)),
-            _ => {}
-        }
-    }
-    let Some((offset, size)) = dynamic else {
+    let Some((offset, size)) = segments.dynamic else {
         return Ok(out);
     };
-    let table = read_at(offset, size)?;
-    let mut strtab = None;
-    let mut strsz = None;
-    let mut needed = Vec::new();
-    let (mut rpath, mut runpath) = (None, None);
-    for entry in table.chunks_exact(16) {
-        let (tag, value) = (u64_at(entry, 0), u64_at(entry, 8));
-        match tag {
-            0 => break,
-            1 => needed.push(value),
-            5 => strtab = Some(value),
-            10 => strsz = Some(value),
-            15 => rpath = Some(value),
-            29 => runpath = Some(value),
-            _ => {}
-        }
-        if needed.len() as u64 > MAX_HEADERS {
-            return Err(bad("it names more than 4096 libraries"));
-        }
-    }
-    let (Some(addr), Some(strsz)) = (strtab, strsz) else {
-        return Err(bad("its dynamic section has no string table"));
-    };
+    let table = elf.read_at(offset, size)?;
+    let dynamic = elf.dynamic(&table)?;
     // The string table's address is a virtual one: find it in a loaded segment.
-    let file_offset = loads
+    let addr = dynamic.strtab;
+    let strings = segments
+        .loads
         .iter()
         .find(|(vaddr, _, filesz)| addr >= *vaddr && addr < vaddr + filesz)
         .map(|(vaddr, off, _)| addr - vaddr + off)
-        .ok_or_else(|| bad("its string table is in no loaded segment"))?;
-    // Each name is read where it is (node's string table is megabytes of
-    // exported symbols), at most `max` bytes, within the table.
-    let mut string_at = |at: u64, max: u64| -> Result<String> {
-        if at >= strsz {
-            return Err(bad("a name lies outside the string table"));
-        }
-        let start = file_offset.saturating_add(at);
-        let rest = read_at(start, (strsz - at).min(max).min(len.saturating_sub(start)))?;
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| bad(&format!("a name is longer than {} bytes", max - 1)))?;
-        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
-    };
-    for at in needed {
-        let name = string_at(at, 256)?;
+        .ok_or_else(|| elf.bad("its string table is in no loaded segment"))?;
+    for at in dynamic.needed {
+        let name = elf.string_at(strings, dynamic.strsz, at, 256)?;
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(bad(&format!("it names the library `{name}`")));
+            return Err(elf.bad(&format!("it names the library `{name}`")));
         }
         out.libraries.push(name);
     }
-    if let Some(at) = runpath.or(rpath) {
-        out.search_path = Some(string_at(at, 4096)?);
+    if let Some(at) = dynamic.search_path {
+        out.search_path = Some(elf.string_at(strings, dynamic.strsz, at, 4096)?);
     }
     Ok(out)
+}
+
+fn u16_at(b: &[u8], o: usize) -> u64 {
+    u16::from_le_bytes([b[o], b[o + 1]]) as u64
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]))
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]))
+}
+
+/// An ELF file open for reads bounded by its length and [`MAX_TABLE`].
+struct Elf<'a> {
+    path: &'a Path,
+    file: File,
+    len: u64,
+}
+
+/// What the program headers say.
+struct Segments {
+    /// `PT_INTERP`'s text.
+    interpreter: Option<String>,
+    /// `PT_DYNAMIC`: its offset and size in the file.
+    dynamic: Option<(u64, u64)>,
+    /// Each `PT_LOAD`: its virtual address, offset and size in the file.
+    loads: Vec<(u64, u64, u64)>,
+}
+
+/// What the dynamic section says.
+struct Dynamic {
+    /// Each `DT_NEEDED`: an offset in the string table.
+    needed: Vec<u64>,
+    /// `DT_STRTAB`'s virtual address and `DT_STRSZ`.
+    strtab: u64,
+    strsz: u64,
+    /// `DT_RUNPATH`, else `DT_RPATH`: an offset in the string table.
+    search_path: Option<u64>,
+}
+
+impl<'a> Elf<'a> {
+    fn open(path: &'a Path) -> Result<Elf<'a>> {
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading", path, e))?
+            .len();
+        Ok(Elf { path, file, len })
+    }
+
+    /// The file is not what it should be, and why.
+    fn bad(&self, why: &str) -> Error {
+        Error::UnexpectedOutput {
+            command: format!("reading the ELF headers of {}", self.path.display()),
+            reason: why.to_string(),
+        }
+    }
+
+    /// `size` bytes at `offset`, refused when they lie outside the file or
+    /// are more than [`MAX_TABLE`].
+    fn read_at(&mut self, offset: u64, size: u64) -> Result<Vec<u8>> {
+        if size > MAX_TABLE || offset.checked_add(size).is_none_or(|end| end > self.len) {
+            return Err(self.bad("a table lies outside the file or is too large"));
+        }
+        let mut buf = vec![0u8; size as usize];
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .map_err(|e| Error::io("reading", self.path, e))?;
+        Ok(buf)
+    }
+
+    /// Read the program headers `header` places (at most [`MAX_HEADERS`]),
+    /// and the interpreter's name.
+    fn segments(&mut self, header: &[u8]) -> Result<Segments> {
+        let (phoff, phentsize, phnum) =
+            (u64_at(header, 32), u16_at(header, 54), u16_at(header, 56));
+        if phentsize < 56 || phnum > MAX_HEADERS {
+            return Err(self.bad("its program headers are malformed"));
+        }
+        let phs = self.read_at(phoff, phentsize * phnum)?;
+        let mut out = Segments {
+            interpreter: None,
+            dynamic: None,
+            loads: Vec::new(),
+        };
+        for i in 0..phnum as usize {
+            let ph = &phs[i * phentsize as usize..];
+            let (kind, offset, vaddr, filesz) =
+                (u32_at(ph, 0), u64_at(ph, 8), u64_at(ph, 16), u64_at(ph, 32));
+            match kind {
+                3 => {
+                    let text = self.read_at(offset, filesz)?;
+                    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                    out.interpreter = Some(String::from_utf8_lossy(&text[..end]).into_owned());
+                }
+                2 => out.dynamic = Some((offset, filesz)),
+                1 => out.loads.push((vaddr, offset, filesz)),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read the dynamic section's entries (`table`) up to `DT_NULL`: the
+    /// libraries named (at most [`MAX_HEADERS`]), the string table and the
+    /// search path.
+    fn dynamic(&self, table: &[u8]) -> Result<Dynamic> {
+        let mut strtab = None;
+        let mut strsz = None;
+        let mut needed = Vec::new();
+        let (mut rpath, mut runpath) = (None, None);
+        for entry in table.chunks_exact(16) {
+            let (tag, value) = (u64_at(entry, 0), u64_at(entry, 8));
+            match tag {
+                0 => break,
+                1 => needed.push(value),
+                5 => strtab = Some(value),
+                10 => strsz = Some(value),
+                15 => rpath = Some(value),
+                29 => runpath = Some(value),
+                _ => {}
+            }
+            if needed.len() as u64 > MAX_HEADERS {
+                return Err(self.bad("it names more than 4096 libraries"));
+            }
+        }
+        let (Some(strtab), Some(strsz)) = (strtab, strsz) else {
+            return Err(self.bad("its dynamic section has no string table"));
+        };
+        Ok(Dynamic {
+            needed,
+            strtab,
+            strsz,
+            search_path: runpath.or(rpath),
+        })
+    }
+
+    /// The name at `at` in the string table of `strsz` bytes at file offset
+    /// `strings`. Each name is read where it is (node's string table is
+    /// megabytes of exported symbols), at most `max` bytes, within the table.
+    fn string_at(&mut self, strings: u64, strsz: u64, at: u64, max: u64) -> Result<String> {
+        if at >= strsz {
+            return Err(self.bad("a name lies outside the string table"));
+        }
+        let start = strings.saturating_add(at);
+        let rest = self.read_at(
+            start,
+            (strsz - at).min(max).min(self.len.saturating_sub(start)),
+        )?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.bad(&format!("a name is longer than {} bytes", max - 1)))?;
+        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+    }
 }
 
 #[cfg(test)]

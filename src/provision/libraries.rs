@@ -94,7 +94,59 @@ pub struct Scan {
 pub fn scan(tree: &Path, base: &HashSet<String>, limits: &Limits) -> Scan {
     let mut out = Scan::default();
     let machine = elf::host_machine();
-    // Library-like names in the tree (files and links), by relative path.
+    let walked = walk(tree, limits, &mut out.warnings);
+    let mut marker_budget = limits.marker_bytes;
+    for rel in walked.candidates {
+        let path = tree.join(&rel);
+        let mut head = [0u8; 4];
+        if !open_nofollow(&path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok_and(|()| elf::is_elf(&head))
+        {
+            continue;
+        }
+        if out.elves >= limits.elves {
+            out.warnings.push(format!(
+                "only the first {} ELF files of the staged package were read for the libraries they load",
+                limits.elves
+            ));
+            break;
+        }
+        out.elves += 1;
+        let needs = match elf::needs(&path) {
+            Ok(needs) => needs,
+            Err(e) => {
+                out.warnings.push(format!(
+                    "{}: the libraries it loads were not read ({e}); none are added for it",
+                    shown(&rel)
+                ));
+                continue;
+            }
+        };
+        if Some(needs.machine) != machine {
+            continue; // another platform's program, never run here
+        }
+        note_missing(&rel, &needs, base, &walked.carried, &mut out);
+        if let Some(interp) = &needs.interpreter {
+            note_interpreted(&path, &rel, interp, base, &mut marker_budget, &mut out);
+        }
+    }
+    out
+}
+
+/// What one walk of a staged tree found.
+struct Walked {
+    /// Library-like names in the tree (files and links), by relative path.
+    carried: HashSet<PathBuf>,
+    /// Files that may be ELF programs or libraries (library-like, executable
+    /// or `.node`, and not too large), sorted.
+    candidates: Vec<PathBuf>,
+}
+
+/// Walk `tree` (links never followed, entries and depth bounded) for the
+/// library names it carries and the files worth reading; what the bounds
+/// left out is a warning in `warnings`.
+fn walk(tree: &Path, limits: &Limits, warnings: &mut Vec<String>) -> Walked {
     let mut carried: HashSet<PathBuf> = HashSet::new();
     let mut candidates: Vec<PathBuf> = Vec::new();
     let mut too_large: Vec<String> = Vec::new();
@@ -107,7 +159,7 @@ pub fn scan(tree: &Path, base: &HashSet<String>, limits: &Limits) -> Scan {
         for entry in listing.flatten() {
             entries += 1;
             if entries > limits.entries {
-                out.warnings.push(format!(
+                warnings.push(format!(
                     "only the first {} files of the staged package were looked at for the libraries its programs load",
                     limits.entries
                 ));
@@ -147,7 +199,7 @@ pub fn scan(tree: &Path, base: &HashSet<String>, limits: &Limits) -> Scan {
         }
     }
     if !too_large.is_empty() {
-        out.warnings.push(format!(
+        warnings.push(format!(
             "{} files over {} MB were not read for the libraries they load: {}",
             too_large.len(),
             limits.file_bytes / 1_000_000,
@@ -155,85 +207,78 @@ pub fn scan(tree: &Path, base: &HashSet<String>, limits: &Limits) -> Scan {
         ));
     }
     candidates.sort();
-    let mut marker_budget = limits.marker_bytes;
-    for rel in candidates {
-        let path = tree.join(&rel);
-        let mut head = [0u8; 4];
-        if !open_nofollow(&path)
-            .and_then(|mut f| f.read_exact(&mut head))
-            .is_ok_and(|()| elf::is_elf(&head))
-        {
-            continue;
-        }
-        if out.elves >= limits.elves {
-            out.warnings.push(format!(
-                "only the first {} ELF files of the staged package were read for the libraries they load",
-                limits.elves
-            ));
-            break;
-        }
-        out.elves += 1;
-        let needs = match elf::needs(&path) {
-            Ok(needs) => needs,
-            Err(e) => {
-                out.warnings.push(format!(
-                    "{}: the libraries it loads were not read ({e}); none are added for it",
-                    shown(&rel)
-                ));
-                continue;
-            }
-        };
-        if Some(needs.machine) != machine {
-            continue; // another platform's program, never run here
-        }
-        let dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        let mut search = vec![dir.clone()];
-        for entry in needs.search_path.as_deref().unwrap_or("").split(':') {
-            if let Some(d) = origin_dir(&dir, entry) {
-                search.push(d);
-            }
-        }
-        for lib in &needs.libraries {
-            if base.contains(lib) || search.iter().any(|d| carried.contains(&d.join(lib))) {
-                continue;
-            }
-            if !plausible(lib) {
-                out.warnings.push(format!(
-                    "{} names the library {:?}, which is not a library's name; it is not looked for",
-                    shown(&rel),
-                    lib
-                ));
-                continue;
-            }
-            out.missing
-                .entry(lib.clone())
-                .or_insert_with(|| shown(&rel));
-        }
-        if let Some(interp) = &needs.interpreter {
-            let name = Path::new(interp)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned());
-            if name.is_none_or(|n| !base.contains(&n)) {
-                out.warnings.push(format!(
-                    "{} is run by the program loader {:?}, which the base lacks: it will not start (a program built for another C library?)",
-                    shown(&rel),
-                    interp
-                ));
-            }
-            let budget = marker_budget.min(MARKER_SPAN);
-            let (found, read) = contains_marker(&path, budget);
-            marker_budget -= read;
-            if found {
-                out.dotnet.push(shown(&rel));
-                for lib in DOTNET_LOADS.iter().filter(|l| !base.contains(**l)) {
-                    out.missing
-                        .entry(lib.to_string())
-                        .or_insert_with(|| shown(&rel));
-                }
-            }
+    Walked {
+        carried,
+        candidates,
+    }
+}
+
+/// Record in `out.missing` each library the ELF file `rel` names that
+/// neither the base nor the tree carries (beside the file or in a directory
+/// its `$ORIGIN` run path names); a name that is no library's is a warning.
+fn note_missing(
+    rel: &Path,
+    needs: &elf::Needs,
+    base: &HashSet<String>,
+    carried: &HashSet<PathBuf>,
+    out: &mut Scan,
+) {
+    let dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut search = vec![dir.clone()];
+    for entry in needs.search_path.as_deref().unwrap_or("").split(':') {
+        if let Some(d) = origin_dir(&dir, entry) {
+            search.push(d);
         }
     }
-    out
+    for lib in &needs.libraries {
+        if base.contains(lib) || search.iter().any(|d| carried.contains(&d.join(lib))) {
+            continue;
+        }
+        if !plausible(lib) {
+            out.warnings.push(format!(
+                "{} names the library {:?}, which is not a library's name; it is not looked for",
+                shown(rel),
+                lib
+            ));
+            continue;
+        }
+        out.missing.entry(lib.clone()).or_insert_with(|| shown(rel));
+    }
+}
+
+/// For a program run by the loader `interp`: warn when the base lacks that
+/// loader, and when the program is a .NET single-file one (its marker found
+/// within what is left of `marker_budget`), record it and the libraries
+/// .NET loads without naming them.
+fn note_interpreted(
+    path: &Path,
+    rel: &Path,
+    interp: &str,
+    base: &HashSet<String>,
+    marker_budget: &mut u64,
+    out: &mut Scan,
+) {
+    let name = Path::new(interp)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    if name.is_none_or(|n| !base.contains(&n)) {
+        out.warnings.push(format!(
+            "{} is run by the program loader {:?}, which the base lacks: it will not start (a program built for another C library?)",
+            shown(rel),
+            interp
+        ));
+    }
+    let budget = (*marker_budget).min(MARKER_SPAN);
+    let (found, read) = contains_marker(path, budget);
+    *marker_budget -= read;
+    if found {
+        out.dotnet.push(shown(rel));
+        for lib in DOTNET_LOADS.iter().filter(|l| !base.contains(**l)) {
+            out.missing
+                .entry(lib.to_string())
+                .or_insert_with(|| shown(rel));
+        }
+    }
 }
 
 /// A `DT_RUNPATH` entry relative to the program's own directory (`$ORIGIN`,

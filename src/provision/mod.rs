@@ -31,13 +31,17 @@ pub mod npm;
 pub mod npm_lock;
 pub mod npm_platform;
 mod oci;
+pub mod pip;
+mod plan;
 pub mod pypi;
+mod recall;
 pub mod reference;
 mod request;
 mod rootfs;
 pub mod server_json;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,6 +57,7 @@ use files::{
     readable, tree_bytes, write,
 };
 pub use gc::{Collected, collect};
+use plan::{Plan, Planned};
 pub use reference::{Ecosystem, PackageRef};
 pub use request::{Found, Progressed, ProvisionRequest, Provisioned};
 
@@ -78,7 +83,33 @@ struct Resolution {
     runtime: Option<String>,
 }
 
-/// Provision `spec` on the operator's `bases`. Cancelling stops npm, pip or
+/// What the steps of one provision share: the operator's bases, where
+/// progress goes, the cancel token, and what the result will say.
+struct Steps<'a> {
+    operator: &'a OperatorBases,
+    progress: Progress,
+    progressed: Progressed,
+    cancel: CancellationToken,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Steps<'a> {
+    fn new(operator: &'a OperatorBases, progress: Progress, cancel: CancellationToken) -> Self {
+        Steps {
+            operator,
+            progressed: Progressed {
+                say: progress.clone(),
+            },
+            progress,
+            cancel,
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Provision `request` on the operator's bases. Cancelling stops npm, pip or
 /// buildah and leaves nothing half-written.
 pub async fn provision(
     request: ProvisionRequest,
@@ -88,378 +119,274 @@ pub async fn provision(
     cancel: CancellationToken,
 ) -> Result<Provisioned> {
     let started = Instant::now();
-    let options = &request;
-    if let Some(path) = &request.server_json_path {
-        return Err(Error::invalid(
-            "server_json_path",
-            path.as_str(),
-            "paths are read at the boundary, and this one was not",
-            "pass the server.json object",
-        ));
-    }
-    let server_json = request
-        .server_json
-        .as_ref()
-        .map(|doc| serde_json::to_vec(doc).unwrap_or_default());
-    let chosen = match (&request.package, &server_json) {
-        (Some(_), Some(_)) => {
-            return Err(Error::invalid(
-                "server_json",
-                "server.json",
-                "both a package reference and a server.json were given",
-                "give one of them",
-            ));
-        }
-        (None, None) => {
-            return Err(Error::invalid(
-                "package",
-                "",
-                "neither a package reference nor a server.json was given",
-                "give `npm:NAME@VERSION`, `pypi:NAME==VERSION`, or a server.json",
-            ));
-        }
-        (None, Some(bytes)) => Some(server_json::translate(
-            bytes,
-            &server_json::Given {
-                package: options.package_index,
-                arguments: options.arguments.clone(),
-                env: options.env.clone(),
-            },
-        )?),
-        (Some(_), None) => {
-            if !options.arguments.is_empty()
-                || !options.env.is_empty()
-                || options.package_index.is_some()
-            {
-                return Err(Error::invalid(
-                    "arguments",
-                    "",
-                    "`arguments`, `env` and `package_index` fill in a server.json's inputs, and none was given",
-                    "for a package reference, override args and env at launch (`overrides`)",
-                ));
-            }
-            None
+    let plan = match plan::plan(&request, operator, allowed_system)? {
+        Planned::Package(plan) => plan,
+        Planned::Image { image, chosen } => {
+            return oci::oci(&image, &chosen, &request, progress, cancel, started).await;
         }
     };
-    let package = match (&request.package, &chosen) {
-        (Some(text), _) => PackageRef::parse("package", text)?,
-        (None, Some(c)) => match &c.source {
-            server_json::Source::Package(p) => p.clone(),
-            server_json::Source::Image(image) => {
-                return oci::oci(image, c, options, progress, cancel, started).await;
-            }
-        },
-        (None, None) => unreachable_input()?,
-    };
-    let pins = reference::parse_pins(package.ecosystem, &options.pins)?;
-    let as_of = options
-        .resolve_as_of
-        .as_deref()
-        .map(as_of::AsOf::parse)
-        .transpose()?;
-    let runtime = match package.ecosystem {
-        Ecosystem::Npm => Runtime::Node,
-        Ecosystem::Pypi => Runtime::Python,
-    };
-    let asked = options
-        .runtime
-        .as_deref()
-        .map(|text| bases::choice::parse(text, runtime))
-        .transpose()?;
-    if let (Some(text), Some(image)) = (&options.runtime, operator.get(&runtime)) {
-        return Err(Error::invalid(
-            "runtime",
-            text.as_str(),
-            format!(
-                "the operator runs every {} package on its own base (--base {}={image})",
-                runtime.as_str(),
-                runtime.as_str()
-            ),
-            "drop `runtime`",
-        ));
-    }
-    let system = &options.system_packages;
-    if !system.is_empty() {
-        bases::derived::check(system, allowed_system)?;
-        if let Some(image) = operator.get(&runtime) {
-            return Err(Error::invalid(
-                "system_packages",
-                system.join(" "),
-                format!(
-                    "the operator runs every {} package on its own base (--base {}={image}), and system packages are installed only on a base mcpod makes from Debian's packages",
-                    runtime.as_str(),
-                    runtime.as_str()
-                ),
-                "drop `system_packages` (the operator's base may carry the programs)",
-            ));
-        }
-        if runtime == Runtime::Node {
-            return Err(Error::invalid(
-                "system_packages",
-                system.join(" "),
-                "system packages are installed on a base made from Debian's packages, and node bases are made from node's official binaries",
-                "drop `system_packages`, or ask the operator for a node base that carries the programs (--base node=IMAGE)",
-            ));
-        }
-    }
-    let progressed = Progressed {
-        say: progress.clone(),
-    };
-    let mut notes = Vec::new();
-    let mut warnings = Vec::new();
-
+    let mut steps = Steps::new(operator, progress, cancel);
     // A PyPI package's Python is chosen before resolving: wheels are picked for it.
-    let mut base = match package.ecosystem {
+    let python = match plan.package.ecosystem {
         Ecosystem::Npm => None,
-        Ecosystem::Pypi => {
-            let chosen = bases::choice::python(asked.as_ref()).await?;
-            let mut base =
-                bases::resolve(&chosen.pick, operator, progress.clone(), cancel.clone()).await?;
-            if !system.is_empty() && base.debian.is_none() {
-                // System packages go on a tree of Debian's: its Python of the same minor.
-                let minor = base.python_minor().unwrap_or_default();
-                let pick = bases::choice::debian_python(&minor).ok_or_else(|| {
-                    Error::invalid(
-                        "system_packages",
-                        system.join(" "),
-                        format!(
-                            "system packages need a base made from Debian's packages, and no Debian release carries Python {minor} ({})",
-                            base.id
-                        ),
-                        "name a Python Debian carries with `runtime` (python@3.11 or python@3.13)",
-                    )
-                })?;
-                notes.push(format!(
-                    "runs on {} instead of {}: system packages need a base made from Debian's packages",
-                    pick.id(),
-                    base.id
-                ));
-                base = bases::resolve(&pick, operator, progress.clone(), cancel.clone()).await?;
-            }
-            Some(base)
-        }
+        Ecosystem::Pypi => Some(python_base(&plan, &mut steps).await?),
     };
-
-    // The request, and what resolving it once chose.
     // npm packages lock for a platform: the made bases are glibc; an
     // operator's node base is asked which.
-    let operator_node = match (package.ecosystem, operator.contains_key(&Runtime::Node)) {
-        (Ecosystem::Npm, true) => Some(
-            bases::resolve(
-                &bases::Pick::Host(Runtime::Node),
-                operator,
-                progress.clone(),
-                cancel.clone(),
-            )
-            .await?,
-        ),
-        _ => None,
-    };
-    let platform = npm_platform(operator_node.as_ref());
-    let target = target(&package, base.as_ref(), &platform);
-    let request = request_key(
-        &package,
-        &pins,
-        &target,
-        options.runtime.as_deref().unwrap_or(""),
-        as_of.as_ref(),
-        system,
-    );
-    let root = store::state_dir().join("provision");
-    let request_path = root.join("requests").join(format!("{request}.json"));
-    let recorded = (!options.refresh)
-        .then(|| bases::read_json::<Resolution>(&request_path))
-        .flatten();
-    let eco_dir = root.join(package.ecosystem.as_str());
-    let mut fetched = false;
-    let (resolution, lock) = match recorded.and_then(|r| {
-        let lock = read_small(&root.join("locks").join(&r.lock)).ok()?;
-        Some((r, lock))
-    }) {
-        Some((resolution, lock)) => {
-            // The runtime recorded with the lock (none: recorded before
-            // runtimes were chosen, on the host's).
-            let pick = resolution
-                .runtime
-                .as_deref()
-                .and_then(bases::Pick::from_id)
-                .unwrap_or(bases::Pick::Host(runtime));
-            notes.push(format!(
-                "runs on {}, as chosen when the lock was recorded (`refresh` chooses again)",
-                pick.id()
-            ));
-            if base.as_ref().is_none_or(|b| b.id != pick.id()) {
-                base =
-                    Some(bases::resolve(&pick, operator, progress.clone(), cancel.clone()).await?);
-            }
-            (resolution, lock)
-        }
-        None => {
-            (progress)(format!("resolving {package}"));
-            let work = TempDir::create(&root.join(format!("work-{}", crate::engine::nonce())))?;
-            let cutoff = match &as_of {
-                Some(a) => Some(a.cutoff(&package, cancel.clone()).await?),
-                None => None,
-            };
-            if let (Ecosystem::Npm, Some(cutoff)) = (package.ecosystem, &cutoff) {
-                // npm reads the project's .npmrc from its directory.
-                write(&work.path().join(".npmrc"), as_of::npmrc(cutoff).as_bytes())?;
-            }
-            let pip = match (package.ecosystem, &cutoff) {
-                (Ecosystem::Pypi, Some(cutoff)) => Some((
-                    as_of::pip_wheel(&root.join("pip"), cancel.clone()).await?,
-                    cutoff.as_str(),
-                )),
-                _ => None,
-            };
-            let (lock, version, chosen) = match (package.ecosystem, &base) {
-                (Ecosystem::Pypi, Some(first)) => {
-                    let (lock, version, other) = choose::pypi(
-                        &package,
-                        &pins,
-                        first,
-                        asked.is_none() && !operator.contains_key(&runtime),
-                        work.path(),
-                        pip.as_ref().map(|(w, c)| (w.as_path(), *c)),
-                        &progressed,
-                        operator,
-                        cancel.clone(),
-                    )
-                    .await?;
-                    if let Some((why, other)) = other {
-                        notes.push(why);
-                        base = Some(other);
-                    }
-                    (lock, version, None)
-                }
-                _ => {
-                    let (work, stop) = (work.path(), cancel.clone());
-                    let (lock, version) =
-                        npm::resolve(&package, &pins, &platform, work, &progressed, stop).await?;
-                    let chosen = choose::node(
-                        &package,
-                        &lock,
-                        asked.as_ref(),
-                        operator,
-                        progress.clone(),
-                        cancel.clone(),
-                    )
-                    .await?;
-                    (lock, version, Some(chosen))
-                }
-            };
-            if let Some((chosen_base, why, more)) = chosen {
-                notes.extend(why);
-                warnings.extend(more);
-                base = Some(chosen_base);
-            }
-            fetched = true;
-            let digest = blake3::hash(&lock).to_hex()[..32].to_string();
-            atomic_write(&root.join("locks").join(&digest), &lock)?;
-            let resolution = Resolution {
-                version,
-                lock: digest,
-                cutoff,
-                runtime: base.as_ref().map(|b| b.id.clone()),
-            };
-            bases::write_json(&request_path, &resolution)?;
-            (resolution, lock)
-        }
-    };
-    let base = base.ok_or_else(|| Error::UnexpectedOutput {
-        command: "provisioning".into(),
-        reason: "no base was chosen".into(),
-    })?;
-    if package.ecosystem == Ecosystem::Npm {
-        warnings.extend(choose::engines_mismatch(&package, &lock, &base));
+    let platform = npm_platform(operator_node(&plan, &steps).await?.as_ref());
+    let resolved = recall::resolved(&plan, request.refresh, python, &platform, &mut steps).await?;
+    let recall::Resolved {
+        resolution, lock, ..
+    } = &resolved;
+    if plan.package.ecosystem == Ecosystem::Npm {
+        let mismatch = choose::engines_mismatch(&plan.package, lock, &resolved.base);
+        steps.warnings.extend(mismatch);
     }
-    let base = if system.is_empty() {
-        base
-    } else {
-        let (derived, added) =
-            bases::derived::derive(&base, system, options.refresh, &progress, &cancel).await?;
-        notes.push(format!(
-            "system packages from Debian {}: {}",
-            derived.debian.as_ref().map_or("", |d| d.suite.as_str()),
-            if added.is_empty() {
-                "none new (the base has them)".to_string()
-            } else {
-                added.join(" ")
-            }
-        ));
-        derived
+    let base =
+        with_system_packages(resolved.base.clone(), &plan, request.refresh, &mut steps).await?;
+    let (staged, staged_now) = stage(&plan, resolution, lock, &base, &platform, &steps).await?;
+    let ctx = staged.join("ctx");
+    let found = match plan.package.ecosystem {
+        Ecosystem::Npm => npm::found(&plan.package, lock, &ctx, request.bin.as_deref())?,
+        Ecosystem::Pypi => pypi::found(&plan.package, &ctx, request.bin.as_deref())?,
     };
+    let exact = plan.package.exact(&resolution.version);
+    let staging = bases::read_json::<Vec<String>>(&staged.join(STAGE_WARNINGS));
+    let mut declared = declare(&plan, &found, resolution, &exact, staging, &mut steps);
+    let server = server_name(
+        request.server.as_deref(),
+        &plan.package,
+        plan.chosen.as_ref().map(|c| c.name.as_str()),
+    )?;
+    let libs = libraries::gather(&staged, &base, &steps.progress).await?;
+    let sys = libs.apply(&mut steps.notes, &mut steps.warnings, &mut declared.env);
+    let warm = warm(&plan, &staged, &base, &declared.command, &mut steps).await?;
+    let server_spec = ServerSpec {
+        command: declared.command,
+        env: declared.env,
+        workdir: None,
+        call_timeout_secs: None,
+        description: Some(cut(&declared.description, 512)),
+    };
+    let containerfile = match plan.package.ecosystem {
+        Ecosystem::Npm => npm::containerfile(&base.image, sys, warm),
+        Ecosystem::Pypi => pypi::containerfile(&base.image, sys),
+    };
+    let built = image::build_image(
+        image::BuildSpec {
+            name: image_name(&plan.package),
+            containerfile: kept(&staged, &containerfile)?,
+            context: ctx,
+            build_args: BTreeMap::new(),
+            servers: Servers::from([(server.clone(), server_spec.clone())]),
+            labels: declared.labels,
+            no_cache: false,
+        },
+        steps.progress,
+        steps.cancel,
+    )
+    .await?;
+    steps.warnings.extend(built.warnings.iter().cloned());
+    Ok(Provisioned {
+        reference: exact.clone(),
+        resolved_from: (plan.package.exact_version().is_none()).then(|| plan.package.to_string()),
+        image: built,
+        server,
+        spec: server_spec,
+        base: Some(base),
+        lock: Some(resolved.resolution.lock),
+        fetched: resolved.fetched || staged_now,
+        registry_name: declared.registry_name,
+        ownership: declared.ownership,
+        notes: steps.notes,
+        warnings: steps.warnings,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// `containerfile` kept beside the staged tree by its digest.
+fn kept(staged: &Path, containerfile: &str) -> Result<PathBuf> {
+    let path = staged.join(format!(
+        "Containerfile.{}",
+        &blake3::hash(containerfile.as_bytes()).to_hex()[..16]
+    ));
+    if !path.is_file() {
+        atomic_write(&path, containerfile.as_bytes())?;
+    }
+    Ok(path)
+}
+
+/// The Python a PyPI package is resolved for: the one asked for or chosen,
+/// moved to Debian's Python of the same minor when system packages are asked.
+async fn python_base(plan: &Plan, steps: &mut Steps<'_>) -> Result<Base> {
+    let chosen = bases::choice::python(plan.asked.as_ref()).await?;
+    let resolve = |pick| {
+        let (operator, progress, cancel) =
+            (steps.operator, steps.progress.clone(), steps.cancel.clone());
+        async move { bases::resolve(&pick, operator, progress, cancel).await }
+    };
+    let base = resolve(chosen.pick).await?;
+    if plan.system.is_empty() || base.debian.is_some() {
+        return Ok(base);
+    }
+    // System packages go on a tree of Debian's: its Python of the same minor.
+    let minor = base.python_minor().unwrap_or_default();
+    let pick = bases::choice::debian_python(&minor).ok_or_else(|| {
+        Error::invalid(
+            "system_packages",
+            plan.system.join(" "),
+            format!(
+                "system packages need a base made from Debian's packages, and no Debian release carries Python {minor} ({})",
+                base.id
+            ),
+            "name a Python Debian carries with `runtime` (python@3.11 or python@3.13)",
+        )
+    })?;
+    steps.notes.push(format!(
+        "runs on {} instead of {}: system packages need a base made from Debian's packages",
+        pick.id(),
+        base.id
+    ));
+    resolve(pick).await
+}
+
+/// The operator's node base, for an npm package when the operator gave one.
+async fn operator_node(plan: &Plan, steps: &Steps<'_>) -> Result<Option<Base>> {
+    if plan.package.ecosystem != Ecosystem::Npm || !steps.operator.contains_key(&Runtime::Node) {
+        return Ok(None);
+    }
+    let pick = bases::Pick::Host(Runtime::Node);
+    let (progress, cancel) = (steps.progress.clone(), steps.cancel.clone());
+    Ok(Some(
+        bases::resolve(&pick, steps.operator, progress, cancel).await?,
+    ))
+}
+
+/// `base`, or the base derived from it with the request's system packages.
+async fn with_system_packages(
+    base: Base,
+    plan: &Plan,
+    refresh: bool,
+    steps: &mut Steps<'_>,
+) -> Result<Base> {
+    if plan.system.is_empty() {
+        return Ok(base);
+    }
+    let (derived, added) =
+        bases::derived::derive(&base, &plan.system, refresh, &steps.progress, &steps.cancel)
+            .await?;
+    steps.notes.push(format!(
+        "system packages from Debian {}: {}",
+        derived.debian.as_ref().map_or("", |d| d.suite.as_str()),
+        if added.is_empty() {
+            "none new (the base has them)".to_string()
+        } else {
+            added.join(" ")
+        }
+    ));
+    Ok(derived)
+}
+
+/// The staged tree of a lock on its base (`provision/<registry>/<digest>…`),
+/// fetched, and for a tree whose install scripts run built, unless it is
+/// there; whether it was fetched now.
+async fn stage(
+    plan: &Plan,
+    resolution: &Resolution,
+    lock: &[u8],
+    base: &Base,
+    platform: &npm_platform::Platform,
+    steps: &Steps<'_>,
+) -> Result<(PathBuf, bool)> {
+    let package = &plan.package;
+    let eco_dir = store::state_dir()
+        .join("provision")
+        .join(package.ecosystem.as_str());
     // A tree whose install scripts run is built for its base's node.
     let built_for = match package.ecosystem {
-        Ecosystem::Npm => build::key(&lock, &base),
-        Ecosystem::Pypi => String::new(),
+        Ecosystem::Npm => build::key(lock, base),
+        Ecosystem::Pypi => build::sdist::key(lock, base),
     };
     let staged = eco_dir.join(format!("{}{built_for}", resolution.lock));
-    if !staged.join("ctx").is_dir() {
-        (progress)(format!(
-            "fetching {} into {}",
-            package.exact(&resolution.version),
-            staged.display()
-        ));
-        let tmp = TempDir::create(&eco_dir.join(format!(
-            "{}.tmp-{}",
-            resolution.lock,
-            crate::engine::nonce()
-        )))?;
-        let ctx = tmp.path().join("ctx");
-        let staging_warnings = match package.ecosystem {
-            Ecosystem::Npm => {
-                let exact = package.exact(&resolution.version);
-                npm::stage(&exact, &lock, &platform, &ctx, &progressed, cancel.clone()).await?;
-                build::npm(&ctx.join("app"), &base, &progressed, cancel.clone())
-                    .await?
-                    .warnings
-            }
-            Ecosystem::Pypi => pypi::stage(&lock, &base, &ctx, &progressed, cancel.clone()).await?,
-        };
-        // Beside the context (not in it, not in the key): a repeat warns the same.
-        bases::write_json(&tmp.path().join(STAGE_WARNINGS), &staging_warnings)?;
-        fetched = true;
-        let bytes = tree_bytes(&ctx)?;
-        if bytes > MAX_STAGED_BYTES {
-            return Err(Error::invalid(
-                "package",
-                package.exact(&resolution.version),
-                format!(
-                    "it installs {} MB, more than the {} MB a staged package may take",
-                    bytes / 1_000_000,
-                    MAX_STAGED_BYTES / 1_000_000
-                ),
-                "provision a smaller package, or build an image for it with build_image",
-            ));
-        }
-        tmp.persist(&staged)?;
+    if staged.join("ctx").is_dir() {
+        return Ok((staged, false));
     }
-    let ctx = staged.join("ctx");
-    let found = match package.ecosystem {
-        Ecosystem::Npm => npm::found(&package, &lock, &ctx, options.bin.as_deref())?,
-        Ecosystem::Pypi => pypi::found(&package, &ctx, options.bin.as_deref())?,
-    };
     let exact = package.exact(&resolution.version);
+    (steps.progress)(format!("fetching {exact} into {}", staged.display()));
+    let tmp = TempDir::create(&eco_dir.join(format!(
+        "{}.tmp-{}",
+        resolution.lock,
+        crate::engine::nonce()
+    )))?;
+    let ctx = tmp.path().join("ctx");
+    let (progressed, cancel) = (&steps.progressed, steps.cancel.clone());
+    let staging_warnings = match package.ecosystem {
+        Ecosystem::Npm => {
+            npm::stage(&exact, lock, platform, &ctx, progressed, cancel.clone()).await?;
+            build::npm(&ctx.join("app"), base, progressed, cancel)
+                .await?
+                .warnings
+        }
+        Ecosystem::Pypi => pypi::stage(lock, base, &ctx, progressed, cancel).await?,
+    };
+    // Beside the context (not in it, not in the key): a repeat warns the same.
+    bases::write_json(&tmp.path().join(STAGE_WARNINGS), &staging_warnings)?;
+    let bytes = tree_bytes(&ctx)?;
+    if bytes > MAX_STAGED_BYTES {
+        return Err(Error::invalid(
+            "package",
+            exact,
+            format!(
+                "it installs {} MB, more than the {} MB a staged package may take",
+                bytes / 1_000_000,
+                MAX_STAGED_BYTES / 1_000_000
+            ),
+            "provision a smaller package, or build an image for it with build_image",
+        ));
+    }
+    tmp.persist(&staged)?;
+    Ok((staged, true))
+}
 
-    // The server: the package's program, with what the server.json adds.
+/// What the image's labels declare: the server's command and env (with what
+/// a server.json adds), the image's labels, and its registry name.
+struct Declared {
+    command: Vec<String>,
+    env: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    registry_name: Option<String>,
+    ownership: Option<String>,
+    description: String,
+}
+
+/// The server the package's program makes, with what the server.json adds;
+/// `staging` is what staging warned.
+fn declare(
+    plan: &Plan,
+    found: &Found,
+    resolution: &Resolution,
+    exact: &str,
+    staging: Option<Vec<String>>,
+    steps: &mut Steps<'_>,
+) -> Declared {
     let mut command = vec![found.program[0].clone()];
-    if let Some(c) = &chosen {
+    if let Some(c) = &plan.chosen {
         command.extend(c.runtime_args.iter().cloned());
     }
     command.extend(found.program[1..].iter().cloned());
-    warnings.extend(found.warnings.iter().cloned());
-    if let (Some(a), Some(cutoff)) = (&as_of, &resolution.cutoff) {
-        notes.push(format!(
+    steps.warnings.extend(found.warnings.iter().cloned());
+    if let (Some(a), Some(cutoff)) = (&plan.as_of, &resolution.cutoff) {
+        steps.notes.push(format!(
             "dependencies resolved as of {cutoff} (`resolve_as_of`: {})",
             a.key()
         ));
     }
-    warnings
-        .extend(bases::read_json::<Vec<String>>(&staged.join(STAGE_WARNINGS)).unwrap_or_default());
-    let mut env = BTreeMap::new();
+    steps.warnings.extend(staging.unwrap_or_default());
     let mut labels = BTreeMap::from([
-        ("org.opencontainers.image.title".to_string(), exact.clone()),
+        (
+            "org.opencontainers.image.title".to_string(),
+            exact.to_string(),
+        ),
         (
             "org.opencontainers.image.version".to_string(),
             resolution.version.clone(),
@@ -467,101 +394,85 @@ pub async fn provision(
         // Which lock (in the state dir) a server that fails at start ran with.
         (drift::LOCK_LABEL.to_string(), resolution.lock.clone()),
     ]);
-    let mut ownership = None;
-    let registry_name = match &chosen {
+    let (mut env, mut ownership) = (BTreeMap::new(), None);
+    let registry_name = match &plan.chosen {
         Some(c) => {
             command.extend(c.args.iter().cloned());
             env = c.env.clone();
-            notes.extend(c.notes.iter().cloned());
+            steps.notes.extend(c.notes.iter().cloned());
             labels.insert(REGISTRY_NAME_LABEL.to_string(), c.name.clone());
-            let (marker, how) = match package.ecosystem {
-                Ecosystem::Npm => ("npm `mcpName`", "package.json"),
-                Ecosystem::Pypi => ("PyPI `mcp-name:` marker", "README"),
-            };
-            ownership = Some(match &found.registry_name {
-                Some(claimed) if *claimed == c.name => {
-                    format!("matches: the package's {marker} is `{claimed}`")
-                }
-                Some(claimed) => {
-                    warnings.push(format!(
-                        "the server.json's name `{}` is not the package's {marker} `{claimed}`: the package may not be the one the server.json's publisher owns",
-                        c.name
-                    ));
-                    format!("differs: the package's {marker} is `{claimed}`")
-                }
-                None => {
-                    warnings.push(format!(
-                        "the package has no {marker} (in its {how}), so nothing ties it to the server.json's name `{}`",
-                        c.name
-                    ));
-                    format!("unclaimed: the package has no {marker}")
-                }
-            });
+            let ecosystem = plan.package.ecosystem;
+            ownership = Some(claim(&c.name, ecosystem, found, &mut steps.warnings));
             Some(c.name.clone())
         }
         None => found.registry_name.clone(),
     };
-    let description = chosen
+    let description = plan
+        .chosen
         .as_ref()
         .and_then(|c| c.description.clone())
         .or(found.description.clone())
         .map(|d| format!("{} ({exact})", d.trim()))
-        .unwrap_or_else(|| exact.clone());
-    let server = server_name(
-        options.server.as_deref(),
-        &package,
-        chosen.as_ref().map(|c| c.name.as_str()),
-    )?;
-    let libs = libraries::gather(&staged, &base, &progress).await?;
-    let sys = libs.apply(&mut notes, &mut warnings, &mut env);
-    let server_spec = ServerSpec {
+        .unwrap_or_else(|| exact.to_string());
+    Declared {
         command,
         env,
-        workdir: None,
-        call_timeout_secs: None,
-        description: Some(cut(&description, 512)),
-    };
-    let containerfile = match package.ecosystem {
-        Ecosystem::Npm => npm::containerfile(&base.image, sys),
-        Ecosystem::Pypi => pypi::containerfile(&base.image, sys),
-    };
-    let containerfile_path = staged.join(format!(
-        "Containerfile.{}",
-        &blake3::hash(containerfile.as_bytes()).to_hex()[..16]
-    ));
-    if !containerfile_path.is_file() {
-        atomic_write(&containerfile_path, containerfile.as_bytes())?;
-    }
-    let built = image::build_image(
-        image::BuildSpec {
-            name: image_name(&package),
-            containerfile: containerfile_path,
-            context: ctx,
-            build_args: BTreeMap::new(),
-            servers: Servers::from([(server.clone(), server_spec.clone())]),
-            labels,
-            no_cache: false,
-        },
-        progress,
-        cancel,
-    )
-    .await?;
-    warnings.extend(built.warnings.iter().cloned());
-    Ok(Provisioned {
-        reference: exact.clone(),
-        resolved_from: (package.exact_version().is_none()).then(|| package.to_string()),
-        image: built,
-        server,
-        spec: server_spec,
-        base: Some(base),
-        lock: Some(resolution.lock),
-        fetched,
+        labels,
         registry_name,
         ownership,
-        notes,
-        warnings,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+        description,
+    }
+}
+
+/// Whether the package claims the server.json's registry `name` (npm
+/// `mcpName`, PyPI `mcp-name:`), warning when it does not.
+fn claim(name: &str, ecosystem: Ecosystem, found: &Found, warnings: &mut Vec<String>) -> String {
+    let (marker, how) = match ecosystem {
+        Ecosystem::Npm => ("npm `mcpName`", "package.json"),
+        Ecosystem::Pypi => ("PyPI `mcp-name:` marker", "README"),
+    };
+    match &found.registry_name {
+        Some(claimed) if *claimed == name => {
+            format!("matches: the package's {marker} is `{claimed}`")
+        }
+        Some(claimed) => {
+            warnings.push(format!(
+                "the server.json's name `{name}` is not the package's {marker} `{claimed}`: the package may not be the one the server.json's publisher owns"
+            ));
+            format!("differs: the package's {marker} is `{claimed}`")
+        }
+        None => {
+            warnings.push(format!(
+                "the package has no {marker} (in its {how}), so nothing ties it to the server.json's name `{name}`"
+            ));
+            format!("unclaimed: the package has no {marker}")
+        }
+    }
+}
+
+/// On a node with a compile cache, the server's cache, made once per staged
+/// tree; whether the image keeps one.
+async fn warm(
+    plan: &Plan,
+    staged: &Path,
+    base: &Base,
+    command: &[String],
+    steps: &mut Steps<'_>,
+) -> Result<bool> {
+    if plan.package.ecosystem != Ecosystem::Npm || !build::warm::supports(base) {
+        return Ok(false);
+    }
+    let warmed = build::warm::warm(staged, base, command, &steps.progressed, &steps.cancel).await?;
+    match &warmed.warning {
+        Some(w) => steps.warnings.push(w.clone()),
+        None => steps.notes.push(format!(
+            "starts warm: node's compile cache for its modules is in the image ({} files, {} KiB, at {})",
+            warmed.files,
+            warmed.bytes.div_ceil(1024),
+            build::warm::CACHE_DIR
+        )),
+    }
+    Ok(warmed.cached())
 }
 
 /// The platform npm packages lock for: the made bases are glibc; an
@@ -586,10 +497,6 @@ fn target(package: &PackageRef, base: Option<&Base>, platform: &npm_platform::Pl
             base.glibc.as_deref().unwrap_or("")
         ),
     }
-}
-
-fn unreachable_input<T>() -> Result<T> {
-    Err(Error::invalid("package", "", "no package", "give one"))
 }
 
 /// The request's key: everything that can change what resolving it chooses.

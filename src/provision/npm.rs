@@ -53,6 +53,11 @@ const REFUSED: &[&str] = &[
 ];
 /// Where the staged `app/` sits in the image.
 pub const APP: &str = "/app";
+/// Where the image keeps node's compile cache ([`super::build::warm`]
+/// makes it), and the sessions' `NODE_COMPILE_CACHE`.
+pub const CACHE_DIR: &str = "/var/cache/mcpod-node-compile";
+/// The cache's directory in the staged context (`ctx/node-cache`).
+pub const STAGED: &str = "node-cache";
 
 /// The package.json that asks for `package` with `pins` as overrides.
 fn manifest(package: &PackageRef, pins: &[Pin]) -> Value {
@@ -438,8 +443,59 @@ pub fn found(package: &PackageRef, lock: &[u8], ctx: &Path, bin: Option<&str>) -
             .collect(),
         _ => BTreeMap::new(),
     };
+    let (name, path) = program_bin(package, unscoped, &bins, bin)?;
+    let relative = Path::new(path.trim_start_matches("./"));
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Error::invalid(
+            "package",
+            package.to_string(),
+            format!("its bin `{name}` points to `{path}`, outside the package"),
+            "use another package",
+        ));
+    }
+    let real = dir.join(relative);
+    if !real.is_file() {
+        return Err(Error::invalid(
+            "package",
+            package.to_string(),
+            format!("its bin `{name}` points to `{path}`, which the package does not contain"),
+            "use another version of the package",
+        ));
+    }
+    let scripts = with_install_scripts(lock)?;
+    let mut warnings = Vec::new();
+    if !scripts.is_empty() {
+        warnings.push(format!(
+            "install scripts ran in a build container (no network, only the package tree writable), never on the host, for: {}",
+            scripts.join(", ")
+        ));
+    }
+    Ok(Found {
+        program: vec![
+            "node".into(),
+            format!("{APP}/node_modules/{}/{}", package.name, relative.display()),
+        ],
+        description: manifest["description"].as_str().map(str::to_string),
+        registry_name: manifest["mcpName"].as_str().map(str::to_string),
+        warnings,
+    })
+}
+
+/// The program to run among the package's `bins` (name, path): the one
+/// `bin` names, else its only one, else the one named as the package
+/// (`unscoped`); none, or several without that name, is an error.
+fn program_bin<'a>(
+    package: &PackageRef,
+    unscoped: &str,
+    bins: &'a BTreeMap<String, String>,
+    bin: Option<&str>,
+) -> Result<(&'a String, &'a String)> {
     let listed = || bins.keys().cloned().collect::<Vec<_>>().join(", ");
-    let (name, path) = match bin {
+    Ok(match bin {
         Some(wanted) => bins.get_key_value(wanted).ok_or_else(|| {
             Error::invalid(
                 "bin",
@@ -471,29 +527,12 @@ pub fn found(package: &PackageRef, lock: &[u8], ctx: &Path, bin: Option<&str>) -
                 ));
             }
         },
-    };
-    let relative = Path::new(path.trim_start_matches("./"));
-    if relative.is_absolute()
-        || relative
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(Error::invalid(
-            "package",
-            package.to_string(),
-            format!("its bin `{name}` points to `{path}`, outside the package"),
-            "use another package",
-        ));
-    }
-    let real = dir.join(relative);
-    if !real.is_file() {
-        return Err(Error::invalid(
-            "package",
-            package.to_string(),
-            format!("its bin `{name}` points to `{path}`, which the package does not contain"),
-            "use another version of the package",
-        ));
-    }
+    })
+}
+
+/// The packages of the lock (its last file, package-lock.json) that have
+/// install scripts, by their paths under `node_modules/`.
+fn with_install_scripts(lock: &[u8]) -> Result<Vec<String>> {
     let doc: Value = serde_json::from_slice(
         super::lock_files(lock)?
             .last()
@@ -501,7 +540,7 @@ pub fn found(package: &PackageRef, lock: &[u8], ctx: &Path, bin: Option<&str>) -
             .unwrap_or_default(),
     )
     .unwrap_or_default();
-    let scripts: Vec<String> = doc["packages"]
+    Ok(doc["packages"]
         .as_object()
         .map(|packages| {
             packages
@@ -510,35 +549,27 @@ pub fn found(package: &PackageRef, lock: &[u8], ctx: &Path, bin: Option<&str>) -
                 .map(|(k, _)| k.trim_start_matches("node_modules/").to_string())
                 .collect()
         })
-        .unwrap_or_default();
-    let mut warnings = Vec::new();
-    if !scripts.is_empty() {
-        warnings.push(format!(
-            "install scripts ran in a build container (no network, only the package tree writable), never on the host, for: {}",
-            scripts.join(", ")
-        ));
-    }
-    Ok(Found {
-        program: vec![
-            "node".into(),
-            format!("{APP}/node_modules/{}/{}", package.name, relative.display()),
-        ],
-        description: manifest["description"].as_str().map(str::to_string),
-        registry_name: manifest["mcpName"].as_str().map(str::to_string),
-        warnings,
-    })
+        .unwrap_or_default())
 }
 
 /// The generated Containerfile on `base`.
 /// `sys`: the staged tree carries libraries its programs load that the base
 /// lacks (`sys/`, at their paths in the image).
-pub fn containerfile(base: &str, sys: bool) -> String {
+/// `warm`: it carries node's compile cache (`node-cache/`, see
+/// [`super::build::warm`]), which the server reads from a read-only
+/// directory.
+pub fn containerfile(base: &str, sys: bool, warm: bool) -> String {
     let sys = if sys { "COPY sys/ /\n" } else { "" };
+    let cache = if warm {
+        format!("COPY {STAGED}/ {CACHE_DIR}/\nENV NODE_COMPILE_CACHE={CACHE_DIR}\n")
+    } else {
+        String::new()
+    };
     format!(
         "# Generated by mcpod: an npm package installed on the host from its lock (npm ci --omit=dev --ignore-scripts)\n\
          FROM {base}\n\
          COPY app/ {APP}/\n\
-         {sys}ENV NODE_ENV=production HOME=/tmp\n\
+         {sys}{cache}ENV NODE_ENV=production HOME=/tmp\n\
          WORKDIR {APP}\n"
     )
 }

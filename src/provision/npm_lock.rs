@@ -361,7 +361,11 @@ mod tests {
                 "{entry}: {e}"
             );
         }
-        // A dependency declared as anything but a registry version.
+    }
+
+    #[test]
+    fn dependencies_declared_as_anything_but_a_registry_version_are_refused() {
+        let r = registries();
         for spec in [
             "git+file:///tmp/repo",
             "git+ssh://git@github.com/e/v.git",
@@ -395,6 +399,11 @@ mod tests {
                 "{spec}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn unreadable_and_version_1_locks_are_refused() {
+        let r = registries();
         for junk in [&b"{"[..], b"{\"lockfileVersion\": 1, \"dependencies\": {}}"] {
             assert!(check("npm:x@1", junk, &r).is_err());
         }

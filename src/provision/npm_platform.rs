@@ -142,67 +142,7 @@ pub fn for_platform(lock: &[u8], platform: &Platform) -> Result<Fitted> {
                 .into(),
         ));
     };
-    let optional = |entry: &Value| entry["optional"].as_bool() == Some(true);
-    let names = |entry: &Value, field: &str| -> Vec<String> {
-        entry[field]
-            .as_object()
-            .map(|deps| deps.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-
-    // Optional packages that do not fit, and any package inside them.
-    let mut out: BTreeSet<String> = packages
-        .iter()
-        .filter(|(path, entry)| !path.is_empty() && optional(entry) && !platform.fits(entry))
-        .map(|(path, _)| path.clone())
-        .collect();
-    let inside = |path: &str, out: &BTreeSet<String>| {
-        out.iter()
-            .any(|o| path.starts_with(o.as_str()) && path[o.len()..].starts_with("/node_modules/"))
-    };
-    loop {
-        let kept: BTreeMap<&str, &Value> = packages
-            .iter()
-            .filter(|(path, _)| !out.contains(*path) && !inside(path, &out))
-            .map(|(path, entry)| (path.as_str(), entry))
-            .collect();
-        // What the root reaches through every kind of dependency.
-        let mut reached = BTreeSet::from([""]);
-        let mut queue = vec![""];
-        while let Some(path) = queue.pop() {
-            let Some(entry) = kept.get(path) else {
-                continue;
-            };
-            for field in ["dependencies", "optionalDependencies", "peerDependencies"] {
-                for name in names(entry, field) {
-                    if let Some(to) = resolve(&kept, path, &name)
-                        && reached.insert(to)
-                    {
-                        queue.push(to);
-                    }
-                }
-            }
-        }
-        // An optional package no longer reached, or one whose own
-        // dependency is gone (npm skips the whole optional set).
-        let more: Vec<String> = kept
-            .iter()
-            .filter(|(path, entry)| {
-                !path.is_empty()
-                    && optional(entry)
-                    && ((kept.contains_key("") && !reached.contains(*path))
-                        || names(entry, "dependencies")
-                            .iter()
-                            .any(|name| resolve(&kept, path, name).is_none()))
-            })
-            .map(|(path, _)| path.to_string())
-            .collect();
-        if more.is_empty() {
-            break;
-        }
-        out.extend(more);
-    }
-
+    let out = not_installed(packages, platform);
     let kept: BTreeSet<String> = packages
         .keys()
         .filter(|path| !out.contains(*path) && !inside(path, &out))
@@ -213,23 +153,7 @@ pub fn for_platform(lock: &[u8], platform: &Platform) -> Result<Fitted> {
         .filter(|path| !kept.contains(*path))
         .cloned()
         .collect();
-    // Optional dependencies that now lead nowhere: left out of their
-    // parent's entry too, or `npm ci` asks for them.
-    let mut dangling: Vec<(String, String)> = Vec::new();
-    {
-        let present: BTreeMap<&str, &Value> = packages
-            .iter()
-            .filter(|(path, _)| kept.contains(*path))
-            .map(|(path, entry)| (path.as_str(), entry))
-            .collect();
-        for path in &kept {
-            for name in names(&packages[path], "optionalDependencies") {
-                if resolve(&present, path, &name).is_none() {
-                    dangling.push((path.clone(), name));
-                }
-            }
-        }
-    }
+    let dangling = dangling(packages, &kept);
     if left_out.is_empty() && dangling.is_empty() {
         return Ok(Fitted {
             lock: lock.to_vec(),
@@ -265,6 +189,110 @@ pub fn for_platform(lock: &[u8], platform: &Platform) -> Result<Fitted> {
         left_out,
         not_loaded,
     })
+}
+
+/// Whether a lock entry is an optional package.
+fn optional(entry: &Value) -> bool {
+    entry["optional"].as_bool() == Some(true)
+}
+
+/// The names a lock entry lists under `field` (`dependencies`, …).
+fn names(entry: &Value, field: &str) -> Vec<String> {
+    entry[field]
+        .as_object()
+        .map(|deps| deps.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Whether the lock path `path` is a package inside one of `out`.
+fn inside(path: &str, out: &BTreeSet<String>) -> bool {
+    out.iter()
+        .any(|o| path.starts_with(o.as_str()) && path[o.len()..].starts_with("/node_modules/"))
+}
+
+/// The lock paths of the packages npm would not install for `platform`
+/// (those inside them aside): the optional packages that do not fit it,
+/// then, until nothing more goes, each optional package no longer reached
+/// from the root or one whose own dependency is gone (npm skips the whole
+/// optional set).
+fn not_installed(
+    packages: &serde_json::Map<String, Value>,
+    platform: &Platform,
+) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = packages
+        .iter()
+        .filter(|(path, entry)| !path.is_empty() && optional(entry) && !platform.fits(entry))
+        .map(|(path, _)| path.clone())
+        .collect();
+    loop {
+        let kept: BTreeMap<&str, &Value> = packages
+            .iter()
+            .filter(|(path, _)| !out.contains(*path) && !inside(path, &out))
+            .map(|(path, entry)| (path.as_str(), entry))
+            .collect();
+        let reached = reached(&kept);
+        let more: Vec<String> = kept
+            .iter()
+            .filter(|(path, entry)| {
+                !path.is_empty()
+                    && optional(entry)
+                    && ((kept.contains_key("") && !reached.contains(*path))
+                        || names(entry, "dependencies")
+                            .iter()
+                            .any(|name| resolve(&kept, path, name).is_none()))
+            })
+            .map(|(path, _)| path.to_string())
+            .collect();
+        if more.is_empty() {
+            return out;
+        }
+        out.extend(more);
+    }
+}
+
+/// The lock paths the root reaches through every kind of dependency, among
+/// the `kept` packages.
+fn reached<'a>(kept: &BTreeMap<&'a str, &Value>) -> BTreeSet<&'a str> {
+    let mut reached = BTreeSet::from([""]);
+    let mut queue = vec![""];
+    while let Some(path) = queue.pop() {
+        let Some(entry) = kept.get(path) else {
+            continue;
+        };
+        for field in ["dependencies", "optionalDependencies", "peerDependencies"] {
+            for name in names(entry, field) {
+                if let Some(to) = resolve(kept, path, &name)
+                    && reached.insert(to)
+                {
+                    queue.push(to);
+                }
+            }
+        }
+    }
+    reached
+}
+
+/// Optional dependencies of the `kept` packages that now lead nowhere
+/// (parent path, name): left out of their parent's entry too, or `npm ci`
+/// asks for them.
+fn dangling(
+    packages: &serde_json::Map<String, Value>,
+    kept: &BTreeSet<String>,
+) -> Vec<(String, String)> {
+    let present: BTreeMap<&str, &Value> = packages
+        .iter()
+        .filter(|(path, _)| kept.contains(*path))
+        .map(|(path, entry)| (path.as_str(), entry))
+        .collect();
+    let mut dangling = Vec::new();
+    for path in kept {
+        for name in names(&packages[path], "optionalDependencies") {
+            if resolve(&present, path, &name).is_none() {
+                dangling.push((path.clone(), name));
+            }
+        }
+    }
+    dangling
 }
 
 /// Where node finds `name` from the package at `from`: its own

@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::bases::Base;
+use super::build::sdist;
+use super::pip::{pinned_pip_for, target};
 use super::reference::{PackageRef, Pin, normalize_pypi};
 use super::{Found, Progressed};
 use crate::engine::process::{Invocation, tails};
@@ -19,44 +21,6 @@ use crate::{Error, Result};
 
 /// Where the staged `site/` sits in the image (on PYTHONPATH).
 pub const SITE: &str = "/opt/mcp/site";
-
-/// pip's flags that pick wheels for the base, not for the host.
-fn target(base: &Base) -> Result<Vec<OsString>> {
-    let minor = base.python_minor().ok_or_else(|| Error::UnexpectedOutput {
-        command: "the python base".into(),
-        reason: format!("`{}` is not a Python version", base.version),
-    })?;
-    let abi = format!("cp{}", minor.replace('.', ""));
-    let glibc_minor: u32 = base
-        .glibc
-        .as_deref()
-        .and_then(|g| g.strip_prefix("2."))
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(17);
-    let mut args: Vec<OsString> = [
-        "--only-binary=:all:",
-        "--implementation",
-        "cp",
-        "--python-version",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
-    args.extend([minor.into(), "--abi".into(), abi.into()]);
-    for v in (17..=glibc_minor.max(17)).rev() {
-        args.push("--platform".into());
-        args.push(format!("manylinux_2_{v}_x86_64").into());
-    }
-    for legacy in [
-        "manylinux2014_x86_64",
-        "manylinux2010_x86_64",
-        "manylinux1_x86_64",
-    ] {
-        args.push("--platform".into());
-        args.push(legacy.into());
-    }
-    Ok(args)
-}
 
 /// Resolve in `work` for `base`: the lock (requirements with hashes, then
 /// the constraints) and the exact version chosen.
@@ -83,22 +47,7 @@ pub async fn resolve(
     super::write(&requirements, request.as_bytes())?;
     super::write(&constraints_file, constraints.as_bytes())?;
     let report = work.join("report.json");
-    let mut args: Vec<OsString> = vec![
-        "install".into(),
-        "--quiet".into(),
-        "--dry-run".into(),
-        "--ignore-installed".into(),
-        "--no-warn-conflicts".into(),
-        // pip takes --platform only with --target; nothing is installed (--dry-run).
-        "--target".into(),
-        work.join("unused").into(),
-        "--report".into(),
-        report.clone().into(),
-        "-r".into(),
-        requirements.into(),
-        "-c".into(),
-        constraints_file.into(),
-    ];
+    let mut args = dry_run_args(work, &report, requirements, constraints_file);
     args.extend(target(base)?);
     // As of a time: the pinned pip that knows --uploaded-prior-to, run from its wheel.
     let wheel = match as_of {
@@ -108,22 +57,91 @@ pub async fn resolve(
         }
         None => pinned_pip_for(base, cancel.clone()).await?,
     };
-    runtime::pip_from(wheel.as_deref(), args, Some(progress.lines("pip")), cancel)
-        .await
-        .map_err(|e| explain(package, base, e))?;
+    // A dependency with no wheel: its sdist built in a container, then again.
+    let mut built = sdist::Wheels::new(work, base)?;
+    loop {
+        let mut with = args.clone();
+        with.extend(built.args());
+        let lines = Some(progress.lines("pip"));
+        let Err(e) = runtime::pip_from(wheel.as_deref(), with, lines, cancel.clone()).await else {
+            break;
+        };
+        let cutoff = as_of.map(|(_, c)| c);
+        if !built.add(&e, base, cutoff, progress, &cancel).await? {
+            return Err(explain(package, base, e));
+        }
+    }
+    let (rows, sdists, version) = read_report(&report, package, &built)?;
+    let lock: String = rows.concat();
+    let sdists = sdist::lock_rows(&sdists);
+    let mut files = vec![
+        ("requirements.txt", lock.as_bytes()),
+        ("constraints.txt", constraints.as_bytes()),
+    ];
+    // Only when there are some: the locks of wheels only stay as they were.
+    if !sdists.is_empty() {
+        files.push((sdist::LOCK_FILE, sdists.as_bytes()));
+    }
+    Ok((super::lock_bytes(&files), version))
+}
+
+/// pip's arguments for a resolution that installs nothing: `install
+/// --dry-run` of `requirements` under `constraints`, its report written to
+/// `report` (the platform's flags are added after).
+fn dry_run_args(
+    work: &Path,
+    report: &Path,
+    requirements: PathBuf,
+    constraints: PathBuf,
+) -> Vec<OsString> {
+    vec![
+        "install".into(),
+        "--quiet".into(),
+        "--dry-run".into(),
+        "--ignore-installed".into(),
+        "--no-warn-conflicts".into(),
+        // pip takes --platform only with --target; nothing is installed (--dry-run).
+        "--target".into(),
+        work.join("unused").into(),
+        "--report".into(),
+        report.to_path_buf().into(),
+        "-r".into(),
+        requirements.into(),
+        "-c".into(),
+        constraints.into(),
+    ]
+}
+
+/// Read pip's report of a resolution: the lock's rows (`name==version
+/// --hash=sha256:…`, sorted), the sdists built for it, and the version of
+/// `package` chosen. An entry without a plain name, version or sha256 is
+/// refused.
+fn read_report(
+    report: &Path,
+    package: &PackageRef,
+    built: &sdist::Wheels,
+) -> Result<(Vec<String>, Vec<sdist::Sdist>, String)> {
     let report: serde_json::Value =
-        serde_json::from_slice(&super::read_small(&report)?).map_err(|e| {
+        serde_json::from_slice(&super::read_small(report)?).map_err(|e| {
             Error::UnexpectedOutput {
                 command: "pip install --dry-run --report".into(),
                 reason: e.to_string(),
             }
         })?;
     let mut rows = Vec::new();
+    let mut sdists = Vec::new();
     let mut version = None;
     let wanted = package.normalized_name();
     for item in report["install"].as_array().into_iter().flatten() {
         let name = item["metadata"]["name"].as_str().unwrap_or_default();
         let v = item["metadata"]["version"].as_str().unwrap_or_default();
+        if let Some(sdist) = built.get(name).filter(|s| s.version == v) {
+            if normalize_pypi(name) == wanted {
+                version = Some(v.to_string());
+            }
+            sdists.push(sdist.clone());
+            continue;
+        }
         let sha = item["download_info"]["archive_info"]["hashes"]["sha256"]
             .as_str()
             .unwrap_or_default();
@@ -151,14 +169,7 @@ pub async fn resolve(
         command: "pip install --dry-run --report".into(),
         reason: format!("the resolution does not contain {}", package.name),
     })?;
-    let lock: String = rows.concat();
-    Ok((
-        super::lock_bytes(&[
-            ("requirements.txt", lock.as_bytes()),
-            ("constraints.txt", constraints.as_bytes()),
-        ]),
-        version,
-    ))
+    Ok((rows, sdists, version))
 }
 
 fn explain(package: &PackageRef, base: &Base, e: Error) -> Error {
@@ -173,7 +184,7 @@ fn explain(package: &PackageRef, base: &Base, e: Error) -> Error {
                 || stderr_tail.contains("Could not find a version")
             {
                 format!(
-                    "\nFix: no wheel of `{package}` (or of a dependency) fits CPython {} on manylinux x86_64 (glibc {}). mcpod installs wheels only, so that no package's build code runs on the host; check the name and version (`pip index versions {}`), or pin a dependency that has wheels",
+                    "\nFix: no wheel of `{package}` (or of a dependency) fits CPython {} on manylinux x86_64 (glibc {}). mcpod resolves wheels only on the host, so that no package's build code runs there, and builds a dependency's sdist in a build container only when pip names it as missing and the index has one; check the name and version (`pip index versions {}`), or pin a dependency that has wheels",
                     base.python_minor().unwrap_or_default(),
                     base.glibc.as_deref().unwrap_or("?"),
                     package.normalized_name()
@@ -197,21 +208,6 @@ fn explain(package: &PackageRef, base: &Base, e: Error) -> Error {
     }
 }
 
-/// The pinned pip (run from its wheel) when `base`'s Python is not the
-/// host's: pip 23's resolver checks Requires-Python against the Python it
-/// runs on, not `--python-version` (`requires a different Python: 3.11.7
-/// not in '>=3.12'` for a 3.13 base); pip 26 checks the target's.
-async fn pinned_pip_for(base: &Base, cancel: CancellationToken) -> Result<Option<PathBuf>> {
-    let host = runtime::probe_python().await?;
-    if Some(host.minor) == base.python_minor() {
-        return Ok(None);
-    }
-    let dir = crate::image::store::state_dir()
-        .join("provision")
-        .join("pip");
-    Ok(Some(super::as_of::pip_wheel(&dir, cancel).await?))
-}
-
 /// Install the lock into `ctx/site` for `base`, with its bytecode (see
 /// [`compile`]). The answer is what to warn of (files that do not compile).
 pub async fn stage(
@@ -225,10 +221,15 @@ pub async fn stage(
     let work = ctx.with_extension("pip");
     std::fs::create_dir_all(&work).map_err(|e| Error::io("creating", &work, e))?;
     let requirements = work.join("requirements.txt");
-    super::write(
-        &requirements,
-        files.first().map(|(_, b)| *b).unwrap_or_default(),
-    )?;
+    let mut rows = files.first().map(|(_, b)| b.to_vec()).unwrap_or_default();
+    // Wheels built from the lock's sdists (cached, else built now), by path.
+    let sdists = sdist::in_lock(lock)?;
+    for s in &sdists {
+        let wheel = sdist::wheel_for(s, base, progress, &cancel).await?;
+        let hash = super::build::wheel::sha256_of(&wheel)?;
+        rows.extend(format!("{} --hash=sha256:{hash}\n", wheel.display()).as_bytes());
+    }
+    super::write(&requirements, &rows)?;
     let site = ctx.join("site");
     let mut args: Vec<OsString> = vec![
         "install".into(),
@@ -244,6 +245,10 @@ pub async fn stage(
         requirements.into(),
     ];
     args.extend(target(base)?);
+    if !sdists.is_empty() {
+        // A wheel built here is tagged `linux_x86_64`, not manylinux.
+        args.extend(["--platform".into(), "linux_x86_64".into()]);
+    }
     let wheel = pinned_pip_for(base, cancel.clone()).await?;
     let installed =
         runtime::pip_from(wheel.as_deref(), args, Some(progress.lines("pip")), cancel).await;
@@ -261,7 +266,15 @@ pub async fn stage(
             " with the base's own python3, in a container"
         }
     ));
-    let warnings = compile(&site, base, !same).await?;
+    let mut warnings = compile(&site, base, !same).await?;
+    warnings.extend(sdists.iter().map(|s| {
+        format!(
+            "{}=={} has no wheel for Python {}: its sdist was built into one in a build container (network none; the lock records the sdist's sha256)",
+            s.name,
+            s.version,
+            base.python_minor().unwrap_or_default()
+        )
+    }));
     super::readable(&site)?;
     Ok(warnings)
 }

@@ -233,6 +233,20 @@ fn split_pypi(rest: &str) -> (&str, &str) {
     (&rest[..end], &rest[end..])
 }
 
+/// A requirement as mcpod reads one from a package (a build requirement, a
+/// name in pip's message): `NAME[extras]` and optional version specifiers,
+/// nothing else (no URL, no option, no marker). The normalized name and the
+/// specifiers.
+pub(crate) fn requirement(text: &str) -> Result<(String, String), String> {
+    let (name, spec) = split_pypi(text.trim());
+    check_pypi_name(name)?;
+    let spec = spec.trim();
+    if !spec.is_empty() {
+        check_pypi_spec(spec)?;
+    }
+    Ok((normalize_pypi(name), spec.replace(' ', "")))
+}
+
 fn check_npm_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the package name is empty".into());

@@ -174,6 +174,37 @@ fn bounded(what: &str, s: &str) -> Result<()> {
 
 /// Read `bytes` as a server.json and translate the chosen package.
 pub fn translate(bytes: &[u8], given: &Given) -> Result<Chosen> {
+    let doc = read(bytes)?;
+    let (index, package) = choose(&doc, given)?;
+    let mut notes = Vec::new();
+    if doc.packages.len() > 1 {
+        notes.push(format!(
+            "used packages[{index}] ({} {})",
+            package.registry_type, package.identifier
+        ));
+    }
+    let source = source(index, package)?;
+    let runtime_args = runtime_args(package, given, &mut notes)?;
+    let args = arguments("packageArguments", &package.package_arguments, given)?;
+    let env = environment(&package.environment_variables, given, &mut notes)?;
+    if let Some(d) = &doc.description {
+        bounded("`description`", d)?;
+    }
+    Ok(Chosen {
+        name: doc.name,
+        description: doc.description,
+        version: doc.version,
+        source,
+        runtime_args,
+        args,
+        env,
+        notes,
+    })
+}
+
+/// Parse `bytes` as a server.json within the bounds: its size, its `name`
+/// (`namespace/server`) and how many packages it lists.
+fn read(bytes: &[u8]) -> Result<ServerJson> {
     if bytes.len() > MAX_BYTES {
         return Err(bad(
             format!("it is {} bytes, more than {MAX_BYTES}", bytes.len()),
@@ -205,11 +236,18 @@ pub fn translate(bytes: &[u8], given: &Given) -> Result<Chosen> {
             "list fewer",
         ));
     }
+    Ok(doc)
+}
+
+/// The package to provision, with its index: the one `given` names (refused
+/// unless it is an npm, pypi or oci package over stdio), else the first
+/// that is.
+fn choose<'a>(doc: &'a ServerJson, given: &Given) -> Result<(usize, &'a Package)> {
     let usable = |p: &Package| {
         matches!(p.registry_type.as_str(), "npm" | "pypi" | "oci")
             && p.transport.as_ref().is_none_or(|t| t.kind == "stdio")
     };
-    let (index, package) = match given.package {
+    Ok(match given.package {
         Some(i) => match doc.packages.get(i) {
             Some(p) if usable(p) => (i, p),
             Some(p) => {
@@ -230,18 +268,17 @@ pub fn translate(bytes: &[u8], given: &Given) -> Result<Chosen> {
                 "mcpod provisions stdio servers; a remote (streamable-http) server needs no container",
             )
         })?,
-    };
-    let mut notes = Vec::new();
-    if doc.packages.len() > 1 {
-        notes.push(format!(
-            "used packages[{index}] ({} {})",
-            package.registry_type, package.identifier
-        ));
-    }
+    })
+}
+
+/// Where packages[`index`]'s code comes from: an npm or pypi package at its
+/// exact version (checked by the package reference's grammar), or an image
+/// reference.
+fn source(index: usize, package: &Package) -> Result<Source> {
     bounded("`identifier`", &package.identifier)?;
     let version = package.version.as_deref().unwrap_or_default();
     bounded("`version`", version)?;
-    let source = match package.registry_type.as_str() {
+    Ok(match package.registry_type.as_str() {
         "npm" | "pypi" => {
             if version.is_empty() {
                 return Err(bad(
@@ -275,11 +312,17 @@ pub fn translate(bytes: &[u8], given: &Given) -> Result<Chosen> {
             })?;
             Source::Image(package.identifier.clone())
         }
-    };
+    })
+}
 
+/// The interpreter flags before the program's path: none for a launcher's
+/// `runtimeHint` (`npx`, `uvx`, `docker`, `dnx`: mcpod runs the installed
+/// program itself and drops the launcher's own arguments, with a note), else
+/// the `runtimeArguments`.
+fn runtime_args(package: &Package, given: &Given, notes: &mut Vec<String>) -> Result<Vec<String>> {
     let hint = package.runtime_hint.as_deref().unwrap_or_default();
     bounded("`runtimeHint`", hint)?;
-    let runtime_args = match hint {
+    Ok(match hint {
         "npx" | "uvx" | "docker" | "dnx" => {
             notes.push(format!(
                 "runtimeHint `{hint}` translated: mcpod installs the package at build time and runs its program directly{}",
@@ -292,21 +335,6 @@ pub fn translate(bytes: &[u8], given: &Given) -> Result<Chosen> {
             Vec::new()
         }
         _ => arguments("runtimeArguments", &package.runtime_arguments, given)?,
-    };
-    let args = arguments("packageArguments", &package.package_arguments, given)?;
-    let env = environment(&package.environment_variables, given, &mut notes)?;
-    if let Some(d) = &doc.description {
-        bounded("`description`", d)?;
-    }
-    Ok(Chosen {
-        name: doc.name,
-        description: doc.description,
-        version: doc.version,
-        source,
-        runtime_args,
-        args,
-        env,
-        notes,
     })
 }
 

@@ -12,7 +12,7 @@ use rmcp::model::{
 use rmcp::{Peer, RoleClient, ServiceError};
 use serde::Serialize;
 
-use super::tools;
+use super::{search, tools};
 
 /// Pages of one list asked of a child; a child that always has another page
 /// would otherwise be asked for ever, and its items kept without bound.
@@ -26,6 +26,8 @@ pub const MAX_ITEM_BYTES: usize = 16 * 1024;
 #[derive(Default)]
 pub struct Catalog {
     pub tools: Vec<Tool>,
+    /// Each tool's search terms for find_tools, in the order of `tools`.
+    pub docs: Vec<search::Doc>,
     pub prompts: Vec<Prompt>,
     pub resources: Vec<Resource>,
     pub templates: Vec<ResourceTemplate>,
@@ -112,12 +114,14 @@ pub async fn list(
             tools::MAX_PER_SERVER
         ));
     }
+    let docs = tools.iter().map(|t| search::Doc::new(server, t)).collect();
     let prompts = admit(server, "prompts", prompts, &mut warnings);
     let resources = admit(server, "resources", resources, &mut warnings);
     let templates = admit(server, "resource templates", templates, &mut warnings);
     Ok((
         Catalog {
             tools,
+            docs,
             prompts,
             resources,
             templates,

@@ -34,21 +34,22 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use super::answers::{rejected, too_big};
 use super::catalog::{self, Catalog};
 use super::fast::{self, Lane, RawCall};
-use super::listen::{self, Listener};
-use super::log::{self, LogRing};
-use super::missing::missing_program;
 use super::names;
-use super::read_only::read_only_hint;
-use super::rounds;
 use super::upstream::{Ask, Inputs, Upstream};
 use crate::engine::process::BoundedLines;
+use crate::logging::ring::{self as log, LogRing};
 use crate::wire;
 use handler::Handler;
 
 mod handler;
+mod listen;
+mod rounds;
 mod start;
+
+use listen::Listener;
 
 /// Receives the child's progress for one call, already re-addressed to the caller.
 pub type ProgressSink = Arc<dyn Fn(ProgressNotificationParam) + Send + Sync>;
@@ -86,6 +87,15 @@ pub enum Status {
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
         stderr_tail: String,
+        /// The server's command (its argv), for the diagnosis (`session`).
+        #[serde(skip)]
+        #[schemars(skip)]
+        command: Vec<String>,
+        /// Whether its process ran and the MCP handshake began (false: it
+        /// never started, e.g. its program is not in the image).
+        #[serde(skip)]
+        #[schemars(skip)]
+        handshake_started: bool,
     },
 }
 
@@ -284,6 +294,15 @@ impl Child {
     /// one's late answer to the probe confuses the fallback).
     pub fn probe_failed(&self) -> bool {
         self.probe_failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Add what the failure means to a failed child's reason (`session`
+    /// diagnoses it: the cause and its fix). A ready child is left alone.
+    pub fn explain(&self, diagnosis: &str) {
+        let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
+        if let Status::Failed { reason, .. } = &mut *status {
+            reason.push_str(diagnosis);
+        }
     }
 
     pub fn is_ready(&self) -> bool {
@@ -708,16 +727,6 @@ impl Drop for Asking<'_> {
 /// Why a request of mcpod's was cancelled at the child.
 pub(super) const CANCELLED: &str = "cancelled by the caller";
 pub(super) const DEADLINE: &str = "mcpod call deadline";
-
-/// A request failed because the child's answer was over mcpod's limits (`why`).
-pub(super) fn too_big(why: &str, what: &str) -> String {
-    format!("{why}; {what} failed. Fix: ask for less at once (a smaller range, page or file)")
-}
-
-/// The child answered `what` with an error saying `message`.
-pub(super) fn rejected(server: &str, what: &str, message: &str) -> String {
-    format!("server `{server}` rejected {what}: {message}")
-}
 
 /// The exit code if the process ends within a moment (else it is killed).
 async fn exit_code_soon(

@@ -32,7 +32,8 @@ use rmcp::model::{
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::child::{CANCELLED, Child, DEADLINE, rejected, too_big};
+use super::answers::{rejected, too_big};
+use super::child::{CANCELLED, Child, DEADLINE};
 use super::fast::RawAnswer;
 use super::upstream::Inputs;
 use super::{ProgressSink, Relay};

@@ -383,7 +383,7 @@ impl Lane {
         let line = match (head.result, head.error) {
             (Some(result), _) if deeper_than(result.get().as_bytes(), MAX_DEPTH) => error_line(
                 &w.agent_id,
-                super::child::too_big(
+                super::answers::too_big(
                     &format!(
                         "server `{}` sent a response nested deeper than mcpod's limit of {MAX_DEPTH} levels",
                         self.server
@@ -413,7 +413,7 @@ impl Lane {
                     .unwrap_or_else(|_| quote(error.get()));
                 error_line(
                     &w.agent_id,
-                    super::child::rejected(&self.server, &w.what, &message),
+                    super::answers::rejected(&self.server, &w.what, &message),
                 )
             }
             (None, None) => error_line(
@@ -592,7 +592,7 @@ impl wire::Tap for Lane {
                 None => return true,
             }
         };
-        self.fail(number, super::child::too_big(why, &what));
+        self.fail(number, super::answers::too_big(why, &what));
         true
     }
 }

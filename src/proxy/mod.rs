@@ -3,16 +3,13 @@
 //! children's own requests to the agent. Knows MCP, and neither podman nor
 //! where a server runs.
 
+mod answers;
 pub mod catalog;
 pub mod child;
 mod child_task;
 pub mod fast;
-mod listen;
-pub mod log;
-mod missing;
 pub mod names;
-mod read_only;
-mod rounds;
+pub mod search;
 pub mod tools;
 pub mod upstream;
 

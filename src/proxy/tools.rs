@@ -62,32 +62,6 @@ pub fn admit(server: &str, listed: Vec<Tool>) -> (Vec<Tool>, Vec<String>) {
     (tools, warnings)
 }
 
-/// How well `tool` of `server` matches the lowercased `words` of a query:
-/// `None` unless every word is in its name, its server's name or its
-/// description; more for words in the name.
-pub fn score(words: &[String], server: &str, tool: &Tool) -> Option<usize> {
-    let name = tool.name.to_lowercase();
-    let server = server.to_lowercase();
-    let description = tool
-        .description
-        .as_deref()
-        .unwrap_or_default()
-        .to_lowercase();
-    let mut score = 0;
-    for w in words {
-        if name.contains(w.as_str()) {
-            score += 3;
-        } else if server.contains(w.as_str()) {
-            score += 2;
-        } else if description.contains(w.as_str()) {
-            score += 1;
-        } else {
-            return None;
-        }
-    }
-    Some(score)
-}
-
 /// The first few of `names`, and how many more.
 fn shortlist(names: &[String]) -> String {
     let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
@@ -107,20 +81,6 @@ mod tests {
             description.to_string(),
             std::sync::Arc::new(serde_json::Map::new()),
         )
-    }
-
-    #[test]
-    fn a_query_matches_on_every_word_names_first() {
-        let add = tool("add", "Add two integers.");
-        let words = |q: &str| {
-            q.split_whitespace()
-                .map(str::to_lowercase)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(score(&words("ADD"), "hello", &add), Some(3));
-        assert_eq!(score(&words("integers hello"), "hello", &add), Some(3));
-        assert_eq!(score(&words("add subtract"), "hello", &add), None);
-        assert_eq!(score(&[], "hello", &add), Some(0));
     }
 
     #[test]

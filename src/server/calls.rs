@@ -80,7 +80,10 @@ impl McpodServer {
                 .await?
                 .into());
         }
-        let Some((session, server, tool)) = self.sessions.resolve(name) else {
+        let principal = super::http::principal(&context.extensions);
+        let resolved = self.sessions.resolve(name);
+        let resolved = resolved.filter(|(session, ..)| self.sessions.visible(session, principal));
+        let Some((session, server, tool)) = resolved else {
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool `{name}`; list the tools again (sessions may have stopped), or use call_tool"
@@ -141,22 +144,24 @@ impl McpodServer {
         let cancel = CancellationToken::new();
         let call = tokio::spawn(run(inputs, cancel.clone()));
         let token = context.meta.get_progress_token();
-        let parked = mrtr::Parked::new((kind, call), asks, cancel, (flush, token));
+        let principal = super::http::principal(&context.extensions);
+        let parked = mrtr::Parked::new((kind, call), asks, cancel, (flush, token)).of(principal);
         let caps = context.client_capabilities();
         self.mrtr.drive(parked, caps.as_ref(), &context.ct).await
     }
 
     /// A retry that carries a `requestState`: the next round of the request
-    /// parked under it.
+    /// parked under it, when the request is this principal's.
     pub(super) async fn resumed(
         &self,
-        parked: (&str, mrtr::Kind),
+        (handle, kind): (&str, mrtr::Kind),
         answers: Option<rmcp::model::InputResponses>,
         context: &RequestContext<RoleServer>,
     ) -> Result<mrtr::Outcome, ErrorData> {
         let progress = context.meta.get_progress_token();
         let caps = context.client_capabilities();
         let answers = answers.unwrap_or_default();
+        let parked = (handle, kind, super::http::principal(&context.extensions));
         self.mrtr
             .resume(parked, answers, caps.as_ref(), (&context.ct, progress))
             .await

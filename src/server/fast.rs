@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::mrtr::{self, Mrtr, Outcome};
 use super::progress::{self, HandedOff};
+use crate::logging::audit::{self, AuditLog, Entry, outcome_of_response};
 use crate::proxy::Child;
 use crate::proxy::child::MAX_ASKS;
 use crate::proxy::fast::{self, MAX_DEPTH, RawCall, deeper_than, request_id};
@@ -58,6 +59,8 @@ pub struct Agent {
     handed: Arc<HandedOff>,
     /// rmcp's side of the agent, once it serves: progress of calls that may ask.
     peer: OnceLock<Peer<RoleServer>>,
+    /// The audit log, which records each call passed through.
+    audit: OnceLock<Arc<AuditLog>>,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +144,25 @@ impl Agent {
             mrtr,
             handed,
             peer: OnceLock::new(),
+            audit: OnceLock::new(),
         }
+    }
+
+    pub fn set_audit(&self, log: Arc<AuditLog>) {
+        let _ = self.audit.set(log);
+    }
+
+    /// The audit record of a call passed through.
+    fn audit(&self, params: &CallParams) -> Option<Entry> {
+        let mut entry = self.audit.get()?.begin("stdio", "tools/call");
+        entry.tool(&params.name);
+        if let Some(arguments) = params.arguments {
+            entry.raw_arguments(arguments);
+        }
+        if let Some((session, server, _)) = self.sessions.resolve(&params.name) {
+            entry.reached(&session, Some(&server));
+        }
+        Some(entry)
     }
 
     pub fn set_writer(&self, writer: RawWriter) {
@@ -160,15 +181,11 @@ impl Agent {
         self.open.store(open, Ordering::Release);
     }
 
-    /// Start a call of `params` under the agent's `id`, if it can go fast.
-    fn call(&self, id: &RawValue, params: &RawValue, bytes: usize) -> bool {
-        // An id too long to echo: the transport refuses it.
-        if id.get().len() > crate::wire::MAX_ID_BYTES + 2 {
-            return false;
-        }
-        let Ok(params) = serde_json::from_str::<CallParams>(params.get()) else {
-            return false;
-        };
+    /// Whether a call of `params` can pass through, and how; none (rmcp's
+    /// path) for what rmcp would refuse, a meta-tool, an agent or request
+    /// the fast path is not open to, and a request that may be asked before
+    /// rmcp serves the agent.
+    fn way(&self, params: &CallParams) -> Option<Way> {
         // What rmcp would refuse, it refuses: arguments that are not an
         // object or nest past serde's limit, a token that is no token.
         let objects = params.arguments.is_none_or(|a| {
@@ -178,7 +195,7 @@ impl Agent {
         let token = params.meta.as_ref().and_then(|m| m.token);
         let token_ok = token.is_none_or(|t| request_id(t).is_some());
         if !objects || !token_ok || self.meta_tools.contains(params.name.as_ref()) {
-            return false;
+            return None;
         }
         // An `initialize` client that opened the way, or a plain 2026-07-28
         // request (which also wants `resultType` in the result).
@@ -189,15 +206,31 @@ impl Agent {
             self.open.load(Ordering::Acquire)
         };
         if !allowed {
-            return false;
+            return None;
         }
         // A request that may be asked needs rmcp's progress forwarder.
         let asked = modern && params.meta.as_ref().is_some_and(Meta::may_be_asked);
         let peer = match (asked, self.peer.get()) {
             (false, _) => None,
             (true, Some(peer)) => Some(peer.clone()),
-            (true, None) => return false,
+            (true, None) => return None,
         };
+        Some(Way { modern, peer })
+    }
+
+    /// Start a call of `params` under the agent's `id`, if it can go fast.
+    fn call(&self, id: &RawValue, params: &RawValue, bytes: usize) -> bool {
+        // An id too long to echo: the transport refuses it.
+        if id.get().len() > crate::wire::MAX_ID_BYTES + 2 {
+            return false;
+        }
+        let Ok(params) = serde_json::from_str::<CallParams>(params.get()) else {
+            return false;
+        };
+        let Some(Way { modern, peer }) = self.way(&params) else {
+            return false;
+        };
+        let token = params.meta.as_ref().and_then(|m| m.token);
         let (Some(writer), Some(agent_id)) = (self.writer.get(), request_id(id)) else {
             return false;
         };
@@ -226,11 +259,15 @@ impl Agent {
             complete: modern,
         };
         let writer = writer.clone();
+        let entry = self.audit(&params);
         let Some(peer) = peer else {
             tokio::spawn(async move {
                 let line = child.call_raw(call, &writer, cancel, None).await;
                 drop((in_flight, permit));
                 if let Some(line) = line {
+                    if let Some(entry) = entry {
+                        entry.finish(outcome_of_response(&line));
+                    }
                     write(&writer, line).await;
                 }
                 drop(slot);
@@ -253,6 +290,7 @@ impl Agent {
             cancel,
             writer,
             mrtr: self.mrtr.clone(),
+            entry,
         };
         tokio::spawn(async move {
             asking.run(capabilities, (flush, token)).await;
@@ -275,6 +313,15 @@ impl Agent {
             None => false,
         }
     }
+}
+
+/// How a call that can pass through goes.
+struct Way {
+    /// A 2026-07-28 request, which also wants `resultType` in the result.
+    modern: bool,
+    /// rmcp's side of the agent, for a request that may be asked: its
+    /// progress goes through rmcp's forwarder.
+    peer: Option<Peer<RoleServer>>,
 }
 
 /// A call's place in [`Calls`] (where the agent's cancellation finds it),
@@ -317,6 +364,8 @@ struct Asking {
     cancel: CancellationToken,
     writer: RawWriter,
     mrtr: Arc<Mrtr>,
+    /// Its audit record (dropped unfinished: cancelled).
+    entry: Option<Entry>,
 }
 
 impl Asking {
@@ -335,6 +384,7 @@ impl Asking {
             cancel,
             writer,
             mrtr,
+            entry,
         } = self;
         let agent_id = call.agent_id.clone();
         let (inputs, mut asks) = tokio::sync::mpsc::channel(MAX_ASKS);
@@ -352,6 +402,9 @@ impl Asking {
                 // Its progress goes out before its result.
                 flush.done().await;
                 if let Ok(Some(line)) = line {
+                    if let Some(entry) = entry {
+                        entry.finish(outcome_of_response(&line));
+                    }
                     write(&writer, line).await;
                 }
                 return;
@@ -376,6 +429,15 @@ impl Asking {
         if cancel.is_cancelled() {
             // The agent cancelled: it expects no answer.
             return;
+        }
+        if let Some(entry) = entry {
+            entry.finish(match &outcome {
+                Outcome::InputRequired(_) => audit::Outcome::InputRequired,
+                Outcome::Done(Ok(mrtr::Answer::Tool(r))) if r.is_error != Some(true) => {
+                    audit::Outcome::Ok
+                }
+                Outcome::Done(_) => audit::Outcome::Error,
+            });
         }
         write(&writer, outcome_line(&agent_id, outcome)).await;
     }

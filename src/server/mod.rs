@@ -4,15 +4,22 @@
 // Logging is deprecated by 2026-07-28, and still offered and forwarded.
 #![allow(deprecated)]
 
+mod audited;
+pub mod auth;
 mod calls;
 mod fast;
+mod http;
 mod kept;
 mod mrtr;
+pub mod portable;
 mod progress;
+mod revoke;
 mod stdio;
+mod surface;
 mod tasks;
 pub mod tools;
 
+pub use http::{HttpOptions, serve_http};
 pub use stdio::serve_stdio;
 
 use std::borrow::Cow;
@@ -22,13 +29,12 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
-    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+    CompleteRequestParams, CompleteResult, Extensions, GetPromptRequestParams, GetPromptResponse,
     GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestMetaObject,
-    Resource, ResourceContents, ResultType, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams, UpdateTaskParams,
+    ReadResourceRequestParams, ReadResourceResponse, RequestMetaObject, ResultType,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_router};
@@ -37,12 +43,12 @@ use tokio_util::sync::CancellationToken;
 use crate::image::{self, Built, Inspected};
 use crate::provision::{self, ProvisionRequest, Provisioned};
 use crate::proxy::Relay;
-use crate::session::{LaunchInput, Logs, LogsInput, PolicyReport, SessionInfo, Sessions};
+use crate::session::{LaunchInput, Launched, Logs, LogsInput, PolicyReport, Sessions};
 use crate::workspace::Workspace;
 use progress::{forward_progress, progress_messages};
 use tools::{
     BaseList, BuildImageInput, CallToolInput, FindToolsInput, FoundTools, InspectLabelsInput,
-    SessionList, StopSessionInput, Stopped,
+    ListSessionsInput, SessionList, StopSessionInput, Stopped,
 };
 
 /// The protocol versions mcpod speaks.
@@ -58,8 +64,6 @@ image declares in its labels (inspect_labels), and launches an image as a harden
 (launch_session) whose servers' tools then appear here as `<session>_<server>__<tool>`; \
 call_tool reaches them too. Stop sessions with stop_session. Paths are relative to the \
 workspace root the operator gave mcpod.";
-
-const LOGS_URI: &str = "mcpod://sessions/";
 
 /// Resources one `subscriptions/listen` stream may subscribe to.
 pub const MAX_LISTEN_RESOURCES: usize = 64;
@@ -90,6 +94,7 @@ pub struct McpodServer {
     mrtr: Arc<mrtr::Mrtr>,
     /// Proxied calls that pass through as bytes.
     fast: Arc<fast::Agent>,
+    audit: Option<Arc<crate::logging::audit::AuditLog>>,
 }
 
 fn text_error(e: impl std::fmt::Display) -> String {
@@ -118,23 +123,24 @@ impl McpodServer {
             tool_router,
             mrtr,
             tasks,
+            audit: None,
         }
     }
 
     /// The meta-tools with their schemas made portable (see
-    /// [`crate::schema::portable`]), as `tools/list` serves them.
+    /// [`portable::portable`]), as `tools/list` serves them.
     pub fn portable_router() -> ToolRouter<Self> {
         let mut router = Self::tool_router();
         for route in router.map.values_mut() {
             let tool = &mut route.attr;
             let mut input = serde_json::Value::Object((*tool.input_schema).clone());
-            crate::schema::portable(&mut input);
+            portable::portable(&mut input);
             if let serde_json::Value::Object(input) = input {
                 tool.input_schema = Arc::new(input);
             }
             if let Some(output) = &tool.output_schema {
                 let mut output = serde_json::Value::Object((**output).clone());
-                crate::schema::portable(&mut output);
+                portable::portable(&mut output);
                 if let serde_json::Value::Object(output) = output {
                     tool.output_schema = Some(Arc::new(output));
                 }
@@ -209,7 +215,9 @@ outrig's org.outrig.mcp), validated, with the session requests and any warnings.
 dropped, no-new-privileges, read-only root, pids/memory/cpu limits, a lease, never host root), start \
 the MCP servers its labels declare inside it, and connect to them. Their tools then appear in this \
 server's tool list as `<session>_<server>__<tool>` (also reachable with call_tool). Returns the \
-effective isolation, each server's status and tools, and an `mcpServers` block for connecting directly. \
+session id, each server's status (with a one-line reason when it is not ready) and its tools with \
+their input schemas, ready to call; the effective isolation, the `mcpServers` block for connecting \
+directly, handshakes and exit codes are in list_sessions with `session`, stderr in session_logs. \
 Mounts, network egress and env values are granted only within the operator's policy.",
         annotations(
             title = "Launch session",
@@ -225,7 +233,8 @@ Mounts, network egress and env values are granted only within the operator's pol
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
-    ) -> Result<Json<SessionInfo>, String> {
+        extensions: Extensions,
+    ) -> Result<Json<Launched>, String> {
         let mut input = input;
         if let Some(request) = input.provision.take() {
             input.provision = Some(request.read_paths(&self.workspace).map_err(text_error)?);
@@ -233,7 +242,12 @@ Mounts, network egress and env values are granted only within the operator's pol
         let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
         let launched = self.sessions.launch(input, progress, cancel).await;
         flush.done().await;
-        launched.map(Json).map_err(text_error)
+        if let (Ok(info), Some(principal)) = (&launched, http::principal(&extensions)) {
+            self.sessions.claim(&info.session, principal);
+        }
+        launched
+            .map(|info| Json(self.sessions.launched(&info)))
+            .map_err(text_error)
     }
 
     /// Provision a server from a package or a server.json.
@@ -313,11 +327,12 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
         )
     )]
     async fn show_policy(&self) -> Json<PolicyReport> {
-        Json(self.sessions.policy().report())
+        let writable_mounts = self.sessions.writable_mounts().await;
+        Json(self.sessions.policy().report(writable_mounts))
     }
 
     #[tool(
-        description = "List this mcpod's sessions with their state (running, or ended once no server is left), isolation, servers, status and tools.",
+        description = "List this mcpod's sessions, a line each: its state (running, or ended once no server is left), image, engine, each server's state, its tool count and the seconds left of its lease. With `session`, that session's whole detail: isolation, the `mcpServers` block for connecting directly, each server's handshake, exit code, stderr tail and tools, what was provisioned, and every warning.",
         annotations(
             title = "List sessions",
             read_only_hint = true,
@@ -326,11 +341,31 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
             open_world_hint = false
         )
     )]
-    async fn list_sessions(&self) -> Json<SessionList> {
-        Json(SessionList {
-            sessions: self.sessions.list(),
-            pool: self.sessions.pooled(),
-        })
+    async fn list_sessions(
+        &self,
+        Parameters(input): Parameters<ListSessionsInput>,
+        extensions: Extensions,
+    ) -> Result<Json<SessionList>, String> {
+        let principal = http::principal(&extensions);
+        let pool = self.sessions.pooled();
+        let mut sessions = self.sessions.lines();
+        sessions.retain(|l| self.sessions.visible(&l.session, principal));
+        let Some(id) = input.session else {
+            return Ok(Json(SessionList {
+                sessions,
+                pool,
+                detail: None,
+            }));
+        };
+        self.sessions
+            .check_visible(&id, principal)
+            .map_err(text_error)?;
+        let detail = self.sessions.detail(&id).map_err(text_error)?;
+        Ok(Json(SessionList {
+            sessions: sessions.into_iter().filter(|l| l.session == id).collect(),
+            pool,
+            detail: Some(Box::new(detail)),
+        }))
     }
 
     #[tool(
@@ -346,7 +381,11 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
     async fn stop_session(
         &self,
         Parameters(input): Parameters<StopSessionInput>,
+        extensions: Extensions,
     ) -> Result<Json<Stopped>, String> {
+        self.sessions
+            .check_visible(&input.session, http::principal(&extensions))
+            .map_err(text_error)?;
         self.sessions
             .stop(&input.session)
             .await
@@ -370,12 +409,16 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
     async fn session_logs(
         &self,
         Parameters(input): Parameters<LogsInput>,
+        extensions: Extensions,
     ) -> Result<Json<Logs>, String> {
+        self.sessions
+            .check_visible(&input.session, http::principal(&extensions))
+            .map_err(text_error)?;
         self.sessions.logs(&input).map(Json).map_err(text_error)
     }
 
     #[tool(
-        description = "Find the tools of every session by words that must all appear in a tool's name, its server's name or its description; returns the best matches with the name to call and the input schema. For clients that do not refresh their tool list, and for sessions whose tools are left out of it.",
+        description = "Find the tools of every session by what they do: ranks them by the words they share with the query in their name, their server's name, their description and their arguments (whole words, stems and word beginnings), best first, with the name to call and the input schema; when none shares a word, says so and names the nearest. For clients that do not refresh their tool list, and for sessions whose tools are left out of it.",
         annotations(
             title = "Find session tools",
             read_only_hint = true,
@@ -387,17 +430,13 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
     async fn find_tools(
         &self,
         Parameters(input): Parameters<FindToolsInput>,
+        extensions: Extensions,
     ) -> Result<Json<FoundTools>, String> {
-        const MAX_QUERY: usize = 1024;
-        if input.query.len() > MAX_QUERY {
-            return Err(format!(
-                "query of {} bytes is over the limit of {MAX_QUERY}; ask with a few words",
-                input.query.len()
-            ));
-        }
         let limit = input.limit.map_or(20, |l| l.clamp(1, 100)) as usize;
-        let (tools, total) = self.sessions.find_tools(&input.query, limit);
-        Ok(Json(FoundTools { tools, total }))
+        self.sessions
+            .find_tools(&input.query, limit, http::principal(&extensions))
+            .map(Json)
+            .map_err(text_error)
     }
 
     #[tool(
@@ -417,7 +456,11 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
+        extensions: Extensions,
     ) -> Result<CallToolResult, String> {
+        self.sessions
+            .check_visible(&input.session, http::principal(&extensions))
+            .map_err(text_error)?;
         let (progress, flush) = forward_progress(&meta, peer, &self.tasks.handed);
         let result = self
             .sessions
@@ -470,7 +513,8 @@ impl ServerHandler for McpodServer {
         let mut tools = self.tool_router.list_all();
         if !self.sessions.policy().meta_tools_only {
             let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
-            tools.extend(self.sessions.tools(room));
+            let principal = http::principal(&context.extensions);
+            tools.extend(self.sessions.tools(room, principal));
         }
         uncached!(ListToolsResult, tools, context)
     }
@@ -488,26 +532,34 @@ impl ServerHandler for McpodServer {
         let declared = context
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
-        if declared && tasks::eligible(&request.name, self.tool_router.has_route(&request.name)) {
-            return self.call_as_task(request, context).await;
-        }
-        self.call_now(request, context).await
+        let eligible = tasks::eligible(&request.name, self.tool_router.has_route(&request.name));
+        let (entry, ct) = (self.audit_call(&request, &context), context.ct.clone());
+        let response = match declared && eligible {
+            true => self.call_as_task(request, context).await,
+            false => self.call_now(request, context).await,
+        };
+        self.audited(entry, &response, &ct);
+        response
     }
 
+    /// Tasks answer only the principal that made them (see `tasks.rs`).
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let task = self.tasks.get(&request.task_id)?;
+        let principal = http::principal(&context.extensions);
+        let task = self.tasks.get(&request.task_id, principal)?;
         Ok(GetTaskResult::new(task))
     }
 
     async fn update_task(
         &self,
         request: UpdateTaskParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let principal = http::principal(&context.extensions);
+        self.tasks.check(&request.task_id, principal)?;
         self.tasks
             .manager
             .update_task(&request.task_id, request.input_responses)
@@ -516,8 +568,10 @@ impl ServerHandler for McpodServer {
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let principal = http::principal(&context.extensions);
+        self.tasks.check(&request.task_id, principal)?;
         self.tasks.manager.cancel_task(&request.task_id)
     }
 
@@ -526,7 +580,8 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        uncached!(ListPromptsResult, self.sessions.prompts(), context)
+        let prompts = self.sessions.prompts(http::principal(&context.extensions));
+        uncached!(ListPromptsResult, prompts, context)
     }
 
     async fn get_prompt(
@@ -534,16 +589,7 @@ impl ServerHandler for McpodServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let retry = (request.request_state, request.input_responses);
-        let (sessions, name, arguments) = (self.sessions.clone(), request.name, request.arguments);
-        let run = move |inputs, cancel| async move {
-            let got = sessions.get_prompt(&name, arguments, inputs, cancel);
-            got.await.map(mrtr::Answer::Prompt)
-        };
-        let kind = mrtr::Kind::Prompt;
-        self.rounds_of(kind, retry, &context, run)
-            .await?
-            .into_prompt()
+        self.prompt_of(request, context).await
     }
 
     async fn complete(
@@ -551,8 +597,9 @@ impl ServerHandler for McpodServer {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        let principal = http::principal(&context.extensions);
         self.sessions
-            .complete(request, context.ct)
+            .complete(request, principal, context.ct.clone())
             .await
             .map_err(|e| ErrorData::invalid_params(e, None))
     }
@@ -570,10 +617,11 @@ impl ServerHandler for McpodServer {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let principal = http::principal(&context.extensions);
         self.sessions
-            .subscribe_resource(&request.uri, true)
+            .subscribe_resource(&request.uri, true, principal)
             .await
             .map_err(|e| ErrorData::invalid_params(e, None))
     }
@@ -581,10 +629,11 @@ impl ServerHandler for McpodServer {
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let principal = http::principal(&context.extensions);
         self.sessions
-            .subscribe_resource(&request.uri, false)
+            .subscribe_resource(&request.uri, false, principal)
             .await
             .map_err(|e| ErrorData::invalid_params(e, None))
     }
@@ -594,11 +643,10 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        uncached!(
-            ListResourceTemplatesResult,
-            self.sessions.templates(),
-            context
-        )
+        let templates = self
+            .sessions
+            .templates(http::principal(&context.extensions));
+        uncached!(ListResourceTemplatesResult, templates, context)
     }
 
     /// mcpod's own (each server's stderr), then the sessions' servers'.
@@ -607,21 +655,7 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let mut resources = Vec::new();
-        for s in self.sessions.list() {
-            for server in s.servers.keys() {
-                let uri = format!("{LOGS_URI}{}/logs/{server}", s.session);
-                resources.push(
-                    Resource::new(uri, format!("{} {server} stderr", s.session))
-                        .with_description(format!(
-                            "stderr of server `{server}` in session {}",
-                            s.session
-                        ))
-                        .with_mime_type("text/plain"),
-                );
-            }
-        }
-        resources.extend(self.sessions.resources());
+        let resources = self.resources_of(http::principal(&context.extensions));
         uncached!(ListResourcesResult, resources, context)
     }
 
@@ -630,37 +664,7 @@ impl ServerHandler for McpodServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let uri = request.uri.clone();
-        let logs = (crate::proxy::names::parse_resource_uri(&uri).is_none())
-            .then(|| uri.strip_prefix(LOGS_URI)?.split_once("/logs/"))
-            .flatten();
-        let Some((session, server)) = logs else {
-            let retry = (request.request_state, request.input_responses);
-            let sessions = self.sessions.clone();
-            let run = move |inputs, cancel| async move {
-                let read = sessions.read_resource(&uri, inputs, cancel);
-                read.await.map(mrtr::Answer::Resource)
-            };
-            let kind = mrtr::Kind::Resource;
-            return self
-                .rounds_of(kind, retry, &context, run)
-                .await?
-                .into_resource();
-        };
-        let logs = self
-            .sessions
-            .logs(&LogsInput {
-                session: session.into(),
-                server: Some(server.into()),
-                tail: Some(1000),
-            })
-            .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))?;
-        let text = logs
-            .servers
-            .get(server)
-            .map(|l| l.join("\n"))
-            .unwrap_or_default();
-        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri)]).into())
+        self.resource_of(request, context).await
     }
 
     /// Clients of the initialize handshake get the list_changed
@@ -673,7 +677,11 @@ impl ServerHandler for McpodServer {
             self.fast
                 .connected(&info.protocol_version, &info.capabilities);
         }
-        self.sessions.upstream().connect(peer.clone());
+        // Over HTTP each agent is one of many: children's requests are not
+        // sent to whichever connected last (see `http.rs`).
+        if http::principal(&context.extensions).is_none() {
+            self.sessions.upstream().connect(peer.clone());
+        }
         tokio::spawn(async move {
             while changes.recv().await.is_ok() {
                 while changes.try_recv().is_ok() {}
@@ -701,45 +709,9 @@ impl ServerHandler for McpodServer {
         Some(accepted)
     }
 
-    /// List changes, and updates of the resources the filter names (each
-    /// subscribed at its server for the stream's life).
+    /// List changes, and updates of the resources the filter names (see
+    /// `surface.rs`).
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let mut changes = self.sessions.subscribe();
-        let mut updates = self.sessions.upstream().updates();
-        let accepted = context.accepted().clone();
-        let wants = |b: Option<bool>| b == Some(true);
-        let uris = accepted.resource_subscriptions.clone().unwrap_or_default();
-        for uri in &uris {
-            if let Err(e) = self.sessions.subscribe_resource(uri, true).await {
-                tracing::warn!("subscriptions/listen: {e}");
-            }
-        }
-        let ended = loop {
-            tokio::select! {
-                changed = changes.recv() => {
-                    if changed.is_err() { break Ok(()); }
-                    while changes.try_recv().is_ok() {}
-                    let sink = context.sink();
-                    if (wants(accepted.tools_list_changed) && sink.notify_tool_list_changed().await.is_err())
-                        || (wants(accepted.prompts_list_changed) && sink.notify_prompt_list_changed().await.is_err())
-                        || (wants(accepted.resources_list_changed) && sink.notify_resource_list_changed().await.is_err())
-                    {
-                        break Ok(());
-                    }
-                }
-                updated = updates.recv() => match updated {
-                    Ok(uri) if uris.contains(&uri) => {
-                        if context.sink().notify_resource_updated(uri).await.is_err() { break Ok(()); }
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => break Ok(()),
-                },
-                _ = context.cancelled() => break Ok(()),
-            }
-        };
-        for uri in &uris {
-            let _ = self.sessions.subscribe_resource(uri, false).await;
-        }
-        ended
+        self.listen_on(context).await
     }
 }

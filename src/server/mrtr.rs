@@ -10,7 +10,10 @@
 //! `inputResponses` and that `requestState`) hands each answer to the child
 //! and waits on the same call, which may ask again. `requestState` is an
 //! opaque handle of 128 random bits to state that stays in mcpod, so a client
-//! can present only one mcpod gave it, and only once. A parked call that is
+//! can present only one mcpod gave it, and only once; over HTTP only the
+//! principal whose request it is may present it (another's is answered as a
+//! `requestState` mcpod never gave, and the call stays parked for its own
+//! retry). A parked call that is
 //! not resumed within [`PARKED_FOR`] is cancelled at its child; at most
 //! [`MAX_PARKED`] wait at once. Within a task (see `tasks.rs`), the same
 //! requests become the task's `input_required` state instead.
@@ -76,6 +79,9 @@ pub struct Parked {
     pub flush: Flush,
     /// The first request's progress token, which the call's progress names.
     token: Option<ProgressToken>,
+    /// The principal whose request it is (`None` over stdio): only its
+    /// retry resumes the call.
+    principal: Option<String>,
     waiting: HashMap<String, tokio::sync::oneshot::Sender<Result<serde_json::Value, ErrorData>>>,
     keys: u64,
     since: Instant,
@@ -96,6 +102,7 @@ impl Parked {
             cancel,
             flush,
             token,
+            principal: None,
             waiting: HashMap::new(),
             keys: 0,
             since: Instant::now(),
@@ -107,6 +114,13 @@ impl Parked {
     /// `server/fast.rs`).
     pub fn asked_first(mut self, asked: Asked) -> Self {
         self.first = Some(asked);
+        self
+    }
+
+    /// The request is `principal`'s (an HTTP token's name; `None` over
+    /// stdio): only its retry resumes it.
+    pub fn of(mut self, principal: Option<&str>) -> Self {
+        self.principal = principal.map(str::to_string);
         self
     }
 }
@@ -249,11 +263,12 @@ impl Mrtr {
         }
     }
 
-    /// The agent's retry: hand its answers to the child and drive on, the
-    /// call's progress now under the retry's token (`progress`).
+    /// The agent's retry (of `principal`, `None` over stdio): hand its
+    /// answers to the child and drive on, the call's progress now under the
+    /// retry's token (`progress`).
     pub async fn resume(
         &self,
-        (handle, kind): (&str, Kind),
+        (handle, kind, principal): (&str, Kind, Option<&str>),
         mut answers: InputResponses,
         caps: Option<&ClientCapabilities>,
         (cancelled, progress): (&CancellationToken, Option<ProgressToken>),
@@ -261,6 +276,12 @@ impl Mrtr {
         let parked = {
             let mut all = self.parked.lock().unwrap_or_else(|p| p.into_inner());
             match all.remove(handle) {
+                // Another principal's state: answered as one never given,
+                // and left for its own retry.
+                Some(other) if other.principal.as_deref() != principal => {
+                    all.insert(handle.to_string(), other);
+                    None
+                }
                 // Another kind of request's state: left for its own retry.
                 Some(other) if other.kind != kind => {
                     let theirs = other.kind.method();
@@ -355,5 +376,81 @@ impl Outcome {
             Outcome::Done(Err(message)) => Err(ErrorData::resource_not_found(message, None)),
             Outcome::InputRequired(input) => Ok(input.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{ContentBlock, ListRootsRequest};
+
+    /// A call of `principal`'s that asks the agent for its roots once, and
+    /// answers with what it got.
+    fn asking(principal: Option<&str>) -> Parked {
+        let (inputs, asks) = tokio::sync::mpsc::channel(4);
+        let call = tokio::spawn(async move {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
+            let asked = Asked {
+                ask: Ask::Roots,
+                request,
+                reply,
+            };
+            inputs.send(asked).await.map_err(|e| e.to_string())?;
+            let roots = answer.await.map_err(|e| e.to_string())?;
+            let roots = roots.map_err(|e| e.message.to_string())?;
+            let text = ContentBlock::text(roots.to_string());
+            Ok(Answer::Tool(CallToolResult::success(vec![text])))
+        });
+        let (cancel, flush) = (CancellationToken::new(), Flush::none());
+        Parked::new((Kind::Tool, call), asks, cancel, (flush, None)).of(principal)
+    }
+
+    #[tokio::test]
+    async fn only_the_principal_whose_request_it_is_resumes_it() {
+        let mrtr = Mrtr::new(Arc::default());
+        let caps = ClientCapabilities::builder().enable_roots().build();
+        let (caps, cancelled) = (Some(&caps), CancellationToken::new());
+        let Outcome::InputRequired(round) =
+            mrtr.drive(asking(Some("alice")), caps, &cancelled).await
+        else {
+            panic!("no input round");
+        };
+        let handle = round.request_state.expect("a requestState");
+        let key = round.input_requests.expect("requests").into_keys().next();
+        let answers: InputResponses = [(key.expect("a key"), serde_json::json!({"roots": []}))]
+            .into_iter()
+            .collect();
+        let resume = |principal| {
+            let (handle, answers) = (handle.clone(), answers.clone());
+            let (mrtr, cancelled) = (&mrtr, &cancelled);
+            async move {
+                let parked = (handle.as_str(), Kind::Tool, principal);
+                mrtr.resume(parked, answers, caps, (cancelled, None)).await
+            }
+        };
+        // One never given, and alice's presented by bob or by stdio, are
+        // answered alike; hers stays parked.
+        let never = mrtr
+            .resume(
+                ("0", Kind::Tool, Some("bob")),
+                answers.clone(),
+                caps,
+                (&cancelled, None),
+            )
+            .await
+            .err()
+            .expect("refused");
+        for other in [Some("bob"), None] {
+            let refused = resume(other).await.err().expect("refused");
+            assert_eq!(
+                (refused.code, &refused.message),
+                (never.code, &never.message)
+            );
+        }
+        let Ok(Outcome::Done(Ok(Answer::Tool(result)))) = resume(Some("alice")).await else {
+            panic!("alice's retry did not resume her call");
+        };
+        assert!(format!("{result:?}").contains("roots"), "{result:?}");
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rmcp::ServiceExt;
 
 use super::McpodServer;
+use crate::logging::audit::AuditLog;
 use crate::session::{Policy, Sessions, sweep};
 use crate::wire;
 use crate::workspace::Workspace;
@@ -15,33 +16,10 @@ use crate::workspace::Workspace;
 pub async fn serve_stdio(
     workspace: Workspace,
     policy: Policy,
+    audit: Arc<AuditLog>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let sessions = Arc::new(Sessions::new(policy)?);
-    // In the background: the handshake must not wait for podman. The pool
-    // fills once the orphans are gone.
-    let pool = sessions.clone();
-    tokio::spawn(async move {
-        match sweep::sweep_orphans(pool.engines().all()).await {
-            Ok((swept, failed)) => {
-                if !swept.is_empty() {
-                    tracing::info!(
-                        "removed {} orphaned session container(s): {}",
-                        swept.len(),
-                        swept.join(", ")
-                    );
-                }
-                for failure in failed {
-                    tracing::warn!(
-                        "could not sweep an engine, left out of placement for now: {failure}"
-                    );
-                }
-            }
-            Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
-        }
-        pool.start_pool();
-    });
-    tokio::spawn(release_freed_memory());
-    let server = McpodServer::new(workspace, sessions.clone());
+    let sessions = start(policy)?;
+    let server = McpodServer::new(workspace, sessions.clone()).with_audit(audit);
     let served = async {
         let (stdin, stdout) = wire::stdio::stdio();
         let transport = wire::LineTransport::new(
@@ -67,12 +45,51 @@ pub async fn serve_stdio(
         _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); Ok(()) }
         _ = term.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
     };
+    finish(&sessions).await;
+    result
+}
+
+/// The sessions of a serving mcpod: orphans of earlier runs are swept and
+/// the pool filled in the background (the handshake must not wait for
+/// podman), and freed memory is given back now and then.
+pub(super) fn start(
+    policy: Policy,
+) -> Result<Arc<Sessions>, Box<dyn std::error::Error + Send + Sync>> {
+    let sessions = Arc::new(Sessions::new(policy)?);
+    // In the background: the handshake must not wait for podman. The pool
+    // fills once the orphans are gone.
+    let pool = sessions.clone();
+    tokio::spawn(async move {
+        match sweep::sweep_orphans(pool.engines().all()).await {
+            Ok((swept, failed)) => {
+                if !swept.is_empty() {
+                    tracing::info!(
+                        "removed {} orphaned session container(s): {}",
+                        swept.len(),
+                        swept.join(", ")
+                    );
+                }
+                for failure in failed {
+                    tracing::warn!(
+                        "could not sweep an engine, left out of placement for now: {failure}"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("could not sweep orphaned session containers: {e}"),
+        }
+        pool.start_pool();
+    });
+    tokio::spawn(release_freed_memory());
+    Ok(sessions)
+}
+
+/// Remove every container this process started.
+pub(super) async fn finish(sessions: &Sessions) {
     match sessions.stop_all().await {
         Ok(0) => {}
         Ok(n) => tracing::info!("removed {n} session container(s)"),
         Err(e) => tracing::error!("could not remove every session container: {e}"),
     }
-    result
 }
 
 /// Every few seconds, give the memory freed since back to the system: after

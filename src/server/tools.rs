@@ -152,8 +152,11 @@ pub struct CallToolInput {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FindToolsInput {
-    /// Words that must all appear in a tool's name, its server's name or its
-    /// description (any case); empty lists every tool.
+    /// Words of what the tool does or is called (any case, any order): tools
+    /// are ranked by the words they share with it in their name, their
+    /// server's name, their description and their arguments, whole, by stem
+    /// (`reads` finds `read`) or by beginning (`sql` finds `sqlite`); at most
+    /// 1024 bytes and 32 words; empty lists every tool.
     pub query: String,
     /// At most this many results (default 20, at most 100).
     #[serde(default)]
@@ -161,21 +164,30 @@ pub struct FindToolsInput {
 }
 
 /// The result of `find_tools`.
-#[derive(Clone, Debug, serde::Serialize, JsonSchema)]
-pub struct FoundTools {
-    /// Best matches first.
-    pub tools: Vec<crate::session::FoundTool>,
-    /// How many tools matched in all.
-    pub total: usize,
+pub use crate::session::FoundTools;
+
+/// Arguments of `list_sessions`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListSessionsInput {
+    /// One session's id: list it with its whole detail (isolation, client
+    /// config, each server's handshake, exit code and stderr tail, tools,
+    /// what was provisioned, warnings). Default: a line per session.
+    #[serde(default)]
+    pub session: Option<String>,
 }
 
 /// The result of `list_sessions`.
 #[derive(Clone, Debug, serde::Serialize, JsonSchema)]
 pub struct SessionList {
-    pub sessions: Vec<crate::session::SessionInfo>,
+    /// A line per session (with `session`: that one).
+    pub sessions: Vec<crate::session::SessionLine>,
     /// Sessions started ahead of launches (the warm pool): a launch_session
     /// of the same spec is handed one at once.
     pub pool: Vec<crate::session::PooledReport>,
+    /// With `session`: that session's whole detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<crate::session::SessionInfo>>,
 }
 
 /// The result of `stop_session`.

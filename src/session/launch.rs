@@ -9,14 +9,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::container;
-use super::recipe::{Recipe, Resolved, apply_overrides};
-use super::registry::{Session, Sessions, reap, shut_down};
+use super::live::{Session, shut_down};
+use super::recipe::{
+    Recipe, Resolved, apply_overrides, check_env_taken, choose_servers, recipe_key, resolve_envs,
+};
+use super::registry::{Sessions, reap};
 use super::servers::{as_of_publication, no_server_ready, start_failure_fix};
 use super::stream::SessionStream;
-use super::{LaunchInput, SessionInfo, SessionState};
+use super::{Isolation, LaunchInput, SessionInfo, SessionState};
 use crate::engine;
 use crate::engine::engines::{Engine, LOCAL};
-use crate::engine::env::EnvFile;
+use crate::engine::userns::Local;
 use crate::image::{self, Built, Progress};
 use crate::labels::ServerSpec;
 use crate::proxy::{Child, Status};
@@ -85,11 +88,14 @@ impl Sessions {
             self.launching.fetch_add(1, Ordering::SeqCst);
             LaunchSlot(&self.launching)
         };
+        // What the policy refuses is refused before any resolution or build.
+        self.check_before_resolving(&input).await?;
         let asked = input.clone();
         let provisioned = self.provision_for(&mut input, &progress, &cancel).await?;
         let failed = match self.launch_resolved(&input, &progress, &cancel).await {
             Ok(mut info) => {
                 info.provisioned = provisioned.map(Box::new);
+                self.keep_provisioned(&info);
                 return Ok(info);
             }
             Err(e) => e,
@@ -104,17 +110,66 @@ impl Sessions {
                 .into(),
         );
         let provisioned = self.provision_for(&mut again, &progress, &cancel).await?;
-        let mut info = self
-            .launch_resolved(&again, &progress, &cancel)
-            .await
-            .map_err(|_| failed)?;
+        let mut info = match self.launch_resolved(&again, &progress, &cancel).await {
+            Ok(info) => info,
+            // Say both: today's failure (with its fix) and what happened as
+            // of its publication.
+            Err(retried) => {
+                return Err(match failed {
+                    Error::NoServerReady {
+                        image,
+                        session,
+                        reasons,
+                        fix,
+                    } => Error::NoServerReady {
+                        image,
+                        session,
+                        reasons: format!(
+                            "{reasons}; provisioned again as of its publication, it failed too: {retried}"
+                        ),
+                        fix,
+                    },
+                    other => other,
+                });
+            }
+        };
         info.provisioned = provisioned.map(|mut p| {
             p.notes.push(
                 "today's dependencies failed its servers at start (an import or attribute error), so it was resolved as of its publication; pin `resolve_as_of` to keep that, or `pins` to choose".into(),
             );
             Box::new(p)
         });
+        self.keep_provisioned(&info);
         Ok(info)
+    }
+
+    /// What of a launch the operator's policy decides without the image's
+    /// labels, checked before any package is resolved, fetched or built:
+    /// the env names, the engine, the mounts (a writable one against the
+    /// session user's access too), the network, egress and forwards asked,
+    /// the limits and lease, and the writable paths' sizes.
+    pub(super) async fn check_before_resolving(&self, input: &LaunchInput) -> Result<()> {
+        self.policy.check_env_names(input.env.keys())?;
+        if let Some(name) = input.engine.as_deref() {
+            // Placed and let go at once: the name, and mounts only locally.
+            self.engines
+                .place(Some(name), !input.mounts.is_empty(), |n| self.load_of(n))?;
+        }
+        let isolation = self.policy.grant(&input.ask(), None, String::new())?;
+        if isolation.mounts.iter().any(|m| !m.read_only) {
+            let local = self.user_on(self.engines.local()).await?;
+            for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
+                local.writable_mount(&mount.source)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep what was provisioned for a launch with its session, for its detail.
+    fn keep_provisioned(&self, info: &SessionInfo) {
+        if let (Some(p), Ok(session)) = (&info.provisioned, self.get(&info.session)) {
+            let _ = session.provisioned.set(p.clone());
+        }
     }
 
     /// A launch of a package reference (or of `provision`): build its image
@@ -310,112 +365,17 @@ impl Sessions {
         image: &Resolved,
         engine: &Arc<Engine>,
     ) -> Result<Recipe> {
-        if image.servers.is_empty() {
-            return Err(Error::invalid(
-                "image",
-                &input.image,
-                "its labels declare no MCP servers",
-                "build it with build_image and `servers`, or add an io.mcpod.servers label",
-            ));
-        }
-        let chosen: BTreeMap<String, ServerSpec> = match &input.servers {
-            None => image.servers.clone(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    image
-                        .servers
-                        .get(n)
-                        .map(|s| (n.clone(), s.clone()))
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                "server",
-                                n,
-                                "the image does not declare it",
-                                format!(
-                                    "choose from: {}",
-                                    image.servers.keys().cloned().collect::<Vec<_>>().join(", ")
-                                ),
-                            )
-                        })
-                })
-                .collect::<Result<_>>()?,
-        };
+        let chosen = choose_servers(input, image)?;
         let chosen = apply_overrides(chosen, &input.overrides)?;
         self.policy.check_env_names(input.env.keys())?;
-        // A value no server takes is a mistake (a misspelt name, a server
-        // left out): say so rather than drop it.
-        let referenced: std::collections::BTreeSet<&str> = chosen
-            .values()
-            .flat_map(|spec| spec.env_refs().map(|(_, name)| name))
-            .collect();
-        if let Some(unused) = input.env.keys().find(|k| !referenced.contains(k.as_str())) {
-            return Err(Error::invalid(
-                "env",
-                unused,
-                if referenced.is_empty() {
-                    "no server of this launch takes a value from `env` (none has a `${NAME}` reference)".to_string()
-                } else {
-                    format!(
-                        "no server of this launch references `${{{unused}}}`; they reference: {}",
-                        referenced.iter().copied().collect::<Vec<_>>().join(", ")
-                    )
-                },
-                "pass only the names the servers reference (inspect_labels shows their env)",
-            ));
-        }
-        let mut envs = BTreeMap::new();
-        for (name, spec) in &chosen {
-            let env = spec.resolve_env(name, &self.policy.allowed_env, |var| {
-                input
-                    .env
-                    .get(var)
-                    .cloned()
-                    .or_else(|| std::env::var(var).ok())
-            })?;
-            // The bounds `mcpod connect`'s env file has, so what launches
-            // here also connects straight from a client.
-            EnvFile::new(name, &env)?;
-            envs.insert(name.clone(), env);
-        }
-        let (user, limits_enforced) = self.user_on(engine).await?;
-        let mut isolation =
-            self.policy
-                .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
-        if !limits_enforced {
-            isolation.limits_enforced = false;
-            isolation.warnings.push(
-                "memory, pids and cpu limits are not enforced: rootless podman on cgroups v1 ignores them (the lease still ends the session)".into(),
-            );
-        }
-        for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
-            user.check_writable(mount)?;
-        }
-        let image_paths = || isolation.tmpfs.keys().any(|p| p != "/tmp" && p != "/run");
-        if user == container::UserMode::Nobody && image_paths() {
-            // No user namespace: the copies keep the image's owners (root),
-            // and a server running as nobody can only add files at the top.
-            isolation.warnings.push(
-                "the servers run as 65534 without a user namespace: in a writable image path they can add files, but the image's own files there stay root's; give podman subordinate IDs (scripts/setup) for a user namespace".into(),
-            );
-        }
-        // The effective launch spec: what a pooled session must have been
-        // started with to stand in for this launch. Env values are hashed
-        // with the rest, never kept in the key.
-        let mut key = blake3::Hasher::new();
-        let spec = serde_json::json!([
-            image.id,
-            chosen,
-            envs,
-            isolation,
-            user.describe(),
-            engine.name
-        ]);
-        key.update(spec.to_string().as_bytes());
+        check_env_taken(&input.env, &chosen)?;
+        let envs = resolve_envs(&chosen, &input.env, &self.policy.allowed_env)?;
+        let (isolation, user) = self.isolation_on(input, image, engine).await?;
+        let key = recipe_key(&image.id, &chosen, &envs, &isolation, &user, &engine.name);
         let mut warnings = image.warnings.clone();
         warnings.extend(isolation.warnings.iter().cloned());
         Ok(Recipe {
-            key: key.finalize().to_hex().to_string(),
+            key,
             image: input.image.clone(),
             image_id: image.id.clone(),
             chosen,
@@ -427,20 +387,65 @@ impl Sessions {
         })
     }
 
-    /// How server processes avoid host root (and the user) on `engine`, and
-    /// whether its podman enforces limits: on the local one, decided from
-    /// this host; on another, from its podman's version.
-    async fn user_on(&self, engine: &Engine) -> Result<(container::UserMode, bool)> {
-        if engine.is_local() {
-            let local = self
-                .local
-                .get_or_init(super::userns::Local::detect)
-                .await
-                .clone();
-            local.user.usable()?;
-            return Ok((local.user, local.limits_enforced));
+    /// What a launch of `image` for `input` is granted on `engine`, and the
+    /// user its servers run as there: the policy's grant, with limits marked
+    /// unenforced where that podman ignores them, how each writable mount is
+    /// written (an id-mapped one only for an image that runs as root), and a
+    /// warning where servers running as nobody cannot change the image's
+    /// own files in a writable image path.
+    async fn isolation_on(
+        &self,
+        input: &LaunchInput,
+        image: &Resolved,
+        engine: &Engine,
+    ) -> Result<(Isolation, container::UserMode)> {
+        let local = self.user_on(engine).await?;
+        let user = local.user.clone();
+        let mut isolation =
+            self.policy
+                .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
+        if !local.limits_enforced {
+            isolation.limits_enforced = false;
+            isolation.warnings.push(
+                "memory, pids and cpu limits are not enforced: rootless podman on cgroups v1 ignores them (the lease still ends the session)".into(),
+            );
         }
-        Ok((container::UserMode::remote(engine.version().await?), true))
+        for mount in isolation.mounts.iter_mut().filter(|m| !m.read_only) {
+            mount.written_as = local.writable_mount(&mount.source)?;
+        }
+        if isolation.mounts.iter().any(|m| m.written_as.is_some()) {
+            runs_as_root(&image.id).await?;
+        }
+        let image_paths = || isolation.tmpfs.keys().any(|p| p != "/tmp" && p != "/run");
+        if user == container::UserMode::Nobody && image_paths() {
+            // No user namespace: the copies keep the image's owners (root),
+            // and a server running as nobody can only add files at the top.
+            isolation.warnings.push(
+                "the servers run as 65534 without a user namespace: in a writable image path they can add files, but the image's own files there stay root's; give podman subordinate IDs (scripts/setup) for a user namespace".into(),
+            );
+        }
+        Ok((isolation, user))
+    }
+
+    /// How server processes avoid host root (and the user) on `engine`,
+    /// whether its podman enforces limits, and how a writable mount is
+    /// written: on the local one, decided from this host; on another, from
+    /// its podman's version.
+    async fn user_on(&self, engine: &Engine) -> Result<Local> {
+        if engine.is_local() {
+            let local = self.local.get_or_init(Local::detect).await.clone();
+            local.user.usable()?;
+            return Ok(local);
+        }
+        Ok(Local::remote(engine.version().await?))
+    }
+
+    /// How a writable mount is written on the local engine, for show_policy.
+    pub async fn writable_mounts(&self) -> String {
+        self.local
+            .get_or_init(Local::detect)
+            .await
+            .writable_mounts()
     }
 
     /// Start a session of `recipe`: its container and servers (not yet in
@@ -469,18 +474,7 @@ impl Sessions {
             };
         let image_id = match &supervisor {
             Some(_) => recipe.image_id.clone(),
-            None => {
-                (progress)(format!(
-                    "making {} ready on engine {}",
-                    recipe.image, engine.name
-                ));
-                let shipped = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
-                    shipped = self.shipper.onto(engine, &recipe.image_id) => shipped,
-                };
-                shipped?
-            }
+            None => self.ship(recipe, progress, cancel).await?,
         };
         let plan = container::Plan {
             session: &id,
@@ -513,7 +507,7 @@ impl Sessions {
             }
         };
         let session = Arc::new(Session {
-            id: id.clone(),
+            id,
             engine: engine.clone(),
             container: name,
             container_id,
@@ -526,22 +520,50 @@ impl Sessions {
             servers,
             warnings: recipe.warnings.clone(),
             reaped: AtomicBool::new(false),
-            calls: Arc::new(tokio::sync::Semaphore::new(super::registry::MAX_CALLS)),
+            calls: Arc::new(tokio::sync::Semaphore::new(super::policy::MAX_CALLS)),
+            provisioned: std::sync::OnceLock::new(),
         });
+        self.ready_or_ended(session, recipe).await
+    }
+
+    /// The supervised image of `recipe` on its engine (not the local one),
+    /// shipped there unless it already has it.
+    async fn ship(
+        &self,
+        recipe: &Recipe,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<String> {
+        (progress)(format!(
+            "making {} ready on engine {}",
+            recipe.image, recipe.engine.name
+        ));
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(Error::Cancelled { what: "launch_session".into() }),
+            shipped = self.shipper.onto(&recipe.engine, &recipe.image_id) => shipped,
+        }
+    }
+
+    /// A started session, diagnosed; one none of whose servers is ready is
+    /// nothing to talk to: it is shut down, leaving nothing behind, and the
+    /// launch fails with every server's reason and the fix.
+    async fn ready_or_ended(&self, session: Arc<Session>, recipe: &Recipe) -> Result<Arc<Session>> {
+        let diagnoses = self
+            .diagnose(&session.servers, &recipe.image_id, &recipe.isolation)
+            .await;
         if !session
             .servers
             .values()
             .any(|c| c.status() == Status::Ready)
         {
-            // Nothing to talk to: a tool error with every server's reason,
-            // and nothing left behind.
-            let reasons = no_server_ready(&session);
+            let reasons = no_server_ready(&session, &diagnoses);
             let _ = shut_down(std::slice::from_ref(&session)).await;
             return Err(Error::NoServerReady {
                 image: recipe.image.clone(),
-                session: id,
+                session: session.id.clone(),
                 reasons,
-                fix: start_failure_fix(&session, &recipe.image_id).await,
+                fix: start_failure_fix(&diagnoses),
             });
         }
         Ok(session)
@@ -667,4 +689,23 @@ impl Drop for LaunchSlot<'_> {
 fn image_gone(failed: &Error) -> bool {
     let said = failed.to_string().to_lowercase();
     said.contains("image not known") || said.contains("no such image")
+}
+
+/// An id-mapped mount maps its owner to the session's root: an image whose
+/// `USER` is another would not write there as the owner.
+async fn runs_as_root(image: &str) -> Result<()> {
+    let user = crate::engine::podman::image_user(image)
+        .await?
+        .unwrap_or_default();
+    if matches!(user.as_str(), "" | "0" | "root" | "0:0" | "root:root") {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "mount",
+        image,
+        format!(
+            "the image runs its servers as user `{user}`, and a writable mount here is id-mapped to its directory's owner as the session's root (uid 0)"
+        ),
+        "mount it read-only, or launch an image without a USER (every image mcpod provisions runs as the session's root)",
+    ))
 }

@@ -5,14 +5,19 @@
 //! - [`container`]: hardened `podman run` flags, owner labels
 //! - [`stream`]: the session's one stream to its supervisor
 //! - `pool`: sessions started ahead of launches (`--warm`)
+//! - `diagnose`: why a server failed at start, and the fix with mcpod's tools
 //! - [`registry`]: launch, list, stop, logs, calls
 //! - [`sweep`]: containers whose owner is gone
 //! - [`connect`]: a client's own connection to a session's server
 //! - [`pod`]: a session as a Kubernetes Pod manifest, and run under `podman kube play`
 
+mod brief;
 pub mod connect;
 pub mod container;
+mod diagnose;
 mod launch;
+mod live;
+mod overrides;
 pub mod pod;
 pub mod policy;
 mod pool;
@@ -22,13 +27,15 @@ mod servers;
 pub mod stream;
 mod surface;
 pub mod sweep;
-pub mod userns;
+mod warm;
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use brief::{Launched, LaunchedServer, LaunchedTool, ServerState, SessionLine};
+pub use overrides::{ENV_REFERENCE, Overrides, ServerOverride};
 pub use policy::{Ask, Isolation, MountRequest, Policy, PolicyReport};
 pub use pool::PooledReport;
 pub use registry::Sessions;
@@ -49,16 +56,17 @@ pub struct LaunchInput {
     /// (a package or a server.json, pins, bin, ...), built on a miss and launched.
     #[serde(default)]
     pub provision: Option<crate::provision::ProvisionRequest>,
-    /// Per server: a new argv, more arguments, or literal env values over the
-    /// image's label (a `${NAME}` value is a reference, granted like a label's).
+    /// Per server by name: a new argv, more arguments, env values or
+    /// writable paths over the image's label. When the launch starts one
+    /// server, its override may be given without the name (e.g.
+    /// `{"args": ["--demo"]}`).
     #[serde(default)]
-    pub overrides: BTreeMap<String, ServerOverride>,
+    pub overrides: Overrides,
     /// Which declared servers to start (default: all of them).
     #[serde(default)]
     pub servers: Option<Vec<String>>,
-    /// Values for the `${NAME}` references of the image's servers; each NAME
-    /// must be one the operator allowed (--allow-env).
     #[serde(default)]
+    #[schemars(description = overrides::env_description())]
     pub env: BTreeMap<String, String>,
     /// Host directories to mount, within the operator's mount roots.
     #[serde(default)]
@@ -77,7 +85,10 @@ pub struct LaunchInput {
     pub pids: Option<u32>,
     /// Destinations the servers need (`HOST:PORT` patterns, as the label's
     /// `egress`), over the image's; each must be within the operator's
-    /// --allow-egress (show_policy lists them).
+    /// --allow-egress (show_policy lists them). `127.0.0.1:PORT`,
+    /// `localhost:PORT` and `[::1]:PORT` are the host's loopback, also
+    /// forwarded at PORT on the session's, so a server connecting there
+    /// directly reaches the host's service.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub egress: Vec<crate::egress::Pattern>,
@@ -90,28 +101,6 @@ pub struct LaunchInput {
     /// operator's placement rule (the least loaded engine).
     #[serde(default)]
     pub engine: Option<String>,
-}
-
-/// A launch-time change to one server's label spec.
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServerOverride {
-    /// The whole argv instead of the label's.
-    #[serde(default)]
-    pub command: Option<Vec<String>>,
-    /// Arguments appended to the argv.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Env over the label's: literal values (or `${NAME}` references).
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Directories of the image this server writes to (e.g. beside its own
-    /// code at start), made writable for the session: each a tmpfs copy of
-    /// the image's files there, of the operator's size (show_policy's
-    /// writable_paths). Absolute; not `/`, nor under /proc, /sys, /dev, /run
-    /// or /.mcpod.
-    #[serde(default)]
-    pub writable_paths: Vec<String>,
 }
 
 impl LaunchInput {
@@ -127,11 +116,13 @@ impl LaunchInput {
             forwards: self.forwards.clone(),
             writable_paths: self
                 .overrides
-                .iter()
-                .flat_map(|(server, o)| {
-                    o.writable_paths.iter().enumerate().map(move |(i, p)| {
-                        (format!("overrides.{server}.writable_paths[{i}]"), p.clone())
-                    })
+                .given()
+                .into_iter()
+                .flat_map(|(at, o)| {
+                    o.writable_paths
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, p)| (format!("{at}.writable_paths[{i}]"), p.clone()))
                 })
                 .collect(),
         }
@@ -158,9 +149,28 @@ pub struct FoundTool {
     pub server: String,
     /// The child's own name for it (for call_tool).
     pub upstream: String,
+    /// How well it matches the query (BM25; higher is better, 0 for an
+    /// empty query); comparable within one answer only.
+    pub score: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub input_schema: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The result of `find_tools`.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FoundTools {
+    /// Best matches first.
+    pub tools: Vec<FoundTool>,
+    /// How many tools matched in all.
+    pub total: usize,
+    /// When nothing matched: the names to call of the tools whose names are
+    /// spelled most like the query's words, nearest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub near: Vec<String>,
+    /// When nothing matched: why, and what to ask instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One server of a session.
@@ -185,7 +195,9 @@ pub enum SessionState {
     Ended,
 }
 
-/// What launch_session returns, and list_sessions lists.
+/// A session's whole detail: what `mcpod launch` prints and
+/// `list_sessions {"session": ID}` returns (launch_session answers with
+/// [`Launched`], list_sessions with a [`SessionLine`] per session).
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct SessionInfo {
     pub session: String,
@@ -244,4 +256,8 @@ pub struct Logs {
     /// Every egress connection of the session, a JSON line each (from,
     /// destination, address, verdict and rule, bytes each way, duration).
     pub egress: Vec<String>,
+    /// When no connection has reached mcpod's gate: what the session is
+    /// granted and where its servers must connect for mcpod to see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_note: Option<String>,
 }

@@ -41,14 +41,14 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::container::{self, Owner};
-use super::recipe::Resolved;
+use super::recipe::{Recipe, Resolved};
 use super::stream::SessionStream;
 use super::{Isolation, LaunchInput, Sessions};
 use crate::engine::kube;
 use crate::image::{self, Progress};
 use crate::labels::ServerSpec;
+use crate::logging::ring::LogRing;
 use crate::proxy::Child;
-use crate::proxy::log::LogRing;
 use crate::{Error, Result};
 
 /// The uid and gid a Pod's processes run as: `nobody`, not root, and a number
@@ -325,22 +325,7 @@ impl Sessions {
         progress: Progress,
         cancel: CancellationToken,
     ) -> Result<Pod> {
-        if let Some(mount) = input.mounts.first() {
-            return Err(Error::invalid(
-                "mounts",
-                &mount.source,
-                "a Pod cannot mount the operator's host paths (the node it lands on is not this host, and the restricted standard forbids hostPath volumes)",
-                "leave out the mounts (a server's writable paths become emptyDirs), or launch the session here with launch_session",
-            ));
-        }
-        if let Some(engine) = &input.engine {
-            return Err(Error::invalid(
-                "engine",
-                engine,
-                "a Pod runs where the cluster places it, on no engine of mcpod's",
-                "leave out `engine`",
-            ));
-        }
+        refuse_for_a_pod(&input)?;
         self.provision_for(&mut input, &progress, &cancel).await?;
         if input.image.is_empty() {
             return Err(Error::invalid(
@@ -353,30 +338,10 @@ impl Sessions {
         let resolved = Resolved::from(image::inspect_labels(&input.image).await?);
         let recipe = self.recipe(&input, &resolved, self.engines.local()).await?;
         let mut warnings = recipe.warnings.clone();
-        let made = async {
-            match self.shipper.registry() {
-                Some(registry) => {
-                    (progress)(format!(
-                        "pushing {} with the supervisor to {}",
-                        recipe.image,
-                        registry.prefix()
-                    ));
-                    Ok((
-                        self.shipper.publish(&recipe.image_id).await?,
-                        Pull::IfNotPresent,
-                    ))
-                }
-                None => {
-                    (progress)(format!("adding the supervisor to {}", recipe.image));
-                    let (tag, _) = self.shipper.supervised(&recipe.image_id).await?;
-                    Ok::<_, Error>((tag, Pull::Never))
-                }
-            }
-        };
         let (image, pull) = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(Error::Cancelled { what: "pod".into() }),
-            made = made => made?,
+            made = self.pod_image(&recipe, &progress) => made?,
         };
         if pull == Pull::Never {
             warnings.push(format!(
@@ -400,23 +365,7 @@ impl Sessions {
             isolation: &isolation,
             owner: &self.owner,
         })?;
-        let servers = recipe
-            .chosen
-            .iter()
-            .map(|(name, spec)| {
-                let env = recipe
-                    .envs
-                    .get(name)
-                    .map(|e| e.keys().cloned().collect())
-                    .unwrap_or_default();
-                let server = PodServer {
-                    command: spec.command.clone(),
-                    workdir: spec.workdir.clone(),
-                    env,
-                };
-                (name.clone(), server)
-            })
-            .collect();
+        let servers = pod_servers(&recipe);
         Ok(Pod {
             name: format!("mcpod-{session}"),
             network_policy: (isolation.network != "egress").then(|| network_policy(&session)),
@@ -431,6 +380,30 @@ impl Sessions {
             specs: recipe.chosen.clone(),
             envs: recipe.envs.clone(),
         })
+    }
+
+    /// The image a Pod of `recipe` runs, with the supervisor added, and how
+    /// the cluster gets it: pushed to the operator's registry when one is
+    /// set, else tagged in this host's storage only.
+    async fn pod_image(&self, recipe: &Recipe, progress: &Progress) -> Result<(String, Pull)> {
+        match self.shipper.registry() {
+            Some(registry) => {
+                (progress)(format!(
+                    "pushing {} with the supervisor to {}",
+                    recipe.image,
+                    registry.prefix()
+                ));
+                Ok((
+                    self.shipper.publish(&recipe.image_id).await?,
+                    Pull::IfNotPresent,
+                ))
+            }
+            None => {
+                (progress)(format!("adding the supervisor to {}", recipe.image));
+                let (tag, _) = self.shipper.supervised(&recipe.image_id).await?;
+                Ok((tag, Pull::Never))
+            }
+        }
     }
 
     /// Run `pod` under the local podman (`podman kube play`) and start its
@@ -512,6 +485,50 @@ impl Sessions {
             skipped,
         })
     }
+}
+
+/// What a launch may ask that a Pod cannot have: host mounts, and an
+/// engine of mcpod's.
+fn refuse_for_a_pod(input: &LaunchInput) -> Result<()> {
+    if let Some(mount) = input.mounts.first() {
+        return Err(Error::invalid(
+            "mounts",
+            &mount.source,
+            "a Pod cannot mount the operator's host paths (the node it lands on is not this host, and the restricted standard forbids hostPath volumes)",
+            "leave out the mounts (a server's writable paths become emptyDirs), or launch the session here with launch_session",
+        ));
+    }
+    if let Some(engine) = &input.engine {
+        return Err(Error::invalid(
+            "engine",
+            engine,
+            "a Pod runs where the cluster places it, on no engine of mcpod's",
+            "leave out `engine`",
+        ));
+    }
+    Ok(())
+}
+
+/// The servers of `recipe` as a Pod shows them: each one's argv and the
+/// names of its variables (never their values).
+fn pod_servers(recipe: &Recipe) -> BTreeMap<String, PodServer> {
+    recipe
+        .chosen
+        .iter()
+        .map(|(name, spec)| {
+            let env = recipe
+                .envs
+                .get(name)
+                .map(|e| e.keys().cloned().collect())
+                .unwrap_or_default();
+            let server = PodServer {
+                command: spec.command.clone(),
+                workdir: spec.workdir.clone(),
+                env,
+            };
+            (name.clone(), server)
+        })
+        .collect()
 }
 
 /// A Pod running under the local podman, and its servers.

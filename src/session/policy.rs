@@ -9,8 +9,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::egress::{MAX_PROXIES, PROXY_PORTS, Pattern};
+use crate::image::isolation::{self, BuildPolicy};
 use crate::labels::{Network, Requests};
 use crate::{Error, Result};
+
+/// Proxied calls in flight per session; one more is refused at once, so a
+/// burst costs mcpod a bounded amount of memory.
+pub const MAX_CALLS: usize = 64;
 
 /// A host directory the operator lets sessions mount.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +108,18 @@ impl Default for PoolPolicy {
     }
 }
 
+impl Policy {
+    /// What builds may use: what the largest session may have.
+    pub fn builds(&self, network: bool) -> BuildPolicy {
+        BuildPolicy {
+            network,
+            memory_mb: self.max_memory_mb,
+            processes: self.max_pids,
+            cpus: self.max_cpus,
+        }
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -110,9 +127,9 @@ impl Default for Policy {
             allow_network: false,
             allowed_env: Vec::new(),
             max_sessions: 16,
-            max_memory_mb: 2048,
-            max_cpus: 2.0,
-            max_pids: 1024,
+            max_memory_mb: isolation::CEILING_MEMORY_MB,
+            max_cpus: isolation::CEILING_CPUS,
+            max_pids: isolation::CEILING_PROCESSES,
             default_memory_mb: 512,
             default_cpus: 1.0,
             default_pids: 256,
@@ -140,6 +157,9 @@ impl Default for Policy {
 pub struct PolicyReport {
     /// Host directories sessions may mount (`--allow-mount`), and whether writably.
     pub mount_roots: Vec<MountRootReport>,
+    /// What a writable mount needs on this host: id-mapped to its
+    /// directory's owner, or a directory the session's uid may write.
+    pub writable_mounts: String,
     /// Whether a session may have network egress (`--allow-network`).
     pub allow_network: bool,
     /// Host variables a `${NAME}` reference, a launch's `env` or a build arg may use (`--allow-env`).
@@ -297,12 +317,18 @@ pub struct GrantedMount {
     pub source: String,
     pub target: String,
     pub read_only: bool,
+    /// A writable mount id-mapped to the directory's owner: the session
+    /// writes there as this host uid and gid (on this mount only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_as: Option<crate::engine::userns::Owner>,
 }
 
 impl Policy {
-    /// The effective policy, for `show_policy`.
-    pub fn report(&self) -> PolicyReport {
+    /// The effective policy, for `show_policy`; `writable_mounts` as the
+    /// local engine says (`Local::writable_mounts`).
+    pub fn report(&self, writable_mounts: String) -> PolicyReport {
         PolicyReport {
+            writable_mounts,
             mount_roots: self
                 .mount_roots
                 .iter()
@@ -359,7 +385,7 @@ impl Policy {
                 max_message_bytes: crate::wire::Limits::default().max_message,
                 max_tools_per_server: crate::proxy::tools::MAX_PER_SERVER,
                 max_listed_tools: crate::proxy::tools::MAX_LISTED,
-                max_calls_in_flight_per_session: super::registry::MAX_CALLS,
+                max_calls_in_flight_per_session: MAX_CALLS,
                 max_env_value_bytes: crate::engine::env::MAX_VALUE_BYTES,
             },
         }
@@ -380,26 +406,7 @@ impl Policy {
         let mut warnings = Vec::new();
         let label = requests.cloned().unwrap_or_default();
 
-        let wants_egress = match ask.network {
-            Some(Network::Egress) => {
-                if !self.allow_network {
-                    return Err(Error::invalid(
-                        "network",
-                        "egress",
-                        "the operator does not allow network egress",
-                        "launch without `network`, or ask the operator to start mcpod with --allow-network",
-                    ));
-                }
-                true
-            }
-            Some(Network::None) => false,
-            None => {
-                if label.network == Network::Egress && !self.allow_network {
-                    warnings.push("the image requests network egress; the operator's policy does not allow it, so the session has no network".into());
-                }
-                label.network == Network::Egress && self.allow_network
-            }
-        };
+        let wants_egress = self.grant_network(ask, &label, &mut warnings)?;
 
         let memory_mb = self.limit(
             "memory_mb",
@@ -417,38 +424,8 @@ impl Policy {
             &mut warnings,
             ask.pids.is_some(),
         )?;
-        let label_cpus = label.millicpus.map(|m| f64::from(m) / 1000.0);
-        let cpus = match ask.cpus.or(label_cpus) {
-            None => self.default_cpus,
-            Some(c) if c > 0.0 && c <= self.max_cpus => c,
-            Some(c) if ask.cpus.is_some() => {
-                return Err(Error::invalid(
-                    "cpus",
-                    c.to_string(),
-                    format!("it must be above 0 and at most {}", self.max_cpus),
-                    "ask for fewer cpus",
-                ));
-            }
-            Some(c) => {
-                warnings.push(format!(
-                    "the image requests {c} cpus; granted {}",
-                    self.max_cpus
-                ));
-                self.max_cpus
-            }
-        };
-        let lease_secs = match ask.ttl_secs {
-            None => self.default_ttl_secs,
-            Some(t) if (1..=self.max_ttl_secs).contains(&t) => t,
-            Some(t) => {
-                return Err(Error::invalid(
-                    "ttl_secs",
-                    t.to_string(),
-                    format!("it must be 1..={}", self.max_ttl_secs),
-                    "ask for a shorter time to live",
-                ));
-            }
-        };
+        let cpus = self.grant_cpus(ask, &label, &mut warnings)?;
+        let lease_secs = self.grant_lease(ask)?;
 
         let mut tmpfs = BTreeMap::from([
             ("/tmp".to_string(), "64m".to_string()),
@@ -494,6 +471,78 @@ impl Policy {
             egress_proxy,
             warnings,
         })
+    }
+
+    /// Whether the session gets the network (podman's default, `egress`):
+    /// a launch asking for it where the operator does not allow it is
+    /// refused; a label's request is granted only where allowed.
+    fn grant_network(
+        &self,
+        ask: &Ask,
+        label: &Requests,
+        warnings: &mut Vec<String>,
+    ) -> Result<bool> {
+        Ok(match ask.network {
+            Some(Network::Egress) => {
+                if !self.allow_network {
+                    return Err(Error::invalid(
+                        "network",
+                        "egress",
+                        "the operator does not allow network egress",
+                        "launch without `network`, or ask the operator to start mcpod with --allow-network",
+                    ));
+                }
+                true
+            }
+            Some(Network::None) => false,
+            None => {
+                if label.network == Network::Egress && !self.allow_network {
+                    warnings.push("the image requests network egress; the operator's policy does not allow it, so the session has no network".into());
+                }
+                label.network == Network::Egress && self.allow_network
+            }
+        })
+    }
+
+    /// The cpus granted: the launch's or else the label's, within the
+    /// operator's ceiling (a launch's beyond it is refused, a label's is
+    /// cut to it with a warning), or the default.
+    fn grant_cpus(&self, ask: &Ask, label: &Requests, warnings: &mut Vec<String>) -> Result<f64> {
+        let label_cpus = label.millicpus.map(|m| f64::from(m) / 1000.0);
+        Ok(match ask.cpus.or(label_cpus) {
+            None => self.default_cpus,
+            Some(c) if c > 0.0 && c <= self.max_cpus => c,
+            Some(c) if ask.cpus.is_some() => {
+                return Err(Error::invalid(
+                    "cpus",
+                    c.to_string(),
+                    format!("it must be above 0 and at most {}", self.max_cpus),
+                    "ask for fewer cpus",
+                ));
+            }
+            Some(c) => {
+                warnings.push(format!(
+                    "the image requests {c} cpus; granted {}",
+                    self.max_cpus
+                ));
+                self.max_cpus
+            }
+        })
+    }
+
+    /// The lease in seconds: the launch's `ttl_secs` within the operator's
+    /// ceiling, or the default.
+    fn grant_lease(&self, ask: &Ask) -> Result<u64> {
+        match ask.ttl_secs {
+            None => Ok(self.default_ttl_secs),
+            Some(t) if (1..=self.max_ttl_secs).contains(&t) => Ok(t),
+            Some(t) => Err(Error::invalid(
+                "ttl_secs",
+                t.to_string(),
+                format!("it must be 1..={}", self.max_ttl_secs),
+                "ask for a shorter time to live",
+            )),
+        }
     }
 
     /// The destinations (and forwards) asked for that the operator's
@@ -545,7 +594,7 @@ impl Policy {
         }
         let mut granted_forwards = BTreeMap::new();
         for (listen, to) in forwards {
-            if (PROXY_PORTS..PROXY_PORTS + MAX_PROXIES).contains(listen) {
+            if loopback::proxy_port(*listen) {
                 return Err(Error::invalid(
                     "forwards",
                     listen.to_string(),
@@ -558,9 +607,6 @@ impl Policy {
             }
             if allowed(to) {
                 granted_forwards.insert(*listen, to.clone());
-                if !egress.contains(to) {
-                    egress.push(to.clone());
-                }
             } else if asked {
                 return Err(refuse("forwards", to));
             } else {
@@ -569,6 +615,13 @@ impl Policy {
                 ));
             }
         }
+        // Destinations a client dials on the container's own loopback reach
+        // the host only by a forward of their port (before the forwards'
+        // own destinations join the grant, which are reached at their ports).
+        egress.sort();
+        egress.dedup();
+        loopback::forward_loopback(&mut egress, &mut granted_forwards, asked, warnings)?;
+        egress.extend(granted_forwards.values().cloned());
         egress.sort();
         egress.dedup();
         Ok((egress, granted_forwards))
@@ -668,6 +721,7 @@ impl Policy {
             source: source.display().to_string(),
             target: m.target.clone(),
             read_only: m.read_only,
+            written_as: None,
         })
     }
 
@@ -722,8 +776,10 @@ impl Policy {
     }
 }
 
+mod loopback;
 #[cfg(test)]
 mod tests;
 mod writable;
 
+pub use loopback::egress_note;
 pub use writable::WritableReport;

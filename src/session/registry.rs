@@ -3,7 +3,7 @@
 //! removed by `stop_all`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -12,83 +12,25 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::container::{self, Owner};
-use super::{
-    Isolation, Logs, LogsInput, Policy, ServerReport, SessionInfo, SessionState, ToolReport,
-};
-use crate::labels::ServerSpec;
+use super::container::Owner;
+use super::live::{Session, end, shut_down};
+use super::{Logs, LogsInput, Policy, ServerReport, SessionInfo, SessionState, ToolReport};
 use crate::proxy::catalog::Catalog;
-use crate::proxy::{Child, Relay, names};
+use crate::proxy::{Child, Relay, names, search};
 use crate::{Error, Result};
 
-/// One running session.
-pub(super) struct Session {
-    pub(super) id: String,
-    /// The engine the container runs on.
-    pub(super) engine: Arc<crate::engine::engines::Engine>,
-    pub(super) container: String,
-    /// Podman's ID for it, once known (see `launch.rs`).
-    pub(super) container_id: Arc<std::sync::OnceLock<String>>,
-    pub(super) image: String,
-    pub(super) image_id: String,
-    pub(super) isolation: Isolation,
-    /// Unix time the lease ends (moved when a pooled session is handed out).
-    pub(super) lease_until: std::sync::atomic::AtomicU64,
-    pub(super) specs: BTreeMap<String, ServerSpec>,
-    pub(super) servers: BTreeMap<String, Arc<Child>>,
-    pub(super) warnings: Vec<String>,
-    /// The container's one stream: its supervisor and every server on it.
-    pub(super) stream: Arc<super::stream::SessionStream>,
-    /// Set once its container has been removed because no server is left.
-    pub(super) reaped: AtomicBool,
-    /// Calls in flight (at most [`MAX_CALLS`]).
-    pub(super) calls: Arc<tokio::sync::Semaphore>,
-}
-
-/// Proxied calls in flight per session; one more is refused at once, so a
-/// burst costs mcpod a bounded amount of memory.
-pub const MAX_CALLS: usize = 64;
-
-impl Session {
-    /// A pooled session becomes a session: its lease starts now (the
-    /// supervisor ends the container then).
-    pub(super) fn hand_out(&self) {
-        let until = container::from_now(self.isolation.lease_secs);
-        self.lease_until.store(until, Ordering::SeqCst);
-        self.stream.set_lease(until);
-    }
-
-    /// A place among the calls in flight, or the error that says there is none.
-    pub(super) fn permit(&self) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, String> {
-        self.calls.try_acquire().map_err(|_| {
-            format!(
-                "session `{}` has {MAX_CALLS} calls in flight, mcpod's limit per session; wait for one to finish",
-                self.id
-            )
-        })
-    }
-
-    /// A place among the calls in flight that the call owns, if there is one.
-    fn owned_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.calls.clone().try_acquire_owned().ok()
-    }
-
-    /// Running while at least one server is ready.
-    pub(super) fn state(&self) -> SessionState {
-        if self.servers.values().any(|c| c.is_ready()) {
-            SessionState::Running
-        } else {
-            SessionState::Ended
-        }
-    }
-}
+/// Near misses find_tools names when nothing matched.
+const NEAR_MISSES: usize = 5;
+/// How alike a tool's name must be spelled to the query to be a near miss
+/// (0 to 1, see `search::Query::nearness`).
+const NEAR_ENOUGH: f64 = 0.4;
 
 /// All sessions of this process.
 pub struct Sessions {
     pub(super) policy: Policy,
     pub(super) owner: Owner,
     /// Decided on the first launch (it asks podman), not at start-up.
-    pub(super) local: tokio::sync::OnceCell<super::userns::Local>,
+    pub(super) local: tokio::sync::OnceCell<crate::engine::userns::Local>,
     pub(super) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Tags built by this process: what they named then (see `remember_build`).
     pub(super) resolved: Mutex<HashMap<String, Arc<super::recipe::Resolved>>>,
@@ -100,12 +42,18 @@ pub struct Sessions {
     /// `closing` and waits for them to clean up.
     pub(super) launches: TaskTracker,
     pub(super) closing: CancellationToken,
+    /// Stops under way (`stop`): `stop_all` waits for them, so a session taken
+    /// out of `map` just before it is still removed before the process ends.
+    pub(super) stops: TaskTracker,
     /// The task that removes the containers of ended sessions (see `reap`).
     pub(super) reaper: std::sync::Once,
     /// Sessions started ahead of launches (see `pool.rs`).
     pub(super) pool: super::pool::Pool,
     /// The operator's egress audit file (`--egress-log`).
     pub(super) audit: Option<Arc<crate::egress::audit::AuditFile>>,
+    /// The principal that launched each session over HTTP (`serve --listen`);
+    /// sessions of stdio have none.
+    pub(super) owners: Mutex<HashMap<String, String>>,
     /// The agent, as the children see it.
     pub(super) upstream: Arc<crate::proxy::upstream::Upstream>,
     /// Where sessions run, and how they are placed.
@@ -136,10 +84,12 @@ impl Sessions {
             launching: AtomicUsize::new(0),
             launches: TaskTracker::new(),
             closing: CancellationToken::new(),
+            stops: TaskTracker::new(),
             reaper: std::sync::Once::new(),
             pool,
             audit,
             changed,
+            owners: Mutex::new(HashMap::new()),
             upstream: Arc::default(),
             engines,
             shipper,
@@ -173,6 +123,65 @@ impl Sessions {
     /// The agent, as the children see it.
     pub fn upstream(&self) -> &crate::proxy::upstream::Upstream {
         &self.upstream
+    }
+
+    /// The session `id` belongs to `principal` (an HTTP token's name).
+    /// Owners of sessions no longer here are forgotten meanwhile.
+    pub fn claim(&self, id: &str, principal: &str) {
+        let live: Vec<String> = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.retain(|k, _| live.contains(k));
+        owners.insert(id.to_string(), principal.to_string());
+    }
+
+    /// Whether `id` is a session of this process.
+    pub fn exists(&self, id: &str) -> bool {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    /// The live sessions launched over HTTP, each with its principal.
+    pub fn owned(&self) -> Vec<(String, String)> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners
+            .iter()
+            .filter(|(id, _)| map.contains_key(*id))
+            .map(|(id, owner)| (id.clone(), owner.clone()))
+            .collect()
+    }
+
+    /// Whether `principal` may see and reach session `id`: stdio's one
+    /// implicit principal (`None`) reaches every session; an HTTP principal
+    /// only those it launched.
+    pub fn visible(&self, id: &str, principal: Option<&str>) -> bool {
+        let Some(principal) = principal else {
+            return true;
+        };
+        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.get(id).is_some_and(|o| o == principal)
+    }
+
+    /// As [`Sessions::get`]'s error when `principal` may not reach `id`:
+    /// another principal's session is answered as one that does not exist.
+    pub fn check_visible(&self, id: &str, principal: Option<&str>) -> Result<()> {
+        if self.visible(id, principal) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "session",
+            id,
+            "no such session of this mcpod",
+            "list them with list_sessions",
+        ))
     }
 
     /// A receiver that fires whenever the exported tools may have changed.
@@ -245,7 +254,7 @@ impl Sessions {
             lease_until: s.lease_until.load(Ordering::SeqCst),
             servers,
             lost: s.stream.lost(),
-            provisioned: None,
+            provisioned: s.provisioned.get().cloned(),
             client_config: if ended {
                 json!({})
             } else {
@@ -273,7 +282,7 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
         let _ = self.changed.send(());
-        shut_down(&[session]).await
+        self.stops.track_future(shut_down(&[session])).await
     }
 
     /// Stop every session of this process at once (see [`shut_down`]), after
@@ -287,6 +296,13 @@ impl Sessions {
             .is_err()
         {
             tracing::warn!("launches under way did not finish within {LAUNCH_CLEANUP:?}");
+        }
+        self.stops.close();
+        if tokio::time::timeout(LAUNCH_CLEANUP, self.stops.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("stops under way did not finish within {LAUNCH_CLEANUP:?}");
         }
         let all: Vec<Arc<Session>> = self
             .map
@@ -320,25 +336,32 @@ impl Sessions {
                 "list them with list_sessions",
             ));
         }
+        let egress = session
+            .stream
+            .gate
+            .as_ref()
+            .map(|g| g.log.tail(tail))
+            .unwrap_or_default();
         Ok(Logs {
             session: session.id.clone(),
             servers,
             supervisor: session.stream.log.tail(tail),
-            egress: session
-                .stream
-                .gate
-                .as_ref()
-                .map(|g| g.log.tail(tail))
-                .unwrap_or_default(),
+            egress_note: egress
+                .is_empty()
+                .then(|| super::policy::egress_note(&session.isolation)),
+            egress,
         })
     }
 
     /// The tools of ready servers, under their exported names, at most
     /// `room` of them (sessions in order of id); the rest are left out with a
     /// warning, and call_tool still reaches them.
-    pub fn tools(&self, room: usize) -> Vec<Tool> {
+    pub fn tools(&self, room: usize, principal: Option<&str>) -> Vec<Tool> {
         let mut out = Vec::new();
         for s in self.all() {
+            if !self.visible(&s.id, principal) {
+                continue;
+            }
             for (name, child) in &s.servers {
                 let tools = child.tools();
                 if out.len() + tools.len() > room {
@@ -364,18 +387,42 @@ impl Sessions {
         out
     }
 
-    /// The tools of every ready server that match `query` (every word of it,
-    /// in the name, the server's name or the description), best first, at
-    /// most `limit`; and how many matched in all.
-    pub fn find_tools(&self, query: &str, limit: usize) -> (Vec<super::FoundTool>, usize) {
-        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    /// The tools of every ready server of the sessions `principal` may see
+    /// ranked against `query` (see `proxy::search`): those that share a word
+    /// with it, best first, at most `limit`, and how many did in all; when
+    /// none did, the names spelled most like it, and a note that says so. An
+    /// empty query lists every tool. Other principals' tools count nowhere,
+    /// not even in the words' weights.
+    pub fn find_tools(
+        &self,
+        query: &str,
+        limit: usize,
+        principal: Option<&str>,
+    ) -> Result<super::FoundTools> {
+        let parsed = search::Query::parse(query).map_err(|reason| {
+            Error::invalid(
+                "find_tools query",
+                format!("of {} bytes", query.len()),
+                reason,
+                "ask with a few words of what the tool does or is called",
+            )
+        })?;
+        let mut sessions = self.all();
+        sessions.retain(|s| self.visible(&s.id, principal));
+        let mut stats = parsed.stats();
+        for s in &sessions {
+            for child in s.servers.values() {
+                child.with_catalog(|c| c.docs.iter().for_each(|d| parsed.tally(&mut stats, d)));
+            }
+        }
         let mut found = Vec::new();
-        for s in self.all() {
-            for (name, child) in &s.servers {
-                child.with_tools(|tools| {
-                    for t in tools {
-                        if let Some(score) = crate::proxy::tools::score(&words, name, t) {
-                            found.push((score, s.id.clone(), name.clone(), t.clone()));
+        for s in &sessions {
+            for (server, child) in &s.servers {
+                child.with_catalog(|c| {
+                    for (t, d) in c.tools.iter().zip(&c.docs) {
+                        let score = parsed.score(&stats, d);
+                        if score > 0.0 || parsed.is_empty() {
+                            found.push((score, s, server, t.clone()));
                         }
                     }
                 });
@@ -383,20 +430,75 @@ impl Sessions {
         }
         let total = found.len();
         // Best first; among equals, in order of session, server and tool.
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.sort_by(|a, b| b.0.total_cmp(&a.0));
         let tools = found
             .into_iter()
             .take(limit)
-            .map(|(_, session, server, t)| super::FoundTool {
-                name: names::exported(&session, &server, &t.name),
+            .map(|(score, s, server, t)| super::FoundTool {
+                name: names::exported(&s.id, server, &t.name),
                 upstream: t.name.to_string(),
+                score: (score * 1000.0).round() / 1000.0,
                 description: t.description.as_ref().map(|d| d.to_string()),
                 input_schema: (*t.input_schema).clone(),
-                session,
-                server,
+                session: s.id.clone(),
+                server: server.clone(),
             })
             .collect();
-        (tools, total)
+        let (near, note) = if total > 0 {
+            (Vec::new(), None)
+        } else {
+            self.near_misses(&parsed, &sessions, stats.docs())
+        };
+        Ok(super::FoundTools {
+            tools,
+            total,
+            near,
+            note,
+        })
+    }
+
+    /// When no tool of `sessions` (`tools` in all) matched `query`: the names
+    /// of the [`NEAR_MISSES`] spelled most like it, and a note saying so.
+    fn near_misses(
+        &self,
+        query: &search::Query,
+        sessions: &[Arc<Session>],
+        tools: usize,
+    ) -> (Vec<String>, Option<String>) {
+        if tools == 0 {
+            return (
+                Vec::new(),
+                Some(
+                    "no session has a ready server with tools: launch one with launch_session, or see list_sessions for servers that did not start".into(),
+                ),
+            );
+        }
+        let mut near = Vec::new();
+        for s in sessions {
+            for (server, child) in &s.servers {
+                child.with_catalog(|c| {
+                    for (t, d) in c.tools.iter().zip(&c.docs) {
+                        let nearness = query.nearness(d);
+                        if nearness >= NEAR_ENOUGH {
+                            near.push((nearness, names::exported(&s.id, server, &t.name)));
+                        }
+                    }
+                });
+            }
+        }
+        near.sort_by(|a, b| b.0.total_cmp(&a.0));
+        near.truncate(NEAR_MISSES);
+        let said = query.words().join(" ");
+        let note = if near.is_empty() {
+            format!(
+                "none of the {tools} tools shares a word with `{said}`, and no tool's name is spelled like it; ask with other words, or with an empty query to list every tool"
+            )
+        } else {
+            format!(
+                "none of the {tools} tools shares a word with `{said}`; `near` names the tools whose names are spelled most like it"
+            )
+        };
+        (near.into_iter().map(|(_, name)| name).collect(), Some(note))
     }
 
     /// Find an exported tool name: (session, server, upstream tool name).
@@ -490,68 +592,9 @@ impl Sessions {
     }
 }
 
-/// How long `stop_all` waits for cancelled launches to clean up.
+/// How long `stop_all` waits for cancelled launches to clean up, and for
+/// stops under way.
 const LAUNCH_CLEANUP: Duration = Duration::from_secs(30);
-
-/// How long a stopped server gets to exit after its stdin closes.
-const GRACE: Duration = Duration::from_secs(1);
-
-/// How long a closed session's podman gets to exit (its supervisor stops
-/// what still runs within 2 s) before the container is removed by force.
-const END: Duration = Duration::from_secs(5);
-
-/// The MCP stdio shutdown, for every server of `sessions` at once: close its
-/// stdin and give it [`GRACE`] to exit; then close each session's stream (its
-/// supervisor stops what still runs and exits, and `podman run --rm` removes
-/// the container). A container whose podman does not exit is removed by force.
-pub(super) async fn shut_down(sessions: &[Arc<Session>]) -> Result<()> {
-    let mut exits = tokio::task::JoinSet::new();
-    for child in sessions.iter().flat_map(|s| s.servers.values()) {
-        let child = child.clone();
-        exits.spawn(async move { child.shut_down(GRACE).await });
-    }
-    while exits.join_next().await.is_some() {}
-    end(sessions).await
-}
-
-/// Close the streams of `sessions`, and remove the containers whose podman
-/// did not exit within [`END`].
-async fn end(sessions: &[Arc<Session>]) -> Result<()> {
-    let mut closed = tokio::task::JoinSet::new();
-    for s in sessions {
-        let s = s.clone();
-        closed.spawn(async move {
-            (!s.stream.close(END).await).then(|| (s.engine.clone(), s.container.clone()))
-        });
-    }
-    let mut remove: Vec<(Arc<crate::engine::engines::Engine>, String)> = Vec::new();
-    while let Some(joined) = closed.join_next().await {
-        if let Ok(Some(left)) = joined {
-            remove.push(left);
-        }
-    }
-    let mut result = Ok(());
-    for (engine, names) in by_engine(remove) {
-        if let Err(e) = engine.podman.remove(&names).await {
-            result = Err(e);
-        }
-    }
-    result
-}
-
-/// Container names grouped by the engine they are on.
-pub(super) fn by_engine(
-    all: Vec<(Arc<crate::engine::engines::Engine>, String)>,
-) -> Vec<(Arc<crate::engine::engines::Engine>, Vec<String>)> {
-    let mut grouped: Vec<(Arc<crate::engine::engines::Engine>, Vec<String>)> = Vec::new();
-    for (engine, name) in all {
-        match grouped.iter_mut().find(|(e, _)| Arc::ptr_eq(e, &engine)) {
-            Some((_, names)) => names.push(name),
-            None => grouped.push((engine, vec![name])),
-        }
-    }
-    grouped
-}
 
 /// Whenever a child dies: end the containers of sessions left without a
 /// ready server (a hung server would keep running). The session stays

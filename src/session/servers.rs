@@ -1,15 +1,17 @@
 //! A session's servers: starting each as a stream of the session's
 //! container (once more with `initialize` only when one failed the
-//! `server/discover` probe), and, when none came up, why and what to do:
-//! for a provisioned package that failed on today's dependencies, the launch
-//! resolved as of its publication.
+//! `server/discover` probe); each failure diagnosed (`diagnose`), and, when
+//! none came up, why and what to do: for a provisioned package that failed
+//! on today's dependencies, the launch resolved as of its publication.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::LaunchInput;
-use super::registry::{Session, Sessions};
+use super::diagnose::{self, Diagnosis};
+use super::live::Session;
+use super::registry::Sessions;
 use super::stream::SessionStream;
 use crate::Error;
 use crate::image::Progress;
@@ -17,6 +19,43 @@ use crate::labels::ServerSpec;
 use crate::proxy::{Child, StartSpec, Status};
 
 impl Sessions {
+    /// Diagnose each server of `servers` that failed to start (the image's
+    /// labels asked of podman only then) and add the cause and fix to its
+    /// reason, as `list_sessions` and the launch's error show it.
+    pub(super) async fn diagnose(
+        &self,
+        servers: &BTreeMap<String, Arc<Child>>,
+        image_id: &str,
+        isolation: &super::Isolation,
+    ) -> BTreeMap<String, Diagnosis> {
+        if servers.values().all(|c| c.is_ready()) {
+            return BTreeMap::new();
+        }
+        let labels = crate::image::inspect_labels(image_id)
+            .await
+            .map(|i| i.labels)
+            .unwrap_or_default();
+        let ctx = diagnose::Context {
+            labels,
+            mounts: isolation.mounts.clone(),
+            mount_roots: self.policy.mount_roots.clone(),
+            allowed_env: self.policy.allowed_env.clone(),
+            allowed_egress: self
+                .policy
+                .allow_egress
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        };
+        let found = diagnose::each(servers, &ctx);
+        for (name, d) in &found {
+            if let Some(child) = servers.get(name) {
+                child.explain(&d.said());
+            }
+        }
+        found
+    }
+
     /// Start each server of `chosen` as a stream of `stream`, in parallel;
     /// one failing leaves the others.
     pub(super) async fn start_servers(
@@ -97,8 +136,12 @@ impl Sessions {
     }
 }
 
-/// Why each server of a session failed: its reason, exit code and stderr tail.
-pub(super) fn no_server_ready(session: &Session) -> String {
+/// Why each server of a session failed: its reason (with the cause
+/// `diagnoses` found, its fix left to the error's), exit code and stderr tail.
+pub(super) fn no_server_ready(
+    session: &Session,
+    diagnoses: &BTreeMap<String, Diagnosis>,
+) -> String {
     session
         .servers
         .iter()
@@ -108,7 +151,15 @@ pub(super) fn no_server_ready(session: &Session) -> String {
                 reason,
                 exit_code,
                 stderr_tail,
+                ..
             } => {
+                let reason = match diagnoses.get(name) {
+                    Some(d) => reason
+                        .strip_suffix(&d.said())
+                        .map(|r| format!("{r}: {}", d.cause))
+                        .unwrap_or(reason),
+                    None => reason,
+                };
                 let mut line = format!("server `{name}`: {reason}");
                 if let Some(code) = exit_code
                     && !reason.contains(&format!("code {code}"))
@@ -129,6 +180,26 @@ pub(super) fn no_server_ready(session: &Session) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The fix for a session none of whose servers came up: each diagnosed
+/// server's fix (named by server when they differ), else the generic one.
+pub(super) fn start_failure_fix(diagnoses: &BTreeMap<String, Diagnosis>) -> String {
+    let mut fixes: Vec<(&String, &String)> = Vec::new();
+    for (server, d) in diagnoses {
+        if !fixes.iter().any(|(_, f)| **f == d.fix) {
+            fixes.push((server, &d.fix));
+        }
+    }
+    match fixes.as_slice() {
+        [] => Error::NO_SERVER_READY_FIX.to_string(),
+        [(_, fix)] => fix.to_string(),
+        many => many
+            .iter()
+            .map(|(server, fix)| format!("for server `{server}`, {fix}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 /// The launch to try again when a package provisioned with today's
@@ -159,27 +230,6 @@ pub(super) fn as_of_publication(
     request.resolve_as_of = Some("published".into());
     asked.provision = Some(request);
     Some(asked)
-}
-
-/// The fix for a session none of whose servers came up: for a provisioned
-/// image whose servers failed on a dependency, the installed versions and
-/// `resolve_as_of` or a pin (asked of the image's labels only then).
-pub(super) async fn start_failure_fix(session: &Session, image_id: &str) -> String {
-    let stderr: String = session
-        .servers
-        .values()
-        .filter_map(|child| match child.status() {
-            Status::Failed { stderr_tail, .. } => Some(stderr_tail + "\n"),
-            Status::Ready => None,
-        })
-        .collect();
-    if crate::provision::drift::looks_like_drift(&stderr)
-        && let Ok(image) = crate::image::inspect_labels(image_id).await
-        && let Some(fix) = crate::provision::drift::fix(&image.labels, &stderr)
-    {
-        return fix;
-    }
-    Error::NO_SERVER_READY_FIX.to_string()
 }
 
 /// Say how a server came up.

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::egress::gate::Gate;
 use crate::engine::podman;
 use crate::engine::process::BoundedLines;
-use crate::proxy::log::{LINE_BYTES, LogRing};
+use crate::logging::ring::{LINE_BYTES, LogRing};
 use crate::proxy::{NotStarted, ServerIo};
 use crate::{Error, Result};
 

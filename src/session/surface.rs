@@ -3,6 +3,11 @@
 //! (`mcpod://sessions/<session>/servers/<server>/<uri>`), completions routed
 //! by their reference, resource subscriptions and the log level. Tools and
 //! calls are in `registry.rs`.
+//!
+//! Each takes the caller's principal (`None` over stdio, which reaches every
+//! session): lists hold only the items of sessions it may see, and a name or
+//! URI of another principal's session is answered as one of a session that
+//! does not exist (see [`Sessions::visible`]).
 
 // Logging is deprecated by 2026-07-28, and still forwarded.
 #![allow(deprecated)]
@@ -31,9 +36,10 @@ fn note(session: &str, server: &str, upstream: &str) -> String {
 }
 
 impl Sessions {
-    /// The prompts of every ready server, under their exported names.
-    pub fn prompts(&self) -> Vec<Prompt> {
-        self.each_child(|session, server, child| {
+    /// The prompts of every ready server `principal` may see, under their
+    /// exported names.
+    pub fn prompts(&self, principal: Option<&str>) -> Vec<Prompt> {
+        self.each_child(principal, |session, server, child| {
             child
                 .prompts()
                 .into_iter()
@@ -50,9 +56,10 @@ impl Sessions {
         })
     }
 
-    /// The resources of every ready server, under their exported URIs.
-    pub fn resources(&self) -> Vec<Resource> {
-        self.each_child(|session, server, child| {
+    /// The resources of every ready server `principal` may see, under their
+    /// exported URIs.
+    pub fn resources(&self, principal: Option<&str>) -> Vec<Resource> {
+        self.each_child(principal, |session, server, child| {
             child
                 .resources()
                 .into_iter()
@@ -64,9 +71,10 @@ impl Sessions {
         })
     }
 
-    /// The resource templates of every ready server, under their exported URIs.
-    pub fn templates(&self) -> Vec<ResourceTemplate> {
-        self.each_child(|session, server, child| {
+    /// The resource templates of every ready server `principal` may see,
+    /// under their exported URIs.
+    pub fn templates(&self, principal: Option<&str>) -> Vec<ResourceTemplate> {
+        self.each_child(principal, |session, server, child| {
             child
                 .templates()
                 .into_iter()
@@ -78,10 +86,18 @@ impl Sessions {
         })
     }
 
-    /// `f` of each server of each session, in order, joined.
-    fn each_child<T>(&self, f: impl Fn(&str, &str, &Child) -> Vec<T>) -> Vec<T> {
+    /// `f` of each server of each session `principal` may see, in order,
+    /// joined.
+    fn each_child<T>(
+        &self,
+        principal: Option<&str>,
+        f: impl Fn(&str, &str, &Child) -> Vec<T>,
+    ) -> Vec<T> {
         let mut out = Vec::new();
         for s in self.all() {
+            if !self.visible(&s.id, principal) {
+                continue;
+            }
             for (name, child) in &s.servers {
                 out.extend(f(&s.id, name, child));
             }
@@ -89,9 +105,15 @@ impl Sessions {
         out
     }
 
-    /// An exported prompt name: (session, server, the child's name).
-    fn resolve_prompt(&self, exported: &str) -> Result<(String, String, String), String> {
+    /// An exported prompt name of a session `principal` may see: (session,
+    /// server, the child's name).
+    fn resolve_prompt(
+        &self,
+        exported: &str,
+        principal: Option<&str>,
+    ) -> Result<(String, String, String), String> {
         let found = self.resolve_in(exported, |c| &c.prompts, |p| &p.name);
+        let found = found.filter(|(session, ..)| self.visible(session, principal));
         found.ok_or_else(|| {
             format!(
                 "unknown prompt `{exported}`; list the prompts again (sessions may have stopped)"
@@ -100,15 +122,26 @@ impl Sessions {
     }
 
     /// Where a resource URI goes: (session, server, the child's URI). An
-    /// exported URI names them; any other is routed to the one server that
-    /// lists it, or the one server that offers resources at all.
-    fn route_uri(&self, uri: &str) -> Result<(String, String, String), String> {
+    /// exported URI names them (another principal's session is refused as
+    /// one that does not exist); any other is routed to the one server of
+    /// the sessions `principal` may see that lists it, or the one that
+    /// offers resources at all.
+    fn route_uri(
+        &self,
+        uri: &str,
+        principal: Option<&str>,
+    ) -> Result<(String, String, String), String> {
         if let Some((session, server, inner)) = names::parse_resource_uri(uri) {
+            self.check_visible(session, principal)
+                .map_err(|e| e.to_string())?;
             return Ok((session.into(), server.into(), inner.into()));
         }
         let mut listing = Vec::new();
         let mut offering = Vec::new();
         for s in self.all() {
+            if !self.visible(&s.id, principal) {
+                continue;
+            }
             for (name, child) in &s.servers {
                 if !child.is_ready() || child.offers().resources.is_none() {
                     continue;
@@ -154,16 +187,17 @@ impl Sessions {
         child.request(what, request, relay, cancel).await
     }
 
-    /// `prompts/get` of an exported prompt name.
-    /// The child's requests to the agent meanwhile go to `inputs`, when given.
+    /// `prompts/get` of an exported prompt name of a session `principal`
+    /// may see. The child's requests to the agent meanwhile go to `inputs`,
+    /// when given.
     pub async fn get_prompt(
         &self,
-        exported: &str,
+        (exported, principal): (&str, Option<&str>),
         arguments: Option<JsonObject>,
         inputs: Option<Inputs>,
         cancel: CancellationToken,
     ) -> Result<GetPromptResult, String> {
-        let (session, server, prompt) = self.resolve_prompt(exported)?;
+        let (session, server, prompt) = self.resolve_prompt(exported, principal)?;
         let mut params = GetPromptRequestParams::new(&prompt);
         params.arguments = arguments;
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
@@ -184,15 +218,15 @@ impl Sessions {
         }
     }
 
-    /// `resources/read` of a resource URI (see `route_uri`); the contents
-    /// come back under exported URIs.
+    /// `resources/read` of a resource URI, for `principal` (see
+    /// `route_uri`); the contents come back under exported URIs.
     pub async fn read_resource(
         &self,
-        uri: &str,
+        (uri, principal): (&str, Option<&str>),
         inputs: Option<Inputs>,
         cancel: CancellationToken,
     ) -> Result<ReadResourceResult, String> {
-        let (session, server, inner) = self.route_uri(uri)?;
+        let (session, server, inner) = self.route_uri(uri, principal)?;
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(
             ReadResourceRequestParams::new(&inner),
         ));
@@ -220,20 +254,22 @@ impl Sessions {
         }
     }
 
-    /// `completion/complete`, to the server its prompt or resource names.
+    /// `completion/complete`, to the server its prompt or resource names
+    /// (of a session `principal` may see).
     pub async fn complete(
         &self,
         mut params: CompleteRequestParams,
+        principal: Option<&str>,
         cancel: CancellationToken,
     ) -> Result<CompleteResult, String> {
         let (session, server) = match &mut params.r#ref {
             Reference::Prompt(prompt) => {
-                let (session, server, upstream) = self.resolve_prompt(&prompt.name)?;
+                let (session, server, upstream) = self.resolve_prompt(&prompt.name, principal)?;
                 prompt.name = upstream;
                 (session, server)
             }
             Reference::Resource(resource) => {
-                let (session, server, inner) = self.route_uri(&resource.uri)?;
+                let (session, server, inner) = self.route_uri(&resource.uri, principal)?;
                 resource.uri = inner;
                 (session, server)
             }
@@ -259,9 +295,15 @@ impl Sessions {
         }
     }
 
-    /// Subscribe to (or unsubscribe from) a resource's updates at its server.
-    pub async fn subscribe_resource(&self, uri: &str, on: bool) -> Result<(), String> {
-        let (session, server, inner) = self.route_uri(uri)?;
+    /// Subscribe to (or unsubscribe from) a resource's updates at its
+    /// server, for `principal` (see `route_uri`).
+    pub async fn subscribe_resource(
+        &self,
+        uri: &str,
+        on: bool,
+        principal: Option<&str>,
+    ) -> Result<(), String> {
+        let (session, server, inner) = self.route_uri(uri, principal)?;
         let (s, child) = self.server_of(&session, &server)?;
         if child.offers().resources.as_ref().and_then(|r| r.subscribe) != Some(true) {
             return Err(format!(
@@ -270,6 +312,12 @@ impl Sessions {
         }
         let _permit = s.permit()?;
         child.subscribe_resource(&inner, on).await
+    }
+
+    /// Whether `principal` may hear of updates of `uri`: updates carry
+    /// exported URIs, and one of a session it may not see is not its to hear.
+    pub fn may_hear(&self, uri: &str, principal: Option<&str>) -> bool {
+        names::parse_resource_uri(uri).is_none_or(|(session, ..)| self.visible(session, principal))
     }
 
     /// The agent's log level: kept for servers that start later, and sent

@@ -48,10 +48,24 @@ pub async fn proxy(
     Ok(())
 }
 
-/// Listen on `127.0.0.1:listen` and send every connection to the forward's
-/// destination; returns once bound.
+/// Listen on `127.0.0.1:listen` (and `[::1]:listen` where the container
+/// has IPv6 loopback, so a client that dials `localhost` as `::1` first
+/// reaches it too) and send every connection to the forward's destination;
+/// returns once bound.
 pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", forward.listen)).await?;
+    match TcpListener::bind(("::1", forward.listen)).await {
+        Ok(v6) => accept_forward(v6, forward.clone(), opener.clone()),
+        Err(e) => eprintln!(
+            "mcpod-supervisor: port forward {}: not on [::1] ({e}); on 127.0.0.1 only",
+            forward.listen
+        ),
+    }
+    accept_forward(listener, forward, opener);
+    Ok(())
+}
+
+fn accept_forward(listener: TcpListener, forward: Forward, opener: mux::Opener) {
     tokio::spawn(async move {
         let from = format!("forward:{}", forward.listen);
         while let Ok((mut client, _)) = listener.accept().await {
@@ -64,7 +78,6 @@ pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<(
             });
         }
     });
-    Ok(())
 }
 
 /// A stream to `host:port` through mcpod's gate, or the rule that refused it.

@@ -77,6 +77,9 @@ async def try_server(entry: dict, opts, state_dir: Path, scratch: Path) -> dict:
                         text = text_of(result)
                     else:
                         sid = row["session"] = info["session"]
+                        # The launch answers with less; the session's detail has the rest.
+                        listed = await session.call_tool("list_sessions", {"session": sid})
+                        info = (listed.structuredContent or {}).get("detail") or info
                         report = info.get("servers", {}).get(name, {})
                         row["provisioned"] = (info.get("provisioned") or {}).get("reference")
                         try:

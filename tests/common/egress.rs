@@ -162,7 +162,7 @@ pub fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
 pub fn launch(server: &mut Server, id: u64, args: Value) -> Value {
     let result = server.call(id, "launch_session", args);
     assert_ne!(result["isError"], true, "launch failed: {result}");
-    result["structuredContent"].clone()
+    server.detail_of(id, &result)
 }
 
 pub fn session_of(info: &Value) -> String {
@@ -178,6 +178,26 @@ pub fn egress_log(server: &mut Server, id: u64, session: &str) -> Vec<Value> {
         .flatten()
         .filter_map(|l| serde_json::from_str(l.as_str()?).ok())
         .collect()
+}
+
+/// A session's egress records once `done` holds of them: a connection's
+/// record is written when it closes, which may come a moment after the
+/// exchange through it returned. At most 10 s, then the records as they are.
+pub fn egress_log_when(
+    server: &mut Server,
+    id: u64,
+    session: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut records = egress_log(server, id, session);
+    for _ in 0..50 {
+        if done(&records) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        records = egress_log(server, id, session);
+    }
+    records
 }
 
 /// The records of the audit file at `path`.

@@ -7,6 +7,7 @@ pub mod host;
 pub mod hostile;
 pub mod labels;
 pub mod rpc;
+pub mod store;
 
 use std::path::Path;
 use std::process::Command;
@@ -53,6 +54,23 @@ pub fn write(root: &Path, path: &str, content: &str) {
 }
 
 /// `podman ARGS...`, which must succeed; the lines it prints.
+/// The build containers (`mcpod-build-…`) that exist for what `building`
+/// names (a package, as their `io.mcpod.build` label shows it): other tests
+/// build at the same time, so a test asks only about its own.
+pub fn build_containers(building: &str) -> Vec<String> {
+    podman_lines(&[
+        "ps",
+        "--all",
+        "--filter",
+        "label=io.mcpod.build",
+        "--format",
+        "{{.Names}} {{index .Labels \"io.mcpod.build\"}}",
+    ])
+    .into_iter()
+    .filter(|line| line.contains(building))
+    .collect()
+}
+
 pub fn podman_lines(args: &[&str]) -> Vec<String> {
     // A listing can fail while another process removes a container or an
     // image (podman's storage has no lock across it): try it again.

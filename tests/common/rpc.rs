@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use super::host::HostLock;
 
+/// Request ids [`Server::detail_of`] adds to the launch's, apart from a test's own.
+pub const DETAIL_IDS: u64 = 1_000_000;
+
 pub struct Server {
     pub child: Child,
     /// Held shared while this mcpod runs (see [`HostLock`]); `None` when the
@@ -301,6 +304,40 @@ impl Server {
             .iter()
             .filter_map(|t| t["name"].as_str().map(str::to_string))
             .collect()
+    }
+
+    /// A session's whole detail, `list_sessions {"session": ID}` under
+    /// request id `id` (launch_session answers with less: see src/budget.rs).
+    pub fn detail(&mut self, id: u64, session: &str) -> Value {
+        let listed = self.call(id, "list_sessions", json!({"session": session}));
+        let detail = listed["structuredContent"]["detail"].clone();
+        assert!(detail.is_object(), "list_sessions of {session}: {listed}");
+        detail
+    }
+
+    /// The detail of the session a launch_session result names, asked under
+    /// request id `id + DETAIL_IDS`; the result itself when it is an error.
+    pub fn detail_of(&mut self, id: u64, launched: &Value) -> Value {
+        match launched["structuredContent"]["session"].as_str() {
+            Some(session) if launched["isError"] != true => {
+                let session = session.to_string();
+                self.detail(id + DETAIL_IDS, &session)
+            }
+            _ => launched.clone(),
+        }
+    }
+
+    /// launch_session, then its session's whole detail (see [`Self::detail_of`]);
+    /// panics when the launch failed.
+    pub fn launch_detail(&mut self, id: u64, arguments: Value) -> Value {
+        let launched = self.call(id, "launch_session", arguments);
+        assert_ne!(
+            launched["isError"],
+            true,
+            "launch_session: {}",
+            text_of(&launched)
+        );
+        self.detail_of(id, &launched)
     }
 
     pub fn call(&mut self, id: u64, tool: &str, arguments: Value) -> Value {

@@ -1,6 +1,8 @@
 """The MCP clients' own CLIs against the real mcpod, registered the way a user does it: with
 `mcpod config --client X --write` into the client's own file, approved or trusted the way each
 client documents, then the client's `mcp list` / `mcp get`, which start mcpod and connect.
+The shared-mode tests (`*_http_*`) register `mcpod config --client X --url URL` instead, which
+points the client at one running `mcpod serve --listen` with its token in the environment.
 
 The CLIs (pinned in clients/package.json, with node 22 from npm) are installed by
 tests/interop/run into clients/node_modules; MCPOD_CLIENTS_BIN names its .bin. Each test gets
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +148,104 @@ def test_gemini_connects_in_a_trusted_folder(user):
     out = listed.stdout + listed.stderr
     assert re.search(r"mcpod: mcpod serve --root \. \(stdio\) - Connected", out), out
     report("gemini mcp list: mcpod Connected from .gemini/settings.json", who=f"gemini-cli {version_of('@google/gemini-cli')}")
+
+
+@pytest.fixture
+def shared(user, tmp_path):
+    """One `mcpod serve --listen 127.0.0.1:0` for the user (it starts no container until a tool
+    launches a session) and a token made for it, which the client gets as MCPOD_TOKEN."""
+    log = tmp_path / "serve.log"
+    with open(log, "w") as err:
+        serve = subprocess.Popen(
+            [str(MCPOD), "serve", "--listen", "127.0.0.1:0", "--root", str(user["project"])],
+            env=user["env"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"serving MCP over HTTP on (http://127\.0\.0\.1:\d+/mcp)", log.read_text())):
+            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        token = run(user, "mcpod", "token", "create", "alice").stdout.strip()
+        assert token.startswith("mcpod_"), token
+        yield {"url": found.group(1), "token": token}
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
+
+
+def with_token(user, token: str, name: str = "MCPOD_TOKEN") -> dict:
+    """The user's environment with the token in `name`, as the client would start."""
+    return {**user, "env": {**user["env"], name: token}}
+
+
+def test_claude_code_http_entry_connects_with_the_token_from_the_environment(user, shared):
+    project, url, token = user["project"], shared["url"], shared["token"]
+    mcpod_config(user, "--client", "claude-code", "--url", url, "--write")
+    text = (project / ".mcp.json").read_text()
+    assert token not in text, text
+    entry = json.loads(text)["mcpServers"]["mcpod"]
+    assert entry == {"type": "http", "url": url, "headers": {"Authorization": "Bearer ${MCPOD_TOKEN}"}}, entry
+
+    # The same approval as the stdio entry: the folder trusted and the server approved.
+    claude_json = user["home"] / ".claude.json"
+    state = json.loads(claude_json.read_text()) if claude_json.exists() else {}
+    state.setdefault("projects", {})[str(project)] = {"hasTrustDialogAccepted": True}
+    claude_json.write_text(json.dumps(state))
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.local.json").write_text(json.dumps({"enabledMcpjsonServers": ["mcpod"]}))
+
+    got = run(with_token(user, token), "claude", "mcp", "get", "mcpod").stdout
+    assert "Status: ✔ Connected" in got and "Type: http" in got and f"URL: {url}" in got, got
+    assert "Authorization: Bearer ${MCPOD_TOKEN}" in got and token not in got, got
+    # The header is what authenticates: another value is refused by mcpod.
+    wrong = run(with_token(user, "mcpod_" + "0" * 64), "claude", "mcp", "list").stdout
+    assert "Failed to connect" in wrong and "401" in wrong, wrong
+    report(f"claude mcp get: mcpod ✔ Connected over HTTP ({url}), Bearer ${{MCPOD_TOKEN}}", who=f"claude-code {version_of('@anthropic-ai/claude-code')}")
+
+
+def test_codex_http_entry_replaces_the_stdio_one(user):
+    # `codex mcp list` reads the config without connecting, so no server is needed here.
+    url = "http://127.0.0.1:8765/mcp"
+    mcpod_config(user, "--client", "codex", "--write")
+    mcpod_config(user, "--client", "codex", "--url", url, "--token-env", "TEAM_TOKEN", "--write")
+    config = (user["home"] / ".codex" / "config.toml").read_text()
+    assert "command" not in config and "args" not in config, config
+    listed = {s["name"]: s for s in json.loads(run(user, "codex", "mcp", "list", "--json").stdout)}
+    mcpod = listed["mcpod"]
+    assert mcpod["transport"]["type"] == "streamable_http", mcpod
+    assert mcpod["transport"]["url"] == url and mcpod["transport"]["bearer_token_env_var"] == "TEAM_TOKEN", mcpod
+    assert mcpod["tool_timeout_sec"] == 900 and mcpod["enabled"] is True, mcpod
+    got = run(user, "codex", "mcp", "get", "mcpod").stdout
+    assert "transport: streamable_http" in got and "bearer_token_env_var: TEAM_TOKEN" in got, got
+
+    # And back: the stdio entry drops what only HTTP has (Codex refuses a table that mixes them).
+    mcpod_config(user, "--client", "codex", "--write")
+    back = {s["name"]: s for s in json.loads(run(user, "codex", "mcp", "list", "--json").stdout)}
+    assert back["mcpod"]["transport"]["type"] == "stdio", back
+    version = run(user, "codex", "--version").stdout.strip()
+    report(f"codex mcp list --json: mcpod streamable_http {url}, bearer_token_env_var TEAM_TOKEN", who=version)
+
+
+def test_gemini_http_entry_connects_in_a_trusted_folder(user, shared):
+    project, url, token = user["project"], shared["url"], shared["token"]
+    mcpod_config(user, "--client", "gemini", "--url", url, "--write")
+    text = (project / ".gemini" / "settings.json").read_text()
+    assert token not in text, text
+    entry = json.loads(text)["mcpServers"]["mcpod"]
+    assert entry == {"httpUrl": url, "headers": {"Authorization": "Bearer ${MCPOD_TOKEN}"}, "timeout": 900000}, entry
+
+    (user["home"] / ".gemini").mkdir(exist_ok=True)
+    (user["home"] / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(project): "TRUST_FOLDER"}))
+    listed = run(with_token(user, token), "gemini", "mcp", "list")
+    out = listed.stdout + listed.stderr
+    assert f"mcpod: {url} (http) - Connected" in out and token not in out, out
+    refused = run(with_token(user, "mcpod_" + "0" * 64), "gemini", "mcp", "list")
+    assert f"mcpod: {url} (http) - Disconnected" in refused.stdout + refused.stderr, refused
+    report(f"gemini mcp list: mcpod Connected over HTTP ({url}), Bearer ${{MCPOD_TOKEN}}", who=f"gemini-cli {version_of('@google/gemini-cli')}")
 
 
 def inspector(user, *args: str) -> subprocess.CompletedProcess:

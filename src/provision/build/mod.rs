@@ -17,7 +17,10 @@
 //! is streamed, never kept whole; past [`MAX_LOG_BYTES`] the build is
 //! stopped).
 
+pub mod sdist;
 pub mod toolchain;
+pub mod warm;
+pub mod wheel;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -30,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use super::Progressed;
 use super::bases::Base;
 use crate::engine::process::Invocation;
+use crate::engine::userns::UserMode;
 use crate::image::isolation::{self, BuildPolicy};
-use crate::session::userns::UserMode;
 use crate::{Error, Result};
 
 /// How long one tree's install scripts may take, all together.
@@ -268,40 +271,11 @@ async fn build_once(
         names.join(", ")
     ));
     let container = format!("mcpod-build-{}", crate::engine::nonce());
-    let args = run_args(app, &toolchain.image_id, &container, user, &rebuild);
-    let log = Arc::new(Mutex::new(Log::default()));
-    let stop = cancel.child_token();
-    let sink = {
-        let (log, stop, say) = (log.clone(), stop.clone(), progress.say.clone());
-        Box::new(move |line: &str| {
-            let Ok(mut log) = log.lock() else { return };
-            if let Some(shown) = log.push(line) {
-                (say)(shown);
-            }
-            if log.bytes > MAX_LOG_BYTES {
-                stop.cancel();
-            }
-        })
-    };
-    let ran = Invocation::new("podman")
-        .args(args)
-        .timeout(DEADLINE + Duration::from_secs(60))
-        .cancel_on(stop)
-        .on_line(sink)
-        .status()
-        .await;
-    if ran.is_err() {
-        // Stopped (deadline, cancel, log bound): podman may not have removed it.
-        let _ = Invocation::new("podman")
-            .args(["rm", "--force", "--ignore", "--time=0", "--", &container])
-            .timeout(Duration::from_secs(120))
-            .run()
-            .await;
-    }
+    let args = run_args(app, &toolchain.image_id, &container, user, &rebuild, &names);
+    let (ran, log) = run_logged(args, &container, DEADLINE, progress, cancel).await;
     let handed_back = hand_back(app).await;
-    let log = log.lock().map(|l| l.clone()).unwrap_or_default();
     let status = match ran {
-        Ok((status, _)) => status,
+        Ok(status) => status,
         Err(Error::Cancelled { .. }) if !cancel.is_cancelled() => {
             return Err(Error::invalid(
                 "package",
@@ -371,38 +345,21 @@ fn run_args(
     container: &str,
     user: &UserMode,
     packages: &[String],
+    shown: &[String],
 ) -> Vec<String> {
-    let policy = BuildPolicy {
-        network: false,
-        ..isolation::policy().clone()
-    };
-    let mut a: Vec<String> = vec![
-        "run".into(),
-        "--rm".into(),
-        "--name".into(),
-        container.into(),
-        "--pull=never".into(),
-        "--read-only".into(),
-        "--security-opt=no-new-privileges".into(),
-        "--log-driver=none".into(),
-        format!("--pids-limit={}", policy.processes),
-        format!("--timeout={}", DEADLINE.as_secs()),
-        "--tmpfs=/tmp:rw,exec,size=512m,mode=1777".into(),
-        // `U`: podman hands the tree to the build's uid (and back after).
-        format!("--volume={}:{MOUNT}:rw,U", app.display()),
-        format!("--workdir={MOUNT}"),
-        // npm's debug log would be in the container's /tmp, gone with it.
-        "--env=npm_config_logs_max=0".into(),
-    ];
-    a.extend(
-        isolation::flags(&policy)
-            .into_iter()
-            .filter(|f| !f.starts_with("--cap-add")),
+    let mut a = sandbox_args(
+        container,
+        &shown.join(","),
+        &[
+            // `U`: podman hands the tree to the build's uid (and back after).
+            format!("--volume={}:{MOUNT}:rw,U", app.display()),
+            format!("--workdir={MOUNT}"),
+            // npm's debug log would be in the container's /tmp, gone with it.
+            "--env=npm_config_logs_max=0".into(),
+        ],
+        DEADLINE,
+        user,
     );
-    a.extend(user.flags());
-    if *user != UserMode::Nobody {
-        a.push(format!("--user={BUILD_USER}"));
-    }
     a.push(image.into());
     a.extend(["npm".into(), "rebuild".into(), "--".into()]);
     a.extend(packages.iter().cloned());
@@ -462,6 +419,121 @@ async fn hand_back(app: &Path) -> Result<()> {
         command: "giving the built tree back".into(),
         reason: e.to_string(),
     })?
+}
+
+/// `podman run`'s argv up to the image, for a build container: the build
+/// policy's limits with no network and no capabilities (the build runs as a
+/// non-root uid, which capabilities would not reach anyway), a read-only
+/// root, a small `/tmp`, the given volumes and options, and podman's own
+/// deadline. Its `io.mcpod.build` label names what it builds (`building`),
+/// for `podman ps --filter label=io.mcpod.build`.
+fn sandbox_args(
+    container: &str,
+    building: &str,
+    volumes: &[String],
+    deadline: Duration,
+    user: &UserMode,
+) -> Vec<String> {
+    let policy = BuildPolicy {
+        network: false,
+        ..isolation::policy().clone()
+    };
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        "--rm".into(),
+        "--name".into(),
+        container.into(),
+        format!("--label=io.mcpod.build={building}"),
+        "--pull=never".into(),
+        "--read-only".into(),
+        "--security-opt=no-new-privileges".into(),
+        "--log-driver=none".into(),
+        format!("--pids-limit={}", policy.processes),
+        format!("--timeout={}", deadline.as_secs()),
+        "--tmpfs=/tmp:rw,exec,size=512m,mode=1777".into(),
+    ];
+    a.extend(volumes.iter().cloned());
+    a.extend(
+        isolation::flags(&policy)
+            .into_iter()
+            .filter(|f| !f.starts_with("--cap-add")),
+    );
+    a.extend(user.flags());
+    if *user != UserMode::Nobody {
+        a.push(format!("--user={BUILD_USER}"));
+    }
+    a
+}
+
+/// Run a build container (`podman` with `args`, named `container`), its
+/// log streamed into a bounded [`Log`] and its first lines shown as
+/// progress; stopped past [`MAX_LOG_BYTES`] (an `Error::Cancelled` while
+/// `cancel` is not), at `deadline`, or when cancelled, and then removed.
+async fn run_logged(
+    args: Vec<String>,
+    container: &str,
+    deadline: Duration,
+    progress: &Progressed,
+    cancel: &CancellationToken,
+) -> (Result<std::process::ExitStatus>, Log) {
+    run_bounded(
+        args,
+        container,
+        deadline,
+        None,
+        MAX_LOG_BYTES,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+/// [`run_logged`] with `stdin` written to the container (then closed) and
+/// the log stopped past `max_log` bytes.
+async fn run_bounded(
+    args: Vec<String>,
+    container: &str,
+    deadline: Duration,
+    stdin: Option<Vec<u8>>,
+    max_log: u64,
+    progress: &Progressed,
+    cancel: &CancellationToken,
+) -> (Result<std::process::ExitStatus>, Log) {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let stop = cancel.child_token();
+    let sink = {
+        let (log, stop, say) = (log.clone(), stop.clone(), progress.say.clone());
+        Box::new(move |line: &str| {
+            let Ok(mut log) = log.lock() else { return };
+            if let Some(shown) = log.push(line) {
+                (say)(shown);
+            }
+            if log.bytes > max_log {
+                stop.cancel();
+            }
+        })
+    };
+    let mut invocation = Invocation::new("podman");
+    if let Some(bytes) = stdin {
+        invocation = invocation.stdin(bytes);
+    }
+    let ran = invocation
+        .args(args)
+        .timeout(deadline + Duration::from_secs(60))
+        .cancel_on(stop)
+        .on_line(sink)
+        .status()
+        .await;
+    if ran.is_err() {
+        // Stopped (deadline, cancel, log bound): podman may not have removed it.
+        let _ = Invocation::new("podman")
+            .args(["rm", "--force", "--ignore", "--time=0", "--", container])
+            .timeout(Duration::from_secs(120))
+            .run()
+            .await;
+    }
+    let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+    (ran.map(|(status, _)| status), log)
 }
 
 /// A build's log as it streams by: its size, the first compiler error, the
@@ -561,6 +633,22 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_container_is_labelled_with_what_it_builds() {
+        let args = run_args(
+            Path::new("/app"),
+            "image",
+            "mcpod-build-x",
+            &UserMode::Nobody,
+            &["a".into()],
+            &["a@1.0.0".into(), "b@2.0.0".into()],
+        );
+        assert!(
+            args.contains(&"--label=io.mcpod.build=a@1.0.0,b@2.0.0".to_string()),
+            "{args:?}"
+        );
+    }
 
     #[test]
     fn packages_with_native_builds_are_found_and_other_scripts_skipped() {

@@ -100,32 +100,11 @@ async fn make(
         PACKAGES.join(" "),
         base.image
     ));
-    let want: Vec<String> = PACKAGES.iter().map(|p| p.to_string()).collect();
-    let debs = debian::fetch(SUITE, &want, &[], progress, cancel).await?;
-    let rootfs = stage.join("rootfs");
-    debian::unpack(&debs, &rootfs, cancel).await?;
+    debian_tree(SUITE, PACKAGES, &[], stage, progress, cancel).await?;
     let node = stage.join("node");
-    let at = |abs: &str| rootfs.join(abs.trim_start_matches('/'));
     tokio::task::spawn_blocking({
-        let (rootfs, node) = (rootfs.clone(), node.clone());
-        let links: Vec<(PathBuf, &str)> = vec![
-            // The alternatives a maintainer script would have made.
-            (at("/usr/bin/cc"), "gcc"),
-            (at("/usr/bin/c++"), "g++"),
-            (at("/usr/bin/sh"), "dash"),
-        ];
+        let node = node.clone();
         move || -> Result<()> {
-            for (link, target) in links {
-                if fs::symlink_metadata(&link).is_err() {
-                    std::os::unix::fs::symlink(target, &link)
-                        .map_err(|e| Error::io("linking", &link, e))?;
-                }
-            }
-            let tmp = rootfs.join("tmp");
-            fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
-                .map_err(|e| Error::io("setting the mode of", &tmp, e))?;
             let mut side = Rootfs::create(&node)?;
             copy_tree_to(&mut side, &headers, Path::new("/usr/include/node"))?;
             copy_tree_to(&mut side, &npm, Path::new("/usr/lib/node_modules/npm"))?;
@@ -167,6 +146,154 @@ async fn make(
         image_id: built.image_id,
         base_id: base.image_id.clone(),
     })
+}
+
+/// What building a Python sdist needs besides the Python: compilers, make,
+/// and the shell tools a setup.py calls.
+const PYTHON_PACKAGES: &[&str] = &[
+    "g++",
+    "make",
+    "dash",
+    "coreutils",
+    "sed",
+    "grep",
+    "findutils",
+    "tar",
+    "gzip",
+];
+/// Changes whenever what the Python toolchain holds changes: part of a
+/// built wheel's cache key and of the staged tree's key.
+pub const PYTHON_RECIPE: &str = "mcpod-python-toolchain-1 g++ make pythonX.Y pythonX.Y-dev";
+
+/// The Debian release whose Python is `base`'s minor version and whose C
+/// library is no newer than the base's: a wheel built with it loads on the
+/// base.
+pub fn python_suite(base: &Base) -> Result<Suite> {
+    let minor = base.python_minor().unwrap_or_default();
+    let glibc = |v: &str| -> (u32, u32) {
+        let mut parts = v.split('.').map(|p| p.parse().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    let base_glibc = base.glibc.as_deref().map(glibc);
+    Suite::ALL
+        .into_iter()
+        .find(|s| s.python_minor() == minor && base_glibc.is_none_or(|g| g >= glibc(s.glibc())))
+        .ok_or_else(|| {
+            Error::invalid(
+                "runtime",
+                &base.id,
+                format!(
+                    "building a wheel from an sdist needs a Debian release with Python {minor} and a C library no newer than the base's (glibc {}); Debian {} carry Python {}",
+                    base.glibc.as_deref().unwrap_or("?"),
+                    Suite::ALL.map(|s| s.as_str()).join(" and "),
+                    Suite::ALL.map(|s| s.python_minor()).join(" and "),
+                ),
+                "run on a Python Debian carries (`runtime`: python@3.11 or python@3.13), or pin the dependency to a version with wheels (`pins`)",
+            )
+        })
+}
+
+/// The Python build toolchain for `base` (Debian's Python of its minor
+/// version, with its headers, and a C and C++ toolchain): the one made
+/// before, else made now. It carries nothing of the base: a wheel is built
+/// for the Python ABI, which Debian's Python of the same minor shares.
+pub async fn for_python(
+    base: &Base,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<(Toolchain, String)> {
+    let suite = python_suite(base)?;
+    let python = format!("python{}", suite.python_minor());
+    let recipe = format!("{PYTHON_RECIPE} {suite} {python}");
+    let record = dir().join(format!("python-{suite}.json"));
+    if let Some(made) = bases::read_json::<Toolchain>(&record).filter(|t| t.base_id == recipe) {
+        let images = buildah::images().await?;
+        if reference::find(&images, &made.image).is_some_and(|i| i.id == made.image_id) {
+            return Ok((made, python));
+        }
+    }
+    (progress)(format!(
+        "making the Python build toolchain (Debian {suite}: {python} {python}-dev {})",
+        PYTHON_PACKAGES.join(" ")
+    ));
+    let stage = dir().join(format!("stage-{}", crate::engine::nonce()));
+    let made = async {
+        let mut packages = PYTHON_PACKAGES.to_vec();
+        let dev = format!("{python}-dev");
+        packages.extend([python.as_str(), dev.as_str()]);
+        let links = [("/usr/bin/python3", python.clone())];
+        debian_tree(suite, &packages, &links, &stage, progress, cancel).await?;
+        let containerfile = format!(
+            "# Made by mcpod: Debian {suite}'s {} (no maintainer scripts run), to build wheels from sdists
+             FROM scratch
+             COPY rootfs/ /
+             ENV PATH=/usr/bin:/bin LANG=C.UTF-8 HOME=/tmp PYTHONDONTWRITEBYTECODE=1              PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 SOURCE_DATE_EPOCH=315532800
+             WORKDIR /tmp
+",
+            packages.join(" "),
+        );
+        let name = "localhost/mcpod-python-toolchain".to_string();
+        bases::build_stage(name, &stage, containerfile, progress, cancel).await
+    }
+    .await;
+    let _ = fs::remove_dir_all(&stage);
+    let _ = fs::remove_file(store::stat_cache_path(&stage));
+    let built = made?;
+    let made = Toolchain {
+        image: built.tag,
+        image_id: built.image_id,
+        base_id: recipe,
+    };
+    bases::write_json(&record, &made)?;
+    Ok((made, python))
+}
+
+/// Debian `suite`'s `packages` unpacked into `stage/rootfs` (no maintainer
+/// script run), with the links a maintainer script would have made
+/// (`cc`, `c++`, `sh`, and `links`) and a `/tmp`.
+async fn debian_tree(
+    suite: Suite,
+    packages: &[&str],
+    links: &[(&'static str, String)],
+    stage: &Path,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<PathBuf> {
+    let want: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
+    let debs = debian::fetch(suite, &want, &[], progress, cancel).await?;
+    let rootfs = stage.join("rootfs");
+    debian::unpack(&debs, &rootfs, cancel).await?;
+    let at = |abs: &str| rootfs.join(abs.trim_start_matches('/'));
+    let mut made: Vec<(PathBuf, String)> = vec![
+        (at("/usr/bin/cc"), "gcc".into()),
+        (at("/usr/bin/c++"), "g++".into()),
+        (at("/usr/bin/sh"), "dash".into()),
+    ];
+    made.extend(
+        links
+            .iter()
+            .map(|(link, target)| (at(link), target.clone())),
+    );
+    let tree = rootfs.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        for (link, target) in made {
+            if fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(target, &link)
+                    .map_err(|e| Error::io("linking", &link, e))?;
+            }
+        }
+        let tmp = tree.join("tmp");
+        fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
+            .map_err(|e| Error::io("setting the mode of", &tmp, e))
+    })
+    .await
+    .map_err(|e| Error::UnexpectedOutput {
+        command: "staging the build toolchain".into(),
+        reason: e.to_string(),
+    })??;
+    Ok(rootfs)
 }
 
 /// Copy the host tree `src` to `abs` in `side` (not at its host path).

@@ -2,7 +2,12 @@
 //! at most [`BURST`] events at once and [`PER_SECOND`] a second after that.
 //! What is over the rate is counted and said in one line, not written: a
 //! child that floods notifications or stderr cannot fill the operator's disk
-//! through mcpod (clients often write this stream to a file).
+//! through mcpod (clients often write this stream to a file). [`ring`] keeps
+//! the last lines of a server's stderr and of a session's egress for
+//! `session_logs`.
+
+pub mod audit;
+pub mod ring;
 
 use std::io::Write;
 use std::sync::Mutex;

@@ -19,7 +19,7 @@ use rmcp::{Peer, RoleClient};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::child::Shared;
+use super::Shared;
 
 /// Resources of one child the agent may subscribe to at once.
 pub const MAX_RESOURCES: usize = 256;

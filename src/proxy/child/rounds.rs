@@ -16,8 +16,8 @@ use rmcp::model::{
     ClientRequest, InputRequest, InputRequiredResult, InputResponses, ServerRequest,
 };
 
-use super::child::{MAX_ASKS, Shared};
-use super::upstream::{Ask, Inputs};
+use super::{MAX_ASKS, Shared};
+use crate::proxy::upstream::{Ask, Inputs};
 
 /// Rounds one request may take (rmcp's own default for its clients).
 pub const MAX_ROUNDS: usize = rmcp::model::DEFAULT_MRTR_MAX_ROUNDS;

@@ -9,7 +9,7 @@
 //! | < 4.4 | `--uidmap 0:BASE:65536`: `containers`' range, shared | `--uidmap 0:1:65536`: the user's subordinate range, shared (IDs count inside the user's namespace, where 0 is the user and 1.. the range) |
 //! | no subordinate IDs | `--user 65534:65534` | refused: the only ID podman could give is the user's own |
 
-use crate::engine::podman;
+use super::podman;
 use crate::{Error, Result};
 
 /// What the local podman gives sessions, asked once per process.
@@ -18,16 +18,95 @@ pub struct Local {
     pub user: UserMode,
     /// Whether podman applies memory, pids and cpu limits.
     pub limits_enforced: bool,
+    /// Whether a writable mount can be id-mapped to its directory's owner
+    /// (see [`Local::writable_mount`]).
+    pub idmap: bool,
 }
 
 impl Local {
     pub async fn detect() -> Local {
         let info = podman::host_info().await;
+        let version = podman::client_version().await.unwrap_or((0, 0));
+        let user = UserMode::for_version(version);
         Local {
-            user: UserMode::detect().await,
+            idmap: info
+                .as_ref()
+                .is_ok_and(|i| idmaps(&user, version, &i.runtime, i.rootless)),
             limits_enforced: info.map(|i| i.enforces_limits()).unwrap_or(true),
+            user,
         }
     }
+
+    /// An engine other than the local one: its podman's version decides the
+    /// user; mounts are local only, so nothing is id-mapped.
+    pub fn remote(version: (u32, u32)) -> Local {
+        Local {
+            user: UserMode::remote(version),
+            limits_enforced: true,
+            idmap: false,
+        }
+    }
+
+    /// How a writable mount of `source` is written: `Some(owner)` when it is
+    /// id-mapped (the session's root writes there as the directory's owner,
+    /// on that mount only), `None` when the session's own uid may write it;
+    /// an error naming the fix when neither holds. The owner is never root:
+    /// a session writing as host root could leave a setuid-root file.
+    pub fn writable_mount(&self, source: &str) -> Result<Option<Owner>> {
+        use std::os::unix::fs::MetadataExt;
+        if self.idmap {
+            let meta = std::fs::metadata(source)
+                .map_err(|e| Error::io("reading", std::path::Path::new(source), e))?;
+            if meta.uid() != 0 && meta.gid() != 0 {
+                return Ok(Some(Owner {
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                }));
+            }
+        }
+        self.user.check_writable(source, self.idmap).map(|()| None)
+    }
+
+    /// What a writable mount needs on this host, for show_policy.
+    pub fn writable_mounts(&self) -> String {
+        if self.idmap {
+            return "id-mapped: the session writes as the directory's owner, on that mount only (podman 5 with crun, as root); a directory root owns is id-mapped never, and needs o+w".into();
+        }
+        match self.user.host_ids() {
+            Some((uid, gid)) => format!(
+                "the directory must let host uid {uid} (gid {gid}) write: the session's root runs as it ({}); mcpod does not chown it",
+                self.user.describe()
+            ),
+            None => format!(
+                "the directory must let others write (o+w): the session's root runs as a uid podman picks per container ({}), and this podman (rootless, older than 5, or not crun) has no id-mapped mounts",
+                self.user.describe()
+            ),
+        }
+    }
+}
+
+/// The host owner a writable mount is id-mapped to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// podman's volume option mapping this owner, and only this owner, to
+    /// the session's root (`@` marks a host ID).
+    pub fn volume_option(&self) -> String {
+        format!("idmap=uids=@{}-0-1;gids=@{}-0-1", self.uid, self.gid)
+    }
+}
+
+/// Whether writable mounts are id-mapped: podman 5 (whose `idmap=uids=@…`
+/// names host IDs) with crun, as root (a rootless user may not id-map a
+/// host directory: the kernel asks for CAP_SYS_ADMIN over its file system)
+/// and `--userns=auto`. podman 4.3 on Debian 12 runs runc 1.1, which has no
+/// id-mapped mounts, and Debian 12's crun 1.8 refuses cgroups v1 hybrid.
+fn idmaps(user: &UserMode, version: (u32, u32), runtime: &str, rootless: bool) -> bool {
+    *user == UserMode::Auto && version >= (5, 0) && runtime == "crun" && !rootless
 }
 
 /// Container uids 0..MAPPED map onto a host range (with subordinate IDs).
@@ -61,9 +140,12 @@ impl UserMode {
     /// Decide from the local podman (its version, rootless or not) and the
     /// subordinate IDs of the user it runs as.
     pub async fn detect() -> UserMode {
+        UserMode::for_version(podman::client_version().await.unwrap_or((0, 0)))
+    }
+
+    fn for_version(version: (u32, u32)) -> UserMode {
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
-        let version = podman::client_version().await.unwrap_or((0, 0));
         choose(uid, &user_name(uid), version, "/etc/subuid", "/etc/subgid")
     }
 
@@ -131,45 +213,69 @@ impl UserMode {
     /// A writable mount the session's root cannot write would fail inside
     /// the server ("unable to open database file"): refuse it now, naming
     /// the uid and a fix the user can run. mcpod does not chown the
-    /// operator's directory for it (podman's `:U`), and podman 4.3 with runc
-    /// has no idmapped mounts.
-    pub fn check_writable(&self, mount: &super::policy::GrantedMount) -> Result<()> {
+    /// operator's directory for it (podman's `:U`). With `--userns=auto` the
+    /// uid is one podman picks when the container starts, so only a
+    /// directory others may write is writable. `idmap`: this host id-maps
+    /// writable mounts, and `source` was left to this check because root owns it.
+    pub fn check_writable(&self, source: &str, idmap: bool) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let Some((uid, gid)) = self.host_ids() else {
-            return Ok(());
-        };
-        let meta = std::fs::metadata(&mount.source)
-            .map_err(|e| Error::io("reading", std::path::Path::new(&mount.source), e))?;
+        let meta = std::fs::metadata(source)
+            .map_err(|e| Error::io("reading", std::path::Path::new(source), e))?;
         let mode = meta.mode();
+        let ids = self.host_ids();
         let writable = mode & 0o002 != 0
-            || (u64::from(meta.uid()) == uid && mode & 0o200 != 0)
-            || (u64::from(meta.gid()) == gid && mode & 0o020 != 0);
+            || ids.is_some_and(|(uid, gid)| {
+                (u64::from(meta.uid()) == uid && mode & 0o200 != 0)
+                    || (u64::from(meta.gid()) == gid && mode & 0o020 != 0)
+            });
         if writable {
             return Ok(());
         }
-        let chown = match self {
-            // Inside `podman unshare`, 1 is the first subordinate ID: the
-            // session's root.
-            UserMode::Map { rootless: true, .. } => {
-                format!("`podman unshare chown 1:1 {}`", mount.source)
+        let what = format!(
+            "owner {}:{}, mode {:o}",
+            meta.uid(),
+            meta.gid(),
+            mode & 0o7777
+        );
+        let (reason, fix) = match (ids, self) {
+            (_, UserMode::Auto) if idmap => (
+                format!(
+                    "root owns this directory ({what}), and mcpod id-maps a writable mount to its owner only when that owner is not root (a session writing as host root could leave a setuid-root file)"
+                ),
+                format!(
+                    "`chown USER:GROUP {source}` to the user whose files the session should write, or `chmod o+w {source}`, or mount it read-only"
+                ),
+            ),
+            (None, _) => (
+                format!(
+                    "a session's root runs as a uid podman picks when the container starts ({}), and this directory ({what}) does not let others write; this podman has no id-mapped mounts (they need podman 5 with crun, as root)",
+                    self.describe()
+                ),
+                format!(
+                    "`chmod o+w {source}` (or mount a directory made for the session), or mount it read-only"
+                ),
+            ),
+            (Some((uid, gid)), _) => {
+                let chown = match self {
+                    // Inside `podman unshare`, 1 is the first subordinate ID: the
+                    // session's root.
+                    UserMode::Map { rootless: true, .. } => {
+                        format!("`podman unshare chown 1:1 {source}`")
+                    }
+                    _ => format!("`chown {uid}:{gid} {source}`"),
+                };
+                (
+                    format!(
+                        "a session's root runs as host uid {uid} ({}), and this directory ({what}) does not let it write",
+                        self.describe()
+                    ),
+                    format!(
+                        "let uid {uid} write it ({chown}, or `chmod o+w {source}`), or mount it read-only"
+                    ),
+                )
             }
-            _ => format!("`chown {uid}:{gid} {}`", mount.source),
         };
-        Err(Error::invalid(
-            "mount",
-            &mount.source,
-            format!(
-                "a session's root runs as host uid {uid} ({}), and this directory (owner {}:{}, mode {:o}) does not let it write",
-                self.describe(),
-                meta.uid(),
-                meta.gid(),
-                mode & 0o7777
-            ),
-            format!(
-                "let uid {uid} write it ({chown}, or `chmod o+w {}`), or mount it read-only",
-                mount.source
-            ),
-        ))
+        Err(Error::invalid("mount", source, reason, fix))
     }
 
     /// podman's flags for this mode.
@@ -317,18 +423,70 @@ mod tests {
             gid_base: 100000,
             rootless: true,
         };
-        let mount = super::super::policy::GrantedMount {
-            source: source.clone(),
-            target: "/data".into(),
-            read_only: false,
-        };
         let err = mode
-            .check_writable(&mount)
+            .check_writable(&source, false)
             .expect_err("not writable")
             .to_string();
         assert!(
             err.contains(&format!("podman unshare chown 1:1 {source}")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_writable_mount_is_id_mapped_to_its_owner_never_to_root() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(idmaps(&UserMode::Auto, (5, 4), "crun", false));
+        assert!(!idmaps(&UserMode::Auto, (5, 4), "runc", false));
+        assert!(!idmaps(&UserMode::Auto, (5, 4), "crun", true), "rootless");
+        assert!(!idmaps(&UserMode::Auto, (4, 9), "crun", false));
+        assert!(!idmaps(&UserMode::Nobody, (5, 4), "crun", false));
+        let owner = Owner {
+            uid: 4242,
+            gid: 4343,
+        };
+        assert_eq!(owner.volume_option(), "idmap=uids=@4242-0-1;gids=@4343-0-1");
+
+        let dir = tempfile::tempdir().expect("dir");
+        let source = dir.path().display().to_string();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let local = |idmap| Local {
+            user: UserMode::Auto,
+            limits_enforced: true,
+            idmap,
+        };
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // Root's directory: never id-mapped, and not writable by others.
+            let err = local(true)
+                .writable_mount(&source)
+                .expect_err("root's")
+                .to_string();
+            assert!(
+                err.contains("root owns this directory") && err.contains("chown USER:GROUP"),
+                "{err}"
+            );
+            std::os::unix::fs::chown(dir.path(), Some(4242), Some(4343)).expect("chown");
+            assert_eq!(
+                local(true).writable_mount(&source).expect("mapped"),
+                Some(owner)
+            );
+        }
+        // Without id-mapped mounts, userns=auto writes only where others may.
+        let err = local(false)
+            .writable_mount(&source)
+            .expect_err("not o+w")
+            .to_string();
+        assert!(
+            err.contains("does not let others write")
+                && err.contains(&format!("chmod o+w {source}")),
+            "{err}"
+        );
+        assert!(local(false).writable_mounts().contains("o+w"));
+        assert!(local(true).writable_mounts().starts_with("id-mapped"));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        assert_eq!(local(false).writable_mount(&source).expect("o+w"), None);
     }
 }

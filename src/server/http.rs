@@ -1,0 +1,432 @@
+//! mcpod's HTTP face (`mcpod serve --listen ADDR`): MCP's Streamable HTTP
+//! transport through rmcp's service, under HTTP/1.1 (hyper). Every request is
+//! checked before rmcp sees it, in this order: its `Host` must name the
+//! listen address (else 403: DNS rebinding), a browser `Origin` must be one
+//! the operator allowed (else 403), and it must carry a bearer token of
+//! `mcpod token create` (else 401 with `WWW-Authenticate: Bearer`). A refused
+//! request starts nothing. The token's name is the request's principal
+//! ([`auth::Principal`]): the sessions it launches are its own, and an MCP
+//! session (`Mcp-Session-Id`) answers only the principal that opened it.
+//! Revoking a token stops its sessions and closes its MCP sessions within
+//! [`REVOCATION_CHECK`] (`revoke.rs`).
+//!
+//! Bounds, each answered: connections at once ([`HttpOptions::max_connections`],
+//! 503), request head bytes and header count (hyper, 431), a body
+//! ([`MAX_BODY`], rmcp, 413), time to send the head (10 s), MCP sessions per
+//! principal ([`MAX_MCP_SESSIONS`], 429). No TLS: beyond loopback, TLS is a
+//! proxy's job in front (`--listen-public`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rmcp::model::Extensions;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::McpodServer;
+use super::auth::{Principal, Tokens, bearer};
+use super::revoke::{REVOCATION_CHECK, Revocations};
+use super::stdio::{finish, start};
+use crate::logging::audit::AuditLog;
+use crate::session::{Policy, Sessions};
+use crate::workspace::Workspace;
+
+/// The path MCP is served on.
+pub const MCP_PATH: &str = "/mcp";
+/// Bytes of a request body (a JSON-RPC message).
+pub const MAX_BODY: usize = 4 << 20;
+/// Bytes of a request's line and headers together.
+pub const MAX_HEAD: usize = 64 << 10;
+/// Headers of one request.
+pub const MAX_HEADERS: usize = 64;
+/// MCP sessions (`Mcp-Session-Id`) one principal may hold at once.
+pub const MAX_MCP_SESSIONS: usize = 64;
+/// Time a client has to send a request's head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// How `serve --listen` listens.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub listen: SocketAddr,
+    /// Host names (with or without port) clients may use besides the
+    /// address itself (and `localhost` for a loopback address).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed (`scheme://host:port`); none by default.
+    pub allowed_origins: Vec<String>,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    pub tokens: Tokens,
+}
+
+/// The principal of a request served over HTTP; `None` for stdio.
+pub(super) fn principal(extensions: &Extensions) -> Option<&str> {
+    let parts = extensions.get::<http::request::Parts>()?;
+    parts.extensions.get::<Principal>().map(|p| p.0.as_str())
+}
+
+/// What every request is checked against, and where it then goes.
+struct Gate {
+    mcp: StreamableHttpService<McpodServer, LocalSessionManager>,
+    sessions_of_http: Arc<LocalSessionManager>,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+    tokens: Tokens,
+    /// The principal that opened each MCP session.
+    owners: Mutex<HashMap<String, Principal>>,
+}
+
+/// Serve MCP over HTTP until a signal arrives, then remove every container
+/// this process started.
+pub async fn serve_http(
+    workspace: Workspace,
+    policy: Policy,
+    options: HttpOptions,
+    audit: Arc<AuditLog>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "could not listen on {}: {e}. Fix: choose a free address with --listen (port 0 picks one)",
+                options.listen
+            )
+        })?;
+    let bound = listener.local_addr()?;
+    let sessions = start(policy)?;
+    let server = McpodServer::new(workspace, sessions.clone()).with_audit(audit);
+    let stopping = CancellationToken::new();
+    let hosts = allowed_hosts(bound, &options.allowed_hosts);
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts.clone())
+        .with_allowed_origins(options.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(MAX_BODY)
+        .with_cancellation_token(stopping.child_token());
+    let sessions_of_http = Arc::new(LocalSessionManager::default());
+    let gate = Arc::new(Gate {
+        mcp: StreamableHttpService::new(
+            move || Ok(server.clone()),
+            sessions_of_http.clone(),
+            config,
+        ),
+        sessions_of_http,
+        hosts,
+        origins: options.allowed_origins.clone(),
+        tokens: options.tokens.clone(),
+        owners: Mutex::new(HashMap::new()),
+    });
+    tokio::spawn(end_revoked(
+        gate.clone(),
+        sessions.clone(),
+        stopping.child_token(),
+    ));
+    // The line tests and scripts read the port from.
+    tracing::info!(
+        "mcpod {} serving MCP over HTTP on http://{bound}{MCP_PATH} (tokens in {})",
+        env!("CARGO_PKG_VERSION"),
+        options.tokens.path().display()
+    );
+    let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("accepting a connection on {bound}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tokio::spawn(too_many(stream, options.max_connections));
+            continue;
+        };
+        let gate = gate.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let gate = gate.clone();
+                async move { Ok::<_, Infallible>(gate.answer(request).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .max_headers(MAX_HEADERS);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                _ = stopping.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+    stopping.cancel();
+    finish(&sessions).await;
+    Ok(())
+}
+
+/// Every [`REVOCATION_CHECK`], stop the sessions and close the MCP sessions
+/// of each principal whose token was revoked (see `revoke.rs`).
+async fn end_revoked(gate: Arc<Gate>, sessions: Arc<Sessions>, stopping: CancellationToken) {
+    let mut revocations = Revocations::new(gate.tokens.clone());
+    let mut every = tokio::time::interval(REVOCATION_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopping.cancelled() => return,
+        }
+        let Some(gone) = revocations.check() else {
+            continue;
+        };
+        for (session, owner) in sessions.owned() {
+            if !gone.ends(&owner) {
+                continue;
+            }
+            match sessions.stop(&session).await {
+                Ok(()) => tracing::info!(
+                    "stopped session {session}: the token `{owner}` that launched it was revoked"
+                ),
+                Err(e) => tracing::warn!(
+                    "could not stop session {session} of revoked token `{owner}`: {e}"
+                ),
+            }
+        }
+        let closing: Vec<String> = {
+            let owners = gate.owners.lock().unwrap_or_else(|p| p.into_inner());
+            owners
+                .iter()
+                .filter(|(_, owner)| gone.ends(&owner.0))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in closing {
+            gate.owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            let _ = gate.sessions_of_http.close_session(&id.into()).await;
+        }
+    }
+}
+
+impl Gate {
+    async fn answer(&self, mut request: Request<Incoming>) -> Response<Body> {
+        if request.uri().path() != MCP_PATH {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                &format!("MCP is served on {MCP_PATH}"),
+            );
+        }
+        if let Err(refused) = self.check_host_and_origin(request.headers()) {
+            return refused;
+        }
+        let principal = match self.authenticate(request.headers()) {
+            Ok(principal) => principal,
+            Err(refused) => return refused,
+        };
+        let session = request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(id) = &session {
+            let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+            if owners.get(id).is_some_and(|owner| owner != &principal) {
+                // Another principal's session is one that does not exist.
+                return refuse(StatusCode::NOT_FOUND, "Not Found: no such MCP session");
+            }
+        } else if self.mcp_sessions_of(&principal).await >= MAX_MCP_SESSIONS {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "token `{}` holds {MAX_MCP_SESSIONS} MCP sessions, the most one token may; \
+                     close one (HTTP DELETE with its Mcp-Session-Id) or wait for it to idle out",
+                    principal.0
+                ),
+            );
+        }
+        request.extensions_mut().insert(principal.clone());
+        let response = self.mcp.handle(request).await;
+        if session.is_none()
+            && let Some(id) = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+        {
+            let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+            owners.insert(id.to_string(), principal);
+        }
+        response
+    }
+
+    /// How many live MCP sessions `principal` opened; the owners of closed
+    /// ones are forgotten meanwhile.
+    async fn mcp_sessions_of(&self, principal: &Principal) -> usize {
+        let live: Vec<String> = self
+            .sessions_of_http
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.retain(|id, _| live.contains(id));
+        owners.values().filter(|p| *p == principal).count()
+    }
+
+    fn check_host_and_origin(&self, headers: &HeaderMap) -> Result<(), Response<Body>> {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let (Some(host), None) = (hosts.next(), hosts.next()) else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: a request needs exactly one Host header",
+            ));
+        };
+        let host = host.to_str().unwrap_or("").to_ascii_lowercase();
+        if !self.hosts.contains(&host) {
+            tracing::warn!(
+                "refused a request for Host `{}`: not this server's (DNS rebinding?)",
+                host.escape_debug()
+            );
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Forbidden: the Host header does not name this server; use the address mcpod \
+                 listens on, or let the operator add the name with --allow-host",
+            ));
+        }
+        for origin in headers.get_all(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+            if !self.origins.iter().any(|o| o.eq_ignore_ascii_case(&origin)) {
+                tracing::warn!(
+                    "refused a request from browser origin `{}`: not allowed",
+                    origin.escape_debug()
+                );
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: requests from this browser origin are not allowed; the operator \
+                     may allow it with --allow-origin",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Response<Body>> {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let token = match (values.next(), values.next()) {
+            (None, _) => return Err(unauthorized(None)),
+            (Some(value), None) => bearer(value.as_bytes()),
+            (Some(_), Some(_)) => None,
+        };
+        let Some(token) = token else {
+            return Err(unauthorized(Some(
+                "the Authorization header is not one `Bearer <token>`",
+            )));
+        };
+        match self.tokens.verify(token) {
+            Ok(Some(principal)) => Ok(principal),
+            Ok(None) => Err(unauthorized(Some(
+                "the token is not valid (or was revoked)",
+            ))),
+            Err(e) => {
+                tracing::error!("checking a bearer token: {e}");
+                Err(refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "mcpod could not read its token file; see its log",
+                ))
+            }
+        }
+    }
+}
+
+/// The `Host` values that name this server: the bound address, and for a
+/// loopback address `localhost` with its port; plus the operator's names.
+fn allowed_hosts(bound: SocketAddr, extra: &[String]) -> Vec<String> {
+    let port = bound.port();
+    let mut hosts = vec![bound.to_string()];
+    if bound.ip().is_loopback() {
+        hosts.push(format!("localhost:{port}"));
+    }
+    for h in extra {
+        let h = h.to_ascii_lowercase();
+        if h.contains(':') && !h.ends_with(']') {
+            hosts.push(h);
+        } else {
+            hosts.push(format!("{h}:{port}"));
+        }
+    }
+    hosts
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{why}\n"))).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn unauthorized(error: Option<&str>) -> Response<Body> {
+    let why = match error {
+        Some(why) => format!("Unauthorized: {why}; ask the operator for a token (`mcpod token create NAME`)"),
+        None => "Unauthorized: send `Authorization: Bearer <token>`; the operator makes one with `mcpod token create NAME`".to_string(),
+    };
+    let mut response = refuse(StatusCode::UNAUTHORIZED, &why);
+    let challenge = match error {
+        Some(_) => r#"Bearer realm="mcpod", error="invalid_token""#,
+        None => r#"Bearer realm="mcpod""#,
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+/// A connection beyond the limit: answered, then closed.
+async fn too_many(mut stream: tokio::net::TcpStream, limit: usize) {
+    let body = format!(
+        "mcpod serves at most {limit} connections at once; retry later, or let the operator raise --max-connections\n"
+    );
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}

@@ -1,0 +1,562 @@
+//! `mcpod serve --listen`: the real binary over Streamable HTTP, driven by
+//! the Python SDK's streamable-HTTP client (tests/interop/http_client.py)
+//! and by raw HTTP for what a client should not send.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+/// A Python with the `mcp` 1.x SDK (http_client.py uses its API):
+/// $MCPOD_TEST_PYTHON, else the venv tests/interop/run makes.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MCPOD_TEST_PYTHON") {
+        return p.into();
+    }
+    let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let p = interop.join(".venv-mcp1").join("bin/python");
+    if p.exists() {
+        return p;
+    }
+    panic!(
+        "no Python with the mcp SDK: run tests/interop/run once (it makes tests/interop/.venv-mcp1), or set MCPOD_TEST_PYTHON"
+    );
+}
+
+/// `mcpod serve --listen 127.0.0.1:0` with its own state directory.
+struct Serve {
+    child: Child,
+    port: u16,
+    state: tempfile::TempDir,
+    log: mpsc::Receiver<String>,
+}
+
+impl Serve {
+    fn start() -> Serve {
+        let state = tempfile::tempdir().expect("state dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
+            .env("MCPOD_STATE_DIR", state.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mcpod serve starts");
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("mcpod: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let port = loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(30))
+                .expect("mcpod names its port");
+            if let Some(rest) = line
+                .split("serving MCP over HTTP on http://127.0.0.1:")
+                .nth(1)
+            {
+                break rest.split('/').next().unwrap().parse().expect("a port");
+            }
+        };
+        Serve {
+            child,
+            port,
+            state,
+            log,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn token(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+            .arg("token")
+            .args(args)
+            .env("MCPOD_STATE_DIR", self.state.path())
+            .output()
+            .expect("mcpod token runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    }
+
+    fn create(&self, name: &str) -> String {
+        let (ok, token) = self.token(&["create", name]);
+        assert!(
+            ok && token.starts_with("mcpod_"),
+            "token create {name}: {token}"
+        );
+        token
+    }
+
+    /// One Python SDK client run (see http_client.py).
+    fn client(&self, token: &str, step: &str, arg: Option<&str>) -> Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/http_client.py");
+        let mut command = Command::new(python());
+        command.arg(script).args([&self.url(), token, step]);
+        command.args(arg);
+        let out = command.output().expect("python runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "http_client.py {step}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).expect("JSON from http_client.py")
+    }
+
+    /// A raw request (`head` without the request line's end); the status
+    /// line, or what happened instead.
+    fn raw(&self, head: &str, body: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n{head}\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(request.as_bytes());
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Err(e) if answer.is_empty() => return format!("error: {e}"),
+                Err(_) => break,
+            }
+        }
+        String::from_utf8_lossy(&answer).to_string()
+    }
+
+    fn host(&self) -> String {
+        format!("host: 127.0.0.1:{}\r\n", self.port)
+    }
+
+    /// SIGTERM, and wait for it to end.
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("mcpod ends");
+        while self.log.try_recv().is_ok() {}
+        status
+    }
+}
+
+impl Drop for Serve {
+    /// On a failed assertion too: SIGTERM, so mcpod removes its containers,
+    /// then SIGKILL if it has not ended within a minute.
+    fn drop(&mut self) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..600 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status(answer: &str) -> &str {
+    answer.lines().next().unwrap_or("")
+}
+
+#[test]
+fn each_token_sees_and_reaches_only_its_own_sessions() {
+    let hello = common::hello_image();
+    let serve = Serve::start();
+    let alice = serve.create("alice");
+    let bob = serve.create("bob");
+
+    // initialize, tools/list, launch, the session's tool, list_sessions.
+    let a = serve.client(&alice, "launch", Some(&hello));
+    assert_eq!(a["server"], "mcpod", "{a}");
+    assert!(
+        a["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&"launch_session".into()),
+        "{a}"
+    );
+    let session = a["session"].as_str().expect("a session").to_string();
+    assert_eq!(a["greet"], "Hello, http!", "{a}");
+    let greet = format!("{session}_hello__greet");
+    assert!(
+        a["tools_after"]
+            .as_array()
+            .unwrap()
+            .contains(&greet.clone().into()),
+        "{a}"
+    );
+    assert_eq!(a["sessions"], serde_json::json!([session]), "{a}");
+
+    // Bob sees none of it, and cannot call or stop it.
+    let b = serve.client(&bob, "list", None);
+    assert_eq!(b["sessions"], serde_json::json!([]), "{b}");
+    assert!(
+        !b["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&greet.clone().into()),
+        "{b}"
+    );
+    let b = serve.client(&bob, "call", Some(&session));
+    // Refused as a tool that does not exist.
+    for call in ["call", "call_exported"] {
+        assert_eq!(b[call]["isError"], true, "{b}");
+        assert!(
+            b[call]["text"].as_str().unwrap().contains("unknown tool"),
+            "{b}"
+        );
+    }
+    let b = serve.client(&bob, "stop", Some(&session));
+    assert!(
+        b["stop"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such session"),
+        "{b}"
+    );
+    assert_eq!(
+        common::containers_of(&session).len(),
+        1,
+        "bob's stop left it running"
+    );
+
+    // Alice still has it; once her token is revoked, she is refused.
+    let a = serve.client(&alice, "list", None);
+    assert_eq!(a["sessions"], serde_json::json!([session]), "{a}");
+    let (ok, _) = serve.token(&["revoke", "alice"]);
+    assert!(ok);
+    let refused = serve.raw(
+        &format!("{}authorization: Bearer {alice}\r\n", serve.host()),
+        INIT,
+    );
+    assert_eq!(status(&refused), "HTTP/1.1 401 Unauthorized", "{refused}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{refused}"
+    );
+
+    // SIGTERM: nothing is left.
+    assert!(serve.stop().success());
+    assert_eq!(common::containers_of(&session), Vec::<String>::new());
+}
+
+/// What another token's session offers besides tools is hidden too: bob's
+/// find_tools, prompts, resources and templates name none of alice's, and
+/// his prompts/get, resources/read (of a resource and of a server's stderr),
+/// completion/complete and resources/subscribe naming her session are
+/// answered word for word as for a session that does not exist; so are his
+/// tasks/get and tasks/cancel of her task. Alice reaches all of it.
+#[test]
+fn another_tokens_prompts_resources_and_tasks_are_as_if_absent() {
+    let image = common::node_reference_image();
+    let serve = Serve::start();
+    let alice = serve.create("alice");
+    let bob = serve.create("bob");
+    let input = serde_json::json!({"image": image, "servers": ["everything"]}).to_string();
+    let a = serve.client(&alice, "open", Some(&input));
+    let s = a["session"].as_str().expect("a session").to_string();
+    let mine = serve.client(&alice, "surface", Some(&s));
+    let everything = format!("mcpod://sessions/{s}/servers/everything/");
+    let listed = |key: &str, item: String| {
+        let items = mine[key].as_array().expect("a list");
+        assert!(items.contains(&item.into()), "{key}: {mine}");
+    };
+    listed("found", format!("{s}_everything__echo"));
+    listed("prompts", format!("{s}_everything__simple-prompt"));
+    listed("resources", format!("mcpod://sessions/{s}/logs/everything"));
+    listed(
+        "resources",
+        format!("{everything}demo://resource/static/document/architecture.md"),
+    );
+    listed(
+        "templates",
+        format!("{everything}demo://resource/dynamic/text/{{resourceId}}"),
+    );
+    const REACHED: [&str; 6] = [
+        "get_prompt",
+        "read",
+        "read_log",
+        "complete",
+        "subscribe",
+        "unsubscribe",
+    ];
+    for key in REACHED {
+        assert!(mine[key]["ok"].is_object(), "alice's {key}: {mine}");
+    }
+
+    // Bob, who launched nothing, sees nothing; what he asks of alice's
+    // session is answered as of one that never was.
+    let ghost = "sghost";
+    let theirs = serve.client(&bob, "surface", Some(&s));
+    let none = serve.client(&bob, "surface", Some(ghost));
+    for key in ["found", "prompts", "resources", "templates"] {
+        assert_eq!(theirs[key], serde_json::json!([]), "bob's {key}: {theirs}");
+    }
+    for key in REACHED {
+        let refused = theirs[key]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("bob's {key} of alice's session was not refused: {theirs}"));
+        let absent = none[key]["error"].as_str().expect("refused");
+        assert_eq!(refused, absent.replace(ghost, &s), "bob's {key}");
+    }
+
+    // A call that runs past a second is a task of alice's, for a client
+    // that declared Tasks: bob can neither poll nor cancel it.
+    let a = serve.client(&alice, "task", Some(&s));
+    assert_eq!(a["task"]["resultType"], "task", "{a}");
+    let task = a["task"]["taskId"].as_str().expect("a task id").to_string();
+    let theirs = serve.client(&bob, "task_reach", Some(&task));
+    let none = serve.client(&bob, "task_reach", Some("no-such-task"));
+    for method in ["get", "cancel"] {
+        let refused = theirs[method]["error"].as_str().unwrap_or_else(|| {
+            panic!("bob's tasks/{method} of alice's task was not refused: {theirs}")
+        });
+        let absent = none[method]["error"].as_str().expect("refused");
+        assert_eq!(refused, absent.replace("no-such-task", &task), "{method}");
+    }
+    let mine = serve.client(&alice, "task_reach", Some(&task));
+    assert_ne!(mine["get"]["ok"]["status"], "cancelled", "{mine}");
+    assert!(mine["get"]["ok"]["taskId"] == task.as_str(), "{mine}");
+    assert!(mine["cancel"]["ok"].is_object(), "{mine}");
+    assert!(serve.stop().success());
+    assert_eq!(common::containers_of(&s), Vec::<String>::new());
+}
+
+/// Revoking a token while mcpod serves ends its sessions (their containers
+/// are removed) and refuses its next request; another token's session
+/// still answers.
+#[test]
+fn revoking_a_token_ends_its_sessions_and_no_others() {
+    let hello = common::hello_image();
+    let serve = Serve::start();
+    let alice = serve.create("alice");
+    let bob = serve.create("bob");
+    let a = serve.client(&alice, "launch", Some(&hello));
+    let alices = a["session"].as_str().expect("a session").to_string();
+    let b = serve.client(&bob, "launch", Some(&hello));
+    let bobs = b["session"].as_str().expect("a session").to_string();
+    assert_eq!(common::containers_of(&alices).len(), 1);
+
+    let (ok, _) = serve.token(&["revoke", "alice"]);
+    assert!(ok);
+    // Not a timing assertion: mcpod checks every second; a minute is room.
+    let mut left = common::containers_of(&alices);
+    for _ in 0..600 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = common::containers_of(&alices);
+    }
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "alice's session outlived her token"
+    );
+    let refused = serve.raw(
+        &format!("{}authorization: Bearer {alice}\r\n", serve.host()),
+        INIT,
+    );
+    assert_eq!(status(&refused), "HTTP/1.1 401 Unauthorized", "{refused}");
+
+    // Bob's session is untouched and answers.
+    assert_eq!(common::containers_of(&bobs).len(), 1);
+    let b = serve.client(&bob, "call", Some(&bobs));
+    assert_eq!(b["sessions"], serde_json::json!([bobs]), "{b}");
+    assert_ne!(b["call"]["isError"], true, "{b}");
+    assert!(
+        b["call_exported"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Hello, x"),
+        "{b}"
+    );
+    // The audit log names each call's principal.
+    let audit = std::fs::read_to_string(serve.state.path().join("audit.jsonl")).unwrap();
+    let records: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    for (principal, session) in [("alice", &alices), ("bob", &bobs)] {
+        assert!(
+            records.iter().any(|r| r["principal"] == principal
+                && r["tool"] == "launch_session"
+                && r["session"] == session.as_str()
+                && r["outcome"] == "ok"),
+            "no launch by {principal} in {audit}"
+        );
+    }
+    assert!(serve.stop().success());
+    assert_eq!(common::containers_of(&bobs), Vec::<String>::new());
+}
+
+#[test]
+fn refused_requests_are_answered_and_start_nothing() {
+    let serve = Serve::start();
+    let token = serve.create("carol");
+    let auth = format!("authorization: Bearer {token}\r\n");
+    let host = serve.host();
+
+    let cases = [
+        ("no token", host.clone(), "401 Unauthorized"),
+        (
+            "a malformed Authorization",
+            format!("{host}authorization: Bearer\r\n"),
+            "401",
+        ),
+        (
+            "a token that is not one",
+            format!("{host}authorization: Bearer mcpod_00\r\n"),
+            "401",
+        ),
+        (
+            "two Authorization headers",
+            format!("{host}{auth}{auth}"),
+            "401",
+        ),
+        (
+            "a Host of another name",
+            format!("host: evil.example:{}\r\n{auth}", serve.port),
+            "403",
+        ),
+        (
+            "a browser Origin not allowed",
+            format!("{host}{auth}origin: http://evil.example\r\n"),
+            "403",
+        ),
+        (
+            "a 1 MB header",
+            format!("{host}{auth}x-big: {}\r\n", "a".repeat(1 << 20)),
+            "431",
+        ),
+        (
+            "1,000 repeated headers",
+            format!("{host}{auth}{}", "x-r: 1\r\n".repeat(1000)),
+            "431",
+        ),
+    ];
+    for (what, head, want) in cases {
+        let answer = serve.raw(&head, INIT);
+        assert!(
+            status(&answer).contains(want),
+            "{what}: wanted {want}, got {:?}",
+            status(&answer)
+        );
+        if want.starts_with("401") {
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("www-authenticate: bearer"),
+                "{what}: {answer}"
+            );
+        }
+        assert!(
+            !answer.to_ascii_lowercase().contains("mcp-session-id"),
+            "{what} opened a session: {answer}"
+        );
+    }
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(5 << 20));
+    let answer = serve.raw(&format!("{host}{auth}"), &big);
+    assert!(
+        status(&answer).contains("413"),
+        "a 5 MiB body: {:?}",
+        status(&answer)
+    );
+
+    // Still serving, and a good request opens an MCP session.
+    let answer = serve.raw(&format!("{host}{auth}"), INIT);
+    assert_eq!(status(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("mcp-session-id"),
+        "{answer}"
+    );
+    assert!(serve.stop().success());
+}
+
+/// An address beyond loopback needs --listen-public, and the refusal says
+/// why (plain HTTP: TLS belongs in a proxy in front).
+#[test]
+fn listening_beyond_loopback_needs_the_explicit_flag() {
+    let state = tempfile::tempdir().expect("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_mcpod"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("MCPOD_STATE_DIR", state.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcpod");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--listen-public") && stderr.contains("reverse"),
+        "{stderr}"
+    );
+}
+
+/// A stop under way when mcpod is told to end still removes its container:
+/// the revoked token's first session is stopped (its line is logged), the
+/// second is being stopped (out of the session table, its container still
+/// there) when SIGTERM arrives, and mcpod waits for that stop before it
+/// exits.
+#[test]
+fn a_stop_under_way_at_exit_still_removes_its_container() {
+    let hello = common::hello_image();
+    let serve = Serve::start();
+    let alice = serve.create("alice");
+    let sessions: Vec<String> = (0..2)
+        .map(|_| {
+            let a = serve.client(&alice, "launch", Some(&hello));
+            a["session"].as_str().expect("a session").to_string()
+        })
+        .collect();
+    let (ok, _) = serve.token(&["revoke", "alice"]);
+    assert!(ok);
+    // Not a timing assertion: the first stop's line, within a minute.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = serve
+            .log
+            .recv_timeout(left)
+            .expect("the revoked token's first session is stopped");
+        if line.contains("stopped session") {
+            break;
+        }
+    }
+    assert!(serve.stop().success());
+    for session in &sessions {
+        assert_eq!(
+            common::containers_of(session),
+            Vec::<String>::new(),
+            "{session} was left behind"
+        );
+    }
+}
