@@ -175,6 +175,11 @@ fn the_hostile_server_reaches_only_what_is_granted_and_nothing_directly() {
     assert_eq!(forward["bytes_out"], 24, "{forward}");
     assert_eq!(forward["bytes_in"], 24, "{forward}");
     assert_eq!(forward["address"], format!("127.0.0.1:{echo}"));
+    // On a local engine each connection let through is handed out of the
+    // container as a socket and relayed once (the supervisor's handoff.rs).
+    for record in records.iter().filter(|r| r["verdict"] == "allowed") {
+        assert_eq!(record["via"], "socket", "{record}");
+    }
     let web_record = records
         .iter()
         .find(|r| r["from"] == "hostile")

@@ -241,3 +241,56 @@ fn a_flood_of_refused_connections_is_recorded_within_a_bound_and_counted() {
     );
     server.close(Duration::from_secs(30));
 }
+
+/// A session holds at most `MAX_OPEN` egress connections at once: each costs
+/// mcpod sockets and pipes, and a connection handed out of the container
+/// holds no stream of the session's multiplexer to bound it. The next is
+/// refused with the reason and audited; once one closes, one opens again.
+#[test]
+fn a_session_holds_a_bounded_number_of_egress_connections() {
+    let most = mcpod::egress::gate::MAX_OPEN as u64;
+    let holding = holding_server();
+    let (port, open) = (holding.port, holding.open.clone());
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start_with(
+        root.path(),
+        &[&format!("--allow-egress=host.containers.internal:{port}")],
+    );
+    initialize(&mut server, "2025-11-25");
+    let info = launch(
+        &mut server,
+        1,
+        json!({"image": hostile_image(),
+               "egress": [format!("host.containers.internal:{port}")]}),
+    );
+    let session = session_of(&info);
+    let hold = format!("{session}_hostile__hold_via_proxy");
+    let url = format!("host.containers.internal:{port}");
+    let held = text_of(&server.call(2, &hold, json!({"url": url, "count": most})));
+    assert_eq!(held, format!("held {most}"));
+    let over = text_of(&server.call(3, &hold, json!({"url": url, "count": 1})));
+    assert!(over.starts_with("error: HTTP/1.1 403"), "{over}");
+    assert!(
+        eventually(Duration::from_secs(10), || open.load(Ordering::SeqCst)
+            == most as usize),
+        "the host server sees {} connections",
+        open.load(Ordering::SeqCst)
+    );
+    let records = common::egress::egress_log_when(&mut server, 4, &session, |r| {
+        r.iter().any(|r| r["verdict"] == "refused")
+    });
+    let refused: Vec<_> = records
+        .iter()
+        .filter(|r| r["verdict"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:?}");
+    assert!(
+        refused[0]["rule"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("{most} egress connections open")),
+        "{records:?}"
+    );
+    server.call(5, "stop_session", json!({"session": session}));
+    server.close(Duration::from_secs(30));
+}

@@ -86,6 +86,7 @@ async fn another_protocol_version_is_refused_naming_both() {
             version,
             refused: None,
             limits: Default::default(),
+            handoff: false,
         },
         |_, _, _| async { tokio::time::sleep(Duration::from_secs(30)).await },
     );
@@ -109,6 +110,7 @@ async fn what_no_server_asked_for_is_dropped_and_a_broken_control_line_ends_the_
             version: protocol::VERSION,
             refused: None,
             limits: Default::default(),
+            handoff: false,
         },
         move |opener, mut inbound, mut control| async move {
             // Events and offers for servers nobody started, and a stream
@@ -192,6 +194,7 @@ async fn a_peer_holding_every_stream_gets_no_more_and_the_session_goes_on() {
             version: protocol::VERSION,
             refused: None,
             limits: Default::default(),
+            handoff: false,
         },
         |opener, mut inbound, _control| async move {
             // Each with a byte of an unfinished line, so it reaches mcpod

@@ -66,6 +66,11 @@ pub struct Record<'a> {
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub duration_ms: u64,
+    /// How a connection let through was carried: `socket` (handed out of
+    /// the container, relayed once: a local engine) or `stream` (over the
+    /// session stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
     /// How a connection let through ended: `closed` (both sides), `error:
     /// ...`, or `the session ended` (mcpod ended it with its session).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,6 +190,7 @@ mod tests {
             bytes_out: 0,
             bytes_in: 0,
             duration_ms: 0,
+            via: None,
             end: None,
         }
     }

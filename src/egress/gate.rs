@@ -8,7 +8,8 @@
 //! server's proxy port is refused.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mcpod_supervisor::mux;
@@ -19,10 +20,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::audit::{Audit, AuditFile, Record, now};
+use super::handoff::{self, Handoffs};
 use super::pattern::{HOST_ALIAS, LOCALHOST, Pattern};
+use super::relay::Relayed;
 use crate::logging::ring::LogRing;
 
 const RESOLVE: Duration = Duration::from_secs(5);
+
+/// The most connections a session holds open at once. A connection handed
+/// out of the container no longer holds a stream of the session's
+/// multiplexer (which bounds the others), so this bounds what a session's
+/// connections cost mcpod: two sockets and two pipes each.
+pub const MAX_OPEN: usize = 128;
 const DIAL: Duration = Duration::from_secs(10);
 
 /// A session's gate.
@@ -36,6 +45,10 @@ pub struct Gate {
     ending: CancellationToken,
     /// The connections under way, waited for (to be recorded) at the end.
     relays: TaskTracker,
+    /// On a local engine, where connections come back as sockets.
+    handoffs: OnceLock<Handoffs>,
+    /// A permit per connection open (see [`MAX_OPEN`]).
+    open: Arc<tokio::sync::Semaphore>,
 }
 
 /// The longest host name (and server name) a connection may give.
@@ -66,7 +79,17 @@ impl Gate {
             log,
             ending: CancellationToken::new(),
             relays: TaskTracker::new(),
+            handoffs: OnceLock::new(),
+            open: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN)),
         }
+    }
+
+    /// Take connections let through as sockets on `fd`, the session's
+    /// hand-off socket (a local engine whose supervisor holds the other end).
+    pub fn hand_off_on(&self, fd: OwnedFd) -> std::io::Result<()> {
+        let handoffs = Handoffs::start(&self.session, fd, self.ending.clone())?;
+        let _ = self.handoffs.set(handoffs);
+        Ok(())
     }
 
     /// End every connection: the session has ended (a connection still
@@ -115,7 +138,13 @@ impl Gate {
             Some(Peer::Unknown(why)) => (format!("{owner} (unverified)"), None, Some(cut(&why))),
         };
         let from = from.as_str();
-        let decided = if let Some(owner) = &proxy_of {
+        // Held until the connection is recorded.
+        let permit = self.open.clone().try_acquire_owned();
+        let decided = if permit.is_err() {
+            Err(format!(
+                "the session has {MAX_OPEN} egress connections open, the most one may: close one first"
+            ))
+        } else if let Some(owner) = &proxy_of {
             Err(format!(
                 "the connection came from server `{from}` through server `{owner}`'s proxy port: refused, each server's connections go through its own proxy (the HTTP_PROXY in its environment), so that the audit names it"
             ))
@@ -126,16 +155,7 @@ impl Gate {
         } else {
             self.decide(host, port).await
         };
-        let verdict = match &decided {
-            Ok((_, address, rule)) => Verdict {
-                allowed: true,
-                reason: format!("{rule}; dialled {address}"),
-            },
-            Err(reason) => Verdict {
-                allowed: false,
-                reason: reason.clone(),
-            },
-        };
+        let (verdict, pending) = self.verdict(&decided);
         let answered = async {
             stream
                 .get_mut()
@@ -144,11 +164,16 @@ impl Gate {
             stream.get_mut().flush().await
         }
         .await;
+        let handed_off = pending.is_some();
         let (address, rule, relayed) = match decided {
             Ok((tcp, address, rule)) => {
-                let relayed = match answered {
-                    Ok(()) => super::relay::relay(stream, tcp, &self.ending).await,
-                    Err(e) => super::relay::Relayed {
+                let relayed = match (answered, pending) {
+                    (Ok(()), Some(pending)) => {
+                        drop(stream);
+                        self.relay_handed(pending, tcp).await
+                    }
+                    (Ok(()), None) => super::relay::relay(stream, tcp, &self.ending).await,
+                    (Err(e), _) => Relayed {
                         out: 0,
                         back: 0,
                         end: format!("error: answering the container: {e}"),
@@ -175,8 +200,70 @@ impl Gate {
             bytes_out: relayed.as_ref().map_or(0, |r| r.out),
             bytes_in: relayed.as_ref().map_or(0, |r| r.back),
             duration_ms: began.elapsed().as_millis() as u64,
+            via: relayed
+                .as_ref()
+                .map(|_| if handed_off { "socket" } else { "stream" }),
             end: relayed.map(|r| r.end),
         });
+    }
+
+    /// What the container is told of `decided`; on a local engine a
+    /// connection let through comes back as a socket, under the verdict's token.
+    fn verdict(&self, decided: &Result<Dialled, String>) -> (Verdict, Option<handoff::Pending>) {
+        let pending = match (decided, self.handoffs.get()) {
+            (Ok(_), Some(handoffs)) => match handoffs.expect() {
+                Ok(pending) => Some(pending),
+                Err(e) => {
+                    tracing::warn!("session {}: no hand-off token: {e}", self.session);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let verdict = match decided {
+            Ok((_, address, rule)) => Verdict {
+                allowed: true,
+                reason: format!("{rule}; dialled {address}"),
+                handoff: pending
+                    .as_ref()
+                    .map(|p| mcpod_supervisor::handoff::to_hex(&p.token)),
+            },
+            Err(reason) => Verdict {
+                allowed: false,
+                reason: reason.clone(),
+                handoff: None,
+            },
+        };
+        (verdict, pending)
+    }
+
+    /// Relay the socket the container hands over for `pending` to `tcp`,
+    /// what it read past the request first.
+    async fn relay_handed(&self, pending: handoff::Pending, mut tcp: TcpStream) -> Relayed {
+        let socket = tokio::select! {
+            socket = pending.socket(handoff::WAIT) => socket,
+            () = self.ending.cancelled() => Err(super::relay::SESSION_ENDED.to_string()),
+        };
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(why) => {
+                return Relayed {
+                    out: 0,
+                    back: 0,
+                    end: format!("error: {why}"),
+                };
+            }
+        };
+        if let Err(e) = tcp.write_all(&socket.leftover).await {
+            return Relayed {
+                out: 0,
+                back: 0,
+                end: format!("error: writing to the destination: {e}"),
+            };
+        }
+        let mut relayed = super::relay::relay_sockets(socket.stream, tcp, &self.ending).await;
+        relayed.out += socket.leftover.len() as u64;
+        relayed
     }
 
     /// The grant that covers `host:port`, resolved and dialled; or why not.

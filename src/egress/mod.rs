@@ -8,10 +8,13 @@
 //! - [`gate`]: one connection: check, resolve, dial, relay, audit
 //! - [`host`]: this host's own addresses, refused too
 //! - [`relay`]: the bytes both ways, counted, ended with the session
+//! - [`handoff`]: on a local engine, the client's socket handed out of the
+//!   container for the relay (one copy, no multiplexer)
 //! - [`audit`]: the records, refusals limited per session
 
 pub mod audit;
 pub mod gate;
+pub mod handoff;
 pub mod host;
 pub mod pattern;
 pub mod relay;

@@ -87,6 +87,7 @@ pub fn start_piped(container: &str) -> Result<Attached> {
         process,
         stream: Box::new(tokio::io::join(stdout, stdin)),
         output: vec![Box::new(stderr)],
+        handoff: None,
     })
 }
 

@@ -183,6 +183,9 @@ pub struct Attached {
     pub stream: Box<dyn Stream>,
     /// podman's stderr, and locally its stdout (the stream is elsewhere).
     pub output: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+    /// Locally, mcpod's end of the hand-off socket (see the supervisor's
+    /// `handoff.rs`), whose other end the container holds beside the stream.
+    pub handoff: Option<std::os::fd::OwnedFd>,
 }
 
 impl Podman {
@@ -338,7 +341,8 @@ impl Podman {
 
     /// Start `podman ARGS...` (a session's `podman run` of the supervisor)
     /// with its stream: locally a socket podman hands into the container as
-    /// descriptor `fd` (`--preserve-fds`, no relay through conmon); remotely
+    /// descriptor `fd` (`--preserve-fds`, no relay through conmon), and the
+    /// hand-off socket as `handoff_at`; remotely
     /// podman's own stdin and stdout (`run -i`, attached over the engine's
     /// connection, which is the only way through to a remote container).
     /// podman gets only the allow-listed environment. Killing the child ends
@@ -348,6 +352,7 @@ impl Podman {
         &self,
         args: &[std::ffi::OsString],
         fd: std::os::fd::RawFd,
+        handoff_at: std::os::fd::RawFd,
     ) -> Result<Attached> {
         use std::os::fd::AsRawFd;
         let mut command = super::process::host_command(PROGRAM);
@@ -360,11 +365,16 @@ impl Podman {
         if self.is_local() {
             let (ours, theirs) = std::os::unix::net::UnixStream::pair()
                 .map_err(|e| Error::io("creating", "a session socket", e))?;
+            let (handoff, handing) = mcpod_supervisor::handoff::pair()
+                .map_err(|e| Error::io("creating", "a session's hand-off socket", e))?;
             command.stdin(std::process::Stdio::null());
-            super::fd::pass_fd(&mut command, theirs.as_raw_fd(), fd);
+            super::fd::pass_fds(
+                &mut command,
+                &[(theirs.as_raw_fd(), fd), (handing.as_raw_fd(), handoff_at)],
+            );
             let mut process = spawn(command, args, None)?;
-            // podman has its copy now (or never will).
-            drop(theirs);
+            // podman has its copies now (or never will).
+            drop((theirs, handing));
             let ours = ours
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::UnixStream::from_std(ours))
@@ -380,6 +390,7 @@ impl Podman {
                 process,
                 stream: Box::new(ours),
                 output,
+                handoff: Some(handoff),
             });
         }
         command.stdin(std::process::Stdio::piped());
@@ -395,6 +406,7 @@ impl Podman {
             process,
             stream: Box::new(tokio::io::join(stdout, stdin)),
             output,
+            handoff: None,
         })
     }
 

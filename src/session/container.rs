@@ -94,8 +94,9 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
     let mut a: Vec<String> = vec!["run".into()];
     match plan.supervisor {
         // The session stream: a socket mcpod holds the other end of, as the
-        // container's descriptor 3 (no relay through podman and conmon).
-        Supervisor::Mounted(_) => a.push("--preserve-fds=1".into()),
+        // container's descriptor 3 (no relay through podman and conmon), and
+        // the hand-off socket as descriptor 4.
+        Supervisor::Mounted(_) => a.push("--preserve-fds=2".into()),
         // A remote engine passes no descriptor: the stream is stdin and
         // stdout. podman 4.3 takes no empty --detach-keys; its default
         // (ctrl-p ctrl-q) detaches only when each key is a read of one byte

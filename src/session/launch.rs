@@ -662,6 +662,8 @@ impl Sessions {
                     self.audit.clone(),
                 ))
             }),
+            // Given by the engine when the stream starts.
+            handoff: None,
         }
     }
 }

@@ -75,7 +75,13 @@ impl SessionStream {
         setup: Setup,
         deadline: Duration,
     ) -> Result<Arc<SessionStream>> {
-        let attached = engine.start_attached(podman_args, protocol::STREAM_FD)?;
+        let mut attached = engine.start_attached(
+            podman_args,
+            protocol::STREAM_FD,
+            mcpod_supervisor::handoff::HANDOFF_FD,
+        )?;
+        let mut setup = setup;
+        setup.handoff = attached.handoff.take();
         let mut process = attached.process;
         let log = Arc::new(LogRing::new(200));
         let copies: Vec<_> = attached
@@ -149,7 +155,7 @@ impl SessionStream {
             }
         });
         let hello = say_hello(&opener, setup.lease_until, setup.forwards);
-        let (control, limits) = match tokio::time::timeout(deadline, hello).await {
+        let (control, hello) = match tokio::time::timeout(deadline, hello).await {
             Ok(Ok(answered)) => answered,
             Ok(Err(reason)) => {
                 opener.close();
@@ -163,6 +169,11 @@ impl SessionStream {
                 ));
             }
         };
+        if let (true, Some(gate), Some(fd)) = (hello.handoff, &setup.gate, setup.handoff)
+            && let Err(e) = gate.hand_off_on(fd)
+        {
+            tracing::warn!("session {}: egress without hand-off: {e}", gate.session);
+        }
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (commands, lines) = mpsc::unbounded_channel();
         tokio::spawn(run_control(control, lines, routes.clone()));
@@ -178,7 +189,7 @@ impl SessionStream {
             gate: setup.gate,
             closing: std::sync::atomic::AtomicBool::new(false),
             lost: Arc::default(),
-            limits,
+            limits: hello.limits,
         })
     }
 
@@ -352,6 +363,9 @@ pub struct Setup {
     pub forwards: Vec<Forward>,
     /// None: every connection is refused.
     pub gate: Option<Arc<Gate>>,
+    /// mcpod's end of the hand-off socket (a local engine): the gate takes
+    /// connections back on it when the supervisor says it holds the other.
+    pub handoff: Option<std::os::fd::OwnedFd>,
 }
 
 /// Open the control stream and exchange versions.
@@ -359,7 +373,7 @@ async fn say_hello(
     opener: &mux::Opener,
     lease_until: Option<u64>,
     forwards: Vec<Forward>,
-) -> std::result::Result<(BufReader<mux::Stream>, protocol::Limits), String> {
+) -> std::result::Result<(BufReader<mux::Stream>, Hello), String> {
     let stream = opener
         .open()
         .await
@@ -383,7 +397,7 @@ async fn say_hello(
             "the supervisor speaks session protocol {version} and mcpod {}",
             protocol::VERSION
         )),
-        Ok(Some(Hello { limits, .. })) => Ok((stream, limits)),
+        Ok(Some(hello)) => Ok((stream, hello)),
         Ok(None) => Err("the container's stream ended before the supervisor answered".into()),
         Err(e) => Err(format!("the supervisor's answer: {e}")),
     }
@@ -465,6 +479,7 @@ async fn take_offers(
                             let refused = Verdict {
                                 allowed: false,
                                 reason: "this session has no egress".into(),
+                                handoff: None,
                             };
                             let _ = stream.get_mut().write_all(&protocol::line(&refused)).await;
                         }

@@ -6,6 +6,10 @@
 //! ([`peer`](crate::peer)), so mcpod refuses one that came through another
 //! server's port and audits the server that really connected.
 
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use mcpod_supervisor::handoff::{self, Channel, Token};
 use mcpod_supervisor::mux;
 use mcpod_supervisor::protocol::{self, Forward, Offer, Peer, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -19,13 +23,28 @@ const MAX_HEAD: usize = 16 * 1024;
 /// How long mcpod gets to decide and dial.
 const VERDICT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Where connections go: a stream to mcpod for each, and on a local engine
+/// the socket the client's connection is handed over on once let through
+/// (see `handoff.rs` in the library).
+#[derive(Clone)]
+pub struct Gateway {
+    pub opener: mux::Opener,
+    pub handoff: Option<Arc<Channel>>,
+}
+
+/// A connection let through: carried on its stream, or handed to mcpod.
+enum Upstream {
+    Stream(BufReader<mux::Stream>),
+    Handoff(Token),
+}
+
 /// Listen on `127.0.0.1:port` as `from`'s HTTP proxy; returns once bound.
 /// Each connection is attributed to the server among `servers` whose
 /// process opened it.
 pub async fn proxy(
     port: u16,
     from: String,
-    opener: mux::Opener,
+    gateway: Gateway,
     servers: Servers,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
@@ -42,7 +61,12 @@ pub async fn proxy(
                     tokio::spawn(async move { Peer::Unknown(why) })
                 }
             };
-            tokio::spawn(proxy_connection(client, from.clone(), peer, opener.clone()));
+            tokio::spawn(proxy_connection(
+                client,
+                from.clone(),
+                peer,
+                gateway.clone(),
+            ));
         }
     });
     Ok(())
@@ -52,43 +76,66 @@ pub async fn proxy(
 /// has IPv6 loopback, so a client that dials `localhost` as `::1` first
 /// reaches it too) and send every connection to the forward's destination;
 /// returns once bound.
-pub async fn forward(forward: Forward, opener: mux::Opener) -> std::io::Result<()> {
+pub async fn forward(forward: Forward, gateway: Gateway) -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", forward.listen)).await?;
     match TcpListener::bind(("::1", forward.listen)).await {
-        Ok(v6) => accept_forward(v6, forward.clone(), opener.clone()),
+        Ok(v6) => accept_forward(v6, forward.clone(), gateway.clone()),
         Err(e) => eprintln!(
             "mcpod-supervisor: port forward {}: not on [::1] ({e}); on 127.0.0.1 only",
             forward.listen
         ),
     }
-    accept_forward(listener, forward, opener);
+    accept_forward(listener, forward, gateway);
     Ok(())
 }
 
-fn accept_forward(listener: TcpListener, forward: Forward, opener: mux::Opener) {
+fn accept_forward(listener: TcpListener, forward: Forward, gateway: Gateway) {
     tokio::spawn(async move {
         let from = format!("forward:{}", forward.listen);
-        while let Ok((mut client, _)) = listener.accept().await {
-            let (opener, from, host) = (opener.clone(), from.clone(), forward.host.clone());
+        while let Ok((client, _)) = listener.accept().await {
+            let (gateway, from, host) = (gateway.clone(), from.clone(), forward.host.clone());
             let port = forward.port;
             tokio::spawn(async move {
-                if let Ok(mut upstream) = ask(&opener, &from, None, &host, port).await {
-                    relay(&mut client, &mut upstream).await;
+                if let Ok(upstream) = ask(&gateway, &from, None, &host, port).await {
+                    carry(&gateway, upstream, client, &[]).await;
                 }
             });
         }
     });
 }
 
+/// Carry a connection let through: hand the client's socket to mcpod with
+/// `leftover` (what goes to the destination first), or write `leftover` to
+/// its stream and relay.
+async fn carry(gateway: &Gateway, upstream: Upstream, mut client: TcpStream, leftover: &[u8]) {
+    match upstream {
+        Upstream::Handoff(token) => {
+            let Some(channel) = &gateway.handoff else {
+                return;
+            };
+            if let Err(e) = channel.send(&token, leftover, client.as_fd()).await {
+                eprintln!("mcpod-supervisor: handing a connection to mcpod: {e}");
+            }
+            // mcpod holds it now (or it failed): this copy closes.
+        }
+        Upstream::Stream(mut stream) => {
+            if stream.get_mut().write_all(leftover).await.is_ok() {
+                relay(&mut client, &mut stream).await;
+            }
+        }
+    }
+}
+
 /// A stream to `host:port` through mcpod's gate, or the rule that refused it.
 async fn ask(
-    opener: &mux::Opener,
+    gateway: &Gateway,
     from: &str,
     peer: Option<Peer>,
     host: &str,
     port: u16,
-) -> Result<BufReader<mux::Stream>, String> {
-    let stream = opener
+) -> Result<Upstream, String> {
+    let stream = gateway
+        .opener
         .open()
         .await
         .map_err(|e| format!("the session stream: {e}"))?;
@@ -106,7 +153,19 @@ async fn ask(
     })
     .await;
     match verdict {
-        Ok(Ok(Some(Verdict { allowed: true, .. }))) => Ok(stream),
+        Ok(Ok(Some(Verdict {
+            allowed: true,
+            handoff: None,
+            ..
+        }))) => Ok(Upstream::Stream(stream)),
+        Ok(Ok(Some(Verdict {
+            allowed: true,
+            handoff: Some(token),
+            ..
+        }))) => match (handoff::from_hex(&token), &gateway.handoff) {
+            (Some(token), Some(_)) => Ok(Upstream::Handoff(token)),
+            _ => Err("mcpod asked for a hand-off this supervisor cannot make".into()),
+        },
         Ok(Ok(Some(Verdict { reason, .. }))) => Err(reason),
         Ok(Ok(None)) => Err("mcpod closed the connection".into()),
         Ok(Err(e)) => Err(format!("mcpod's answer: {e}")),
@@ -123,7 +182,7 @@ async fn proxy_connection(
     mut client: TcpStream,
     from: String,
     peer: tokio::task::JoinHandle<Peer>,
-    opener: mux::Opener,
+    gateway: Gateway,
 ) {
     let mut buf = Vec::with_capacity(1024);
     let end = loop {
@@ -174,27 +233,24 @@ async fn proxy_connection(
     let peer = peer
         .await
         .unwrap_or_else(|e| Peer::Unknown(format!("the lookup failed: {e}")));
-    let mut upstream = match ask(&opener, &from, Some(peer), &host, port).await {
+    let upstream = match ask(&gateway, &from, Some(peer), &host, port).await {
         Ok(upstream) => upstream,
         Err(reason) => return refuse(&mut client, 403, &reason).await,
     };
-    let sent = if connect {
+    let leftover = if connect {
         let ok = client
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
             .await;
-        match ok {
-            Ok(()) => upstream.get_mut().write_all(&buf[end..]).await,
-            Err(e) => Err(e),
+        if ok.is_err() {
+            return;
         }
+        buf[end..].to_vec()
     } else {
-        let head = origin_form(&request, target);
-        let mut out = head.into_bytes();
+        let mut out = origin_form(&request, target).into_bytes();
         out.extend_from_slice(&buf[end..]);
-        upstream.get_mut().write_all(&out).await
+        out
     };
-    if sent.is_ok() {
-        relay(&mut client, &mut upstream).await;
-    }
+    carry(&gateway, upstream, client, &leftover).await;
 }
 
 /// The request head for the origin: the path only in the request line, and

@@ -2,5 +2,6 @@
 //! the session's one stream ([`protocol`]) and the multiplexer that carries
 //! it ([`mux`]).
 
+pub mod handoff;
 pub mod mux;
 pub mod protocol;

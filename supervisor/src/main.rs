@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod egress;
 mod peer;
 
+use mcpod_supervisor::handoff;
 use mcpod_supervisor::mux::{self, Mode};
 use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -68,6 +69,8 @@ struct State {
     lease: watch::Sender<Option<u64>>,
     /// Live servers by pid, to attribute proxy connections to.
     servers: peer::Servers,
+    /// The hand-off socket, on a local engine (see `handoff.rs`).
+    handoff: Option<Arc<handoff::Channel>>,
 }
 
 impl State {
@@ -79,6 +82,14 @@ impl State {
             .as_ref()
         {
             let _ = tx.send(protocol::line(event));
+        }
+    }
+
+    /// Where egress connections go: `opener`'s streams, and the hand-off socket.
+    fn gateway(&self, opener: &mux::Opener) -> egress::Gateway {
+        egress::Gateway {
+            opener: opener.clone(),
+            handoff: self.handoff.clone(),
         }
     }
 
@@ -114,6 +125,7 @@ async fn run() -> i32 {
         end: Notify::new(),
         lease: watch::channel(None).0,
         servers: peer::Servers::default(),
+        handoff: handoff_socket().map(Arc::new),
     });
     tokio::spawn(reap(state.clone(), children));
     tokio::spawn(lease(state.clone()));
@@ -193,6 +205,29 @@ fn stdio() -> Box<dyn Stream> {
         None => Box::new(tokio::io::stdout()),
     };
     Box::new(tokio::io::join(input, output))
+}
+
+/// The hand-off socket mcpod passed in as [`handoff::HANDOFF_FD`], when it
+/// did: a unix `SOCK_SEQPACKET` socket (made close-on-exec by the channel).
+/// A remote engine passes none, and a descriptor of another kind is left
+/// alone.
+fn handoff_socket() -> Option<handoff::Channel> {
+    let fd = handoff::HANDOFF_FD;
+    // SAFETY: F_GETFD only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return None;
+    }
+    // A copy, so a descriptor that is not the hand-off socket stays as it was.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return None;
+    }
+    // SAFETY: a descriptor F_DUPFD_CLOEXEC just made, owned from here.
+    let channel = handoff::Channel::new(unsafe { OwnedFd::from_raw_fd(copy) }).ok()?;
+    // SAFETY: the hand-off socket lives on as the copy; close the original
+    // so no server inherits it.
+    unsafe { libc::close(fd) };
+    Some(channel)
 }
 
 /// A byte stream both ways.
@@ -277,7 +312,7 @@ async fn serve(stream: mux::Stream, state: Arc<State>, opener: mux::Opener) {
         })) => {
             for f in forwards {
                 let listen = f.listen;
-                if let Err(e) = egress::forward(f, opener.clone()).await {
+                if let Err(e) = egress::forward(f, state.gateway(&opener)).await {
                     say(&format!(
                         "cannot listen on 127.0.0.1:{listen} for a port forward: {e}"
                     ));
@@ -318,6 +353,7 @@ async fn control(
         version: protocol::VERSION,
         refused: refused.clone(),
         limits: protocol::Limits::read(std::path::Path::new("/sys/fs/cgroup")),
+        handoff: state.handoff.is_some(),
     });
     if writer.write_all(&hello).await.is_err() || refused.is_some() {
         let _ = writer.shutdown().await;
@@ -377,7 +413,7 @@ async fn run_server(
         && let Err(e) = egress::proxy(
             port,
             start.name.clone(),
-            opener.clone(),
+            state.gateway(&opener),
             state.servers.clone(),
         )
         .await

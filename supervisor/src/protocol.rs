@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol version; mcpod and the supervisor refuse each other's
 /// control stream when theirs differ. 2: a connection's offer says which
-/// server's process opened it ([`Peer`]).
-pub const VERSION: u32 = 2;
+/// server's process opened it ([`Peer`]). 3: a connection let through may
+/// be handed to mcpod as a descriptor ([`Hello::handoff`], [`Verdict::handoff`]).
+pub const VERSION: u32 = 3;
 
 /// The longest first line of a stream, and of a control line (a start
 /// carries a server's argv and env: 256 KiB of env at most, see mcpod).
@@ -99,6 +100,11 @@ pub struct Hello {
     /// The limits the container's cgroup holds, as the supervisor reads them.
     #[serde(default)]
     pub limits: Limits,
+    /// Whether the supervisor holds a hand-off socket at
+    /// [`HANDOFF_FD`](crate::handoff::HANDOFF_FD) (a local engine), so a
+    /// connection let through can be handed to mcpod (see `handoff.rs`).
+    #[serde(default)]
+    pub handoff: bool,
 }
 
 /// A container's cgroup limits as seen from inside (`None`: no limit, or
@@ -183,6 +189,11 @@ pub struct Verdict {
     pub allowed: bool,
     /// The rule that decided (and, allowed, the address dialled).
     pub reason: String,
+    /// Allowed, and to be handed over: the token (hex) to send with the
+    /// client's socket on the hand-off socket instead of carrying the
+    /// connection on this stream (see `handoff.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
 }
 
 /// A control line from the supervisor.

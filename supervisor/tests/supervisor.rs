@@ -374,6 +374,7 @@ async fn answer(stream: &mut BufReader<mux::Stream>, allowed: bool, reason: &str
     let verdict = protocol::Verdict {
         allowed,
         reason: reason.to_string(),
+        handoff: None,
     };
     stream
         .get_mut()

@@ -246,7 +246,9 @@ impl Server {
     }
 
     pub fn response(&mut self, id: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        // A guard against a hang, not a timing: a launch that provisions for
+        // the first time on a loaded machine has taken past 120 s.
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {

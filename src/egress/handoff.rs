@@ -1,0 +1,232 @@
+//! mcpod's end of a session's hand-off socket (see the supervisor's
+//! `handoff.rs`): each connection let through on a local engine waits here,
+//! under a random token its verdict carried, for the client's socket the
+//! supervisor sends back with that token; the gate then relays it to the
+//! destination it dialled, one copy instead of two and no multiplexer.
+//!
+//! What comes back is as untrusted as the container: a message is read
+//! whole into a bounded buffer, a socket that is not a connected TCP socket
+//! is refused, one under a token nothing waits for (never given, already
+//! used, or given up on) is closed. Nothing is queued: a token waits only
+//! while its connection does, so what waits is bounded by the session
+//! stream's own limit on connections.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcpod_supervisor::handoff::{self, Channel, Token};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// How long a connection waits for its socket after its verdict.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A connection's socket and what goes to the destination before its bytes.
+pub struct Socket {
+    pub stream: tokio::net::TcpStream,
+    pub leftover: Vec<u8>,
+}
+
+type Waiters = Mutex<HashMap<Token, oneshot::Sender<Socket>>>;
+
+/// A session's hand-off socket and the connections waiting on it.
+pub struct Handoffs {
+    waiting: Arc<Waiters>,
+}
+
+/// One connection's wait; given up (and its token forgotten) when dropped.
+pub struct Pending {
+    pub token: Token,
+    socket: oneshot::Receiver<Socket>,
+    waiting: Arc<Waiters>,
+}
+
+impl Handoffs {
+    /// Take sockets from `fd` until the session ends (`ending`) or the
+    /// supervisor closes its end.
+    pub fn start(
+        session: &str,
+        fd: OwnedFd,
+        ending: CancellationToken,
+    ) -> std::io::Result<Handoffs> {
+        let channel = Channel::new(fd)?;
+        let waiting: Arc<Waiters> = Arc::default();
+        tokio::spawn(receive(
+            session.to_string(),
+            channel,
+            waiting.clone(),
+            ending,
+        ));
+        Ok(Handoffs { waiting })
+    }
+
+    /// A token for a connection let through, and its wait.
+    pub fn expect(&self) -> std::io::Result<Pending> {
+        let token = handoff::new_token()?;
+        let (tx, socket) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token, tx);
+        Ok(Pending {
+            token,
+            socket,
+            waiting: self.waiting.clone(),
+        })
+    }
+}
+
+impl Pending {
+    /// The connection's socket, or why it did not come `within` (the gate
+    /// waits [`WAIT`]).
+    pub async fn socket(mut self, within: Duration) -> Result<Socket, String> {
+        match tokio::time::timeout(within, &mut self.socket).await {
+            Ok(Ok(socket)) => Ok(socket),
+            Ok(Err(_)) => {
+                Err("the session's hand-off socket closed before the connection came".into())
+            }
+            Err(_) => Err(format!(
+                "the container did not hand the connection over within {} ms",
+                within.as_millis()
+            )),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
+    }
+}
+
+/// Route each message to the connection its token names.
+async fn receive(
+    session: String,
+    channel: Channel,
+    waiting: Arc<Waiters>,
+    ending: CancellationToken,
+) {
+    let refused = AtomicU64::new(0);
+    let refuse = |why: &str| {
+        // One line for the first, then only a count at the end.
+        if refused.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!("session {session}: refused a hand-off from its supervisor: {why}");
+        }
+    };
+    loop {
+        let handed = tokio::select! {
+            handed = channel.recv() => handed,
+            () = ending.cancelled() => break,
+        };
+        let handed = match handed {
+            Ok(Some(handed)) => handed,
+            Ok(None) => break,
+            Err(e) => {
+                refuse(&format!("reading the hand-off socket: {e}"));
+                break;
+            }
+        };
+        let socket = match handed
+            .socket
+            .and_then(|fd| handoff::check_tcp(fd.as_fd()).map(|()| fd))
+            .and_then(|fd| {
+                let std = std::net::TcpStream::from(fd);
+                std.set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(std))
+                    .map_err(|e| format!("the socket: {e}"))
+            }) {
+            Ok(socket) => socket,
+            Err(why) => {
+                refuse(&why);
+                continue;
+            }
+        };
+        let waiter = waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&handed.token);
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(Socket {
+                    stream: socket,
+                    leftover: handed.leftover,
+                });
+            }
+            None => refuse("a socket under a token no connection waits for"),
+        }
+    }
+    let n = refused.load(Ordering::Relaxed);
+    if n > 1 {
+        tracing::warn!("session {session}: refused {n} hand-offs from its supervisor in all");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn tcp() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let to = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"));
+        let (a, b) = tokio::join!(to, listener.accept());
+        (a.expect("connect"), b.expect("accept").0)
+    }
+
+    /// A socket reaches the connection its token names and no other; a
+    /// token given up on is forgotten, and a socket sent under it is closed.
+    #[tokio::test]
+    async fn a_socket_reaches_only_the_connection_its_token_names_and_only_once() {
+        let (ours, theirs) = handoff::pair().expect("pair");
+        let ending = CancellationToken::new();
+        let handoffs = Handoffs::start("s1", ours, ending.clone()).expect("start");
+        let container = Channel::new(theirs).expect("channel");
+        let (first, second) = (handoffs.expect().expect("a"), handoffs.expect().expect("b"));
+        let (client, mut server) = tcp().await;
+        container
+            .send(&second.token, b"hi", client.as_fd())
+            .await
+            .expect("send");
+        drop(client);
+        let token = first.token;
+        let got = second.socket(WAIT).await.expect("the second's socket");
+        assert_eq!(got.leftover, b"hi");
+        let mut stream = got.stream;
+        stream.write_all(b"x").await.expect("write");
+        let mut one = [0u8; 1];
+        server.read_exact(&mut one).await.expect("read");
+        // Given up on (dropped): its token is forgotten, its socket closed.
+        drop(first);
+        let (late, mut late_peer) = tcp().await;
+        container
+            .send(&token, b"", late.as_fd())
+            .await
+            .expect("send");
+        drop(late);
+        let read = tokio::time::timeout(Duration::from_secs(5), late_peer.read(&mut one)).await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+        assert!(handoffs.waiting.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_socket_never_comes_is_told_why() {
+        let (ours, _theirs) = handoff::pair().expect("pair");
+        let handoffs = Handoffs::start("s1", ours, CancellationToken::new()).expect("start");
+        let why = handoffs
+            .expect()
+            .expect("a")
+            .socket(Duration::from_millis(50))
+            .await
+            .err()
+            .expect("no socket");
+        assert!(why.contains("did not hand the connection over"), "{why}");
+    }
+}
