@@ -32,6 +32,8 @@ pub struct Invocation {
     on_line: Option<LineSink>,
     stdin: Option<Vec<u8>>,
     dir: Option<std::path::PathBuf>,
+    /// Cancel this token once stdout and stderr together pass this many bytes.
+    stop_past: Option<(u64, CancellationToken)>,
 }
 
 /// What a finished program printed.
@@ -53,6 +55,7 @@ impl Invocation {
             on_line: None,
             stdin: None,
             dir: None,
+            stop_past: None,
         }
     }
 
@@ -84,6 +87,15 @@ impl Invocation {
     /// as a tail only, for a failure to quote).
     pub fn on_line(mut self, sink: LineSink) -> Self {
         self.on_line = Some(sink);
+        self
+    }
+
+    /// Cancel `token` once the program has printed more than `bytes` on
+    /// stdout and stderr together, every byte counted (the rest of a line
+    /// cut for the sink too, and a line that never ends); with
+    /// [`Invocation::cancel_on`] the same token, that stops it.
+    pub fn stop_past(mut self, bytes: u64, token: CancellationToken) -> Self {
+        self.stop_past = Some((bytes, token));
         self
     }
 
@@ -199,8 +211,9 @@ impl Invocation {
             });
         }
 
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
+        let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stdout = (child.stdout.take()).map(|p| Counted::new(p, &printed, &self.stop_past));
+        let stderr = (child.stderr.take()).map(|p| Counted::new(p, &printed, &self.stop_past));
         let sink = std::sync::Arc::new(std::sync::Mutex::new(self.on_line.take()));
         let whole_stdout = sink.lock().map(|s| s.is_none()).unwrap_or(true);
         let out_task = tokio::spawn(read_lines(
@@ -278,6 +291,52 @@ async fn stop(child: &mut Child) {
         }
     }
     let _ = child.kill().await;
+}
+
+/// A pipe whose bytes are counted as they are read, into a count shared
+/// with the program's other pipe; past the bound, its token is cancelled.
+struct Counted<R> {
+    pipe: R,
+    printed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    bound: Option<(u64, CancellationToken)>,
+}
+
+impl<R> Counted<R> {
+    fn new(
+        pipe: R,
+        printed: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+        bound: &Option<(u64, CancellationToken)>,
+    ) -> Self {
+        Counted {
+            pipe,
+            printed: printed.clone(),
+            bound: bound.clone(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.pipe).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        if read > 0 {
+            let total = self
+                .printed
+                .fetch_add(read, std::sync::atomic::Ordering::Relaxed)
+                + read;
+            if let Some((bound, token)) = &self.bound
+                && total > *bound
+            {
+                token.cancel();
+            }
+        }
+        polled
+    }
 }
 
 /// What a pipe said: what was kept of it, and whether more was dropped.
@@ -638,6 +697,47 @@ mod tests {
         assert_eq!(lines.next_line().await.as_deref(), Some("last"));
         assert!(!lines.ended_line());
         assert_eq!(lines.next_line().await, None);
+    }
+
+    /// A line that never ends reaches the sink once, cut; the bytes past the
+    /// cut count against `stop_past` all the same, so the program is stopped
+    /// there and not at its deadline.
+    #[tokio::test]
+    async fn every_byte_counts_against_the_printed_bound_even_in_a_line_that_never_ends() {
+        let lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = lines.clone();
+        let stop = CancellationToken::new();
+        let err = Invocation::new("cat")
+            .arg("/dev/zero")
+            .on_line(Box::new(move |_| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }))
+            .stop_past(1 << 20, stop.clone())
+            .cancel_on(stop.clone())
+            .timeout(Duration::from_secs(20))
+            .run()
+            .await
+            .expect_err("stopped");
+        assert!(
+            err.is_cancelled(),
+            "stopped by the bound, not the deadline: {err}"
+        );
+        assert!(stop.is_cancelled());
+        assert!(lines.load(std::sync::atomic::Ordering::Relaxed) <= 1);
+        // Both pipes count together.
+        let stop = CancellationToken::new();
+        let err = Invocation::new("sh")
+            .args([
+                "-c",
+                "head -c 700000 /dev/zero; head -c 700000 /dev/zero >&2; sleep 60",
+            ])
+            .on_line(Box::new(|_| {}))
+            .stop_past(1 << 20, stop.clone())
+            .cancel_on(stop)
+            .run()
+            .await
+            .expect_err("stopped");
+        assert!(err.is_cancelled(), "{err}");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ pub mod engines;
 pub mod host;
 pub mod hostile;
 pub mod labels;
+pub mod npm_registry;
 pub mod rpc;
 pub mod store;
 

@@ -41,6 +41,9 @@ use crate::{Error, Result};
 pub const DEADLINE: Duration = Duration::from_secs(20 * 60);
 /// The most a build may print before it is stopped.
 pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// How long past a build's deadline podman itself stops its container (when
+/// mcpod could not: it died), so a stopped build is always mcpod's.
+const BACKSTOP: Duration = Duration::from_secs(60);
 /// How much of a failed build's log its error quotes.
 const TAIL_BYTES: usize = 3000;
 /// How many of the log's lines are shown as progress.
@@ -449,7 +452,8 @@ fn sandbox_args(
         "--security-opt=no-new-privileges".into(),
         "--log-driver=none".into(),
         format!("--pids-limit={}", policy.processes),
-        format!("--timeout={}", deadline.as_secs()),
+        // A backstop: the run's deadline is mcpod's ([`run_bounded`]).
+        format!("--timeout={}", (deadline + BACKSTOP).as_secs()),
         "--tmpfs=/tmp:rw,exec,size=512m,mode=1777".into(),
     ];
     a.extend(volumes.iter().cloned());
@@ -502,14 +506,11 @@ async fn run_bounded(
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = cancel.child_token();
     let sink = {
-        let (log, stop, say) = (log.clone(), stop.clone(), progress.say.clone());
+        let (log, say) = (log.clone(), progress.say.clone());
         Box::new(move |line: &str| {
             let Ok(mut log) = log.lock() else { return };
             if let Some(shown) = log.push(line) {
                 (say)(shown);
-            }
-            if log.bytes > max_log {
-                stop.cancel();
             }
         })
     };
@@ -517,9 +518,13 @@ async fn run_bounded(
     if let Some(bytes) = stdin {
         invocation = invocation.stdin(bytes);
     }
+    // The deadline is ours: podman's own (`--timeout`, [`BACKSTOP`] later)
+    // would end the run as if the program had exited.
     let ran = invocation
         .args(args)
-        .timeout(deadline + Duration::from_secs(60))
+        .timeout(deadline)
+        // Every byte counts, a line cut for the log included.
+        .stop_past(max_log, stop.clone())
         .cancel_on(stop)
         .on_line(sink)
         .status()
