@@ -646,14 +646,20 @@ fn launch_overrides_change_args_and_env_within_policy() {
 }
 
 /// `mcpod gc` removes staged packages no recorded request names and
-/// provisioning leftovers older than an hour; a recorded one stays.
+/// provisioning leftovers older than an hour; a recorded one stays, staged
+/// for a base too (a native build's `-b…`, an sdist build's `-s…`, a
+/// compile cache's `-w…`).
 #[test]
 fn gc_removes_unused_staged_packages_and_old_leftovers() {
     let state = tempfile::tempdir().expect("state");
     let root = state.path().join("provision");
     for dir in [
         "npm/kept0123",
+        "npm/kept0123-b00ff/ctx",
+        "npm/kept0123-w00ff/ctx",
+        "pypi/kept0123-s00ff/ctx",
         "npm/unused0123/ctx",
+        "npm/unused0123-w00ff/ctx",
         "npm/abc.tmp-1",
         "work-old",
         "work-new",
@@ -690,7 +696,8 @@ fn gc_removes_unused_staged_packages_and_old_leftovers() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let listed = report["provisioned"].to_string();
     assert!(
-        listed.contains("unused0123")
+        listed.contains("unused0123\"")
+            && listed.contains("unused0123-w00ff")
             && listed.contains("work-old")
             && listed.contains("abc.tmp-1"),
         "{report}"

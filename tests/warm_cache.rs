@@ -1,6 +1,6 @@
-//! Node's compile cache baked into a provisioned image, against hostile
-//! servers: one that rewrites the cache at run time in a session changes
-//! nothing the image holds; a warm-up that never ends, or that floods its
+//! Node's compile cache baked into a provisioned image: each node gets its
+//! own, and against hostile servers: one that rewrites the cache at run
+//! time in a session changes nothing the image holds; a warm-up that never ends, or that floods its
 //! output, is stopped at its bound, leaves no cache and no container, and
 //! the provision succeeds with a warning. Real podman, buildah, npm and
 //! node 22; the hostile packages come from a registry on 127.0.0.1
@@ -161,6 +161,32 @@ fn a_server_cannot_rewrite_the_cache_the_image_holds() {
                   console.log(JSON.stringify(fs.readdirSync(d).concat(fs.readdirSync(d+'/'+fs.readdirSync(d)[0]))))";
     let listed = node_in(&image, script).to_string();
     assert!(!listed.contains("planted"), "{listed}");
+}
+
+/// One package on two nodes gets two caches: each image's node reads its
+/// own (node reads only a cache made by its own version, and cannot write
+/// one on the read-only root). The package has no install scripts, so
+/// without its base in the staged tree's key both images shared the tree
+/// warmed first, and the other node started cold.
+#[test]
+fn each_node_gets_a_compile_cache_of_its_own() {
+    for runtime in ["node@22", "node@26"] {
+        let (ok, done, err) = provision(&[MEMORY, "--runtime", runtime], &[]);
+        assert!(ok, "{runtime}: {err}");
+        assert!(done["notes"].to_string().contains("starts warm"), "{done}");
+        let image = done["image"]["tag"].as_str().expect("tag");
+        let seen = node_in(
+            image,
+            "console.log(JSON.stringify({version: process.version, dir: require('module').getCompileCacheDir() || null}))",
+        );
+        let version = seen["version"].as_str().expect("version");
+        assert!(
+            seen["dir"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(&format!("{CACHE_DIR}/{version}-"))),
+            "{runtime}: node reads the image's cache: {seen}"
+        );
+    }
 }
 
 /// Packages from the local registry, each a bin (`index.js`) and `lib.js`.

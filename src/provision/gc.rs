@@ -73,14 +73,17 @@ pub fn collect(dry_run: bool) -> Result<Collected> {
                 if old(&entry.path()) {
                     remove(entry.path(), &mut out.leftovers);
                 }
-            } else if !used.contains(
-                name.split_once("-b")
-                    .map_or(name.as_str(), |(lock, _)| lock),
-            ) && entry.path().is_dir()
-            {
+            } else if !used.contains(staged_lock(&name)) && entry.path().is_dir() {
                 remove(entry.path(), &mut out.staged);
             }
         }
     }
     Ok(out)
+}
+
+/// The lock digest a staged tree's directory is named for: its name up to
+/// what its key adds for the base (`-b…` a native build, `-s…` an sdist
+/// build, `-w…` a compile cache; a digest is hex, never `-`).
+fn staged_lock(name: &str) -> &str {
+    name.split_once('-').map_or(name, |(lock, _)| lock)
 }

@@ -302,9 +302,13 @@ async fn stage(
     let eco_dir = store::state_dir()
         .join("provision")
         .join(package.ecosystem.as_str());
-    // A tree whose install scripts run is built for its base's node.
+    // A tree whose install scripts run is built for its base's node; one
+    // warmed holds that node's compile cache.
     let built_for = match package.ecosystem {
-        Ecosystem::Npm => build::key(lock, base),
+        Ecosystem::Npm => match build::key(lock, base) {
+            none if none.is_empty() => build::warm::key(base),
+            built => built,
+        },
         Ecosystem::Pypi => build::sdist::key(lock, base),
     };
     let staged = eco_dir.join(format!("{}{built_for}", resolution.lock));

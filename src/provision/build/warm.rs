@@ -16,8 +16,9 @@
 //! most [`MAX_CACHE_BYTES`] and [`MAX_FILES`]), made readable by the
 //! session's uid, and moved into the staged tree (`ctx/node-cache`), which
 //! the image copies to [`CACHE_DIR`]: it is part of the build context, so
-//! of the image's key, and belongs to this staged tree (one lock on one
-//! base) only. The cache's bytes are not reproducible run to run, so it is
+//! of the image's key, and belongs to this staged tree only, which is one
+//! lock on one base ([`key`]: a pure-JS tree is otherwise staged once for
+//! every node). The cache's bytes are not reproducible run to run, so it is
 //! made once per staged tree and recorded ([`RECORD`]); a repeat reuses it.
 //! A warm-up that fails any bound leaves no cache and a warning: the server
 //! then starts cold, as before. Sessions run servers with a read-only root,
@@ -85,6 +86,19 @@ pub fn supports(base: &Base) -> bool {
     let major: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let minor: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     (major, minor) >= (22, 1)
+}
+
+/// What a staged tree's key adds for its compile cache: the base, when its
+/// node has one (the cache is that node's: another node neither reads it
+/// nor can write its own on the read-only root), else nothing.
+pub fn key(base: &Base) -> String {
+    if !supports(base) {
+        return String::new();
+    }
+    format!(
+        "-w{}",
+        &blake3::hash(base.image_id.as_bytes()).to_hex()[..16]
+    )
 }
 
 /// The compile cache of the staged tree at `staged` (its `ctx/app` the
