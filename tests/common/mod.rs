@@ -5,6 +5,7 @@ pub mod egress;
 pub mod engines;
 pub mod host;
 pub mod hostile;
+pub mod http;
 pub mod labels;
 pub mod npm_registry;
 pub mod rpc;
