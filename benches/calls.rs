@@ -38,12 +38,11 @@ use rmcp::service::RunningService;
 use rmcp::{ClientLifecycleMode, Peer, RoleClient};
 use serde_json::{Value, json};
 use support::{
-    Client, Error, call, connect_as, cpu_ns, median, pct, row_us, serve, serve_as, structured, us,
-    verdict,
+    Client, Error, Pids, call, connect_as, cpu_ns, median, pct, release_context, row_us, run_bench,
+    serve, serve_as, structured, us, verdict,
 };
 
 const TARGET_ADDED_US: f64 = 50.0;
-const OWNER_PID_LABEL: &str = "io.mcpod.owner-pid";
 const EVERYTHING: &str = "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
 
 struct Plan {
@@ -78,7 +77,7 @@ const CASES: [Case; 2] = [
         server: "hello",
         tool: "add",
         direct: &["/bin/hello-server"],
-        release: Some("target/x86_64-unknown-linux-gnu/release/examples/hello_server"),
+        release: Some(support::RELEASE_HELLO),
     },
     Case {
         label: "node server-everything",
@@ -128,26 +127,7 @@ fn main() {
             span: Duration::from_millis(300),
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("calls bench failed: {e}");
-            std::process::exit(1);
-        }
-    };
-    let mut pids = Vec::new();
-    let result = rt.block_on(run(&plan, &mut pids));
-    // Whatever happened, nothing these mcpods started stays.
-    for pid in pids {
-        remove_containers_of(pid);
-    }
-    if let Err(e) = result {
-        eprintln!("calls bench failed: {e}");
-        std::process::exit(1);
-    }
+    run_bench("calls", |pids| async move { run(&plan, &pids).await });
 }
 
 /// The two mcpods: one greeted with `initialize`, one as a 2026-07-28 client.
@@ -156,7 +136,7 @@ struct Mcpods {
     modern: (Client, u32),
 }
 
-async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
+async fn run(plan: &Plan, pids: &Pids) -> Result<(), Error> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (old, pid, _) = serve(repo, &[]).await?;
     pids.push(pid);
@@ -196,38 +176,6 @@ async fn run(plan: &Plan, pids: &mut Vec<u32>) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// The build context the full run uses for `case`: its own, or, for a
-/// server of this repository's, a copy of it under `target/bench/` with the
-/// release build in place of the debug one the tests use. A debug
-/// hello-server spends ~300 us of CPU a call, which on two cores swamps
-/// mcpod's own cost (it reads as +100 us for a 2026-07-28 child).
-fn release_context(repo: &Path, case: &Case, full: bool) -> Result<String, Error> {
-    let Some(release) = case.release.filter(|_| full) else {
-        return Ok(case.context.to_string());
-    };
-    let built = repo.join(release);
-    if !built.exists() {
-        return Err(format!(
-            "{} is missing: run scripts/build-hello --release",
-            built.display()
-        )
-        .into());
-    }
-    let context = format!("target/bench/{}", case.server);
-    let from = repo.join(case.context);
-    let to = repo.join(&context);
-    std::fs::create_dir_all(to.join("bin"))?;
-    for file in ["Containerfile", ".containerignore"] {
-        std::fs::copy(from.join(file), to.join(file))?;
-    }
-    let binary = to.join(format!("bin/{}-server", case.server));
-    // Copied only when it changed, so the build cache sees the same file.
-    if std::fs::read(&binary).ok() != Some(std::fs::read(&built)?) {
-        std::fs::copy(&built, &binary)?;
-    }
-    Ok(context)
 }
 
 /// A session of `case`'s image, built from `context`, launched through
@@ -317,7 +265,8 @@ async fn bench_case(
     let (old, pid) = (&mcpods.old.0, mcpods.old.1);
     let (modern, modern_pid) = (&mcpods.modern.0, mcpods.modern.1);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let context = release_context(repo, case, plan.full)?;
+    let release = case.release.filter(|_| plan.full);
+    let context = release_context(repo, case.context, case.server, release)?;
     let (session, container, proxied, era) = launch(old, case, &context).await?;
     let (modern_session, modern_container, modern_proxied, _) =
         launch(modern, case, &context).await?;
@@ -502,26 +451,4 @@ async fn throughput(
         total += joined??;
     }
     Ok((total, start.elapsed()))
-}
-
-/// Remove every container mcpod `pid` started (it does on a clean exit).
-fn remove_containers_of(pid: u32) {
-    let listed = std::process::Command::new("podman")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label={OWNER_PID_LABEL}={pid}"))
-        .output();
-    let ids: Vec<String> = listed
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    if !ids.is_empty() {
-        let _ = std::process::Command::new("podman")
-            .args(["rm", "-f"])
-            .args(&ids)
-            .output();
-    }
 }

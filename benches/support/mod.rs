@@ -209,3 +209,105 @@ pub fn shell_words(args: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The build context a full run uses for the fixture server `server` (its
+/// context `context`, its release build at `release` under `repo`): with no
+/// `release`, the context itself; else a copy of it under `target/bench/`
+/// with the release build in place of the debug one the tests use. A debug
+/// hello-server spends ~300 us of CPU a call, which on two cores swamps
+/// mcpod's own cost (it reads as +100 us for a 2026-07-28 child).
+pub fn release_context(
+    repo: &std::path::Path,
+    context: &str,
+    server: &str,
+    release: Option<&str>,
+) -> Result<String, Error> {
+    let Some(release) = release else {
+        return Ok(context.to_string());
+    };
+    let built = repo.join(release);
+    if !built.exists() {
+        return Err(format!(
+            "{} is missing: run scripts/build-hello --release",
+            built.display()
+        )
+        .into());
+    }
+    let copy = format!("target/bench/{server}");
+    let from = repo.join(context);
+    let to = repo.join(&copy);
+    std::fs::create_dir_all(to.join("bin"))?;
+    for file in ["Containerfile", ".containerignore"] {
+        std::fs::copy(from.join(file), to.join(file))?;
+    }
+    let binary = to.join(format!("bin/{server}-server"));
+    // Copied only when it changed, so the build cache sees the same file.
+    if std::fs::read(&binary).ok() != Some(std::fs::read(&built)?) {
+        std::fs::copy(&built, &binary)?;
+    }
+    Ok(copy)
+}
+
+/// The release hello-server `scripts/build-hello --release` builds.
+pub const RELEASE_HELLO: &str = "target/x86_64-unknown-linux-gnu/release/examples/hello_server";
+
+/// The pids of the mcpods a bench starts (see [`run_bench`]).
+#[derive(Clone, Default)]
+pub struct Pids(std::sync::Arc<std::sync::Mutex<Vec<u32>>>);
+
+impl Pids {
+    pub fn push(&self, pid: u32) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+    }
+}
+
+/// Run bench `name`'s `body` on a multi-threaded runtime. Whatever happens,
+/// every container the mcpods it noted in its [`Pids`] started is removed
+/// after; a failure is printed (`NAME bench failed: ...`) and exits 1.
+pub fn run_bench<F>(name: &str, body: impl FnOnce(Pids) -> F)
+where
+    F: std::future::Future<Output = Result<(), Error>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name} bench failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    let pids = Pids::default();
+    let result = rt.block_on(body(pids.clone()));
+    let started = pids.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for pid in started {
+        remove_containers_of(pid);
+    }
+    if let Err(e) = result {
+        eprintln!("{name} bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Remove every container mcpod `pid` started (it does on a clean exit).
+pub fn remove_containers_of(pid: u32) {
+    let listed = std::process::Command::new("podman")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=io.mcpod.owner-pid={pid}"))
+        .output();
+    let ids: Vec<String> = listed
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ids.is_empty() {
+        let _ = std::process::Command::new("podman")
+            .args(["rm", "-f"])
+            .args(&ids)
+            .output();
+    }
+}
