@@ -22,12 +22,13 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import anyio
 import mcp.types as types
@@ -95,6 +96,31 @@ def podman_session_containers(session: str) -> list[str]:
         check=True,
     )
     return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+@contextmanager
+def serving_http(env: dict, root: Path, log: Path) -> Iterator[str]:
+    """`mcpod serve --listen 127.0.0.1:0 --root ROOT` under `env` (its MCPOD_STATE_DIR holds the
+    tokens), its stderr in `log`: yields its URL; SIGTERM at the end."""
+    with open(log, "w") as err:
+        serve = subprocess.Popen(
+            [str(MCPOD), "serve", "--listen", "127.0.0.1:0", "--root", str(root)],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"serving MCP over HTTP on (http://127\.0\.0\.1:\d+/mcp)", log.read_text())):
+            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield found.group(1)
+    finally:
+        serve.terminate()
+        try:
+            # It removes its sessions' containers before it ends.
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
 
 
 class ToolListWatch:

@@ -15,12 +15,11 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from mcpod_client import HERE, MCPOD, REPO, TIMEOUT, report
+from mcpod_client import HERE, MCPOD, REPO, TIMEOUT, podman_session_containers, report, serving_http
 
 CLIENTS_BIN = Path(os.environ.get("MCPOD_CLIENTS_BIN", HERE / "clients" / "node_modules" / ".bin"))
 
@@ -154,27 +153,10 @@ def test_gemini_connects_in_a_trusted_folder(user):
 def shared(user, tmp_path):
     """One `mcpod serve --listen 127.0.0.1:0` for the user (it starts no container until a tool
     launches a session) and a token made for it, which the client gets as MCPOD_TOKEN."""
-    log = tmp_path / "serve.log"
-    with open(log, "w") as err:
-        serve = subprocess.Popen(
-            [str(MCPOD), "serve", "--listen", "127.0.0.1:0", "--root", str(user["project"])],
-            env=user["env"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not (found := re.search(r"serving MCP over HTTP on (http://127\.0\.0\.1:\d+/mcp)", log.read_text())):
-            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with serving_http(user["env"], user["project"], tmp_path / "serve.log") as url:
         token = run(user, "mcpod", "token", "create", "alice").stdout.strip()
         assert token.startswith("mcpod_"), token
-        yield {"url": found.group(1), "token": token}
-    finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
+        yield {"url": url, "token": token}
 
 
 def with_token(user, token: str, name: str = "MCPOD_TOKEN") -> dict:
@@ -273,3 +255,55 @@ def test_inspector_validates_build_image_output_without_format_warnings(user):
     formats = [l for l in done.stderr.splitlines() if "format" in l.lower()]
     assert formats == [], done.stderr
     report(f"build_image: {result['structuredContent']['tag']}, 0 format warnings", who=f"inspector {version_of('@modelcontextprotocol/inspector')}")
+
+
+def hello_tag(user) -> str:
+    """examples/hello built through `mcpod build` (a cache hit once built): its tag."""
+    built = run(user, "mcpod", "build", "--name", "localhost/mcpod-hello", "--context", "examples/hello", "--json", cwd=REPO)
+    return json.loads(built.stdout)["tag"]
+
+
+def test_inspector_over_http_with_the_bearer_token(user, shared):
+    """The Inspector CLI connected to `mcpod serve --listen` with `--transport http` and the token in
+    `--header`: tools/list, a session launched and its tool called by exported name, list_sessions
+    naming it, each an Inspector run of its own (an MCP session each; the session is the token's).
+    Without the header, or with another token, mcpod answers 401 and the Inspector stops."""
+    url, token = shared["url"], shared["token"]
+
+    def over_http(*args: str, auth: str | None = f"Authorization: Bearer {token}") -> subprocess.CompletedProcess:
+        header = ["--header", auth] if auth else []
+        return inspector(user, url, "--transport", "http", *header, *args)
+
+    def answer(*args: str) -> dict:
+        done = over_http(*args)
+        assert done.returncode == 0, done
+        return json.loads(done.stdout)
+
+    tools = {t["name"] for t in answer("--method", "tools/list")["tools"]}
+    assert {"launch_session", "list_sessions", "stop_session"} <= tools, tools
+    launched = answer("--method", "tools/call", "--tool-name", "launch_session", "--tool-arg", f"image={hello_tag(user)}")
+    assert launched.get("isError") is False, launched
+    session = launched["structuredContent"]["session"]
+    try:
+        greet = answer("--method", "tools/call", "--tool-name", f"{session}_hello__greet", "--tool-arg", "name=inspector")
+        assert greet["content"][0]["text"] == "Hello, inspector!", greet
+        listed = answer("--method", "tools/call", "--tool-name", "list_sessions")
+        assert [s["session"] for s in listed["structuredContent"]["sessions"]] == [session], listed
+        assert f"{session}_hello__greet" in {t["name"] for t in answer("--method", "tools/list")["tools"]}
+    finally:
+        stopped = answer("--method", "tools/call", "--tool-name", "stop_session", "--tool-arg", f"session={session}")
+    assert stopped["structuredContent"]["stopped"] is True, stopped
+    assert podman_session_containers(session) == [], session
+
+    for auth in (None, "Authorization: Bearer mcpod_" + "0" * 64):
+        refused = over_http("--method", "tools/list", auth=auth)
+        out = refused.stdout + refused.stderr
+        # mcpod's 401 carries `WWW-Authenticate: Bearer`: the Inspector takes it as a server that
+        # needs authorization and, with no TTY for an OAuth flow, exits with `auth_required`.
+        assert refused.returncode != 0 and '"code":"auth_required"' in out, refused
+        assert token not in out, out
+    report(
+        f"--transport http --header 'Authorization: Bearer …': tools/list ({len(tools)} tools), launch_session, "
+        f"{session}_hello__greet, list_sessions, stop_session; auth_required (401) without it",
+        who=f"inspector {version_of('@modelcontextprotocol/inspector')}",
+    )

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mcpod_client import HERE, MCPOD, META_TOOLS, REPO, TIMEOUT, report
+from mcpod_client import HERE, MCPOD, META_TOOLS, REPO, TIMEOUT, report, serving_http
 
 INSPECTOR = HERE / "node_modules" / ".bin" / "mcp-inspector"
 
@@ -70,3 +70,16 @@ def test_inspector_takes_the_prompt_resource_and_template_lists():
     assert inspector("--method", "resources/list")["resources"] == []
     assert inspector("--method", "resources/templates/list")["resourceTemplates"] == []
     report("prompts/list, resources/list, resources/templates/list: accepted", who=f"inspector {inspector_version()}")
+
+
+def test_inspector_over_http_cannot_send_the_token_and_is_refused(tmp_path):
+    """Inspector 0.15.0's CLI speaks Streamable HTTP (`--transport http`) but has no option for a
+    header, so it cannot send mcpod's bearer token: mcpod answers 401 and the Inspector fails.
+    Inspector 2.x's `--header` can (test_client_clis.py's test_inspector_over_http_…)."""
+    env = dict(os.environ, MCPOD_STATE_DIR=str(tmp_path / "state"), MCPOD_LOG="info")
+    with serving_http(env, REPO, tmp_path / "serve.log") as url:
+        command = [str(INSPECTOR), "--cli", url, "--transport", "http", "--method", "tools/list"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Unauthorized: send `Authorization: Bearer <token>`" in out, f"exited {done.returncode}\n{out}"
+    report("--transport http: refused 401 (no option to send a header)", who=f"inspector {inspector_version()}")
