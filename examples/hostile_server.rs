@@ -32,8 +32,10 @@
 //! - `progress_then_ask`: a `notifications/progress` (1 of 2, when the request has a
 //!   progress token), then an `elicitation/create` to the client; once it is answered, the
 //!   second progress (2 of 2) under the same token, then the answer as text.
-//! - `whoami`: the request's `id` and `_meta.progressToken` as it arrived (structured
-//!   content `{id, token}`): which ids and tokens mcpod gives its children.
+//! - `whoami`: the request's `id`, and its `_meta`'s `progressToken`, protocol version,
+//!   `traceparent` and `tracestate` as they arrived (structured content `{id, token,
+//!   protocol_version, traceparent, tracestate}`): which ids, tokens and trace context mcpod
+//!   gives its children.
 //!
 //! Flags: `--duplicate-tools` (`echo` listed twice, with two descriptions),
 //! `--many-tools N` (extra tools `t0`..`t{N-1}`, each answering its own name),
@@ -966,7 +968,10 @@ impl Server {
             "whoami" => {
                 let token = params.pointer("/_meta/progressToken").cloned();
                 let version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion");
-                let seen = json!({"id": id, "token": token, "protocol_version": version});
+                let traceparent = params.pointer("/_meta/traceparent");
+                let tracestate = params.pointer("/_meta/tracestate");
+                let seen = json!({"id": id, "token": token, "protocol_version": version,
+                    "traceparent": traceparent, "tracestate": tracestate});
                 self.reply(id, Self::structured_result(seen))?;
             }
             "slow" => {
@@ -1106,7 +1111,7 @@ fn tools() -> Vec<Value> {
         ),
         tool(
             "whoami",
-            "Return the request's id and progress token as they arrived.",
+            "Return the request's id, progress token and trace context as they arrived.",
             schema(&[], &[]),
         ),
         tool(

@@ -13,6 +13,7 @@
 //! - [`engine`]: the only code that spawns podman, buildah and skopeo
 //! - [`error`]: the one error type
 //! - [`budget`]: the size budget of each tool's result (used by server and session)
+//! - [`telemetry`]: OpenTelemetry spans and the trace context in `_meta`, beside the line
 
 pub mod budget;
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod reference;
 pub mod schema;
 pub mod server;
 pub mod session;
+pub mod telemetry;
 pub mod wire;
 pub mod workspace;
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::hostile::{HostileImages, hostile_image};
+use common::hostile::{HostileImages, hostile_image, whoami};
 use common::rpc::{Server, initialize, initialize_with, text_of};
 use serde_json::{Value, json};
 
@@ -30,19 +30,6 @@ fn launch(server: &mut Server, id: u64, image: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no session: {launched}"))
         .to_string()
-}
-
-/// `whoami` called with `meta` as the request's `_meta`: what the child saw.
-fn whoami(server: &mut Server, id: u64, session: &str, meta: Value) -> Value {
-    let response = server.request(
-        id,
-        "tools/call",
-        json!({"name": format!("{session}_hostile__whoami"), "arguments": {}, "_meta": meta}),
-    );
-    assert_eq!(response["id"], id, "{response}");
-    let result = &response["result"];
-    assert_ne!(result["isError"], true, "{result}");
-    result["structuredContent"].clone()
 }
 
 fn passed_through(seen: &Value) -> bool {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use mcpod::logging::audit;
 use mcpod::workspace::Workspace;
-use mcpod::{schema, server};
+use mcpod::{schema, server, telemetry};
 
 use output::print;
 use policy::PolicyArgs;
@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// audit.jsonl.1. Default 16.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     audit_max_mb: Option<u32>,
+    /// Export OpenTelemetry traces over OTLP/HTTP (JSON) to the collector at URL (e.g.
+    /// http://127.0.0.1:4318; /v1/traces is appended). Without it, OTEL_EXPORTER_OTLP_ENDPOINT
+    /// or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT turn tracing on; with none, it is off.
+    #[arg(long, value_name = "URL")]
+    otlp: Option<String>,
 }
 
 /// `serve --listen`: MCP over Streamable HTTP instead of stdio.
@@ -148,6 +153,9 @@ pub struct SchemaArgs {
     markdown: bool,
 }
 
+/// How long `serve` waits at its end for the last spans to be sent.
+const TELEMETRY_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -184,10 +192,21 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
                 )
             })?;
             let audit = std::sync::Arc::new(audit);
+            let env = |name: &str| std::env::var(name).ok();
+            if let Some(endpoint) =
+                telemetry::configure(args.otlp.as_deref(), &env).map_err(|e| e.to_string())?
+            {
+                telemetry::start(endpoint).map_err(|e| e.to_string())?;
+            }
             let served = match http {
                 Some(options) => server::serve_http(workspace, policy, options, audit).await,
                 None => server::serve_stdio(workspace, policy, audit).await,
             };
+            if !telemetry::shutdown(TELEMETRY_FLUSH) {
+                tracing::warn!(
+                    "the last spans were not sent within {TELEMETRY_FLUSH:?} of the end; they are lost"
+                );
+            }
             served.map_err(|e| e.to_string())
         }
         Command::Token(args) => token::token(args),

@@ -127,6 +127,7 @@ impl Gate {
     ) {
         // Counted until recorded, so the session's end waits for the record.
         let _tracked = self.relays.token();
+        let mut span = crate::telemetry::connection(&self.session, host, port);
         let began = Instant::now();
         // What the container names is recorded and quoted cut to a DNS
         // name's length, so a long one cannot swell the audit.
@@ -156,6 +157,7 @@ impl Gate {
             self.decide(host, port).await
         };
         let (verdict, pending) = self.verdict(&decided);
+        crate::telemetry::verdict(&mut span, from, verdict.allowed, &verdict.reason);
         let answered = async {
             stream
                 .get_mut()

@@ -27,6 +27,7 @@ use super::{containerfile, leftovers, reference, steps, store};
 use crate::cache::{CacheKey, ContextDigest, HashedContext, KeyInputs, hash_context_for_build};
 use crate::engine::{self, buildah, podman};
 use crate::labels::{self, Declared, Requests, Servers};
+use crate::telemetry::{Kind, Span};
 use crate::{Error, Result};
 
 /// Receives human-readable progress messages.
@@ -89,12 +90,23 @@ pub async fn build_image(
 ) -> Result<Built> {
     let token = cancel.child_token();
     let guard = token.clone().drop_guard();
-    let result = tokio::spawn(build_inner(spec, progress, token)).await;
+    let mut span = Span::under_current("build", None, Kind::Internal);
+    span.set("mcpod.image", &spec.name);
+    let work = span.run(build_inner(spec, progress, token));
+    let result = tokio::spawn(work).await;
     guard.disarm();
-    result.map_err(|e| Error::UnexpectedOutput {
+    let built = result.map_err(|e| Error::UnexpectedOutput {
         command: "build_image".into(),
         reason: format!("the build task failed: {e}"),
-    })?
+    })?;
+    match &built {
+        Ok(built) => {
+            span.set("mcpod.image", &built.tag);
+            span.set("mcpod.cache_hit", built.cache_hit);
+        }
+        Err(e) => span.fail(e),
+    }
+    built
 }
 
 async fn build_inner(

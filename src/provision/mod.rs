@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::{self, Progress, store};
 use crate::labels::{ServerSpec, Servers};
+use crate::telemetry::{Kind, Span};
 use crate::{Error, Result};
 pub use bases::{Base, OperatorBases, Runtime};
 use files::{
@@ -112,6 +113,30 @@ impl<'a> Steps<'a> {
 /// Provision `request` on the operator's bases. Cancelling stops npm, pip or
 /// buildah and leaves nothing half-written.
 pub async fn provision(
+    request: ProvisionRequest,
+    operator: &OperatorBases,
+    allowed_system: &[String],
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<Provisioned> {
+    let mut span = Span::under_current("provision", None, Kind::Internal);
+    span.set(
+        "mcpod.package",
+        request.package.as_deref().unwrap_or("server.json"),
+    );
+    let work = provision_steps(request, operator, allowed_system, progress, cancel);
+    let provisioned = span.run(work).await;
+    match &provisioned {
+        Ok(done) => {
+            span.set("mcpod.package", &done.reference);
+            span.set("mcpod.image", &done.image.tag);
+        }
+        Err(e) => span.fail(e),
+    }
+    provisioned
+}
+
+async fn provision_steps(
     request: ProvisionRequest,
     operator: &OperatorBases,
     allowed_system: &[String],

@@ -18,12 +18,12 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
     ClientCapabilities, ClientConfig, ClientRequest, ClientResult, CreateMessageRequest,
     CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
-    ElicitResult, ElicitationCapability, ErrorData, Implementation, JsonObject, ListRootsRequest,
-    ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
-    Prompt, ProtocolVersion, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
-    ResultType, RootsCapabilities, SamplingCapability, ServerCapabilities, ServerRequest,
-    ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
-    Tool, UnsubscribeRequest, UnsubscribeRequestParams,
+    ElicitResult, ElicitationCapability, ErrorData, GetMeta, Implementation, JsonObject,
+    ListRootsRequest, ListRootsResult, LoggingLevel, LoggingMessageNotificationParam,
+    ProgressNotificationParam, Prompt, ProtocolVersion, Resource, ResourceTemplate,
+    ResourceUpdatedNotificationParam, ResultType, RootsCapabilities, SamplingCapability,
+    ServerCapabilities, ServerRequest, ServerResult, SetLevelRequest, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, Tool, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::{
@@ -36,16 +36,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::answers::{rejected, too_big};
 use super::catalog::{self, Catalog};
-use super::fast::{self, Lane, RawCall};
+use super::fast::Lane;
 use super::names;
 use super::upstream::{Ask, Inputs, Upstream};
 use crate::engine::process::BoundedLines;
 use crate::logging::ring::{self as log, LogRing};
+use crate::telemetry::{self, Kind, Span};
 use crate::wire;
 use handler::Handler;
 
 mod handler;
 mod listen;
+mod raw;
 mod rounds;
 mod start;
 
@@ -390,7 +392,45 @@ impl Child {
     /// Send `request` (`what` names it in messages) under the child's call
     /// deadline; progress goes to `relay.progress`, the child's requests to
     /// the agent meanwhile to `relay.inputs`; `cancel` cancels it at the child.
+    /// Its span's trace context (or with tracing off, the one in effect)
+    /// goes in its `_meta`, for the child's own spans.
     pub async fn request(
+        &self,
+        what: &str,
+        request: ClientRequest,
+        relay: Relay,
+        cancel: CancellationToken,
+    ) -> Result<ServerResult, String> {
+        let mut request = request;
+        let mut span = self.span(request.method(), target(&request));
+        if let Some(context) = span.context().cloned().or_else(telemetry::current) {
+            context.into_meta(&mut request.get_meta_mut().0.0);
+        }
+        let result = self.rounds_of(what, request, relay, cancel).await;
+        if let Err(why) = &result {
+            span.fail(why);
+        }
+        result
+    }
+
+    /// The span of a request of mcpod's to the child: `method target`,
+    /// under the trace context in effect.
+    fn span(&self, method: &str, target: Option<&str>) -> Span {
+        let mut span = Span::under_current(method, target, Kind::Client);
+        if span.is_on() {
+            span.set("mcp.method.name", method);
+            span.set("mcpod.session", &self.shared.session);
+            span.set("mcpod.server", &self.shared.name);
+            if let (Some(tool), "tools/call") = (target, method) {
+                span.set("gen_ai.tool.name", tool);
+            }
+        }
+        span
+    }
+
+    /// [`Child::request`]'s rounds: a 2026-07-28 child's input rounds are
+    /// answered and the request sent again, until it answers.
+    async fn rounds_of(
         &self,
         what: &str,
         request: ClientRequest,
@@ -563,113 +603,6 @@ impl Child {
         }
     }
 
-    /// Call `call.tool` with the agent's bytes, as `call` does (see
-    /// `fast.rs`); `progress` is the agent's writer. Returns the agent's
-    /// response line: the child's result, or a failed tool result saying
-    /// why; none when the agent cancelled the call (it expects no answer).
-    /// The child's questions go to `inputs` when given (a 2026-07-28
-    /// agent's call, see `server/fast.rs`), else to an `initialize` agent;
-    /// a 2026-07-28 child's questions are put so, and the call goes on in
-    /// another round (`rounds.rs`).
-    pub async fn call_raw(
-        &self,
-        call: RawCall,
-        progress: &wire::RawWriter,
-        cancel: CancellationToken,
-        inputs: Option<Inputs>,
-    ) -> Option<Vec<u8>> {
-        // Most calls have no `inputs`: they spare the registry's lock.
-        let _asking = inputs.is_some().then(|| self.asking(inputs.clone()));
-        let inputs: Vec<Inputs> = inputs.into_iter().collect();
-        let what = format!("the call of `{}`", call.tool);
-        let fail = |text: String| fast::error_line(&call.agent_id, text);
-        let mut retry = String::new();
-        let mut round = 0;
-        loop {
-            let asked = match self
-                .raw_round(&call, &what, &retry, progress, &cancel)
-                .await?
-            {
-                fast::Reply::Line(line) => return Some(line),
-                fast::Reply::Asked(asked) => asked,
-            };
-            let asked = match serde_json::from_str(&asked) {
-                Ok(asked) => asked,
-                Err(e) => {
-                    return Some(fail(format!(
-                        "server `{}` answered {what} with an input_required result mcpod cannot read: {e}",
-                        self.shared.name
-                    )));
-                }
-            };
-            match self.round(&what, asked, &inputs, round, &cancel).await {
-                Ok(next) => retry = next.members(),
-                Err(None) => return None,
-                Err(Some(why)) => return Some(fail(why)),
-            }
-            round += 1;
-        }
-    }
-
-    /// One round of a raw call (`retry`: its retry's members, see
-    /// `rounds::Retry::members`); none when the agent cancelled it.
-    async fn raw_round(
-        &self,
-        call: &RawCall,
-        what: &str,
-        retry: &str,
-        progress: &wire::RawWriter,
-        cancel: &CancellationToken,
-    ) -> Option<fast::Reply> {
-        let lane = &self.shared.lane;
-        let fail = |text: String| Some(fast::Reply::Line(fast::error_line(&call.agent_id, text)));
-        let Some(writer) = lane.writer().filter(|_| self.is_ready()) else {
-            return fail(self.dead_message(what));
-        };
-        let (mut sent, line) = lane.send(call, what.to_string(), retry);
-        let number = sent.number;
-        let cancel_child = |reason: &str| writer.line(fast::cancel_line(number, reason));
-        if writer.line(line).await.is_err() {
-            lane.forget(number);
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.died.cancelled()).await;
-            return fail(self.dead_message(what));
-        }
-        let deadline = tokio::time::sleep(self.call_timeout);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                biased;
-                answer = &mut sent.reply => {
-                    // Progress the child sent before its answer goes first.
-                    while let Ok(p) = sent.progress.try_recv() {
-                        let _ = progress.line(p).await;
-                    }
-                    return match answer {
-                        Ok(reply) => Some(reply),
-                        Err(_) => fail(self.dead_message(what)),
-                    };
-                }
-                Some(p) = sent.progress.recv() => {
-                    let _ = progress.line(p).await;
-                }
-                _ = cancel.cancelled() => {
-                    lane.forget(number);
-                    let _ = cancel_child(CANCELLED).await;
-                    return None;
-                }
-                _ = self.died.cancelled() => {
-                    lane.forget(number);
-                    return fail(self.dead_message(what));
-                }
-                _ = &mut deadline => {
-                    lane.forget(number);
-                    let _ = cancel_child(DEADLINE).await;
-                    return fail(self.deadline_message(what));
-                }
-            }
-        }
-    }
-
     pub(super) fn cancelled_message(&self, what: &str) -> String {
         let name = &self.shared.name;
         format!("{what} on server `{name}` was cancelled; the server was told to stop it")
@@ -721,6 +654,18 @@ impl Drop for Asking<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.number);
+    }
+}
+
+/// What a request names besides its method: the tool, prompt or resource.
+fn target(request: &ClientRequest) -> Option<&str> {
+    match request {
+        ClientRequest::CallToolRequest(r) => Some(&r.params.name),
+        ClientRequest::GetPromptRequest(r) => Some(&r.params.name),
+        ClientRequest::ReadResourceRequest(r) => Some(&r.params.uri),
+        ClientRequest::SubscribeRequest(r) => Some(&r.params.uri),
+        ClientRequest::UnsubscribeRequest(r) => Some(&r.params.uri),
+        _ => None,
     }
 }
 

@@ -55,6 +55,9 @@ pub struct RawCall {
     pub sink: Option<ProgressSink>,
     /// The agent needs `resultType` in the result (2026-07-28).
     pub complete: bool,
+    /// The trace context the child gets in `_meta` (its parent span), as
+    /// the members of a JSON object (`TraceContext::meta_members`).
+    pub trace: Option<String>,
 }
 
 /// A call waiting for the child's answer.
@@ -616,6 +619,7 @@ fn request_line(number: u64, call: &RawCall, meta: Option<&str>, retry: &str) ->
         128 + call.tool.len()
             + call.arguments.as_ref().map_or(0, |a| a.get().len())
             + meta.map_or(0, str::len)
+            + call.trace.as_ref().map_or(0, String::len)
             + retry.len(),
     );
     line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":\"mcpod-");
@@ -628,18 +632,21 @@ fn request_line(number: u64, call: &RawCall, meta: Option<&str>, retry: &str) ->
         line.extend_from_slice(arguments.get().as_bytes());
     }
     let token = call.token.is_some() || call.sink.is_some();
-    if token || meta.is_some() {
+    if token || meta.is_some() || call.trace.is_some() {
         line.extend_from_slice(b",\"_meta\":{");
+        let mut first = true;
         if token {
             line.extend_from_slice(b"\"progressToken\":\"mcpod-");
             line.extend_from_slice(number.to_string().as_bytes());
             line.push(b'"');
+            first = false;
         }
-        if let Some(meta) = meta {
-            if token {
+        for members in [meta, call.trace.as_deref()].into_iter().flatten() {
+            if !first {
                 line.push(b',');
             }
-            line.extend_from_slice(meta.as_bytes());
+            line.extend_from_slice(members.as_bytes());
+            first = false;
         }
         line.push(b'}');
     }

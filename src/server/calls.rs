@@ -142,7 +142,7 @@ impl McpodServer {
     {
         let (inputs, asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
         let cancel = CancellationToken::new();
-        let call = tokio::spawn(run(inputs, cancel.clone()));
+        let call = tokio::spawn(crate::telemetry::carried(run(inputs, cancel.clone())));
         let token = context.meta.get_progress_token();
         let principal = super::http::principal(&context.extensions);
         let parked = mrtr::Parked::new((kind, call), asks, cancel, (flush, token)).of(principal);

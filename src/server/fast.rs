@@ -5,7 +5,8 @@
 //! `notifications/cancelled` for such a call is taken too.
 //!
 //! Only what needs nothing but that goes this way: a call that carries
-//! nothing but a name, object arguments and a progress token, from an
+//! nothing but a name, object arguments, a progress token and a trace
+//! context (`traceparent`, `tracestate`: its span is made here), from an
 //! agent that connected with `initialize` (before 2026-07-28, where a
 //! child's questions go to the agent as requests of their own) and did not
 //! declare Tasks; or from a 2026-07-28 agent whose request's metadata does
@@ -40,6 +41,7 @@ use crate::proxy::Child;
 use crate::proxy::child::MAX_ASKS;
 use crate::proxy::fast::{self, MAX_DEPTH, RawCall, deeper_than, request_id};
 use crate::session::Sessions;
+use crate::telemetry::{self, Kind, Span, TraceContext};
 use crate::wire::{RawWriter, Tap};
 
 /// The agent's calls on the fast path, by the agent's request id.
@@ -97,9 +99,19 @@ struct Meta<'a> {
     capabilities: Option<ClientCapabilities>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
     _info: Option<&'a RawValue>,
+    /// The client's trace context (SEP-414), parsed strictly (`telemetry`).
+    #[serde(borrow, default)]
+    traceparent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tracestate: Option<Cow<'a, str>>,
 }
 
 impl Meta<'_> {
+    /// The client's trace context, when it sent a valid one.
+    fn trace(&self) -> Option<TraceContext> {
+        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+    }
+
     /// Whether a 2026-07-28 request needs nothing the pass-through does not
     /// do: no Tasks.
     fn plain_2026(&self) -> bool {
@@ -152,17 +164,47 @@ impl Agent {
         let _ = self.audit.set(log);
     }
 
-    /// The audit record of a call passed through.
-    fn audit(&self, params: &CallParams) -> Option<Entry> {
-        let mut entry = self.audit.get()?.begin("stdio", "tools/call");
-        entry.tool(&params.name);
-        if let Some(arguments) = params.arguments {
-            entry.raw_arguments(arguments);
+    /// The audit record and the span of a call passed through, and the
+    /// trace context its child gets (the span's, or with tracing off the
+    /// client's).
+    fn record(&self, id: &RawValue, params: &CallParams) -> (Record, Option<TraceContext>) {
+        let reached = self.sessions.resolve(&params.name);
+        let entry = self.audit.get().map(|log| {
+            let mut entry = log.begin("stdio", "tools/call");
+            entry.tool(&params.name);
+            if let Some(arguments) = params.arguments {
+                entry.raw_arguments(arguments);
+            }
+            if let Some((session, server, _)) = &reached {
+                entry.reached(session, Some(server));
+            }
+            entry
+        });
+        let parent = params.meta.as_ref().and_then(Meta::trace);
+        let mut span = Span::start(
+            "tools/call",
+            Some(&params.name),
+            Kind::Server,
+            parent.as_ref(),
+        );
+        if span.is_on() {
+            for (key, value) in [
+                ("mcp.method.name", "tools/call"),
+                ("gen_ai.operation.name", "execute_tool"),
+                ("gen_ai.tool.name", params.name.as_ref()),
+                ("jsonrpc.request.id", id.get().trim_matches('"')),
+                ("network.transport", "pipe"),
+                ("mcpod.principal", "stdio"),
+            ] {
+                span.set(key, value);
+            }
+            if let Some((session, server, _)) = reached {
+                span.set("mcpod.session", session);
+                span.set("mcpod.server", server);
+            }
         }
-        if let Some((session, server, _)) = self.sessions.resolve(&params.name) {
-            entry.reached(&session, Some(&server));
-        }
-        Some(entry)
+        let context = span.context().cloned().or(parent);
+        (Record { entry, span }, context)
     }
 
     pub fn set_writer(&self, writer: RawWriter) {
@@ -257,21 +299,20 @@ impl Agent {
             token: token.map(ToOwned::to_owned),
             sink: None,
             complete: modern,
+            trace: None,
         };
         let writer = writer.clone();
-        let entry = self.audit(&params);
+        let (record, trace) = self.record(id, &params);
         let Some(peer) = peer else {
-            tokio::spawn(async move {
+            tokio::spawn(telemetry::within(trace, async move {
                 let line = child.call_raw(call, &writer, cancel, None).await;
                 drop((in_flight, permit));
                 if let Some(line) = line {
-                    if let Some(entry) = entry {
-                        entry.finish(outcome_of_response(&line));
-                    }
+                    record.answered(&line);
                     write(&writer, line).await;
                 }
                 drop(slot);
-            });
+            }));
             return true;
         };
         // Progress through rmcp's forwarder, under the agent's token until a
@@ -290,12 +331,12 @@ impl Agent {
             cancel,
             writer,
             mrtr: self.mrtr.clone(),
-            entry,
+            record,
         };
-        tokio::spawn(async move {
+        tokio::spawn(telemetry::within(trace, async move {
             asking.run(capabilities, (flush, token)).await;
             drop((in_flight, slot));
-        });
+        }));
         true
     }
 
@@ -355,6 +396,31 @@ impl Drop for InFlight {
     }
 }
 
+/// A passed-through call's audit record and span; dropped unfinished, the
+/// call was cancelled.
+struct Record {
+    entry: Option<Entry>,
+    span: Span,
+}
+
+impl Record {
+    /// The call ended with the agent's response `line`.
+    fn answered(self, line: &[u8]) {
+        if self.entry.is_some() || self.span.is_on() {
+            self.finish(outcome_of_response(line));
+        }
+    }
+
+    fn finish(mut self, outcome: audit::Outcome) {
+        if outcome == audit::Outcome::Error {
+            self.span.fail(&"the call failed");
+        }
+        if let Some(entry) = self.entry {
+            entry.finish(outcome);
+        }
+    }
+}
+
 /// A passed-through call of a 2026-07-28 request that declared what a child
 /// could ask: parked in input rounds at the child's first question.
 struct Asking {
@@ -364,8 +430,7 @@ struct Asking {
     cancel: CancellationToken,
     writer: RawWriter,
     mrtr: Arc<Mrtr>,
-    /// Its audit record (dropped unfinished: cancelled).
-    entry: Option<Entry>,
+    record: Record,
 }
 
 impl Asking {
@@ -384,17 +449,17 @@ impl Asking {
             cancel,
             writer,
             mrtr,
-            entry,
+            record,
         } = self;
         let agent_id = call.agent_id.clone();
         let (inputs, mut asks) = tokio::sync::mpsc::channel(MAX_ASKS);
         let mut running = {
             let (writer, cancel) = (writer.clone(), cancel.clone());
-            tokio::spawn(async move {
+            tokio::spawn(telemetry::carried(async move {
                 let line = child.call_raw(call, &writer, cancel, Some(inputs)).await;
                 drop(permit);
                 line
-            })
+            }))
         };
         let first = tokio::select! {
             biased;
@@ -402,9 +467,7 @@ impl Asking {
                 // Its progress goes out before its result.
                 flush.done().await;
                 if let Ok(Some(line)) = line {
-                    if let Some(entry) = entry {
-                        entry.finish(outcome_of_response(&line));
-                    }
+                    record.answered(&line);
                     write(&writer, line).await;
                 }
                 return;
@@ -430,15 +493,13 @@ impl Asking {
             // The agent cancelled: it expects no answer.
             return;
         }
-        if let Some(entry) = entry {
-            entry.finish(match &outcome {
-                Outcome::InputRequired(_) => audit::Outcome::InputRequired,
-                Outcome::Done(Ok(mrtr::Answer::Tool(r))) if r.is_error != Some(true) => {
-                    audit::Outcome::Ok
-                }
-                Outcome::Done(_) => audit::Outcome::Error,
-            });
-        }
+        record.finish(match &outcome {
+            Outcome::InputRequired(_) => audit::Outcome::InputRequired,
+            Outcome::Done(Ok(mrtr::Answer::Tool(r))) if r.is_error != Some(true) => {
+                audit::Outcome::Ok
+            }
+            Outcome::Done(_) => audit::Outcome::Error,
+        });
         write(&writer, outcome_line(&agent_id, outcome)).await;
     }
 }

@@ -18,6 +18,7 @@ mod stdio;
 mod surface;
 mod tasks;
 pub mod tools;
+mod traced;
 
 pub use http::{HttpOptions, serve_http};
 pub use stdio::serve_stdio;
@@ -510,13 +511,17 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut tools = self.tool_router.list_all();
-        if !self.sessions.policy().meta_tools_only {
-            let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
-            let principal = http::principal(&context.extensions);
-            tools.extend(self.sessions.tools(room, principal));
-        }
-        uncached!(ListToolsResult, tools, context)
+        let span = self.span("tools/list", None, &context);
+        span.answer(async {
+            let mut tools = self.tool_router.list_all();
+            if !self.sessions.policy().meta_tools_only {
+                let room = crate::proxy::tools::MAX_LISTED.saturating_sub(tools.len());
+                let principal = http::principal(&context.extensions);
+                tools.extend(self.sessions.tools(room, principal));
+            }
+            uncached!(ListToolsResult, tools, context)
+        })
+        .await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -529,17 +534,22 @@ impl ServerHandler for McpodServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let declared = context
-            .client_capabilities()
-            .is_some_and(|c| c.supports_tasks());
-        let eligible = tasks::eligible(&request.name, self.tool_router.has_route(&request.name));
-        let (entry, ct) = (self.audit_call(&request, &context), context.ct.clone());
-        let response = match declared && eligible {
-            true => self.call_as_task(request, context).await,
-            false => self.call_now(request, context).await,
-        };
-        self.audited(entry, &response, &ct);
-        response
+        let span = self.call_span(&request, &context);
+        span.answer(async {
+            let declared = context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks());
+            let eligible =
+                tasks::eligible(&request.name, self.tool_router.has_route(&request.name));
+            let (entry, ct) = (self.audit_call(&request, &context), context.ct.clone());
+            let response = match declared && eligible {
+                true => self.call_as_task(request, context).await,
+                false => self.call_now(request, context).await,
+            };
+            self.audited(entry, &response, &ct);
+            response
+        })
+        .await
     }
 
     /// Tasks answer only the principal that made them (see `tasks.rs`).
@@ -548,9 +558,13 @@ impl ServerHandler for McpodServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let principal = http::principal(&context.extensions);
-        let task = self.tasks.get(&request.task_id, principal)?;
-        Ok(GetTaskResult::new(task))
+        let span = self.span("tasks/get", None, &context);
+        span.answer(async {
+            let principal = http::principal(&context.extensions);
+            let task = self.tasks.get(&request.task_id, principal)?;
+            Ok(GetTaskResult::new(task))
+        })
+        .await
     }
 
     async fn update_task(
@@ -558,11 +572,15 @@ impl ServerHandler for McpodServer {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let principal = http::principal(&context.extensions);
-        self.tasks.check(&request.task_id, principal)?;
-        self.tasks
-            .manager
-            .update_task(&request.task_id, request.input_responses)
+        let span = self.span("tasks/update", None, &context);
+        span.answer(async {
+            let principal = http::principal(&context.extensions);
+            self.tasks.check(&request.task_id, principal)?;
+            self.tasks
+                .manager
+                .update_task(&request.task_id, request.input_responses)
+        })
+        .await
     }
 
     async fn cancel_task(
@@ -570,9 +588,13 @@ impl ServerHandler for McpodServer {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let principal = http::principal(&context.extensions);
-        self.tasks.check(&request.task_id, principal)?;
-        self.tasks.manager.cancel_task(&request.task_id)
+        let span = self.span("tasks/cancel", None, &context);
+        span.answer(async {
+            let principal = http::principal(&context.extensions);
+            self.tasks.check(&request.task_id, principal)?;
+            self.tasks.manager.cancel_task(&request.task_id)
+        })
+        .await
     }
 
     async fn list_prompts(
@@ -580,8 +602,12 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let prompts = self.sessions.prompts(http::principal(&context.extensions));
-        uncached!(ListPromptsResult, prompts, context)
+        let span = self.span("prompts/list", None, &context);
+        span.answer(async {
+            let prompts = self.sessions.prompts(http::principal(&context.extensions));
+            uncached!(ListPromptsResult, prompts, context)
+        })
+        .await
     }
 
     async fn get_prompt(
@@ -589,7 +615,9 @@ impl ServerHandler for McpodServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.prompt_of(request, context).await
+        let span = self.span("prompts/get", Some(&request.name), &context);
+        span.answer(async { self.prompt_of(request, context).await })
+            .await
     }
 
     async fn complete(
@@ -597,20 +625,28 @@ impl ServerHandler for McpodServer {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let principal = http::principal(&context.extensions);
-        self.sessions
-            .complete(request, principal, context.ct.clone())
-            .await
-            .map_err(|e| ErrorData::invalid_params(e, None))
+        let span = self.span("completion/complete", None, &context);
+        span.answer(async {
+            let principal = http::principal(&context.extensions);
+            self.sessions
+                .complete(request, principal, context.ct.clone())
+                .await
+                .map_err(|e| ErrorData::invalid_params(e, None))
+        })
+        .await
     }
 
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.sessions.set_level(request.level).await;
-        Ok(())
+        let span = self.span("logging/setLevel", None, &context);
+        span.answer(async {
+            self.sessions.set_level(request.level).await;
+            Ok(())
+        })
+        .await
     }
 
     /// 2025-11-25 clients; 2026-07-28 ones subscribe with `subscriptions/listen`.
@@ -619,11 +655,15 @@ impl ServerHandler for McpodServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let principal = http::principal(&context.extensions);
-        self.sessions
-            .subscribe_resource(&request.uri, true, principal)
-            .await
-            .map_err(|e| ErrorData::invalid_params(e, None))
+        let span = self.span("resources/subscribe", Some(&request.uri), &context);
+        span.answer(async {
+            let principal = http::principal(&context.extensions);
+            self.sessions
+                .subscribe_resource(&request.uri, true, principal)
+                .await
+                .map_err(|e| ErrorData::invalid_params(e, None))
+        })
+        .await
     }
 
     async fn unsubscribe(
@@ -631,11 +671,15 @@ impl ServerHandler for McpodServer {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let principal = http::principal(&context.extensions);
-        self.sessions
-            .subscribe_resource(&request.uri, false, principal)
-            .await
-            .map_err(|e| ErrorData::invalid_params(e, None))
+        let span = self.span("resources/unsubscribe", Some(&request.uri), &context);
+        span.answer(async {
+            let principal = http::principal(&context.extensions);
+            self.sessions
+                .subscribe_resource(&request.uri, false, principal)
+                .await
+                .map_err(|e| ErrorData::invalid_params(e, None))
+        })
+        .await
     }
 
     async fn list_resource_templates(
@@ -643,10 +687,14 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let templates = self
-            .sessions
-            .templates(http::principal(&context.extensions));
-        uncached!(ListResourceTemplatesResult, templates, context)
+        let span = self.span("resources/templates/list", None, &context);
+        span.answer(async {
+            let templates = self
+                .sessions
+                .templates(http::principal(&context.extensions));
+            uncached!(ListResourceTemplatesResult, templates, context)
+        })
+        .await
     }
 
     /// mcpod's own (each server's stderr), then the sessions' servers'.
@@ -655,8 +703,12 @@ impl ServerHandler for McpodServer {
         _: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let resources = self.resources_of(http::principal(&context.extensions));
-        uncached!(ListResourcesResult, resources, context)
+        let span = self.span("resources/list", None, &context);
+        span.answer(async {
+            let resources = self.resources_of(http::principal(&context.extensions));
+            uncached!(ListResourcesResult, resources, context)
+        })
+        .await
     }
 
     async fn read_resource(
@@ -664,7 +716,9 @@ impl ServerHandler for McpodServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.resource_of(request, context).await
+        let span = self.span("resources/read", Some(&request.uri), &context);
+        span.answer(async { self.resource_of(request, context).await })
+            .await
     }
 
     /// Clients of the initialize handshake get the list_changed

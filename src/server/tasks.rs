@@ -135,7 +135,8 @@ impl McpodServer {
         let (inputs, mut asks) = tokio::sync::mpsc::channel(crate::proxy::child::MAX_ASKS);
         context.extensions.insert(TaskInputs(inputs));
         let server = self.clone();
-        let mut call = tokio::spawn(async move { server.call_now(request, context).await });
+        let call = async move { server.call_now(request, context).await };
+        let mut call = tokio::spawn(crate::telemetry::carried(call));
         let handed = self.tasks.handed.clone();
         let answered = |done: Result<_, tokio::task::JoinError>| {
             handed.forget(&token);

@@ -23,6 +23,7 @@ use crate::engine::userns::Local;
 use crate::image::{self, Built, Progress};
 use crate::labels::ServerSpec;
 use crate::proxy::{Child, Status};
+use crate::telemetry::{Kind, Span};
 use crate::{Error, Result};
 
 impl Sessions {
@@ -42,9 +43,10 @@ impl Sessions {
         let guard = token.clone().drop_guard();
         let this = self.clone();
         let inner = token.clone();
-        let mut launched = self
-            .launches
-            .spawn(async move { this.launch_inner(input, progress, inner).await });
+        let mut span = Span::under_current("launch", None, Kind::Internal);
+        span.set("mcpod.image", &input.image);
+        let work = span.run(async move { this.launch_inner(input, progress, inner).await });
+        let mut launched = self.launches.spawn(work);
         let result = tokio::select! {
             result = &mut launched => result,
             _ = cancel.cancelled() => {
@@ -53,10 +55,18 @@ impl Sessions {
             }
         };
         guard.disarm();
-        result.map_err(|e| Error::UnexpectedOutput {
+        let launched = result.map_err(|e| Error::UnexpectedOutput {
             command: "launch_session".into(),
             reason: e.to_string(),
-        })?
+        })?;
+        match &launched {
+            Ok(info) => {
+                span.set("mcpod.session", &info.session);
+                span.set("mcpod.image", &info.image);
+            }
+            Err(e) => span.fail(e),
+        }
+        launched
     }
 
     async fn launch_inner(

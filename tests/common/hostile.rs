@@ -91,3 +91,18 @@ impl HostileImages {
             .to_string()
     }
 }
+
+/// The fixture's `whoami` of `session` called with `meta` as the request's
+/// `_meta`: what the child saw (its id, token, protocol version and trace
+/// context).
+pub fn whoami(server: &mut Server, id: u64, session: &str, meta: Value) -> Value {
+    let response = server.request(
+        id,
+        "tools/call",
+        json!({"name": format!("{session}_hostile__whoami"), "arguments": {}, "_meta": meta}),
+    );
+    assert_eq!(response["id"], id, "{response}");
+    let result = &response["result"];
+    assert_ne!(result["isError"], true, "{result}");
+    result["structuredContent"].clone()
+}

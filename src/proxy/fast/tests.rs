@@ -13,6 +13,7 @@ fn call(token: bool) -> RawCall {
         token: token.then(|| raw(r#""t1""#)),
         sink: None,
         complete: false,
+        trace: None,
     }
 }
 
@@ -204,4 +205,23 @@ fn depth_counts_brackets_outside_strings_only() {
     assert!(!deeper_than(quoted.as_bytes(), 128));
     let escaped = format!(r#"{{"a":"\"{}"}}"#, "[".repeat(500));
     assert!(!deeper_than(escaped.as_bytes(), 128));
+}
+
+#[test]
+fn a_calls_trace_context_goes_in_its_meta() {
+    let lane = Lane::new("hello");
+    for token in [false, true] {
+        let mut traced = call(token);
+        traced.trace = Some(
+            r#""traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01""#.into(),
+        );
+        let (_, line) = lane.send(&traced, "the call".into(), "");
+        let sent: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+        let meta = &sent["params"]["_meta"];
+        assert_eq!(
+            meta["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "{sent}"
+        );
+        assert_eq!(meta["progressToken"].is_string(), token, "{sent}");
+    }
 }
