@@ -25,11 +25,18 @@
 //!    sessions; then every session is stopped and no container may be left.
 //! 3. host processes per session: podman and conmon processes on the host
 //!    with 10 one-server and with 5 three-server hello sessions up, per session.
+//! 4. node servers that start warm (`sessions/node_cache.rs`): three node 22
+//!    `server-everything` servers in one session, with the compile cache
+//!    provisioning baked into the image and without it, against one bare
+//!    `podman run -i` of the server without it, and one with it (N=10 each,
+//!    interleaved).
 //!
 //! It prints a table, the ratios, and whether each target holds (a 3-server
 //! cold launch within 1.15x of the 1-server baseline, a warm launch under
 //! 25 ms at the median and >= 10x faster than the baseline, one podman and
-//! one conmon per session, RSS < 30 MiB with 10 sessions). Proxied calls
+//! one conmon per session, RSS < 30 MiB with 10 sessions, three node 22
+//! servers with the cache within 1.15x of one bare run without it), and a
+//! `perf-row` line per figure for scripts/perf-table. Proxied calls
 //! have their own bench, `benches/calls.rs`. Every
 //! container it started (mcpod's sessions, by owner pid; the baseline's, by
 //! the `io.mcpod.bench` label) is removed on every path, panics included.
@@ -37,16 +44,25 @@
 //! version. `MCPOD_BENCH_BIN` runs another mcpod binary (e.g. an unstripped
 //! build, or a `perf record` wrapper; then RSS and CPU figures are the wrapper's).
 
+#[path = "sessions/node_cache.rs"]
+mod node_cache;
+#[path = "sessions/podman.rs"]
+mod podman;
+#[path = "sessions/rows.rs"]
+mod rows;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use podman::{
+    Cleanup, baseline_once, create_command, hardening_flags, host_processes, podman_ps,
+    podman_version,
+};
 use serde_json::{Value, json};
 use support::{
-    Client, Error, call, connect, list_or_none, median, ms, row_ms, rss_kib, shell_words,
-    status_field, status_kib, structured, verdict,
+    Client, Error, call, list_or_none, median, ms, row_ms, rss_kib, shell_words, status_field,
+    status_kib, structured, verdict,
 };
 
 const IMAGE_NAME: &str = "localhost/mcpod-hello";
@@ -95,75 +111,6 @@ fn main() {
         eprintln!("sessions bench failed: {e}");
         std::process::exit(1);
     }
-}
-
-/// Removes every container this bench caused, on every path: the sessions of
-/// the mcpods it started (by owner pid) and the baseline's (by bench label).
-#[derive(Default)]
-struct Cleanup {
-    mcpod_pids: std::sync::Mutex<Vec<u32>>,
-}
-
-impl Cleanup {
-    fn pids(&self) -> Vec<u32> {
-        self.mcpod_pids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn filters(&self) -> Vec<String> {
-        let mut filters = vec![format!("label={BENCH_LABEL}={}", std::process::id())];
-        for pid in self.pids() {
-            filters.push(format!("label={OWNER_PID_LABEL}={pid}"));
-        }
-        filters
-    }
-
-    /// Containers (running or not) left by this bench.
-    fn leftovers(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        for filter in self.filters() {
-            names.extend(podman_ps(&filter));
-        }
-        names
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let left = self.leftovers();
-        if !left.is_empty() {
-            eprintln!(
-                "cleanup: removing {} container(s): {}",
-                left.len(),
-                left.join(", ")
-            );
-            let _ = Command::new("podman")
-                .args(["rm", "--force", "--ignore", "--time", "0", "--"])
-                .args(&left)
-                .stdout(Stdio::null())
-                .status();
-        }
-        for pid in self.pids() {
-            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
-        }
-    }
-}
-
-fn podman_ps(filter: &str) -> Vec<String> {
-    Command::new("podman")
-        .args(["ps", "--all", "--format", "{{.Names}}", "--filter", filter])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
@@ -218,6 +165,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         NODE_ONE_IMAGE,
         &node,
         json!({"everything": {"command": ["/usr/bin/node", EVERYTHING, "stdio"]}}),
+        "",
     )
     .await?;
     let node_three_image = node_variant(
@@ -229,6 +177,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
                "everything2": {"command": ["/usr/bin/node", EVERYTHING, "stdio"]},
                "memory": {"command": ["/usr/bin/node", MEMORY],
                           "env": {"MEMORY_FILE_PATH": "/tmp/memory.json"}}}),
+        "",
     )
     .await?;
 
@@ -381,6 +330,9 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     for s in &three {
         stop(&mcpod, s).await?;
     }
+
+    // 4. Node servers that start warm: node 22's compile cache.
+    let node_cache = node_cache::measure(&mcpod, repo, &flags, plan.launches).await?;
     let left_running = cleanup.leftovers();
 
     let t = Instant::now();
@@ -514,6 +466,19 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         list_or_none(&left_after_exit),
         verdict(left_running.is_empty() && left_after_exit.is_empty())
     );
+    rows::print(&rows::Figures {
+        cold: &cold,
+        warm: &warm,
+        b_hello: &b_hello,
+        b_node: &b_node,
+        b_node3: &b_node3,
+        m_stop: &m_stop,
+        b_stop: &b_stop,
+        procs: [one, three_per],
+        rss: (rss_idle as f64 / 1024.0, rss_mib),
+        sessions: plan.sessions,
+    });
+    node_cache.print();
     if !left_running.is_empty() || !left_after_exit.is_empty() {
         return Err("containers were left behind".into());
     }
@@ -540,15 +505,15 @@ async fn serve(
 struct Case {
     label: &'static str,
     image: String,
-    tool: &'static str,
+    tool: String,
 }
 
 impl Case {
-    fn new(label: &'static str, image: &str, tool: &'static str) -> Case {
+    fn new(label: &'static str, image: &str, tool: &str) -> Case {
         Case {
             label,
             image: image.to_string(),
-            tool,
+            tool: tool.to_string(),
         }
     }
 }
@@ -596,13 +561,15 @@ async fn pool_has(client: &Client, image: &str, within: Duration) -> Result<(), 
     Ok(())
 }
 
-/// An image FROM `base` whose label declares exactly `servers`.
+/// An image FROM `base` whose label declares exactly `servers`, with
+/// `more` Containerfile lines.
 async fn node_variant(
     client: &Client,
     repo: &std::path::Path,
     name: &str,
     base: &str,
     servers: Value,
+    more: &str,
 ) -> Result<String, Error> {
     let dir = format!(
         "target/bench-contexts/{}",
@@ -612,7 +579,7 @@ async fn node_variant(
     let label = serde_json::to_string(&servers)?.replace('\'', "");
     std::fs::write(
         repo.join(&dir).join("Containerfile"),
-        format!("FROM {base}\nLABEL io.mcpod.servers='{label}'\n"),
+        format!("FROM {base}\nLABEL io.mcpod.servers='{label}'\n{more}"),
     )?;
     let built =
         structured(&call(client, "build_image", json!({"name": name, "context": dir})).await?)?;
@@ -620,39 +587,6 @@ async fn node_variant(
         .as_str()
         .ok_or("build_image returned no tag")?
         .to_string())
-}
-
-/// podman and conmon processes on the host that serve `sessions` (their
-/// argv names the session's container, by name or ID).
-async fn host_processes(client: &Client, sessions: &[String]) -> Result<(usize, usize), Error> {
-    let listed = structured(&call(client, "list_sessions", json!({})).await?)?;
-    let mut names: Vec<String> = Vec::new();
-    for s in listed["sessions"].as_array().into_iter().flatten() {
-        if sessions.iter().any(|id| s["session"] == id.as_str()) {
-            for key in ["container", "container_id"] {
-                if let Some(v) = s[key].as_str() {
-                    names.push(v.to_string());
-                }
-            }
-        }
-    }
-    let mut counts = (0, 0);
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        let slot = match comm.trim() {
-            "podman" => &mut counts.0,
-            "conmon" => &mut counts.1,
-            _ => continue,
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline
-            .split(|b| *b == 0)
-            .any(|arg| names.iter().any(|n| arg == n.as_bytes()))
-        {
-            *slot += 1;
-        }
-    }
-    Ok(counts)
 }
 
 struct Launched {
@@ -685,87 +619,4 @@ async fn stop(client: &Client, session: &str) -> Result<(), Error> {
         return Err(format!("stop_session {session}: {stopped}").into());
     }
     Ok(())
-}
-
-/// The exact `podman run -i` argv mcpod used for `container` (podman keeps it).
-async fn create_command(container: &str) -> Result<Vec<String>, Error> {
-    let out = tokio::process::Command::new("podman")
-        .args([
-            "inspect",
-            "--format",
-            "{{json .Config.CreateCommand}}",
-            "--",
-            container,
-        ])
-        .output()
-        .await?;
-    let argv: Vec<String> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("podman inspect {container}: {e}"))?;
-    if argv.len() < 4 || argv[1] != "run" {
-        return Err(format!("unexpected create command of {container}: {argv:?}").into());
-    }
-    Ok(argv)
-}
-
-/// Split mcpod's `podman run` argv (`podman run FLAGS... IMAGE`) into
-/// what only an owned session needs (its name, `io.mcpod.*` labels, cidfile,
-/// the supervisor's mount and entrypoint) and the rest: (the rest of the
-/// flags, image).
-fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
-    let flags = &create[2..create.len() - 1];
-    let mut kept = Vec::new();
-    let mut skip_next = false;
-    for f in flags {
-        if skip_next {
-            skip_next = false;
-        } else if f == "--name" || f == "--cidfile" {
-            skip_next = true;
-        } else if !(f.starts_with("--name=")
-            || f.starts_with("--cidfile=")
-            || f.starts_with("--label=io.mcpod.")
-            || f.starts_with("--entrypoint=")
-            || f.ends_with(":/.mcpod/supervisor:ro")
-            || f.starts_with("--preserve-fds"))
-        {
-            kept.push(f.clone());
-        }
-    }
-    (kept, create[create.len() - 1].clone())
-}
-
-/// One baseline run: time to tools listed, then time from stdin EOF to exit.
-async fn baseline_once(
-    flags: &[String],
-    image: &str,
-    command_argv: &[String],
-    tool: &str,
-    i: usize,
-) -> Result<(Duration, Duration), Error> {
-    let bench = std::process::id();
-    let mut command = tokio::process::Command::new("podman");
-    command
-        .args(["run", "-i"])
-        .args(flags)
-        .arg(format!("--name=mcpod-bench-{bench}-{}-{i}", tool))
-        .arg(format!("--label={BENCH_LABEL}={bench}"))
-        .arg(image)
-        .args(command_argv);
-    let t = Instant::now();
-    let client = connect(command).await?;
-    let tools = client.list_all_tools().await?;
-    if !tools.iter().any(|t| t.name == tool) {
-        return Err(format!("the baseline's tools/list lacks {tool}").into());
-    }
-    let ready = t.elapsed();
-    let t = Instant::now();
-    client.cancel().await?;
-    Ok((ready, t.elapsed()))
-}
-
-fn podman_version() -> String {
-    Command::new("podman")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }

@@ -184,6 +184,14 @@ pub fn row_us(label: &str, sorted: &[Duration]) {
     );
 }
 
+/// A row scripts/perf-table records into docs/performance.md's table.
+pub fn perf_row(what: &str, mcpod: &str, baseline: &str, result: &str, target: &str) {
+    println!(
+        "perf-row {}",
+        serde_json::json!({"what": what, "mcpod": mcpod, "baseline": baseline, "result": result, "target": target})
+    );
+}
+
 pub fn verdict(holds: bool) -> &'static str {
     if holds { "HOLDS" } else { "MISSED" }
 }
