@@ -58,6 +58,14 @@ pub fn all() -> Vec<(String, Value)> {
             "tool.list_bases.output.json",
             schema_for!(crate::server::tools::BaseList),
         ),
+        (
+            "tool.read_audit.input.json",
+            schema_for!(crate::logging::audit_read::ReadAuditInput),
+        ),
+        (
+            "tool.read_audit.output.json",
+            schema_for!(crate::logging::audit_read::AuditView),
+        ),
     ];
     out.extend(
         tools

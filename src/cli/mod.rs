@@ -113,6 +113,53 @@ pub struct HttpArgs {
     #[arg(long, value_name = "N", default_value_t = 256, requires = "listen",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_connections: u32,
+    #[command(flatten)]
+    oauth: OAuthArgs,
+}
+
+/// `serve --listen` as an OAuth 2.1 resource server.
+#[derive(Args, Default)]
+pub struct OAuthArgs {
+    /// Accept JWT access tokens of this OAuth issuer (its `iss`, e.g.
+    /// https://idp.example.com/realms/dev) besides mcpod's own tokens. Its signing keys are found
+    /// through its metadata (RFC 8414 or OpenID discovery) unless --oauth-jwks names them;
+    /// clients find the issuer in this server's /.well-known/oauth-protected-resource.
+    #[arg(long, value_name = "URL", requires = "listen")]
+    oauth_issuer: Option<String>,
+    /// The URL clients reach MCP at, as tokens name it in `aud` (RFC 8707); default
+    /// http://ADDR/mcp. Set it behind a proxy (e.g. https://mcp.example.com/mcp).
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    oauth_resource: Option<String>,
+    /// A further `aud` value accepted (e.g. an API identifier the issuer uses). Repeatable.
+    #[arg(long, value_name = "AUDIENCE", requires = "oauth_issuer")]
+    oauth_audience: Vec<String>,
+    /// The issuer's key set: an https:// URL, or a file of JSON Web Keys.
+    #[arg(long, value_name = "URL|FILE", requires = "oauth_issuer")]
+    oauth_jwks: Option<String>,
+    /// PEM certificates to trust for the issuer's HTTPS besides the host's store.
+    #[arg(long, value_name = "FILE", requires = "oauth_issuer")]
+    oauth_ca: Option<PathBuf>,
+    /// A scope every access token must carry (else 403 insufficient_scope). Repeatable.
+    #[arg(long, value_name = "SCOPE", requires = "oauth_issuer")]
+    oauth_scope: Vec<String>,
+    /// A scope that makes its holder an admin (lists and stops every session, reads the audit
+    /// log), e.g. mcpod:admin.
+    #[arg(long, value_name = "SCOPE", requires = "oauth_issuer")]
+    oauth_admin_scope: Option<String>,
+}
+
+impl OAuthArgs {
+    fn options(&self) -> Option<server::oauth::OAuthOptions> {
+        Some(server::oauth::OAuthOptions {
+            issuer: self.oauth_issuer.clone()?,
+            resource: self.oauth_resource.clone(),
+            audiences: self.oauth_audience.clone(),
+            jwks: self.oauth_jwks.clone(),
+            ca: self.oauth_ca.clone(),
+            scopes: self.oauth_scope.clone(),
+            admin_scope: self.oauth_admin_scope.clone(),
+        })
+    }
 }
 
 impl HttpArgs {
@@ -132,6 +179,7 @@ impl HttpArgs {
             allowed_origins: self.allow_origin.clone(),
             max_connections: self.max_connections as usize,
             tokens: server::auth::Tokens::in_state_dir(),
+            oauth: self.oauth.options(),
         }))
     }
 }

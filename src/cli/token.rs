@@ -18,6 +18,10 @@ enum TokenCommand {
     Create {
         /// The token's name: the principal its requests act as (letters, digits, `-`, `_`, `.`).
         name: String,
+        /// The token's holder is an admin: list_sessions and stop_session reach every
+        /// principal's sessions, and read_audit reads the audit log.
+        #[arg(long)]
+        admin: bool,
     },
     /// List the tokens by name (never the tokens themselves).
     List(JsonFlag),
@@ -28,8 +32,8 @@ enum TokenCommand {
 pub fn token(args: TokenArgs) -> Result<(), String> {
     let tokens = Tokens::in_state_dir();
     match args.command {
-        TokenCommand::Create { name } => {
-            let token = tokens.create(&name).map_err(|e| e.to_string())?;
+        TokenCommand::Create { name, admin } => {
+            let token = tokens.create(&name, admin).map_err(|e| e.to_string())?;
             println!("{token}");
             eprintln!(
                 "made token `{name}` ({}); it is shown only now: give it to the client as \
@@ -42,7 +46,10 @@ pub fn token(args: TokenArgs) -> Result<(), String> {
             let list = tokens.list().map_err(|e| e.to_string())?;
             print(&list, flag.json, || {
                 list.iter()
-                    .map(|t| format!("{}\tcreated {}\n", t.name, t.created))
+                    .map(|t| {
+                        let role = if t.admin { "\tadmin" } else { "" };
+                        format!("{}\tcreated {}{role}\n", t.name, t.created)
+                    })
                     .collect()
             })
         }

@@ -111,6 +111,11 @@ impl AuditLog {
         &self.path
     }
 
+    /// The log before the last rotation.
+    pub fn previous_path(&self) -> PathBuf {
+        self.previous.clone()
+    }
+
     /// A record of a request by `principal` of `method`, written when it is
     /// finished (or, dropped unfinished, as `cancelled`).
     pub fn begin(self: &Arc<Self>, principal: &str, method: &str) -> Entry {

@@ -7,6 +7,7 @@
 //! `session_logs`.
 
 pub mod audit;
+pub mod audit_read;
 pub mod ring;
 
 use std::io::Write;

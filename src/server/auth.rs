@@ -20,9 +20,28 @@ pub const MAX_TOKEN_FILE: u64 = 1 << 20;
 /// Characters of a token's name.
 pub const MAX_NAME: usize = 64;
 
-/// Who made a request over HTTP: the name of its token.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Principal(pub String);
+/// Who made a request over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// A token's name, or `oauth:` and an access token's subject: what
+    /// owns the sessions it launches.
+    pub name: String,
+    /// An access token's scopes (none for mcpod's own tokens).
+    pub scopes: Vec<String>,
+    /// Lists and stops every principal's sessions, and reads the audit log.
+    pub admin: bool,
+}
+
+impl Principal {
+    /// The principal of one of mcpod's own tokens.
+    pub fn token(name: &str, admin: bool) -> Principal {
+        Principal {
+            name: name.to_string(),
+            scopes: Vec::new(),
+            admin,
+        }
+    }
+}
 
 /// A token as `token list` shows it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -30,6 +49,8 @@ pub struct TokenEntry {
     pub name: String,
     /// Seconds since the epoch.
     pub created: u64,
+    /// The token's holder is an admin (`token create --admin`).
+    pub admin: bool,
     #[serde(skip)]
     hash: [u8; 32],
 }
@@ -72,7 +93,8 @@ impl Tokens {
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let mut fields = line.split_whitespace();
-            let (Some(name), Some(hex), created) = (fields.next(), fields.next(), fields.next())
+            let (Some(name), Some(hex), created, role) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
             else {
                 continue;
             };
@@ -87,14 +109,16 @@ impl Tokens {
             entries.push(TokenEntry {
                 name: name.to_string(),
                 created: created.and_then(|c| c.parse().ok()).unwrap_or(0),
+                admin: role == Some("admin"),
                 hash,
             });
         }
         Ok(entries)
     }
 
-    /// Make a token named `name`; returns the token, which is kept nowhere.
-    pub fn create(&self, name: &str) -> Result<String> {
+    /// Make a token named `name` (an admin's when `admin`); returns the
+    /// token, which is kept nowhere.
+    pub fn create(&self, name: &str, admin: bool) -> Result<String> {
         check_name(name)?;
         let mut entries = self.list()?;
         if entries.iter().any(|e| e.name == name) {
@@ -116,6 +140,7 @@ impl Tokens {
         entries.push(TokenEntry {
             name: name.to_string(),
             created,
+            admin,
             hash: digest(&token),
         });
         self.write(&entries)?;
@@ -145,7 +170,7 @@ impl Tokens {
         let mut found = None;
         for entry in self.list()? {
             if same(&entry.hash, &hash) {
-                found = Some(Principal(entry.name));
+                found = Some(Principal::token(&entry.name, entry.admin));
             }
         }
         Ok(found)
@@ -159,7 +184,13 @@ impl Tokens {
         let temporary = self.path.with_extension("new");
         let mut text = String::new();
         for e in entries {
-            text.push_str(&format!("{} {} {}\n", e.name, to_hex(&e.hash), e.created));
+            let role = if e.admin { " admin" } else { "" };
+            text.push_str(&format!(
+                "{} {} {}{role}\n",
+                e.name,
+                to_hex(&e.hash),
+                e.created
+            ));
         }
         let _ = std::fs::remove_file(&temporary);
         let written = std::fs::OpenOptions::new()
@@ -251,12 +282,16 @@ mod tests {
     fn created_tokens_verify_until_revoked_and_the_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::at(dir.path().join("tokens"));
-        let a = tokens.create("alice").unwrap();
-        let b = tokens.create("bob").unwrap();
+        let a = tokens.create("alice", false).unwrap();
+        let b = tokens.create("bob", true).unwrap();
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
-        assert_eq!(tokens.verify(&a).unwrap(), Some(Principal("alice".into())));
-        assert!(tokens.create("alice").is_err());
-        assert!(tokens.create("no spaces").is_err());
+        assert_eq!(
+            tokens.verify(&a).unwrap(),
+            Some(Principal::token("alice", false))
+        );
+        assert!(tokens.create("alice", false).is_err());
+        assert!(tokens.create("no spaces", false).is_err());
+        assert!(tokens.create("oauth:x", false).is_err());
         let mode = std::fs::metadata(tokens.path())
             .unwrap()
             .permissions()
@@ -265,7 +300,11 @@ mod tests {
         assert!(!std::fs::read_to_string(tokens.path()).unwrap().contains(&a));
         tokens.revoke("alice").unwrap();
         assert_eq!(tokens.verify(&a).unwrap(), None);
-        assert_eq!(tokens.verify(&b).unwrap(), Some(Principal("bob".into())));
+        assert_eq!(
+            tokens.verify(&b).unwrap(),
+            Some(Principal::token("bob", true))
+        );
+        assert!(tokens.list().unwrap()[0].admin);
         assert!(tokens.revoke("alice").is_err());
     }
 

@@ -15,7 +15,7 @@ use crate::proxy::Relay;
 impl McpodServer {
     /// The names of the meta-tools (for docs and their checks).
     pub fn tool_names() -> Vec<String> {
-        Self::tool_router()
+        (Self::tool_router() + Self::admin_router())
             .list_all()
             .into_iter()
             .map(|t| t.name.to_string())

@@ -35,7 +35,8 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::McpodServer;
-use super::auth::{Principal, Tokens, bearer};
+use super::auth::{Principal, TOKEN_PREFIX, Tokens, bearer};
+use super::oauth::{Denied, OAuth, OAuthOptions};
 use super::revoke::{REVOCATION_CHECK, Revocations};
 use super::stdio::{finish, start};
 use crate::logging::audit::AuditLog;
@@ -69,12 +70,28 @@ pub struct HttpOptions {
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
     pub tokens: Tokens,
+    /// Accept JWT access tokens of an OAuth issuer too (`--oauth-issuer`).
+    pub oauth: Option<OAuthOptions>,
 }
 
 /// The principal of a request served over HTTP; `None` for stdio.
-pub(super) fn principal(extensions: &Extensions) -> Option<&str> {
+pub(super) fn caller(extensions: &Extensions) -> Option<&Principal> {
     let parts = extensions.get::<http::request::Parts>()?;
-    parts.extensions.get::<Principal>().map(|p| p.0.as_str())
+    parts.extensions.get::<Principal>()
+}
+
+/// The name of a request's principal, what owns what it launches; `None`
+/// for stdio.
+pub(super) fn principal(extensions: &Extensions) -> Option<&str> {
+    caller(extensions).map(|p| p.name.as_str())
+}
+
+/// Whose sessions a request may list and stop: `None` (all) for stdio and
+/// for an admin, else its principal's.
+pub(super) fn viewer(extensions: &Extensions) -> Option<&str> {
+    caller(extensions)
+        .filter(|p| !p.admin)
+        .map(|p| p.name.as_str())
 }
 
 /// What every request is checked against, and where it then goes.
@@ -84,6 +101,7 @@ struct Gate {
     hosts: Vec<String>,
     origins: Vec<String>,
     tokens: Tokens,
+    oauth: Option<OAuth>,
     /// The principal that opened each MCP session.
     owners: Mutex<HashMap<String, Principal>>,
 }
@@ -105,6 +123,10 @@ pub async fn serve_http(
             )
         })?;
     let bound = listener.local_addr()?;
+    let oauth = match &options.oauth {
+        Some(o) => Some(OAuth::start(o, &format!("http://{bound}{MCP_PATH}")).await?),
+        None => None,
+    };
     let sessions = start(policy)?;
     let server = McpodServer::new(workspace, sessions.clone()).with_audit(audit);
     let stopping = CancellationToken::new();
@@ -126,6 +148,7 @@ pub async fn serve_http(
         hosts,
         origins: options.allowed_origins.clone(),
         tokens: options.tokens.clone(),
+        oauth,
         owners: Mutex::new(HashMap::new()),
     });
     tokio::spawn(end_revoked(
@@ -242,7 +265,7 @@ async fn end_revoked(gate: Arc<Gate>, sessions: Arc<Sessions>, stopping: Cancell
             let owners = gate.owners.lock().unwrap_or_else(|p| p.into_inner());
             owners
                 .iter()
-                .filter(|(_, owner)| gone.ends(&owner.0))
+                .filter(|(_, owner)| gone.ends(&owner.name))
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -258,6 +281,14 @@ async fn end_revoked(gate: Arc<Gate>, sessions: Arc<Sessions>, stopping: Cancell
 
 impl Gate {
     async fn answer(&self, mut request: Request<Incoming>) -> Response<Body> {
+        if let Some(oauth) = &self.oauth
+            && OAuth::is_metadata(request.uri().path())
+        {
+            return match self.check_host_and_origin(request.headers()) {
+                Ok(()) => json(oauth.metadata()),
+                Err(refused) => refused,
+            };
+        }
         if request.uri().path() != MCP_PATH {
             return refuse(
                 StatusCode::NOT_FOUND,
@@ -267,7 +298,7 @@ impl Gate {
         if let Err(refused) = self.check_host_and_origin(request.headers()) {
             return refused;
         }
-        let principal = match self.authenticate(request.headers()) {
+        let principal = match self.authenticate(request.headers()).await {
             Ok(principal) => principal,
             Err(refused) => return refused,
         };
@@ -278,7 +309,10 @@ impl Gate {
             .map(str::to_string);
         if let Some(id) = &session {
             let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-            if owners.get(id).is_some_and(|owner| owner != &principal) {
+            if owners
+                .get(id)
+                .is_some_and(|owner| owner.name != principal.name)
+            {
                 // Another principal's session is one that does not exist.
                 return refuse(StatusCode::NOT_FOUND, "Not Found: no such MCP session");
             }
@@ -288,7 +322,7 @@ impl Gate {
                 &format!(
                     "token `{}` holds {MAX_MCP_SESSIONS} MCP sessions, the most one token may; \
                      close one (HTTP DELETE with its Mcp-Session-Id) or wait for it to idle out",
-                    principal.0
+                    principal.name
                 ),
             );
         }
@@ -319,7 +353,7 @@ impl Gate {
             .collect();
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
         owners.retain(|id, _| live.contains(id));
-        owners.values().filter(|p| *p == principal).count()
+        owners.values().filter(|p| p.name == principal.name).count()
     }
 
     fn check_host_and_origin(&self, headers: &HeaderMap) -> Result<(), Response<Body>> {
@@ -359,29 +393,91 @@ impl Gate {
         Ok(())
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Response<Body>> {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Response<Body>> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let token = match (values.next(), values.next()) {
-            (None, _) => return Err(unauthorized(None)),
+            (None, _) => return Err(self.unauthorized(None)),
             (Some(value), None) => bearer(value.as_bytes()),
             (Some(_), Some(_)) => None,
         };
         let Some(token) = token else {
-            return Err(unauthorized(Some(
-                "the Authorization header is not one `Bearer <token>`",
-            )));
+            return Err(
+                self.unauthorized(Some("the Authorization header is not one `Bearer <token>`"))
+            );
         };
+        if let Some(oauth) = &self.oauth
+            && !token.starts_with(TOKEN_PREFIX)
+        {
+            return oauth
+                .authenticate(token)
+                .await
+                .map_err(|denied| self.denied(oauth, denied));
+        }
         match self.tokens.verify(token) {
             Ok(Some(principal)) => Ok(principal),
-            Ok(None) => Err(unauthorized(Some(
-                "the token is not valid (or was revoked)",
-            ))),
+            Ok(None) => Err(self.unauthorized(Some("the token is not valid (or was revoked)"))),
             Err(e) => {
                 tracing::error!("checking a bearer token: {e}");
                 Err(refuse(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "mcpod could not read its token file; see its log",
                 ))
+            }
+        }
+    }
+
+    /// A 401 with the challenge that tells a client how to get a token.
+    fn unauthorized(&self, error: Option<&str>) -> Response<Body> {
+        let why = match (error, &self.oauth) {
+            (Some(why), _) => format!(
+                "Unauthorized: {why}; ask the operator for a token (`mcpod token create NAME`)"
+            ),
+            (None, Some(oauth)) => format!(
+                "Unauthorized: send `Authorization: Bearer <token>`: an access token of the \
+                 issuer that {} names, or a token of `mcpod token create NAME`",
+                oauth.metadata_url()
+            ),
+            (None, None) => "Unauthorized: send `Authorization: Bearer <token>`; the operator \
+                             makes one with `mcpod token create NAME`"
+                .to_string(),
+        };
+        let challenge = match (&self.oauth, error) {
+            (Some(oauth), Some(why)) => oauth.challenge(Some(&Denied::Invalid(why.into()))),
+            (Some(oauth), None) => oauth.challenge(None),
+            (None, Some(_)) => r#"Bearer realm="mcpod", error="invalid_token""#.to_string(),
+            (None, None) => r#"Bearer realm="mcpod""#.to_string(),
+        };
+        challenged(StatusCode::UNAUTHORIZED, &why, &challenge)
+    }
+
+    /// The answer to an access token that was not accepted.
+    fn denied(&self, oauth: &OAuth, denied: Denied) -> Response<Body> {
+        let challenge = oauth.challenge(Some(&denied));
+        match denied {
+            Denied::Invalid(why) => {
+                tracing::info!("refused an access token: {why}");
+                challenged(
+                    StatusCode::UNAUTHORIZED,
+                    &format!("Unauthorized: the access token is not accepted: {why}"),
+                    &challenge,
+                )
+            }
+            Denied::Scope(missing) => challenged(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "Forbidden: the access token lacks the scope(s) {}; ask the issuer for a \
+                     token with them",
+                    missing.join(" ")
+                ),
+                &challenge,
+            ),
+            Denied::Unavailable(why) => {
+                tracing::warn!("could not check an access token: {why}");
+                refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mcpod cannot check access tokens now: it has no key set of the issuer; \
+                     retry later (the operator sees why in mcpod's log)",
+                )
             }
         }
     }
@@ -416,19 +512,21 @@ fn refuse(status: StatusCode, why: &str) -> Response<Body> {
     response
 }
 
-fn unauthorized(error: Option<&str>) -> Response<Body> {
-    let why = match error {
-        Some(why) => format!("Unauthorized: {why}; ask the operator for a token (`mcpod token create NAME`)"),
-        None => "Unauthorized: send `Authorization: Bearer <token>`; the operator makes one with `mcpod token create NAME`".to_string(),
-    };
-    let mut response = refuse(StatusCode::UNAUTHORIZED, &why);
-    let challenge = match error {
-        Some(_) => r#"Bearer realm="mcpod", error="invalid_token""#,
-        None => r#"Bearer realm="mcpod""#,
-    };
+fn challenged(status: StatusCode, why: &str, challenge: &str) -> Response<Body> {
+    let mut response = refuse(status, why);
+    if let Ok(value) = header::HeaderValue::from_str(challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn json(text: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(text)).boxed());
     response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static(challenge),
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
     );
     response
 }

@@ -4,6 +4,7 @@
 // Logging is deprecated by 2026-07-28, and still offered and forwarded.
 #![allow(deprecated)]
 
+mod admin;
 mod audited;
 pub mod auth;
 mod calls;
@@ -11,6 +12,7 @@ mod fast;
 mod http;
 mod kept;
 mod mrtr;
+pub mod oauth;
 pub mod portable;
 mod progress;
 mod revoke;
@@ -131,7 +133,7 @@ impl McpodServer {
     /// The meta-tools with their schemas made portable (see
     /// [`portable::portable`]), as `tools/list` serves them.
     pub fn portable_router() -> ToolRouter<Self> {
-        let mut router = Self::tool_router();
+        let mut router = Self::tool_router() + Self::admin_router();
         for route in router.map.values_mut() {
             let tool = &mut route.attr;
             let mut input = serde_json::Value::Object((*tool.input_schema).clone());
@@ -347,7 +349,7 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
         Parameters(input): Parameters<ListSessionsInput>,
         extensions: Extensions,
     ) -> Result<Json<SessionList>, String> {
-        let principal = http::principal(&extensions);
+        let principal = http::viewer(&extensions);
         let pool = self.sessions.pooled();
         let mut sessions = self.sessions.lines();
         sessions.retain(|l| self.sessions.visible(&l.session, principal));
@@ -385,7 +387,7 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
         extensions: Extensions,
     ) -> Result<Json<Stopped>, String> {
         self.sessions
-            .check_visible(&input.session, http::principal(&extensions))
+            .check_visible(&input.session, http::viewer(&extensions))
             .map_err(text_error)?;
         self.sessions
             .stop(&input.session)
@@ -413,7 +415,7 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
         extensions: Extensions,
     ) -> Result<Json<Logs>, String> {
         self.sessions
-            .check_visible(&input.session, http::principal(&extensions))
+            .check_visible(&input.session, http::viewer(&extensions))
             .map_err(text_error)?;
         self.sessions.logs(&input).map(Json).map_err(text_error)
     }

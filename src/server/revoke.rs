@@ -43,8 +43,12 @@ pub(super) struct Gone {
 }
 
 impl Gone {
-    /// Whether what `principal` owns ends.
+    /// Whether what `principal` owns ends. An OAuth principal has no token here: its access tokens expire on
+    /// their own, and what it launched lives out its lease.
     pub(super) fn ends(&self, principal: &str) -> bool {
+        if principal.starts_with(super::oauth::PRINCIPAL_PREFIX) {
+            return false;
+        }
         self.revoked.contains(principal) || !self.valid.contains(principal)
     }
 }
@@ -115,12 +119,13 @@ mod tests {
     fn a_revoked_or_remade_token_ends_its_principal_and_no_other() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::at(dir.path().join("tokens"));
-        tokens.create("alice").unwrap();
-        tokens.create("bob").unwrap();
+        tokens.create("alice", false).unwrap();
+        tokens.create("bob", false).unwrap();
         let mut revocations = Revocations::new(tokens.clone());
         let gone = revocations.check().unwrap();
         assert!(!gone.ends("alice") && !gone.ends("bob"));
         assert!(gone.ends("carol"), "a name with no token");
+        assert!(!gone.ends("oauth:carol"), "an OAuth principal has no token");
 
         tokens.revoke("alice").unwrap();
         let gone = revocations.check().unwrap();
@@ -129,7 +134,7 @@ mod tests {
         // Revoked and made again between two checks: the old token's
         // sessions end, once.
         tokens.revoke("bob").unwrap();
-        tokens.create("bob").unwrap();
+        tokens.create("bob", false).unwrap();
         assert!(revocations.check().unwrap().ends("bob"));
         assert!(!revocations.check().unwrap().ends("bob"));
 

@@ -82,6 +82,9 @@ pub struct SessionLine {
     /// Why it ended when mcpod did not end it, on one line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// The principal that launched it over HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Sessions {
@@ -159,7 +162,13 @@ impl Sessions {
 
     /// A line per session, in order of id.
     pub fn lines(&self) -> Vec<SessionLine> {
-        self.all().iter().map(|s| line(s)).collect()
+        self.all()
+            .iter()
+            .map(|s| SessionLine {
+                owner: self.owner_of(&s.id),
+                ..line(s)
+            })
+            .collect()
     }
 
     /// One session's whole detail.
@@ -200,5 +209,6 @@ fn line(s: &Session) -> SessionLine {
         tools: s.servers.values().map(|c| c.with_tools(<[_]>::len)).sum(),
         lease_left_secs: s.lease_until.load(Ordering::SeqCst).saturating_sub(now),
         lost: s.stream.lost().map(|l| budget::one_line(&l, LINE_CHARS)),
+        owner: None,
     }
 }

@@ -159,6 +159,12 @@ impl Sessions {
             .collect()
     }
 
+    /// The principal that launched `id` over HTTP.
+    pub fn owner_of(&self, id: &str) -> Option<String> {
+        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.get(id).cloned()
+    }
+
     /// Whether `principal` may see and reach session `id`: stdio's one
     /// implicit principal (`None`) reaches every session; an HTTP principal
     /// only those it launched.

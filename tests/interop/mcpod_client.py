@@ -54,6 +54,7 @@ META_TOOLS = {
     "find_tools",
     "provision_server",
     "list_bases",
+    "read_audit",
 }
 LEGACY_VERSION = "2025-11-25"  # the newest initialize-handshake revision (both SDK lines)
 MODERN_VERSION = "2026-07-28"  # server/discover, 2.x only
