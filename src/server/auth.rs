@@ -17,6 +17,9 @@ use crate::{Error, Result};
 pub const TOKEN_PREFIX: &str = "mcpod_";
 /// Bytes of the token file mcpod reads (about 10,000 tokens).
 pub const MAX_TOKEN_FILE: u64 = 1 << 20;
+/// Bytes of a bearer token looked at: mcpod's own are 70, an OAuth
+/// access token (a JWT) a few hundred to a few thousand.
+pub const MAX_BEARER: usize = 16 << 10;
 /// Characters of a token's name.
 pub const MAX_NAME: usize = 64;
 
@@ -215,7 +218,7 @@ pub fn bearer(value: &[u8]) -> Option<&str> {
     let value = std::str::from_utf8(value).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_BEARER)
         .then_some(token)
 }
 

@@ -118,10 +118,22 @@ impl Serve {
 
     /// One Python SDK client run (see tests/interop/http_client.py).
     pub fn client(&self, token: &str, step: &str, arg: Option<&str>) -> Value {
+        self.client_with(token, step, arg, &[])
+    }
+
+    /// [`Serve::client`] with more environment (e.g. its OAuth client's).
+    pub fn client_with(
+        &self,
+        token: &str,
+        step: &str,
+        arg: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Value {
         let mut command = Command::new(python());
         command
             .arg(interop().join("http_client.py"))
-            .args([&self.url(), token, step]);
+            .args([&self.url(), token, step])
+            .envs(env.iter().copied());
         command.args(arg);
         let out = command.output().expect("python runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -134,16 +146,29 @@ impl Serve {
     }
 
     /// A raw request (`head` without the request line's end); the status
-    /// line, or what happened instead.
+    /// line and headers, or what happened instead.
     pub fn raw(&self, head: &str, body: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
         let request = format!(
             "POST /mcp HTTP/1.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n{head}\r\n{body}",
             body.len()
         );
+        self.send(&request, false)
+    }
+
+    /// A GET of `path` with `head`: the whole answer (the server closes).
+    pub fn get(&self, path: &str, head: &str) -> String {
+        self.send(
+            &format!("GET {path} HTTP/1.1\r\nconnection: close\r\n{head}\r\n"),
+            true,
+        )
+    }
+
+    /// Send `request`; read the answer's head, or all of it when `whole`.
+    fn send(&self, request: &str, whole: bool) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let _ = stream.write_all(request.as_bytes());
         let mut answer = Vec::new();
         let mut buf = [0u8; 4096];
@@ -152,7 +177,7 @@ impl Serve {
                 Ok(0) => break,
                 Ok(n) => {
                     answer.extend_from_slice(&buf[..n]);
-                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if !whole && answer.windows(4).any(|w| w == b"\r\n\r\n") {
                         break;
                     }
                 }

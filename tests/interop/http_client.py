@@ -2,6 +2,10 @@
 
     http_client.py URL TOKEN STEP [ARG]
 
+TOKEN `-` with MCPOD_OAUTH_CLIENT=ID:SECRET and MCPOD_OAUTH_ISSUER set: no token is given; the
+SDK's OAuth client finds the issuer in mcpod's protected-resource metadata and gets one with the
+client_credentials grant (scopes from MCPOD_OAUTH_SCOPES; the issuer's CA from SSL_CERT_FILE).
+
 Steps: `launch IMAGE` (initialize, tools/list, launch_session, call the session's greet tool,
 list_sessions; prints JSON), `list` (list_sessions' session ids), `stop SESSION`
 (stop_session's error or result), `call SESSION` (call_tool of greet), `open INPUT`
@@ -9,12 +13,14 @@ list_sessions; prints JSON), `list` (list_sessions' session ids), `stop SESSION`
 resources/list and resources/templates/list name, and prompts/get, resources/read of a resource
 and of the stderr log, completion/complete and resources/subscribe naming SESSION's server
 `everything`), `task SESSION` (a long call of SESSION's everything server by a client that
-declared Tasks: its task id), `task_reach TASK` (tasks/get and tasks/cancel of TASK). Prints one
+declared Tasks: its task id), `task_reach TASK` (tasks/get and tasks/cancel of TASK), `audit
+FILTER` (read_audit with the JSON FILTER). Every step ends with list_sessions. Prints one
 JSON object.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession, types
@@ -84,10 +90,47 @@ def task_request(method, task):
     return types.ClientRequest(kind(params=params(taskId=task)))
 
 
+class Memory:
+    """Where the OAuth client keeps its token: in memory, for one run."""
+
+    def __init__(self):
+        self.tokens, self.info = None, None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.info
+
+    async def set_client_info(self, info):
+        self.info = info
+
+
+def oauth(url):
+    """The SDK's client_credentials OAuth client, when the environment names one."""
+    client = os.environ.get("MCPOD_OAUTH_CLIENT")
+    if not client:
+        return None
+    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+
+    client_id, secret = client.split(":", 1)
+    return ClientCredentialsOAuthProvider(
+        server_url=url,
+        storage=Memory(),
+        client_id=client_id,
+        client_secret=secret,
+        scopes=os.environ.get("MCPOD_OAUTH_SCOPES") or None,
+        issuer=os.environ["MCPOD_OAUTH_ISSUER"],
+    )
+
+
 async def main(url, token, step, arg):
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {} if token == "-" else {"Authorization": f"Bearer {token}"}
     client = DeclaringTasks if step.startswith("task") else ClientSession
-    async with streamablehttp_client(url, headers=headers) as (read, write, _):
+    async with streamablehttp_client(url, headers=headers, auth=oauth(url)) as (read, write, _):
         async with client(read, write) as session:
             init = await session.initialize()
             out = {"server": init.serverInfo.name}
@@ -127,8 +170,11 @@ async def main(url, token, step, arg):
             elif step == "task_reach":
                 for method in ("get", "cancel"):
                     out[method] = await answered(session.send_request(task_request(method, arg), types.Result))
+            elif step == "audit":
+                out["audit"] = await refused_or(session.call_tool("read_audit", json.loads(arg or "{}")))
             listed = structured(await session.call_tool("list_sessions", {}))
             out["sessions"] = [s["session"] for s in listed["sessions"]]
+            out["owners"] = [s.get("owner") for s in listed["sessions"]]
     print(json.dumps(out))
 
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::jwk::{Key, KeySet, Material};
 
 /// Bytes of a token mcpod looks at.
-pub const MAX_TOKEN: usize = 16 << 10;
+pub const MAX_TOKEN: usize = crate::server::auth::MAX_BEARER;
 /// Seconds of clock difference allowed on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 60;
 /// Bytes of a subject mcpod takes as a principal's name.
