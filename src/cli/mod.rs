@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use mcpod::logging::audit;
+use mcpod::session::policy::profile::Profiles;
 use mcpod::workspace::Workspace;
 use mcpod::{schema, server, telemetry};
 
@@ -36,7 +37,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Speak MCP over stdio (the default with no subcommand), or over Streamable HTTP with --listen.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list and revoke the bearer tokens of `serve --listen`.
     Token(token::TokenArgs),
     /// Build an image behind the content-addressed cache (the build_image tool).
@@ -113,6 +114,11 @@ pub struct HttpArgs {
     #[arg(long, value_name = "N", default_value_t = 256, requires = "listen",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_connections: u32,
+    /// Narrow the policy for some principals: a TOML file of [default], [principal.NAME] and
+    /// [scope.NAME] tables (tools, max_sessions, allow_env, allow_network, allow_egress,
+    /// max_memory_mb, max_cpus, max_pids, max_ttl_secs), each within the flags (docs/http.md).
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    principals: Option<PathBuf>,
     #[command(flatten)]
     oauth: OAuthArgs,
 }
@@ -180,6 +186,7 @@ impl HttpArgs {
             max_connections: self.max_connections as usize,
             tokens: server::auth::Tokens::in_state_dir(),
             oauth: self.oauth.options(),
+            profiles: Profiles::default(),
         }))
     }
 }
@@ -218,15 +225,19 @@ impl Command {
 }
 
 pub async fn run(command: Option<Command>) -> Result<(), String> {
-    match command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    match command.unwrap_or_else(|| Command::Serve(Box::default())) {
         Command::Serve(args) => {
             let workspace = Workspace::new(&args.root).map_err(|e| e.to_string())?;
-            let http = args.http.options()?;
+            let mut http = args.http.options()?;
             if http.is_none() {
                 tracing::info!(root = %workspace.root().display(), "mcpod {} serving MCP on stdio", env!("CARGO_PKG_VERSION"));
             }
             let build_network = args.policy.build_network;
             let policy = args.policy.policy()?;
+            if let (Some(options), Some(path)) = (&mut http, &args.http.principals) {
+                let tools = server::McpodServer::tool_names();
+                options.profiles = Profiles::read(path, &policy, &tools)?;
+            }
             mcpod::image::isolation::set_policy(policy.builds(build_network))
                 .map_err(|e| e.to_string())?;
             let max_bytes = args

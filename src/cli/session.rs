@@ -173,6 +173,7 @@ impl LaunchSpecArgs {
             egress: self.egress,
             forwards: self.forwards.into_iter().collect(),
             engine: None,
+            policy: None,
         })
     }
 }

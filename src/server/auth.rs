@@ -24,7 +24,7 @@ pub const MAX_BEARER: usize = 16 << 10;
 pub const MAX_NAME: usize = 64;
 
 /// Who made a request over HTTP.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Principal {
     /// A token's name, or `oauth:` and an access token's subject: what
     /// owns the sessions it launches.
@@ -33,6 +33,8 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// Lists and stops every principal's sessions, and reads the audit log.
     pub admin: bool,
+    /// What the operator's `--principals` file narrows for it.
+    pub profile: Option<std::sync::Arc<crate::session::policy::profile::Profile>>,
 }
 
 impl Principal {
@@ -42,6 +44,7 @@ impl Principal {
             name: name.to_string(),
             scopes: Vec::new(),
             admin,
+            profile: None,
         }
     }
 }

@@ -28,6 +28,9 @@ impl McpodServer {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(refused) = self.refused_by_profile(&request.name, &context.extensions) {
+            return Ok(CallToolResponse::Complete(refused));
+        }
         // call_tool is the call it names, with that call's input rounds
         // and task; a name that does not resolve gets call_tool's errors.
         if let Some((exported, arguments)) = self.named_by_call_tool(&request) {
@@ -43,6 +46,29 @@ impl McpodServer {
         }
         let name = request.name.to_string();
         self.call_proxied(&name, request, context).await
+    }
+
+    /// The error answering a call of mcpod's tool `name` that the caller's
+    /// profile (`serve --principals`) does not allow.
+    fn refused_by_profile(
+        &self,
+        name: &str,
+        extensions: &rmcp::model::Extensions,
+    ) -> Option<rmcp::model::CallToolResult> {
+        let caller = super::http::caller(extensions)?;
+        let profile = caller.profile.as_ref()?;
+        if !self.tool_router.has_route(name) || profile.allows_tool(name) {
+            return None;
+        }
+        let message = format!(
+            "`{}` may not call {name}: the operator's --principals file allows it only {}. \
+             Fix: ask the operator to add {name} to its tools",
+            caller.name,
+            profile.tools.as_deref().unwrap_or_default().join(", ")
+        );
+        Some(rmcp::model::CallToolResult::error(vec![
+            rmcp::model::ContentBlock::text(message),
+        ]))
     }
 
     /// The exported name and arguments of the tool a `call_tool` call

@@ -40,6 +40,7 @@ use super::oauth::{Denied, OAuth, OAuthOptions};
 use super::revoke::{REVOCATION_CHECK, Revocations};
 use super::stdio::{finish, start};
 use crate::logging::audit::AuditLog;
+use crate::session::policy::profile::Profiles;
 use crate::session::{Policy, Sessions};
 use crate::workspace::Workspace;
 
@@ -72,6 +73,8 @@ pub struct HttpOptions {
     pub tokens: Tokens,
     /// Accept JWT access tokens of an OAuth issuer too (`--oauth-issuer`).
     pub oauth: Option<OAuthOptions>,
+    /// The policy per principal (`--principals`).
+    pub profiles: Profiles,
 }
 
 /// The principal of a request served over HTTP; `None` for stdio.
@@ -102,6 +105,7 @@ struct Gate {
     origins: Vec<String>,
     tokens: Tokens,
     oauth: Option<OAuth>,
+    profiles: Profiles,
     /// The principal that opened each MCP session.
     owners: Mutex<HashMap<String, Principal>>,
 }
@@ -149,6 +153,7 @@ pub async fn serve_http(
         origins: options.allowed_origins.clone(),
         tokens: options.tokens.clone(),
         oauth,
+        profiles: options.profiles.clone(),
         owners: Mutex::new(HashMap::new()),
     });
     tokio::spawn(end_revoked(
@@ -298,10 +303,14 @@ impl Gate {
         if let Err(refused) = self.check_host_and_origin(request.headers()) {
             return refused;
         }
-        let principal = match self.authenticate(request.headers()).await {
+        let mut principal = match self.authenticate(request.headers()).await {
             Ok(principal) => principal,
             Err(refused) => return refused,
         };
+        principal.profile = self
+            .profiles
+            .of(&principal.name, &principal.scopes)
+            .map(Arc::new);
         let session = request
             .headers()
             .get("mcp-session-id")

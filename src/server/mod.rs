@@ -14,6 +14,7 @@ mod kept;
 mod mrtr;
 pub mod oauth;
 pub mod portable;
+mod profiled;
 mod progress;
 mod revoke;
 mod stdio;
@@ -98,6 +99,8 @@ pub struct McpodServer {
     /// Proxied calls that pass through as bytes.
     fast: Arc<fast::Agent>,
     audit: Option<Arc<crate::logging::audit::AuditLog>>,
+    /// Launches under way per principal (`profiled.rs`).
+    launching: Arc<profiled::Launching>,
 }
 
 fn text_error(e: impl std::fmt::Display) -> String {
@@ -127,6 +130,7 @@ impl McpodServer {
             mrtr,
             tasks,
             audit: None,
+            launching: Arc::default(),
         }
     }
 
@@ -239,6 +243,7 @@ Mounts, network egress and env values are granted only within the operator's pol
         extensions: Extensions,
     ) -> Result<Json<Launched>, String> {
         let mut input = input;
+        let _place = self.profiled(&mut input, &extensions)?;
         if let Some(request) = input.provision.take() {
             input.provision = Some(request.read_paths(&self.workspace).map_err(text_error)?);
         }
@@ -329,9 +334,13 @@ majors, Python minors) and the default; listing makes nothing and asks no regist
             open_world_hint = false
         )
     )]
-    async fn show_policy(&self) -> Json<PolicyReport> {
+    async fn show_policy(&self, extensions: Extensions) -> Json<PolicyReport> {
         let writable_mounts = self.sessions.writable_mounts().await;
-        Json(self.sessions.policy().report(writable_mounts))
+        let profile = http::caller(&extensions).and_then(|c| c.profile.as_ref());
+        match profile {
+            Some(p) => Json(p.narrow(self.sessions.policy()).report(writable_mounts)),
+            None => Json(self.sessions.policy().report(writable_mounts)),
+        }
     }
 
     #[tool(

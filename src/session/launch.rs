@@ -159,13 +159,14 @@ impl Sessions {
     /// session user's access too), the network, egress and forwards asked,
     /// the limits and lease, and the writable paths' sizes.
     pub(super) async fn check_before_resolving(&self, input: &LaunchInput) -> Result<()> {
-        self.policy.check_env_names(input.env.keys())?;
+        let policy = self.policy_of(input);
+        policy.check_env_names(input.env.keys())?;
         if let Some(name) = input.engine.as_deref() {
             // Placed and let go at once: the name, and mounts only locally.
             self.engines
                 .place(Some(name), !input.mounts.is_empty(), |n| self.load_of(n))?;
         }
-        let isolation = self.policy.grant(&input.ask(), None, String::new())?;
+        let isolation = policy.grant(&input.ask(), None, String::new())?;
         if isolation.mounts.iter().any(|m| !m.read_only) {
             let local = self.user_on(self.engines.local()).await?;
             for mount in isolation.mounts.iter().filter(|m| !m.read_only) {
@@ -377,9 +378,10 @@ impl Sessions {
     ) -> Result<Recipe> {
         let chosen = choose_servers(input, image)?;
         let chosen = apply_overrides(chosen, &input.overrides)?;
-        self.policy.check_env_names(input.env.keys())?;
+        let policy = self.policy_of(input);
+        policy.check_env_names(input.env.keys())?;
         check_env_taken(&input.env, &chosen)?;
-        let envs = resolve_envs(&chosen, &input.env, &self.policy.allowed_env)?;
+        let envs = resolve_envs(&chosen, &input.env, &policy.allowed_env)?;
         let (isolation, user) = self.isolation_on(input, image, engine).await?;
         let key = recipe_key(&image.id, &chosen, &envs, &isolation, &user, &engine.name);
         let mut warnings = image.warnings.clone();
@@ -412,7 +414,7 @@ impl Sessions {
         let local = self.user_on(engine).await?;
         let user = local.user.clone();
         let mut isolation =
-            self.policy
+            self.policy_of(input)
                 .grant(&input.ask(), image.requests.as_ref(), user.describe())?;
         if !local.limits_enforced {
             isolation.limits_enforced = false;

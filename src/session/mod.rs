@@ -101,6 +101,11 @@ pub struct LaunchInput {
     /// operator's placement rule (the least loaded engine).
     #[serde(default)]
     pub engine: Option<String>,
+    /// The operator's policy as the caller's profile narrows it (`serve
+    /// --principals`); set by mcpod, never by the request.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub policy: Option<std::sync::Arc<Policy>>,
 }
 
 impl LaunchInput {

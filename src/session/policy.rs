@@ -777,6 +777,7 @@ impl Policy {
 }
 
 mod loopback;
+pub mod profile;
 #[cfg(test)]
 mod tests;
 mod writable;

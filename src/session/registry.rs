@@ -120,6 +120,12 @@ impl Sessions {
         &self.policy
     }
 
+    /// The policy a launch of `input` is granted under: the operator's, or
+    /// as the caller's profile narrows it.
+    pub fn policy_of<'a>(&'a self, input: &'a super::LaunchInput) -> &'a Policy {
+        input.policy.as_deref().unwrap_or(&self.policy)
+    }
+
     /// The agent, as the children see it.
     pub fn upstream(&self) -> &crate::proxy::upstream::Upstream {
         &self.upstream

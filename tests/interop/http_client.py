@@ -14,7 +14,8 @@ resources/list and resources/templates/list name, and prompts/get, resources/rea
 and of the stderr log, completion/complete and resources/subscribe naming SESSION's server
 `everything`), `task SESSION` (a long call of SESSION's everything server by a client that
 declared Tasks: its task id), `task_reach TASK` (tasks/get and tasks/cancel of TASK), `audit
-FILTER` (read_audit with the JSON FILTER). Every step ends with list_sessions. Prints one
+FILTER` (read_audit with the JSON FILTER), `try CALL` (the JSON {"tool", "arguments"}: its
+result or error). Every step ends with list_sessions. Prints one
 JSON object.
 """
 
@@ -170,6 +171,9 @@ async def main(url, token, step, arg):
             elif step == "task_reach":
                 for method in ("get", "cancel"):
                     out[method] = await answered(session.send_request(task_request(method, arg), types.Result))
+            elif step == "try":
+                asked = json.loads(arg)
+                out["result"] = await refused_or(session.call_tool(asked["tool"], asked.get("arguments", {})))
             elif step == "audit":
                 out["audit"] = await refused_or(session.call_tool("read_audit", json.loads(arg or "{}")))
             listed = structured(await session.call_tool("list_sessions", {}))

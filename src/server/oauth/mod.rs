@@ -176,6 +176,7 @@ impl OAuth {
             name: format!("{PRINCIPAL_PREFIX}{}", claims.subject),
             scopes: claims.scopes,
             admin,
+            profile: None,
         })
     }
 }

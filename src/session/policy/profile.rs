@@ -1,0 +1,403 @@
+//! Policy per principal (`mcpod serve --listen --principals FILE`): the
+//! operator's flags are the ceiling, and a profile narrows them for some
+//! principals. A profile can only take away (fewer tools, sessions, env
+//! names, egress destinations, no network, lower limits and leases): what a
+//! profile names that the flags do not allow is an error when the file is
+//! read, so the file never widens the policy by mistake.
+//!
+//! The file is TOML:
+//!
+//! ```toml
+//! [default]                    # every HTTP principal
+//! max_sessions = 4
+//!
+//! [principal.ci-runner]        # a token's name, or oauth:SUBJECT
+//! tools = ["launch_session", "call_tool", "list_sessions", "stop_session"]
+//! allow_env = ["GITHUB_TOKEN"]
+//! allow_network = false
+//!
+//! [scope."mcpod:readonly"]     # every access token with this scope
+//! tools = ["list_sessions", "find_tools", "call_tool"]
+//! ```
+//!
+//! A principal gets `[default]`, its own `[principal.NAME]` and one
+//! `[scope.S]` for each scope it has, all at once (each narrows the others).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::Policy;
+use crate::egress::Pattern;
+
+/// Bytes of a principals file.
+pub const MAX_FILE: u64 = 1 << 20;
+
+/// What one principal may do, besides the operator's flags.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Profile {
+    /// mcpod's own tools it may call (none named: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Its sessions at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<usize>,
+    /// The `--allow-env` names it may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_env: Option<Vec<String>>,
+    /// `false`: no network at all, whatever the flags allow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_network: Option<bool>,
+    /// The `--allow-egress` destinations it may be granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_egress: Option<Vec<Pattern>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cpus: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pids: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ttl_secs: Option<u64>,
+}
+
+/// Every profile of a principals file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profiles {
+    default: Option<Profile>,
+    principals: BTreeMap<String, Profile>,
+    scopes: BTreeMap<String, Profile>,
+}
+
+impl Profiles {
+    /// Read `path`, checking each profile against `policy` and the names of
+    /// mcpod's `tools`.
+    pub fn read(path: &Path, policy: &Policy, tools: &[String]) -> Result<Profiles, String> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
+            .map_err(|e| format!("--principals {}: {e}", path.display()))?;
+        if text.len() as u64 > MAX_FILE {
+            return Err(format!(
+                "--principals {}: larger than {MAX_FILE} bytes",
+                path.display()
+            ));
+        }
+        Profiles::parse(&text, policy, tools)
+            .map_err(|e| format!("--principals {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str, policy: &Policy, tools: &[String]) -> Result<Profiles, String> {
+        let doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("not TOML: {e}"))?;
+        let mut profiles = Profiles::default();
+        for (key, item) in doc.iter() {
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| format!("`{key}` is not a table"))?;
+            match key {
+                "default" => profiles.default = Some(profile(key, table, policy, tools)?),
+                "principal" | "scope" => {
+                    for (name, inner) in table.iter() {
+                        let inner = inner
+                            .as_table_like()
+                            .ok_or_else(|| format!("`{key}.{name}` is not a table"))?;
+                        let p = profile(&format!("{key}.{name}"), inner, policy, tools)?;
+                        let into = if key == "principal" {
+                            &mut profiles.principals
+                        } else {
+                            &mut profiles.scopes
+                        };
+                        into.insert(name.to_string(), p);
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown table `[{other}]`; the tables are [default], [principal.NAME] and [scope.NAME]"
+                    ));
+                }
+            }
+        }
+        Ok(profiles)
+    }
+
+    /// What applies to `principal` with `scopes`: none when no table does.
+    pub fn of(&self, principal: &str, scopes: &[String]) -> Option<Profile> {
+        let applying = self
+            .default
+            .iter()
+            .chain(self.principals.get(principal))
+            .chain(scopes.iter().filter_map(|s| self.scopes.get(s)));
+        applying.fold(None, |acc: Option<Profile>, p| {
+            Some(match acc {
+                None => p.clone(),
+                Some(acc) => acc.and(p),
+            })
+        })
+    }
+}
+
+fn both<T: Clone>(a: &Option<T>, b: &Option<T>, pick: impl Fn(&T, &T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b)),
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (None, None) => None,
+    }
+}
+
+fn common<T: Clone + PartialEq>(a: &[T], b: &[T]) -> Vec<T> {
+    a.iter().filter(|x| b.contains(x)).cloned().collect()
+}
+
+impl Profile {
+    /// What both `self` and `other` allow.
+    pub fn and(&self, other: &Profile) -> Profile {
+        Profile {
+            tools: both(&self.tools, &other.tools, |a, b| common(a, b)),
+            max_sessions: both(&self.max_sessions, &other.max_sessions, |a, b| *a.min(b)),
+            allow_env: both(&self.allow_env, &other.allow_env, |a, b| common(a, b)),
+            allow_network: both(&self.allow_network, &other.allow_network, |a, b| *a && *b),
+            allow_egress: both(&self.allow_egress, &other.allow_egress, |a, b| common(a, b)),
+            max_memory_mb: both(&self.max_memory_mb, &other.max_memory_mb, |a, b| *a.min(b)),
+            max_cpus: both(&self.max_cpus, &other.max_cpus, |a, b| a.min(*b)),
+            max_pids: both(&self.max_pids, &other.max_pids, |a, b| *a.min(b)),
+            max_ttl_secs: both(&self.max_ttl_secs, &other.max_ttl_secs, |a, b| *a.min(b)),
+        }
+    }
+
+    /// Whether it may call mcpod's tool `name`.
+    pub fn allows_tool(&self, name: &str) -> bool {
+        self.tools
+            .as_ref()
+            .is_none_or(|tools| tools.iter().any(|t| t == name))
+    }
+
+    /// `policy` as this profile narrows it.
+    pub fn narrow(&self, policy: &Policy) -> Policy {
+        let mut narrowed = policy.clone();
+        if let Some(env) = &self.allow_env {
+            narrowed.allowed_env = common(&policy.allowed_env, env);
+        }
+        if self.allow_network == Some(false) {
+            narrowed.allow_network = false;
+            narrowed.allow_egress.clear();
+        }
+        if let Some(egress) = &self.allow_egress {
+            narrowed.allow_egress = common(&policy.allow_egress, egress);
+        }
+        if let Some(n) = self.max_memory_mb {
+            narrowed.max_memory_mb = n.min(policy.max_memory_mb);
+            narrowed.default_memory_mb = narrowed.default_memory_mb.min(narrowed.max_memory_mb);
+        }
+        if let Some(n) = self.max_cpus {
+            narrowed.max_cpus = n.min(policy.max_cpus);
+            narrowed.default_cpus = narrowed.default_cpus.min(narrowed.max_cpus);
+        }
+        if let Some(n) = self.max_pids {
+            narrowed.max_pids = n.min(policy.max_pids);
+            narrowed.default_pids = narrowed.default_pids.min(narrowed.max_pids);
+        }
+        if let Some(n) = self.max_ttl_secs {
+            narrowed.max_ttl_secs = n.min(policy.max_ttl_secs);
+            narrowed.default_ttl_secs = narrowed.default_ttl_secs.min(narrowed.max_ttl_secs);
+        }
+        narrowed
+    }
+}
+
+/// One table as a profile: every key known, every value within `policy`.
+fn profile(
+    at: &str,
+    table: &dyn toml_edit::TableLike,
+    policy: &Policy,
+    known: &[String],
+) -> Result<Profile, String> {
+    let mut p = Profile::default();
+    for (key, item) in table.iter() {
+        let value = item
+            .as_value()
+            .ok_or_else(|| format!("`{at}.{key}` is not a value"))?;
+        let wrong = |what: &str| format!("`{at}.{key}` must be {what}");
+        match key {
+            "tools" => {
+                let tools = strings(value).ok_or_else(|| wrong("a list of tool names"))?;
+                if let Some(t) = tools.iter().find(|t| !known.contains(t)) {
+                    return Err(format!(
+                        "`{at}.tools`: `{t}` is not one of mcpod's tools ({})",
+                        known.join(", ")
+                    ));
+                }
+                p.tools = Some(tools);
+            }
+            "max_sessions" => {
+                p.max_sessions = Some(int(value).ok_or_else(|| wrong("a whole number"))? as usize)
+            }
+            "allow_env" => {
+                let env = strings(value).ok_or_else(|| wrong("a list of variable names"))?;
+                if let Some(e) = env.iter().find(|e| !policy.allowed_env.contains(e)) {
+                    return Err(format!(
+                        "`{at}.allow_env`: `{e}` is not among the operator's --allow-env; a profile can only narrow"
+                    ));
+                }
+                p.allow_env = Some(env);
+            }
+            "allow_network" => {
+                p.allow_network = Some(value.as_bool().ok_or_else(|| wrong("true or false"))?)
+            }
+            "allow_egress" => {
+                let mut patterns = Vec::new();
+                for s in strings(value).ok_or_else(|| wrong("a list of HOST:PORT patterns"))? {
+                    let pattern: Pattern =
+                        s.parse().map_err(|e| format!("`{at}.allow_egress`: {e}"))?;
+                    if !policy.allow_egress.contains(&pattern) {
+                        return Err(format!(
+                            "`{at}.allow_egress`: `{s}` is not one of the operator's --allow-egress; a profile can only narrow"
+                        ));
+                    }
+                    patterns.push(pattern);
+                }
+                p.allow_egress = Some(patterns);
+            }
+            "max_memory_mb" => {
+                p.max_memory_mb = Some(int(value).ok_or_else(|| wrong("a whole number"))? as u32)
+            }
+            "max_pids" => {
+                p.max_pids = Some(int(value).ok_or_else(|| wrong("a whole number"))? as u32)
+            }
+            "max_ttl_secs" => {
+                p.max_ttl_secs = Some(int(value).ok_or_else(|| wrong("a whole number"))?)
+            }
+            "max_cpus" => {
+                let cpus = value
+                    .as_float()
+                    .or_else(|| value.as_integer().map(|i| i as f64));
+                p.max_cpus = Some(
+                    cpus.filter(|c| *c > 0.0)
+                        .ok_or_else(|| wrong("a number above 0"))?,
+                );
+            }
+            other => {
+                return Err(format!(
+                    "`{at}.{other}` is not a setting; the settings are tools, max_sessions, allow_env, allow_network, allow_egress, max_memory_mb, max_cpus, max_pids, max_ttl_secs"
+                ));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn strings(value: &toml_edit::Value) -> Option<Vec<String>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn int(value: &toml_edit::Value) -> Option<u64> {
+    value.as_integer().and_then(|i| u64::try_from(i).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools() -> Vec<String> {
+        [
+            "launch_session",
+            "call_tool",
+            "list_sessions",
+            "build_image",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
+    fn operator() -> Policy {
+        Policy {
+            allowed_env: vec!["GITHUB_TOKEN".into(), "API_KEY".into()],
+            allow_network: true,
+            allow_egress: vec![
+                "api.github.com:443".parse().unwrap(),
+                "pypi.org:443".parse().unwrap(),
+            ],
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn profiles_narrow_and_combine() {
+        let text = r#"
+[default]
+max_sessions = 4
+
+[principal.ci]
+tools = ["launch_session", "call_tool", "list_sessions"]
+allow_env = ["GITHUB_TOKEN"]
+allow_egress = ["api.github.com:443"]
+max_memory_mb = 256
+
+[scope."mcpod:offline"]
+allow_network = false
+max_sessions = 1
+"#;
+        let profiles = Profiles::parse(text, &operator(), &tools()).unwrap();
+        let ci = profiles.of("ci", &[]).unwrap();
+        assert_eq!(ci.max_sessions, Some(4));
+        assert!(ci.allows_tool("call_tool") && !ci.allows_tool("build_image"));
+        let narrowed = ci.narrow(&operator());
+        assert_eq!(narrowed.allowed_env, ["GITHUB_TOKEN"]);
+        assert_eq!(narrowed.allow_egress.len(), 1);
+        assert_eq!(narrowed.max_memory_mb, 256);
+        assert!(narrowed.default_memory_mb <= 256);
+        assert!(narrowed.allow_network);
+        let offline = profiles.of("oauth:x", &["mcpod:offline".into()]).unwrap();
+        assert_eq!(offline.max_sessions, Some(1));
+        let narrowed = offline.narrow(&operator());
+        assert!(!narrowed.allow_network && narrowed.allow_egress.is_empty());
+        assert!(offline.allows_tool("build_image"));
+        assert_eq!(
+            Profiles::parse("", &operator(), &tools())
+                .unwrap()
+                .of("ci", &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_request_cannot_carry_its_own_narrowed_policy() {
+        let asked = serde_json::json!({"image": "x", "policy": {"allowed_env": ["HOME"]}});
+        assert!(serde_json::from_value::<crate::session::LaunchInput>(asked).is_err());
+        let schema = schemars::schema_for!(crate::session::LaunchInput).to_value();
+        assert!(schema["properties"].get("policy").is_none());
+    }
+
+    #[test]
+    fn a_profile_that_would_widen_or_is_malformed_is_an_error_naming_it() {
+        let cases = [
+            (
+                "[principal.a]\nallow_env = [\"HOME\"]",
+                "principal.a.allow_env",
+            ),
+            (
+                "[principal.a]\nallow_egress = [\"evil.example:443\"]",
+                "principal.a.allow_egress",
+            ),
+            ("[principal.a]\ntools = [\"rm_rf\"]", "principal.a.tools"),
+            (
+                "[principal.a]\nmax_sessions = -1",
+                "principal.a.max_sessions",
+            ),
+            ("[principal.a]\nmax_cpus = 0", "principal.a.max_cpus"),
+            ("[principal.a]\nadmin = true", "principal.a.admin"),
+            ("[admins]\nx = 1", "[admins]"),
+            ("[principal]\na = 1", "principal.a"),
+            ("not toml [", "not TOML"),
+        ];
+        for (text, named) in cases {
+            let e = Profiles::parse(text, &operator(), &tools()).unwrap_err();
+            assert!(e.contains(named), "{text}: {e}");
+        }
+    }
+}
