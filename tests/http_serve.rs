@@ -387,3 +387,50 @@ fn a_stop_under_way_at_exit_still_removes_its_container() {
         );
     }
 }
+
+/// `--listen unix:PATH`: a socket only its user may open, the same checks
+/// (Host, token) over it, the SDK's client through it, and no socket left.
+#[test]
+fn a_unix_socket_serves_its_user_with_the_same_checks_and_is_removed() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let hello = common::hello_image();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("mcpod.sock");
+    let serve = Serve::start_at(&format!("unix:{}", socket.display()), &[]);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only its user may connect");
+    let token = serve.create("uds");
+
+    let raw = |head: &str| {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n{head}\r\n{INIT}",
+            INIT.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert!(status(&raw("host: localhost\r\n")).contains("401"));
+    let auth = format!("authorization: Bearer {token}\r\n");
+    assert!(status(&raw(&format!("host: evil.example\r\n{auth}"))).contains("403"));
+    assert!(status(&raw(&format!("host: localhost\r\n{auth}"))).contains("200"));
+
+    let uds = socket.to_str().unwrap();
+    let mut client = Command::new(common::http::python());
+    client
+        .arg(common::http::interop().join("http_client.py"))
+        .args(["http://localhost/mcp", &token, "launch", &hello])
+        .env("MCPOD_UDS", uds);
+    let out = client.output().unwrap();
+    let said: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(said["greet"], "Hello, http!", "{said}");
+    let session = said["session"].as_str().unwrap().to_string();
+
+    assert!(serve.stop().success());
+    assert!(!socket.exists(), "the socket is removed at the end");
+    assert_eq!(common::containers_of(&session), Vec::<String>::new());
+}

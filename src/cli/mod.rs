@@ -94,9 +94,10 @@ pub struct ServeArgs {
 pub struct HttpArgs {
     /// Serve MCP over Streamable HTTP on ADDR (http://ADDR/mcp) instead of stdio; every request
     /// needs `Authorization: Bearer <token>` of `mcpod token create`. Port 0 picks a free port
-    /// (the log line `serving MCP over HTTP on ...` names it).
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8765")]
-    listen: Option<std::net::SocketAddr>,
+    /// (the log line `serving MCP over HTTP on ...` names it). `unix:PATH` listens on a unix
+    /// socket that only this user can open (mode 0600), reached as http://localhost/mcp.
+    #[arg(long, value_name = "ADDR|unix:PATH", num_args = 0..=1, default_missing_value = "127.0.0.1:8765")]
+    listen: Option<server::listen::ListenAddr>,
     /// Allow --listen on an address beyond loopback. mcpod speaks plain HTTP: terminate TLS in a
     /// reverse proxy in front of it (and name the proxy's host with --allow-host), or bearer
     /// tokens cross the network in the clear.
@@ -170,10 +171,13 @@ impl OAuthArgs {
 
 impl HttpArgs {
     fn options(&self) -> Result<Option<server::HttpOptions>, String> {
-        let Some(listen) = self.listen else {
+        let Some(listen) = self.listen.clone() else {
             return Ok(None);
         };
-        if !listen.ip().is_loopback() && !self.listen_public {
+        if let server::listen::ListenAddr::Tcp(addr) = &listen
+            && !addr.ip().is_loopback()
+            && !self.listen_public
+        {
             return Err(format!(
                 "--listen {listen} is beyond loopback. Fix: add --listen-public, with a reverse \
                  proxy in front that terminates TLS, or listen on 127.0.0.1"

@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::McpodServer;
 use super::auth::{Principal, TOKEN_PREFIX, Tokens, bearer};
+use super::listen::{ListenAddr, Listener, Stream};
 use super::oauth::{Denied, OAuth, OAuthOptions};
 use super::revoke::{REVOCATION_CHECK, Revocations};
 use super::stdio::{finish, start};
@@ -62,7 +62,7 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// How `serve --listen` listens.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     /// Host names (with or without port) clients may use besides the
     /// address itself (and `localhost` for a loopback address).
     pub allowed_hosts: Vec<String>,
@@ -118,23 +118,20 @@ pub async fn serve_http(
     options: HttpOptions,
     audit: Arc<AuditLog>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "could not listen on {}: {e}. Fix: choose a free address with --listen (port 0 picks one)",
-                options.listen
-            )
-        })?;
-    let bound = listener.local_addr()?;
+    let listener = Listener::bind(&options.listen).await?;
+    let bound = listener.bound()?;
+    let resource = match &bound {
+        ListenAddr::Tcp(addr) => format!("http://{addr}{MCP_PATH}"),
+        ListenAddr::Unix(_) => format!("http://localhost{MCP_PATH}"),
+    };
     let oauth = match &options.oauth {
-        Some(o) => Some(OAuth::start(o, &format!("http://{bound}{MCP_PATH}")).await?),
+        Some(o) => Some(OAuth::start(o, &resource).await?),
         None => None,
     };
     let sessions = start(policy)?;
     let server = McpodServer::new(workspace, sessions.clone()).with_audit(audit);
     let stopping = CancellationToken::new();
-    let hosts = allowed_hosts(bound, &options.allowed_hosts);
+    let hosts = allowed_hosts(&bound, &options.allowed_hosts);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts.clone())
         .with_allowed_origins(options.allowed_origins.clone())
@@ -163,8 +160,12 @@ pub async fn serve_http(
     ));
     // The line tests and scripts read the port from.
     tracing::info!(
-        "mcpod {} serving MCP over HTTP on http://{bound}{MCP_PATH} (tokens in {})",
+        "mcpod {} serving MCP over HTTP on {} (tokens in {})",
         env!("CARGO_PKG_VERSION"),
+        match &bound {
+            ListenAddr::Tcp(_) => resource.clone(),
+            ListenAddr::Unix(path) => format!("unix:{} ({resource})", path.display()),
+        },
         options.tokens.path().display()
     );
     let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
@@ -202,18 +203,12 @@ pub async fn serve_http(
 /// Serve one connection's requests through `gate` until it closes, or
 /// until `stopping`, when it finishes what is under way.
 async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
+    stream: Box<dyn Stream>,
+    peer: String,
     gate: Arc<Gate>,
     stopping: CancellationToken,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    // An answer goes out in several writes (head, SSE priming event,
-    // message): with Nagle's algorithm on, each after the first waits for
-    // the client's delayed ACK, ~40 ms a call on Linux.
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!("TCP_NODELAY on the connection from {peer}: {e}");
-    }
     let service = hyper::service::service_fn(move |request| {
         let gate = gate.clone();
         async move { Ok::<_, Infallible>(gate.answer(request).await) }
@@ -493,19 +488,22 @@ impl Gate {
 }
 
 /// The `Host` values that name this server: the bound address, and for a
-/// loopback address `localhost` with its port; plus the operator's names.
-fn allowed_hosts(bound: SocketAddr, extra: &[String]) -> Vec<String> {
-    let port = bound.port();
-    let mut hosts = vec![bound.to_string()];
-    if bound.ip().is_loopback() {
-        hosts.push(format!("localhost:{port}"));
-    }
+/// loopback address `localhost` with its port (for a unix socket,
+/// `localhost`); plus the operator's names.
+fn allowed_hosts(bound: &ListenAddr, extra: &[String]) -> Vec<String> {
+    let (mut hosts, port) = match bound {
+        ListenAddr::Tcp(addr) if addr.ip().is_loopback() => (
+            vec![addr.to_string(), format!("localhost:{}", addr.port())],
+            Some(addr.port()),
+        ),
+        ListenAddr::Tcp(addr) => (vec![addr.to_string()], Some(addr.port())),
+        ListenAddr::Unix(_) => (vec!["localhost".to_string()], None),
+    };
     for h in extra {
         let h = h.to_ascii_lowercase();
-        if h.contains(':') && !h.ends_with(']') {
-            hosts.push(h);
-        } else {
-            hosts.push(format!("{h}:{port}"));
+        match port {
+            Some(port) if !h.contains(':') || h.ends_with(']') => hosts.push(format!("{h}:{port}")),
+            _ => hosts.push(h),
         }
     }
     hosts
@@ -541,7 +539,7 @@ fn json(text: String) -> Response<Body> {
 }
 
 /// A connection beyond the limit: answered, then closed.
-async fn too_many(mut stream: tokio::net::TcpStream, limit: usize) {
+async fn too_many(mut stream: Box<dyn Stream>, limit: usize) {
     let body = format!(
         "mcpod serves at most {limit} connections at once; retry later, or let the operator raise --max-connections\n"
     );

@@ -11,6 +11,7 @@ mod calls;
 mod fast;
 mod http;
 mod kept;
+pub mod listen;
 mod mrtr;
 pub mod oauth;
 pub mod portable;

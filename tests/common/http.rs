@@ -50,10 +50,16 @@ impl Serve {
 
     /// `mcpod serve --listen 127.0.0.1:0 --root examples EXTRA...`.
     pub fn start_with(extra: &[&str]) -> Serve {
+        Self::start_at("127.0.0.1:0", extra)
+    }
+
+    /// `mcpod serve --listen LISTEN --root examples EXTRA...`; `port` is 0
+    /// for a unix socket.
+    pub fn start_at(listen: &str, extra: &[&str]) -> Serve {
         let host = HostLock::shared();
         let state = tempfile::tempdir().expect("state dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcpod"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .args(["serve", "--listen", listen, "--root"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
             .args(extra)
             .env("MCPOD_STATE_DIR", state.path())
@@ -79,6 +85,9 @@ impl Serve {
                 .nth(1)
             {
                 break rest.split('/').next().unwrap().parse().expect("a port");
+            }
+            if line.contains("serving MCP over HTTP on unix:") {
+                break 0;
             }
         };
         Serve {

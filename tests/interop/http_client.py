@@ -6,6 +6,8 @@ TOKEN `-` with MCPOD_OAUTH_CLIENT=ID:SECRET and MCPOD_OAUTH_ISSUER set: no token
 SDK's OAuth client finds the issuer in mcpod's protected-resource metadata and gets one with the
 client_credentials grant (scopes from MCPOD_OAUTH_SCOPES; the issuer's CA from SSL_CERT_FILE).
 
+With MCPOD_UDS=PATH the client connects to the unix socket PATH (URL http://localhost/mcp).
+
 Steps: `launch IMAGE` (initialize, tools/list, launch_session, call the session's greet tool,
 list_sessions; prints JSON), `list` (list_sessions' session ids), `stop SESSION`
 (stop_session's error or result), `call SESSION` (call_tool of greet), `open INPUT`
@@ -128,10 +130,26 @@ def oauth(url):
     )
 
 
+def over_unix_socket(path):
+    """An httpx client factory whose connections go to the unix socket `path`."""
+    import httpx
+    from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
+
+    def factory(headers=None, timeout=None, auth=None):
+        timeout = timeout or httpx.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
+        transport = httpx.AsyncHTTPTransport(uds=path)
+        return httpx.AsyncClient(transport=transport, headers=headers, timeout=timeout, auth=auth)
+
+    return factory
+
+
 async def main(url, token, step, arg):
     headers = {} if token == "-" else {"Authorization": f"Bearer {token}"}
     client = DeclaringTasks if step.startswith("task") else ClientSession
-    async with streamablehttp_client(url, headers=headers, auth=oauth(url)) as (read, write, _):
+    extra = {}
+    if os.environ.get("MCPOD_UDS"):
+        extra["httpx_client_factory"] = over_unix_socket(os.environ["MCPOD_UDS"])
+    async with streamablehttp_client(url, headers=headers, auth=oauth(url), **extra) as (read, write, _):
         async with client(read, write) as session:
             init = await session.initialize()
             out = {"server": init.serverInfo.name}
