@@ -655,7 +655,8 @@ impl ServerHandler for McpodServer {
     ) -> Result<(), ErrorData> {
         let span = self.span("logging/setLevel", None, &context);
         span.answer(async {
-            self.sessions.set_level(request.level).await;
+            let principal = http::principal(&context.extensions);
+            self.sessions.set_level(request.level, principal).await;
             Ok(())
         })
         .await

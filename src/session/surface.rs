@@ -320,13 +320,17 @@ impl Sessions {
         names::parse_resource_uri(uri).is_none_or(|(session, ..)| self.visible(session, principal))
     }
 
-    /// The agent's log level: kept for servers that start later, and sent
-    /// to every ready server that offers logging.
-    pub async fn set_level(&self, level: LoggingLevel) {
-        self.upstream.set_level(level);
+    /// The agent's log level: on stdio kept for servers that start later,
+    /// and sent to every ready server that offers logging; over HTTP sent
+    /// only to the servers of the caller's own sessions.
+    pub async fn set_level(&self, level: LoggingLevel, principal: Option<&str>) {
+        if principal.is_none() {
+            self.upstream.set_level(level);
+        }
         let children: Vec<Arc<Child>> = self
             .all()
             .iter()
+            .filter(|s| self.visible(&s.id, principal))
             .flat_map(|s| s.servers.values().cloned())
             .collect();
         for child in children {
