@@ -434,3 +434,44 @@ fn a_unix_socket_serves_its_user_with_the_same_checks_and_is_removed() {
     assert!(!socket.exists(), "the socket is removed at the end");
     assert_eq!(common::containers_of(&session), Vec::<String>::new());
 }
+
+/// `--idle-timeout`: a principal that sends nothing for that long loses
+/// its sessions; one that keeps sending keeps them, and a client that
+/// reconnects in time finds its own.
+#[test]
+fn an_idle_principals_sessions_end_and_an_active_ones_stay() {
+    let hello = common::hello_image();
+    let serve = Serve::start_with(&["--idle-timeout", "4"]);
+    let quiet = serve.create("quiet");
+    let busy = serve.create("busy");
+    let q = serve.client(&quiet, "launch", Some(&hello))["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = serve.client(&busy, "launch", Some(&hello))["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A new connection of the same token finds its session.
+    let again = serve.client(&busy, "list", None);
+    assert_eq!(again["sessions"], serde_json::json!([b]), "{again}");
+    // A request that opens nothing (an MCP session id that is no one's).
+    let ping = format!(
+        "{}authorization: Bearer {busy}\r\nmcp-session-id: none\r\n",
+        serve.host()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !common::containers_of(&q).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle principal's session is still there"
+        );
+        let answer = serve.raw(&ping, INIT);
+        assert!(status(&answer).contains("404"), "{answer}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(common::containers_of(&b).len(), 1, "the busy one's stays");
+    let later = serve.client(&quiet, "list", None);
+    assert_eq!(later["sessions"], serde_json::json!([]), "{later}");
+    assert!(serve.stop().success());
+}

@@ -120,6 +120,11 @@ pub struct HttpArgs {
     /// max_memory_mb, max_cpus, max_pids, max_ttl_secs), each within the flags (docs/http.md).
     #[arg(long, value_name = "FILE", requires = "listen")]
     principals: Option<PathBuf>,
+    /// Stop a principal's sessions once it has sent no request for SECS seconds (it may
+    /// reconnect and find them until then). Default: they live out their lease.
+    #[arg(long, value_name = "SECS", requires = "listen",
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    idle_timeout: Option<u64>,
     #[command(flatten)]
     oauth: OAuthArgs,
 }
@@ -191,6 +196,7 @@ impl HttpArgs {
             tokens: server::auth::Tokens::in_state_dir(),
             oauth: self.oauth.options(),
             profiles: Profiles::default(),
+            idle: self.idle_timeout.map(std::time::Duration::from_secs),
         }))
     }
 }

@@ -75,6 +75,9 @@ pub struct HttpOptions {
     pub oauth: Option<OAuthOptions>,
     /// The policy per principal (`--principals`).
     pub profiles: Profiles,
+    /// Stop a principal's sessions once it has sent no request for this
+    /// long (`--idle-timeout`); none: they live out their lease.
+    pub idle: Option<Duration>,
 }
 
 /// The principal of a request served over HTTP; `None` for stdio.
@@ -106,6 +109,9 @@ struct Gate {
     tokens: Tokens,
     oauth: Option<OAuth>,
     profiles: Profiles,
+    /// When each principal last sent a request.
+    seen: Mutex<HashMap<String, std::time::Instant>>,
+    idle: Option<Duration>,
     /// The principal that opened each MCP session.
     owners: Mutex<HashMap<String, Principal>>,
 }
@@ -151,6 +157,8 @@ pub async fn serve_http(
         tokens: options.tokens.clone(),
         oauth,
         profiles: options.profiles.clone(),
+        seen: Mutex::new(HashMap::new()),
+        idle: options.idle,
         owners: Mutex::new(HashMap::new()),
     });
     tokio::spawn(end_revoked(
@@ -235,7 +243,8 @@ async fn serve_connection(
 }
 
 /// Every [`REVOCATION_CHECK`], stop the sessions and close the MCP sessions
-/// of each principal whose token was revoked (see `revoke.rs`).
+/// of each principal whose token was revoked (see `revoke.rs`), and the
+/// sessions of each principal idle past `--idle-timeout`.
 async fn end_revoked(gate: Arc<Gate>, sessions: Arc<Sessions>, stopping: CancellationToken) {
     let mut revocations = Revocations::new(gate.tokens.clone());
     let mut every = tokio::time::interval(REVOCATION_CHECK);
@@ -244,6 +253,9 @@ async fn end_revoked(gate: Arc<Gate>, sessions: Arc<Sessions>, stopping: Cancell
         tokio::select! {
             _ = every.tick() => {}
             _ = stopping.cancelled() => return,
+        }
+        if let Some(idle) = gate.idle {
+            end_idle(&gate, &sessions, idle).await;
         }
         let Some(gone) = revocations.check() else {
             continue;
@@ -279,6 +291,32 @@ async fn end_revoked(gate: Arc<Gate>, sessions: Arc<Sessions>, stopping: Cancell
     }
 }
 
+/// Stop the sessions of every principal that has sent no request for
+/// `idle`; forget principals that have been idle that long and own none.
+async fn end_idle(gate: &Gate, sessions: &Sessions, idle: Duration) {
+    let owned = sessions.owned();
+    let idle_ones: Vec<String> = {
+        let mut seen = gate.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|who, at| at.elapsed() < idle || owned.iter().any(|(_, o)| o == who));
+        seen.iter()
+            .filter(|(_, at)| at.elapsed() >= idle)
+            .map(|(who, _)| who.clone())
+            .collect()
+    };
+    for (session, owner) in owned {
+        if !idle_ones.contains(&owner) {
+            continue;
+        }
+        match sessions.stop(&session).await {
+            Ok(()) => tracing::info!(
+                "stopped session {session}: `{owner}` sent no request for {}s (--idle-timeout)",
+                idle.as_secs()
+            ),
+            Err(e) => tracing::warn!("could not stop idle session {session} of `{owner}`: {e}"),
+        }
+    }
+}
+
 impl Gate {
     async fn answer(&self, mut request: Request<Incoming>) -> Response<Body> {
         if let Some(oauth) = &self.oauth
@@ -306,6 +344,10 @@ impl Gate {
             .profiles
             .of(&principal.name, &principal.scopes)
             .map(Arc::new);
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(principal.name.clone(), std::time::Instant::now());
         let session = request
             .headers()
             .get("mcp-session-id")
