@@ -284,6 +284,7 @@ impl PolicyArgs {
             engine_max: self.engines.engine_max.clone(),
             registry: self.engines.registry,
             writable_path_mb: self.writable_path_mb.unwrap_or(d.writable_path_mb),
+            only_engines: None,
         })
     }
 }

@@ -203,13 +203,24 @@ impl Engines {
     /// that answered lately, the one with the fewest sessions (`sessions`:
     /// running there) plus launches under way, the first listed on a tie
     /// (local first). `local_only` (the launch mounts host directories,
-    /// which name this host's files) allows only the local engine.
+    /// which name this host's files) allows only the local engine; `only`
+    /// (a principal's profile), only the engines it names.
     pub fn place(
         &self,
         requested: Option<&str>,
         local_only: bool,
+        only: Option<&[String]>,
         sessions: impl Fn(&str) -> usize,
     ) -> Result<Placed> {
+        let allowed = |name: &str| only.is_none_or(|only| only.iter().any(|o| o == name));
+        if let Some(name) = requested.filter(|n| !allowed(n)) {
+            return Err(Error::invalid(
+                "engine",
+                name,
+                "the operator's --principals file does not let this principal launch there",
+                format!("choose one of: {}", only.unwrap_or_default().join(", ")),
+            ));
+        }
         let _one_at_a_time = self.placing.lock().unwrap_or_else(|p| p.into_inner());
         let load = |e: &Engine| sessions(&e.name) + e.starting.load(Ordering::SeqCst);
         let full = |e: &Engine| e.max.is_some_and(|max| load(e) >= max);
@@ -244,6 +255,7 @@ impl Engines {
                     .all
                     .iter()
                     .filter(|e| !local_only || e.is_local())
+                    .filter(|e| allowed(&e.name))
                     .filter(|e| !full(e));
                 let chosen = open
                     .clone()
@@ -318,17 +330,35 @@ mod tests {
     }
 
     #[test]
+    fn a_principal_is_placed_only_on_its_engines() {
+        let engines = engines();
+        let only = ["b".to_string()];
+        for _ in 0..3 {
+            let p = engines
+                .place(None, false, Some(&only), |_| 0)
+                .expect("placed");
+            assert_eq!(p.engine.name, "b");
+        }
+        let e = engines
+            .place(Some("a"), false, Some(&only), |_| 0)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("--principals"), "{e}");
+        assert!(engines.place(None, true, Some(&only), |_| 0).is_err());
+    }
+
+    #[test]
     fn launches_at_once_spread_over_the_engines() {
         let engines = engines();
         let placed: Vec<Placed> = (0..6)
-            .map(|_| engines.place(None, false, |_| 0).expect("placed"))
+            .map(|_| engines.place(None, false, None, |_| 0).expect("placed"))
             .collect();
         let names: Vec<&str> = placed.iter().map(|p| p.engine.name.as_str()).collect();
         assert_eq!(names, ["local", "a", "b", "local", "a", "b"]);
         drop(placed);
         // Sessions count: the least loaded wins.
         let p = engines
-            .place(None, false, |n| if n == "local" { 2 } else { 1 })
+            .place(None, false, None, |n| if n == "local" { 2 } else { 1 })
             .expect("placed");
         assert_eq!(p.engine.name, "a");
     }
@@ -338,27 +368,27 @@ mod tests {
         let engines = engines();
         assert_eq!(
             engines
-                .place(Some("b"), false, |_| 0)
+                .place(Some("b"), false, None, |_| 0)
                 .expect("b")
                 .engine
                 .name,
             "b"
         );
         let err = engines
-            .place(Some("c"), false, |_| 0)
+            .place(Some("c"), false, None, |_| 0)
             .err()
             .expect("no c")
             .to_string();
         assert!(err.contains("local, a, b"), "{err}");
         let err = engines
-            .place(Some("a"), true, |_| 0)
+            .place(Some("a"), true, None, |_| 0)
             .err()
             .expect("mounts")
             .to_string();
         assert!(err.contains("mounts host directories"), "{err}");
         assert_eq!(
             engines
-                .place(None, true, |n| if n == "local" { 9 } else { 0 })
+                .place(None, true, None, |n| if n == "local" { 9 } else { 0 })
                 .expect("local")
                 .engine
                 .name,
@@ -367,14 +397,14 @@ mod tests {
         engines.get("a").expect("a").mark_down();
         assert_eq!(
             engines
-                .place(Some("a"), false, |_| 0)
+                .place(Some("a"), false, None, |_| 0)
                 .expect("named, though down")
                 .engine
                 .name,
             "a"
         );
         let p = engines
-            .place(None, false, |n| if n == "local" { 1 } else { 0 })
+            .place(None, false, None, |n| if n == "local" { 1 } else { 0 })
             .expect("placed");
         assert_eq!(p.engine.name, "b");
     }
@@ -388,20 +418,20 @@ mod max_tests {
     fn an_engine_at_its_max_takes_nothing_more() {
         let specs = [EngineSpec::parse("a=unix:///a.sock").expect("a")];
         let engines = Engines::new(&specs, &[("local".into(), 0), ("a".into(), 2)]).expect("ok");
-        let first = engines.place(None, false, |_| 0).expect("a");
-        let second = engines.place(None, false, |_| 0).expect("a");
+        let first = engines.place(None, false, None, |_| 0).expect("a");
+        let second = engines.place(None, false, None, |_| 0).expect("a");
         assert_eq!(
             (first.engine.name.as_str(), second.engine.name.as_str()),
             ("a", "a")
         );
         let err = engines
-            .place(None, false, |_| 0)
+            .place(None, false, None, |_| 0)
             .err()
             .expect("full")
             .to_string();
         assert!(err.contains("--engine-max"), "{err}");
         let err = engines
-            .place(Some("local"), false, |_| 0)
+            .place(Some("local"), false, None, |_| 0)
             .err()
             .expect("local is 0")
             .to_string();
@@ -409,7 +439,7 @@ mod max_tests {
         drop(first);
         assert_eq!(
             engines
-                .place(None, false, |_| 0)
+                .place(None, false, None, |_| 0)
                 .expect("room again")
                 .engine
                 .name,
@@ -419,7 +449,7 @@ mod max_tests {
         drop(second);
         assert!(
             engines
-                .place(None, false, |n| if n == "a" { 2 } else { 0 })
+                .place(None, false, None, |n| if n == "a" { 2 } else { 0 })
                 .is_err()
         );
     }

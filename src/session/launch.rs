@@ -163,8 +163,12 @@ impl Sessions {
         policy.check_env_names(input.env.keys())?;
         if let Some(name) = input.engine.as_deref() {
             // Placed and let go at once: the name, and mounts only locally.
-            self.engines
-                .place(Some(name), !input.mounts.is_empty(), |n| self.load_of(n))?;
+            self.engines.place(
+                Some(name),
+                !input.mounts.is_empty(),
+                policy.only_engines.as_deref(),
+                |n| self.load_of(n),
+            )?;
         }
         let isolation = policy.grant(&input.ask(), None, String::new())?;
         if isolation.mounts.iter().any(|m| !m.read_only) {
@@ -295,12 +299,17 @@ impl Sessions {
         // A warm session of the spec (the pool keeps them on the local
         // engine) wins over placement.
         let local = self.engines.local().clone();
+        let local_allowed = self
+            .policy_of(input)
+            .only_engines
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|e| e == LOCAL));
         let warm = match input.engine.as_deref() {
-            None | Some(LOCAL) => {
+            None | Some(LOCAL) if local_allowed => {
                 let recipe = Arc::new(self.recipe(input, image, &local).await?);
                 self.pool.take(&recipe.key).map(|s| (recipe, s))
             }
-            Some(_) => None,
+            _ => None,
         };
         let (recipe, session, _placed) = match warm {
             Some((recipe, session)) => {
@@ -317,6 +326,7 @@ impl Sessions {
                     let placed = self.engines.place(
                         input.engine.as_deref(),
                         !input.mounts.is_empty(),
+                        self.policy_of(input).only_engines.as_deref(),
                         |name| self.load_of(name),
                     )?;
                     let recipe = Arc::new(self.recipe(input, image, &placed.engine).await?);

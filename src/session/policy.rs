@@ -83,6 +83,9 @@ pub struct Policy {
     pub registry: Option<crate::engine::registry::Registry>,
     /// The size of each writable image path's tmpfs, MiB (`--writable-path-mb`; 0: none granted).
     pub writable_path_mb: u32,
+    /// The engines (by name, `local` included) a launch may be placed on;
+    /// none: every engine. Set only by a profile (`serve --principals`).
+    pub only_engines: Option<Vec<String>>,
 }
 
 /// The warm pool (`--warm IMAGE[=N]`, `--pool-max`, `--spare-secs`).
@@ -147,6 +150,7 @@ impl Default for Policy {
             engine_max: Vec::new(),
             registry: None,
             writable_path_mb: writable::DEFAULT_PATH_MB,
+            only_engines: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Policy per principal (`mcpod serve --listen --principals FILE`): the
 //! operator's flags are the ceiling, and a profile narrows them for some
 //! principals. A profile can only take away (fewer tools, sessions, env
-//! names, egress destinations, no network, lower limits and leases): what a
+//! names, egress destinations, engines, no network, lower limits and leases): what a
 //! profile names that the flags do not allow is an error when the file is
 //! read, so the file never widens the policy by mistake.
 //!
@@ -14,6 +14,7 @@
 //! [principal.ci-runner]        # a token's name, or oauth:SUBJECT
 //! tools = ["launch_session", "call_tool", "list_sessions", "stop_session"]
 //! allow_env = ["GITHUB_TOKEN"]
+//! engines = ["local"]
 //! allow_network = false
 //!
 //! [scope."mcpod:readonly"]     # every access token with this scope
@@ -52,6 +53,9 @@ pub struct Profile {
     /// The `--allow-egress` destinations it may be granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_egress: Option<Vec<Pattern>>,
+    /// The engines (`local` and the operator's `--engine` names) it may launch on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engines: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,6 +163,7 @@ impl Profile {
             allow_env: both(&self.allow_env, &other.allow_env, |a, b| common(a, b)),
             allow_network: both(&self.allow_network, &other.allow_network, |a, b| *a && *b),
             allow_egress: both(&self.allow_egress, &other.allow_egress, |a, b| common(a, b)),
+            engines: both(&self.engines, &other.engines, |a, b| common(a, b)),
             max_memory_mb: both(&self.max_memory_mb, &other.max_memory_mb, |a, b| *a.min(b)),
             max_cpus: both(&self.max_cpus, &other.max_cpus, |a, b| a.min(*b)),
             max_pids: both(&self.max_pids, &other.max_pids, |a, b| *a.min(b)),
@@ -185,6 +190,12 @@ impl Profile {
         }
         if let Some(egress) = &self.allow_egress {
             narrowed.allow_egress = common(&policy.allow_egress, egress);
+        }
+        if let Some(engines) = &self.engines {
+            narrowed.only_engines = Some(match &policy.only_engines {
+                Some(already) => common(already, engines),
+                None => engines.clone(),
+            });
         }
         if let Some(n) = self.max_memory_mb {
             narrowed.max_memory_mb = n.min(policy.max_memory_mb);
@@ -259,6 +270,19 @@ fn profile(
                 }
                 p.allow_egress = Some(patterns);
             }
+            "engines" => {
+                let engines = strings(value).ok_or_else(|| wrong("a list of engine names"))?;
+                let known: Vec<&str> = std::iter::once(crate::engine::engines::LOCAL)
+                    .chain(policy.engines.iter().map(|e| e.name.as_str()))
+                    .collect();
+                if let Some(e) = engines.iter().find(|e| !known.contains(&e.as_str())) {
+                    return Err(format!(
+                        "`{at}.engines`: `{e}` is not one of the operator's engines ({})",
+                        known.join(", ")
+                    ));
+                }
+                p.engines = Some(engines);
+            }
             "max_memory_mb" => {
                 p.max_memory_mb = Some(int(value).ok_or_else(|| wrong("a whole number"))? as u32)
             }
@@ -279,7 +303,7 @@ fn profile(
             }
             other => {
                 return Err(format!(
-                    "`{at}.{other}` is not a setting; the settings are tools, max_sessions, allow_env, allow_network, allow_egress, max_memory_mb, max_cpus, max_pids, max_ttl_secs"
+                    "`{at}.{other}` is not a setting; the settings are tools, max_sessions, allow_env, allow_network, allow_egress, engines, max_memory_mb, max_cpus, max_pids, max_ttl_secs"
                 ));
             }
         }
@@ -334,6 +358,7 @@ max_sessions = 4
 
 [principal.ci]
 tools = ["launch_session", "call_tool", "list_sessions"]
+engines = ["local"]
 allow_env = ["GITHUB_TOKEN"]
 allow_egress = ["api.github.com:443"]
 max_memory_mb = 256
@@ -350,6 +375,7 @@ max_sessions = 1
         assert_eq!(narrowed.allowed_env, ["GITHUB_TOKEN"]);
         assert_eq!(narrowed.allow_egress.len(), 1);
         assert_eq!(narrowed.max_memory_mb, 256);
+        assert_eq!(narrowed.only_engines, Some(vec!["local".to_string()]));
         assert!(narrowed.default_memory_mb <= 256);
         assert!(narrowed.allow_network);
         let offline = profiles.of("oauth:x", &["mcpod:offline".into()]).unwrap();
@@ -385,6 +411,7 @@ max_sessions = 1
                 "principal.a.allow_egress",
             ),
             ("[principal.a]\ntools = [\"rm_rf\"]", "principal.a.tools"),
+            ("[principal.a]\nengines = [\"far\"]", "principal.a.engines"),
             (
                 "[principal.a]\nmax_sessions = -1",
                 "principal.a.max_sessions",
