@@ -475,3 +475,46 @@ fn an_idle_principals_sessions_end_and_an_active_ones_stay() {
     assert_eq!(later["sessions"], serde_json::json!([]), "{later}");
     assert!(serve.stop().success());
 }
+
+/// A client's DELETE of its MCP session is answered 200 and ends it;
+/// another token's DELETE of it is answered as for no such session.
+#[test]
+fn deleting_an_mcp_session_is_answered_200_and_only_for_its_owner() {
+    let serve = Serve::start();
+    let mine = serve.create("mine");
+    let theirs = serve.create("theirs");
+    let answer = serve.raw(
+        &format!("{}authorization: Bearer {mine}\r\n", serve.host()),
+        INIT,
+    );
+    let id = answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id");
+    let delete = |token: &str| {
+        status(&serve.get_with(
+            "DELETE",
+            "/mcp",
+            &format!(
+                "{}authorization: Bearer {token}\r\nmcp-session-id: {id}\r\n",
+                serve.host()
+            ),
+        ))
+        .to_string()
+    };
+    assert!(delete(&theirs).contains("404"));
+    assert_eq!(delete(&mine), "HTTP/1.1 200 OK");
+    let used = serve.raw(
+        &format!(
+            "{}authorization: Bearer {mine}\r\nmcp-session-id: {id}\r\nmcp-protocol-version: 2025-06-18\r\n",
+            serve.host()
+        ),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
+    );
+    assert!(status(&used).contains("404"), "ended: {used}");
+    assert!(serve.stop().success());
+}

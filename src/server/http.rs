@@ -373,7 +373,13 @@ impl Gate {
             );
         }
         request.extensions_mut().insert(principal.clone());
-        let response = self.mcp.handle(request).await;
+        let deleting = request.method() == http::Method::DELETE;
+        let mut response = self.mcp.handle(request).await;
+        // rmcp answers a session's DELETE with 202; clients expect 200 or
+        // 204 (the Python SDK logs any other as a failed termination).
+        if deleting && response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::OK;
+        }
         if session.is_none()
             && let Some(id) = response
                 .headers()

@@ -166,8 +166,13 @@ impl Serve {
 
     /// A GET of `path` with `head`: the whole answer (the server closes).
     pub fn get(&self, path: &str, head: &str) -> String {
+        self.get_with("GET", path, head)
+    }
+
+    /// A bodiless `method` request of `path` with `head`: the whole answer.
+    pub fn get_with(&self, method: &str, path: &str, head: &str) -> String {
         self.send(
-            &format!("GET {path} HTTP/1.1\r\nconnection: close\r\n{head}\r\n"),
+            &format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n{head}\r\n"),
             true,
         )
     }
