@@ -21,6 +21,9 @@
 //!    server itself on `-i`); and through a second
 //!    mcpod that keeps two of each image warm (`--warm IMAGE=2`), each launch
 //!    timed once the pool has one ready. Stopping is timed separately.
+//!    The hello one-server launch is also timed through a third mcpod that
+//!    did not build the image (as after `mcpod build` on the command line),
+//!    so its launches resolve the tag themselves.
 //! 2. the serve process's VmRSS: idle after `initialize`, and with 10 hello
 //!    sessions; then every session is stopped and no container may be left.
 //! 3. host processes per session: podman and conmon processes on the host
@@ -224,9 +227,15 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         let s = launch_case(&mcpod, case).await?;
         stop(&mcpod, &s.0).await?;
     }
+    // A tag this mcpod did not build (as after `mcpod build` on the command
+    // line, or by another mcpod): its launches resolve the tag themselves.
+    let (elsewhere, _, _) = serve(repo, &[], cleanup).await?;
+    let s = launch_case(&elsewhere, &cases[0]).await?;
+    stop(&elsewhere, &s.0).await?;
 
     // 1. Launch to tools listed, cold (interleaved with the baselines).
     let mut cold: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    let mut cold_elsewhere = Vec::new();
     let mut m_stop = Vec::new();
     let mut b_hello = Vec::new();
     let mut b_node = Vec::new();
@@ -243,6 +252,10 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
                 m_stop.push(t.elapsed());
             }
         }
+        let t = Instant::now();
+        let (session, _) = launch_case(&elsewhere, &cases[0]).await?;
+        cold_elsewhere.push(t.elapsed());
+        stop(&elsewhere, &session).await?;
         let (ready, teardown) = baseline_once(&flags, &image, &hello_cmd, "add", i + 1).await?;
         b_hello.push(ready);
         b_stop.push(teardown);
@@ -266,6 +279,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         }
         b_node3.push(t.elapsed());
     }
+    let _ = elsewhere.cancel().await;
 
     // ... and warm, from an mcpod that keeps two of each ready.
     let warm_flags: Vec<String> = cases
@@ -346,6 +360,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     b_hello.sort();
     b_node.sort();
     b_node3.sort();
+    cold_elsewhere.sort();
     for samples in cold.iter_mut().chain(warm.iter_mut()) {
         samples.sort();
     }
@@ -406,6 +421,17 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
             ms(median(&warm[c])) < TARGET_WARM_MS && 1.0 / warm_ratio >= TARGET_WARM_SPEEDUP,
         ));
     }
+    row_ms(
+        "   hello, 1 server, cold, a tag that mcpod did not build",
+        &cold_elsewhere,
+    );
+    println!(
+        "{:>96}",
+        format!(
+            "{:.3}x",
+            median(&cold_elsewhere).as_secs_f64() / median(&b_hello).as_secs_f64()
+        )
+    );
     row_ms(
         "   stop: mcpod stop_session, hello (not in the above)",
         &m_stop,
@@ -468,6 +494,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     );
     rows::print(&rows::Figures {
         cold: &cold,
+        cold_elsewhere: &cold_elsewhere,
         warm: &warm,
         b_hello: &b_hello,
         b_node: &b_node,

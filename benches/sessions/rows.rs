@@ -11,6 +11,8 @@ use crate::support::{median, ms, pct, perf_row};
 /// hello 1, hello 3, node 1, node 3.
 pub struct Figures<'a> {
     pub cold: &'a [Vec<Duration>],
+    /// Hello, one server, through an mcpod that did not build the image.
+    pub cold_elsewhere: &'a [Duration],
     pub warm: &'a [Vec<Duration>],
     pub b_hello: &'a [Duration],
     pub b_node: &'a [Duration],
@@ -46,6 +48,17 @@ pub fn print(f: &Figures<'_>) {
             ms(median(f.b_hello))
         ),
         &format!("{:.3}x", x(&cold[0], f.b_hello)),
+        "",
+    );
+    perf_row(
+        "same, a tag that mcpod did not build (`mcpod build` elsewhere)",
+        &format!(
+            "{:.1} ms median (p90 {:.1})",
+            ms(median(f.cold_elsewhere)),
+            ms(pct(f.cold_elsewhere, 90.0))
+        ),
+        "the same baseline",
+        &format!("{:.3}x", x(f.cold_elsewhere, f.b_hello)),
         "",
     );
     let r = x(&cold[1], f.b_hello);
