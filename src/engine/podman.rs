@@ -14,12 +14,29 @@ const QUICK: Duration = Duration::from_secs(120);
 
 /// The labels and ID of a local image; `Ok(None)` when it is not in local storage.
 pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<String, String>)>> {
+    Ok(image_facts(reference).await?.map(|f| (f.id, f.labels)))
+}
+
+/// What one `podman image inspect` of a local image says that a launch uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// Its `USER` (empty: root).
+    pub user: String,
+}
+
+/// The ID, labels and user of a local image, from one `podman image
+/// inspect`; `Ok(None)` when it is not in local storage.
+pub async fn image_facts(reference: &str) -> Result<Option<ImageFacts>> {
     #[derive(Deserialize)]
     struct Inspect {
         #[serde(rename = "Id")]
         id: String,
         #[serde(rename = "Labels", default)]
         labels: Option<BTreeMap<String, String>>,
+        #[serde(rename = "Config", default)]
+        config: Option<ImageRunConfig>,
     }
     let found: Option<Vec<Inspect>> = Invocation::new(PROGRAM)
         .args(["image", "inspect", "--", reference])
@@ -29,7 +46,11 @@ pub async fn image_labels(reference: &str) -> Result<Option<(String, BTreeMap<St
     let Some(first) = found.and_then(|mut all| all.pop()) else {
         return Ok(None);
     };
-    Ok(Some((first.id, first.labels.unwrap_or_default())))
+    Ok(Some(ImageFacts {
+        id: first.id,
+        labels: first.labels.unwrap_or_default(),
+        user: first.config.and_then(|c| c.user).unwrap_or_default(),
+    }))
 }
 
 /// The argv a local image runs by default (its entrypoint, then its cmd);

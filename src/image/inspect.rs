@@ -32,14 +32,19 @@ pub struct Inspected {
     /// What the image asks of a session (granted only within the operator's policy).
     pub requests: Option<Requests>,
     pub warnings: Vec<String>,
+    /// The user its processes run as (its `USER`; empty: root), when the
+    /// inspect that read the labels said (local storage does).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub user: Option<String>,
 }
 
 /// Read the labels of `reference`: `docker://REF` from a registry, else local storage.
 pub async fn inspect_labels(reference: &str) -> Result<Inspected> {
-    let (source, id, raw) = if let Some(remote) = reference.strip_prefix(REGISTRY_PREFIX) {
+    let (source, id, raw, user) = if let Some(remote) = reference.strip_prefix(REGISTRY_PREFIX) {
         reference::validate_reference(remote)?;
         let (digest, labels) = skopeo::remote_labels(remote).await?;
-        ("registry", digest, labels)
+        ("registry", digest, labels, None)
     } else {
         if let Some((transport, _)) = reference.split_once("://") {
             return Err(Error::invalid(
@@ -50,14 +55,14 @@ pub async fn inspect_labels(reference: &str) -> Result<Inspected> {
             ));
         }
         reference::validate_reference(reference)?;
-        let Some((id, labels)) = podman::image_labels(reference).await? else {
+        let Some(facts) = podman::image_facts(reference).await? else {
             return Err(Error::ImageNotFound {
                 reference: reference.to_string(),
                 place: "in local storage",
                 fix: not_found_fix(reference).await,
             });
         };
-        ("local", id, labels)
+        ("local", facts.id, facts.labels, Some(facts.user))
     };
     let declared = labels::read(&raw)?;
     Ok(Inspected {
@@ -69,6 +74,7 @@ pub async fn inspect_labels(reference: &str) -> Result<Inspected> {
         servers_source: declared.source,
         requests: declared.requests,
         warnings: declared.warnings,
+        user,
     })
 }
 

@@ -37,6 +37,9 @@ impl Sessions {
         self.reaper.call_once(|| {
             tokio::spawn(reap(Arc::downgrade(self), self.changed.subscribe()));
         });
+        // The local host's facts (`podman info`, `podman version`) while the
+        // image is resolved and the policy checked, not after.
+        self.learn_local_soon();
         // Cancelled by the caller, by dropping this future, or by `stop_all`;
         // the launch then removes what it started, in its own task.
         let token = self.closing.child_token();
@@ -246,15 +249,19 @@ impl Sessions {
             ));
         }
         let key = image::reference::qualified(&input.image);
-        let remembered = self
+        let built = self
             .resolved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned()
             .or_else(|| self.pool.resolution(&input.image));
+        let remembered = match built {
+            Some(built) => Some(built),
+            None => self.known.get(&input.image).await,
+        };
         let Some(remembered) = remembered else {
-            let image = Resolved::from(image::inspect_labels(&input.image).await?);
+            let image = self.resolve_image(&input.image).await?;
             return self.launch_image(input, &image, progress, cancel).await;
         };
         let failed = match self
@@ -272,11 +279,22 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
         self.pool.forget_resolution(&input.image);
-        let image = Resolved::from(image::inspect_labels(&input.image).await?);
+        self.known.forget(&input.image);
+        let image = self.resolve_image(&input.image).await?;
         if image.id == remembered.id {
             return Err(failed);
         }
         self.launch_image(input, &image, progress, cancel).await
+    }
+
+    /// Inspect `reference` (its ID, labels and user: one podman process),
+    /// and keep the answer for its next launch, checked against the store's
+    /// index in the background (see `known.rs`).
+    async fn resolve_image(self: &Arc<Self>, reference: &str) -> Result<Arc<Resolved>> {
+        let image = Arc::new(Resolved::from(image::inspect_labels(reference).await?));
+        let (this, reference, kept) = (self.clone(), reference.to_string(), image.clone());
+        tokio::spawn(async move { this.known.keep(&reference, kept).await });
+        Ok(image)
     }
 
     /// Remember what a build produced, so launching its tag needs no
@@ -436,7 +454,7 @@ impl Sessions {
             mount.written_as = local.writable_mount(&mount.source)?;
         }
         if isolation.mounts.iter().any(|m| m.written_as.is_some()) {
-            runs_as_root(&image.id).await?;
+            runs_as_root(image).await?;
         }
         let image_paths = || isolation.tmpfs.keys().any(|p| p != "/tmp" && p != "/run");
         if user == container::UserMode::Nobody && image_paths() {
@@ -460,6 +478,18 @@ impl Sessions {
             return Ok(local);
         }
         Ok(Local::remote(engine.version().await?))
+    }
+
+    /// Ask the local host's facts in the background, once: a launch that
+    /// needs them then waits only for what is left of that.
+    pub(super) fn learn_local_soon(&self) {
+        if self.local.initialized() {
+            return;
+        }
+        let local = self.local.clone();
+        tokio::spawn(async move {
+            local.get_or_init(Local::detect).await;
+        });
     }
 
     /// How a writable mount is written on the local engine, for show_policy.
@@ -716,12 +746,23 @@ fn image_gone(failed: &Error) -> bool {
 }
 
 /// An id-mapped mount maps its owner to the session's root: an image whose
-/// `USER` is another would not write there as the owner.
-async fn runs_as_root(image: &str) -> Result<()> {
-    let user = crate::engine::podman::image_user(image)
-        .await?
-        .unwrap_or_default();
-    if matches!(user.as_str(), "" | "0" | "root" | "0:0" | "root:root") {
+/// `USER` is another would not write there as the owner. The user the
+/// inspect that resolved the image read is used; only an image resolved
+/// without one (a build's record) is inspected for it.
+async fn runs_as_root(image: &Resolved) -> Result<()> {
+    let user = match &image.user {
+        Some(user) => user.clone(),
+        None => crate::engine::podman::image_user(&image.id)
+            .await?
+            .unwrap_or_default(),
+    };
+    root_user(&image.id, &user)
+}
+
+/// Ok when `user` (an image's `USER`) is root; else the error that refuses
+/// an id-mapped writable mount for `image`.
+fn root_user(image: &str, user: &str) -> Result<()> {
+    if matches!(user, "" | "0" | "root" | "0:0" | "root:root") {
         return Ok(());
     }
     Err(Error::invalid(
@@ -733,3 +774,7 @@ async fn runs_as_root(image: &str) -> Result<()> {
         "mount it read-only, or launch an image without a USER (every image mcpod provisions runs as the session's root)",
     ))
 }
+
+#[cfg(test)]
+#[path = "launch_tests.rs"]
+mod tests;

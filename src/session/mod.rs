@@ -15,6 +15,7 @@ mod brief;
 pub mod connect;
 pub mod container;
 mod diagnose;
+mod known;
 mod launch;
 mod live;
 mod overrides;

@@ -34,6 +34,9 @@ pub(super) struct Resolved {
     pub(super) servers: Servers,
     pub(super) requests: Option<Requests>,
     pub(super) warnings: Vec<String>,
+    /// The user the image's processes run as (empty: root), when the inspect
+    /// that resolved it said; `None` when it did not (a build's record).
+    pub(super) user: Option<String>,
 }
 
 impl From<Inspected> for Resolved {
@@ -43,6 +46,7 @@ impl From<Inspected> for Resolved {
             servers: i.servers,
             requests: i.requests,
             warnings: i.warnings,
+            user: i.user,
         }
     }
 }
@@ -54,6 +58,7 @@ impl From<&Built> for Resolved {
             servers: b.servers.clone(),
             requests: b.requests.clone(),
             warnings: b.label_warnings.clone(),
+            user: None,
         }
     }
 }

@@ -29,11 +29,14 @@ const NEAR_ENOUGH: f64 = 0.4;
 pub struct Sessions {
     pub(super) policy: Policy,
     pub(super) owner: Owner,
-    /// Decided on the first launch (it asks podman), not at start-up.
-    pub(super) local: tokio::sync::OnceCell<crate::engine::userns::Local>,
+    /// Asked of podman once, in the background from the first launch (or
+    /// from `start_pool` when serving), not at construction.
+    pub(super) local: Arc<tokio::sync::OnceCell<crate::engine::userns::Local>>,
     pub(super) map: Mutex<HashMap<String, Arc<Session>>>,
     /// Tags built by this process: what they named then (see `remember_build`).
     pub(super) resolved: Mutex<HashMap<String, Arc<super::recipe::Resolved>>>,
+    /// Other references an inspect resolved, while the store is unchanged.
+    pub(super) known: super::known::Known,
     /// Launches under way: they count against `max_sessions` before they are in `map`.
     pub(super) launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
@@ -78,9 +81,10 @@ impl Sessions {
         Ok(Sessions {
             policy,
             owner: Owner::current(),
-            local: tokio::sync::OnceCell::new(),
+            local: Arc::default(),
             map: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
+            known: Default::default(),
             launching: AtomicUsize::new(0),
             launches: TaskTracker::new(),
             closing: CancellationToken::new(),

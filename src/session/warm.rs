@@ -14,8 +14,10 @@ use crate::image::{self, Progress};
 impl Sessions {
     /// Start the pool's upkeep: fill the operator's warm images now, then
     /// every [`TICK`] retire what is stale and fill up again. Nothing when
-    /// the operator keeps no pool.
+    /// the operator keeps no pool, but the local host's facts are asked
+    /// either way, so the first launch does not wait for `podman info`.
     pub fn start_pool(self: &Arc<Self>) {
+        self.learn_local_soon();
         let pool = &self.policy.pool;
         if pool.warm.is_empty() && pool.spare_secs == 0 {
             return;
