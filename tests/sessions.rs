@@ -634,3 +634,57 @@ fn find_tools_finds_a_session_tool_by_words_and_it_can_be_called() {
     let stopped = server.call(8, "stop_session", json!({"session": session}));
     assert_ne!(stopped["isError"], true, "{stopped}");
 }
+
+/// A tag this mcpod did not build is inspected once and then launched from
+/// what it knew while the store is unchanged; moved to another image, the
+/// next launch runs the image it names now.
+#[test]
+fn a_tag_moved_to_another_image_launches_the_image_it_names_now() {
+    let hello = hello_image();
+    let ctx = common::context(&[(
+        "Containerfile",
+        &format!(
+            "FROM {hello}\nLABEL io.mcpod.servers='{{\"other\": {{\"command\": [\"/bin/hello-server\"]}}}}'\n"
+        ),
+    )]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let name = common::unique("moved-other");
+    let other = runtime
+        .block_on(mcpod::image::build_image(
+            common::build_spec(&name, ctx.path()),
+            common::quiet(),
+            tokio_util::sync::CancellationToken::new(),
+        ))
+        .expect("the other image builds")
+        .tag;
+    let tag = format!("localhost/{}:1", common::unique("moved"));
+    common::podman_lines(&["tag", &hello, &tag]);
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(root.path());
+    initialize(&mut server, "2025-11-25");
+    let servers_of = |server: &mut Server, id: u64| {
+        let info = launch(server, id, json!({"image": tag}));
+        let session = info["session"].as_str().expect("session").to_string();
+        let stopped = server.call(id + 1, "stop_session", json!({"session": session}));
+        assert_ne!(stopped["isError"], true, "{stopped}");
+        info["servers"]
+            .as_object()
+            .expect("servers")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(servers_of(&mut server, 1), ["hello"]);
+    // Again, from what the first launch read (the store is unchanged).
+    assert_eq!(servers_of(&mut server, 3), ["hello"]);
+    common::podman_lines(&["tag", &other, &tag]);
+    let now = servers_of(&mut server, 5);
+    common::podman_lines(&["untag", &other, &tag]);
+    assert_eq!(
+        now,
+        ["other"],
+        "the launch ran the image the tag named before"
+    );
+    assert!(server.close(Duration::from_secs(20)).is_some());
+    common::podman_lines(&["rmi", &other]);
+}
