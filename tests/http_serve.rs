@@ -518,3 +518,32 @@ fn deleting_an_mcp_session_is_answered_200_and_only_for_its_owner() {
     assert!(status(&used).contains("404"), "ended: {used}");
     assert!(serve.stop().success());
 }
+
+/// Progress tokens are each client's own: alice's call that became a task
+/// holds progress token 2 while bob's call uses token 2 too (the id the
+/// SDK gives a client's third request); bob still hears his own progress,
+/// none of it diverted into alice's task.
+#[test]
+fn another_clients_progress_token_does_not_route_mine() {
+    let image = common::node_reference_image();
+    let serve = Serve::start();
+    let alice = serve.create("alice");
+    let bob = serve.create("bob");
+    let input = serde_json::json!({"image": image, "servers": ["everything"]}).to_string();
+    let a = serve.client(&alice, "open", Some(&input))["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = serve.client(&bob, "open", Some(&input))["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task = serve.client(&alice, "task_token", Some(&a));
+    assert!(task["task"].to_string().contains("taskId"), "{task}");
+    let heard = serve.client(&bob, "progress", Some(&b));
+    assert!(
+        heard["progress"].as_u64().unwrap_or(0) > 0,
+        "bob heard none of his own progress: {heard}"
+    );
+    assert!(serve.stop().success());
+}

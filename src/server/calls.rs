@@ -117,8 +117,7 @@ impl McpodServer {
                 None,
             ));
         };
-        let (progress, flush) =
-            forward_progress(&context.meta, context.peer.clone(), &self.tasks.handed);
+        let (progress, flush) = forward_progress(&context.meta, context.peer.clone(), &self.handed);
         let task = context.extensions.get::<tasks::TaskInputs>().cloned();
         if modern(&context) && task.is_none() {
             let sessions = self.sessions.clone();
@@ -171,7 +170,8 @@ impl McpodServer {
         let call = tokio::spawn(crate::telemetry::carried(run(inputs, cancel.clone())));
         let token = context.meta.get_progress_token();
         let principal = super::http::principal(&context.extensions);
-        let parked = mrtr::Parked::new((kind, call), asks, cancel, (flush, token)).of(principal);
+        let routes = (flush, token, self.handed.clone());
+        let parked = mrtr::Parked::new((kind, call), asks, cancel, routes).of(principal);
         let caps = context.client_capabilities();
         self.mrtr.drive(parked, caps.as_ref(), &context.ct).await
     }

@@ -331,6 +331,7 @@ impl Agent {
             cancel,
             writer,
             mrtr: self.mrtr.clone(),
+            handed: self.handed.clone(),
             record,
         };
         tokio::spawn(telemetry::within(trace, async move {
@@ -430,6 +431,8 @@ struct Asking {
     cancel: CancellationToken,
     writer: RawWriter,
     mrtr: Arc<Mrtr>,
+    /// The conversation's progress routes.
+    handed: Arc<HandedOff>,
     record: Record,
 }
 
@@ -449,6 +452,7 @@ impl Asking {
             cancel,
             writer,
             mrtr,
+            handed,
             record,
         } = self;
         let agent_id = call.agent_id.clone();
@@ -485,7 +489,7 @@ impl Asking {
             (mrtr::Kind::Tool, call),
             asks,
             cancel.clone(),
-            (flush, token),
+            (flush, token, handed),
         )
         .asked_first(first);
         let outcome = mrtr.drive(parked, capabilities.as_ref(), &cancel).await;

@@ -147,7 +147,7 @@ pub async fn serve_http(
     let sessions_of_http = Arc::new(LocalSessionManager::default());
     let gate = Arc::new(Gate {
         mcp: StreamableHttpService::new(
-            move || Ok(server.clone()),
+            move || Ok(server.for_conversation()),
             sessions_of_http.clone(),
             config,
         ),

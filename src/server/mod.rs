@@ -100,6 +100,11 @@ pub struct McpodServer {
     /// Proxied calls that pass through as bytes.
     fast: Arc<fast::Agent>,
     audit: Option<Arc<crate::logging::audit::AuditLog>>,
+    /// Where progress of this conversation's requests goes once handed to
+    /// a task or a retry, by progress token: one per MCP session over HTTP
+    /// ([`McpodServer::for_conversation`]), so one client's tokens never
+    /// route another's progress.
+    handed: Arc<progress::HandedOff>,
     /// Launches under way per principal (`profiled.rs`).
     launching: Arc<profiled::Launching>,
 }
@@ -117,8 +122,9 @@ impl McpodServer {
             .list_all()
             .into_iter()
             .map(|t| t.name.to_string());
-        let mrtr = Arc::new(mrtr::Mrtr::new(tasks.handed.clone()));
-        let rounds = (mrtr.clone(), tasks.handed.clone());
+        let handed: Arc<progress::HandedOff> = Arc::default();
+        let mrtr = Arc::new(mrtr::Mrtr::new());
+        let rounds = (mrtr.clone(), handed.clone());
         McpodServer {
             workspace: Arc::new(workspace),
             fast: Arc::new(fast::Agent::new(
@@ -131,7 +137,17 @@ impl McpodServer {
             mrtr,
             tasks,
             audit: None,
+            handed,
             launching: Arc::default(),
+        }
+    }
+
+    /// This server for one more conversation (an MCP session over HTTP):
+    /// everything shared but its progress routes.
+    pub(super) fn for_conversation(&self) -> Self {
+        McpodServer {
+            handed: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -185,7 +201,7 @@ cancelling the request stops buildah and removes what it created.",
             .check_build_args(&input.build_args)
             .map_err(text_error)?;
         let spec = input.into_spec(&self.workspace).map_err(text_error)?;
-        let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
+        let (progress, flush) = progress_messages(&meta, peer, &self.handed);
         let built = image::build_image(spec, progress, cancel).await;
         flush.done().await;
         if let Ok(built) = &built {
@@ -248,7 +264,7 @@ Mounts, network egress and env values are granted only within the operator's pol
         if let Some(request) = input.provision.take() {
             input.provision = Some(request.read_paths(&self.workspace).map_err(text_error)?);
         }
-        let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
+        let (progress, flush) = progress_messages(&meta, peer, &self.handed);
         let launched = self.sessions.launch(input, progress, cancel).await;
         flush.done().await;
         if let (Ok(info), Some(principal)) = (&launched, http::principal(&extensions)) {
@@ -285,7 +301,7 @@ launch_session (which also takes the package reference directly).",
         cancel: CancellationToken,
     ) -> Result<Json<Provisioned>, String> {
         let request = input.read_paths(&self.workspace).map_err(text_error)?;
-        let (progress, flush) = progress_messages(&meta, peer, &self.tasks.handed);
+        let (progress, flush) = progress_messages(&meta, peer, &self.handed);
         let policy = self.sessions.policy();
         let done = provision::provision(
             request,
@@ -474,7 +490,7 @@ calling its exported `<session>_<server>__<tool>` name, for clients that do not 
         self.sessions
             .check_visible(&input.session, http::principal(&extensions))
             .map_err(text_error)?;
-        let (progress, flush) = forward_progress(&meta, peer, &self.tasks.handed);
+        let (progress, flush) = forward_progress(&meta, peer, &self.handed);
         let result = self
             .sessions
             .call(

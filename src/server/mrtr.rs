@@ -79,6 +79,8 @@ pub struct Parked {
     pub flush: Flush,
     /// The first request's progress token, which the call's progress names.
     token: Option<ProgressToken>,
+    /// Its conversation's progress routes, where a retry sends it on.
+    handed: Arc<HandedOff>,
     /// The principal whose request it is (`None` over stdio): only its
     /// retry resumes the call.
     principal: Option<String>,
@@ -92,7 +94,7 @@ impl Parked {
         (kind, call): (Kind, JoinHandle<Result<Answer, String>>),
         asks: Receiver<Asked>,
         cancel: CancellationToken,
-        (flush, token): (Flush, Option<ProgressToken>),
+        (flush, token, handed): (Flush, Option<ProgressToken>, Arc<HandedOff>),
     ) -> Self {
         Parked {
             call,
@@ -102,6 +104,7 @@ impl Parked {
             cancel,
             flush,
             token,
+            handed,
             principal: None,
             waiting: HashMap::new(),
             keys: 0,
@@ -136,12 +139,10 @@ pub struct Mrtr {
     parked: Mutex<HashMap<String, Parked>>,
     secret: [u8; 32],
     count: std::sync::atomic::AtomicU64,
-    /// Where a parked call's progress goes once the agent retries.
-    handed: Arc<HandedOff>,
 }
 
 impl Mrtr {
-    pub fn new(handed: Arc<HandedOff>) -> Self {
+    pub fn new() -> Self {
         let mut secret = [0u8; 32];
         let random = std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut secret));
@@ -152,7 +153,6 @@ impl Mrtr {
             parked: Mutex::new(HashMap::new()),
             secret,
             count: std::sync::atomic::AtomicU64::new(0),
-            handed,
         }
     }
 }
@@ -304,7 +304,7 @@ impl Mrtr {
             ));
         };
         if let Some(token) = &parked.token {
-            self.handed.retry(token.clone(), progress);
+            parked.handed.retry(token.clone(), progress);
         }
         for (key, reply) in parked.waiting.drain() {
             let answer = answers.remove(&key).ok_or_else(|| {
@@ -322,7 +322,7 @@ impl Mrtr {
     ) -> Outcome {
         parked.flush.done().await;
         if let Some(token) = &parked.token {
-            self.handed.forget(token);
+            parked.handed.forget(token);
         }
         Outcome::Done(done.unwrap_or_else(|e| Err(format!("the call ended abnormally: {e}"))))
     }
@@ -403,12 +403,18 @@ mod tests {
             Ok(Answer::Tool(CallToolResult::success(vec![text])))
         });
         let (cancel, flush) = (CancellationToken::new(), Flush::none());
-        Parked::new((Kind::Tool, call), asks, cancel, (flush, None)).of(principal)
+        Parked::new(
+            (Kind::Tool, call),
+            asks,
+            cancel,
+            (flush, None, Arc::default()),
+        )
+        .of(principal)
     }
 
     #[tokio::test]
     async fn only_the_principal_whose_request_it_is_resumes_it() {
-        let mrtr = Mrtr::new(Arc::default());
+        let mrtr = Mrtr::new();
         let caps = ClientCapabilities::builder().enable_roots().build();
         let (caps, cancelled) = (Some(&caps), CancellationToken::new());
         let Outcome::InputRequired(round) =

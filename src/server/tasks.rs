@@ -53,7 +53,6 @@ pub struct TaskInputs(pub Inputs);
 #[derive(Default)]
 pub struct Tasks {
     pub manager: TaskManager,
-    pub handed: Arc<HandedOff>,
     /// The running count and the finished results.
     pub kept: Arc<Kept>,
     /// The principal whose call each task is, and when the task began, by
@@ -137,7 +136,7 @@ impl McpodServer {
         let server = self.clone();
         let call = async move { server.call_now(request, context).await };
         let mut call = tokio::spawn(crate::telemetry::carried(call));
-        let handed = self.tasks.handed.clone();
+        let handed = self.handed.clone();
         let answered = |done: Result<_, tokio::task::JoinError>| {
             handed.forget(&token);
             done.unwrap_or_else(|e| Err(lost(e)))
@@ -165,7 +164,7 @@ impl McpodServer {
             asks,
             cancel,
             token,
-            handed: self.tasks.handed.clone(),
+            handed: self.handed.clone(),
             kept: self.tasks.kept.clone(),
             running,
         };
@@ -191,7 +190,7 @@ impl McpodServer {
                     format!("mcpod-task-{}", crate::engine::nonce()).into(),
                 ));
                 context.meta.set_progress_token(token.clone());
-                self.tasks.handed.made_up(token.clone());
+                self.handed.made_up(token.clone());
                 token
             }
         }

@@ -17,7 +17,8 @@ and of the stderr log, completion/complete and resources/subscribe naming SESSIO
 `everything`), `task SESSION` (a long call of SESSION's everything server by a client that
 declared Tasks: its task id), `task_reach TASK` (tasks/get and tasks/cancel of TASK), `audit
 FILTER` (read_audit with the JSON FILTER), `try CALL` (the JSON {"tool", "arguments"}: its
-result or error). Every step ends with list_sessions. Prints one
+result or error), `task_token SESSION` (a 10 s task with progress token 2), `progress SESSION` (a
+2 s call with a progress callback: how many notifications came). Every step ends with list_sessions. Prints one
 JSON object.
 """
 
@@ -186,6 +187,24 @@ async def main(url, token, step, arg):
                 call = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments={"duration": 3, "steps": 3}))
                 answer = await session.send_request(types.ClientRequest(call), types.Result)
                 out["task"] = answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+            elif step == "task_token":
+                # A long task whose progress token is 2: the id the SDK gives a client's third
+                # request, as in the `progress` step of another client.
+                name = f"{arg}_everything__trigger-long-running-operation"
+                params = types.CallToolRequestParams(
+                    name=name, arguments={"duration": 10, "steps": 10}, _meta={"progressToken": 2}
+                )
+                answer = await session.send_request(types.ClientRequest(types.CallToolRequest(params=params)), types.Result)
+                out["task"] = answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+            elif step == "progress":
+                seen = []
+
+                async def heard(progress, total, message):
+                    seen.append(progress)
+
+                name = f"{arg}_everything__trigger-long-running-operation"
+                await session.call_tool(name, {"duration": 2, "steps": 4}, progress_callback=heard)
+                out["progress"] = len(seen)
             elif step == "task_reach":
                 for method in ("get", "cancel"):
                     out[method] = await answered(session.send_request(task_request(method, arg), types.Result))
