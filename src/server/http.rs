@@ -344,10 +344,14 @@ impl Gate {
             .profiles
             .of(&principal.name, &principal.scopes)
             .map(Arc::new);
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(principal.name.clone(), std::time::Instant::now());
+        // Kept only for --idle-timeout, whose sweep also forgets them: an
+        // issuer's subjects are not bounded by the token file.
+        if self.idle.is_some() {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(principal.name.clone(), std::time::Instant::now());
+        }
         let session = request
             .headers()
             .get("mcp-session-id")

@@ -50,10 +50,12 @@ pub enum Failure {
     Unavailable(String),
 }
 
-struct Fetched {
-    at: Option<Instant>,
-    /// The set's URL, once discovered.
-    jwks: Option<Url>,
+/// The set as last fetched, when a fetch was last tried, and why the last
+/// one failed: read by every request without waiting for a fetch.
+#[derive(Default)]
+struct Known {
+    set: Arc<KeySet>,
+    tried: Option<Instant>,
     error: Option<String>,
 }
 
@@ -62,8 +64,10 @@ pub struct Issuer {
     expect: Expect,
     source: Source,
     fetcher: Fetcher,
-    keys: RwLock<Arc<KeySet>>,
-    fetched: tokio::sync::Mutex<Fetched>,
+    known: RwLock<Known>,
+    /// Held while a fetch is under way (one at a time); the set's URL once
+    /// discovered.
+    fetching: tokio::sync::Mutex<Option<Url>>,
 }
 
 #[derive(Deserialize)]
@@ -78,12 +82,8 @@ impl Issuer {
             expect,
             source,
             fetcher,
-            keys: RwLock::new(Arc::new(KeySet::default())),
-            fetched: tokio::sync::Mutex::new(Fetched {
-                at: None,
-                jwks: None,
-                error: None,
-            }),
+            known: RwLock::default(),
+            fetching: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -94,10 +94,10 @@ impl Issuer {
     /// Fetch the set now; the error says why none could be had.
     pub async fn load(&self) -> Result<usize, String> {
         self.refetch().await;
-        let keys = self.keys().keys.len();
-        match self.fetched.lock().await.error.clone() {
-            Some(e) if keys == 0 => Err(e),
-            _ => Ok(keys),
+        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+        match &known.error {
+            Some(e) if known.set.keys.is_empty() => Err(e.clone()),
+            _ => Ok(known.set.keys.len()),
         }
     }
 
@@ -105,18 +105,20 @@ impl Issuer {
     /// server now.
     pub async fn check(&self, token: &str) -> Result<Claims, Failure> {
         let stale = {
-            let fetched = self.fetched.lock().await;
-            fetched.at.is_none_or(|at| at.elapsed() >= REFRESH) || self.keys().keys.is_empty()
+            let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+            known.tried.is_none_or(|at| at.elapsed() >= REFRESH) || known.set.keys.is_empty()
         };
         if stale {
             self.refetch().await;
         }
         let mut retried = false;
         loop {
-            let keys = self.keys();
+            let (keys, error) = {
+                let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+                (known.set.clone(), known.error.clone())
+            };
             if keys.keys.is_empty() {
-                let why = self.fetched.lock().await.error.clone();
-                return Err(Failure::Unavailable(why.unwrap_or_else(|| {
+                return Err(Failure::Unavailable(error.unwrap_or_else(|| {
                     "the issuer's key set holds no signing key mcpod can use".into()
                 })));
             }
@@ -131,19 +133,20 @@ impl Issuer {
         }
     }
 
-    fn keys(&self) -> Arc<KeySet> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     /// Fetch the set unless it was fetched (or tried) within
     /// [`MIN_REFETCH`]; true when a new set is in place.
     async fn refetch(&self) -> bool {
-        let mut fetched = self.fetched.lock().await;
-        if fetched.at.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
-            return false;
+        let mut jwks = self.fetching.lock().await;
+        {
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            if known.tried.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+                return false;
+            }
+            known.tried = Some(Instant::now());
         }
-        fetched.at = Some(Instant::now());
-        match self.fetch(&mut fetched.jwks).await {
+        let fetched = self.fetch(&mut jwks).await;
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        match fetched {
             Ok(set) => {
                 if set.skipped > 0 {
                     tracing::info!(
@@ -157,13 +160,13 @@ impl Issuer {
                     set.keys.len(),
                     self.expect.issuer
                 );
-                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-                fetched.error = None;
+                known.set = Arc::new(set);
+                known.error = None;
                 true
             }
             Err(e) => {
                 tracing::warn!("oauth: could not fetch the key set: {e}");
-                fetched.error = Some(e);
+                known.error = Some(e);
                 false
             }
         }
