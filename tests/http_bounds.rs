@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::http::{Serve, status};
+use common::http::{Serve, session_id, status};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
@@ -92,14 +92,7 @@ fn a_client_that_never_reads_its_answers_does_not_stall_others_or_grow_mcpod() {
     let auth = format!("{}authorization: Bearer {token}\r\n", serve.host());
     let answer = serve.raw(&auth, INIT);
     assert_eq!(status(&answer), "HTTP/1.1 200 OK", "{answer}");
-    let id = answer
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("mcp-session-id: ")
-                .map(str::to_string)
-        })
-        .expect("a session id");
+    let id = session_id(&answer);
     let before = resident_kib(serve.child.id());
     // 5,000 tools/list requests in one stream, none of their answers read.
     let body = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;

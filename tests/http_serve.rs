@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::http::{Serve, status};
+use common::http::{Serve, session_id, status};
 use serde_json::Value;
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
@@ -487,14 +487,7 @@ fn deleting_an_mcp_session_is_answered_200_and_only_for_its_owner() {
         &format!("{}authorization: Bearer {mine}\r\n", serve.host()),
         INIT,
     );
-    let id = answer
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("mcp-session-id: ")
-                .map(str::to_string)
-        })
-        .expect("a session id");
+    let id = session_id(&answer);
     let delete = |token: &str| {
         status(&serve.get_with(
             "DELETE",

@@ -240,6 +240,19 @@ pub fn end_within(child: &mut Child, within: Duration) {
 }
 
 /// An HTTP answer's status line.
+/// The `Mcp-Session-Id` an answer's head gives.
+pub fn session_id(answer: &str) -> String {
+    answer
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_string)
+        })
+        .expect("a session id")
+}
+
 pub fn status(answer: &str) -> &str {
     answer.lines().next().unwrap_or("")
 }
