@@ -455,7 +455,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
         let first = t.elapsed();
         let create = create_command(e.admin.as_deref(), &l.container)?;
         stop(&mcpod, &l.session).await?;
-        let (kept, _) = hardening_flags(&create);
+        let (kept, _) = support::hardening_flags(&create, &["--interactive", "-i"]);
         println!(
             "   warm-up on {} (a remote engine may pull here): {:.0} ms; mcpod ran: {}",
             e.name,
@@ -1131,35 +1131,6 @@ fn create_command(admin: Option<&str>, container: &str) -> Result<Vec<String>, E
         return Err(format!("unexpected create command of {container}: {argv:?}").into());
     }
     Ok(argv)
-}
-
-/// Split mcpod's `podman [GLOBAL...] run FLAGS... IMAGE` into what only an
-/// owned session needs (its name, `io.mcpod.*` labels, cidfile, the
-/// supervisor's mount and entrypoint, how its stream travels) and the rest:
-/// (the rest of the flags, image).
-fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
-    let run = create.iter().position(|a| a == "run").unwrap_or(1);
-    let flags = &create[run + 1..create.len() - 1];
-    let mut kept = Vec::new();
-    let mut skip_next = false;
-    for f in flags {
-        if skip_next {
-            skip_next = false;
-        } else if f == "--name" || f == "--cidfile" {
-            skip_next = true;
-        } else if !(f.starts_with("--name=")
-            || f.starts_with("--cidfile=")
-            || f.starts_with("--label=io.mcpod.")
-            || f.starts_with("--entrypoint=")
-            || f.ends_with(":/.mcpod/supervisor:ro")
-            || f.starts_with("--preserve-fds")
-            || f == "--interactive"
-            || f == "-i")
-        {
-            kept.push(f.clone());
-        }
-    }
-    (kept, create[create.len() - 1].clone())
 }
 
 /// A program mcpod ran, as seen in /proc.

@@ -58,10 +58,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use podman::{
-    Cleanup, baseline_once, create_command, hardening_flags, host_processes, podman_ps,
-    podman_version,
-};
+use podman::{Cleanup, baseline_once, create_command, host_processes, podman_ps, podman_version};
 use serde_json::{Value, json};
 use support::{
     Client, Error, call, list_or_none, median, ms, row_ms, rss_kib, shell_words, status_field,
@@ -204,7 +201,7 @@ async fn run(plan: &Plan, cleanup: &Cleanup) -> Result<(), Error> {
     // Warm-up of both paths; the launch also tells us the isolation mcpod grants.
     let warm = launch(&mcpod, &image).await?;
     let create = create_command(&warm.container).await?;
-    let (flags, _) = hardening_flags(&create);
+    let (flags, _) = support::hardening_flags(&create, &[]);
     stop(&mcpod, &warm.session).await?;
     println!("mcpod ran:    {}", shell_words(&create));
     println!(

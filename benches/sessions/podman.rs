@@ -135,32 +135,6 @@ pub async fn create_command(container: &str) -> Result<Vec<String>, Error> {
     Ok(argv)
 }
 
-/// Split mcpod's `podman run` argv (`podman run FLAGS... IMAGE`) into
-/// what only an owned session needs (its name, `io.mcpod.*` labels, cidfile,
-/// the supervisor's mount and entrypoint) and the rest: (the rest of the
-/// flags, image).
-pub fn hardening_flags(create: &[String]) -> (Vec<String>, String) {
-    let flags = &create[2..create.len() - 1];
-    let mut kept = Vec::new();
-    let mut skip_next = false;
-    for f in flags {
-        if skip_next {
-            skip_next = false;
-        } else if f == "--name" || f == "--cidfile" {
-            skip_next = true;
-        } else if !(f.starts_with("--name=")
-            || f.starts_with("--cidfile=")
-            || f.starts_with("--label=io.mcpod.")
-            || f.starts_with("--entrypoint=")
-            || f.ends_with(":/.mcpod/supervisor:ro")
-            || f.starts_with("--preserve-fds"))
-        {
-            kept.push(f.clone());
-        }
-    }
-    (kept, create[create.len() - 1].clone())
-}
-
 /// One baseline run: time to tools listed, then time from stdin EOF to exit.
 pub async fn baseline_once(
     flags: &[String],

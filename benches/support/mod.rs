@@ -319,3 +319,32 @@ pub fn remove_containers_of(pid: u32) {
             .output();
     }
 }
+
+/// Split mcpod's `podman [GLOBAL...] run FLAGS... IMAGE` into what only an
+/// owned session needs (its name, `io.mcpod.*` labels, cidfile, the
+/// supervisor's mount and entrypoint, how its stream travels), the flags in
+/// `also`, and the rest: (the rest of the flags, image). The benches run the
+/// rest by hand as their baseline.
+pub fn hardening_flags(create: &[String], also: &[&str]) -> (Vec<String>, String) {
+    let run = create.iter().position(|a| a == "run").unwrap_or(1);
+    let flags = &create[run + 1..create.len() - 1];
+    let mut kept = Vec::new();
+    let mut skip_next = false;
+    for f in flags {
+        if skip_next {
+            skip_next = false;
+        } else if f == "--name" || f == "--cidfile" {
+            skip_next = true;
+        } else if !(f.starts_with("--name=")
+            || f.starts_with("--cidfile=")
+            || f.starts_with("--label=io.mcpod.")
+            || f.starts_with("--entrypoint=")
+            || f.ends_with(":/.mcpod/supervisor:ro")
+            || f.starts_with("--preserve-fds")
+            || also.contains(&f.as_str()))
+        {
+            kept.push(f.clone());
+        }
+    }
+    (kept, create[create.len() - 1].clone())
+}
