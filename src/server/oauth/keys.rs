@@ -230,22 +230,10 @@ pub fn metadata_urls(issuer: &str) -> Result<Vec<Url>, String> {
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(super::fetch::MAX_BODY as u64 + 1)
-                .read_to_end(&mut text)
-        })
-        .map_err(|e| format!("--oauth-jwks {}: {e}", path.display()))?;
-    if text.len() > super::fetch::MAX_BODY {
-        return Err(format!(
-            "--oauth-jwks {}: larger than {} bytes",
-            path.display(),
-            super::fetch::MAX_BODY
-        ));
-    }
-    Ok(text)
+    crate::cache::input::read_bounded(path, "--oauth-jwks", super::fetch::MAX_BODY as u64, |_| {
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn now() -> u64 {

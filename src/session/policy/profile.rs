@@ -78,17 +78,10 @@ impl Profiles {
     /// Read `path`, checking each profile against `policy` and the names of
     /// mcpod's `tools`.
     pub fn read(path: &Path, policy: &Policy, tools: &[String]) -> Result<Profiles, String> {
-        use std::io::Read;
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
-            .map_err(|e| format!("--principals {}: {e}", path.display()))?;
-        if text.len() as u64 > MAX_FILE {
-            return Err(format!(
-                "--principals {}: larger than {MAX_FILE} bytes",
-                path.display()
-            ));
-        }
+        let bytes = crate::cache::input::read_bounded(path, "--principals", MAX_FILE, |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("--principals {}: not UTF-8", path.display()))?;
         Profiles::parse(&text, policy, tools)
             .map_err(|e| format!("--principals {}: {e}", path.display()))
     }
@@ -389,6 +382,23 @@ max_sessions = 1
                 .of("ci", &[]),
             None
         );
+    }
+
+    #[test]
+    fn a_principals_file_is_read_with_a_bound_and_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a FIFO made in a temporary directory.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(Profiles::read(&fifo, &operator(), &tools()).is_err());
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_FILE as usize + 1]).unwrap();
+        let e = Profiles::read(&big, &operator(), &tools()).unwrap_err();
+        assert!(e.contains("--principals"), "{e}");
+        let ok = dir.path().join("ok.toml");
+        std::fs::write(&ok, "[default]\nmax_sessions = 2\n").unwrap();
+        assert!(Profiles::read(&ok, &operator(), &tools()).is_ok());
     }
 
     #[test]
