@@ -226,64 +226,46 @@ fn profile(
         match key {
             "tools" => {
                 let tools = strings(value).ok_or_else(|| wrong("a list of tool names"))?;
-                if let Some(t) = tools.iter().find(|t| !known.contains(t)) {
-                    return Err(format!(
-                        "`{at}.tools`: `{t}` is not one of mcpod's tools ({})",
-                        known.join(", ")
-                    ));
-                }
-                p.tools = Some(tools);
+                let whose = format!("mcpod's tools ({})", known.join(", "));
+                p.tools = Some(within(at, key, tools, known, &whose)?);
             }
             "max_sessions" => {
-                p.max_sessions = Some(int(value).ok_or_else(|| wrong("a whole number"))? as usize)
+                p.max_sessions = Some(whole(value).ok_or_else(|| wrong("a whole number"))?)
             }
             "allow_env" => {
                 let env = strings(value).ok_or_else(|| wrong("a list of variable names"))?;
-                if let Some(e) = env.iter().find(|e| !policy.allowed_env.contains(e)) {
-                    return Err(format!(
-                        "`{at}.allow_env`: `{e}` is not among the operator's --allow-env; a profile can only narrow"
-                    ));
-                }
-                p.allow_env = Some(env);
+                let whose = "the operator's --allow-env";
+                p.allow_env = Some(within(at, key, env, &policy.allowed_env, whose)?);
             }
             "allow_network" => {
                 p.allow_network = Some(value.as_bool().ok_or_else(|| wrong("true or false"))?)
             }
             "allow_egress" => {
-                let mut patterns = Vec::new();
-                for s in strings(value).ok_or_else(|| wrong("a list of HOST:PORT patterns"))? {
-                    let pattern: Pattern =
-                        s.parse().map_err(|e| format!("`{at}.allow_egress`: {e}"))?;
-                    if !policy.allow_egress.contains(&pattern) {
-                        return Err(format!(
-                            "`{at}.allow_egress`: `{s}` is not one of the operator's --allow-egress; a profile can only narrow"
-                        ));
-                    }
-                    patterns.push(pattern);
-                }
-                p.allow_egress = Some(patterns);
+                let patterns = strings(value)
+                    .ok_or_else(|| wrong("a list of HOST:PORT patterns"))?
+                    .iter()
+                    .map(|s| {
+                        s.parse::<Pattern>()
+                            .map_err(|e| format!("`{at}.{key}`: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let whose = "the operator's --allow-egress";
+                p.allow_egress = Some(within(at, key, patterns, &policy.allow_egress, whose)?);
             }
             "engines" => {
                 let engines = strings(value).ok_or_else(|| wrong("a list of engine names"))?;
-                let known: Vec<&str> = std::iter::once(crate::engine::engines::LOCAL)
-                    .chain(policy.engines.iter().map(|e| e.name.as_str()))
+                let known: Vec<String> = std::iter::once(crate::engine::engines::LOCAL.to_string())
+                    .chain(policy.engines.iter().map(|e| e.name.clone()))
                     .collect();
-                if let Some(e) = engines.iter().find(|e| !known.contains(&e.as_str())) {
-                    return Err(format!(
-                        "`{at}.engines`: `{e}` is not one of the operator's engines ({})",
-                        known.join(", ")
-                    ));
-                }
-                p.engines = Some(engines);
+                let whose = format!("the operator's engines ({})", known.join(", "));
+                p.engines = Some(within(at, key, engines, &known, &whose)?);
             }
             "max_memory_mb" => {
-                p.max_memory_mb = Some(int(value).ok_or_else(|| wrong("a whole number"))? as u32)
+                p.max_memory_mb = Some(whole(value).ok_or_else(|| wrong("a whole number"))?)
             }
-            "max_pids" => {
-                p.max_pids = Some(int(value).ok_or_else(|| wrong("a whole number"))? as u32)
-            }
+            "max_pids" => p.max_pids = Some(whole(value).ok_or_else(|| wrong("a whole number"))?),
             "max_ttl_secs" => {
-                p.max_ttl_secs = Some(int(value).ok_or_else(|| wrong("a whole number"))?)
+                p.max_ttl_secs = Some(whole(value).ok_or_else(|| wrong("a whole number"))?)
             }
             "max_cpus" => {
                 let cpus = value
@@ -312,8 +294,26 @@ fn strings(value: &toml_edit::Value) -> Option<Vec<String>> {
         .collect()
 }
 
-fn int(value: &toml_edit::Value) -> Option<u64> {
-    value.as_integer().and_then(|i| u64::try_from(i).ok())
+/// A whole number that fits `T` (none for a negative or too large one).
+fn whole<T: TryFrom<i64>>(value: &toml_edit::Value) -> Option<T> {
+    value.as_integer().and_then(|i| T::try_from(i).ok())
+}
+
+/// `items`, when each is among `allowed` (`whose`); else the error naming
+/// the first that is not.
+fn within<T: PartialEq + std::fmt::Display>(
+    at: &str,
+    key: &str,
+    items: Vec<T>,
+    allowed: &[T],
+    whose: &str,
+) -> Result<Vec<T>, String> {
+    match items.iter().find(|i| !allowed.contains(i)) {
+        Some(i) => Err(format!(
+            "`{at}.{key}`: `{i}` is not one of {whose}; a profile can only narrow"
+        )),
+        None => Ok(items),
+    }
 }
 
 #[cfg(test)]
@@ -427,6 +427,10 @@ max_sessions = 1
                 "principal.a.max_sessions",
             ),
             ("[principal.a]\nmax_cpus = 0", "principal.a.max_cpus"),
+            (
+                "[principal.a]\nmax_memory_mb = 4294967297",
+                "principal.a.max_memory_mb",
+            ),
             ("[principal.a]\nadmin = true", "principal.a.admin"),
             ("[admins]\nx = 1", "[admins]"),
             ("[principal]\na = 1", "principal.a"),
