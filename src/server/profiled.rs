@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::Extensions;
 
 use super::McpodServer;
-use crate::session::{LaunchInput, SessionState};
+use crate::session::LaunchInput;
 
 /// Launches under way, per principal.
 #[derive(Default)]
@@ -54,12 +54,7 @@ impl McpodServer {
             return Ok(None);
         };
         let mut map = self.launching.0.lock().unwrap_or_else(|p| p.into_inner());
-        let running = self
-            .sessions
-            .lines()
-            .iter()
-            .filter(|l| l.state == SessionState::Running && l.owner.as_ref() == Some(&caller.name))
-            .count();
+        let running = self.sessions.running_of(&caller.name);
         let under_way = map.get(&caller.name).copied().unwrap_or(0);
         if running + under_way >= max {
             return Err(format!(

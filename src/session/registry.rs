@@ -169,6 +169,18 @@ impl Sessions {
             .collect()
     }
 
+    /// How many running sessions `principal` launched.
+    pub fn running_of(&self, principal: &str) -> usize {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners
+            .iter()
+            .filter(|(_, owner)| owner.as_str() == principal)
+            .filter_map(|(id, _)| map.get(id))
+            .filter(|s| s.state() == super::SessionState::Running)
+            .count()
+    }
+
     /// The principal that launched `id` over HTTP.
     pub fn owner_of(&self, id: &str) -> Option<String> {
         let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
