@@ -75,6 +75,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+#[path = "hostile_server/escape.rs"]
+mod escape;
+
 /// The size of each write of a streamed output.
 const CHUNK: usize = 64 * 1024;
 const PROTOCOL_VERSIONS: &[&str] = &["2025-06-18", "2025-11-25"];
@@ -1012,6 +1015,11 @@ impl Server {
                 let connects = whole(args, "connects")?;
                 self.reply(id, Self::text_result(tcp_bench(&to, mib, connects)))?;
             }
+            "escape_forward" => {
+                let to = text_arg(args, "to")?;
+                let escape = text_arg(args, "escape")?;
+                self.reply(id, Self::text_result(escape::escape_forward(&to, &escape)))?;
+            }
             "tcp_exchange" => {
                 let to = text_arg(args, "to")?;
                 let text = text_arg(args, "text")?;
@@ -1173,6 +1181,11 @@ fn tools() -> Vec<Value> {
                 ],
                 &["to", "megabytes", "connects"],
             ),
+        ),
+        tool(
+            "escape_forward",
+            "Connect to the port forward `to` (IPv4 HOST:PORT), echo a ping, then try to take the socket elsewhere: dissolve it (`AF_UNSPEC`) and connect it to `escape`, race a thread for it, and connect by io_uring and TCP Fast Open; connect unix sockets in the container; reply with JSON.",
+            schema(&[("to", "string"), ("escape", "string")], &["to", "escape"]),
         ),
         tool(
             "tcp_exchange",

@@ -143,6 +143,7 @@ fn the_image_declares_one_server_and_answers_over_stdio() {
             "http_via_proxy",
             "hold_via_proxy",
             "tcp_bench",
+            "escape_forward",
             "tcp_exchange",
             "attack_supervisor"
         ]

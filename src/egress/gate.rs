@@ -117,13 +117,16 @@ impl Gate {
 
     /// Decide on `host:port` for a connection to `from`'s proxy (or a
     /// forward) that `peer`'s process opened, answer on `stream`, relay, audit.
+    /// With `hand_in` (a token the supervisor chose for a server's
+    /// intercepted `connect`), the dialled socket goes into the container
+    /// instead of being relayed.
     pub async fn handle(
         &self,
         mut stream: BufReader<mux::Stream>,
         from: &str,
         peer: Option<Peer>,
-        host: &str,
-        port: u16,
+        (host, port): (&str, u16),
+        hand_in: Option<&str>,
     ) {
         // Counted until recorded, so the session's end waits for the record.
         let _tracked = self.relays.token();
@@ -156,7 +159,16 @@ impl Gate {
         } else {
             self.decide(host, port).await
         };
-        let (verdict, pending) = self.verdict(&decided);
+        let mut decided = decided;
+        let handed_in = match hand_in {
+            Some(token) => self.hand_in(&mut decided, token).await,
+            None => false,
+        };
+        let (verdict, pending) = if handed_in {
+            (self.verdict(&decided, hand_in).0, None)
+        } else {
+            self.verdict(&decided, None)
+        };
         crate::telemetry::verdict(&mut span, from, verdict.allowed, &verdict.reason);
         let answered = async {
             stream
@@ -170,6 +182,14 @@ impl Gate {
         let (address, rule, relayed) = match decided {
             Ok((tcp, address, rule)) => {
                 let relayed = match (answered, pending) {
+                    (Ok(()), _) if handed_in => {
+                        drop(tcp);
+                        Relayed {
+                            out: 0,
+                            back: 0,
+                            end: "handed in: the server holds the dialled socket, and its bytes are not counted".into(),
+                        }
+                    }
                     (Ok(()), Some(pending)) => {
                         drop(stream);
                         self.relay_handed(pending, tcp).await
@@ -202,16 +222,57 @@ impl Gate {
             bytes_out: relayed.as_ref().map_or(0, |r| r.out),
             bytes_in: relayed.as_ref().map_or(0, |r| r.back),
             duration_ms: began.elapsed().as_millis() as u64,
-            via: relayed
-                .as_ref()
-                .map(|_| if handed_off { "socket" } else { "stream" }),
+            via: relayed.as_ref().map(|_| match (handed_in, handed_off) {
+                (true, _) => "handed in",
+                (false, true) => "socket",
+                (false, false) => "stream",
+            }),
             end: relayed.map(|r| r.end),
         });
     }
 
+    /// Send the connection let through in `decided` into the container
+    /// under the supervisor's `token`; whether it went (else `decided`
+    /// becomes why not).
+    async fn hand_in(&self, decided: &mut Result<Dialled, String>, token: &str) -> bool {
+        let Ok((tcp, _, _)) = decided else {
+            return false;
+        };
+        let sent = match (
+            mcpod_supervisor::handoff::from_hex(token),
+            self.handoffs.get(),
+        ) {
+            (Some(token), Some(handoffs)) => handoffs
+                .hand_in(&token, tcp)
+                .await
+                .map_err(|e| format!("handing the dialled socket into the container: {e}")),
+            _ => Err("the supervisor asked for the dialled socket, which this engine cannot hand in (a remote engine), or gave no token".into()),
+        };
+        match sent {
+            Ok(()) => true,
+            Err(why) => {
+                *decided = Err(why);
+                false
+            }
+        }
+    }
+
     /// What the container is told of `decided`; on a local engine a
-    /// connection let through comes back as a socket, under the verdict's token.
-    fn verdict(&self, decided: &Result<Dialled, String>) -> (Verdict, Option<handoff::Pending>) {
+    /// connection let through comes back as a socket, under the verdict's
+    /// token (or, `handed_in`, went in under the supervisor's).
+    fn verdict(
+        &self,
+        decided: &Result<Dialled, String>,
+        handed_in: Option<&str>,
+    ) -> (Verdict, Option<handoff::Pending>) {
+        if let (Ok((_, address, rule)), Some(token)) = (decided, handed_in) {
+            let verdict = Verdict {
+                allowed: true,
+                reason: format!("{rule}; dialled {address}"),
+                handoff: Some(token.to_string()),
+            };
+            return (verdict, None);
+        }
         let pending = match (decided, self.handoffs.get()) {
             (Ok(_), Some(handoffs)) => match handoffs.expect() {
                 Ok(pending) => Some(pending),
@@ -243,7 +304,7 @@ impl Gate {
     /// what it read past the request first.
     async fn relay_handed(&self, pending: handoff::Pending, mut tcp: TcpStream) -> Relayed {
         let socket = tokio::select! {
-            socket = pending.socket(handoff::WAIT) => socket,
+            socket = pending.wait(handoff::WAIT) => socket,
             () = self.ending.cancelled() => Err(super::relay::SESSION_ENDED.to_string()),
         };
         let socket = match socket {

@@ -11,14 +11,12 @@
 //! while its connection does, so what waits is bounded by the session
 //! stream's own limit on connections.
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcpod_supervisor::handoff::{self, Channel, Token};
-use tokio::sync::oneshot;
+use mcpod_supervisor::handoff::{self, Channel, Token, Waiting};
 use tokio_util::sync::CancellationToken;
 
 /// How long a connection waits for its socket after its verdict.
@@ -30,19 +28,14 @@ pub struct Socket {
     pub leftover: Vec<u8>,
 }
 
-type Waiters = Mutex<HashMap<Token, oneshot::Sender<Socket>>>;
-
 /// A session's hand-off socket and the connections waiting on it.
 pub struct Handoffs {
-    waiting: Arc<Waiters>,
+    waiting: Arc<Waiting<Socket>>,
+    channel: Arc<Channel>,
 }
 
 /// One connection's wait; given up (and its token forgotten) when dropped.
-pub struct Pending {
-    pub token: Token,
-    socket: oneshot::Receiver<Socket>,
-    waiting: Arc<Waiters>,
-}
+pub type Pending = handoff::Pending<Socket>;
 
 impl Handoffs {
     /// Take sockets from `fd` until the session ends (`ending`) or the
@@ -52,64 +45,38 @@ impl Handoffs {
         fd: OwnedFd,
         ending: CancellationToken,
     ) -> std::io::Result<Handoffs> {
-        let channel = Channel::new(fd)?;
-        let waiting: Arc<Waiters> = Arc::default();
+        let channel = Arc::new(Channel::new(fd)?);
+        let waiting: Arc<Waiting<Socket>> = Arc::default();
         tokio::spawn(receive(
             session.to_string(),
-            channel,
+            channel.clone(),
             waiting.clone(),
             ending,
         ));
-        Ok(Handoffs { waiting })
+        Ok(Handoffs { waiting, channel })
     }
 
     /// A token for a connection let through, and its wait.
     pub fn expect(&self) -> std::io::Result<Pending> {
-        let token = handoff::new_token()?;
-        let (tx, socket) = oneshot::channel();
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token, tx);
-        Ok(Pending {
-            token,
-            socket,
-            waiting: self.waiting.clone(),
-        })
+        self.waiting.expect()
     }
-}
 
-impl Pending {
-    /// The connection's socket, or why it did not come `within` (the gate
-    /// waits [`WAIT`]).
-    pub async fn socket(mut self, within: Duration) -> Result<Socket, String> {
-        match tokio::time::timeout(within, &mut self.socket).await {
-            Ok(Ok(socket)) => Ok(socket),
-            Ok(Err(_)) => {
-                Err("the session's hand-off socket closed before the connection came".into())
-            }
-            Err(_) => Err(format!(
-                "the container did not hand the connection over within {} ms",
-                within.as_millis()
-            )),
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.token);
+    /// Hand `socket`, mcpod's dialled connection, into the container under
+    /// the supervisor's `token` (see the supervisor's `intercept.rs`).
+    pub async fn hand_in(
+        &self,
+        token: &Token,
+        socket: &tokio::net::TcpStream,
+    ) -> std::io::Result<()> {
+        self.channel.send(token, &[], socket.as_fd()).await
     }
 }
 
 /// Route each message to the connection its token names.
 async fn receive(
     session: String,
-    channel: Channel,
-    waiting: Arc<Waiters>,
+    channel: Arc<Channel>,
+    waiting: Arc<Waiting<Socket>>,
     ending: CancellationToken,
 ) {
     let refused = AtomicU64::new(0);
@@ -147,18 +114,12 @@ async fn receive(
                 continue;
             }
         };
-        let waiter = waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&handed.token);
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(Socket {
-                    stream: socket,
-                    leftover: handed.leftover,
-                });
-            }
-            None => refuse("a socket under a token no connection waits for"),
+        let socket = Socket {
+            stream: socket,
+            leftover: handed.leftover,
+        };
+        if waiting.deliver(&handed.token, socket).is_err() {
+            refuse("a socket under a token no connection waits for");
         }
     }
     let n = refused.load(Ordering::Relaxed);
@@ -197,7 +158,7 @@ mod tests {
             .expect("send");
         drop(client);
         let token = first.token;
-        let got = second.socket(WAIT).await.expect("the second's socket");
+        let got = second.wait(WAIT).await.expect("the second's socket");
         assert_eq!(got.leftover, b"hi");
         let mut stream = got.stream;
         stream.write_all(b"x").await.expect("write");
@@ -213,7 +174,7 @@ mod tests {
         drop(late);
         let read = tokio::time::timeout(Duration::from_secs(5), late_peer.read(&mut one)).await;
         assert!(matches!(read, Ok(Ok(0))), "{read:?}");
-        assert!(handoffs.waiting.lock().unwrap().is_empty());
+        assert!(handoffs.waiting.is_empty());
     }
 
     #[tokio::test]
@@ -223,10 +184,10 @@ mod tests {
         let why = handoffs
             .expect()
             .expect("a")
-            .socket(Duration::from_millis(50))
+            .wait(Duration::from_millis(50))
             .await
             .err()
             .expect("no socket");
-        assert!(why.contains("did not hand the connection over"), "{why}");
+        assert!(why.contains("was not handed over"), "{why}");
     }
 }

@@ -162,12 +162,16 @@ pub fn run_args(plan: &Plan<'_>) -> Vec<OsString> {
     a
 }
 
-/// The `podman exec -i` argv that starts `command` in a running container.
+/// The `podman exec -i` argv that starts `command` in a running container,
+/// through the supervisor's `--wrap`, which runs it under the `connect`
+/// filter the session's servers run under (see the supervisor's `wrap.rs`).
 pub fn exec_args(container: &str, command: &ServerCommand<'_>) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["exec".into(), "-i".into()];
     a.extend(command.flags());
     a.push("--".into());
     a.push(container.into());
+    a.push(mcpod_supervisor::protocol::PATH_IN_CONTAINER.into());
+    a.push("--wrap".into());
     a.extend(command.argv.iter().map(OsString::from));
     a
 }

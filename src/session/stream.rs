@@ -472,9 +472,13 @@ async fn take_offers(
                     host,
                     port,
                     peer,
+                    hand_in,
                 }))) => {
                     match gate {
-                        Some(gate) => gate.handle(stream, &from, peer, &host, port).await,
+                        Some(gate) => {
+                            gate.handle(stream, &from, peer, (&host, port), hand_in.as_deref())
+                                .await
+                        }
                         None => {
                             let refused = Verdict {
                                 allowed: false,

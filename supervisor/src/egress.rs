@@ -32,10 +32,12 @@ pub struct Gateway {
     pub handoff: Option<Arc<Channel>>,
 }
 
-/// A connection let through: carried on its stream, or handed to mcpod.
-enum Upstream {
+/// A connection let through: carried on its stream, handed to mcpod, or
+/// (an intercepted `connect`) mcpod's socket sent in under our token.
+pub enum Upstream {
     Stream(BufReader<mux::Stream>),
     Handoff(Token),
+    HandedIn,
 }
 
 /// Listen on `127.0.0.1:port` as `from`'s HTTP proxy; returns once bound.
@@ -96,7 +98,7 @@ fn accept_forward(listener: TcpListener, forward: Forward, gateway: Gateway) {
             let (gateway, from, host) = (gateway.clone(), from.clone(), forward.host.clone());
             let port = forward.port;
             tokio::spawn(async move {
-                if let Ok(upstream) = ask(&gateway, &from, None, &host, port).await {
+                if let Ok(upstream) = ask(&gateway, &from, None, (&host, port), None).await {
                     carry(&gateway, upstream, client, &[]).await;
                 }
             });
@@ -123,16 +125,20 @@ async fn carry(gateway: &Gateway, upstream: Upstream, mut client: TcpStream, lef
                 relay(&mut client, &mut stream).await;
             }
         }
+        // Asked for by an intercepted `connect` only, never here.
+        Upstream::HandedIn => {}
     }
 }
 
-/// A stream to `host:port` through mcpod's gate, or the rule that refused it.
-async fn ask(
+/// A stream to `host:port` through mcpod's gate, or the rule that refused
+/// it; with `hand_in` (a token, hex), mcpod's dialled socket instead, sent on
+/// the hand-off socket under that token.
+pub async fn ask(
     gateway: &Gateway,
     from: &str,
     peer: Option<Peer>,
-    host: &str,
-    port: u16,
+    (host, port): (&str, u16),
+    hand_in: Option<&str>,
 ) -> Result<Upstream, String> {
     let stream = gateway
         .opener
@@ -145,6 +151,7 @@ async fn ask(
         host: host.to_string(),
         port,
         peer,
+        hand_in: hand_in.map(str::to_string),
     };
     let verdict = tokio::time::timeout(VERDICT, async {
         stream.get_mut().write_all(&protocol::line(&offer)).await?;
@@ -158,6 +165,11 @@ async fn ask(
             handoff: None,
             ..
         }))) => Ok(Upstream::Stream(stream)),
+        Ok(Ok(Some(Verdict {
+            allowed: true,
+            handoff: Some(token),
+            ..
+        }))) if hand_in == Some(token.as_str()) => Ok(Upstream::HandedIn),
         Ok(Ok(Some(Verdict {
             allowed: true,
             handoff: Some(token),
@@ -233,7 +245,7 @@ async fn proxy_connection(
     let peer = peer
         .await
         .unwrap_or_else(|e| Peer::Unknown(format!("the lookup failed: {e}")));
-    let upstream = match ask(&gateway, &from, Some(peer), &host, port).await {
+    let upstream = match ask(&gateway, &from, Some(peer), (&host, port), None).await {
         Ok(upstream) => upstream,
         Err(reason) => return refuse(&mut client, 403, &reason).await,
     };

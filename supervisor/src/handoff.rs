@@ -25,10 +25,14 @@
 //! descriptor that is not a connected TCP socket) is refused and every
 //! descriptor it carried is closed.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
 
 /// The descriptor the hand-off socket comes in on, beside
 /// [`STREAM_FD`](crate::protocol::STREAM_FD).
@@ -104,6 +108,91 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
             return Err(io::Error::last_os_error());
         }
         Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// What waits for a message under a token: one value each, delivered once.
+/// Nothing is queued: a token is known only while its [`Pending`] lives.
+pub struct Waiting<T> {
+    map: Arc<WaitMap<T>>,
+}
+
+type WaitMap<T> = Mutex<HashMap<Token, oneshot::Sender<T>>>;
+
+/// One wait; its token is forgotten when it is dropped.
+pub struct Pending<T> {
+    pub token: Token,
+    rx: oneshot::Receiver<T>,
+    map: Arc<WaitMap<T>>,
+}
+
+impl<T> Default for Waiting<T> {
+    fn default() -> Self {
+        Waiting {
+            map: Arc::default(),
+        }
+    }
+}
+
+impl<T> Waiting<T> {
+    /// A new random token, and its wait.
+    pub fn expect(&self) -> io::Result<Pending<T>> {
+        let token = new_token()?;
+        let (tx, rx) = oneshot::channel();
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token, tx);
+        Ok(Pending {
+            token,
+            rx,
+            map: self.map.clone(),
+        })
+    }
+
+    /// Give `value` to what waits under `token`; back if nothing does.
+    pub fn deliver(&self, token: &Token, value: T) -> Result<(), T> {
+        let waiter = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
+        match waiter {
+            Some(tx) => tx.send(value),
+            None => Err(value),
+        }
+    }
+
+    /// How many tokens wait.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Pending<T> {
+    /// The value, or why it did not come `within`.
+    pub async fn wait(mut self, within: Duration) -> Result<T, String> {
+        match tokio::time::timeout(within, &mut self.rx).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err("the hand-off socket closed before the connection came".into()),
+            Err(_) => Err(format!(
+                "the connection was not handed over within {} ms",
+                within.as_millis()
+            )),
+        }
+    }
+}
+
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
     }
 }
 
@@ -275,6 +364,100 @@ fn send_raw(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// Every descriptor `msg`'s control messages carry, each taken into an
+/// `OwnedFd` once (so it is closed when not kept).
+///
+/// # Safety
+/// `msg` is a message `recvmsg` just filled.
+unsafe fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    // SAFETY: the control buffer as the kernel filled it, walked with the
+    // CMSG macros; each descriptor is read unaligned and owned once.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(cmsg);
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    let raw = std::ptr::read_unaligned(
+                        data.add(i * std::mem::size_of::<RawFd>()).cast::<RawFd>(),
+                    );
+                    if raw >= 0 {
+                        fds.push(OwnedFd::from_raw_fd(raw));
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    fds
+}
+
+/// Send `fds` (at most [`MAX_FDS`]) with one byte, without allocating: safe
+/// between `fork` and `exec`.
+///
+/// # Safety
+/// `to` is a unix socket; each of `fds` is open.
+pub unsafe fn send_fds(to: RawFd, fds: &[RawFd]) -> io::Result<()> {
+    let fds = &fds[..fds.len().min(MAX_FDS)];
+    let bytes = std::mem::size_of_val(fds);
+    let mut byte = [b'F'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = Control([0; 64]);
+    // SAFETY: the message points at live stack buffers of the lengths given;
+    // CMSG_SPACE of MAX_FDS descriptors fits the control buffer.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(bytes as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), bytes);
+        if libc::sendmsg(to, &msg, libc::MSG_NOSIGNAL) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The one descriptor a message [`send_fds`] sent carries (close-on-exec);
+/// a message with none or several is an error, and what it carried is closed.
+pub fn recv_fd(from: RawFd) -> io::Result<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = Control([0; 64]);
+    // SAFETY: the message points at live buffers of the lengths given.
+    let mut fds = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = control.0.len();
+        if libc::recvmsg(from, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        take_fds(&msg)
+    };
+    match (fds.pop(), fds.is_empty()) {
+        (Some(fd), true) => Ok(fd),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the message does not carry exactly one descriptor",
+        )),
+    }
+}
+
 fn recv_one(fd: RawFd) -> io::Result<Option<Handed>> {
     let mut data = vec![0u8; TOKEN_LEN + MAX_LEFTOVER];
     let mut iov = libc::iovec {
@@ -282,10 +465,8 @@ fn recv_one(fd: RawFd) -> io::Result<Option<Handed>> {
         iov_len: data.len(),
     };
     let mut control = Control([0; 64]);
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    // SAFETY: the message points at live buffers of the lengths given; each
-    // descriptor the kernel put in the control buffer is taken into an
-    // OwnedFd once (so it is closed when not kept).
+    let mut fds: Vec<OwnedFd>;
+    // SAFETY: the message points at live buffers of the lengths given.
     let (n, flags) = unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -299,25 +480,7 @@ fn recv_one(fd: RawFd) -> io::Result<Option<Handed>> {
         if n == -1 {
             return Err(io::Error::last_os_error());
         }
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg);
-                for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                    let mut raw: RawFd = -1;
-                    std::ptr::copy_nonoverlapping(
-                        data.add(i * std::mem::size_of::<RawFd>()),
-                        (&mut raw as *mut RawFd).cast::<u8>(),
-                        std::mem::size_of::<RawFd>(),
-                    );
-                    if raw >= 0 {
-                        fds.push(OwnedFd::from_raw_fd(raw));
-                    }
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
+        fds = take_fds(&msg);
         (n as usize, msg.msg_flags)
     };
     if n == 0 && fds.is_empty() {

@@ -5,3 +5,4 @@
 pub mod handoff;
 pub mod mux;
 pub mod protocol;
+pub mod seccomp;

@@ -9,15 +9,19 @@
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod egress;
+mod intercept;
 mod peer;
+mod wrap;
 
 use mcpod_supervisor::handoff;
 use mcpod_supervisor::mux::{self, Mode};
-use mcpod_supervisor::protocol::{self, Command, Event, Hello, Offer, Open, Start, Started};
+use mcpod_supervisor::protocol::{
+    self, Command, Event, Forward, Hello, Offer, Open, Start, Started,
+};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::signal::unix::{SignalKind, signal};
@@ -35,6 +39,10 @@ fn main() {
     // /proc/1/fd/* to write into the session stream, nor read this
     // process's memory, where the servers' env values pass.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(wrap::FLAG) {
+        std::process::exit(wrap::run(&args[1..]));
+    }
     // The servers' orphans come to this process even when it is not PID 1
     // (a pod that shares its PID namespace, a test): it reaps them.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -71,6 +79,9 @@ struct State {
     servers: peer::Servers,
     /// The hand-off socket, on a local engine (see `handoff.rs`).
     handoff: Option<Arc<handoff::Channel>>,
+    /// What answers the servers' `connect`s, decided once, before the first
+    /// server starts (see `intercept.rs`); none: forwards are relayed.
+    intercept: OnceLock<Option<Arc<intercept::Intercept>>>,
 }
 
 impl State {
@@ -126,6 +137,7 @@ async fn run() -> i32 {
         lease: watch::channel(None).0,
         servers: peer::Servers::default(),
         handoff: handoff_socket().map(Arc::new),
+        intercept: OnceLock::new(),
     });
     tokio::spawn(reap(state.clone(), children));
     tokio::spawn(lease(state.clone()));
@@ -230,6 +242,27 @@ fn handoff_socket() -> Option<handoff::Channel> {
     Some(channel)
 }
 
+/// Whether servers' `connect`s are intercepted, so that connections to
+/// `forwards` are mcpod's own sockets: with forwards, on a local engine (a
+/// hand-off socket), where the system allows it.
+fn intercepting(
+    forwards: Vec<Forward>,
+    gateway: egress::Gateway,
+) -> Option<Arc<intercept::Intercept>> {
+    if forwards.is_empty() || gateway.handoff.is_none() {
+        return None;
+    }
+    match intercept::Intercept::new(forwards, Some(gateway)) {
+        Ok(ix) => Some(Arc::new(ix)),
+        Err(why) => {
+            say(&format!(
+                "port forwards are relayed: connects cannot be intercepted here ({why})"
+            ));
+            None
+        }
+    }
+}
+
 /// A byte stream both ways.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -310,6 +343,10 @@ async fn serve(stream: mux::Stream, state: Arc<State>, opener: mux::Opener) {
             lease_until,
             forwards,
         })) => {
+            state.intercept.get_or_init(|| {
+                let gateway = state.gateway(&opener);
+                intercepting(forwards.clone(), gateway)
+            });
             for f in forwards {
                 let listen = f.listen;
                 if let Err(e) = egress::forward(f, state.gateway(&opener)).await {
@@ -430,7 +467,8 @@ async fn run_server(
         return;
     }
     let (exit_tx, exit_rx) = oneshot::channel();
-    let spawned = spawn(&start).map(|(pid, pipes)| {
+    let intercept = state.intercept.get_or_init(|| None).clone();
+    let spawned = spawn(&start, intercept.as_ref()).map(|(pid, pipes)| {
         // No await since the spawn: the reaper cannot have seen it exit yet.
         state
             .live
@@ -502,8 +540,12 @@ type Pipes = (pipe::Sender, pipe::Receiver, pipe::Receiver);
 /// Start the server in a session (so a process group) of its own; its pid
 /// and pipes, or why not (and whether its program is missing). The session
 /// attributes its orphans' proxy connections to it: a process cannot join
-/// another process's session (see `peer.rs`).
-fn spawn(start: &Start) -> Result<(i32, Pipes), (String, bool)> {
+/// another process's session (see `peer.rs`). Under `intercept`, it runs
+/// under the filter, and its `connect`s are answered from here.
+fn spawn(
+    start: &Start,
+    intercept: Option<&Arc<intercept::Intercept>>,
+) -> Result<(i32, Pipes), (String, bool)> {
     let Some(program) = start.argv.first() else {
         return Err(("its command is empty".into(), false));
     };
@@ -527,6 +569,10 @@ fn spawn(start: &Start) -> Result<(i32, Pipes), (String, bool)> {
     if let Some(dir) = &start.workdir {
         command.current_dir(dir);
     }
+    let armed = match intercept.map(|ix| ix.arm(&mut command)).transpose() {
+        Ok(armed) => armed,
+        Err(e) => return Err((format!("its connect filter: {e}"), false)),
+    };
     let mut child = command.spawn().map_err(|e| {
         let missing = e.kind() == std::io::ErrorKind::NotFound
             && start
@@ -536,6 +582,14 @@ fn spawn(start: &Start) -> Result<(i32, Pipes), (String, bool)> {
         (format!("`{program}`: {e}"), missing)
     })?;
     let pid = child.id() as i32;
+    if let (Some(ix), Some((ours, theirs))) = (intercept, armed) {
+        drop(theirs);
+        if let Err(e) = ix.watch(&ours) {
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            drop(child);
+            return Err((format!("its connect filter's listener: {e}"), false));
+        }
+    }
     let pipes = (|| {
         let stdin = pipe::Sender::from_owned_fd(OwnedFd::from(child.stdin.take()?)).ok()?;
         let stdout = pipe::Receiver::from_owned_fd(OwnedFd::from(child.stdout.take()?)).ok()?;

@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 /// control stream when theirs differ. 2: a connection's offer says which
 /// server's process opened it ([`Peer`]). 3: a connection let through may
 /// be handed to mcpod as a descriptor ([`Hello::handoff`], [`Verdict::handoff`]).
-pub const VERSION: u32 = 3;
+/// 4: a server's intercepted `connect` to a port forward asks for mcpod's
+/// dialled socket ([`Offer::Connect::hand_in`]).
+pub const VERSION: u32 = 4;
 
 /// The longest first line of a stream, and of a control line (a start
 /// carries a server's argv and env: 256 KiB of env at most, see mcpod).
@@ -168,6 +170,11 @@ pub enum Offer {
         /// (proxy connections; none for a port forward).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<Peer>,
+        /// A server's `connect` the supervisor holds (see `intercept.rs`):
+        /// a token (hex) under which mcpod sends its dialled socket on the
+        /// hand-off socket, to be put in the server's own descriptor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hand_in: Option<String>,
     },
 }
 

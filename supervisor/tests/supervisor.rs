@@ -363,6 +363,7 @@ async fn next_offer(
                 host,
                 port,
                 peer,
+                ..
             }) => return (from, host, port, peer, stream),
             Some(Offer::Stderr { .. }) => continue,
             None => panic!("no offer"),
