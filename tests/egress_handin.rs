@@ -8,16 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::egress::{echo_server, egress_log, launch, session_of};
 use common::hostile::hostile_image;
-use common::rpc::{Server, initialize, text_of};
+use common::rpc::{Server, call_through_config, initialize, text_of};
 use serde_json::{Value, json};
 
 /// A listener on the host's loopback that only counts the connections it
@@ -99,8 +97,8 @@ fn a_handed_in_socket_goes_nowhere_else() {
 
     // The client config's own connection (`podman exec`) is filtered too.
     let entry = &info["client_config"]["mcpServers"][format!("{session}-hostile")];
-    let through = call_through(entry, "escape_forward", &args);
-    assert_filtered(&attempts(&through));
+    let through = call_through_config(entry, &[], "escape_forward", &args);
+    assert_filtered(&attempts(&text_of(&through)));
 
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
@@ -109,45 +107,4 @@ fn a_handed_in_socket_goes_nowhere_else() {
         "a connection reached the listener outside the grant"
     );
     server.close(Duration::from_secs(30));
-}
-
-/// Start a client-config entry as a client would and call `tool` through it.
-fn call_through(entry: &Value, tool: &str, arguments: &Value) -> String {
-    let mut child = Command::new(entry["command"].as_str().expect("command"))
-        .args(
-            entry["args"]
-                .as_array()
-                .expect("args")
-                .iter()
-                .filter_map(Value::as_str),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the client config's command starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for message in [
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"}}}),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments}}),
-    ] {
-        writeln!(stdin, "{message}").expect("write");
-    }
-    let mut reply = Value::Null;
-    for line in lines {
-        let v: Value = serde_json::from_str(&line.expect("line")).expect("JSON");
-        if v["id"] == 2 {
-            reply = v["result"].clone();
-            break;
-        }
-    }
-    drop(stdin);
-    let status = child.wait().expect("the connection ends");
-    assert!(status.success(), "the connection exited with {status}");
-    text_of(&reply)
 }

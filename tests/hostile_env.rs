@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::rpc::{Server, initialize, text_of};
+use common::rpc::{Server, call_through_config, initialize, text_of};
 use common::{ImageCleanup, containers_of, hello_image, unique};
 use serde_json::{Value, json};
 
@@ -189,43 +188,7 @@ fn label_env_reaches_only_the_container_and_no_host_process() {
 
 /// Start a client-config entry as a client would, and call `whoami` through it.
 fn whoami_through(entry: &Value, env: &[(&str, &str)]) -> Vec<String> {
-    let mut child = Command::new(entry["command"].as_str().expect("command"))
-        .args(
-            entry["args"]
-                .as_array()
-                .expect("args")
-                .iter()
-                .filter_map(Value::as_str),
-        )
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the client config's command starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut send = |v: Value| writeln!(stdin, "{v}").expect("write");
-    send(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "test", "version": "0"}}}),
-    );
-    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "whoami", "arguments": {}}}));
-    let mut reply = Value::Null;
-    for line in lines.by_ref() {
-        let v: Value = serde_json::from_str(&line.expect("line")).expect("JSON");
-        if v["id"] == 2 {
-            reply = v["result"].clone();
-            break;
-        }
-    }
-    drop(stdin);
-    let status = child.wait().expect("the connection ends");
-    assert!(status.success(), "the connection exited with {status}");
-    env_of(&reply)
+    env_of(&call_through_config(entry, env, "whoami", &json!({})))
 }
 
 #[test]

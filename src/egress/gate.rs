@@ -69,6 +69,27 @@ fn cut(text: &str) -> String {
 /// A connection let through: the socket, the address, the rule.
 type Dialled = (TcpStream, SocketAddr, String);
 
+/// How a connection let through is carried.
+enum Carry {
+    /// On the session stream (a remote engine).
+    Stream,
+    /// The client's socket handed out of the container, relayed by mcpod.
+    HandedOff(handoff::Pending),
+    /// mcpod's dialled socket handed into the server: no relay.
+    HandedIn,
+}
+
+impl Carry {
+    /// The audit record's `via`.
+    fn via(&self) -> &'static str {
+        match self {
+            Carry::Stream => "stream",
+            Carry::HandedOff(_) => "socket",
+            Carry::HandedIn => "handed in",
+        }
+    }
+}
+
 impl Gate {
     pub fn new(session: &str, grants: Vec<Pattern>, audit: Option<Arc<AuditFile>>) -> Gate {
         let log = Arc::new(LogRing::new(1000));
@@ -160,15 +181,7 @@ impl Gate {
             self.decide(host, port).await
         };
         let mut decided = decided;
-        let handed_in = match hand_in {
-            Some(token) => self.hand_in(&mut decided, token).await,
-            None => false,
-        };
-        let (verdict, pending) = if handed_in {
-            (self.verdict(&decided, hand_in).0, None)
-        } else {
-            self.verdict(&decided, None)
-        };
+        let (verdict, carry) = self.answer(&mut decided, hand_in).await;
         crate::telemetry::verdict(&mut span, from, verdict.allowed, &verdict.reason);
         let answered = async {
             stream
@@ -178,24 +191,12 @@ impl Gate {
             stream.get_mut().flush().await
         }
         .await;
-        let handed_off = pending.is_some();
+        let via = carry.via();
         let (address, rule, relayed) = match decided {
             Ok((tcp, address, rule)) => {
-                let relayed = match (answered, pending) {
-                    (Ok(()), _) if handed_in => {
-                        drop(tcp);
-                        Relayed {
-                            out: 0,
-                            back: 0,
-                            end: "handed in: the server holds the dialled socket, and its bytes are not counted".into(),
-                        }
-                    }
-                    (Ok(()), Some(pending)) => {
-                        drop(stream);
-                        self.relay_handed(pending, tcp).await
-                    }
-                    (Ok(()), None) => super::relay::relay(stream, tcp, &self.ending).await,
-                    (Err(e), _) => Relayed {
+                let relayed = match answered {
+                    Ok(()) => self.carry(carry, stream, tcp).await,
+                    Err(e) => Relayed {
                         out: 0,
                         back: 0,
                         end: format!("error: answering the container: {e}"),
@@ -222,11 +223,7 @@ impl Gate {
             bytes_out: relayed.as_ref().map_or(0, |r| r.out),
             bytes_in: relayed.as_ref().map_or(0, |r| r.back),
             duration_ms: began.elapsed().as_millis() as u64,
-            via: relayed.as_ref().map(|_| match (handed_in, handed_off) {
-                (true, _) => "handed in",
-                (false, true) => "socket",
-                (false, false) => "stream",
-            }),
+            via: relayed.as_ref().map(|_| via),
             end: relayed.map(|r| r.end),
         });
     }
@@ -257,39 +254,37 @@ impl Gate {
         }
     }
 
-    /// What the container is told of `decided`; on a local engine a
-    /// connection let through comes back as a socket, under the verdict's
-    /// token (or, `handed_in`, went in under the supervisor's).
-    fn verdict(
+    /// What the container is told of `decided`, and how the connection is
+    /// carried: with `hand_in` (the supervisor's token), the dialled socket
+    /// goes in now (or `decided` becomes why not); else, on a local engine,
+    /// the client's socket comes back out under the verdict's token.
+    async fn answer(
         &self,
-        decided: &Result<Dialled, String>,
-        handed_in: Option<&str>,
-    ) -> (Verdict, Option<handoff::Pending>) {
-        if let (Ok((_, address, rule)), Some(token)) = (decided, handed_in) {
-            let verdict = Verdict {
-                allowed: true,
-                reason: format!("{rule}; dialled {address}"),
-                handoff: Some(token.to_string()),
-            };
-            return (verdict, None);
-        }
-        let pending = match (decided, self.handoffs.get()) {
-            (Ok(_), Some(handoffs)) => match handoffs.expect() {
-                Ok(pending) => Some(pending),
-                Err(e) => {
+        decided: &mut Result<Dialled, String>,
+        hand_in: Option<&str>,
+    ) -> (Verdict, Carry) {
+        let carry = match (hand_in, decided.is_ok()) {
+            (Some(token), true) if self.hand_in(decided, token).await => Carry::HandedIn,
+            (Some(_), _) => Carry::Stream,
+            (None, true) => match self.handoffs.get().map(Handoffs::expect) {
+                Some(Ok(pending)) => Carry::HandedOff(pending),
+                Some(Err(e)) => {
                     tracing::warn!("session {}: no hand-off token: {e}", self.session);
-                    None
+                    Carry::Stream
                 }
+                None => Carry::Stream,
             },
-            _ => None,
+            (None, false) => Carry::Stream,
         };
-        let verdict = match decided {
+        let verdict = match &*decided {
             Ok((_, address, rule)) => Verdict {
                 allowed: true,
                 reason: format!("{rule}; dialled {address}"),
-                handoff: pending
-                    .as_ref()
-                    .map(|p| mcpod_supervisor::handoff::to_hex(&p.token)),
+                handoff: match &carry {
+                    Carry::HandedIn => hand_in.map(str::to_string),
+                    Carry::HandedOff(p) => Some(mcpod_supervisor::handoff::to_hex(&p.token)),
+                    Carry::Stream => None,
+                },
             },
             Err(reason) => Verdict {
                 allowed: false,
@@ -297,7 +292,26 @@ impl Gate {
                 handoff: None,
             },
         };
-        (verdict, pending)
+        (verdict, carry)
+    }
+
+    /// Carry a connection let through and answered: relay it on `stream`,
+    /// or relay the socket the container hands out, or (handed in) nothing.
+    async fn carry(&self, carry: Carry, stream: BufReader<mux::Stream>, tcp: TcpStream) -> Relayed {
+        match carry {
+            Carry::HandedIn => Relayed {
+                out: 0,
+                back: 0,
+                end:
+                    "handed in: the server holds the dialled socket, and its bytes are not counted"
+                        .into(),
+            },
+            Carry::HandedOff(pending) => {
+                drop(stream);
+                self.relay_handed(pending, tcp).await
+            }
+            Carry::Stream => super::relay::relay(stream, tcp, &self.ending).await,
+        }
     }
 
     /// Relay the socket the container hands over for `pending` to `tcp`,

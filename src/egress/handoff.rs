@@ -2,7 +2,10 @@
 //! `handoff.rs`): each connection let through on a local engine waits here,
 //! under a random token its verdict carried, for the client's socket the
 //! supervisor sends back with that token; the gate then relays it to the
-//! destination it dialled, one copy instead of two and no multiplexer.
+//! destination it dialled, one copy instead of two and no multiplexer. For
+//! a server's intercepted `connect` to a port forward, mcpod's dialled
+//! socket goes the other way, under the token the supervisor's offer
+//! carried ([`Handoffs::hand_in`]).
 //!
 //! What comes back is as untrusted as the container: a message is read
 //! whole into a bounded buffer, a socket that is not a connected TCP socket

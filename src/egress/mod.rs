@@ -9,7 +9,9 @@
 //! - [`host`]: this host's own addresses, refused too
 //! - [`relay`]: the bytes both ways, counted, ended with the session
 //! - [`handoff`]: on a local engine, the client's socket handed out of the
-//!   container for the relay (one copy, no multiplexer)
+//!   container for the relay (one copy, no multiplexer), and a port
+//!   forward's dialled socket handed in (no relay; the supervisor's
+//!   `intercept.rs`)
 //! - [`audit`]: the records, refusals limited per session
 
 pub mod audit;

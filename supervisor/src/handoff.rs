@@ -1,6 +1,7 @@
 //! Handing an egress connection's socket out of the container, so that
 //! mcpod relays it once instead of the supervisor and mcpod each copying it
-//! through the session stream.
+//! through the session stream; and mcpod's dialled socket in, for a port
+//! forward.
 //!
 //! On a local engine mcpod passes a second socket in, a unix
 //! `SOCK_SEQPACKET` socket at [`HANDOFF_FD`]. When mcpod lets a connection
@@ -11,14 +12,13 @@
 //! socket as `SCM_RIGHTS`. mcpod takes the socket for the connection that
 //! token names and relays it to the destination it dialled.
 //!
-//! Why this way round, and not mcpod's dialled socket handed in: a socket
-//! keeps the network namespace it was made in, and a connected TCP socket can
-//! be dissolved (`connect` with `AF_UNSPEC`) and connected again anywhere.
-//! Handed into the container, mcpod's socket would let a process there reach
-//! any address from the host's network, past the gate. The client's socket
-//! handed out belongs to the container's namespace (`--network none`: its
-//! loopback only), and mcpod only reads and writes it, after checking that
-//! it is a connected TCP socket ([`check_tcp`]).
+//! A socket handed out belongs to the container's namespace (`--network
+//! none`: its loopback only), and mcpod only reads and writes it, after
+//! checking that it is a connected TCP socket ([`check_tcp`]). The other
+//! way, mcpod's dialled socket sent in for a server's intercepted `connect`
+//! to a port forward (see `intercept.rs` in the supervisor), comes under the
+//! token the supervisor put in its offer, and what waits for it is a
+//! [`Waiting`].
 //!
 //! A message is one `recvmsg`: the token, at most [`MAX_LEFTOVER`] bytes, one
 //! descriptor. Anything else (no descriptor, several, a longer message, a
@@ -196,8 +196,8 @@ impl<T> Drop for Pending<T> {
     }
 }
 
-/// An integer socket option of `fd`.
-fn option(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<libc::c_int> {
+/// An integer socket option of `fd` (`SOL_SOCKET`).
+pub fn option(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a valid descriptor, and an int-sized buffer with its length.

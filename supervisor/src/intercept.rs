@@ -135,7 +135,9 @@ impl Intercept {
     /// The forward a stream socket's `connect` to loopback names, if any.
     fn forward_of(&self, target: &Target) -> Option<&Forward> {
         let a = &target.address;
-        if socket_type(target.socket.as_fd()) != Some(libc::SOCK_STREAM) || a.len() < 8 {
+        if handoff::option(target.socket.as_fd(), libc::SO_TYPE).ok() != Some(libc::SOCK_STREAM)
+            || a.len() < 8
+        {
             return None;
         }
         let family = u16::from_ne_bytes([a[0], a[1]]) as i32;
@@ -291,22 +293,6 @@ fn fd_flags(pid: i32, fd: RawFd) -> Option<i32> {
     let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
     let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
     i32::from_str_radix(flags.trim(), 8).ok()
-}
-
-fn socket_type(socket: BorrowedFd<'_>) -> Option<i32> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: an int buffer with its length.
-    let got = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    (got == 0).then_some(value)
 }
 
 fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {

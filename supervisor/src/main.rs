@@ -39,13 +39,6 @@ fn main() {
     // /proc/1/fd/* to write into the session stream, nor read this
     // process's memory, where the servers' env values pass.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(wrap::FLAG) {
-        std::process::exit(wrap::run(&args[1..]));
-    }
-    // The servers' orphans come to this process even when it is not PID 1
-    // (a pod that shares its PID namespace, a test): it reaps them.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,6 +49,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(wrap::FLAG) {
+        std::process::exit(runtime.block_on(wrap::run(&args[1..])));
+    }
+    // The servers' orphans come to this process even when it is not PID 1
+    // (a pod that shares its PID namespace, a test): it reaps them.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let code = runtime.block_on(run());
     std::process::exit(code);
 }

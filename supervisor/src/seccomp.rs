@@ -130,24 +130,65 @@ impl Filter {
 }
 
 /// Whether this kernel and system can intercept: the filter exists for this
-/// architecture, sockets tell their namespace, pidfds work, and ptrace
-/// access to a child is not restricted to `CAP_SYS_PTRACE` (Yama 2 and 3).
+/// architecture, sockets tell their namespace (Linux 5.14, after every call
+/// used here), and this process may take a descriptor from a child of its
+/// own, as it must from every server (Yama, AppArmor or SELinux may forbid).
 pub fn supported() -> Result<(), String> {
     if ABI.is_none() {
         return Err("no filter for this architecture".into());
     }
-    if let Ok(scope) = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        && scope.trim().parse::<u32>().is_ok_and(|s| s >= 2)
-    {
-        return Err(format!("Yama ptrace_scope is {}", scope.trim()));
-    }
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("a socket: {e}"))?;
     netns_cookie(std::os::fd::AsFd::as_fd(&socket))
         .map_err(|e| format!("SO_NETNS_COOKIE (Linux 5.14): {e}"))?;
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
-    pidfd_open(me).map_err(|e| format!("pidfd_open: {e}"))?;
-    Ok(())
+    take_from_child(socket.as_raw_fd())
+        .map_err(|e| format!("taking a descriptor from a child (pidfd_getfd): {e}"))
+}
+
+/// Take descriptor `fd` from a forked child that made itself dumpable, as a
+/// server is.
+fn take_from_child(fd: RawFd) -> io::Result<()> {
+    let mut ready = [0 as RawFd; 2];
+    // SAFETY: pipe fills two descriptors, owned from here.
+    if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (read, write) = unsafe {
+        (
+            OwnedFd::from_raw_fd(ready[0]),
+            OwnedFd::from_raw_fd(ready[1]),
+        )
+    };
+    // SAFETY: the child makes only async-signal-safe calls, then waits to
+    // be killed.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            libc::write(write.as_raw_fd(), b"r".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    drop(write);
+    let mut byte = [0u8; 1];
+    // SAFETY: one byte into a live buffer.
+    let got = unsafe { libc::read(read.as_raw_fd(), byte.as_mut_ptr().cast(), 1) };
+    let taken = if got == 1 {
+        pidfd_open(pid).and_then(|p| pidfd_getfd(std::os::fd::AsFd::as_fd(&p), fd).map(drop))
+    } else {
+        Err(io::Error::other("the child did not start"))
+    };
+    // SAFETY: our own child, killed and collected (or collected by the
+    // supervisor's reaper first: then ECHILD here).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    taken
 }
 
 /// In a child between `fork` and `exec` (async-signal-safe, no allocation):
@@ -397,6 +438,11 @@ pub fn netns_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_system_can_intercept() {
+        assert_eq!(supported(), Ok(()));
+    }
 
     #[test]
     fn the_filter_is_built_for_this_architecture_and_jumps_stay_inside() {

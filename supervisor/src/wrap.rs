@@ -16,92 +16,80 @@ use crate::intercept::Intercept;
 /// The first argument that makes the supervisor a wrapper.
 pub const FLAG: &str = "--wrap";
 
-pub fn run(argv: &[String]) -> i32 {
+pub async fn run(argv: &[String]) -> i32 {
     let say = |line: &str| eprintln!("mcpod-supervisor --wrap: {line}");
     let Some(program) = argv.first() else {
         say("no program to run");
         return 2;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // Where the session could intercept, so must this: no way round it.
+    let intercept = match seccomp::supported() {
+        Err(_) => None,
+        Ok(()) => match Intercept::new(Vec::new(), None) {
+            Ok(ix) => Some(Arc::new(ix)),
+            Err(why) => {
+                say(&format!("cannot filter `{program}`'s connects: {why}"));
+                return 1;
+            }
+        },
+    };
+    let mut command = std::process::Command::new(program);
+    command.args(&argv[1..]);
+    let armed = match intercept
+        .as_ref()
+        .map(|ix| ix.arm(&mut command))
+        .transpose()
     {
-        Ok(r) => r,
+        Ok(armed) => armed,
         Err(e) => {
-            say(&format!("cannot start: {e}"));
+            say(&format!("its connect filter: {e}"));
             return 1;
         }
     };
-    runtime.block_on(async {
-        // Where the session could intercept, so must this: no way round it.
-        let intercept = match seccomp::supported() {
-            Err(_) => None,
-            Ok(()) => match Intercept::new(Vec::new(), None) {
-                Ok(ix) => Some(Arc::new(ix)),
-                Err(why) => {
-                    say(&format!("cannot filter `{program}`'s connects: {why}"));
-                    return 1;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            say(&format!("`{program}`: {e}"));
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+        }
+    };
+    let pid = child.id() as i32;
+    if let (Some(ix), Some((ours, theirs))) = (&intercept, armed) {
+        drop(theirs);
+        if let Err(e) = ix.watch(&ours) {
+            say(&format!("its connect filter's listener: {e}"));
+            // SAFETY: our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = child.wait();
+            return 1;
+        }
+    }
+    for kind in [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ] {
+        if let Ok(mut signals) = signal(kind) {
+            tokio::spawn(async move {
+                while signals.recv().await.is_some() {
+                    // SAFETY: kill on our child's pid.
+                    unsafe { libc::kill(pid, kind.as_raw_value()) };
                 }
-            },
-        };
-        let mut command = std::process::Command::new(program);
-        command.args(&argv[1..]);
-        let armed = match intercept
-            .as_ref()
-            .map(|ix| ix.arm(&mut command))
-            .transpose()
-        {
-            Ok(armed) => armed,
-            Err(e) => {
-                say(&format!("its connect filter: {e}"));
-                return 1;
-            }
-        };
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                say(&format!("`{program}`: {e}"));
-                return if e.kind() == std::io::ErrorKind::NotFound {
-                    127
-                } else {
-                    126
-                };
-            }
-        };
-        let pid = child.id() as i32;
-        if let (Some(ix), Some((ours, theirs))) = (&intercept, armed) {
-            drop(theirs);
-            if let Err(e) = ix.watch(&ours) {
-                say(&format!("its connect filter's listener: {e}"));
-                // SAFETY: our own child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                let _ = child.wait();
-                return 1;
-            }
+            });
         }
-        for kind in [
-            SignalKind::terminate(),
-            SignalKind::interrupt(),
-            SignalKind::hangup(),
-            SignalKind::quit(),
-        ] {
-            if let Ok(mut signals) = signal(kind) {
-                tokio::spawn(async move {
-                    while signals.recv().await.is_some() {
-                        // SAFETY: kill on our child's pid.
-                        unsafe { libc::kill(pid, kind.as_raw_value()) };
-                    }
-                });
-            }
+    }
+    match tokio::task::spawn_blocking(move || child.wait()).await {
+        Ok(Ok(status)) => {
+            use std::os::unix::process::ExitStatusExt;
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(libc::SIGKILL))
         }
-        match tokio::task::spawn_blocking(move || child.wait()).await {
-            Ok(Ok(status)) => {
-                use std::os::unix::process::ExitStatusExt;
-                status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(libc::SIGKILL))
-            }
-            _ => 1,
-        }
-    })
+        _ => 1,
+    }
 }

@@ -388,3 +388,53 @@ pub fn text_of(result: &Value) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Start a client-config entry (`mcpod connect …`) as a client would, with
+/// `env` added, call `tool` with `arguments` through it, and end it; the
+/// call's result. The connection must exit 0.
+pub fn call_through_config(
+    entry: &Value,
+    env: &[(&str, &str)],
+    tool: &str,
+    arguments: &Value,
+) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = std::process::Command::new(entry["command"].as_str().expect("command"))
+        .args(
+            entry["args"]
+                .as_array()
+                .expect("args")
+                .iter()
+                .filter_map(Value::as_str),
+        )
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the client config's command starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for message in [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}),
+    ] {
+        writeln!(stdin, "{message}").expect("write");
+    }
+    let mut reply = Value::Null;
+    for line in lines {
+        let v: Value = serde_json::from_str(&line.expect("line")).expect("JSON");
+        if v["id"] == 2 {
+            reply = v["result"].clone();
+            break;
+        }
+    }
+    drop(stdin);
+    let status = child.wait().expect("the connection ends");
+    assert!(status.success(), "the connection exited with {status}");
+    reply
+}
