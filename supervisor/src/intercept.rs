@@ -126,8 +126,8 @@ impl Intercept {
                 .hand_in(gateway, forward, listener, &notice, target)
                 .await;
         }
-        let pid = target.tgid;
-        tokio::task::spawn_blocking(move || connect_on(target.socket.as_fd(), &target.address, pid))
+        let tid = target.tid;
+        tokio::task::spawn_blocking(move || connect_on(target.socket.as_fd(), &target.address, tid))
             .await
             .unwrap_or(libc::EINTR)
     }
@@ -196,8 +196,8 @@ impl Intercept {
 
 /// What a held `connect` is about, taken from its process.
 struct Target {
-    /// The process (thread group) the calling thread belongs to.
-    tgid: i32,
+    /// The calling thread.
+    tid: i32,
     /// The caller's socket, taken: the same open file, whatever its
     /// descriptor holds by now.
     socket: OwnedFd,
@@ -211,14 +211,18 @@ struct Target {
 /// a network namespace other than `own`.
 fn examine(own: u64, listener: &Listener, notice: &Notice) -> Result<Target, i32> {
     let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EINVAL);
-    let tgid = thread_group(notice.pid).ok_or(libc::ESRCH)?;
-    let pidfd = seccomp::pidfd_open(tgid).map_err(errno)?;
+    let tid = notice.pid;
+    // The thread's own descriptor table; before Linux 6.9, its process's.
+    let pidfd = match seccomp::pidfd_open_thread(tid) {
+        Ok(pidfd) => pidfd,
+        Err(_) => seccomp::pidfd_open(thread_group(tid).ok_or(libc::ESRCH)?).map_err(errno)?,
+    };
     let length = notice.length as usize;
     if length > std::mem::size_of::<libc::sockaddr_storage>() {
         return Err(libc::EINVAL);
     }
     let socket = seccomp::pidfd_getfd(pidfd.as_fd(), notice.fd).map_err(errno)?;
-    let address = seccomp::read_memory(notice.pid, notice.address, length).map_err(errno)?;
+    let address = seccomp::read_memory(tid, notice.address, length).map_err(errno)?;
     // Checked after the pid was used: the caller still waits, so it is the
     // process the pid named.
     if !listener.valid(notice.id) {
@@ -229,19 +233,18 @@ fn examine(own: u64, listener: &Listener, notice: &Notice) -> Result<Target, i32
         Ok(_) => return Err(libc::EPERM),
         Err(e) => return Err(errno(e)),
     }
-    let cloexec = fd_flags(tgid, notice.fd).is_some_and(|f| f & libc::O_CLOEXEC != 0);
+    let cloexec = fd_flags(tid, notice.fd).is_some_and(|f| f & libc::O_CLOEXEC != 0);
     Ok(Target {
-        tgid,
+        tid,
         socket,
         address,
         cloexec,
     })
 }
 
-/// Connect `socket` to `address` as its process would: a relative unix
-/// path is taken from the process's working directory. The errno, 0 if
-/// connected.
-fn connect_on(socket: BorrowedFd<'_>, address: &[u8], pid: i32) -> i32 {
+/// Connect `socket` to `address` as thread `tid` would: a relative unix
+/// path is taken from its working directory. The errno, 0 if connected.
+fn connect_on(socket: BorrowedFd<'_>, address: &[u8], tid: i32) -> i32 {
     if address.len() < 2 {
         return libc::EINVAL;
     }
@@ -250,7 +253,7 @@ fn connect_on(socket: BorrowedFd<'_>, address: &[u8], pid: i32) -> i32 {
     if family == libc::AF_UNIX && address.len() > 2 && address[2] != 0 && address[2] != b'/' {
         let path = &address[2..];
         let path = &path[..path.iter().position(|&b| b == 0).unwrap_or(path.len())];
-        let mut full = format!("/proc/{pid}/cwd/").into_bytes();
+        let mut full = format!("/proc/{tid}/cwd/").into_bytes();
         full.extend_from_slice(path);
         if full.len() >= 108 {
             return libc::ENAMETOOLONG;
@@ -288,9 +291,9 @@ fn thread_group(tid: i32) -> Option<i32> {
         .ok()
 }
 
-/// The flags of `pid`'s descriptor `fd` (`/proc/PID/fdinfo`, octal).
-fn fd_flags(pid: i32, fd: RawFd) -> Option<i32> {
-    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+/// The flags of thread `tid`'s descriptor `fd` (`/proc/TID/fdinfo`, octal).
+fn fd_flags(tid: i32, fd: RawFd) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).ok()?;
     let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
     i32::from_str_radix(flags.trim(), 8).ok()
 }
@@ -324,5 +327,83 @@ async fn receive(channel: Arc<Channel>, handed: Arc<Waiting<OwnedFd>>) {
         if let Ok(socket) = message.socket {
             let _ = handed.deliver(&message.token, socket);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A program run under the filter, with this process answering its
+    /// `connect`s as a session's supervisor does (no forwards here): TCP,
+    /// blocking and not, a refusal, a unix socket by a relative path, and
+    /// io_uring and TCP Fast Open refused by the filter itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connects_under_the_filter_behave_as_without_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut two = [0u8; 2];
+                if stream.read_exact(&mut two).is_ok() {
+                    let _ = stream.write_all(&two);
+                }
+            }
+        });
+        let dir = tempfile_dir();
+        let script = r#"
+import ctypes, errno, json, os, socket, sys
+port, res = int(sys.argv[1]), {}
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"hi"); res["tcp"] = s.recv(2).decode()
+n = socket.socket(); n.setblocking(False)
+try:
+    n.connect(("127.0.0.1", port)); res["nonblocking"] = "connected"
+except BlockingIOError:
+    res["nonblocking"] = "in progress"
+try:
+    socket.create_connection(("127.0.0.1", 1), timeout=2); res["refused"] = "connected"
+except OSError as e:
+    res["refused"] = errno.errorcode.get(e.errno, str(e.errno))
+os.chdir(sys.argv[2])
+l = socket.socket(socket.AF_UNIX); l.bind("rel.sock"); l.listen()
+c = socket.socket(socket.AF_UNIX); c.connect("rel.sock"); res["unix_relative"] = "ok"
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall(425, 1, None); res["io_uring"] = errno.errorcode.get(ctypes.get_errno())
+f = socket.socket()
+try:
+    f.sendto(b"x", 0x20000000, ("127.0.0.1", port)); res["fastopen"] = "sent"
+except OSError as e:
+    res["fastopen"] = errno.errorcode.get(e.errno, str(e.errno))
+print(json.dumps(res))
+"#;
+        let ix = Arc::new(Intercept::new(Vec::new(), None).expect("this system intercepts"));
+        let mut command = std::process::Command::new("python3");
+        command
+            .args(["-c", script, &port.to_string(), &dir])
+            .stdout(std::process::Stdio::piped());
+        let (ours, theirs) = ix.arm(&mut command).expect("arm");
+        let child = command.spawn().expect("python3 runs");
+        drop(theirs);
+        ix.watch(&ours).expect("watch");
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("output");
+        let got: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(
+            got,
+            serde_json::json!({"tcp": "hi", "nonblocking": "in progress", "refused": "ECONNREFUSED",
+                "unix_relative": "ok", "io_uring": "ENOSYS", "fastopen": "ENOTSUP"})
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> String {
+        let dir = std::env::temp_dir().join(format!("intercept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.to_string_lossy().into_owned()
     }
 }

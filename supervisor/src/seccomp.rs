@@ -371,10 +371,20 @@ impl Listener {
     }
 }
 
-/// A pidfd of `pid`.
+/// A pidfd of `pid` (a process).
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    pidfd_open_flags(pid, 0)
+}
+
+/// A pidfd of thread `tid` itself (`PIDFD_THREAD`, Linux 6.9), whose
+/// descriptors `pidfd_getfd` then takes from that thread's own table.
+pub fn pidfd_open_thread(tid: i32) -> io::Result<OwnedFd> {
+    pidfd_open_flags(tid, libc::O_EXCL)
+}
+
+fn pidfd_open_flags(pid: i32, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: the syscall returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
