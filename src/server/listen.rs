@@ -2,9 +2,11 @@
 //! socket that only its file's permissions let others reach (made 0600, so
 //! only the user mcpod runs as, and root). A socket file left by an mcpod
 //! that is gone is replaced; one that answers, or any other file there, is
-//! left alone and named in the error. The socket is removed at the end.
+//! left alone and named in the error. The socket is removed at the end. It
+//! is bound in a private directory beside its path and moved into place
+//! once 0600, so no umask of the whole process is changed to make it.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -126,21 +128,59 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, String> {
             )
         })?;
     }
-    // Made 0600 from the start: bound under a umask that lets no one else in.
-    // SAFETY: umask only changes this process's file-creation mask; it is
-    // put back at once, and nothing else creates files in the meantime.
-    let before = unsafe { libc::umask(0o177) };
-    let bound = tokio::net::UnixListener::bind(path);
-    unsafe { libc::umask(before) };
-    let listener = bound.map_err(|e| {
+    // Made 0600 before anyone can reach it: bound in a private directory
+    // beside it (0700), made 0600 there, then moved into place (never over
+    // a file that appeared meanwhile). No process-wide umask is changed.
+    let fix = |e: std::io::Error| {
         format!(
             "could not listen on unix:{}: {e}. Fix: choose a path in a directory you may write",
             path.display()
         )
-    })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("--listen unix:{}: {e}", path.display()))?;
-    Ok(listener)
+    };
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let private = parent.join(format!(".mcpod-listen.{}", crate::engine::nonce()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(fix)?;
+    let staged = private.join("socket");
+    let placed = tokio::net::UnixListener::bind(&staged)
+        .and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+            rename_no_replace(&staged, path)?;
+            Ok(listener)
+        })
+        .map_err(fix);
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    placed
+}
+
+/// Move `from` to `to` unless something is at `to` (`RENAME_NOREPLACE`).
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let got = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if got != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -190,5 +230,20 @@ mod tests {
         let e = Listener::bind(&addr).await.err().unwrap();
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+        // Bound in a private directory beside it, which is gone again.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".mcpod-listen"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Never over a file that appears between the check and the move.
+        let raced = dir.path().join("raced.sock");
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, "").unwrap();
+        std::fs::write(&raced, "theirs").unwrap();
+        assert!(rename_no_replace(&staged, &raced).is_err());
+        assert_eq!(std::fs::read_to_string(&raced).unwrap(), "theirs");
     }
 }
