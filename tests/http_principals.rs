@@ -101,3 +101,55 @@ fn a_principals_file_that_would_widen_the_policy_stops_serve_naming_it() {
         "{err}"
     );
 }
+
+/// Wait for a log line containing `says`.
+fn logged(serve: &Serve, says: &str) -> String {
+    loop {
+        let line = serve
+            .log
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line says {says:?}"));
+        if line.contains(says) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn sighup_reads_the_principals_file_again_and_a_broken_one_leaves_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("principals.toml");
+    std::fs::write(&path, "[principal.ci]\ntools = [\"list_sessions\"]\n").unwrap();
+    let serve = Serve::start_with(&["--principals", path.to_str().unwrap()]);
+    let ci = serve.create("ci");
+    let hup = || {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(serve.child.id() as i32, libc::SIGHUP) };
+    };
+    refused(
+        &attempt(&serve, &ci, "show_policy", json!({})),
+        "may not call show_policy",
+    );
+
+    // Given the tool, then read again: it applies to the next request.
+    std::fs::write(
+        &path,
+        "[principal.ci]\ntools = [\"list_sessions\", \"show_policy\"]\n",
+    )
+    .unwrap();
+    hup();
+    logged(&serve, "SIGHUP: read again: --principals");
+    let policy = attempt(&serve, &ci, "show_policy", json!({}));
+    assert_ne!(policy["isError"], true, "{policy}");
+
+    // A file that would widen the flags, or is not TOML: the last one stays.
+    for broken in ["[principal.ci]\nallow_env = [\"HOME\"]\n", "not toml ["] {
+        std::fs::write(&path, broken).unwrap();
+        hup();
+        let line = logged(&serve, "SIGHUP: the principals file in effect stays");
+        assert!(line.contains("--principals"), "{line}");
+        let policy = attempt(&serve, &ci, "show_policy", json!({}));
+        assert_ne!(policy["isError"], true, "{broken}: {policy}");
+    }
+    serve.stop();
+}

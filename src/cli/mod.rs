@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use mcpod::logging::audit;
-use mcpod::session::policy::profile::Profiles;
+use mcpod::session::policy::profile::LiveProfiles;
 use mcpod::workspace::Workspace;
 use mcpod::{schema, server, telemetry};
 
@@ -195,7 +195,7 @@ impl HttpArgs {
             max_connections: self.max_connections as usize,
             tokens: server::auth::Tokens::in_state_dir(),
             oauth: self.oauth.options(),
-            profiles: Profiles::default(),
+            profiles: Default::default(),
             idle: self.idle_timeout.map(std::time::Duration::from_secs),
         }))
     }
@@ -246,7 +246,7 @@ pub async fn run(command: Option<Command>) -> Result<(), String> {
             let policy = args.policy.policy()?;
             if let (Some(options), Some(path)) = (&mut http, &args.http.principals) {
                 let tools = server::McpodServer::tool_names();
-                options.profiles = Profiles::read(path, &policy, &tools)?;
+                options.profiles = std::sync::Arc::new(LiveProfiles::read(path, &policy, &tools)?);
             }
             mcpod::image::isolation::set_policy(policy.builds(build_network))
                 .map_err(|e| e.to_string())?;

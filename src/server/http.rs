@@ -40,7 +40,7 @@ use super::oauth::{Denied, OAuth, OAuthOptions};
 use super::revoke::{REVOCATION_CHECK, Revocations};
 use super::stdio::{finish, start};
 use crate::logging::audit::AuditLog;
-use crate::session::policy::profile::Profiles;
+use crate::session::policy::profile::LiveProfiles;
 use crate::session::{Policy, Sessions};
 use crate::workspace::Workspace;
 
@@ -73,8 +73,8 @@ pub struct HttpOptions {
     pub tokens: Tokens,
     /// Accept JWT access tokens of an OAuth issuer too (`--oauth-issuer`).
     pub oauth: Option<OAuthOptions>,
-    /// The policy per principal (`--principals`).
-    pub profiles: Profiles,
+    /// The policy per principal (`--principals`), read again on SIGHUP.
+    pub profiles: Arc<LiveProfiles>,
     /// Stop a principal's sessions once it has sent no request for this
     /// long (`--idle-timeout`); none: they live out their lease.
     pub idle: Option<Duration>,
@@ -108,7 +108,7 @@ struct Gate {
     origins: Vec<String>,
     tokens: Tokens,
     oauth: Option<OAuth>,
-    profiles: Profiles,
+    profiles: Arc<LiveProfiles>,
     /// When each principal last sent a request.
     seen: Mutex<HashMap<String, std::time::Instant>>,
     idle: Option<Duration>,
@@ -178,6 +178,7 @@ pub async fn serve_http(
     );
     let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -190,6 +191,13 @@ pub async fn serve_http(
             },
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); break; }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = hup.recv() => {
+                match gate.profiles.reload() {
+                    Ok(said) => tracing::info!("SIGHUP: read again: {said}"),
+                    Err(why) => tracing::warn!("SIGHUP: the principals file in effect stays: {why}"),
+                }
+                continue;
+            }
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tokio::spawn(too_many(stream, options.max_connections));
@@ -342,6 +350,7 @@ impl Gate {
         };
         principal.profile = self
             .profiles
+            .get()
             .of(&principal.name, &principal.scopes)
             .map(Arc::new);
         // Kept only for --idle-timeout, whose sweep also forgets them: an

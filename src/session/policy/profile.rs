@@ -74,6 +74,57 @@ pub struct Profiles {
     scopes: BTreeMap<String, Profile>,
 }
 
+/// The principals file in effect, read again on request (`serve`'s
+/// SIGHUP): a file that no longer reads or checks leaves the one in effect.
+/// What a session was granted at launch stays as it was.
+#[derive(Debug, Default)]
+pub struct LiveProfiles {
+    current: std::sync::RwLock<std::sync::Arc<Profiles>>,
+    /// Where it is read from, and what it is checked against.
+    source: Option<(std::path::PathBuf, Policy, Vec<String>)>,
+}
+
+impl LiveProfiles {
+    /// Read `path` now, and keep it to read again.
+    pub fn read(path: &Path, policy: &Policy, tools: &[String]) -> Result<LiveProfiles, String> {
+        let profiles = Profiles::read(path, policy, tools)?;
+        Ok(LiveProfiles {
+            current: std::sync::RwLock::new(std::sync::Arc::new(profiles)),
+            source: Some((path.to_path_buf(), policy.clone(), tools.to_vec())),
+        })
+    }
+
+    /// The profiles in effect.
+    pub fn get(&self) -> std::sync::Arc<Profiles> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Read the file again; what now applies (principals and scopes named),
+    /// or why the one in effect stays.
+    pub fn reload(&self) -> Result<String, String> {
+        let Some((path, policy, tools)) = &self.source else {
+            return Err("no --principals file was given".into());
+        };
+        let profiles = Profiles::read(path, policy, tools)?;
+        let said = format!(
+            "--principals {}: {} principal(s), {} scope(s){}",
+            path.display(),
+            profiles.principals.len(),
+            profiles.scopes.len(),
+            if profiles.default.is_some() {
+                ", a [default]"
+            } else {
+                ""
+            }
+        );
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(profiles);
+        Ok(said)
+    }
+}
+
 impl Profiles {
     /// Read `path`, checking each profile against `policy` and the names of
     /// mcpod's `tools`.
