@@ -57,6 +57,16 @@ fn tool_calls_are_audited_without_values_bounded_and_rotated() {
     }
     let listed = server.call(4, "list_sessions", Value::Object(hostile));
     let _ = listed;
+    // Requests besides tools/call that reach a session: the method, the
+    // session and server, never the URI or a prompt's arguments.
+    let logs_uri = format!("mcpod://sessions/{session}/logs/hello");
+    for (id, method, params) in [
+        (5, "resources/read", json!({"uri": logs_uri})),
+        (6, "prompts/get", json!({"name": "no_such_prompt", "arguments": {"x": SECRET}})),
+    ] {
+        server.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let _ = server.response(id);
+    }
 
     let all = records(&log);
     let text = std::fs::read_to_string(&log).unwrap();
@@ -66,6 +76,21 @@ fn tool_calls_are_audited_without_values_bounded_and_rotated() {
             .find(|r| r["tool"] == tool)
             .unwrap_or_else(|| panic!("no record of {tool}: {text}"))
     };
+    let by_method = |method: &str| {
+        all.iter()
+            .find(|r| r["method"] == method)
+            .unwrap_or_else(|| panic!("no record of {method}: {text}"))
+    };
+    let read = by_method("resources/read");
+    assert_eq!(
+        (&read["session"], &read["server"], &read["outcome"]),
+        (&json!(session), &json!("hello"), &json!("ok")),
+        "{read}"
+    );
+    assert!(!text.contains(&logs_uri), "a resource URI reached the audit log");
+    let prompt = by_method("prompts/get");
+    assert_eq!(prompt["outcome"], "error", "{prompt}");
+    assert_eq!(prompt["principal"], "stdio", "{prompt}");
     let launch = of("launch_session");
     assert_eq!(launch["session"], session.as_str(), "{launch}");
     assert_eq!(launch["outcome"], "ok", "{launch}");

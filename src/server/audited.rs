@@ -1,6 +1,10 @@
 //! Every tool call an agent makes, in the audit log (`logging/audit.rs`):
 //! rmcp's calls (stdio and HTTP) are recorded around
-//! `ServerHandler::call_tool`, the stdio fast path's in `fast.rs`.
+//! `ServerHandler::call_tool`, the stdio fast path's in `fast.rs`. The other
+//! requests that reach a session or change what one sends
+//! ([`AUDITED`]) are recorded with their request's span (`traced.rs`):
+//! the method, and the session and server they reach, never the prompt's
+//! arguments or the resource's URI (either may carry a value).
 
 use std::sync::Arc;
 
@@ -10,6 +14,16 @@ use rmcp::{ErrorData, RoleServer};
 
 use super::McpodServer;
 use crate::logging::audit::{AuditLog, Entry, Outcome};
+
+/// The requests besides `tools/call` the audit log records.
+pub(super) const AUDITED: [&str; 6] = [
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+];
 
 impl McpodServer {
     /// Record every tool call in `log` (the fast path's too).
@@ -49,6 +63,35 @@ impl McpodServer {
             .and_then(|s| s.as_str());
         if let Some(session) = named.filter(|s| self.sessions.exists(s)) {
             entry.reached(session, None);
+        }
+        Some(entry)
+    }
+
+    /// The record of request `method` (of `target`: a prompt's exported
+    /// name, a resource URI), when it is one of [`AUDITED`].
+    pub(super) fn audit_request(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<Entry> {
+        if !AUDITED.contains(&method) {
+            return None;
+        }
+        let principal = super::http::principal(&context.extensions);
+        let mut entry = self
+            .audit
+            .as_ref()?
+            .begin(principal.unwrap_or("stdio"), method);
+        let reached = target.and_then(|t| match super::surface::logs_of(t) {
+            Some((session, server)) => self
+                .sessions
+                .visible(session, principal)
+                .then(|| (session.to_string(), server.to_string())),
+            None => self.sessions.reaches(method, t, principal),
+        });
+        if let Some((session, server)) = reached {
+            entry.reached(&session, Some(&server));
         }
         Some(entry)
     }

@@ -19,6 +19,13 @@ use crate::session::LogsInput;
 /// Where mcpod's own resources (each server's stderr) are.
 const LOGS_URI: &str = "mcpod://sessions/";
 
+/// The session and server of one of mcpod's own logs URIs.
+pub(super) fn logs_of(uri: &str) -> Option<(&str, &str)> {
+    (crate::proxy::names::parse_resource_uri(uri).is_none())
+        .then(|| uri.strip_prefix(LOGS_URI)?.split_once("/logs/"))
+        .flatten()
+}
+
 impl McpodServer {
     /// `prompts/get` of an exported prompt name (see `rounds_of`).
     pub(super) async fn prompt_of(
@@ -73,10 +80,7 @@ impl McpodServer {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri.clone();
         let principal = http::principal(&context.extensions);
-        let logs = (crate::proxy::names::parse_resource_uri(&uri).is_none())
-            .then(|| uri.strip_prefix(LOGS_URI)?.split_once("/logs/"))
-            .flatten();
-        let Some((session, server)) = logs else {
+        let Some((session, server)) = logs_of(&uri) else {
             let retry = (request.request_state, request.input_responses);
             let (sessions, principal) = (self.sessions.clone(), principal.map(str::to_string));
             let run = move |inputs, cancel| async move {

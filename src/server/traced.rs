@@ -18,11 +18,12 @@ use rmcp::{ErrorData, RoleServer};
 use super::McpodServer;
 use crate::telemetry::{self, Kind, Span, TraceContext};
 
-/// A request's span, and the client's trace context (what stays in effect
-/// with tracing off).
+/// A request's span, the client's trace context (what stays in effect
+/// with tracing off), and its audit record when it has one (`audited.rs`).
 pub(super) struct RequestSpan {
     span: Span,
     client: Option<TraceContext>,
+    audit: Option<crate::logging::audit::Entry>,
 }
 
 impl McpodServer {
@@ -47,7 +48,12 @@ impl McpodServer {
                 span.set("mcp.protocol.version", version.as_str());
             }
         }
-        RequestSpan { span, client }
+        let audit = self.audit_request(method, target, context);
+        RequestSpan {
+            span,
+            client,
+            audit,
+        }
     }
 
     /// The span of `tools/call` of `call`: the tool, and the session and
@@ -83,8 +89,19 @@ impl RequestSpan {
         self,
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
-        let RequestSpan { mut span, client } = self;
+        let RequestSpan {
+            mut span,
+            client,
+            audit,
+        } = self;
         let result = telemetry::within(span.context().cloned().or(client), work).await;
+        // Dropped unanswered (cancelled), the record says so itself.
+        if let Some(entry) = audit {
+            entry.finish(match &result {
+                Ok(_) => crate::logging::audit::Outcome::Ok,
+                Err(_) => crate::logging::audit::Outcome::Error,
+            });
+        }
         if span.is_on() {
             match &result {
                 Ok(answer) => answer.note(&mut span),

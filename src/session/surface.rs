@@ -105,6 +105,23 @@ impl Sessions {
         out
     }
 
+    /// The session and server a request for `target` goes to (a prompt's
+    /// exported name for `prompts/*`, else a resource URI), when it names
+    /// one `principal` may see: what the audit log records of it.
+    pub fn reaches(
+        &self,
+        method: &str,
+        target: &str,
+        principal: Option<&str>,
+    ) -> Option<(String, String)> {
+        let found = if method.starts_with("prompts/") {
+            self.resolve_prompt(target, principal)
+        } else {
+            self.route_uri(target, principal)
+        };
+        found.ok().map(|(session, server, _)| (session, server))
+    }
+
     /// An exported prompt name of a session `principal` may see: (session,
     /// server, the child's name).
     fn resolve_prompt(
