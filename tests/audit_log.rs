@@ -62,7 +62,11 @@ fn tool_calls_are_audited_without_values_bounded_and_rotated() {
     let logs_uri = format!("mcpod://sessions/{session}/logs/hello");
     for (id, method, params) in [
         (5, "resources/read", json!({"uri": logs_uri})),
-        (6, "prompts/get", json!({"name": "no_such_prompt", "arguments": {"x": SECRET}})),
+        (
+            6,
+            "prompts/get",
+            json!({"name": "no_such_prompt", "arguments": {"x": SECRET}}),
+        ),
     ] {
         server.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         let _ = server.response(id);
@@ -87,7 +91,10 @@ fn tool_calls_are_audited_without_values_bounded_and_rotated() {
         (&json!(session), &json!("hello"), &json!("ok")),
         "{read}"
     );
-    assert!(!text.contains(&logs_uri), "a resource URI reached the audit log");
+    assert!(
+        !text.contains(&logs_uri),
+        "a resource URI reached the audit log"
+    );
     let prompt = by_method("prompts/get");
     assert_eq!(prompt["outcome"], "error", "{prompt}");
     assert_eq!(prompt["principal"], "stdio", "{prompt}");

@@ -18,7 +18,7 @@ use crate::{Error, Result};
 pub const MAX_CALLS: usize = 64;
 
 /// A host directory the operator lets sessions mount.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MountRoot {
     pub path: PathBuf,
     pub writable: bool,

@@ -1,7 +1,8 @@
 //! Policy per principal (`mcpod serve --listen --principals FILE`): the
 //! operator's flags are the ceiling, and a profile narrows them for some
 //! principals. A profile can only take away (fewer tools, sessions, env
-//! names, egress destinations, engines, no network, lower limits and leases): what a
+//! names, egress destinations, engines, mount roots, no network, lower
+//! limits and leases): what a
 //! profile names that the flags do not allow is an error when the file is
 //! read, so the file never widens the policy by mistake.
 //!
@@ -16,6 +17,7 @@
 //! allow_env = ["GITHUB_TOKEN"]
 //! engines = ["local"]
 //! allow_network = false
+//! mount_roots = ["/srv/ci:rw"]   # within the operator's --allow-mount
 //!
 //! [scope."mcpod:readonly"]     # every access token with this scope
 //! tools = ["list_sessions", "find_tools", "call_tool"]
@@ -29,7 +31,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::Policy;
+use super::{MountRoot, Policy};
 use crate::egress::Pattern;
 
 /// Bytes of a principals file.
@@ -56,6 +58,10 @@ pub struct Profile {
     /// The engines (`local` and the operator's `--engine` names) it may launch on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engines: Option<Vec<String>>,
+    /// The host directories it may mount: each within one of the
+    /// operator's `--allow-mount` roots, writable only where that one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount_roots: Option<Vec<MountRoot>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +204,37 @@ fn common<T: Clone + PartialEq>(a: &[T], b: &[T]) -> Vec<T> {
     a.iter().filter(|x| b.contains(x)).cloned().collect()
 }
 
+/// The root among `roots` that `root` lies within and may be as writable
+/// as, if any.
+fn holder<'a>(root: &MountRoot, roots: &'a [MountRoot]) -> Option<&'a MountRoot> {
+    roots
+        .iter()
+        .filter(|r| root.path.starts_with(&r.path) && (r.writable || !root.writable))
+        .max_by_key(|r| r.path.as_os_str().len())
+}
+
+/// The directories both `a` and `b` let a session mount: each root of one
+/// that lies within a root of the other, writable only where both are.
+fn meet(a: &[MountRoot], b: &[MountRoot]) -> Vec<MountRoot> {
+    let within = |x: &MountRoot, ys: &[MountRoot]| {
+        ys.iter()
+            .filter(|y| x.path.starts_with(&y.path))
+            .max_by_key(|y| y.path.as_os_str().len())
+            .map(|y| MountRoot {
+                path: x.path.clone(),
+                writable: x.writable && y.writable,
+            })
+    };
+    let mut out: Vec<MountRoot> = a
+        .iter()
+        .filter_map(|x| within(x, b))
+        .chain(b.iter().filter_map(|x| within(x, a)))
+        .collect();
+    out.sort_by(|x, y| x.path.cmp(&y.path).then(x.writable.cmp(&y.writable)));
+    out.dedup_by(|later, kept| later.path == kept.path);
+    out
+}
+
 impl Profile {
     /// What both `self` and `other` allow.
     pub fn and(&self, other: &Profile) -> Profile {
@@ -208,6 +245,7 @@ impl Profile {
             allow_network: both(&self.allow_network, &other.allow_network, |a, b| *a && *b),
             allow_egress: both(&self.allow_egress, &other.allow_egress, |a, b| common(a, b)),
             engines: both(&self.engines, &other.engines, |a, b| common(a, b)),
+            mount_roots: both(&self.mount_roots, &other.mount_roots, |a, b| meet(a, b)),
             max_memory_mb: both(&self.max_memory_mb, &other.max_memory_mb, |a, b| *a.min(b)),
             max_cpus: both(&self.max_cpus, &other.max_cpus, |a, b| a.min(*b)),
             max_pids: both(&self.max_pids, &other.max_pids, |a, b| *a.min(b)),
@@ -235,6 +273,9 @@ impl Profile {
         if let Some(egress) = &self.allow_egress {
             narrowed.allow_egress = common(&policy.allow_egress, egress);
         }
+        if let Some(roots) = &self.mount_roots {
+            narrowed.mount_roots = meet(&policy.mount_roots, roots);
+        }
         if let Some(engines) = &self.engines {
             narrowed.only_engines = Some(match &policy.only_engines {
                 Some(already) => common(already, engines),
@@ -259,6 +300,45 @@ impl Profile {
         }
         narrowed
     }
+}
+
+/// `roots` as mount roots, each within one of the operator's `allowed`.
+fn mount_roots(
+    at: &str,
+    key: &str,
+    roots: &[String],
+    allowed: &[MountRoot],
+) -> Result<Vec<MountRoot>, String> {
+    let shown = || {
+        if allowed.is_empty() {
+            "none".to_string()
+        } else {
+            allowed
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}:{}",
+                        r.path.display(),
+                        if r.writable { "rw" } else { "ro" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    roots
+        .iter()
+        .map(|text| {
+            let root: MountRoot = text.parse().map_err(|e| format!("`{at}.{key}`: {e}"))?;
+            match holder(&root, allowed) {
+                Some(_) => Ok(root),
+                None => Err(format!(
+                    "`{at}.{key}`: `{text}` is not within the operator's --allow-mount ({}); a profile can only narrow them",
+                    shown()
+                )),
+            }
+        })
+        .collect()
 }
 
 /// One table as a profile: every key known, every value within `policy`.
@@ -311,6 +391,11 @@ fn profile(
                 let whose = format!("the operator's engines ({})", known.join(", "));
                 p.engines = Some(within(at, key, engines, &known, &whose)?);
             }
+            "mount_roots" => {
+                let roots =
+                    strings(value).ok_or_else(|| wrong("a list of PATH, PATH:ro or PATH:rw"))?;
+                p.mount_roots = Some(mount_roots(at, key, &roots, &policy.mount_roots)?);
+            }
             "max_memory_mb" => {
                 p.max_memory_mb = Some(whole(value).ok_or_else(|| wrong("a whole number"))?)
             }
@@ -329,7 +414,7 @@ fn profile(
             }
             other => {
                 return Err(format!(
-                    "`{at}.{other}` is not a setting; the settings are tools, max_sessions, allow_env, allow_network, allow_egress, engines, max_memory_mb, max_cpus, max_pids, max_ttl_secs"
+                    "`{at}.{other}` is not a setting; the settings are tools, max_sessions, allow_env, allow_network, allow_egress, engines, mount_roots, max_memory_mb, max_cpus, max_pids, max_ttl_secs"
                 ));
             }
         }
@@ -491,5 +576,88 @@ max_sessions = 1
             let e = Profiles::parse(text, &operator(), &tools()).unwrap_err();
             assert!(e.contains(named), "{text}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod mount_tests {
+    use super::*;
+
+    /// An operator who allows `<dir>/ro` read-only and `<dir>/rw` writable.
+    fn operator(dir: &Path) -> Policy {
+        for d in ["ro/a", "rw/a", "elsewhere"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        Policy {
+            mount_roots: vec![
+                format!("{}:ro", dir.join("ro").display()).parse().unwrap(),
+                format!("{}:rw", dir.join("rw").display()).parse().unwrap(),
+            ],
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn mount_roots_only_narrow_and_combine_to_what_both_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        let policy = operator(&d);
+        let at = |p: &str| d.join(p).display().to_string();
+        let parse = |roots: &str| {
+            Profiles::parse(
+                &format!("[principal.ci]\nmount_roots = {roots}\n"),
+                &policy,
+                &[],
+            )
+        };
+        // Within a root, writable only under a writable one.
+        for (roots, says) in [
+            (
+                format!("[\"{}\"]", at("elsewhere")),
+                "not within the operator's --allow-mount",
+            ),
+            (
+                format!("[\"{}:rw\"]", at("ro/a")),
+                "not within the operator's --allow-mount",
+            ),
+            (format!("[\"{}\"]", at("missing")), "mount root"),
+        ] {
+            let e = parse(&roots).unwrap_err();
+            assert!(
+                e.contains(says) && e.contains("principal.ci.mount_roots"),
+                "{e}"
+            );
+        }
+        let profiles = parse(&format!("[\"{}:rw\", \"{}\"]", at("rw/a"), at("ro"))).unwrap();
+        let narrowed = profiles.of("ci", &[]).unwrap().narrow(&policy);
+        let shown: Vec<(String, bool)> = narrowed
+            .mount_roots
+            .iter()
+            .map(|r| (r.path.display().to_string(), r.writable))
+            .collect();
+        assert_eq!(shown, [(at("ro"), false), (at("rw/a"), true)]);
+        // Another table that allows only `ro/a`: the principal gets that.
+        let both = Profiles::parse(
+            &format!(
+                "[default]\nmount_roots = [\"{}\"]\n[principal.ci]\nmount_roots = [\"{}\"]\n",
+                at("ro/a"),
+                at("ro")
+            ),
+            &policy,
+            &[],
+        )
+        .unwrap();
+        let roots = both.of("ci", &[]).unwrap().narrow(&policy).mount_roots;
+        assert_eq!(roots.len(), 1, "{roots:?}");
+        assert_eq!(roots[0].path, d.join("ro/a"));
+        // Another principal: [default]'s.
+        assert_eq!(
+            both.of("other", &[])
+                .unwrap()
+                .narrow(&policy)
+                .mount_roots
+                .len(),
+            1
+        );
     }
 }
