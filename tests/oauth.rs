@@ -410,3 +410,108 @@ fn an_issuer_that_cannot_be_reached_is_503_and_mcpods_own_tokens_still_work() {
         "{err}"
     );
 }
+
+/// `serve` accepting `issuer`'s opaque tokens through its introspection
+/// endpoint, as the resource-server client with `secret`.
+fn start_introspecting(issuer: &Issuer, secret: &str, dir: &std::path::Path) -> Serve {
+    let file = dir.join(format!("secret-{secret}"));
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let mut flags = issuer.flags();
+    flags.extend(
+        [
+            "--oauth-introspection",
+            &format!("{}/introspect", issuer.url),
+            "--oauth-client-id",
+            "mcpod-rs",
+            "--oauth-client-secret-file",
+            file.to_str().unwrap(),
+        ]
+        .map(str::to_string),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Serve::start_with(&flags)
+}
+
+#[test]
+fn opaque_tokens_are_introspected_with_the_same_checks_and_cached_with_a_bound() {
+    let issuer = Issuer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let serve = start_introspecting(&issuer, "rs-secret", dir.path());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let audience = serve.url();
+    let opaque = |claims: Value, active: bool| {
+        let mut all = json!({"iss": issuer.url, "sub": "opaque-1", "aud": audience,
+                             "exp": now + 300, "scope": "mcpod"});
+        for (k, v) in claims.as_object().unwrap() {
+            all[k] = v.clone();
+        }
+        let ask = json!({"claims": all, "active": active}).to_string();
+        issuer.control("POST", "/mint-opaque", &ask)["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let introspections = || {
+        issuer.control("GET", "/stats", "")["introspections"]
+            .as_u64()
+            .unwrap()
+    };
+    let answer_to = |serve: &Serve, token: &str| {
+        serve.raw(
+            &format!("{}authorization: Bearer {token}\r\n", serve.host()),
+            INIT,
+        )
+    };
+
+    // A good one opens MCP, and its answer is cached: asked once.
+    let good = opaque(json!({}), true);
+    let before = introspections();
+    for _ in 0..3 {
+        let answer = answer_to(&serve, &good);
+        assert_eq!(status(&answer), "HTTP/1.1 200 OK", "{answer}");
+    }
+    assert_eq!(
+        introspections() - before,
+        1,
+        "a good token asked more than once"
+    );
+
+    // The answer's claims are checked as a JWT's are.
+    for (claims, active, says) in [
+        (json!({}), false, "not active"),
+        (json!({"aud": "http://127.0.0.1:1/mcp"}), true, "audience"),
+        (json!({"iss": "https://evil.example"}), true, "issuer"),
+        (json!({"exp": now - 3600}), true, "expired"),
+    ] {
+        let answer = answer_to(&serve, &opaque(claims, active));
+        assert!(status(&answer).contains("401"), "{says}: {answer}");
+        assert!(answer.contains(says), "{says}: {answer}");
+    }
+    let answer = answer_to(&serve, &opaque(json!({"scope": "other"}), true));
+    assert!(status(&answer).contains("403"), "{answer}");
+
+    // A made-up token is asked once, then refused from the cache.
+    let before = introspections();
+    for _ in 0..10 {
+        let answer = answer_to(&serve, "made-up-opaque-token");
+        assert!(status(&answer).contains("401"), "{answer}");
+    }
+    assert_eq!(introspections() - before, 1);
+    // A JWT is still checked here, not introspected.
+    let before = introspections();
+    let jwt = issuer.mint(&serve, json!({}), "RS256", "rsa-1", json!({}));
+    assert_eq!(status(&answer_to(&serve, &jwt)), "HTTP/1.1 200 OK");
+    assert_eq!(introspections(), before);
+    assert!(serve.stop().success());
+
+    // Introspecting with a wrong secret: the issuer refuses mcpod, so 503
+    // (the token may be good), not 401.
+    let wrong = start_introspecting(&issuer, "not-the-secret", dir.path());
+    let token = opaque(json!({"aud": wrong.url()}), true);
+    let answer = answer_to(&wrong, &token);
+    assert!(status(&answer).contains("503"), "{answer}");
+    assert!(wrong.stop().success());
+}

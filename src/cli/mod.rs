@@ -158,20 +158,59 @@ pub struct OAuthArgs {
     /// log), e.g. mcpod:admin.
     #[arg(long, value_name = "SCOPE", requires = "oauth_issuer")]
     oauth_admin_scope: Option<String>,
+    /// Accept opaque access tokens too, asking this RFC 7662 introspection endpoint as
+    /// --oauth-client-id (its secret from --oauth-client-secret-file or MCPOD_OAUTH_CLIENT_SECRET).
+    #[arg(long, value_name = "URL", requires_all = ["oauth_issuer", "oauth_client_id"])]
+    oauth_introspection: Option<String>,
+    /// The client mcpod introspects tokens as.
+    #[arg(long, value_name = "ID", requires = "oauth_introspection")]
+    oauth_client_id: Option<String>,
+    /// A file holding that client's secret (one line).
+    #[arg(long, value_name = "FILE", requires = "oauth_introspection")]
+    oauth_client_secret_file: Option<PathBuf>,
 }
 
 impl OAuthArgs {
-    fn options(&self) -> Option<server::oauth::OAuthOptions> {
-        Some(server::oauth::OAuthOptions {
-            issuer: self.oauth_issuer.clone()?,
+    fn options(&self) -> Result<Option<server::oauth::OAuthOptions>, String> {
+        let Some(issuer) = self.oauth_issuer.clone() else {
+            return Ok(None);
+        };
+        let client_secret = match (&self.oauth_client_secret_file, &self.oauth_introspection) {
+            (Some(path), _) => Some(read_secret(path)?),
+            (None, Some(_)) => std::env::var("MCPOD_OAUTH_CLIENT_SECRET").ok(),
+            (None, None) => None,
+        };
+        Ok(Some(server::oauth::OAuthOptions {
+            issuer,
             resource: self.oauth_resource.clone(),
             audiences: self.oauth_audience.clone(),
             jwks: self.oauth_jwks.clone(),
             ca: self.oauth_ca.clone(),
             scopes: self.oauth_scope.clone(),
             admin_scope: self.oauth_admin_scope.clone(),
-        })
+            introspection: self.oauth_introspection.clone(),
+            client_id: self.oauth_client_id.clone(),
+            client_secret,
+        }))
     }
+}
+
+/// The client secret in `path`: a regular file of at most 4 KiB, its first
+/// line.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let bytes =
+        mcpod::cache::input::read_bounded(path, "--oauth-client-secret-file", 4096, |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("--oauth-client-secret-file {}: not UTF-8", path.display()))?;
+    let secret = text.lines().next().unwrap_or_default().trim().to_string();
+    if secret.is_empty() {
+        return Err(format!(
+            "--oauth-client-secret-file {}: empty. Fix: write the client's secret on its first line",
+            path.display()
+        ));
+    }
+    Ok(secret)
 }
 
 impl HttpArgs {
@@ -194,7 +233,7 @@ impl HttpArgs {
             allowed_origins: self.allow_origin.clone(),
             max_connections: self.max_connections as usize,
             tokens: server::auth::Tokens::in_state_dir(),
-            oauth: self.oauth.options(),
+            oauth: self.oauth.options()?,
             profiles: Default::default(),
             idle: self.idle_timeout.map(std::time::Duration::from_secs),
         }))

@@ -13,6 +13,9 @@ serves on 127.0.0.1 (a free port) until stdin closes. Prints one JSON line: {"is
   and every scope the client may have (those asked for must be among them)
 - POST /mint: a token of any claims, header and algorithm (`none`, `HS256` with the RSA public
   key as the secret, `rogue` for a key not in the set), for the hostile tests
+- POST /mint-opaque: an opaque token (random) whose introspection answers `{"active", **claims}`
+- POST /introspect: RFC 7662, for the resource-server client below (client_secret_basic);
+  GET /stats counts its requests too
 
 Tokens are made with PyJWT and the keys with `cryptography`, as real issuers' libraries do.
 """
@@ -22,6 +25,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import os
 import ssl
 import sys
 import threading
@@ -92,7 +96,9 @@ def make_tls(dir):
 RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC = ec.generate_private_key(ec.SECP256R1())
 ROGUE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-STATS = {"jwks_fetches": 0}
+STATS = {"jwks_fetches": 0, "introspections": 0}
+OPAQUE = {}
+RESOURCE_SERVERS = {"mcpod-rs": "rs-secret"}
 
 
 def jwks():
@@ -139,6 +145,7 @@ class Handler(BaseHTTPRequestHandler):
                 "issuer": issuer,
                 "jwks_uri": f"{issuer}/jwks",
                 "token_endpoint": f"{issuer}/token",
+                "introspection_endpoint": f"{issuer}/introspect",
                 # Required by RFC 8414 (and the SDK's model), though only client_credentials is served.
                 "authorization_endpoint": f"{issuer}/authorize",
                 "grant_types_supported": ["client_credentials"],
@@ -158,7 +165,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/mint":
             ask = json.loads(body)
             return self.reply(200, {"token": sign(ask["claims"], ask.get("alg", "RS256"), ask.get("kid", "rsa-1"), ask.get("header"))})
-        if self.path != "/token":
+        if self.path == "/mint-opaque":
+            ask = json.loads(body)
+            token = b64(os.urandom(24))
+            OPAQUE[token] = {"active": ask.get("active", True), **ask["claims"]}
+            return self.reply(200, {"token": token})
+        if self.path not in ("/token", "/introspect"):
             return self.reply(404, {"error": "not_found"})
         form = dict(urllib.parse.parse_qsl(body))
         client, secret = form.get("client_id"), form.get("client_secret")
@@ -166,6 +178,11 @@ class Handler(BaseHTTPRequestHandler):
         if basic.lower().startswith("basic "):
             decoded = base64.b64decode(basic[6:]).decode()
             client, secret = (urllib.parse.unquote(p) for p in decoded.split(":", 1))
+        if self.path == "/introspect":
+            STATS["introspections"] += 1
+            if RESOURCE_SERVERS.get(client) != secret:
+                return self.reply(401, {"error": "invalid_client"})
+            return self.reply(200, OPAQUE.get(form.get("token"), {"active": False}))
         if client not in CLIENTS or CLIENTS[client][0] != secret:
             return self.reply(401, {"error": "invalid_client"})
         if form.get("grant_type") != "client_credentials":

@@ -1,4 +1,5 @@
-//! A bounded HTTP GET for the issuer's metadata and key set: HTTPS checked
+//! A bounded HTTP GET for the issuer's metadata and key set (and a POST of
+//! a form, for token introspection): HTTPS checked
 //! against the host's trust store (plus the operator's `--oauth-ca`), plain
 //! HTTP only to a loopback host, no redirects, at most [`MAX_BODY`] bytes in
 //! [`TIMEOUT`]. Built on hyper's client connection and rustls (ring) rather
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -142,20 +143,41 @@ impl Fetcher {
 
     /// The body of a `200` answer to GET `url`.
     pub async fn get(&self, url: &Url) -> Result<Bytes, String> {
+        self.send(url, None).await
+    }
+
+    /// The body of a `200` answer to a POST of `form`
+    /// (`application/x-www-form-urlencoded`) to `url`, with `authorization`.
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        form: String,
+        authorization: &str,
+    ) -> Result<Bytes, String> {
+        self.send(url, Some((form, authorization))).await
+    }
+
+    async fn send(&self, url: &Url, post: Option<(String, &str)>) -> Result<Bytes, String> {
         let shown = format!(
-            "{}://{}{}",
+            "{} {}://{}{}",
+            if post.is_some() { "POST" } else { "GET" },
             if url.tls { "https" } else { "http" },
             url.authority(),
             url.path
         );
-        match tokio::time::timeout(TIMEOUT, self.get_inner(url)).await {
+        let request = build(url, post).map_err(|e| format!("{shown}: {e}"))?;
+        match tokio::time::timeout(TIMEOUT, self.send_inner(url, request)).await {
             Ok(Ok(body)) => Ok(body),
-            Ok(Err(e)) => Err(format!("GET {shown}: {e}")),
-            Err(_) => Err(format!("GET {shown}: no answer in {}s", TIMEOUT.as_secs())),
+            Ok(Err(e)) => Err(format!("{shown}: {e}")),
+            Err(_) => Err(format!("{shown}: no answer in {}s", TIMEOUT.as_secs())),
         }
     }
 
-    async fn get_inner(&self, url: &Url) -> Result<Bytes, String> {
+    async fn send_inner(
+        &self,
+        url: &Url,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<Bytes, String> {
         let tcp = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
             .await
             .map_err(|e| e.to_string())?;
@@ -166,14 +188,38 @@ impl Fetcher {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS: {e}"))?;
-            request(url, stream).await
+            exchange(request, stream).await
         } else {
-            request(url, tcp).await
+            exchange(request, tcp).await
         }
     }
 }
 
-async fn request<S>(url: &Url, stream: S) -> Result<Bytes, String>
+/// The request: a GET, or a POST of a form with its authorization.
+fn build(url: &Url, post: Option<(String, &str)>) -> Result<http::Request<Full<Bytes>>, String> {
+    let builder = http::Request::builder()
+        .uri(url.path.as_str())
+        .header(http::header::HOST, url.authority())
+        .header(http::header::ACCEPT, "application/json")
+        .header(
+            http::header::USER_AGENT,
+            concat!("mcpod/", env!("CARGO_PKG_VERSION")),
+        );
+    match post {
+        None => builder.method(http::Method::GET).body(Full::default()),
+        Some((form, authorization)) => builder
+            .method(http::Method::POST)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::AUTHORIZATION, authorization)
+            .body(Full::new(Bytes::from(form))),
+    }
+    .map_err(|e| e.to_string())
+}
+
+async fn exchange<S>(request: http::Request<Full<Bytes>>, stream: S) -> Result<Bytes, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -181,15 +227,6 @@ where
         .await
         .map_err(|e| e.to_string())?;
     let driver = tokio::spawn(connection);
-    let request = http::Request::get(url.path.as_str())
-        .header(http::header::HOST, url.authority())
-        .header(http::header::ACCEPT, "application/json")
-        .header(
-            http::header::USER_AGENT,
-            concat!("mcpod/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
     let answer = sender.send_request(request).await;
     let result = match answer {
         Err(e) => Err(e.to_string()),

@@ -59,8 +59,9 @@ struct Header {
     crit: Option<serde_json::Value>,
 }
 
+/// The claims of a token, as a JWT or an introspection answer says them.
 #[derive(Deserialize)]
-struct RawClaims {
+pub(super) struct RawClaims {
     iss: Option<String>,
     sub: Option<String>,
     client_id: Option<String>,
@@ -229,7 +230,8 @@ fn check_signature(
     }
 }
 
-fn check_claims(raw: RawClaims, expect: &Expect, now: u64) -> Result<Claims, Refused> {
+/// The claims `raw` makes, if they are what `expect` asks of a token now.
+pub(super) fn check_claims(raw: RawClaims, expect: &Expect, now: u64) -> Result<Claims, Refused> {
     if raw.iss.as_deref() != Some(expect.issuer.as_str()) {
         return Err(invalid(format!(
             "its issuer {:?} is not {:?}",

@@ -6,12 +6,17 @@
 //! metadata this server publishes at [`METADATA_PATH`] and from the
 //! `resource_metadata` of each 401's challenge.
 //!
+//! A token that is not a JWT is asked of the issuer's introspection
+//! endpoint when the operator names one ([`introspect`]).
+//!
 //! - [`fetch`]: a bounded HTTPS GET for the issuer's metadata and keys
 //! - [`jwk`]: the key set's signing keys
 //! - [`jwt`]: a token's signature and claims
 //! - [`keys`]: the key set as known now, refreshed with a bound
+//! - [`introspect`]: opaque tokens (RFC 7662), answers cached with a bound
 
 pub mod fetch;
+pub mod introspect;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
@@ -43,6 +48,11 @@ pub struct OAuthOptions {
     pub scopes: Vec<String>,
     /// A scope that makes its holder an admin.
     pub admin_scope: Option<String>,
+    /// The introspection endpoint for opaque tokens (RFC 7662).
+    pub introspection: Option<String>,
+    /// The client mcpod introspects as, and its secret.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
 }
 
 /// Why a request's token was not accepted.
@@ -59,6 +69,7 @@ pub enum Denied {
 /// The resource server: its issuer and what it publishes.
 pub struct OAuth {
     issuer: Issuer,
+    introspector: Option<introspect::Introspector>,
     resource: String,
     required: Vec<String>,
     admin_scope: Option<String>,
@@ -84,6 +95,16 @@ impl OAuth {
             audiences,
         };
         let fetcher = fetch::Fetcher::new(options.ca.as_deref())?;
+        let introspector = match &options.introspection {
+            Some(url) => Some(introspect::Introspector::new(
+                url,
+                options.client_id.as_deref().unwrap_or_default(),
+                options.client_secret.as_deref().unwrap_or_default(),
+                expect.clone(),
+                fetcher.clone(),
+            )?),
+            None => None,
+        };
         let source = Source::parse(options.jwks.as_deref())?;
         let issuer = Issuer::new(expect, source, fetcher);
         match issuer.load().await {
@@ -103,6 +124,7 @@ impl OAuth {
         let path = path.split(['?', '#']).next().unwrap_or("");
         Ok(OAuth {
             issuer,
+            introspector,
             metadata_url: format!("{origin}{METADATA_PATH}{}", path.trim_end_matches('/')),
             resource,
             required: options.scopes.clone(),
@@ -153,9 +175,14 @@ impl OAuth {
         value
     }
 
-    /// The principal of a JWT access token.
+    /// The principal of an access token: a JWT checked here, any other
+    /// asked of the introspection endpoint when there is one.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
-        let claims = self.issuer.check(token).await.map_err(|f| match f {
+        let checked = match &self.introspector {
+            Some(introspector) if token.split('.').count() != 3 => introspector.check(token).await,
+            _ => self.issuer.check(token).await,
+        };
+        let claims = checked.map_err(|f| match f {
             Failure::Invalid(why) => Denied::Invalid(why),
             Failure::Unavailable(why) => Denied::Unavailable(why),
         })?;
