@@ -540,3 +540,36 @@ fn another_clients_progress_token_does_not_route_mine() {
     );
     assert!(serve.stop().success());
 }
+
+#[test]
+fn list_changes_reach_only_the_principal_whose_session_changed() {
+    let hello = common::hello_image();
+    let serve = Serve::start();
+    let alice = serve.create("alice");
+    let bob = serve.create("bob");
+    // Two listeners, one a connection of alice's own, one of bob's: each
+    // counts the tools/list_changed notifications it hears for 10 s.
+    let listen = |token: &str| {
+        Command::new(common::http::python())
+            .arg(common::http::interop().join("http_client.py"))
+            .args([&serve.url(), token, "listen", "10"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python runs")
+    };
+    let (alices, bobs) = (listen(&alice), listen(&bob));
+    std::thread::sleep(Duration::from_secs(3));
+    // Alice launches (and owns) a session, then stops it.
+    let launched = serve.client(&alice, "launch", Some(&hello));
+    let session = launched["session"].as_str().expect("a session").to_string();
+    let stopped = serve.client(&alice, "stop", Some(&session));
+    assert_eq!(stopped["sessions"], serde_json::json!([]), "{stopped}");
+    let heard = |child: std::process::Child| -> u64 {
+        let out = child.wait_with_output().expect("the listener ends");
+        let said: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        said["tools_list_changed"].as_u64().expect("a count")
+    };
+    assert!(heard(alices) >= 1, "alice heard nothing of her own session");
+    assert_eq!(heard(bobs), 0, "bob heard of alice's session");
+    assert!(serve.stop().success());
+}

@@ -128,7 +128,7 @@ pub(super) struct Shared {
     /// (or a task), by the number of the request.
     inputs: Mutex<HashMap<u64, Inputs>>,
     /// Fires whenever this child's tool list changes or the child dies.
-    changed: tokio::sync::broadcast::Sender<()>,
+    changed: Changes,
     /// Its calls that pass through as bytes (`fast.rs`).
     pub(super) lane: Arc<Lane>,
     /// The agent's resource subscriptions at a 2026-07-28 child (`listen.rs`).
@@ -191,7 +191,7 @@ impl Shared {
                 match shared.list(&peer, &offers).await {
                     Ok(listed) => {
                         shared.set_catalog(listed);
-                        let _ = shared.changed.send(());
+                        let _ = shared.changed.send(Change::of(&shared.session));
                     }
                     Err(e) => tracing::warn!(server = %shared.name, "re-listing failed: {e}"),
                 }
@@ -257,6 +257,28 @@ pub struct NotStarted {
     pub missing: bool,
 }
 
+/// What may have changed in the lists clients see: a session's (its tools,
+/// prompts or resources, or the session itself), and the principal that
+/// owns it when the sender knows; so each client hears only of its own.
+#[derive(Clone, Debug, Default)]
+pub struct Change {
+    pub session: Option<String>,
+    pub owner: Option<String>,
+}
+
+impl Change {
+    /// A change of `session` (its owner looked up by whoever hears it).
+    pub fn of(session: &str) -> Change {
+        Change {
+            session: Some(session.to_string()),
+            owner: None,
+        }
+    }
+}
+
+/// Where changes go.
+pub type Changes = tokio::sync::broadcast::Sender<Change>;
+
 /// How to talk to one server.
 #[derive(Clone)]
 pub struct StartSpec {
@@ -268,7 +290,7 @@ pub struct StartSpec {
     pub command: Vec<String>,
     pub handshake: Duration,
     pub call_timeout: Duration,
-    pub changed: tokio::sync::broadcast::Sender<()>,
+    pub changed: Changes,
     /// Handshake with `initialize` only, without the `server/discover` probe.
     pub legacy: bool,
 }

@@ -13,4 +13,6 @@ pub mod search;
 pub mod tools;
 pub mod upstream;
 
-pub use child::{Child, NotStarted, ProgressSink, Relay, ServerIo, StartSpec, Status};
+pub use child::{
+    Change, Changes, Child, NotStarted, ProgressSink, Relay, ServerIo, StartSpec, Status,
+};

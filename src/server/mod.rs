@@ -751,10 +751,10 @@ impl ServerHandler for McpodServer {
     }
 
     /// Clients of the initialize handshake get the list_changed
-    /// notifications, and the children's requests, log messages and resource
-    /// updates.
+    /// notifications of their own sessions, and the children's requests,
+    /// log messages and resource updates.
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let mut changes = self.sessions.subscribe();
+        let (sessions, mut changes) = (self.sessions.clone(), self.sessions.subscribe());
         let peer = context.peer;
         if let Some(info) = peer.peer_info() {
             self.fast
@@ -762,12 +762,12 @@ impl ServerHandler for McpodServer {
         }
         // Over HTTP each agent is one of many: children's requests are not
         // sent to whichever connected last (see `http.rs`).
-        if http::principal(&context.extensions).is_none() {
+        let who = http::principal(&context.extensions).map(str::to_string);
+        if who.is_none() {
             self.sessions.upstream().connect(peer.clone());
         }
         tokio::spawn(async move {
-            while changes.recv().await.is_ok() {
-                while changes.try_recv().is_ok() {}
+            while sessions.next_change(&mut changes, who.as_deref()).await {
                 if peer.notify_tool_list_changed().await.is_err()
                     || peer.notify_prompt_list_changed().await.is_err()
                     || peer.notify_resource_list_changed().await.is_err()

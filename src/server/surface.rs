@@ -131,9 +131,8 @@ impl McpodServer {
         uris.retain(|uri| self.sessions.may_hear(uri, principal));
         let ended = loop {
             tokio::select! {
-                changed = changes.recv() => {
-                    if changed.is_err() { break Ok(()); }
-                    while changes.try_recv().is_ok() {}
+                told = self.sessions.next_change(&mut changes, principal) => {
+                    if !told { break Ok(()); }
                     let sink = context.sink();
                     if (wants(accepted.tools_list_changed) && sink.notify_tool_list_changed().await.is_err())
                         || (wants(accepted.prompts_list_changed) && sink.notify_prompt_list_changed().await.is_err())

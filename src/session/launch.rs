@@ -391,7 +391,7 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(session.id.clone(), session.clone());
-        let _ = self.changed.send(());
+        let _ = self.changed.send(crate::proxy::Change::of(&session.id));
         self.after_launch(&recipe);
         Ok(self.info(&session))
     }

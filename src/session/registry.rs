@@ -40,7 +40,7 @@ pub struct Sessions {
     /// Launches under way: they count against `max_sessions` before they are in `map`.
     pub(super) launching: AtomicUsize,
     /// Fires when the set of exported tools may have changed.
-    pub(super) changed: tokio::sync::broadcast::Sender<()>,
+    pub(super) changed: crate::proxy::Changes,
     /// Launches under way, each in its own task; `stop_all` cancels them with
     /// `closing` and waits for them to clean up.
     pub(super) launches: TaskTracker,
@@ -148,6 +148,12 @@ impl Sessions {
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
         owners.retain(|k, _| live.contains(k));
         owners.insert(id.to_string(), principal.to_string());
+        drop(owners);
+        // Its owner hears of it now (the launch's own change came before).
+        let _ = self.changed.send(crate::proxy::Change {
+            session: Some(id.to_string()),
+            owner: Some(principal.to_string()),
+        });
     }
 
     /// Whether `id` is a session of this process.
@@ -213,8 +219,49 @@ impl Sessions {
     }
 
     /// A receiver that fires whenever the exported tools may have changed.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::proxy::Change> {
         self.changed.subscribe()
+    }
+
+    /// Wait for the next changes `principal` is told of (what came
+    /// meanwhile drained with them); `false` once no more can come.
+    pub async fn next_change(
+        &self,
+        changes: &mut tokio::sync::broadcast::Receiver<crate::proxy::Change>,
+        principal: Option<&str>,
+    ) -> bool {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        loop {
+            let mut told = match changes.recv().await {
+                Ok(change) => self.concerns(&change, principal),
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return false,
+            };
+            loop {
+                match changes.try_recv() {
+                    Ok(change) => told |= self.concerns(&change, principal),
+                    Err(TryRecvError::Lagged(_)) => told = true,
+                    Err(_) => break,
+                }
+            }
+            if told {
+                return true;
+            }
+        }
+    }
+
+    /// Whether `principal` (`None`: stdio, which sees every session) is
+    /// told of `change`: one of a session it owns, or of none in particular.
+    pub fn concerns(&self, change: &crate::proxy::Change, principal: Option<&str>) -> bool {
+        let (Some(principal), Some(session)) = (principal, &change.session) else {
+            return true;
+        };
+        change
+            .owner
+            .clone()
+            .or_else(|| self.owner_of(session))
+            .as_deref()
+            == Some(principal)
     }
 
     pub(super) fn get(&self, id: &str) -> Result<Arc<Session>> {
@@ -309,7 +356,10 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        let _ = self.changed.send(());
+        let _ = self.changed.send(crate::proxy::Change {
+            session: Some(id.to_string()),
+            owner: self.owner_of(id),
+        });
         self.stops.track_future(shut_down(&[session])).await
     }
 
@@ -629,11 +679,11 @@ const LAUNCH_CLEANUP: Duration = Duration::from_secs(30);
 /// listed, `ended`, until stopped.
 pub(super) async fn reap(
     sessions: Weak<Sessions>,
-    mut changed: tokio::sync::broadcast::Receiver<()>,
+    mut changed: tokio::sync::broadcast::Receiver<crate::proxy::Change>,
 ) {
     loop {
         match changed.recv().await {
-            Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
         let Some(sessions) = sessions.upgrade() else {

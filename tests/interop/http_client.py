@@ -150,8 +150,16 @@ async def main(url, token, step, arg):
     extra = {}
     if os.environ.get("MCPOD_UDS"):
         extra["httpx_client_factory"] = over_unix_socket(os.environ["MCPOD_UDS"])
+    heard = {"tools": 0}
+
+    async def on_message(message):
+        if isinstance(message, types.ServerNotification) and isinstance(
+            message.root, types.ToolListChangedNotification
+        ):
+            heard["tools"] += 1
+
     async with streamablehttp_client(url, headers=headers, auth=oauth(url), **extra) as (read, write, _):
-        async with client(read, write) as session:
+        async with client(read, write, message_handler=on_message) as session:
             init = await session.initialize()
             out = {"server": init.serverInfo.name}
             tools = await session.list_tools()
@@ -211,6 +219,10 @@ async def main(url, token, step, arg):
             elif step == "try":
                 asked = json.loads(arg)
                 out["result"] = await refused_or(session.call_tool(asked["tool"], asked.get("arguments", {})))
+            elif step == "listen":
+                # Count the tools/list_changed notifications heard for ARG seconds.
+                await asyncio.sleep(float(arg))
+                out["tools_list_changed"] = heard["tools"]
             elif step == "audit":
                 out["audit"] = await refused_or(session.call_tool("read_audit", json.loads(arg or "{}")))
             listed = structured(await session.call_tool("list_sessions", {}))

@@ -378,6 +378,9 @@ fn watch_exit(
             handshake_started: true,
         };
         child.died.cancel();
-        let _ = child.shared.changed.send(());
+        let _ = child
+            .shared
+            .changed
+            .send(super::Change::of(&child.shared.session));
     });
 }
