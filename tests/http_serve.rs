@@ -541,6 +541,9 @@ fn another_clients_progress_token_does_not_route_mine() {
     assert!(serve.stop().success());
 }
 
+/// A listener's lines.
+type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
 #[test]
 fn list_changes_reach_only_the_principal_whose_session_changed() {
     let hello = common::hello_image();
@@ -548,25 +551,43 @@ fn list_changes_reach_only_the_principal_whose_session_changed() {
     let alice = serve.create("alice");
     let bob = serve.create("bob");
     // Two listeners, one a connection of alice's own, one of bob's: each
-    // counts the tools/list_changed notifications it hears for 10 s.
+    // counts the tools/list_changed notifications it hears until its stdin
+    // closes.
     let listen = |token: &str| {
-        Command::new(common::http::python())
+        let mut child = Command::new(common::http::python())
             .arg(common::http::interop().join("http_client.py"))
-            .args([&serve.url(), token, "listen", "10"])
+            .args([&serve.url(), token, "listen", "120"])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python runs")
+            .expect("python runs");
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+            child.stdout.take().expect("stdout"),
+        ));
+        let ready = lines.next().and_then(Result::ok);
+        assert_eq!(
+            ready.as_deref(),
+            Some("ready"),
+            "the listener did not start"
+        );
+        (child, lines)
     };
     let (alices, bobs) = (listen(&alice), listen(&bob));
-    std::thread::sleep(Duration::from_secs(3));
     // Alice launches (and owns) a session, then stops it.
     let launched = serve.client(&alice, "launch", Some(&hello));
     let session = launched["session"].as_str().expect("a session").to_string();
     let stopped = serve.client(&alice, "stop", Some(&session));
     assert_eq!(stopped["sessions"], serde_json::json!([]), "{stopped}");
-    let heard = |child: std::process::Child| -> u64 {
-        let out = child.wait_with_output().expect("the listener ends");
-        let said: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // Time for what was sent to arrive, then each listener says what it heard.
+    std::thread::sleep(Duration::from_secs(2));
+    let heard = |(mut child, mut lines): (std::process::Child, Lines)| -> u64 {
+        drop(child.stdin.take());
+        let line: String = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("the listener's JSON");
+        let _ = child.wait();
+        let said: Value = serde_json::from_str(&line).expect("JSON");
         said["tools_list_changed"].as_u64().expect("a count")
     };
     assert!(heard(alices) >= 1, "alice heard nothing of her own session");

@@ -220,8 +220,14 @@ async def main(url, token, step, arg):
                 asked = json.loads(arg)
                 out["result"] = await refused_or(session.call_tool(asked["tool"], asked.get("arguments", {})))
             elif step == "listen":
-                # Count the tools/list_changed notifications heard for ARG seconds.
-                await asyncio.sleep(float(arg))
+                # Say "ready", then count the tools/list_changed notifications heard until stdin
+                # closes (at most ARG seconds).
+                print("ready", flush=True)
+                reading = asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+                try:
+                    await asyncio.wait_for(reading, float(arg))
+                except asyncio.TimeoutError:
+                    pass
                 out["tools_list_changed"] = heard["tools"]
             elif step == "audit":
                 out["audit"] = await refused_or(session.call_tool("read_audit", json.loads(arg or "{}")))
