@@ -338,11 +338,27 @@ fn send_raw(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> io::Result<()> {
             iov_len: p.len(),
         })
         .collect();
+    // SAFETY: each iovec points at a live part of its length.
+    unsafe { send_iov(fd, &mut iov, fds, libc::MSG_DONTWAIT) }
+}
+
+/// Send the buffers `iov` points at as one message carrying `fds` (at most
+/// [`MAX_FDS`]), with `flags`; allocates nothing, so it is safe between
+/// `fork` and `exec`.
+///
+/// # Safety
+/// Each iovec points at a live buffer of its length; each of `fds` is open.
+unsafe fn send_iov(
+    fd: RawFd,
+    iov: &mut [libc::iovec],
+    fds: &[RawFd],
+    flags: libc::c_int,
+) -> io::Result<()> {
     let mut control = Control([0; 64]);
     let fds = &fds[..fds.len().min(MAX_FDS)];
     let bytes = std::mem::size_of_val(fds);
-    // SAFETY: the message points at live buffers of the lengths given; the
-    // control buffer holds one cmsghdr with at most MAX_FDS descriptors
+    // SAFETY: the message points at the caller's live buffers; the control
+    // buffer holds one cmsghdr with at most MAX_FDS descriptors
     // (CMSG_SPACE(32) is 48 bytes, within its 64).
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
@@ -357,7 +373,7 @@ fn send_raw(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> io::Result<()> {
             (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
             std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), bytes);
         }
-        if libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) == -1 {
+        if libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | flags) == -1 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -400,32 +416,13 @@ unsafe fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
 /// # Safety
 /// `to` is a unix socket; each of `fds` is open.
 pub unsafe fn send_fds(to: RawFd, fds: &[RawFd]) -> io::Result<()> {
-    let fds = &fds[..fds.len().min(MAX_FDS)];
-    let bytes = std::mem::size_of_val(fds);
     let mut byte = [b'F'];
-    let mut iov = libc::iovec {
+    let mut iov = [libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
-    };
-    let mut control = Control([0; 64]);
-    // SAFETY: the message points at live stack buffers of the lengths given;
-    // CMSG_SPACE of MAX_FDS descriptors fits the control buffer.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(bytes as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
-        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), bytes);
-        if libc::sendmsg(to, &msg, libc::MSG_NOSIGNAL) == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    }];
+    // SAFETY: one live byte; the caller's descriptors are open.
+    unsafe { send_iov(to, &mut iov, fds, 0) }
 }
 
 /// The one descriptor a message [`send_fds`] sent carries (close-on-exec);
