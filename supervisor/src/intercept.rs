@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use mcpod_supervisor::handoff::{self, Channel, Waiting};
 use mcpod_supervisor::protocol::Forward;
-use mcpod_supervisor::seccomp::{self, Filter, Listener, Notice, Waited};
+use mcpod_supervisor::seccomp::{self, Filter, Listener, Notice, Support, Waited};
 
 use crate::egress::{self, Gateway, Upstream};
 
@@ -46,24 +46,24 @@ pub struct Intercept {
 }
 
 impl Intercept {
-    /// An intercept for `forwards` through `gateway`, or why this system
-    /// cannot (then nothing is filtered and forwards are relayed).
-    pub fn new(forwards: Vec<Forward>, gateway: Option<Gateway>) -> Result<Intercept, String> {
-        seccomp::supported()?;
-        let filter = Filter::new().ok_or("no filter for this architecture")?;
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let own = seccomp::netns_cookie(socket.as_fd()).map_err(|e| e.to_string())?;
+    /// An intercept for `forwards` through `gateway`, on a system that
+    /// supports it (`seccomp::supported`).
+    pub fn new(support: Support, forwards: Vec<Forward>, gateway: Option<Gateway>) -> Intercept {
+        let Support {
+            filter,
+            own_netns: own,
+        } = support;
         let handed: Arc<Waiting<OwnedFd>> = Arc::default();
         if let Some(channel) = gateway.as_ref().and_then(|g| g.handoff.clone()) {
             tokio::spawn(receive(channel, handed.clone()));
         }
-        Ok(Intercept {
+        Intercept {
             filter,
             own,
             forwards: forwards.into_iter().map(|f| (f.listen, f)).collect(),
             gateway,
             handed,
-        })
+        }
     }
 
     /// Make `command`'s process install the filter before it runs and send
@@ -378,7 +378,8 @@ except OSError as e:
     res["fastopen"] = errno.errorcode.get(e.errno, str(e.errno))
 print(json.dumps(res))
 "#;
-        let ix = Arc::new(Intercept::new(Vec::new(), None).expect("this system intercepts"));
+        let support = seccomp::supported().unwrap_or_else(|why| panic!("{why}"));
+        let ix = Arc::new(Intercept::new(support, Vec::new(), None));
         let mut command = std::process::Command::new("python3");
         command
             .args(["-c", script, &port.to_string(), &dir])

@@ -252,8 +252,12 @@ fn intercepting(
     if forwards.is_empty() || gateway.handoff.is_none() {
         return None;
     }
-    match intercept::Intercept::new(forwards, Some(gateway)) {
-        Ok(ix) => Some(Arc::new(ix)),
+    match mcpod_supervisor::seccomp::supported() {
+        Ok(support) => Some(Arc::new(intercept::Intercept::new(
+            support,
+            forwards,
+            Some(gateway),
+        ))),
         Err(why) => {
             say(&format!(
                 "port forwards are relayed: connects cannot be intercepted here ({why})"

@@ -129,19 +129,25 @@ impl Filter {
     }
 }
 
+/// What intercepting takes on this system: the filter, and this process's
+/// network namespace (a socket of any other is refused).
+pub struct Support {
+    pub filter: Filter,
+    pub own_netns: u64,
+}
+
 /// Whether this kernel and system can intercept: the filter exists for this
 /// architecture, sockets tell their namespace (Linux 5.14, after every call
 /// used here), and this process may take a descriptor from a child of its
 /// own, as it must from every server (Yama, AppArmor or SELinux may forbid).
-pub fn supported() -> Result<(), String> {
-    if ABI.is_none() {
-        return Err("no filter for this architecture".into());
-    }
+pub fn supported() -> Result<Support, String> {
+    let filter = Filter::new().ok_or("no filter for this architecture")?;
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("a socket: {e}"))?;
-    netns_cookie(std::os::fd::AsFd::as_fd(&socket))
+    let own_netns = netns_cookie(std::os::fd::AsFd::as_fd(&socket))
         .map_err(|e| format!("SO_NETNS_COOKIE (Linux 5.14): {e}"))?;
     take_from_child(socket.as_raw_fd())
-        .map_err(|e| format!("taking a descriptor from a child (pidfd_getfd): {e}"))
+        .map_err(|e| format!("taking a descriptor from a child (pidfd_getfd): {e}"))?;
+    Ok(Support { filter, own_netns })
 }
 
 /// Take descriptor `fd` from a forked child that made itself dumpable, as a
@@ -451,7 +457,9 @@ mod tests {
 
     #[test]
     fn this_system_can_intercept() {
-        assert_eq!(supported(), Ok(()));
+        if let Err(why) = supported() {
+            panic!("{why}");
+        }
     }
 
     #[test]

@@ -22,17 +22,10 @@ pub async fn run(argv: &[String]) -> i32 {
         say("no program to run");
         return 2;
     };
-    // Where the session could intercept, so must this: no way round it.
-    let intercept = match seccomp::supported() {
-        Err(_) => None,
-        Ok(()) => match Intercept::new(Vec::new(), None) {
-            Ok(ix) => Some(Arc::new(ix)),
-            Err(why) => {
-                say(&format!("cannot filter `{program}`'s connects: {why}"));
-                return 1;
-            }
-        },
-    };
+    // Where the session could intercept, so does this: no way round it.
+    let intercept = seccomp::supported()
+        .ok()
+        .map(|support| Arc::new(Intercept::new(support, Vec::new(), None)));
     let mut command = std::process::Command::new(program);
     command.args(&argv[1..]);
     let armed = match intercept
