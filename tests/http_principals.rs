@@ -150,6 +150,16 @@ fn sighup_reads_the_principals_file_again_and_a_broken_one_leaves_the_last() {
         assert!(line.contains("--principals"), "{line}");
         let policy = attempt(&serve, &ci, "show_policy", json!({}));
         assert_ne!(policy["isError"], true, "{broken}: {policy}");
+        // Still narrowed: a file dropped for nothing would allow it.
+        refused(
+            &attempt(
+                &serve,
+                &ci,
+                "build_image",
+                json!({"name": "x", "context": "hello"}),
+            ),
+            "may not call build_image",
+        );
     }
     serve.stop();
 }
